@@ -1,0 +1,267 @@
+"""Compile one parsed flow version, with its rule files and models, into a CompiledFlow.
+
+Pure: takes parsed documents and loaded models, returns the compiled flow and every problem found
+(with file, line, rule id and a hint). The loader does the file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.errors import Problem
+from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
+from engine.expr.check import Symbol, check
+from engine.expr.codegen import compile_program
+from engine.expr.syntax import Node
+from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
+from engine.schema import FlowFile, RuleFile
+from engine.types import Action, FiredRule, Reason
+from engine.validation import compile_validator
+from engine.yamlio import LoadedYaml
+
+__all__ = ["FlowSource", "RuleSource", "compile_flow", "flow_env"]
+
+_FIELD_TYPES = {
+    "integer": "number",
+    "number": "number",
+    "string": "string",
+    "category": "string",
+    "boolean": "bool",
+}
+_MODEL_FEATURE_TYPES = {"numeric": {"number"}, "categorical": {"string"}, "boolean": {"bool"}}
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """A parsed rule file: where it came from, its line map and its content."""
+
+    path: str
+    doc: LoadedYaml
+    file: RuleFile
+    digest: str
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """A parsed flow file."""
+
+    path: str
+    doc: LoadedYaml
+    file: FlowFile
+    digest: str
+
+
+@dataclass
+class _Ctx:
+    flow: FlowSource
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, message: str, code: str, *, loc: tuple = (), src: RuleSource | None = None, **kw: object) -> None:
+        doc = src.doc if src else self.flow.doc
+        path = src.path if src else self.flow.path
+        self.problems.append(Problem(path=path, message=message, code=code, line=doc.line_of(loc), **kw))  # type: ignore[arg-type]
+
+
+def flow_env(flow: FlowFile) -> dict[str, Symbol]:
+    """The names a flow's expressions may read before derived features and scores are added."""
+    env: dict[str, Symbol] = {}
+    for name, spec in flow.input.fields.items():
+        cats = frozenset(spec.values) if spec.values else None
+        env[name] = Symbol(_FIELD_TYPES[spec.type], not spec.required, "input", cats)
+    return env
+
+
+def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple, src: RuleSource | None, **kw: object) -> None:
+    if isinstance(exc, ExprSyntaxError):
+        ctx.add(f"syntax error in expression: {exc.message}, column {exc.column}", "expression_syntax", loc=loc, src=src, **kw)
+    elif isinstance(exc, ExprTypeError):
+        ctx.add(f"{exc.message}, column {exc.column}", exc.code, loc=loc, src=src, hint=exc.hint, **kw)
+
+
+def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
+    """Derived names in dependency order; reports cycles."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join(trail[trail.index(name) :] + [name])
+            ctx.add(f"derived features depend on each other in a cycle: {cycle}", "derived_cycle", loc=("derived", name))
+            return
+        state[name] = 1
+        for dep in sorted(names_in(parsed[name])):
+            if dep in parsed:
+                visit(dep, trail + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in parsed:
+        visit(name, [])
+    return order
+
+
+def compile_flow(
+    source: FlowSource,
+    rulesets: Mapping[str, RuleSource],
+    models: Mapping[tuple[str, str], ScoringModel],
+    revision: str,
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
+    ctx = _Ctx(source)
+    flow = source.file
+    env = flow_env(flow)
+    catalogue = dict(flow.reasons)
+    allowed_actions = set(flow.actions)
+
+    # Derived features: parse all, order by dependency, type-check in order.
+    parsed: dict[str, Node] = {}
+    for name, text in flow.derived.items():
+        if name in env:
+            ctx.add(f"derived feature {name!r} has the name of an input field", "duplicate_name", loc=("derived", name))
+            continue
+        try:
+            parsed[name] = parse(text)
+        except ExprSyntaxError as exc:
+            _expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
+    derived: list[tuple[str, Node]] = []
+    for name in _order_derived(ctx, parsed):
+        try:
+            t = check(parsed[name], env)
+        except ExprTypeError as exc:
+            _expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
+            env[name] = Symbol("number", True, "derived")  # keep going; errors already reported
+            continue
+        env[name] = Symbol(t.type if t.type != "null" else "number", t.nullable, "derived")
+        derived.append((name, parsed[name]))
+
+    # Models: resolve, check their features are supplied with compatible types.
+    bound: list[CompiledModel] = []
+    model_index: dict[str, int] = {}
+    for i, ref in enumerate(flow.models):
+        loc = ("models", i)
+        model = models.get((ref.name, ref.version))
+        if model is None:
+            ctx.add(
+                f"model {ref.name} version {ref.version} is not available",
+                "unknown_model",
+                loc=loc,
+                hint=f"expected model_artifacts/{ref.name}/{ref.version}/ with model.onnx and card.json",
+            )
+            continue
+        for feat in getattr(model, "features", ()):
+            sym = env.get(feat.name)
+            if sym is None:
+                ctx.add(
+                    f"model {ref.name} needs feature {feat.name!r}, which the flow does not supply",
+                    "model_feature_missing",
+                    loc=loc,
+                    field=feat.name,
+                    hint="add it as an input field or a derived feature with the same name",
+                )
+            elif sym.type not in _MODEL_FEATURE_TYPES.get(feat.type, {sym.type}):
+                ctx.add(
+                    f"model {ref.name} feature {feat.name!r} is {feat.type} but the flow supplies a {sym.type}",
+                    "model_feature_type",
+                    loc=loc,
+                    field=feat.name,
+                )
+        feature_names = {f.name for f in getattr(model, "features", ())}
+        reasons: dict[str, tuple[str, str]] = {}
+        for feat, code in ref.reasons.items():
+            if feature_names and feat not in feature_names:
+                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=loc + ("reasons", feat))
+            if code not in catalogue:
+                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=loc + ("reasons", feat))
+            reasons[feat] = (code, catalogue.get(code, code))
+        if ref.output in env:
+            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+        env[ref.output] = Symbol("number", False, "score")
+        model_index[ref.output] = len(bound)
+        bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons))
+
+    # Default outcome.
+    default_action = Action[flow.default.action]
+    default_reason: Reason | None = None
+    if flow.default.reason:
+        if flow.default.reason not in catalogue:
+            ctx.add(f"reason code {flow.default.reason} is not in the flow's reasons", "unknown_reason", loc=("default", "reason"))
+        default_reason = Reason(flow.default.reason, catalogue.get(flow.default.reason, ""), "rule", "default")
+    elif default_action != Action.APPROVE:
+        ctx.add("a default of REVIEW or DECLINE needs a 'reason'", "missing_reason", loc=("default",))
+
+    # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
+    rules: list[CompiledRule] = []
+    conditions: list[Node] = []
+    seen_ids: dict[str, str] = {}
+    for j, name in enumerate(flow.rulesets):
+        src = rulesets.get(name)
+        if src is None:
+            ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint="check the 'ruleset:' name at the top of the rule file")
+            continue
+        for k, spec in enumerate(src.file.rules):
+            loc = ("rules", k)
+            if not spec.enabled:
+                continue
+            where = f"{src.path}:{src.doc.line_of(loc)}"
+            if spec.id in seen_ids:
+                ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=loc + ("id",), src=src, rule=spec.id)
+                continue
+            seen_ids[spec.id] = where
+            if spec.reason not in catalogue:
+                ctx.add(
+                    f"reason code {spec.reason} is not in the reasons of flow {flow.flow} {flow.version}",
+                    "unknown_reason",
+                    loc=loc + ("reason",),
+                    src=src,
+                    rule=spec.id,
+                    hint="add it under 'reasons:' in the flow file",
+                )
+            if spec.action not in allowed_actions:
+                ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=loc + ("action",), src=src, rule=spec.id)
+            try:
+                node = parse(spec.when)
+                t = check(node, env)
+            except (ExprSyntaxError, ExprTypeError) as exc:
+                _expr_problem(ctx, exc, loc=loc + ("when",), src=src, rule=spec.id)
+                continue
+            if t.type != "bool":
+                ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=loc + ("when",), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
+                continue
+            used = tuple(sorted(model_index[n] for n in names_in(node) if n in model_index))
+            message = spec.message or catalogue.get(spec.reason, spec.reason)
+            action = Action[spec.action]
+            rules.append(
+                CompiledRule(
+                    id=spec.id,
+                    ruleset=name,
+                    action=action,
+                    reason_code=spec.reason,
+                    message=message,
+                    priority=spec.priority,
+                    models=used,
+                    source=where,
+                    condition=spec.when,
+                    fired=FiredRule(spec.id, name, action, spec.reason, spec.priority, bool(used)),
+                )
+            )
+            conditions.append(node)
+
+    if any(p.severity == "error" for p in ctx.problems):
+        return None, ctx.problems
+    program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}")
+    compiled = CompiledFlow(
+        flow=flow.flow,
+        version=flow.version,
+        description=flow.description,
+        revision=revision,
+        validator=compile_validator(flow.input),
+        program=program,
+        models=bound,
+        rules=rules,
+        default_action=default_action,
+        default_reason=default_reason,
+    )
+    return compiled, ctx.problems

@@ -1,0 +1,186 @@
+"""Type checking of expressions against the names a flow defines.
+
+Types are ``number``, ``string`` and ``bool``; every value may also be *missing* (null). The
+checker computes each node's type and whether it can be missing, which the code generator uses to
+emit null guards only where they are needed, and reports the first type error with its column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.expr.functions import FUNCTIONS
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
+
+__all__ = ["Env", "ExprTypeError", "Symbol", "Typed", "check", "negate"]
+
+
+class ExprTypeError(ValueError):
+    """The expression is well-formed but does not type-check; `column` is 1-based."""
+
+    def __init__(self, message: str, column: int, hint: str | None = None, code: str = "type_error") -> None:
+        super().__init__(f"{message} (at column {column})")
+        self.message = message
+        self.column = column
+        self.hint = hint
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """The type of a value and whether it can be missing."""
+
+    type: str  # "number", "string", "bool" or "null"
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A name an expression may read: an input field, a derived feature or a model score."""
+
+    type: str
+    nullable: bool
+    kind: str = "input"  # "input", "derived" or "score"
+    categories: frozenset[str] | None = None
+
+
+Env = Mapping[str, Symbol]
+
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _literal_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+def check(node: Node, env: Env) -> Typed:
+    """Type-check `node`; raises ExprTypeError naming the problem and its column."""
+    return _Checker(env).visit(node)
+
+
+class _Checker:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def visit(self, node: Node) -> Typed:
+        if isinstance(node, Literal):
+            t = _literal_type(node.value)
+            return Typed(t, t == "null")
+        if isinstance(node, Name):
+            sym = self.env.get(node.name)
+            if sym is None:
+                hint = _suggest(node.name, list(self.env))
+                raise ExprTypeError(
+                    f"unknown field {node.name!r}", node.pos, hint=hint, code="unknown_field"
+                )
+            return Typed(sym.type, sym.nullable)
+        if isinstance(node, Neg):
+            t = self.visit(node.operand)
+            self._want(t, "number", node.operand, "'-' needs a number")
+            return Typed("number", t.nullable)
+        if isinstance(node, Not):
+            t = self.visit(node.operand)
+            self._want(t, "bool", node.operand, "'not' needs a condition")
+            return Typed("bool", t.nullable)
+        if isinstance(node, BinOp):
+            lt, rt = self.visit(node.left), self.visit(node.right)
+            self._want(lt, "number", node.left, f"'{node.op}' needs numbers on both sides")
+            self._want(rt, "number", node.right, f"'{node.op}' needs numbers on both sides")
+            nullable = lt.nullable or rt.nullable or node.op in ("/", "%")
+            if node.op in ("/", "%") and isinstance(node.right, Literal) and node.right.value not in (0, 0.0):
+                nullable = lt.nullable or rt.nullable
+            return Typed("number", nullable)
+        if isinstance(node, Compare):
+            lt, rt = self.visit(node.left), self.visit(node.right)
+            if "null" in (lt.type, rt.type):
+                side = node.left if lt.type != "null" else node.right
+                raise ExprTypeError(
+                    "comparing with null is never true",
+                    node.pos,
+                    hint="use is_null(x) or is_not_null(x)" if not isinstance(side, Literal) else None,
+                    code="null_comparison",
+                )
+            if lt.type != rt.type:
+                raise ExprTypeError(
+                    f"cannot compare {lt.type} with {rt.type}", node.pos, code="type_mismatch"
+                )
+            if lt.type == "bool" and node.op not in ("==", "!="):
+                raise ExprTypeError(f"'{node.op}' does not apply to true/false values", node.pos)
+            self._check_category(node.left, node.right)
+            self._check_category(node.right, node.left)
+            return Typed("bool", lt.nullable or rt.nullable)
+        if isinstance(node, InList):
+            t = self.visit(node.operand)
+            kinds = {_literal_type(i.value) for i in node.items}
+            if len(kinds) != 1:
+                raise ExprTypeError("list items must all be of one type", node.pos, code="type_mismatch")
+            (kind,) = kinds
+            if kind != t.type:
+                raise ExprTypeError(f"cannot look for a {t.type} in a list of {kind}s", node.pos, code="type_mismatch")
+            for item in node.items:
+                self._check_category(node.operand, item)
+            return Typed("bool", t.nullable)
+        if isinstance(node, BoolOp):
+            nullable = False
+            for item in node.items:
+                t = self.visit(item)
+                self._want(t, "bool", item, f"'{node.op}' joins conditions")
+                nullable = nullable or t.nullable
+            return Typed("bool", nullable)
+        if isinstance(node, Call):
+            fn = FUNCTIONS.get(node.func)
+            if fn is None:
+                raise ExprTypeError(
+                    f"unknown function {node.func!r}",
+                    node.pos,
+                    hint=_suggest(node.func, list(FUNCTIONS)) or "see the list of functions in docs/expressions.md",
+                    code="unknown_function",
+                )
+            args = [self.visit(a) for a in node.args]
+            try:
+                return fn.result(args)
+            except ValueError as exc:
+                raise ExprTypeError(f"{node.func}(): {exc}", node.pos, code="bad_arguments") from None
+        raise ExprTypeError(f"unsupported expression {type(node).__name__}", 1)  # pragma: no cover
+
+    def _want(self, t: Typed, kind: str, node: Node, message: str) -> None:
+        if t.type != kind:
+            raise ExprTypeError(f"{message}, got {t.type}", getattr(node, "pos", 1), code="type_mismatch")
+
+    def _check_category(self, side: Node, other: Node) -> None:
+        if isinstance(side, Name) and isinstance(other, Literal) and isinstance(other.value, str):
+            sym = self.env.get(side.name)
+            if sym is not None and sym.categories is not None and other.value not in sym.categories:
+                raise ExprTypeError(
+                    f"{other.value!r} is not an allowed value of {side.name!r}",
+                    other.pos,
+                    hint="allowed: " + ", ".join(sorted(sym.categories)),
+                    code="unknown_category",
+                )
+
+
+def _suggest(name: str, known: list[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def negate(node: Node) -> Node:
+    """The logical negation of a condition, with 'not' pushed down to the leaves."""
+    if isinstance(node, Not):
+        return node.operand
+    if isinstance(node, Compare):
+        return Compare(_NEGATED[node.op], node.left, node.right, node.pos)
+    if isinstance(node, InList):
+        return InList(node.operand, node.items, not node.negated, node.pos)
+    if isinstance(node, BoolOp):
+        return BoolOp("or" if node.op == "and" else "and", tuple(negate(i) for i in node.items), node.pos)
+    return Not(node, getattr(node, "pos", 0))

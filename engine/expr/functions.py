@@ -1,0 +1,215 @@
+"""The named functions of the expression language: their typing rules and runtime helpers.
+
+Every helper returns None (missing) when an argument it needs is missing, so a condition over a
+missing value is false rather than an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.expr.check import Typed
+
+__all__ = ["FUNCTIONS", "Function", "RUNTIME"]
+
+
+def _typed(t: str, nullable: bool) -> Typed:
+    from engine.expr.check import Typed
+
+    return Typed(t, nullable)
+
+
+def _args(args: Sequence[Typed], kinds: Sequence[str], *, at_least: int | None = None) -> None:
+    if at_least is None and len(args) != len(kinds):
+        raise ValueError(f"takes {len(kinds)} argument{'s' if len(kinds) != 1 else ''}, got {len(args)}")
+    if at_least is not None and len(args) < at_least:
+        raise ValueError(f"takes at least {at_least} arguments, got {len(args)}")
+    for i, arg in enumerate(args):
+        kind = kinds[min(i, len(kinds) - 1)]
+        if kind != "any" and arg.type not in (kind, "null"):
+            raise ValueError(f"argument {i + 1} must be a {kind}, got {arg.type}")
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function's name, signature text (for docs), typing rule and description."""
+
+    name: str
+    signature: str
+    description: str
+    result: Callable[[Sequence[Typed]], Typed]
+
+
+def _number_fn(name: str, always_nullable: bool = False) -> Callable[[Sequence[Typed]], Typed]:
+    def rule(args: Sequence[Typed]) -> Typed:
+        _args(args, ["number"])
+        return _typed("number", always_nullable or args[0].nullable)
+
+    return rule
+
+
+def _min_max(args: Sequence[Typed]) -> Typed:
+    _args(args, ["number"], at_least=2)
+    return _typed("number", any(a.nullable for a in args))
+
+
+def _round(args: Sequence[Typed]) -> Typed:
+    if len(args) == 1:
+        _args(args, ["number"])
+    else:
+        _args(args, ["number", "number"])
+    return _typed("number", any(a.nullable for a in args))
+
+
+def _string_fn(result: str) -> Callable[[Sequence[Typed]], Typed]:
+    def rule(args: Sequence[Typed]) -> Typed:
+        _args(args, ["string"])
+        return _typed(result, args[0].nullable)
+
+    return rule
+
+
+def _string_pred(args: Sequence[Typed]) -> Typed:
+    _args(args, ["string", "string"])
+    return _typed("bool", any(a.nullable for a in args))
+
+
+def _null_test(args: Sequence[Typed]) -> Typed:
+    _args(args, ["any"])
+    return _typed("bool", False)
+
+
+def _same_type(args: Sequence[Typed]) -> str:
+    kinds = {a.type for a in args} - {"null"}
+    if len(kinds) > 1:
+        raise ValueError("all arguments must be of one type, got " + " and ".join(sorted(kinds)))
+    return kinds.pop() if kinds else "null"
+
+
+def _coalesce(args: Sequence[Typed]) -> Typed:
+    if len(args) < 2:
+        raise ValueError(f"takes at least 2 arguments, got {len(args)}")
+    return _typed(_same_type(args), all(a.nullable for a in args))
+
+
+def _between(args: Sequence[Typed]) -> Typed:
+    _args(args, ["number", "number", "number"])
+    return _typed("bool", any(a.nullable for a in args))
+
+
+def _if(args: Sequence[Typed]) -> Typed:
+    if len(args) != 3:
+        raise ValueError(f"takes 3 arguments (condition, then, else), got {len(args)}")
+    if args[0].type not in ("bool",):
+        raise ValueError(f"argument 1 must be a condition, got {args[0].type}")
+    kind = _same_type(args[1:])
+    return _typed(kind, args[1].nullable or args[2].nullable)
+
+
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in [
+        Function("abs", "abs(x)", "absolute value of a number", _number_fn("abs")),
+        Function("min", "min(a, b, ...)", "smallest of two or more numbers; missing if any is missing", _min_max),
+        Function("max", "max(a, b, ...)", "largest of two or more numbers; missing if any is missing", _min_max),
+        Function("round", "round(x[, digits])", "round half to even, to `digits` decimals (default 0)", _round),
+        Function("floor", "floor(x)", "largest whole number not above x", _number_fn("floor")),
+        Function("ceil", "ceil(x)", "smallest whole number not below x", _number_fn("ceil")),
+        Function("log", "log(x)", "natural logarithm; missing when x <= 0", _number_fn("log", True)),
+        Function("sqrt", "sqrt(x)", "square root; missing when x < 0", _number_fn("sqrt", True)),
+        Function("len", "len(s)", "number of characters in a text", _string_fn("number")),
+        Function("lower", "lower(s)", "text in lower case", _string_fn("string")),
+        Function("upper", "upper(s)", "text in upper case", _string_fn("string")),
+        Function("contains", "contains(s, part)", "true when text s contains part", _string_pred),
+        Function("starts_with", "starts_with(s, prefix)", "true when text s starts with prefix", _string_pred),
+        Function("ends_with", "ends_with(s, suffix)", "true when text s ends with suffix", _string_pred),
+        Function("is_null", "is_null(x)", "true when x is missing (absent or null)", _null_test),
+        Function("is_not_null", "is_not_null(x)", "true when x is present", _null_test),
+        Function("coalesce", "coalesce(a, b, ...)", "the first argument that is not missing", _coalesce),
+        Function("between", "between(x, low, high)", "low <= x <= high", _between),
+        Function("if", "if(condition, then, else)", "`then` when the condition is true, otherwise `else`", _if),
+    ]
+}
+
+
+def _nn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any) -> Any:
+        for a in args:
+            if a is None:
+                return None
+        return fn(*args)
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def _log(x: float) -> float | None:
+    return math.log(x) if x > 0 else None
+
+
+def _sqrt(x: float) -> float | None:
+    return math.sqrt(x) if x >= 0 else None
+
+
+def _round_impl(x: float, digits: float = 0) -> float:
+    return float(round(x, int(digits)))
+
+
+def _coalesce_impl(*args: Any) -> Any:
+    for a in args:
+        if a is not None:
+            return a
+    return None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _mod(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a % b
+
+
+def _and3(*vals: bool | None) -> bool | None:
+    if any(v is False for v in vals):
+        return False
+    return None if any(v is None for v in vals) else True
+
+
+def _or3(*vals: bool | None) -> bool | None:
+    if any(v is True for v in vals):
+        return True
+    return None if any(v is None for v in vals) else False
+
+
+#: Helpers the generated code may call, bound by name in its namespace.
+RUNTIME: dict[str, Callable[..., Any]] = {
+    "_f_abs": _nn(abs),
+    "_f_min": _nn(min),
+    "_f_max": _nn(max),
+    "_f_round": _nn(_round_impl),
+    "_f_floor": _nn(lambda x: float(math.floor(x))),
+    "_f_ceil": _nn(lambda x: float(math.ceil(x))),
+    "_f_log": _nn(_log),
+    "_f_sqrt": _nn(_sqrt),
+    "_f_len": _nn(len),
+    "_f_lower": _nn(str.lower),
+    "_f_upper": _nn(str.upper),
+    "_f_contains": _nn(lambda s, p: p in s),
+    "_f_starts_with": _nn(str.startswith),
+    "_f_ends_with": _nn(str.endswith),
+    "_f_coalesce": _coalesce_impl,
+    "_f_between": _nn(lambda x, lo, hi: lo <= x <= hi),
+    "_div": _div,
+    "_mod": _mod,
+    "_and3": _and3,
+    "_or3": _or3,
+}

@@ -1,0 +1,382 @@
+"""Tokenizer, parser and AST of the expression language.
+
+Grammar (lowest precedence first)::
+
+    expr     := or
+    or       := and ("or" and)*
+    and      := not ("and" not)*
+    not      := "not" not | compare
+    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | ["not"] "in" list)?
+    sum      := product (("+" | "-") product)*
+    product  := unary (("*" | "/" | "%") unary)*
+    unary    := "-" unary | primary
+    primary  := NUMBER | STRING | "true" | "false" | "null" | list | NAME | NAME "(" args ")" | "(" expr ")"
+    list     := "[" [literal ("," literal)*] [","] "]"
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = [
+    "BinOp",
+    "BoolOp",
+    "Call",
+    "Compare",
+    "ExprSyntaxError",
+    "InList",
+    "Literal",
+    "Name",
+    "Neg",
+    "Node",
+    "Not",
+    "names_in",
+    "parse",
+]
+
+MAX_EXPRESSION_LENGTH = 4000
+MAX_DEPTH = 64
+
+
+class ExprSyntaxError(ValueError):
+    """The text is not a valid expression; `column` is 1-based."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(f"{message} (at column {column})")
+        self.message = message
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: float | int | str | bool | None
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    name: str
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: Node
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Node
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    op: str  # + - * / %
+    left: Node
+    right: Node
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: str  # == != < <= > >=
+    left: Node
+    right: Node
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    operand: Node
+    items: tuple[Literal, ...]
+    negated: bool = False
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    op: str  # and / or
+    items: tuple[Node, ...]
+    pos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    func: str
+    args: tuple[Node, ...]
+    pos: int = 0
+
+
+Node = Union[Literal, Name, Neg, Not, BinOp, Compare, InList, BoolOp, Call]
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<op><=|>=|==|!=|<|>|\+|-|\*|/|%|\(|\)|\[|\]|,)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # number string name kw op end
+    text: str
+    pos: int  # 1-based column
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    i = 0
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if m is None:
+            ch = text[i]
+            hint = " (use 'and', 'or', 'not')" if ch in "&|!" else ""
+            if ch == "=":
+                hint = " (use '==' to compare)"
+            raise ExprSyntaxError(f"unexpected character {ch!r}{hint}", i + 1)
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            word = m.group()
+            if kind == "name" and word in _KEYWORDS:
+                kind = "kw"
+            elif kind == "name" and word.lower() in _KEYWORDS | {"true", "false"} and word != word.lower():
+                raise ExprSyntaxError(f"keywords are lower case: write {word.lower()!r}", i + 1)
+            toks.append(_Tok(kind, word, i + 1))
+        i = m.end()
+    toks.append(_Tok("end", "", len(text) + 1))
+    return toks
+
+
+def _unquote(raw: str, pos: int) -> str:
+    body = raw[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1]
+            if nxt not in _ESCAPES:
+                raise ExprSyntaxError(f"unknown escape \\{nxt} in string", pos + i + 1)
+            out.append(_ESCAPES[nxt])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def accept(self, text: str) -> _Tok | None:
+        tok = self.peek()
+        if tok.kind in ("op", "kw") and tok.text == text:
+            self.i += 1
+            return tok
+        return None
+
+    def expect(self, text: str, what: str) -> _Tok:
+        tok = self.accept(text)
+        if tok is None:
+            got = self.peek()
+            raise ExprSyntaxError(f"expected {what}, found {_describe(got)}", got.pos)
+        return tok
+
+    def parse(self) -> Node:
+        node = self.or_()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise ExprSyntaxError(f"unexpected {_describe(tok)} after a complete expression", tok.pos)
+        return node
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprSyntaxError("expression is nested too deeply", self.peek().pos)
+
+    def or_(self) -> Node:
+        first = self.peek()
+        items = [self.and_()]
+        while self.accept("or"):
+            items.append(self.and_())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items), first.pos)
+
+    def and_(self) -> Node:
+        first = self.peek()
+        items = [self.not_()]
+        while self.accept("and"):
+            items.append(self.not_())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items), first.pos)
+
+    def not_(self) -> Node:
+        tok = self.accept("not")
+        if tok is not None:
+            self._enter()
+            node = Not(self.not_(), tok.pos)
+            self.depth -= 1
+            return node
+        return self.compare()
+
+    def compare(self) -> Node:
+        left = self.sum_()
+        tok = self.peek()
+        if tok.kind == "op" and tok.text in ("==", "!=", "<", "<=", ">", ">="):
+            self.take()
+            right = self.sum_()
+            node: Node = Compare(tok.text, left, right, tok.pos)
+        elif tok.kind == "kw" and tok.text == "in":
+            self.take()
+            node = InList(left, self.list_(), False, tok.pos)
+        elif tok.kind == "kw" and tok.text == "not" and self.toks[self.i + 1].text == "in":
+            self.take()
+            self.take()
+            node = InList(left, self.list_(), True, tok.pos)
+        else:
+            return left
+        nxt = self.peek()
+        if nxt.kind == "op" and nxt.text in ("==", "!=", "<", "<=", ">", ">="):
+            raise ExprSyntaxError("comparisons cannot be chained; join them with 'and'", nxt.pos)
+        return node
+
+    def sum_(self) -> Node:
+        node = self.product()
+        while True:
+            tok = self.peek()
+            if tok.kind == "op" and tok.text in ("+", "-"):
+                self.take()
+                node = BinOp(tok.text, node, self.product(), tok.pos)
+            else:
+                return node
+
+    def product(self) -> Node:
+        node = self.unary()
+        while True:
+            tok = self.peek()
+            if tok.kind == "op" and tok.text in ("*", "/", "%"):
+                self.take()
+                node = BinOp(tok.text, node, self.unary(), tok.pos)
+            else:
+                return node
+
+    def unary(self) -> Node:
+        tok = self.accept("-")
+        if tok is not None:
+            self._enter()
+            operand = self.unary()
+            self.depth -= 1
+            if isinstance(operand, Literal) and isinstance(operand.value, (int, float)) and not isinstance(
+                operand.value, bool
+            ):
+                return Literal(-operand.value, tok.pos)
+            return Neg(operand, tok.pos)
+        return self.primary()
+
+    def primary(self) -> Node:
+        tok = self.take()
+        if tok.kind == "number":
+            value = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            return Literal(value, tok.pos)
+        if tok.kind == "string":
+            return Literal(_unquote(tok.text, tok.pos), tok.pos)
+        if tok.kind == "kw" and tok.text in ("true", "false"):
+            return Literal(tok.text == "true", tok.pos)
+        if tok.kind == "kw" and tok.text == "null":
+            return Literal(None, tok.pos)
+        if tok.kind == "op" and tok.text == "(":
+            self._enter()
+            node = self.or_()
+            self.depth -= 1
+            self.expect(")", "')'")
+            return node
+        if tok.kind == "op" and tok.text == "[":
+            raise ExprSyntaxError("a list may only follow 'in' or 'not in'", tok.pos)
+        if tok.kind == "name":
+            if self.accept("("):
+                args: list[Node] = []
+                if not self.accept(")"):
+                    self._enter()
+                    args.append(self.or_())
+                    while self.accept(","):
+                        args.append(self.or_())
+                    self.depth -= 1
+                    self.expect(")", "')' or ','")
+                return Call(tok.text, tuple(args), tok.pos)
+            return Name(tok.text, tok.pos)
+        if tok.kind == "name" or (tok.kind == "kw" and tok.text == "if"):
+            return Name(tok.text, tok.pos)
+        raise ExprSyntaxError(f"expected a value, found {_describe(tok)}", tok.pos)
+
+    def list_(self) -> tuple[Literal, ...]:
+        self.expect("[", "'[' to start a list")
+        items: list[Literal] = []
+        while not self.accept("]"):
+            item = self.unary()
+            if not isinstance(item, Literal) or item.value is None:
+                raise ExprSyntaxError("list items must be numbers, strings or booleans", item.pos)
+            items.append(item)
+            if not self.accept(","):
+                self.expect("]", "',' or ']'")
+                break
+        if not items:
+            raise ExprSyntaxError("a list needs at least one item", self.toks[self.i - 1].pos)
+        return tuple(items)
+
+
+def _describe(tok: _Tok) -> str:
+    if tok.kind == "end":
+        return "the end of the expression"
+    return repr(tok.text)
+
+
+def parse(text: str) -> Node:
+    """Parse expression text into an AST; raises ExprSyntaxError with the column."""
+    if not isinstance(text, str):
+        raise ExprSyntaxError("an expression must be text", 1)
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExprSyntaxError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters", 1)
+    if not text.strip():
+        raise ExprSyntaxError("empty expression", 1)
+    return _Parser(text).parse()
+
+
+def names_in(node: Node) -> set[str]:
+    """Every field/feature name the expression reads."""
+    out: set[str] = set()
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Name):
+            out.add(n.name)
+        elif isinstance(n, (Neg, Not)):
+            stack.append(n.operand)
+        elif isinstance(n, (BinOp, Compare)):
+            stack.extend((n.left, n.right))
+        elif isinstance(n, InList):
+            stack.append(n.operand)
+        elif isinstance(n, BoolOp):
+            stack.extend(n.items)
+        elif isinstance(n, Call):
+            stack.extend(n.args)
+    return out

@@ -1,0 +1,166 @@
+"""A compiled, immutable flow version and its pure evaluation.
+
+``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, computes derived features,
+scores the flow's models, evaluates every rule, and resolves the action and ranked reasons. It
+does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
+the same outcome, alone or among thousands of concurrent calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.expr.codegen import Program
+from engine.types import Action, FiredRule, Outcome, Reason
+from engine.validation import Validator
+
+__all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
+
+MAX_DECLINE_REASONS = 4
+
+
+class ScoringModel(Protocol):
+    """What the flow needs of a loaded model (see engine.models.Model)."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def encode(self, values: Mapping[str, object]) -> np.ndarray: ...
+
+    def score(self, x: np.ndarray) -> float: ...
+
+    def explain(self, x: np.ndarray) -> tuple[tuple[str, float], ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to fire: its identity, outcome, and the models its condition reads."""
+
+    id: str
+    ruleset: str
+    action: Action
+    reason_code: str
+    message: str
+    priority: int
+    models: tuple[int, ...]  # indexes into CompiledFlow.models
+    source: str  # file:line, for messages and traces
+    condition: str
+    fired: FiredRule  # what the outcome lists when this rule fires (built once)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    """A model bound into a flow: where its score goes and which feature reasons it gives."""
+
+    model: ScoringModel
+    output: str
+    max_reasons: int
+    reasons: Mapping[str, tuple[str, str]]  # feature -> (code, message)
+
+
+class CompiledFlow:
+    """One version of one flow, compiled once and evaluated many times."""
+
+    __slots__ = (
+        "_default_reasons",
+        "default_action",
+        "description",
+        "flow",
+        "model_versions",
+        "models",
+        "program",
+        "revision",
+        "rules",
+        "validator",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        flow: str,
+        version: str,
+        description: str,
+        revision: str,
+        validator: Validator,
+        program: Program,
+        models: Sequence[CompiledModel],
+        rules: Sequence[CompiledRule],
+        default_action: Action,
+        default_reason: Reason | None,
+    ) -> None:
+        self.flow = flow
+        self.version = version
+        self.description = description
+        self.revision = revision
+        self.validator = validator
+        self.program = program
+        self.models = tuple(models)
+        self.rules = tuple(rules)
+        self.default_action = default_action
+        self._default_reasons = (default_reason,) if default_reason else ()
+        self.model_versions: Mapping[str, str] = MappingProxyType(
+            {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
+        )
+
+    def evaluate(self, raw: Mapping[str, Any]) -> Outcome:
+        """Decide on one input; raises InvalidInput when it does not fit the input schema."""
+        values = self.validator(raw)
+        return self.evaluate_clean(values)
+
+    def evaluate_clean(self, values: dict[str, Any]) -> Outcome:
+        """Decide on already validated values (the dict is extended with derived features)."""
+        self.program.derive(values)
+        scores: dict[str, float] = {}
+        rows: list[np.ndarray] = []
+        for bound in self.models:
+            x = bound.model.encode(values)
+            s = bound.model.score(x)
+            values[bound.output] = s
+            scores[bound.output] = s
+            rows.append(x)
+        hits = self.program.fired(values)
+        return self._resolve(hits, values, scores, rows)
+
+    def _resolve(
+        self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray]
+    ) -> Outcome:
+        if not hits:
+            return Outcome(self.default_action, self._default_reasons, (), scores, values)
+        rules = self.rules
+        fired = sorted((rules[i] for i in hits), key=lambda r: (-r.action, -r.priority, r.id))
+        action = fired[0].action
+        reasons: list[Reason] = []
+        seen: set[str] = set()
+        explained: set[int] = set()
+        for rule in fired:
+            if rule.reason_code not in seen:
+                seen.add(rule.reason_code)
+                reasons.append(Reason(rule.reason_code, rule.message, "rule", rule.id))
+            if rule.action == action:
+                for m in rule.models:
+                    if m not in explained:
+                        explained.add(m)
+                        self._model_reasons(m, rows[m], rule.id, reasons, seen)
+        if action == Action.DECLINE:
+            del reasons[MAX_DECLINE_REASONS:]
+        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values)
+
+    def _model_reasons(self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str]) -> None:
+        bound = self.models[m]
+        given = 0
+        for feature, contribution in bound.model.explain(x):
+            if contribution <= 0 or given >= bound.max_reasons:
+                break
+            entry = bound.reasons.get(feature)
+            if entry is None or entry[0] in seen:
+                continue
+            seen.add(entry[0])
+            out.append(Reason(entry[0], entry[1], "model", rule_id, feature, float(contribution)))
+            given += 1

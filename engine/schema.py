@@ -1,0 +1,136 @@
+"""Closed schemas of the files policy owners edit: flows, rule files and routing files.
+
+Every model is frozen and forbids unknown keys, so a typo in a key is an error with its line,
+never a silently ignored setting. The loader turns validation errors into ``Problem``s.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ActionName",
+    "DefaultSpec",
+    "FieldSpec",
+    "FlowFile",
+    "InputSpec",
+    "ModelRef",
+    "RoutingFile",
+    "RuleFile",
+    "RuleSpec",
+]
+
+ActionName = Literal["APPROVE", "REVIEW", "DECLINE"]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+ReasonCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)]
+VersionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=32)]
+RulesetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=96)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class FieldSpec(_Frozen):
+    """One input field of a flow."""
+
+    type: Literal["integer", "number", "string", "category", "boolean"]
+    required: bool = False
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None
+    max_length: int = Field(default=256, ge=1, le=65536)
+    sensitive: Literal["mask_pan", "hash", "redact"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        if self.type == "category" and not self.values:
+            raise ValueError("a category field needs its allowed 'values'")
+        if self.type != "category" and self.values is not None:
+            raise ValueError("'values' applies to category fields only")
+        if self.type not in ("integer", "number") and (self.min is not None or self.max is not None):
+            raise ValueError("'min'/'max' apply to integer and number fields only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        if self.values is not None and len(set(self.values)) != len(self.values):
+            raise ValueError("'values' lists a value twice")
+        return self
+
+
+class InputSpec(_Frozen):
+    """The input schema of a flow version."""
+
+    unknown_fields: Literal["reject", "ignore"] = "reject"
+    fields: dict[Identifier, FieldSpec]
+
+
+class ModelRef(_Frozen):
+    """A model the flow runs, from model_artifacts/<name>/<version>/."""
+
+    name: Identifier
+    version: VersionName
+    output: Identifier = Field(description="name of the score in `scores` and in rule conditions")
+    max_reasons: int = Field(default=3, ge=1, le=4)
+    reasons: dict[Identifier, ReasonCode] = Field(
+        default_factory=dict, description="model feature -> reason code given when it drives a decision"
+    )
+
+
+class DefaultSpec(_Frozen):
+    """The outcome when no rule fires."""
+
+    action: ActionName
+    reason: ReasonCode | None = None
+
+
+class FlowFile(_Frozen):
+    """policies/<flow>/<version>/flow.yaml."""
+
+    flow: Identifier
+    version: VersionName
+    description: str = ""
+    input: InputSpec
+    derived: dict[Identifier, str] = Field(default_factory=dict)
+    models: tuple[ModelRef, ...] = ()
+    rulesets: tuple[RulesetName, ...]
+    default: DefaultSpec
+    reasons: dict[ReasonCode, str]
+    actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
+
+    @field_validator("rulesets")
+    @classmethod
+    def _unique_rulesets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a ruleset is listed twice")
+        return v
+
+
+class RuleSpec(_Frozen):
+    """One rule of a rule file."""
+
+    id: RuleId
+    description: str = ""
+    when: str
+    action: ActionName
+    reason: ReasonCode
+    message: str | None = None
+    priority: int = Field(default=50, ge=0, le=1000)
+    enabled: bool = True
+
+
+class RuleFile(_Frozen):
+    """rules/**/*.yaml: a named ruleset."""
+
+    ruleset: RulesetName
+    description: str = ""
+    rules: tuple[RuleSpec, ...] = ()
+
+
+class RoutingFile(_Frozen):
+    """policies/<flow>/routing.yaml: which version is live."""
+
+    live: VersionName

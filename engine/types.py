@@ -1,0 +1,82 @@
+"""Value types shared by the core: actions, reasons, fired rules and decisions.
+
+All are immutable. They know nothing of gRPC, files or wall-clock time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+__all__ = ["Action", "Decision", "FiredRule", "Outcome", "Reason"]
+
+
+class Action(IntEnum):
+    """What the caller should do. The integer order is the severity order."""
+
+    APPROVE = 1
+    REVIEW = 2
+    DECLINE = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Action:
+        return cls[text.strip().upper()]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason code given with a decision."""
+
+    code: str
+    message: str
+    source: str  # "rule" or "model"
+    rule_id: str = ""  # the rule that gave it (source "rule") or that the model drove
+    feature: str = ""  # the model feature behind it (source "model")
+    contribution: float = 0.0  # the feature's contribution to the model score (source "model")
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRule:
+    """A rule whose condition held."""
+
+    id: str
+    ruleset: str
+    action: Action
+    reason_code: str
+    priority: int
+    uses_model: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the pure evaluation of one flow version on one input produced."""
+
+    action: Action
+    reasons: tuple[Reason, ...]
+    fired: tuple[FiredRule, ...]
+    scores: Mapping[str, float]
+    features: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An outcome with its identity and provenance, as returned to a caller."""
+
+    decision_id: str
+    request_id: str
+    flow: str
+    version: str
+    revision: str
+    outcome: Outcome
+    models: Mapping[str, str]  # model name -> "version@sha256-prefix"
+    eval_us: float
+    route: str = "live"  # "live", "pinned", "challenger" or "shadow"
+
+    @property
+    def action(self) -> Action:
+        return self.outcome.action
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.outcome.reasons

@@ -1,0 +1,164 @@
+"""Input validation and cleaning, compiled once per flow version from its input schema.
+
+A validator turns a caller's raw input (plain JSON-like values, as decoded from a
+``google.protobuf.Struct``) into clean values, or raises ``InvalidInput`` naming *every* bad field.
+Numbers arrive as floats: integer fields must hold whole numbers and are converted to ``int``.
+Strings are trimmed; a category value that matches an allowed value but for its case is cleaned to
+the allowed spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.errors import FieldError, InvalidInput
+from engine.schema import FieldSpec, InputSpec
+
+__all__ = ["Validator", "compile_validator"]
+
+_Check = Callable[[Any], Any]  # returns the clean value or raises _Bad
+
+
+class _Bad(Exception):
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        self.message = message
+        self.code = code
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _range_check(spec: FieldSpec) -> Callable[[float], None]:
+    lo, hi = spec.min, spec.max
+
+    def check(v: float) -> None:
+        if lo is not None and v < lo:
+            raise _Bad(f"must be at least {_fmt(lo)}, got {_fmt(v)}", "out_of_range")
+        if hi is not None and v > hi:
+            raise _Bad(f"must be at most {_fmt(hi)}, got {_fmt(v)}", "out_of_range")
+
+    return check
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _make_check(spec: FieldSpec) -> _Check:
+    in_range = _range_check(spec)
+    if spec.type == "integer":
+
+        def check_integer(v: Any) -> Any:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _Bad(f"must be a whole number, got {_type_name(v)}", "wrong_type")
+            if not math.isfinite(v) or v != int(v):
+                raise _Bad(f"must be a whole number, got {v!r}", "wrong_type")
+            in_range(v)
+            return int(v)
+
+        return check_integer
+    if spec.type == "number":
+
+        def check_number(v: Any) -> Any:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _Bad(f"must be a number, got {_type_name(v)}", "wrong_type")
+            if not math.isfinite(v):
+                raise _Bad("must be a finite number", "wrong_type")
+            in_range(v)
+            return float(v)
+
+        return check_number
+    if spec.type == "boolean":
+
+        def check_boolean(v: Any) -> Any:
+            if not isinstance(v, bool):
+                raise _Bad(f"must be true or false, got {_type_name(v)}", "wrong_type")
+            return v
+
+        return check_boolean
+    max_length = spec.max_length
+    if spec.type == "string":
+
+        def check_string(v: Any) -> Any:
+            if not isinstance(v, str):
+                raise _Bad(f"must be text, got {_type_name(v)}", "wrong_type")
+            if len(v) > max_length:
+                raise _Bad(f"must be at most {max_length} characters, got {len(v)}", "too_long")
+            return v.strip()
+
+        return check_string
+    allowed = frozenset(spec.values or ())
+    folded = {value.casefold(): value for value in allowed}
+    listing = ", ".join(spec.values or ())
+
+    def check_category(v: Any) -> Any:
+        if not isinstance(v, str):
+            raise _Bad(f"must be one of {listing}; got {_type_name(v)}", "wrong_type")
+        if v in allowed:
+            return v
+        if len(v) > max_length:
+            raise _Bad(f"must be at most {max_length} characters, got {len(v)}", "too_long")
+        clean = folded.get(v.strip().casefold())
+        if clean is None:
+            raise _Bad(f"must be one of {listing}; got {v[:64]!r}", "not_allowed")
+        return clean
+
+    return check_category
+
+
+class Validator:
+    """Validates and cleans one flow version's input."""
+
+    __slots__ = ("_checks", "_known", "_reject_unknown", "_required", "fields")
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.fields = dict(spec.fields)
+        self._checks: tuple[tuple[str, bool, _Check], ...] = tuple(
+            (name, f.required, _make_check(f)) for name, f in spec.fields.items()
+        )
+        self._known = frozenset(spec.fields)
+        self._reject_unknown = spec.unknown_fields == "reject"
+
+    def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Clean values for every declared field (None when absent); raises InvalidInput."""
+        out: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        get = raw.get
+        for name, required, check in self._checks:
+            v = get(name)
+            if v is None:
+                if required:
+                    errors.append(FieldError(name, "is required", "required"))
+                out[name] = None
+                continue
+            try:
+                out[name] = check(v)
+            except _Bad as bad:
+                errors.append(FieldError(name, bad.message, bad.code))
+        if self._reject_unknown and not self._known.issuperset(raw):
+            for name in sorted(set(raw) - self._known):
+                close = difflib.get_close_matches(name, list(self._known), n=1, cutoff=0.75)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                errors.append(FieldError(name[:128], f"is not a field of this flow{hint}", "unknown_field"))
+        if errors:
+            raise InvalidInput(errors)
+        return out
+
+
+def compile_validator(spec: InputSpec) -> Validator:
+    """Build the validator of an input schema (done once, at load)."""
+    return Validator(spec)
