@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from engine.compiler import FlowSource, RuleSource, compile_flow
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
-from engine.schema import FlowFile, RoutingFile, RuleFile
+from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec
 from engine.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
@@ -117,7 +117,29 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
             problems.append(
                 Problem(rel, f"{where}: {msg}", "schema", line=doc.line_of(loc), rule=rule, field=str(loc[-1]) if loc else None)
             )
-        return doc, None, raw
+        return doc, _salvage(schema, doc.data), raw
+
+
+def _salvage(schema: type[_M], data: dict[str, Any]) -> _M | None:
+    """The file with its invalid rules left out, so the rest can still be checked and reported.
+
+    The load fails anyway (the schema errors are already problems); this only lets one run report
+    the mistakes in the valid-looking rules too.
+    """
+    items = data.get("rules")
+    if schema is not RuleFile or not isinstance(items, list):
+        return None
+    good = []
+    for item in items:
+        try:
+            RuleSpec.model_validate(item)
+            good.append(item)
+        except ValidationError:
+            continue
+    try:
+        return schema.model_validate({**data, "rules": good})
+    except ValidationError:
+        return None
 
 
 def _rule_id_at(data: Any, loc: tuple[Any, ...]) -> str | None:

@@ -1,0 +1,68 @@
+"""Tests of input validation and cleaning."""
+
+import math
+
+import pytest
+
+from engine.errors import InvalidInput
+from engine.schema import InputSpec
+from engine.validation import compile_validator
+
+SPEC = InputSpec.model_validate(
+    {
+        "fields": {
+            "age": {"type": "integer", "required": True, "min": 0, "max": 120},
+            "amount": {"type": "number", "required": True, "min": 1},
+            "home": {"type": "category", "values": ["rent", "owner"]},
+            "note": {"type": "string", "max_length": 5},
+            "records": {"type": "boolean", "required": True},
+        }
+    }
+)
+
+
+def errors_of(raw, spec=SPEC):
+    with pytest.raises(InvalidInput) as info:
+        compile_validator(spec)(raw)
+    return {e.field: e for e in info.value.errors}
+
+
+def test_clean_input_is_cleaned():
+    """Whole floats become ints, strings are trimmed, categories take their canonical case."""
+    out = compile_validator(SPEC)({"age": 30.0, "amount": 5, "home": " Rent ", "note": " hi ", "records": False})
+    assert out == {"age": 30, "amount": 5.0, "home": "rent", "note": "hi", "records": False}
+    assert isinstance(out["age"], int) and isinstance(out["amount"], float)
+
+
+def test_missing_optional_fields_are_none():
+    """Absent and null optional fields are both missing (None)."""
+    out = compile_validator(SPEC)({"age": 1, "amount": 2, "home": None, "records": True})
+    assert out["home"] is None and out["note"] is None
+
+
+def test_every_bad_field_is_named_at_once():
+    """All field errors are reported together, each with a reason code."""
+    errs = errors_of({"age": -5, "amount": "lots", "home": "castle", "note": "toolong", "extra": 1})
+    assert set(errs) == {"age", "amount", "home", "note", "records", "extra"}
+    assert errs["age"].code == "out_of_range" and "at least 0" in errs["age"].message
+    assert errs["amount"].code == "wrong_type"
+    assert errs["home"].code == "not_allowed" and "rent, owner" in errs["home"].message
+    assert errs["note"].code == "too_long"
+    assert errs["records"].code == "required"
+    assert errs["extra"].code == "unknown_field"
+
+
+@pytest.mark.parametrize("bad", [30.5, math.nan, math.inf, True, "30", [30], {"v": 30}])
+def test_integer_field_rejects_non_integers(bad):
+    """An integer field accepts only whole, finite numbers (not booleans, text or lists)."""
+    errs = errors_of({"age": bad, "amount": 2, "records": True})
+    assert set(errs) == {"age"}
+
+
+def test_unknown_field_hint_and_ignore_mode():
+    """A misspelt field gets a hint; with unknown_fields: ignore it is dropped silently."""
+    errs = errors_of({"age": 1, "amount": 2, "records": True, "hme": "rent"})
+    assert "did you mean 'home'" in errs["hme"].message
+    lenient = InputSpec.model_validate({"unknown_fields": "ignore", "fields": SPEC.model_dump()["fields"]})
+    out = compile_validator(lenient)({"age": 1, "amount": 2, "records": True, "hme": "rent"})
+    assert "hme" not in out
