@@ -135,8 +135,8 @@ def _salvage(schema: type[_M], data: dict[str, Any]) -> _M | None:
             RuleSpec.model_validate(item)
             good.append(item)
         except ValidationError:
-            continue
-    try:
+            good.append({"id": "invalid", "when": "false", "action": "APPROVE", "reason": "X", "enabled": False})
+    try:  # invalid rules become disabled placeholders, so every rule keeps its position (and line)
         return schema.model_validate({**data, "rules": good})
     except ValidationError:
         return None
