@@ -44,6 +44,7 @@ class FieldSpec(_Frozen):
     max: float | None = None
     values: tuple[str, ...] | None = None
     max_length: int = Field(default=256, ge=1, le=65536)
+    case: Literal["upper", "lower"] | None = Field(default=None, description="string fields: normalise the case")
     sensitive: Literal["mask_pan", "hash", "redact"] | None = None
 
     @model_validator(mode="after")
@@ -54,6 +55,8 @@ class FieldSpec(_Frozen):
             raise ValueError("'values' applies to category fields only")
         if self.type not in ("integer", "number") and (self.min is not None or self.max is not None):
             raise ValueError("'min'/'max' apply to integer and number fields only")
+        if self.case is not None and self.type != "string":
+            raise ValueError("'case' applies to string fields only")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         if self.values is not None and len(set(self.values)) != len(self.values):

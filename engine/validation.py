@@ -92,13 +92,15 @@ def _make_check(spec: FieldSpec) -> _Check:
         return check_boolean
     max_length = spec.max_length
     if spec.type == "string":
+        fold = {"upper": str.upper, "lower": str.lower, None: None}[spec.case]
 
         def check_string(v: Any) -> Any:
             if not isinstance(v, str):
                 raise _Bad(f"must be text, got {_type_name(v)}", "wrong_type")
+            v = v.strip()
             if len(v) > max_length:
                 raise _Bad(f"must be at most {max_length} characters, got {len(v)}", "too_long")
-            return v.strip()
+            return fold(v) if fold is not None else v
 
         return check_string
     allowed = frozenset(spec.values or ())

@@ -66,3 +66,9 @@ def test_unknown_field_hint_and_ignore_mode():
     lenient = InputSpec.model_validate({"unknown_fields": "ignore", "fields": SPEC.model_dump()["fields"]})
     out = compile_validator(lenient)({"age": 1, "amount": 2, "records": True, "hme": "rent"})
     assert "hme" not in out
+
+
+def test_string_case_is_normalised():
+    """A string field with `case: upper` is trimmed and upper-cased before any rule sees it."""
+    spec = InputSpec.model_validate({"fields": {"country": {"type": "string", "max_length": 2, "case": "upper"}}})
+    assert compile_validator(spec)({"country": " gb "}) == {"country": "GB"}
