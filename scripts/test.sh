@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs into .venv and run the whole suite:
+# pytest (unit + integration).
+# Used as-is by CI (.ci/run) and by developers on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# Services the integration tests talk to (installed from Debian's packages when missing).
+source scripts/test_services.sh
+
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== pytest"
+exec pytest "$@"
