@@ -1,0 +1,124 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACTION_UNSPECIFIED: _ClassVar[Action]
+    APPROVE: _ClassVar[Action]
+    REVIEW: _ClassVar[Action]
+    DECLINE: _ClassVar[Action]
+ACTION_UNSPECIFIED: Action
+APPROVE: Action
+REVIEW: Action
+DECLINE: Action
+
+class DecideRequest(_message.Message):
+    __slots__ = ("flow", "version", "request_id", "input")
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    flow: str
+    version: str
+    request_id: str
+    input: _struct_pb2.Struct
+    def __init__(self, flow: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Reason(_message.Message):
+    __slots__ = ("code", "message", "source", "rule_id", "feature", "contribution")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    source: str
+    rule_id: str
+    feature: str
+    contribution: float
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., source: _Optional[str] = ..., rule_id: _Optional[str] = ..., feature: _Optional[str] = ..., contribution: _Optional[float] = ...) -> None: ...
+
+class FiredRule(_message.Message):
+    __slots__ = ("id", "ruleset", "action", "reason_code", "priority")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RULESET_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    ruleset: str
+    action: Action
+    reason_code: str
+    priority: int
+    def __init__(self, id: _Optional[str] = ..., ruleset: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reason_code: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class DecideResponse(_message.Message):
+    __slots__ = ("decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us", "route", "request_id")
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ModelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    FIRED_RULES_FIELD_NUMBER: _ClassVar[int]
+    EVAL_US_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    action: Action
+    reasons: _containers.RepeatedCompositeFieldContainer[Reason]
+    scores: _containers.ScalarMap[str, float]
+    flow: str
+    version: str
+    revision: str
+    models: _containers.ScalarMap[str, str]
+    fired_rules: _containers.RepeatedCompositeFieldContainer[FiredRule]
+    eval_us: float
+    route: str
+    request_id: str
+    def __init__(self, decision_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[str] = ..., models: _Optional[_Mapping[str, str]] = ..., fired_rules: _Optional[_Iterable[_Union[FiredRule, _Mapping]]] = ..., eval_us: _Optional[float] = ..., route: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListFlowsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FlowInfo(_message.Message):
+    __slots__ = ("name", "live_version", "versions")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    live_version: str
+    versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., live_version: _Optional[str] = ..., versions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListFlowsResponse(_message.Message):
+    __slots__ = ("flows",)
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[FlowInfo]
+    def __init__(self, flows: _Optional[_Iterable[_Union[FlowInfo, _Mapping]]] = ...) -> None: ...
