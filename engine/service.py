@@ -11,14 +11,24 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.errors import DecisionFailed, FieldError, FlowNotFound, InvalidInput, NotReady, VerdictError, VersionNotFound
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet, load_policies
 from engine.types import Decision
 
-__all__ = ["Decider", "load_decider", "new_decision_id"]
+__all__ = ["Decider", "DecisionSink", "load_decider", "new_decision_id"]
+
+
+class DecisionSink(Protocol):
+    """Where every decision goes before the caller sees it (the decision log).
+
+    ``record`` returns only once the decision is durable (or raises, and the caller gets an error
+    instead of an answer that was never logged). Shadow outcomes are recorded with route "shadow".
+    """
+
+    def record(self, decision: Decision, raw_input: Mapping[str, Any]) -> None: ...
 
 
 def new_decision_id() -> str:
@@ -29,8 +39,9 @@ def new_decision_id() -> str:
 class Decider:
     """Decides requests against the current policy set."""
 
-    def __init__(self, policies: PolicySet | None = None) -> None:
+    def __init__(self, policies: PolicySet | None = None, *, sink: DecisionSink | None = None) -> None:
         self._policies = policies
+        self._sink = sink
 
     @property
     def policies(self) -> PolicySet:
@@ -81,7 +92,7 @@ class Decider:
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
             raise DecisionFailed(f"evaluation of {flow} {compiled.version} failed: {type(exc).__name__}: {exc}") from exc
         eval_us = (time.perf_counter_ns() - start) / 1000.0
-        return Decision(
+        decision = Decision(
             decision_id=new_decision_id(),
             request_id=request_id,
             flow=compiled.flow,
@@ -92,6 +103,9 @@ class Decider:
             eval_us=eval_us,
             route=route,
         )
+        if self._sink is not None:
+            self._sink.record(decision, input)
+        return decision
 
 
 def load_decider(root: Path) -> Decider:
