@@ -1,0 +1,85 @@
+"""The DecisionService servicer: convert in, call the core, convert out.
+
+Decide receives the request already decoded by ``engine.grpc.wire`` (registered as the method's
+deserializer) and returns serialized bytes (the serializer is the identity), so the request path
+never builds upb messages. ``handlers`` registers the methods under the contract's names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import grpc
+
+from engine.errors import FieldError, InvalidInput, NotReady
+from engine.grpc.convert import flows_to_response
+from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from engine.grpc.status import translate_errors
+from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request
+from engine.types import Decision
+
+__all__ = ["DecisionServicer", "Decider", "SERVICE_NAME", "handlers"]
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+
+
+class Decider(Protocol):
+    """What the servicer needs from the core (``engine.service.Decider``)."""
+
+    def decide(
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = ""
+    ) -> Decision: ...
+
+    def flows(self) -> dict[str, list[str]]: ...
+
+    def live_version(self, flow: str) -> str: ...
+
+
+class DecisionServicer:
+    """Serves Decide and ListFlows from a Decider, once one is attached with ``ready``."""
+
+    def __init__(self, decider: Decider | None = None) -> None:
+        self._decider = decider
+        self._encode = ResponseEncoder().encode
+
+    def ready(self, decider: Decider) -> None:
+        """Attach the loaded decider; calls before this get UNAVAILABLE."""
+        self._decider = decider
+
+    def _core(self) -> Decider:
+        decider = self._decider
+        if decider is None:
+            raise NotReady("policies are still loading")
+        return decider
+
+    @translate_errors
+    def Decide(self, call: DecideCall | Malformed, context: grpc.ServicerContext) -> bytes:  # noqa: N802
+        """Decide one request; answers serialized DecideResponse bytes."""
+        if isinstance(call, Malformed):
+            raise InvalidInput([FieldError("request", call.message, "malformed")])
+        decision = self._core().decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+        return self._encode(decision)
+
+    @translate_errors
+    def ListFlows(self, request: pb.ListFlowsRequest, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
+        """The loaded flows, their versions and live versions."""
+        core = self._core()
+        flows = core.flows()
+        return flows_to_response(flows, {name: core.live_version(name) for name in flows})
+
+
+def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """The service's method handlers by method name, with the fast wire codec on Decide."""
+    return {
+        "Decide": grpc.unary_unary_rpc_method_handler(
+            servicer.Decide,
+            request_deserializer=decode_decide_request,
+            response_serializer=None,  # Decide returns serialized bytes already
+        ),
+        "ListFlows": grpc.unary_unary_rpc_method_handler(
+            servicer.ListFlows,
+            request_deserializer=pb.ListFlowsRequest.FromString,
+            response_serializer=pb.ListFlowsResponse.SerializeToString,
+        ),
+    }
