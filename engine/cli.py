@@ -1,0 +1,44 @@
+"""The ``verdict`` command line: one sub-command per module of ``engine.commands``.
+
+Sub-commands are registered explicitly below (no discovery by import strings); each module
+exposes ``register(subparsers)``, which adds its parser and sets ``run(args) -> int`` as the
+handler. Exit codes: 0 success, 1 failure of the service or its policies, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.commands import client, decide, serve
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (serve, decide, client)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="verdict",
+        description="Verdict: a low-latency decision engine for financial risk.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return exc.code if isinstance(exc.code, int) else 2
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Helpers the commands share: reading a JSON input document, printing JSON, reporting errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["UsageError", "print_json", "read_input", "report"]
+
+
+class UsageError(ValueError):
+    """The command line or its input is unusable; the message says why (exit code 2)."""
+
+
+def read_input(source: str, stdin: TextIO | None = None) -> dict[str, Any]:
+    """The JSON object in file ``source`` (``-`` for stdin)."""
+    try:
+        text = (stdin or sys.stdin).read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read input {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"input {source} is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = "stdin" if source == "-" else source
+        raise UsageError(f"input {where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"input must be a JSON object of field values, got {type(data).__name__}")
+    return data
+
+
+def print_json(data: Any, stream: TextIO | None = None) -> None:
+    """Write ``data`` as one indented JSON document."""
+    out = stream or sys.stdout
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def report(message: str) -> None:
+    """Tell the user what went wrong, on stderr."""
+    sys.stderr.write(f"verdict: {message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,64 @@
+"""``verdict client``: send one input to a running server and print its answer as JSON."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.commands._io import UsageError, print_json, read_input, report
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``client FLOW --input FILE|- [--target HOST:PORT] [--version V] [--request-id ID]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "client",
+        help="call a running server's Decide and print the answer as JSON",
+        description="Send one input to DecisionService.Decide of a running server and print the answer.",
+    )
+    p.add_argument("flow", help="flow name, e.g. credit_application")
+    p.add_argument("--input", "-i", required=True, help="JSON file with the input fields, or - for stdin")
+    p.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    p.add_argument("--version", default="", help="flow version (default: the live one)")
+    p.add_argument("--request-id", default="", help="request id to send")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call Decide; exit 2 when the server rejects the request, 1 when the call fails otherwise."""
+    import grpc
+
+    from engine.grpc.convert import response_to_dict
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+    from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+    from engine.grpc.status import field_errors_from
+
+    try:
+        data = read_input(args.input)
+        request = pb.DecideRequest(flow=args.flow, version=args.version, request_id=args.request_id)
+        try:
+            request.input.update(data)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
+    except UsageError as exc:
+        report(str(exc))
+        return 2
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            response = pb_grpc.DecisionServiceStub(channel).Decide(request, timeout=args.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            report(f"{code.name}: {exc.details()}")  # type: ignore[attr-defined]
+            for error in field_errors_from(exc.trailing_metadata()):  # type: ignore[attr-defined]
+                report(f"  {error['field']}: {error['message']} [{error['code']}]")
+            client_fault = {
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.ALREADY_EXISTS,
+            }
+            return 2 if code in client_fault else 1
+    print_json(response_to_dict(response))
+    return 0

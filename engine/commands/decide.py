@@ -1,0 +1,76 @@
+"""``verdict decide``: decide one input in-process and print the service's answer as JSON.
+
+The input goes through the same steps as a gRPC request (a serialized DecideRequest decoded by
+the server's codec) and the answer is the same serialized DecideResponse the service would send,
+printed with the proto's field names and the action by name. So for the same input and versions
+``verdict decide`` and the service give identical decisions (ids and timings aside).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from engine.commands._io import UsageError, print_json, read_input, report
+from engine.errors import FlowNotFound, InvalidInput, PolicyError, RequestTooLarge, VerdictError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``decide FLOW --input FILE|- [--version V] [--root DIR] [--request-id ID]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "decide",
+        help="decide one input in-process and print the decision as JSON",
+        description="Decide one input with the policies under --root and print the DecideResponse as JSON.",
+    )
+    p.add_argument("flow", help="flow name, e.g. credit_application")
+    p.add_argument("--input", "-i", required=True, help="JSON file with the input fields, or - for stdin")
+    p.add_argument("--version", default="", help="flow version (default: the live one)")
+    p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
+    p.add_argument("--request-id", default="", help="request id to echo in the decision")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the policies, decide, print; exit 2 for bad input, 1 for broken policies."""
+    from engine.grpc.convert import response_to_dict
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+    from engine.grpc.wire import Malformed, ResponseEncoder, decode_decide_request
+    from engine.service import load_decider
+    from engine.settings import Settings, SettingsError
+
+    try:
+        data = read_input(args.input)
+        request = pb.DecideRequest(flow=args.flow, version=args.version, request_id=args.request_id)
+        try:
+            request.input.update(data)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
+        call = decode_decide_request(request.SerializeToString())
+        if isinstance(call, Malformed):
+            raise UsageError(call.message)
+        root = Settings.load(root=args.root).root
+    except (UsageError, SettingsError) as exc:
+        report(str(exc))
+        return 2
+    try:
+        decider = load_decider(root)
+    except PolicyError as exc:
+        report(f"cannot load policies from {root}:\n{exc}")
+        return 1
+    try:
+        decision = decider.decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+    except InvalidInput as exc:
+        report("invalid input:\n" + "\n".join(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors))
+        return 2
+    except (FlowNotFound, RequestTooLarge) as exc:
+        report(str(exc))
+        return 2
+    except VerdictError as exc:
+        report(f"decision failed: [{exc.code}] {exc}")
+        return 1
+    response = pb.DecideResponse.FromString(ResponseEncoder().encode(decision))
+    print_json(response_to_dict(response))
+    return 0

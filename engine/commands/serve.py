@@ -1,0 +1,56 @@
+"""``verdict serve``: run the gRPC decision service until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from engine.commands._io import report
+from engine.settings import Settings, SettingsError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` and its flags (each overrides its VERDICT_* environment variable)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the gRPC decision service",
+        description="Run the gRPC DecisionService (with health and reflection) until SIGTERM/SIGINT. "
+        "Every flag overrides its VERDICT_* environment variable; see engine/settings.py.",
+    )
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port, 0 for a free one (default 50051)")
+    p.add_argument("--root", type=Path, help="directory holding policies/, rules/, model_artifacts/ (default: bundled)")
+    p.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
+    p.add_argument("--threads", type=int, help="request threads per process (default 16)")
+    p.add_argument("--max-message-bytes", type=int, help="largest request accepted (default 65536)")
+    p.add_argument("--grace-seconds", type=float, help="time in-flight calls get on shutdown (default 10)")
+    p.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    p.add_argument("--log-format", help="json or console (default json)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the settings, configure logging, serve."""
+    from engine.grpc.server import serve
+    from engine.logging import configure
+
+    try:
+        settings = Settings.load(
+            host=args.host,
+            port=args.port,
+            root=args.root,
+            workers=args.workers,
+            threads=args.threads,
+            max_message_bytes=args.max_message_bytes,
+            grace_seconds=args.grace_seconds,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
+    except SettingsError as exc:
+        report(str(exc))
+        return 2
+    configure(settings.log_level, settings.log_format)
+    return serve(settings)

@@ -1,0 +1,108 @@
+"""The one settings object of Verdict, validated once at start-up.
+
+Every setting is read here and nowhere else: first its default, then the environment variable
+``VERDICT_<NAME>`` (e.g. ``VERDICT_PORT=50052``), then a command-line flag when one is given.
+``Settings.load`` does the merge; the result is frozen.
+
+| setting | env | default | meaning |
+| --- | --- | --- | --- |
+| host | VERDICT_HOST | 127.0.0.1 | address the gRPC server binds |
+| port | VERDICT_PORT | 50051 | TCP port; 0 picks a free one (logged at start-up) |
+| root | VERDICT_ROOT | the bundled root | directory holding policies/, rules/, model_artifacts/ |
+| workers | VERDICT_WORKERS | 1 | server processes sharing the port (SO_REUSEPORT) |
+| threads | VERDICT_THREADS | 16 | request threads per process |
+| max_message_bytes | VERDICT_MAX_MESSAGE_BYTES | 65536 | largest request accepted |
+| grace_seconds | VERDICT_GRACE_SECONDS | 10 | time in-flight calls get on SIGTERM/SIGINT |
+| log_level | VERDICT_LOG_LEVEL | info | debug, info, warning, error |
+| log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line) or console |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_root"]
+
+ENV_PREFIX = "VERDICT_"
+
+
+class SettingsError(ValueError):
+    """A setting from the environment or the command line is invalid; names every bad one."""
+
+
+def default_root() -> Path:
+    """The bundled policy root: the directory holding ``policies/`` next to the package.
+
+    For an editable install (and a source checkout) that is the project root. Falls back to the
+    current directory when it holds ``policies/`` and the package's parent does not.
+    """
+    beside_package = Path(__file__).resolve().parent.parent
+    if (beside_package / "policies").is_dir():
+        return beside_package
+    cwd = Path.cwd()
+    if (cwd / "policies").is_dir():
+        return cwd
+    return beside_package
+
+
+class Settings(BaseModel):
+    """Settings of the server and the commands; see the module docstring for the table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address the gRPC server binds.")
+    port: int = Field(50051, ge=0, le=65535, description="TCP port; 0 picks a free port.")
+    root: Path = Field(
+        default_factory=default_root,
+        description="Directory holding policies/, rules/ and model_artifacts/.",
+    )
+    workers: int = Field(1, ge=1, le=256, description="Server processes sharing the port (SO_REUSEPORT).")
+    threads: int = Field(16, ge=1, le=1024, description="Request-handling threads per server process.")
+    max_message_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request (serialized bytes) accepted; larger ones get RESOURCE_EXHAUSTED.",
+    )
+    grace_seconds: float = Field(
+        10.0, ge=0, le=600, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object per line; console: human-readable, coloured."
+    )
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as gRPC binds it (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+        """Defaults, overridden by ``VERDICT_*`` variables of ``env``, overridden by non-None flags."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        unknown = set(flags) - set(cls.model_fields)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in flags.items() if v is not None})
+        for name in ("log_level", "log_format"):  # INFO, Info and info are the same level
+            if isinstance(values.get(name), str):
+                values[name] = values[name].strip().lower()
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{err['loc'][0]} ({ENV_PREFIX}{str(err['loc'][0]).upper()}): {err['msg']}" for err in exc.errors()
+            )
+            raise SettingsError(f"invalid settings: {problems}") from None

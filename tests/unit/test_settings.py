@@ -1,0 +1,81 @@
+"""One frozen settings object: defaults, then VERDICT_* environment, then flags; validated once."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.settings import Settings, SettingsError, default_root
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults():
+    """Without environment or flags the documented defaults apply."""
+    s = Settings.load(env={})
+    assert (s.host, s.port, s.workers, s.threads) == ("127.0.0.1", 50051, 1, 16)
+    assert (s.max_message_bytes, s.grace_seconds, s.log_level, s.log_format) == (65536, 10.0, "info", "json")
+    assert s.root == default_root()
+    assert s.address == "127.0.0.1:50051"
+
+
+def test_environment_overrides_defaults_and_flags_override_environment():
+    """VERDICT_* variables beat defaults; a given flag beats the variable; a None flag does not."""
+    env = {"VERDICT_PORT": "6000", "VERDICT_HOST": "0.0.0.0", "VERDICT_LOG_LEVEL": "DEBUG", "VERDICT_WORKERS": "3"}
+    s = Settings.load(env=env, port=7000, host=None)
+    assert (s.port, s.host, s.log_level, s.workers) == (7000, "0.0.0.0", "debug", 3)
+
+
+def test_every_setting_is_documented():
+    """Each field has a description and appears in the module's table with its variable."""
+    import engine.settings as module
+
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} has no description"
+        assert f"VERDICT_{name.upper()}" in module.__doc__, f"{name} is missing from the table"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"VERDICT_PORT": "http"}, "VERDICT_PORT"),
+        ({"VERDICT_PORT": "70000"}, "VERDICT_PORT"),
+        ({"VERDICT_WORKERS": "0"}, "VERDICT_WORKERS"),
+        ({"VERDICT_LOG_FORMAT": "xml"}, "VERDICT_LOG_FORMAT"),
+    ],
+)
+def test_invalid_values_are_rejected_naming_the_variable(env, named):
+    """A bad value stops start-up with a message that names the variable."""
+    with pytest.raises(SettingsError, match=named):
+        Settings.load(env=env)
+
+
+def test_all_bad_values_are_reported_at_once():
+    """Two bad settings give one error naming both."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(env={"VERDICT_PORT": "-1", "VERDICT_THREADS": "0"})
+    assert "port" in str(caught.value) and "threads" in str(caught.value)
+
+
+def test_unknown_flag_is_an_error():
+    """A misspelt setting is refused, not ignored."""
+    with pytest.raises(SettingsError, match="prot"):
+        Settings.load(env={}, prot=1)
+
+
+def test_settings_are_frozen():
+    """Settings cannot change after start-up."""
+    s = Settings.load(env={})
+    with pytest.raises(ValidationError):
+        s.port = 1  # type: ignore[misc]
+
+
+def test_default_root_is_the_bundled_project_root():
+    """In a checkout / editable install the default root is the directory holding policies/."""
+    assert default_root() == ROOT
+    assert (default_root() / "policies").is_dir()
+
+
+def test_ipv6_host_is_bracketed_in_the_address():
+    """An IPv6 host gives a bindable address."""
+    assert Settings.load(env={}, host="::1", port=1).address == "[::1]:1"
