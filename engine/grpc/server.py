@@ -1,0 +1,183 @@
+"""The gRPC server: DecisionService, standard health, reflection, graceful stop, worker processes.
+
+Start-up order: bind and start with health NOT_SERVING, load and verify every flow and model,
+then mark SERVING (overall and per service). A request that arrives while loading gets
+UNAVAILABLE. On SIGTERM or SIGINT health turns NOT_SERVING, new calls are refused and in-flight
+calls get ``grace_seconds`` to finish.
+
+``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
+supports ``fork`` only before any gRPC object exists, so the parent forks first and creates no
+server, channel or health object of its own (grpc/examples/python/multiprocessing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from engine.errors import PolicyError
+from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
+from engine.settings import Settings
+
+__all__ = ["RunningServer", "serve", "start_server"]
+
+_log = structlog.get_logger("verdict.server")
+_HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class BindError(OSError):
+    """The server could not bind its address (in use, or not a local address)."""
+
+
+@dataclass
+class RunningServer:
+    """A started server and the handles to make it ready and to stop it."""
+
+    server: grpc.Server
+    port: int
+    servicer: DecisionServicer
+    health: health.HealthServicer
+
+    def ready(self, decider: Decider) -> None:
+        """Serve ``decider`` and report SERVING, overall and per service."""
+        self.servicer.ready(decider)
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float | None) -> None:
+        """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace`` seconds; block until done."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def start_server(settings: Settings, decider: Decider | None = None, *, reuse_port: bool = False) -> RunningServer:
+    """Build, bind and start a server; SERVING at once if ``decider`` is given, else after ``ready``."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),  # off: a port in use is an error, not shared
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="verdict-rpc"),
+        options=options,
+    )
+    servicer = DecisionServicer()
+    method_handlers = handlers(servicer)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, method_handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, method_handlers)
+
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+
+    try:
+        port = server.add_insecure_port(settings.address)
+    except RuntimeError as exc:  # grpcio raises RuntimeError when it cannot bind
+        raise BindError(f"cannot listen on {settings.address}: {exc}") from None
+    if port == 0:
+        raise BindError(f"cannot listen on {settings.address}")
+    server.start()
+    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer)
+    if decider is not None:
+        running.ready(decider)
+    return running
+
+
+def _load(root: Path) -> Decider:
+    from engine.service import load_decider
+
+    return load_decider(root)
+
+
+def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event) -> int:
+    """One server process: start, load, serve until ``stop`` is set, stop gracefully."""
+    log = _log.bind(pid=os.getpid())
+    try:
+        running = start_server(settings, reuse_port=reuse_port)
+    except BindError as exc:
+        log.error("bind_failed", address=settings.address, error=str(exc))
+        return 1
+    log.info("listening", host=settings.host, port=running.port, root=str(settings.root), threads=settings.threads)
+    try:
+        decider = _load(settings.root)
+    except PolicyError as exc:
+        log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in exc.problems])
+        running.stop(0)
+        return 1
+    running.ready(decider)
+    log.info("serving", port=running.port, flows=decider.flows())
+    stop.wait()
+    log.info("stopping", grace_seconds=settings.grace_seconds)
+    running.stop(settings.grace_seconds)
+    log.info("stopped")
+    return 0
+
+
+def _on_signals(handler: Callable[[int], None]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: handler(signum))
+
+
+@contextlib.contextmanager
+def _reserved_port(host: str, port: int) -> Iterator[int]:
+    """Hold ``host:port`` (a free one when 0) with SO_REUSEPORT so that workers can share it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host.strip("[]"), port))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def _run_workers(settings: Settings) -> int:
+    """Fork ``settings.workers`` server processes on one port; forward signals; 0 if all exit 0."""
+    with _reserved_port(settings.host, settings.port) as port:
+        shared = settings.model_copy(update={"port": port})
+        children: list[int] = []
+        for index in range(settings.workers):
+            pid = os.fork()
+            if pid == 0:  # child: no gRPC object exists yet in this process
+                code = 1
+                try:
+                    structlog.contextvars.bind_contextvars(worker=index)
+                    stop = threading.Event()
+                    _on_signals(lambda signum: stop.set())
+                    code = _run_one(shared, reuse_port=True, stop=stop)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        _log.info("workers_started", port=port, workers=len(children), pids=children)
+
+        def forward(signum: int) -> None:
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signum)
+
+        _on_signals(forward)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    _log.info("workers_stopped", exit_codes=codes)
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until SIGTERM/SIGINT; the process exit code (0 after a clean stop)."""
+    if settings.workers > 1:
+        return _run_workers(settings)
+    stop = threading.Event()
+    _on_signals(lambda signum: stop.set())
+    return _run_one(settings, reuse_port=False, stop=stop)
