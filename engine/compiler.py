@@ -15,7 +15,8 @@ from engine.expr.check import Symbol, check
 from engine.expr.codegen import compile_program
 from engine.expr.syntax import Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
-from engine.schema import FlowFile, RuleFile
+from engine.schema import FlowFile, RuleFile, RuleSpec
+from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
 from engine.validation import compile_validator
 from engine.yamlio import LoadedYaml
@@ -201,10 +202,13 @@ def compile_flow(
         if src is None:
             ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint="check the 'ruleset:' name at the top of the rule file")
             continue
-        for k, spec in enumerate(src.file.rules):
-            loc = ("rules", k)
-            if not spec.enabled:
-                continue
+        entries: list[tuple[RuleSpec | RowRule, tuple, Node | None]] = [
+            (spec, ("rules", k), None) for k, spec in enumerate(src.file.rules) if spec.enabled
+        ]
+        table_rules, table_problems = expand_tables(src.file.tables, src.path, src.doc, env)
+        ctx.problems.extend(table_problems)
+        entries += [(row, row.row.loc, row.node) for row in table_rules]
+        for spec, loc, prebuilt in entries:
             where = f"{src.path}:{src.doc.line_of(loc)}"
             if spec.id in seen_ids:
                 ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=loc + ("id",), src=src, rule=spec.id)
@@ -222,7 +226,7 @@ def compile_flow(
             if spec.action not in allowed_actions:
                 ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=loc + ("action",), src=src, rule=spec.id)
             try:
-                node = parse(spec.when)
+                node = prebuilt if prebuilt is not None else parse(spec.when)
                 t = check(node, env)
             except (ExprSyntaxError, ExprTypeError) as exc:
                 _expr_problem(ctx, exc, loc=loc + ("when",), src=src, rule=spec.id)

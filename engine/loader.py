@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from engine.compiler import FlowSource, RuleSource, compile_flow
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
-from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec
+from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
@@ -126,20 +126,40 @@ def _salvage(schema: type[_M], data: dict[str, Any]) -> _M | None:
     The load fails anyway (the schema errors are already problems); this only lets one run report
     the mistakes in the valid-looking rules too.
     """
-    items = data.get("rules")
-    if schema is not RuleFile or not isinstance(items, list):
+    if schema is not RuleFile:
         return None
-    good = []
-    for item in items:
-        try:
-            RuleSpec.model_validate(item)
-            good.append(item)
-        except ValidationError:
-            good.append({"id": "invalid", "when": "false", "action": "APPROVE", "reason": "X", "enabled": False})
-    try:  # invalid rules become disabled placeholders, so every rule keeps its position (and line)
-        return schema.model_validate({**data, "rules": good})
+    fixed = dict(data)
+    placeholders: tuple[tuple[str, type[BaseModel], dict[str, Any]], ...] = (
+        ("rules", RuleSpec, {"id": "invalid", "when": "false", "action": "APPROVE", "reason": "X", "enabled": False}),
+        ("tables", TableSpec, _INVALID_TABLE),
+    )
+    for key, item_schema, placeholder in placeholders:
+        items = data.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return None
+        good = []
+        for item in items:
+            try:
+                item_schema.model_validate(item)
+                good.append(item)
+            except ValidationError:
+                good.append(placeholder)
+        fixed[key] = good
+    try:  # invalid rules and tables become disabled placeholders, so each keeps its position (and line)
+        return schema.model_validate(fixed)
     except ValidationError:
         return None
+
+
+_INVALID_TABLE = {
+    "id": "invalid",
+    "hit": "collect",
+    "columns": ["false"],
+    "rows": [{"when": ["-"], "action": "APPROVE", "reason": "X"}],
+    "enabled": False,
+}
 
 
 def _rule_id_at(data: Any, loc: tuple[Any, ...]) -> str | None:
@@ -147,6 +167,15 @@ def _rule_id_at(data: Any, loc: tuple[Any, ...]) -> str | None:
         try:
             rid = data["rules"][loc[1]].get("id")
             return str(rid) if rid is not None else None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return None
+    if len(loc) >= 2 and loc[0] == "tables" and isinstance(loc[1], int):
+        try:
+            table = data["tables"][loc[1]]
+            tid = str(table.get("id", f"#{loc[1] + 1}"))
+            if len(loc) >= 4 and loc[2] == "rows" and isinstance(loc[3], int):
+                return str(table["rows"][loc[3]].get("id") or f"{tid}.{loc[3] + 1}")
+            return tid
         except (KeyError, IndexError, TypeError, AttributeError):
             return None
     return None

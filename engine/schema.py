@@ -20,6 +20,8 @@ __all__ = [
     "RoutingFile",
     "RuleFile",
     "RuleSpec",
+    "TableRowSpec",
+    "TableSpec",
 ]
 
 ActionName = Literal["APPROVE", "REVIEW", "DECLINE"]
@@ -125,12 +127,39 @@ class RuleSpec(_Frozen):
     enabled: bool = True
 
 
+TableCell = str | bool | int | float
+
+
+class TableRowSpec(_Frozen):
+    """One row of a decision table: a test per column, and the outcome when all hold."""
+
+    id: RuleId | None = Field(default=None, description="default: <table id>.<row number>")
+    description: str = ""
+    when: tuple[TableCell, ...] = Field(description="one cell per column; '-' matches any value")
+    action: ActionName
+    reason: ReasonCode
+    message: str | None = None
+    priority: int = Field(default=50, ge=0, le=1000)
+
+
+class TableSpec(_Frozen):
+    """A decision table: rows of conditions over a few columns, compiled into ordinary rules."""
+
+    id: RuleId
+    description: str = ""
+    hit: Literal["first", "collect"] = Field(description="first: only the first matching row fires; collect: every one")
+    columns: tuple[str, ...] = Field(min_length=1, max_length=32, description="an expression per column")
+    rows: tuple[TableRowSpec, ...] = Field(min_length=1, max_length=500)
+    enabled: bool = True
+
+
 class RuleFile(_Frozen):
-    """rules/**/*.yaml: a named ruleset."""
+    """rules/**/*.yaml: a named ruleset of rules and decision tables."""
 
     ruleset: RulesetName
     description: str = ""
     rules: tuple[RuleSpec, ...] = ()
+    tables: tuple[TableSpec, ...] = ()
 
 
 class RoutingFile(_Frozen):
