@@ -1,0 +1,110 @@
+"""Rebuild every bundled model in ``model_artifacts/`` from the data in the repository.
+
+``python -m engine.training.rebuild`` (or ``verdict models rebuild``). Deterministic: the same
+data, seed and library versions give byte-identical ``model.onnx`` and ``model.txt``; a card is
+rewritten with its old ``created_at`` when nothing changed, so a no-op rebuild leaves git clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from engine.models import ModelCard
+from engine.training.binary import ModelSpec, train_lightgbm
+from engine.training.dataset import DataOptions
+from engine.training.derived import CARD_FRAUD_DERIVED, CREDIT_DEFAULT_DERIVED
+from engine.training.lightgbm_trainer import LightGBMSettings
+from engine.training.progress import Progress, ProgressEvent, TextProgress, silent
+
+__all__ = ["BUNDLED", "card_fraud_spec", "credit_default_spec", "main", "rebuild"]
+
+CREDIT_CSV = "data/credit_data.csv"
+FRAUD_CSV = "data/card_payments.csv"
+
+# Chosen by 5-fold CV AUC over a 16-point grid (learning rate 0.03/0.06, leaves 7/15,
+# min_data_in_leaf 20/50, feature_fraction 0.6/0.9); all points scored 0.847-0.852.
+CREDIT_SETTINGS = LightGBMSettings(
+    learning_rate=0.03, num_leaves=7, min_data_in_leaf=50, feature_fraction=0.6, max_rounds=300, seed=42,
+)
+# Picked from three candidates by 5-fold CV AUC (0.9229-0.9238); the synthetic data caps AUC near
+# 0.92 by design (about a sixth of the fraud is drawn from the legitimate distribution).
+FRAUD_SETTINGS = LightGBMSettings(
+    learning_rate=0.05, num_leaves=7, min_data_in_leaf=50, feature_fraction=0.8, max_rounds=300,
+    early_stopping_rounds=100, seed=42,
+)
+FRAUD_FEATURES = (
+    "amount", "merchant_category", "card_present", "entry_mode", "hour", "account_age_days",
+    "txn_count_1h", "txn_count_24h", "new_device", "distance_from_home_km", "cvv_match",
+)
+
+
+def credit_default_spec(root: Path) -> ModelSpec:
+    """The credit-default model of the ``credit_application`` flow."""
+    return ModelSpec(
+        name="credit_default",
+        data=DataOptions(root / CREDIT_CSV, target="Status", positive="bad", derived=CREDIT_DEFAULT_DERIVED),
+        description=(
+            "Probability that a consumer-credit application defaults (Status = bad), LightGBM on the "
+            "CreditScoring data with three derived affordability ratios."
+        ),
+        output_meaning="probability that the application defaults",
+        data_label=CREDIT_CSV,
+        settings=CREDIT_SETTINGS,
+    )
+
+
+def card_fraud_spec(root: Path) -> ModelSpec:
+    """The fraud model of the ``card_payment`` flow."""
+    return ModelSpec(
+        name="card_fraud",
+        data=DataOptions(
+            root / FRAUD_CSV, target="is_fraud", positive="1", features=FRAUD_FEATURES, derived=CARD_FRAUD_DERIVED,
+        ),
+        description=(
+            "Probability that a card payment is fraudulent, LightGBM on seeded synthetic transactions "
+            "(engine/training/fraud_data.py) with three derived features."
+        ),
+        output_meaning="probability that the payment is fraud",
+        data_label=FRAUD_CSV,
+        settings=FRAUD_SETTINGS,
+    )
+
+
+BUNDLED: dict[str, Callable[[Path], ModelSpec]] = {
+    "credit_default": credit_default_spec,
+    "card_fraud": card_fraud_spec,
+}
+
+
+def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress = silent) -> dict[str, ModelCard]:
+    """Retrain and rewrite the bundled models (all, or ``names``) under ``root/model_artifacts``."""
+    root = Path(root)
+    wanted = list(names) if names else list(BUNDLED)
+    unknown = [n for n in wanted if n not in BUNDLED]
+    if unknown:
+        raise ValueError(f"unknown bundled model(s): {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
+    cards: dict[str, ModelCard] = {}
+    for name in wanted:
+        spec = BUNDLED[name](root)
+        trained = train_lightgbm(spec, progress)
+        out = root / "model_artifacts" / spec.name / spec.version
+        cards[name] = trained.write(out)
+        progress(ProgressEvent("done", f"wrote {out} (cv_auc {cards[name].metrics['cv_auc']:.4f})"))
+    return cards
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line for :func:`rebuild`."""
+    ap = argparse.ArgumentParser(prog="python -m engine.training.rebuild", description="Rebuild bundled models.")
+    ap.add_argument("names", nargs="*", help=f"models to rebuild (default: all of {', '.join(BUNDLED)})")
+    ap.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
+    args = ap.parse_args(argv)
+    rebuild(args.root, args.names or None, TextProgress(sys.stderr))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
