@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import FieldError, InvalidInput
+from engine.privacy import scrub_text
 from engine.schema import FieldSpec, InputSpec
 
 __all__ = ["Validator", "compile_validator"]
@@ -44,12 +45,13 @@ def _type_name(value: Any) -> str:
 
 def _range_check(spec: FieldSpec) -> Callable[[float], None]:
     lo, hi = spec.min, spec.max
+    quote = spec.sensitive is None  # a sensitive value is never echoed in a message
 
     def check(v: float) -> None:
         if lo is not None and v < lo:
-            raise _Bad(f"must be at least {_fmt(lo)}, got {_fmt(v)}", "out_of_range")
+            raise _Bad(f"must be at least {_fmt(lo)}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
         if hi is not None and v > hi:
-            raise _Bad(f"must be at most {_fmt(hi)}, got {_fmt(v)}", "out_of_range")
+            raise _Bad(f"must be at most {_fmt(hi)}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
 
     return check
 
@@ -60,13 +62,14 @@ def _fmt(v: float) -> str:
 
 def _make_check(spec: FieldSpec) -> _Check:
     in_range = _range_check(spec)
+    quote = spec.sensitive is None  # messages about sensitive fields never echo the value
     if spec.type == "integer":
 
         def check_integer(v: Any) -> Any:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise _Bad(f"must be a whole number, got {_type_name(v)}", "wrong_type")
             if not math.isfinite(v) or v != int(v):
-                raise _Bad(f"must be a whole number, got {v!r}", "wrong_type")
+                raise _Bad("must be a whole number" + (f", got {v!r}" if quote else ""), "wrong_type")
             in_range(v)
             return int(v)
 
@@ -116,7 +119,8 @@ def _make_check(spec: FieldSpec) -> _Check:
             raise _Bad(f"must be at most {max_length} characters, got {len(v)}", "too_long")
         clean = folded.get(v.strip().casefold())
         if clean is None:
-            raise _Bad(f"must be one of {listing}; got {v[:64]!r}", "not_allowed")
+            got = f"got {v[:64]!r}" if quote else "got a value that is not allowed"
+            raise _Bad(f"must be one of {listing}; {got}", "not_allowed")
         return clean
 
     return check_category
@@ -150,12 +154,12 @@ class Validator:
             try:
                 out[name] = check(v)
             except _Bad as bad:
-                errors.append(FieldError(name, bad.message, bad.code))
+                errors.append(FieldError(name, scrub_text(bad.message), bad.code))  # no card number echoed
         if self._reject_unknown and not self._known.issuperset(raw):
             for name in sorted(set(raw) - self._known):
                 close = difflib.get_close_matches(name, list(self._known), n=1, cutoff=0.75)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                errors.append(FieldError(name[:128], f"is not a field of this flow{hint}", "unknown_field"))
+                errors.append(FieldError(scrub_text(name[:128]), f"is not a field of this flow{hint}", "unknown_field"))
         if errors:
             raise InvalidInput(errors)
         return out
