@@ -1,0 +1,266 @@
+"""The embedded log's files: a directory of numbered segment files, written append-only.
+
+Layout: ``DIR/segment-00000001.log``, ``segment-00000002.log``, … and a ``.lock`` file held by the
+one process writing the directory. Each segment is JSON lines (``engine.audit.record``); its first
+line is a ``segment`` header whose ``prev`` is the hash of the last record of the segment before
+(``GENESIS`` for segment 1), so one hash chain runs through every segment.
+
+A new segment is written to a temporary file with its header, fsynced and renamed into place, so
+a segment never exists without its header. Opening the store recovers after a crash: a torn last
+line (a write cut short) is trimmed and reported; any other bad record is corruption and the
+store refuses to open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from engine.audit.errors import AuditCorrupt, AuditError
+from engine.audit.record import FORMAT, GENESIS, Chain, iso_time, payload, unseal
+
+__all__ = ["DEFAULT_SEGMENT_BYTES", "FileStore", "Recovery", "has_segments", "iter_lines", "list_segments", "segment_name"]
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_SEGMENT_RE = re.compile(r"^segment-(\d{8,})\.log$")
+_log = structlog.get_logger("verdict.audit")
+
+
+def segment_name(index: int) -> str:
+    return f"segment-{index:08d}.log"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """The segment files of ``directory``, in order."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        m = _SEGMENT_RE.match(entry.name)
+        if m and entry.is_file():
+            found.append((int(m.group(1)), entry))
+    return sorted(found)
+
+
+def has_segments(directory: Path) -> bool:
+    return bool(list_segments(directory))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What opening the store found at the end of the log."""
+
+    segment: str
+    records: int  # records in the last segment, header included
+    trimmed_bytes: int  # bytes of a torn last record that were cut off
+    removed_segment: str = ""  # an empty last segment left by a crash, removed
+
+
+class FileStore:
+    """Appends sealed record lines to the segment files of one directory, durably."""
+
+    retryable = False
+
+    def __init__(self, directory: Path, *, max_segment_bytes: int = DEFAULT_SEGMENT_BYTES, writer: str = "") -> None:
+        if max_segment_bytes < 4096:
+            raise AuditError("max_segment_bytes must be at least 4096")
+        self.directory = Path(directory)
+        self.max_segment_bytes = max_segment_bytes
+        self.writer = writer
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._index = 0
+        self._size = 0
+        self.recovery: Recovery | None = None
+
+    # --- opening and recovery ----------------------------------------------------------
+
+    def open(self) -> Chain:
+        """Lock the directory, recover its tail, and return the chain to continue."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AuditError(f"cannot create audit directory {self.directory}: {exc.strerror or exc}") from None
+        self._lock()
+        for stale in self.directory.glob("segment-*.log.tmp"):
+            stale.unlink()
+        segments = list_segments(self.directory)
+        if not segments:
+            chain = Chain()
+            self._create_segment(1, chain)
+            self.recovery = Recovery(segment_name(1), 1, 0)
+            return chain
+        index, path = segments[-1]
+        removed = ""
+        chain_or_none, records, trimmed = self._recover(index, path)
+        if chain_or_none is None:  # nothing usable in the last segment: a crash while creating it
+            removed = path.name
+            path.unlink()
+            _fsync_dir(self.directory)
+            _log.warning("audit_empty_segment_removed", directory=str(self.directory), segment=path.name)
+            if len(segments) == 1:
+                chain = Chain()
+                self._create_segment(1, chain)
+                self.recovery = Recovery(segment_name(1), 1, trimmed, removed)
+                return chain
+            index, path = segments[-2]
+            chain_or_none, records, trimmed2 = self._recover(index, path)
+            trimmed += trimmed2
+            if chain_or_none is None:
+                raise AuditCorrupt(f"{path}: segment has no valid header; run `verdict audit verify {self.directory}`")
+        self._index = index
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
+        self.recovery = Recovery(path.name, records, trimmed, removed)
+        return chain_or_none
+
+    def _lock(self) -> None:
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AuditError(f"{self.directory} is in use by another writer (it holds {path})") from None
+        self._lock_fd = fd
+
+    def _recover(self, index: int, path: Path) -> tuple[Chain | None, int, int]:
+        """Check the last segment; trim a torn tail. (chain after it | None if empty, records, trimmed)."""
+        data = path.read_bytes()
+        pos = 0
+        chain: Chain | None = None
+        records = 0
+        trimmed = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos)
+            if end == -1:  # a write cut short by a crash: the record was never acknowledged
+                trimmed = len(data) - pos
+                with open(path, "r+b") as f:
+                    f.truncate(pos)
+                    f.flush()
+                    os.fsync(f.fileno())
+                _log.warning(
+                    "audit_torn_tail_trimmed",
+                    directory=str(self.directory),
+                    segment=path.name,
+                    offset=pos,
+                    bytes=trimmed,
+                    records_kept=records,
+                )
+                break
+            where = f"{path}: line {records + 1}"
+            try:
+                rec = unseal(data[pos:end])
+            except ValueError as exc:
+                raise AuditCorrupt(f"{where}: {exc}; run `verdict audit verify {self.directory}`") from None
+            if not rec.hash_ok:
+                raise AuditCorrupt(f"{where}: hash mismatch (the record was changed); run `verdict audit verify {self.directory}`")
+            if chain is None:
+                if rec.kind != "segment" or rec.data.get("segment") != index:
+                    raise AuditCorrupt(f"{where}: the first record of a segment must be its header")
+            elif rec.seq != chain.seq or rec.prev != chain.prev:
+                raise AuditCorrupt(f"{where}: out of chain order; run `verdict audit verify {self.directory}`")
+            chain = Chain(int(rec.seq) + 1, rec.hash)
+            records += 1
+            pos = end + 1
+        return chain, records, trimmed
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _create_segment(self, index: int, chain: Chain) -> None:
+        """Write segment ``index`` with its header (sealed on ``chain``) atomically and switch to it."""
+        header = payload(
+            {"kind": "segment", "format": FORMAT, "segment": index, "created": iso_time(time.time()), "writer": self.writer}
+        )
+        line = chain.seal(header) + b"\n"
+        final = self.directory / segment_name(index)
+        tmp = final.with_name(final.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+        _fsync_dir(self.directory)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(final, os.O_WRONLY | os.O_APPEND)
+        self._index = index
+        self._size = len(line)
+
+    def append(self, lines: Sequence[bytes], metas: Sequence[object] = ()) -> None:
+        """Write sealed lines and fsync; they are durable when this returns."""
+        if self._fd is None:
+            raise AuditError("the audit log is not open")
+        data = b"\n".join(lines) + b"\n"
+        _write_all(self._fd, data)
+        os.fdatasync(self._fd)
+        self._size += len(data)
+
+    def reopen(self) -> Chain:
+        raise AuditError("a failed write or fsync leaves a segment in an unknown state; restart to recover")
+
+    def should_rotate(self) -> bool:
+        return self._size >= self.max_segment_bytes
+
+    def rotate(self, chain: Chain) -> None:
+        """Start the next segment; its header continues ``chain``."""
+        self._create_segment(self._index + 1, chain)
+
+    @property
+    def segment(self) -> str:
+        return segment_name(self._index)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def describe(self) -> str:
+        return str(self.directory)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def iter_lines(path: Path, chunk: int = 1 << 20) -> Iterator[tuple[bytes, bool]]:
+    """The lines of a file without their newline, and whether each was complete (ended by one)."""
+    with open(path, "rb") as f:
+        rest = b""
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            rest += block
+            parts = rest.split(b"\n")
+            rest = parts.pop()
+            for part in parts:
+                yield part, True
+        if rest:
+            yield rest, False

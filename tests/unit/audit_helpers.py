@@ -1,0 +1,48 @@
+"""Shared helpers of the decision-log unit tests: synthetic decisions and a small log on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.audit.record import decision_payload
+from engine.audit.segments import FileStore
+from engine.audit.writer import GroupCommitWriter
+from engine.types import Action, Decision, FiredRule, Outcome, Reason
+
+
+def make_decision(i: int, *, flow: str = "card_payment", route: str = "live", request_id: str | None = None) -> Decision:
+    """A decision as the core makes them, varied by ``i``."""
+    action = Action((i % 3) + 1)
+    fired = (FiredRule(f"R{i % 5}", "fraud.rules", action, "VELOCITY", 50, i % 2 == 0),) if action > 1 else ()
+    reasons = (
+        (Reason("VELOCITY", "Too many", "rule", f"R{i % 5}"), Reason("NEW_DEVICE", "New device", "model", f"R{i % 5}", "new_device", 0.125 * i))
+        if action > 1
+        else ()
+    )
+    return Decision(
+        decision_id=f"d{i:06d}",
+        request_id=f"req-{i}" if request_id is None else request_id,
+        flow=flow,
+        version="1",
+        revision="ab" * 32,
+        outcome=Outcome(action, reasons, fired, {"fraud_score": i / 1000.0}),
+        models={"card_fraud": "1@0123456789ab"},
+        eval_us=12.5 + i,
+        route=route,
+    )
+
+
+def payload_of(i: int, **kw: object) -> bytes:
+    """The record payload of ``make_decision(i)``."""
+    d = make_decision(i, **kw)  # type: ignore[arg-type]
+    return decision_payload(d, {"amount": float(i), "card_number": "411111******1111"}, ["card_number"], ts=1_700_000_000.0 + i)
+
+
+def write_log(directory: Path, n: int, *, max_segment_bytes: int = 1 << 20) -> None:
+    """A closed log of ``n`` decision records under ``directory``."""
+    writer = GroupCommitWriter(FileStore(directory, max_segment_bytes=max_segment_bytes))
+    try:
+        for i in range(n):
+            writer.append(payload_of(i))
+    finally:
+        writer.close()
