@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +18,15 @@ from engine.flow import CompiledFlow
 from engine.loader import PolicySet, load_policies
 from engine.types import Decision
 
-__all__ = ["Decider", "DecisionSink", "load_decider", "new_decision_id"]
+__all__ = ["Decider", "DecisionSink", "Idempotency", "load_decider", "new_decision_id"]
+
+
+class Idempotency(Protocol):
+    """Retries with the same request id get the stored decision (``engine.idempotency``)."""
+
+    def once(
+        self, request_id: str, flow: str, version: str, input: Mapping[str, Any], decide: Callable[[], Decision]
+    ) -> Decision: ...
 
 
 class DecisionSink(Protocol):
@@ -39,9 +47,16 @@ def new_decision_id() -> str:
 class Decider:
     """Decides requests against the current policy set."""
 
-    def __init__(self, policies: PolicySet | None = None, *, sink: DecisionSink | None = None) -> None:
+    def __init__(
+        self,
+        policies: PolicySet | None = None,
+        *,
+        sink: DecisionSink | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> None:
         self._policies = policies
         self._sink = sink
+        self._idempotency = idempotency
 
     @property
     def policies(self) -> PolicySet:
@@ -81,6 +96,12 @@ class Decider:
 
     def decide(self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "") -> Decision:
         """Decide one request. Raises the engine's typed errors; never anything else."""
+        idempotency = self._idempotency
+        if idempotency is not None and request_id:  # a retry within the window gets the stored decision
+            return idempotency.once(request_id, flow, version, input, lambda: self._decide(flow, input, version, request_id))
+        return self._decide(flow, input, version, request_id)
+
+    def _decide(self, flow: str, input: Mapping[str, Any], version: str, request_id: str) -> Decision:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
         compiled, route = self.resolve(flow, version)
@@ -108,6 +129,6 @@ class Decider:
         return decision
 
 
-def load_decider(root: Path) -> Decider:
+def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
     """Load and compile the policy root; raises PolicyError listing every problem."""
-    return Decider(load_policies(Path(root)))
+    return Decider(load_policies(Path(root)), sink=sink, idempotency=idempotency)
