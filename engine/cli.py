@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.commands import client, decide, serve
+from engine.commands import audit, client, decide, replay, serve
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, decide, client)
+COMMANDS = (serve, decide, client, audit, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

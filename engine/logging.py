@@ -11,6 +11,9 @@ import sys
 from typing import Literal, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+from engine.privacy import scrub_event
 
 __all__ = ["configure"]
 
@@ -33,12 +36,16 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if fmt == "json":
-        processors.append(structlog.processors.dict_tracebacks)
+    if fmt == "json":  # tracebacks as data, without local variables (they hold request input)
+        processors.append(structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)))
+    else:
+        processors.append(structlog.processors.format_exc_info)
+    processors.append(scrub_event)  # last before rendering: no card number reaches a log line
     processors.append(renderer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        # one write() per line: lines from several worker processes sharing stderr never interleave
+        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -15,6 +15,12 @@ Every setting is read here and nowhere else: first its default, then the environ
 | grace_seconds | VERDICT_GRACE_SECONDS | 10 | time in-flight calls get on SIGTERM/SIGINT |
 | log_level | VERDICT_LOG_LEVEL | info | debug, info, warning, error |
 | log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line) or console |
+| audit | VERDICT_AUDIT | audit | decision log directory (relative to the working directory); `off` disables |
+| audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
+| audit_hash_key | VERDICT_AUDIT_HASH_KEY | (random per process) | key of keyed hashes (`sensitive: hash`) and request fingerprints |
+| audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
+| idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
+| idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_root"]
 
@@ -76,6 +82,26 @@ class Settings(BaseModel):
     log_format: Literal["json", "console"] = Field(
         "json", description="json: one JSON object per line; console: human-readable, coloured."
     )
+
+    audit: str = Field(
+        "audit", min_length=1, description="Decision log directory (relative to the working directory); 'off' disables it."
+    )
+    audit_dsn: str | None = Field(None, description="PostgreSQL DSN of the decision log (replaces the directory).")
+    audit_hash_key: SecretStr | None = Field(
+        None, description="Key of keyed hashes and request fingerprints; random per process when unset."
+    )
+    audit_segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, le=1 << 40, description="Segment file size limit.")
+    idempotency_window_seconds: float = Field(
+        600.0, ge=0, le=7 * 24 * 3600, description="Retries with the same request_id within it get the stored decision."
+    )
+    idempotency_max_entries: int = Field(100_000, ge=1, le=10_000_000, description="Request ids remembered at most.")
+
+    @property
+    def audit_dir(self) -> Path | None:
+        """The decision log directory, or None when the log is off (or goes to PostgreSQL)."""
+        if self.audit_dsn or self.audit.strip().lower() in ("off", "none", "false", "0"):
+            return None
+        return Path(self.audit)
 
     @property
     def address(self) -> str:

@@ -17,4 +17,4 @@ source scripts/test_services.sh
 
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== pytest"
-exec pytest "$@"
+pytest "$@"  # not exec: the EXIT trap of test_services.sh stops the services afterwards

@@ -1,3 +1,70 @@
-# Sourced by scripts/test.sh: installs and starts, on loopback, the services the tests need.
-# (Nothing yet; the decision-log issue adds PostgreSQL here.)
-:
+# Sourced by scripts/test.sh: installs (from Debian's packages, when missing) and starts, on
+# loopback, the services the integration tests talk to, and stops them when the script exits.
+#
+# PostgreSQL (the decision log's PostgreSQL sink): a throwaway server in a temporary directory,
+# listening on 127.0.0.1 on a free port, trust authentication, fsync off (nothing in it must
+# survive). It runs as the unprivileged `postgres` user when this script runs as root (as CI does).
+# Exports VERDICT_TEST_PG_DSN. Set VERDICT_TEST_PG_DSN yourself to use a server you already have.
+# Under CI=true a failure to start it fails the run; elsewhere the PostgreSQL tests then skip,
+# saying why.
+
+verdict_pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+verdict_install_postgres() {
+  echo "== installing PostgreSQL (Debian package postgresql)"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "not root and no sudo: cannot install postgresql" >&2; return 1; }
+    sudo=(sudo -n)
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+}
+
+verdict_start_postgres() {
+  local bin
+  bin=$(verdict_pg_bin)
+  if [[ -z "$bin" || ! -x "$bin/initdb" ]]; then
+    verdict_install_postgres || return 1
+    bin=$(verdict_pg_bin)
+    [[ -n "$bin" && -x "$bin/initdb" ]] || { echo "postgresql installed but initdb not found" >&2; return 1; }
+  fi
+  VERDICT_PG_BIN=$bin
+  VERDICT_PG_DIR=$(mktemp -d /tmp/verdict-pg.XXXXXX)
+  VERDICT_PG_AS=()
+  if [[ $(id -u) -eq 0 ]]; then  # the server refuses to run as root
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    chown postgres "$VERDICT_PG_DIR"
+    VERDICT_PG_AS=(runuser -u postgres --)
+  fi
+  local port
+  port=$("${PY:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "${VERDICT_PG_AS[@]}" "$bin/initdb" -D "$VERDICT_PG_DIR/data" -U verdict --auth=trust -E UTF8 --no-sync >"$VERDICT_PG_DIR/initdb.log" 2>&1 ||
+    { cat "$VERDICT_PG_DIR/initdb.log" >&2; return 1; }
+  "${VERDICT_PG_AS[@]}" "$bin/pg_ctl" -D "$VERDICT_PG_DIR/data" -l "$VERDICT_PG_DIR/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $VERDICT_PG_DIR -c fsync=off -c full_page_writes=off" start >/dev/null ||
+    { cat "$VERDICT_PG_DIR/server.log" >&2; return 1; }
+  "$bin/createdb" -h 127.0.0.1 -p "$port" -U verdict verdict || return 1
+  export VERDICT_TEST_PG_DSN="postgresql://verdict@127.0.0.1:$port/verdict"
+  echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (VERDICT_TEST_PG_DSN)"
+}
+
+verdict_stop_services() {
+  if [[ -n "${VERDICT_PG_DIR:-}" && -d "$VERDICT_PG_DIR" ]]; then
+    "${VERDICT_PG_AS[@]}" "$VERDICT_PG_BIN/pg_ctl" -D "$VERDICT_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$VERDICT_PG_DIR"
+  fi
+}
+
+if [[ -z "${VERDICT_TEST_PG_DSN:-}" ]]; then
+  trap verdict_stop_services EXIT
+  if ! verdict_start_postgres; then
+    if [[ "${CI:-}" == "true" ]]; then
+      echo "== PostgreSQL could not be started; the decision log's PostgreSQL tests need it" >&2
+      exit 1
+    fi
+    echo "== PostgreSQL could not be started: its tests will skip (set VERDICT_TEST_PG_DSN to use a server)" >&2
+  fi
+fi

@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--grace-seconds", type=float, help="time in-flight calls get on shutdown (default 10)")
     p.add_argument("--log-level", help="debug, info, warning or error (default info)")
     p.add_argument("--log-format", help="json or console (default json)")
+    p.add_argument("--audit", metavar="DIR", help="decision log directory, or 'off' (default ./audit)")
+    p.add_argument("--audit-dsn", metavar="DSN", help="PostgreSQL DSN of the decision log (instead of --audit)")
+    p.add_argument("--idempotency-window", type=float, metavar="SECONDS", help="retry window of request ids, 0 = off (default 600)")
     p.set_defaults(run=run)
 
 
@@ -48,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds,
             log_level=args.log_level,
             log_format=args.log_format,
+            audit=args.audit,
+            audit_dsn=args.audit_dsn,
+            idempotency_window_seconds=args.idempotency_window,
         )
     except SettingsError as exc:
         report(str(exc))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -30,6 +31,9 @@ from grpc_reflection.v1alpha import reflection
 from engine.errors import PolicyError
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.audit.wiring import Audit
 
 __all__ = ["RunningServer", "serve", "start_server"]
 
@@ -96,14 +100,21 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     return running
 
 
-def _load(root: Path) -> Decider:
+def _load(root: Path, audit: Audit | None = None) -> Decider:
     from engine.service import load_decider
 
-    return load_decider(root)
+    if audit is None:
+        return load_decider(root)
+    decider = load_decider(root, sink=audit.sink, idempotency=audit.idempotency)
+    audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
+    return decider
 
 
-def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event) -> int:
-    """One server process: start, load, serve until ``stop`` is set, stop gracefully."""
+def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
+    """One server process: start, open the decision log, load, serve until ``stop``, stop gracefully."""
+    from engine.audit.errors import AuditError
+    from engine.audit.wiring import open_audit
+
     log = _log.bind(pid=os.getpid())
     try:
         running = start_server(settings, reuse_port=reuse_port)
@@ -112,16 +123,24 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event) -> 
         return 1
     log.info("listening", host=settings.host, port=running.port, root=str(settings.root), threads=settings.threads)
     try:
-        decider = _load(settings.root)
+        audit = open_audit(settings, worker=worker)
+    except AuditError as exc:
+        log.error("audit_open_failed", error=str(exc))
+        running.stop(0)
+        return 1
+    try:
+        decider = _load(settings.root, audit)
     except PolicyError as exc:
         log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in exc.problems])
         running.stop(0)
+        audit.close()
         return 1
     running.ready(decider)
-    log.info("serving", port=running.port, flows=decider.flows())
+    log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
     stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)
     running.stop(settings.grace_seconds)
+    audit.close()  # after the last in-flight call: everything answered is in the log
     log.info("stopped")
     return 0
 
@@ -157,7 +176,7 @@ def _run_workers(settings: Settings) -> int:
                     structlog.contextvars.bind_contextvars(worker=index)
                     stop = threading.Event()
                     _on_signals(lambda signum: stop.set())
-                    code = _run_one(shared, reuse_port=True, stop=stop)
+                    code = _run_one(shared, reuse_port=True, stop=stop, worker=index)
                 finally:
                     os._exit(code)
             children.append(pid)

@@ -1,0 +1,288 @@
+"""Replay and backtest: re-decide logged requests with another flow version and compare.
+
+``replay(records, compiled)`` evaluates every logged decision's recorded input with ``compiled``
+(a loaded flow version) and compares the new outcome with the logged one: how many actions change,
+action rates before and after, the transition matrix, which rules drive the changes, rule hit
+counts, mean scores and — with known outcomes (good/bad per decision or request id) — precision,
+recall and the bad rate of approved business for both.
+
+Inputs are replayed as they were logged. Sensitive fields were masked before logging, so they are
+replayed as their mask (a masked PAN, a keyed hash, ``[redacted]``): a rule that reads a sensitive
+field cannot be backtested faithfully, and a masked value that no longer fits the field's schema
+makes the request "rejected" by the new version. Shadow records are not replayed (they are not
+answers anyone received).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidInput
+from engine.flow import CompiledFlow
+from engine.types import Action, Outcome
+
+__all__ = ["Metrics", "ReplayReport", "load_outcomes", "replay"]
+
+ACTIONS = (Action.APPROVE, Action.REVIEW, Action.DECLINE)
+_BAD = {"bad", "1", "true", "yes", "y", "default", "fraud", "chargeback"}
+_GOOD = {"good", "0", "false", "no", "n", "paid", "legit", "ok"}
+_ID_COLUMNS = ("decision_id", "request_id", "id")
+_OUTCOME_COLUMNS = ("outcome", "label", "status", "bad")
+MAX_EXAMPLES = 5
+
+
+class OutcomesError(ValueError):
+    """The outcomes file cannot be used; the message says why."""
+
+
+def load_outcomes(path: Path) -> dict[str, bool]:
+    """``id -> is_bad`` from a CSV with an id column (decision_id, request_id or id) and an outcome."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+            id_col = next((c for c in _ID_COLUMNS if c in columns), None)
+            out_col = next((c for c in _OUTCOME_COLUMNS if c in columns), None)
+            if id_col is None or out_col is None:
+                raise OutcomesError(
+                    f"{path}: needs an id column ({', '.join(_ID_COLUMNS)}) and an outcome column "
+                    f"({', '.join(_OUTCOME_COLUMNS)}); found {', '.join(columns) or 'none'}"
+                )
+            names = {c.strip().lower(): c for c in reader.fieldnames or []}
+            result: dict[str, bool] = {}
+            for line, row in enumerate(reader, start=2):
+                key = (row.get(names[id_col]) or "").strip()
+                value = (row.get(names[out_col]) or "").strip().lower()
+                if not key:
+                    continue
+                if value in _BAD:
+                    result[key] = True
+                elif value in _GOOD:
+                    result[key] = False
+                else:
+                    raise OutcomesError(f"{path}:{line}: outcome {value!r} is neither good nor bad")
+            return result
+    except OSError as exc:
+        raise OutcomesError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OutcomesError(f"{path} is not UTF-8 text") from None
+
+
+@dataclass
+class Metrics:
+    """Confusion counts of one version's actions against known outcomes."""
+
+    labelled: int = 0
+    bad: int = 0
+    approved: int = 0
+    approved_bad: int = 0
+    declined: int = 0
+    declined_bad: int = 0
+    flagged: int = 0  # REVIEW or DECLINE
+    flagged_bad: int = 0
+
+    def add(self, action: Action, is_bad: bool) -> None:
+        self.labelled += 1
+        self.bad += is_bad
+        if action == Action.APPROVE:
+            self.approved += 1
+            self.approved_bad += is_bad
+        else:
+            self.flagged += 1
+            self.flagged_bad += is_bad
+            if action == Action.DECLINE:
+                self.declined += 1
+                self.declined_bad += is_bad
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "labelled": self.labelled,
+            "bad": self.bad,
+            "approval_rate": _ratio(self.approved, self.labelled),
+            "bad_rate_of_approved": _ratio(self.approved_bad, self.approved),
+            "decline_precision": _ratio(self.declined_bad, self.declined),
+            "decline_recall": _ratio(self.declined_bad, self.bad),
+            "flag_precision": _ratio(self.flagged_bad, self.flagged),
+            "flag_recall": _ratio(self.flagged_bad, self.bad),
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+@dataclass
+class ReplayReport:
+    """Everything a replay found; ``as_dict`` is the JSON report."""
+
+    flow: str
+    version: str
+    revision: str
+    location: str = ""
+    considered: int = 0  # logged decisions of the flow (shadow records excluded)
+    replayed: int = 0
+    rejected: int = 0  # the new version refused the logged input (InvalidInput)
+    failed: int = 0  # the new version failed otherwise
+    rejected_fields: Counter[str] = field(default_factory=Counter)
+    produced_by: Counter[str] = field(default_factory=Counter)  # "version@revision[:12]" of the logged decisions
+    changed: int = 0  # the action changed
+    differs: int = 0  # anything changed (action, reasons, fired rules or scores)
+    before: Counter[str] = field(default_factory=Counter)
+    after: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    drivers: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule, effect) -> changed decisions
+    hits_before: Counter[str] = field(default_factory=Counter)
+    hits_after: Counter[str] = field(default_factory=Counter)
+    score_sums: dict[str, list[float]] = field(default_factory=dict)  # name -> [sum before, sum after, n]
+    examples: dict[str, list[str]] = field(default_factory=dict)  # "A->B" -> decision ids
+    outcomes_given: bool = False
+    unmatched_outcomes: int = 0
+    metrics_before: Metrics = field(default_factory=Metrics)
+    metrics_after: Metrics = field(default_factory=Metrics)
+
+    def rate(self, counter: Counter[str], action: str) -> float | None:
+        return _ratio(counter[action], self.replayed)
+
+    def as_dict(self) -> dict[str, Any]:
+        names = [a.name for a in ACTIONS]
+        scores = {
+            name: {"mean_before": s[0] / s[2], "mean_after": s[1] / s[2], "n": int(s[2])}
+            for name, s in sorted(self.score_sums.items())
+            if s[2]
+        }
+        rules = sorted(set(self.hits_before) | set(self.hits_after))
+        out: dict[str, Any] = {
+            "flow": self.flow,
+            "version": self.version,
+            "revision": self.revision,
+            "log": self.location,
+            "logged_versions": dict(self.produced_by),
+            "considered": self.considered,
+            "replayed": self.replayed,
+            "rejected": self.rejected,
+            "rejected_fields": dict(self.rejected_fields.most_common()),
+            "failed": self.failed,
+            "changed": self.changed,
+            "changed_rate": _ratio(self.changed, self.replayed),
+            "differs": self.differs,
+            "actions": {
+                a: {
+                    "before": self.before[a],
+                    "after": self.after[a],
+                    "before_rate": self.rate(self.before, a),
+                    "after_rate": self.rate(self.after, a),
+                }
+                for a in names
+            },
+            "transitions": {b: {a: self.transitions[(b, a)] for a in names} for b in names},
+            "drivers": [
+                {"rule": rule, "effect": effect, "decisions": n} for (rule, effect), n in self.drivers.most_common()
+            ],
+            "rule_hits": {r: {"before": self.hits_before[r], "after": self.hits_after[r]} for r in rules},
+            "scores": scores,
+            "examples": self.examples,
+        }
+        if self.outcomes_given:
+            out["outcomes"] = {
+                "unmatched_ids": self.unmatched_outcomes,
+                "before": self.metrics_before.as_dict(),
+                "after": self.metrics_after.as_dict(),
+            }
+        return out
+
+
+def _logged_outcome(record: Mapping[str, Any]) -> tuple[Action, tuple[Any, ...], tuple[Any, ...], dict[str, float]]:
+    reasons = tuple(
+        (r["code"], r["message"], r["source"], r.get("rule_id", ""), r.get("feature", ""), float(r.get("contribution", 0.0)))
+        for r in record["reasons"]
+    )
+    fired = tuple((f["id"], f["ruleset"], f["action"], f["reason_code"], int(f["priority"])) for f in record["fired"])
+    return Action[record["action"]], reasons, fired, {k: float(v) for k, v in record["scores"].items()}
+
+
+def _new_outcome(outcome: Outcome) -> tuple[Action, tuple[Any, ...], tuple[Any, ...], dict[str, float]]:
+    reasons = tuple((r.code, r.message, r.source, r.rule_id, r.feature, float(r.contribution)) for r in outcome.reasons)
+    fired = tuple((f.id, f.ruleset, f.action.name, f.reason_code, f.priority) for f in outcome.fired)
+    return outcome.action, reasons, fired, {k: float(v) for k, v in outcome.scores.items()}
+
+
+def _drivers(before_action: Action, before_fired: tuple[Any, ...], after_action: Action, after_fired: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """The rules that explain an action change: newly firing at the new action, or no longer firing at the old."""
+    before_set = {(f[0], f[2]) for f in before_fired}
+    after_set = {(f[0], f[2]) for f in after_fired}
+    if after_action > before_action:
+        found = [(f[0], f"now fires -> {after_action.name}") for f in after_fired if f[2] == after_action.name and (f[0], f[2]) not in before_set]
+    else:
+        found = [
+            (f[0], f"no longer fires (was {before_action.name})")
+            for f in before_fired
+            if f[2] == before_action.name and (f[0], f[2]) not in after_set
+        ]
+    return found or [("(flow default)", f"{before_action.name} -> {after_action.name}")]
+
+
+def replay(
+    records: Iterable[Mapping[str, Any]],
+    compiled: CompiledFlow,
+    *,
+    outcomes: Mapping[str, bool] | None = None,
+    location: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> ReplayReport:
+    """Re-decide every logged (non-shadow) decision of ``compiled.flow`` with ``compiled``."""
+    report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None)
+    matched_ids: set[str] = set()
+    for n, record in enumerate(records, start=1):
+        if progress is not None:
+            progress(n)
+        if record.get("flow") != compiled.flow or record.get("route") == "shadow" or record.get("kind", "decision") != "decision":
+            continue
+        report.considered += 1
+        report.produced_by[f"{record.get('version')}@{str(record.get('revision', ''))[:12]}"] += 1
+        try:
+            outcome = compiled.evaluate(record.get("input") or {})
+        except InvalidInput as exc:
+            report.rejected += 1
+            report.rejected_fields.update({e.field for e in exc.errors})
+            continue
+        except Exception:  # noqa: BLE001 - a broken version is counted, not fatal
+            report.failed += 1
+            continue
+        report.replayed += 1
+        before = _logged_outcome(record)
+        after = _new_outcome(outcome)
+        b_action, a_action = before[0], after[0]
+        report.before[b_action.name] += 1
+        report.after[a_action.name] += 1
+        report.transitions[(b_action.name, a_action.name)] += 1
+        report.hits_before.update(f[0] for f in before[2])
+        report.hits_after.update(f[0] for f in after[2])
+        for name in set(before[3]) | set(after[3]):
+            sums = report.score_sums.setdefault(name, [0.0, 0.0, 0])
+            if name in before[3] and name in after[3]:
+                sums[0] += before[3][name]
+                sums[1] += after[3][name]
+                sums[2] += 1
+        if before != after:
+            report.differs += 1
+        if b_action != a_action:
+            report.changed += 1
+            report.drivers.update(_drivers(b_action, before[2], a_action, after[2]))
+            examples = report.examples.setdefault(f"{b_action.name}->{a_action.name}", [])
+            if len(examples) < MAX_EXAMPLES:
+                examples.append(str(record.get("decision_id", "")))
+        if outcomes is not None:
+            did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
+            key = did if did in outcomes else rid if rid and rid in outcomes else None
+            if key is not None:
+                matched_ids.add(key)
+                report.metrics_before.add(b_action, outcomes[key])
+                report.metrics_after.add(a_action, outcomes[key])
+    if outcomes is not None:
+        report.unmatched_outcomes = len(set(outcomes) - matched_ids)
+    return report

@@ -1,0 +1,102 @@
+"""The replay report as a plain-text table for an analyst (the JSON form is ``ReplayReport.as_dict``)."""
+
+from __future__ import annotations
+
+from engine.audit.replay import ACTIONS, Metrics, ReplayReport
+
+__all__ = ["render_table"]
+
+MAX_DRIVERS = 15
+MAX_RULES = 15
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    first, *rest = cells
+    return "  ".join([first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]).rstrip()
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [_row(header, widths), *(_row(r, widths) for r in rows)]
+
+
+def render_table(report: ReplayReport) -> str:
+    """The report as aligned text tables."""
+    r = report
+    names = [a.name for a in ACTIONS]
+    logged = ", ".join(f"{v} x{n:,}" for v, n in r.produced_by.most_common()) or "none"
+    out = [
+        f"Replay of {r.flow} through version {r.version} (revision {r.revision[:12]})",
+        f"log: {r.location}: {r.considered:,} decisions of {r.flow} (logged by {logged})",
+        f"replayed: {r.replayed:,}   rejected by version {r.version}: {r.rejected:,}   failed: {r.failed:,}",
+    ]
+    if r.rejected_fields:
+        out.append("  rejected for: " + ", ".join(f"{f} x{n:,}" for f, n in r.rejected_fields.most_common(8)))
+    out.append(
+        f"action changed: {r.changed:,} ({_pct(r.changed / r.replayed if r.replayed else None)}); "
+        f"any difference (action, reasons, rules or scores): {r.differs:,}"
+    )
+    out.append("")
+    rows = []
+    for a in names:
+        delta = r.after[a] - r.before[a]
+        rows.append(
+            [a, f"{r.before[a]:,}", _pct(r.rate(r.before, a)), f"{r.after[a]:,}", _pct(r.rate(r.after, a)), f"{delta:+,}"]
+        )
+    out += _table(["action", "before", "rate", "after", "rate", "change"], rows)
+    out.append("")
+    out.append("transitions (rows: logged action, columns: action with the replayed version)")
+    out += _table(["", *names], [[b, *(f"{r.transitions[(b, a)]:,}" for a in names)] for b in names])
+    if r.drivers:
+        out.append("")
+        out.append("rules behind the changed actions")
+        drivers = r.drivers.most_common(MAX_DRIVERS)
+        out += _table(["rule", "decisions", "effect"], [[rule, f"{n:,}", effect] for (rule, effect), n in drivers])
+    moved = sorted(
+        set(r.hits_before) | set(r.hits_after),
+        key=lambda k: (-abs(r.hits_after[k] - r.hits_before[k]), k),
+    )
+    moved = [k for k in moved if r.hits_after[k] != r.hits_before[k]][:MAX_RULES]
+    if moved:
+        out.append("")
+        out.append("rule hits that changed")
+        out += _table(
+            ["rule", "before", "after", "change"],
+            [[k, f"{r.hits_before[k]:,}", f"{r.hits_after[k]:,}", f"{r.hits_after[k] - r.hits_before[k]:+,}"] for k in moved],
+        )
+    if r.score_sums:
+        out.append("")
+        rows = [
+            [name, f"{s[0] / s[2]:.4f}", f"{s[1] / s[2]:.4f}"] for name, s in sorted(r.score_sums.items()) if s[2]
+        ]
+        out += _table(["mean score", "before", "after"], rows)
+    if r.examples:
+        out.append("")
+        out.append("examples of changed decisions (decision ids)")
+        for transition, ids in sorted(r.examples.items()):
+            out.append(f"  {transition}: {', '.join(ids)}")
+    if r.outcomes_given:
+        out.append("")
+        out += _outcomes(r.metrics_before, r.metrics_after, r.unmatched_outcomes)
+    return "\n".join(out) + "\n"
+
+
+def _outcomes(before: Metrics, after: Metrics, unmatched: int) -> list[str]:
+    b, a = before.as_dict(), after.as_dict()
+    head = f"known outcomes: {before.labelled:,} replayed decisions labelled, {before.bad:,} bad"
+    if unmatched:
+        head += f" ({unmatched:,} ids in the outcomes file matched no replayed decision)"
+    rows = [
+        ["approval rate", _pct(b["approval_rate"]), _pct(a["approval_rate"])],
+        ["bad rate of approved", _pct(b["bad_rate_of_approved"]), _pct(a["bad_rate_of_approved"])],
+        ["decline precision", _pct(b["decline_precision"]), _pct(a["decline_precision"])],
+        ["decline recall", _pct(b["decline_recall"]), _pct(a["decline_recall"])],
+        ["review+decline precision", _pct(b["flag_precision"]), _pct(a["flag_precision"])],
+        ["review+decline recall", _pct(b["flag_recall"]), _pct(a["flag_recall"])],
+        ["bad approved", f"{before.approved_bad:,}", f"{after.approved_bad:,}"],
+    ]
+    return [head, *_table(["metric", "before", "after"], rows)]

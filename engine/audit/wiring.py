@@ -1,0 +1,134 @@
+"""What ``verdict serve`` opens from its settings: the decision log and the idempotency cache.
+
+``open_audit(settings, worker=None)`` opens (and recovers) the log — the directory
+``settings.audit`` (``DIR/worker-<i>`` for worker ``i`` of ``--workers N``) or PostgreSQL
+``settings.audit_dsn`` — and rebuilds the idempotency cache from the records of the last window.
+The returned ``Audit`` gives the Decider its sink and idempotency collaborator; ``bind`` tells the
+sink where the loaded flows are (for their masking rules); ``close`` flushes and closes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.audit.errors import AuditError
+from engine.audit.record import decision_from_record, parse_time
+from engine.audit.segments import FileStore
+from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.source import LogSource, open_source
+from engine.audit.writer import GroupCommitWriter, Store
+from engine.idempotency import Fingerprinter, IdempotencyCache
+from engine.loader import PolicySet
+from engine.privacy import HashKey
+from engine.settings import Settings
+from engine.types import Decision
+
+__all__ = ["Audit", "open_audit", "preload_entries"]
+
+_log = structlog.get_logger("verdict.audit")
+
+
+@dataclass
+class Audit:
+    """The decision log and idempotency cache of one server process (either may be off)."""
+
+    sink: AuditSink | None
+    idempotency: IdempotencyCache | None
+    location: str
+
+    def bind(self, policies: Callable[[], PolicySet]) -> None:
+        """Let the sink find each flow's masking rules (e.g. ``lambda: decider.policies``)."""
+        if self.sink is not None:
+            self.sink.masks.bind(policies)
+
+    def close(self) -> None:
+        """Write what is queued and close the log."""
+        if self.sink is not None:
+            self.sink.close()
+            stats = self.sink.writer.stats
+            _log.info("audit_closed", location=self.location, records=stats.records, batches=stats.batches)
+
+
+def preload_entries(
+    records: Iterator[dict[str, Any]], key_id: str, now: float
+) -> Iterator[tuple[str, str, Decision, float]]:
+    """(request id, fingerprint, decision, age) of logged answers that a retry may get again."""
+    for data in records:
+        if not data.get("request_id") or data.get("route") == "shadow" or data.get("key_id") != key_id:
+            continue
+        fp = data.get("fp")
+        if not fp:
+            continue
+        try:
+            yield data["request_id"], str(fp), decision_from_record(data), now - parse_time(data["ts"])
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
+def _store(settings: Settings, worker: int | None) -> tuple[Store | None, str]:
+    if settings.audit_dsn:
+        from engine.audit.postgres import PgStore, redact_dsn
+
+        return PgStore(settings.audit_dsn), redact_dsn(settings.audit_dsn)
+    directory = settings.audit_dir
+    if directory is None:
+        return None, "off"
+    if worker is not None:
+        directory = directory / f"worker-{worker}"
+    return FileStore(Path(directory), max_segment_bytes=settings.audit_segment_bytes), str(directory)
+
+
+def _rebuild(idem: IdempotencyCache, source_location: str, key: HashKey, clock: Callable[[], float]) -> int:
+    now = clock()
+    source: LogSource = open_source(source_location)
+    try:
+        return idem.preload(preload_entries(source.recent(now - idem.window), key.key_id, now))
+    finally:
+        source.close()
+
+
+def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable[[], float] = time.time) -> Audit:
+    """Open the decision log and the idempotency cache as ``settings`` say; raises AuditError."""
+    secret = settings.audit_hash_key.get_secret_value() if settings.audit_hash_key is not None else None
+    key = HashKey.from_setting(secret)
+    fingerprint = Fingerprinter(key)
+    idem = None
+    if settings.idempotency_window_seconds > 0:
+        idem = IdempotencyCache(
+            fingerprint, window_seconds=settings.idempotency_window_seconds, max_entries=settings.idempotency_max_entries
+        )
+    store, location = _store(settings, worker)
+    if store is None:
+        _log.warning("audit_off", idempotency_window_seconds=settings.idempotency_window_seconds)
+        return Audit(None, idem, location)
+    writer = GroupCommitWriter(store)
+    sink = AuditSink(writer, MaskRegistry(key), fingerprint)
+    if key.ephemeral:
+        _log.warning(
+            "audit_hash_key_ephemeral",
+            detail="VERDICT_AUDIT_HASH_KEY is not set: keyed hashes and fingerprints differ after a restart",
+        )
+    recovery = getattr(store, "recovery", None)
+    rebuilt = 0
+    if idem is not None:
+        try:
+            rebuilt = _rebuild(idem, settings.audit_dsn or location, key, clock)
+        except AuditError as exc:  # the log is open and verified at its tail; retries just decide again
+            _log.warning("idempotency_rebuild_failed", error=str(exc))
+    chain = writer.chain
+    _log.info(
+        "audit_open",
+        location=location,
+        next_seq=chain.seq,
+        last_hash=chain.prev,
+        trimmed_bytes=recovery.trimmed_bytes if recovery else 0,
+        idempotency_entries=rebuilt,
+        key_id=key.key_id,
+    )
+    return Audit(sink, idem, location)
