@@ -1,0 +1,110 @@
+"""What `verdict serve` opens from its settings: log location, per-worker chains, idempotency rebuild."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.audit.segments import list_segments
+from engine.audit.source import open_source
+from engine.audit.wiring import open_audit
+from engine.errors import IdempotencyConflict
+from engine.loader import load_policies
+from engine.service import Decider
+from engine.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APPLICATION = {
+    "seniority": 9, "home": "rent", "time": 60, "age": 30, "marital": "married", "records": False,
+    "job": "freelance", "expenses": 73, "income": 129, "assets": 0, "debt": 0, "amount": 800, "price": 846,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def policies():
+    return load_policies(ROOT)
+
+
+def settings(**kw) -> Settings:
+    return Settings.load(env={}, root=ROOT, **kw)
+
+
+def serve_once(policies, audit):
+    decider = Decider(policies, sink=audit.sink, idempotency=audit.idempotency)
+    audit.bind(lambda: decider.policies)
+    return decider
+
+
+def test_audit_setting_defaults_and_off():
+    """The log defaults to ./audit; 'off' turns it off; a DSN replaces the directory."""
+    assert Settings.load(env={}).audit_dir == Path("audit")
+    assert Settings.load(env={"VERDICT_AUDIT": "off"}).audit_dir is None
+    assert Settings.load(env={}, audit_dsn="postgresql://x@127.0.0.1/db").audit_dir is None
+    key = Settings.load(env={"VERDICT_AUDIT_HASH_KEY": "s3cret"}).audit_hash_key
+    assert key is not None and "s3cret" not in repr(key) and key.get_secret_value() == "s3cret"
+
+
+def test_off_keeps_idempotency_in_memory(policies):
+    """With the log off there is no sink, but retries are still answered from memory."""
+    audit = open_audit(settings(audit="off"))
+    assert audit.sink is None and audit.idempotency is not None
+    decider = serve_once(policies, audit)
+    a = decider.decide("credit_application", APPLICATION, request_id="r")
+    assert decider.decide("credit_application", APPLICATION, request_id="r").decision_id == a.decision_id
+    audit.close()
+
+
+def test_worker_gets_its_own_chain_directory(tmp_path, policies):
+    """Worker i of --workers N logs under DIR/worker-i."""
+    audit = open_audit(settings(audit=str(tmp_path)), worker=1)
+    serve_once(policies, audit).decide("credit_application", APPLICATION)
+    audit.close()
+    assert list_segments(tmp_path / "worker-1") and not list_segments(tmp_path)
+    assert open_source(tmp_path).verify().decisions == 1
+
+
+def test_retry_after_restart_gets_the_logged_decision(tmp_path, policies):
+    """The idempotency cache is rebuilt from the log: a retry after a restart gets the same decision."""
+    s = settings(audit=str(tmp_path), audit_hash_key="key-1")
+    audit = open_audit(s)
+    first = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    audit.close()
+
+    audit = open_audit(s)
+    decider = serve_once(policies, audit)
+    again = decider.decide("credit_application", APPLICATION, request_id="r-1")
+    assert again.decision_id == first.decision_id and again.outcome.action == first.outcome.action
+    assert again.reasons == first.reasons and dict(again.outcome.scores) == dict(first.outcome.scores)
+    with pytest.raises(IdempotencyConflict):
+        decider.decide("credit_application", {**APPLICATION, "amount": 700}, request_id="r-1")
+    audit.close()
+    assert open_source(tmp_path).verify().decisions == 1  # the retry was not logged twice
+
+
+def test_rebuild_ignores_records_of_another_key(tmp_path, policies):
+    """Fingerprints made with another key cannot be compared: those request ids are decided again."""
+    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-1"))
+    first = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    audit.close()
+    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-2"))
+    again = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    audit.close()
+    assert again.decision_id != first.decision_id
+
+
+def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
+    """Only records within the window come back (clock moved past it)."""
+    import time
+
+    s = settings(audit=str(tmp_path), audit_hash_key="k", idempotency_window_seconds=60)
+    audit = open_audit(s)
+    first = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    audit.close()
+    audit = open_audit(s, clock=lambda: time.time() + 61)
+    assert audit.idempotency is not None and len(audit.idempotency) == 0
+    audit.close()
+    audit = open_audit(s)
+    assert audit.idempotency is not None and len(audit.idempotency) == 1
+    assert serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1").decision_id == first.decision_id
+    audit.close()
