@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import Any
 
 from engine.audit.record import decision_payload
 from engine.audit.segments import FileStore
@@ -46,3 +48,59 @@ def write_log(directory: Path, n: int, *, max_segment_bytes: int = 1 << 20) -> N
             writer.append(payload_of(i))
     finally:
         writer.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CREDIT_CSV = ROOT / "data" / "credit_data.csv"
+CARD_CSV = ROOT / "data" / "card_payments.csv"
+PAN = "4111111111111111"  # a Luhn-valid test card number, planted to prove it never reaches disk
+
+
+def credit_applications(limit: int) -> list[dict[str, Any]]:
+    """Rows of data/credit_data.csv as credit_application inputs (snake_case, gaps omitted, no label)."""
+    rows: list[dict[str, Any]] = []
+    with CREDIT_CSV.open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for column, cell in raw.items():
+                name = column.strip().lower()
+                if name == "status" or cell == "":
+                    continue
+                if name == "records":
+                    row[name] = cell == "yes"
+                elif name in ("home", "marital", "job"):
+                    row[name] = cell
+                else:
+                    row[name] = float(cell)
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def credit_statuses(limit: int) -> list[str]:
+    """The good/bad status of the first ``limit`` rows of data/credit_data.csv."""
+    with CREDIT_CSV.open(newline="") as f:
+        return [row["Status"].strip().lower() for _, row in zip(range(limit), csv.DictReader(f))]
+
+
+def card_payments(limit: int) -> list[dict[str, Any]]:
+    """Rows of data/card_payments.csv as card_payment inputs (label dropped)."""
+    rows: list[dict[str, Any]] = []
+    with CARD_CSV.open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for name, cell in raw.items():
+                if name == "is_fraud" or cell == "":
+                    continue
+                if cell in ("true", "false"):
+                    row[name] = cell == "true"
+                else:
+                    try:
+                        row[name] = float(cell)
+                    except ValueError:
+                        row[name] = cell
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows

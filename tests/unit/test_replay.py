@@ -23,10 +23,10 @@ from engine.idempotency import Fingerprinter
 from engine.loader import load_policies
 from engine.privacy import HashKey
 from engine.service import Decider
-from tests.integration.helpers import CREDIT_CSV, card_payments, credit_applications
+
+from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses
 
 ROOT = Path(__file__).resolve().parents[2]
-PAN = "4111111111111111"
 N_CREDIT = 400
 N_CARD = 150
 CANDIDATE = "backtest-strict"
@@ -104,13 +104,11 @@ def log(tmp_path_factory, policies) -> Path:
 def outcomes_csv(tmp_path_factory) -> Path:
     """Known outcomes of the logged credit applications (the data's own good/bad status), by request id."""
     path = tmp_path_factory.mktemp("outcomes") / "outcomes.csv"
-    with CREDIT_CSV.open(newline="") as f, path.open("w", newline="") as out:
+    with path.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["request_id", "outcome"])
-        for i, row in enumerate(csv.DictReader(f)):
-            if i >= N_CREDIT:
-                break
-            writer.writerow([f"row-{i}", row["Status"].strip().lower()])
+        for i, status in enumerate(credit_statuses(N_CREDIT)):
+            writer.writerow([f"row-{i}", status])
     return path
 
 
