@@ -1,0 +1,142 @@
+// A Node.js client of verdict.v1.DecisionService that has only proto/ (no generated code, no
+// Python): it decides real credit applications from data/credit_data.csv, checks every answer
+// is complete, checks error statuses, and prints its answers as one JSON document on stdout.
+//
+// usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT]
+// exit code: 0 all checks passed, 1 a check failed (the failures are on stderr).
+
+import fs from "node:fs";
+import path from "node:path";
+import grpc from "@grpc/grpc-js";
+import protoLoader from "@grpc/proto-loader";
+
+const [target, protoDir, csvPath, countArg] = process.argv.slice(2);
+if (!target || !protoDir || !csvPath) {
+  console.error("usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT]");
+  process.exit(2);
+}
+const COUNT = Number(countArg ?? 25);
+
+const definition = protoLoader.loadSync("verdict/v1/decision.proto", {
+  includeDirs: [protoDir],
+  keepCase: true, // the proto's own field names: request_id, fired_rules, ...
+  enums: String, // actions by name
+  defaults: true, // every field present, as in proto3 JSON with defaults
+  oneofs: true,
+});
+const verdict = grpc.loadPackageDefinition(definition).verdict.v1;
+const client = new verdict.DecisionService(target, grpc.credentials.createInsecure());
+
+// --- google.protobuf.Struct from a plain object ------------------------------------------------
+// protobufjs ships struct.proto with camelCase field names (numberValue, ...) even with keepCase.
+function toValue(v) {
+  if (v === null || v === undefined) return { nullValue: "NULL_VALUE" };
+  if (typeof v === "number") return { numberValue: v };
+  if (typeof v === "string") return { stringValue: v };
+  if (typeof v === "boolean") return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+  return { structValue: toStruct(v) };
+}
+function toStruct(obj) {
+  return { fields: Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, toValue(v)])) };
+}
+
+// --- real applications: the CSV's columns in snake_case, missing cells omitted ------------------
+function applications(file, count) {
+  const [header, ...lines] = fs.readFileSync(file, "utf8").trim().split(/\r?\n/);
+  const columns = header.split(",").map((c) => c.toLowerCase());
+  const step = Math.max(1, Math.floor(lines.length / count));
+  const rows = [];
+  for (let i = 0; i < lines.length && rows.length < count; i += step) {
+    const cells = lines[i].split(",");
+    const row = {};
+    columns.forEach((name, j) => {
+      const cell = cells[j];
+      if (name === "status" || cell === "") return;
+      if (name === "records") row[name] = cell === "yes";
+      else if (["home", "marital", "job"].includes(name)) row[name] = cell;
+      else row[name] = Number(cell);
+    });
+    rows.push({ line: i + 2, input: row });
+  }
+  return rows;
+}
+
+function decide(request) {
+  return new Promise((resolve, reject) => {
+    client.Decide(request, { deadline: Date.now() + 10000 }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+}
+
+const failures = [];
+function check(condition, message) {
+  if (!condition) failures.push(message);
+}
+
+const SEVERITY = { APPROVE: 1, REVIEW: 2, DECLINE: 3 };
+
+function checkComplete(r, requestId) {
+  const where = `request ${requestId}`;
+  check(r.action in SEVERITY, `${where}: action ${r.action}`);
+  check(r.decision_id.length > 0, `${where}: no decision_id`);
+  check(r.request_id === requestId, `${where}: request_id echoed as ${r.request_id}`);
+  check(r.flow === "credit_application" && r.version.length > 0, `${where}: flow/version ${r.flow}/${r.version}`);
+  check(/^[0-9a-f]{16,}$/.test(r.revision), `${where}: revision ${r.revision}`);
+  check(typeof r.scores.pd === "number" && r.scores.pd >= 0 && r.scores.pd <= 1, `${where}: scores.pd ${r.scores.pd}`);
+  check(typeof r.models.credit_default === "string" && r.models.credit_default.includes("@"), `${where}: models`);
+  check(r.eval_us > 0, `${where}: eval_us ${r.eval_us}`);
+  if (r.action === "DECLINE") check(r.reasons.length >= 1 && r.reasons.length <= 4, `${where}: DECLINE with ${r.reasons.length} reasons`);
+  if (r.action === "REVIEW") check(r.reasons.length >= 1, `${where}: REVIEW without reasons`);
+  for (const reason of r.reasons) {
+    check(reason.code && reason.message && ["rule", "model"].includes(reason.source), `${where}: incomplete reason ${JSON.stringify(reason)}`);
+  }
+  const worst = Math.max(0, ...r.fired_rules.map((f) => SEVERITY[f.action]));
+  check(worst === 0 || SEVERITY[r.action] === worst, `${where}: action ${r.action} but the most severe fired rule is ${worst}`);
+}
+
+async function expectError(request, code, named) {
+  try {
+    await decide(request);
+    failures.push(`${JSON.stringify(request.flow)}: expected status ${code}, got an answer`);
+    return null;
+  } catch (err) {
+    check(err.code === grpc.status[code], `expected ${code}, got ${grpc.status[err.code]}: ${err.details}`);
+    for (const name of named) check(err.details.includes(name), `${code} message does not name ${name}: ${err.details}`);
+    const raw = err.metadata?.get("verdict-field-errors")?.[0];
+    return raw ? JSON.parse(raw.toString()) : [];
+  }
+}
+
+async function main() {
+  const decided = [];
+  for (const { line, input } of applications(csvPath, COUNT)) {
+    const requestId = `node-${line}`;
+    const response = await decide({ flow: "credit_application", request_id: requestId, input: toStruct(input) });
+    checkComplete(response, requestId);
+    decided.push({ line, request_id: requestId, input, response });
+  }
+  const actions = new Set(decided.map((d) => d.response.action));
+  check(actions.size >= 2, `only ${[...actions]} among ${decided.length} real applications`);
+
+  const bad = { ...decided[0].input, age: -5, home: "castle" };
+  delete bad.seniority;
+  const fields = await expectError({ flow: "credit_application", input: toStruct(bad) }, "INVALID_ARGUMENT", ["age", "home", "seniority"]);
+  check(fields && ["age", "home", "seniority"].every((f) => fields.some((e) => e.field === f)), `verdict-field-errors: ${JSON.stringify(fields)}`);
+  await expectError({ flow: "mortgage", input: toStruct({}) }, "NOT_FOUND", ["mortgage"]);
+  await expectError({ flow: "credit_application", version: "99", input: toStruct(decided[0].input) }, "NOT_FOUND", ["99"]);
+
+  const after = await decide({ flow: "credit_application", request_id: "node-after", input: toStruct(decided[0].input) });
+  check(after.action === decided[0].response.action, "the server answers differently after the errors");
+
+  process.stdout.write(JSON.stringify({ decided, failures }) + "\n");
+  client.close();
+  if (failures.length) {
+    for (const f of failures) console.error(`FAIL ${f}`);
+    process.exit(1);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
