@@ -384,6 +384,11 @@ class Model:
         x = np.asarray(x, dtype=np.float32).reshape(1, self._width)
         return self._contributions_with_bias(x)[0, : self._width]
 
+    def contributions_batch(self, x: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (log-odds) of many rows, shape (rows, n)."""
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, self._width)
+        return self._contributions_with_bias(x)[:, : self._width]
+
     def raw_score(self, x: np.ndarray) -> float:
         """The raw (log-odds) score of one row as the explainer sees it: sum of contributions + bias."""
         x = np.asarray(x, dtype=np.float32).reshape(1, self._width)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
-from engine.models import FeatureSpec, ModelCard
+from engine.models import FeatureSpec, ModelCard, load_model
 from engine.training.artifacts import file_sha256, library_versions, now_iso, write_model_dir
 from engine.training.dataset import DataOptions, Prepared, prepare
 from engine.training.errors import DataError
+from engine.training.faithfulness import faithfulness
 from engine.training.lightgbm_trainer import (
     CVResult,
     LightGBMSettings,
@@ -24,6 +25,7 @@ from engine.training.lightgbm_trainer import (
 from engine.training.metrics import binary_metrics, calibration_table
 from engine.training.onnx_export import PARITY_TOLERANCE, lightgbm_to_onnx, max_abs_diff, with_missing
 from engine.training.progress import Progress, ProgressEvent, silent
+from engine.training.report import write_report
 
 __all__ = ["ModelSpec", "TrainedModel", "card_features", "train_lightgbm"]
 
@@ -46,6 +48,7 @@ class ModelSpec:
     data_label: str | None = None  # how the card names the data file (default: the path as given)
     monotone: Mapping[str, int] = field(default_factory=dict)
     settings: LightGBMSettings = field(default_factory=LightGBMSettings)
+    tuning_grid: tuple[Mapping[str, Any], ...] = ()  # settings overrides to choose from by CV AUC
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,39 @@ class TrainedModel:
     cv: CVResult
     oof_metrics: Mapping[str, float]
 
-    def write(self, out: Path) -> ModelCard:
-        """Write the model directory (``model.onnx``, ``model.txt``, ``card.json``)."""
-        return write_model_dir(Path(out), self.card, self.files)
+    def write(self, out: Path, report: bool = False) -> ModelCard:
+        """Write the model directory (``model.onnx``, ``model.txt``, ``card.json``).
+
+        With ``report``, the served model's reason-code faithfulness is measured and recorded in the
+        card, and ``report.md`` with its ROC and histogram PNGs is written beside it.
+        """
+        out = Path(out)
+        card = write_model_dir(out, self.card, self.files)
+        if not report:
+            return card
+        p = self.prepared
+        quantile = max(0.9, 1.0 - float(p.y.mean()))
+        faith = faithfulness(load_model(out), p.x, quantile=quantile, seed=int(self.card["training"]["seed"]))
+        doc = card.model_dump(mode="json", by_alias=True, exclude_none=True)
+        doc["metrics"]["faithfulness"] = faith
+        card = write_model_dir(out, doc, self.files)
+        write_report(out, card.model_dump(mode="json", by_alias=True, exclude_none=True), p.y, self.cv.oof,
+                     self.cv.fold_of_row, extra_sections=[faithfulness_section(faith)])
+        return card
+
+
+def faithfulness_section(faith: Mapping[str, Any]) -> str:
+    """The report's Markdown section on reason-code faithfulness."""
+    rows = "\n".join(f"| `{k}` | {v['declines']} | {v['lowered']} |" for k, v in faith["by_top_feature"].items())
+    return (
+        "## Reason-code faithfulness\n\n"
+        f"{faith['definition']}.\n\n"
+        f"- declines examined: {faith['declines']} (score >= {faith['threshold']:.4f}); with a positive top reason: "
+        f"{faith['tested']}\n"
+        f"- score lowered: **{faith['lowered']} of {faith['tested']} ({faith['rate']:.1%})**, median drop "
+        f"{faith['median_score_drop']:.4f}\n\n"
+        "| top reason | declines | lowered |\n| --- | --- | --- |\n" + rows
+    )
 
 
 def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -80,23 +113,53 @@ def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) ->
 
 def _monotone_vector(spec: ModelSpec, prepared: Prepared) -> list[int]:
     names = prepared.names
-    unknown = [f for f in spec.monotone if f not in names]
+    by_column = {col: feat for feat, col in prepared.columns.items()}
+    monotone = {by_column.get(f, f): d for f, d in spec.monotone.items()}  # CSV column or feature name
+    unknown = [f for f in monotone if f not in names]
     if unknown:
         raise DataError(f"--monotone names unknown features: {', '.join(unknown)}", "data_unknown_column")
-    for f, d in spec.monotone.items():
+    for f, d in monotone.items():
         if d not in (-1, 1):
             raise DataError(f"--monotone {f}: direction must be +1 or -1, not {d}", "bad_option")
         if dict(zip(names, prepared.specs, strict=True))[f].type == "categorical":
             raise DataError(f"--monotone {f}: a categorical feature cannot be monotone", "bad_option")
-    return [int(spec.monotone.get(n, 0)) for n in names]
+    return [int(monotone.get(n, 0)) for n in names]
+
+
+TUNING_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"num_leaves": leaves, "min_data_in_leaf": min_leaf, "feature_fraction": ff}
+    for leaves in (7, 15, 31) for min_leaf in (20, 50) for ff in (0.6, 0.9)
+)
+
+
+def _tune(spec: ModelSpec, prepared: Prepared, monotone: list[int], progress: Progress) -> tuple[LightGBMSettings, list[dict[str, Any]]]:
+    """Pick the grid point with the best mean CV AUC (same folds as the reported CV)."""
+    x, y, names, cats = prepared.x, prepared.y.astype(np.float64), prepared.names, prepared.categorical_indices
+    results = []
+    best: tuple[float, LightGBMSettings] | None = None
+    for point in spec.tuning_grid:
+        s = replace(spec.settings, **point)
+        cv = cross_validate(x, y, names, cats, s, lightgbm_params(s, monotone))
+        auc = _mean_metric(cv, "auc")
+        results.append({**point, "cv_auc": auc})
+        progress(ProgressEvent("tune", f"  tuning {point}: CV AUC {auc:.4f}"))
+        if best is None or auc > best[0]:
+            best = (auc, s)
+    assert best is not None
+    return best[1], results
 
 
 def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel:
-    """Prepare data, cross-validate, train the final model, export to ONNX and check parity."""
+    """Prepare data, (optionally tune,) cross-validate, train the final model, export to ONNX, check parity."""
     prepared = prepare(spec.data)
-    s = spec.settings
-    params = lightgbm_params(s, _monotone_vector(spec, prepared))
+    monotone = _monotone_vector(spec, prepared)
     x, y, names, cats = prepared.x, prepared.y.astype(np.float64), prepared.names, prepared.categorical_indices
+    tuning: list[dict[str, Any]] = []
+    s = spec.settings
+    if spec.tuning_grid:
+        progress(ProgressEvent("tune", f"{spec.name}: tuning over {len(spec.tuning_grid)} configurations"))
+        s, tuning = _tune(spec, prepared, monotone, progress)
+    params = lightgbm_params(s, monotone)
     progress(ProgressEvent(
         "start",
         f"{spec.name}: {len(y)} rows ({int(y.sum())} positive), {len(names)} features; "
@@ -118,7 +181,13 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     missing = with_missing(x, s.seed)
     diff_missing = max_abs_diff(predict, onnx_bytes, missing, "probabilities", 1, "training rows with 10% cells missing")
     progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e})"))
-    card = _card(spec, prepared, params, cv, oof, booster, diff, diff_missing)
+    card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
+    if tuning:
+        card["training"]["tuning"] = {
+            "grid": tuning,
+            "note": "configuration chosen by mean CV AUC on the same folds as the reported metrics "
+                    "(a mild optimistic bias, like any CV-based selection)",
+        }
     return TrainedModel(card=card, files={"model.onnx": onnx_bytes, "model.txt": native},
                         prepared=prepared, cv=cv, oof_metrics=oof)
 
@@ -165,6 +234,11 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
             "early_stopping_rounds": spec.settings.early_stopping_rounds,
             "best_iterations": list(cv.best_iterations),
             "final_rounds": "mean of the folds' best iterations",
+            "validation_note": (
+                f"Early stopping ({spec.settings.early_stopping_rounds} rounds) on a stratified "
+                f"{spec.settings.early_stopping_fraction:.0%} of each training fold; the scored fold is never "
+                "used for fitting or for choosing the iteration count."
+            ),
         },
         "metrics": {
             "cv_auc": _mean_metric(cv, "auc"),
@@ -176,6 +250,10 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
             "oof": dict(oof),
             "folds": [dict(m) for m in cv.fold_metrics],
             "calibration_oof": calibration_table(p.y, cv.oof),
+            "calibration_folds": [
+                calibration_table(p.y[cv.fold_of_row == k], cv.oof[cv.fold_of_row == k], bins=5)
+                for k in range(1, spec.settings.folds + 1)
+            ],
             "note": "cv_* are means over the held-out folds; oof pools the out-of-fold predictions",
         },
         "parity": {

@@ -25,7 +25,7 @@ class DataOptions:
     """Which data, target and features to train on."""
 
     data: Path
-    target: str
+    target: str  # "" for unsupervised models (no target)
     positive: str
     features: tuple[str, ...] | None = None  # CSV columns to use; None = every column but target/drop
     drop: tuple[str, ...] = ()
@@ -73,6 +73,8 @@ def _label_matches(raw: str, positive: str) -> bool:
 
 
 def _target(table: Table, opts: DataOptions) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    if not opts.target:  # unsupervised: no target, every row kept
+        return np.zeros(table.rows, dtype=np.int8), np.ones(table.rows, dtype=bool), {}
     if opts.target not in table.names:
         raise DataError(
             f"target column {opts.target!r} is not in {table.path} (columns: {', '.join(table.names)})",

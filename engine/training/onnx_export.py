@@ -12,7 +12,7 @@ import onnxruntime as ort
 from engine.models import session_options
 from engine.training.errors import ParityError
 
-__all__ = ["PARITY_TOLERANCE", "lightgbm_to_onnx", "max_abs_diff", "onnx_scores", "with_missing"]
+__all__ = ["PARITY_TOLERANCE", "canonical_bytes", "lightgbm_to_onnx", "max_abs_diff", "onnx_scores", "with_missing"]
 
 PARITY_TOLERANCE = 1e-5
 INPUT_NAME = "input"
@@ -27,6 +27,21 @@ def _dynamic_batch(model: onnx.ModelProto) -> None:
             dims[0].dim_param = "N"
 
 
+def canonical_bytes(model: onnx.ModelProto, graph_name: str) -> bytes:
+    """Serialise with everything a converter leaves to chance fixed: graph name, opset order, batch dim.
+
+    Converters name the graph with a random uuid and emit ``opset_import`` in set order (which
+    depends on PYTHONHASHSEED); both would make identical models differ byte for byte.
+    """
+    _dynamic_batch(model)
+    model.graph.name = graph_name
+    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.append(onnx.helper.make_opsetid(domain, version))
+    return model.SerializeToString()
+
+
 def lightgbm_to_onnx(booster: lgb.Booster, n_features: int) -> bytes:
     """The booster as an ONNX graph: input ``input`` (N, n) float32, outputs label and probabilities."""
     import onnxmltools
@@ -36,9 +51,7 @@ def lightgbm_to_onnx(booster: lgb.Booster, n_features: int) -> bytes:
         booster, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         zipmap=False, target_opset=15,
     )
-    _dynamic_batch(model)
-    model.graph.name = "verdict_lightgbm_binary"  # the converter picks a random uuid: keep builds reproducible
-    return model.SerializeToString()
+    return canonical_bytes(model, "verdict_lightgbm_binary")
 
 
 def onnx_scores(onnx_bytes: bytes, x: np.ndarray, output: str, index: int) -> np.ndarray:

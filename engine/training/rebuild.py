@@ -13,13 +13,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.models import ModelCard
-from engine.training.binary import ModelSpec, train_lightgbm
+from engine.training.anomaly import AnomalySpec, TrainedAnomaly, train_anomaly
+from engine.training.binary import ModelSpec, TrainedModel, train_lightgbm
 from engine.training.dataset import DataOptions
 from engine.training.derived import CARD_FRAUD_DERIVED, CREDIT_DEFAULT_DERIVED
 from engine.training.lightgbm_trainer import LightGBMSettings
 from engine.training.progress import Progress, ProgressEvent, TextProgress, silent
 
-__all__ = ["BUNDLED", "card_fraud_spec", "credit_default_spec", "main", "rebuild"]
+__all__ = [
+    "ANOMALY_MODELS", "BUNDLED", "LIGHTGBM_MODELS", "account_anomaly_spec", "card_fraud_spec",
+    "credit_default_spec", "main", "rebuild",
+]
 
 CREDIT_CSV = "data/credit_data.csv"
 FRAUD_CSV = "data/card_payments.csv"
@@ -73,10 +77,35 @@ def card_fraud_spec(root: Path) -> ModelSpec:
     )
 
 
-BUNDLED: dict[str, Callable[[Path], ModelSpec]] = {
+ANOMALY_FEATURES = ("amount", "hour", "account_age_days", "txn_count_1h", "txn_count_24h", "new_device")
+
+
+def account_anomaly_spec(root: Path) -> AnomalySpec:
+    """The operational-risk anomaly detector: unusual behaviour for an account."""
+    return AnomalySpec(
+        name="account_anomaly",
+        data=root / FRAUD_CSV,
+        features=ANOMALY_FEATURES,
+        derived=CARD_FRAUD_DERIVED,
+        label="is_fraud",
+        description=(
+            "Isolation-forest anomaly score of a payment against the population's behaviour (amount against "
+            "the customer's average, velocity, hour, account age, device and country changes); unsupervised, "
+            "for operational-risk review queues."
+        ),
+        data_label=FRAUD_CSV,
+        n_estimators=100,
+        max_samples=256,
+        seed=42,
+    )
+
+
+LIGHTGBM_MODELS: dict[str, Callable[[Path], ModelSpec]] = {
     "credit_default": credit_default_spec,
     "card_fraud": card_fraud_spec,
 }
+ANOMALY_MODELS: dict[str, Callable[[Path], AnomalySpec]] = {"account_anomaly": account_anomaly_spec}
+BUNDLED: tuple[str, ...] = (*LIGHTGBM_MODELS, *ANOMALY_MODELS)
 
 
 def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress = silent) -> dict[str, ModelCard]:
@@ -88,11 +117,17 @@ def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress =
         raise ValueError(f"unknown bundled model(s): {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
     cards: dict[str, ModelCard] = {}
     for name in wanted:
-        spec = BUNDLED[name](root)
-        trained = train_lightgbm(spec, progress)
-        out = root / "model_artifacts" / spec.name / spec.version
-        cards[name] = trained.write(out)
-        progress(ProgressEvent("done", f"wrote {out} (cv_auc {cards[name].metrics['cv_auc']:.4f})"))
+        if name in LIGHTGBM_MODELS:
+            spec = LIGHTGBM_MODELS[name](root)
+            trained: TrainedModel | TrainedAnomaly = train_lightgbm(spec, progress)
+            out = root / "model_artifacts" / spec.name / spec.version
+        else:
+            aspec = ANOMALY_MODELS[name](root)
+            trained = train_anomaly(aspec, progress)
+            out = root / "model_artifacts" / aspec.name / aspec.version
+        cards[name] = trained.write(out, report=True)
+        headline = {k: v for k, v in cards[name].metrics.items() if k in ("cv_auc", "label_auc")}
+        progress(ProgressEvent("done", f"wrote {out} {headline}"))
     return cards
 
 

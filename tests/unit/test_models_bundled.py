@@ -15,7 +15,7 @@ from engine.models import load_model
 from engine.training.dataset import prepare
 from engine.training.derived import CARD_FRAUD_DERIVED, CREDIT_DEFAULT_DERIVED
 from engine.training.onnx_export import with_missing
-from engine.training.rebuild import BUNDLED
+from engine.training.rebuild import BUNDLED, LIGHTGBM_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "model_artifacts"
@@ -28,7 +28,7 @@ def _sha(path: Path) -> str:
 @functools.cache
 def _prepared(name: str):
     """The bundled model's training data, encoded (cached: the fraud CSV has 60,000 rows)."""
-    return prepare(BUNDLED[name](ROOT).data)
+    return prepare(LIGHTGBM_MODELS[name](ROOT).data)
 
 
 def _model_dirs() -> list[Path]:
@@ -49,12 +49,12 @@ def test_committed_artifacts_match_their_cards(directory: Path) -> None:
     for art in card["artifacts"].values():
         assert _sha(directory / art["file"]) == art["sha256"]
         listed.add(art["file"])
-    assert listed >= {p.name for p in directory.iterdir() if p.is_file() and not p.name.endswith(".md")}
+    assert listed >= {p.name for p in directory.iterdir() if p.is_file() and p.suffix not in (".md", ".png")}
     m = load_model(directory)
     assert (m.name, m.version) == (directory.parent.name, directory.name)
 
 
-@pytest.mark.parametrize("name", list(BUNDLED))
+@pytest.mark.parametrize("name", list(LIGHTGBM_MODELS))
 def test_card_data_provenance(name: str) -> None:
     """The card records the sha256 and row counts of the committed data file it was trained on."""
     card = load_model(ARTIFACTS / name / "1").card
@@ -65,7 +65,7 @@ def test_card_data_provenance(name: str) -> None:
     assert [f.name for f in card.features] == list(p.names)
 
 
-@pytest.fixture(scope="module", params=list(BUNDLED))
+@pytest.fixture(scope="module", params=list(LIGHTGBM_MODELS))
 def bundled(request: pytest.FixtureRequest):
     """A bundled model with 1,000 seeded rows of its own training data, encoded."""
     name = request.param
@@ -103,7 +103,7 @@ def test_derived_features_are_in_the_card(name: str, derived) -> None:
 
 def test_models_are_small_enough_for_fast_inference() -> None:
     """Bundled LightGBM models stay within 300 trees and 31 leaves."""
-    for name in BUNDLED:
+    for name in LIGHTGBM_MODELS:
         card = load_model(ARTIFACTS / name / "1").card
         assert card.training.num_trees <= 300
         assert card.training.params["num_leaves"] <= 31
