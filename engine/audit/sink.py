@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.audit.record import decision_payload
 from engine.audit.writer import GroupCommitWriter, Meta
 from engine.idempotency import Fingerprinter
-from engine.loader import PolicySet
 from engine.privacy import HashKey, Masker
 from engine.types import Decision
+
+if TYPE_CHECKING:
+    from engine.loader import PolicySet
 
 __all__ = ["AuditSink", "MaskRegistry"]
 
