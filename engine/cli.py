@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.commands import audit, client, decide, replay, serve, train
+from engine.commands import audit, client, decide, lint, release, replay, serve, testing, train
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, decide, client, audit, replay, train)
+COMMANDS = (serve, decide, client, train, lint, testing, release, audit, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

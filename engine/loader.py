@@ -19,10 +19,11 @@ from pydantic import BaseModel, ValidationError
 from engine.compiler import FlowSource, RuleSource, compile_flow
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
+from engine.release import Content, check_release, content_of
 from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
-from engine.yamlio import YamlSyntaxError, load_yaml
+from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
-__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
+__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
 
 _M = TypeVar("_M", bound=BaseModel)
 MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024
@@ -56,6 +57,11 @@ class LoadResult:
 
     policies: PolicySet | None
     problems: list[Problem] = field(default_factory=list)
+    # What was read, for `verdict lint` and `verdict release`, whether or not it compiled:
+    flow_sources: dict[str, dict[str, FlowSource]] = field(default_factory=dict)
+    rule_sources: dict[str, RuleSource] = field(default_factory=dict)
+    contents: dict[tuple[str, str], Content] = field(default_factory=dict)  # (flow, version) -> content
+    compiled: dict[tuple[str, str], CompiledFlow] = field(default_factory=dict)  # every version that compiled
 
     @property
     def errors(self) -> list[Problem]:
@@ -118,6 +124,12 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
                 Problem(rel, f"{where}: {msg}", "schema", line=doc.line_of(loc), rule=rule, field=str(loc[-1]) if loc else None)
             )
         return doc, _salvage(schema, doc.data), raw
+
+
+def read_document(root: Path, path: Path, schema: type[_M], problems: list[Problem]) -> tuple[LoadedYaml | None, _M | None]:
+    """Read and validate one YAML file against `schema`; every problem (with its line) goes to `problems`."""
+    doc, parsed, _ = _read_doc(root, path, schema, problems)
+    return doc, parsed
 
 
 def _salvage(schema: type[_M], data: dict[str, Any]) -> _M | None:
@@ -255,6 +267,8 @@ def load(root: Path) -> LoadResult:
     models = {k: v for k, v in models.items() if v is not None}
 
     flows: dict[str, FlowVersions] = {}
+    contents: dict[tuple[str, str], Content] = {}
+    every: dict[tuple[str, str], CompiledFlow] = {}
     state_hash = hashlib.sha256()
     for flow_name, versions in sorted(flow_sources.items()):
         compiled: dict[str, CompiledFlow] = {}
@@ -263,17 +277,21 @@ def load(root: Path) -> LoadResult:
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = compile_flow(src, rulesets, models, revision)
             problems.extend(found)
+            contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
+            problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
                 compiled[version] = flow
+                every[(flow_name, version)] = flow
         live = _live_version(root, flow_name, sorted(versions, key=version_key), problems)
         if compiled and live in compiled:
             flows[flow_name] = FlowVersions(flow_name, MappingProxyType(compiled), live)
 
+    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every}
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        return LoadResult(None, problems)
+        return LoadResult(None, problems, **read)
     warnings = tuple(p for p in problems if p.severity != "error")
-    return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems)
+    return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems, **read)
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:

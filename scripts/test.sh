@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs into .venv and run the whole suite:
-# pytest (unit + integration).
+# verdict lint and verdict test on the bundled policies, then pytest (unit + integration).
 # Used as-is by CI (.ci/run) and by developers on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +16,9 @@ fi
 source scripts/test_services.sh
 
 export PATH="$PWD/.venv/bin:$PATH"
+echo "== verdict lint"
+verdict lint
+echo "== verdict test"
+verdict test --fail-uncovered
 echo "== pytest"
 pytest "$@"  # not exec: the EXIT trap of test_services.sh stops the services afterwards

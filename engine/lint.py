@@ -1,0 +1,232 @@
+"""``verdict lint``: everything the loader finds, plus checks a load does not make.
+
+The loader already reports, with file and line, every schema error, expression error (unknown
+field, type mismatch, unknown category, ...), unknown reason code, action outside the flow's
+actions, model feature the flow does not supply, model that fails verification, and change to a
+released version. Lint adds:
+
+- ``unreachable_rule``: a rule (or table row) whose condition can never be true, e.g. contradictory
+  ranges (``age < 18 and age > 65``) or a range outside the input schema (``age > 200``);
+- ``duplicate_condition``: two rules of one flow version with the same condition;
+- ``shadowed_row``: a row of a ``hit: first`` table that an earlier row always catches first;
+- ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
+- ``unused_ruleset`` (warning): a rule file no flow version applies;
+- problems in policy test files.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.compiler import FlowSource, RuleSource
+from engine.errors import Problem
+from engine.expr import ExprSyntaxError, Node, parse
+from engine.expr.syntax import BoolOp
+from engine.loader import LoadResult, load
+from engine.satisfy import Domain, covers, domains_of, never_true, show
+from engine.tables import TableRow, table_rows
+from engine.testcases import discover
+
+__all__ = ["LintReport", "format_lint", "lint"]
+
+
+@dataclass
+class LintReport:
+    """Every problem found under a root, and what was checked."""
+
+    problems: list[Problem] = field(default_factory=list)
+    flows: int = 0
+    versions: int = 0
+    rule_files: int = 0
+    rules: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _canon(node: Node) -> str:
+    """A text of the condition that is the same for `a and b` and `b and a`."""
+    if isinstance(node, BoolOp):
+        return f"{node.op}(" + ",".join(sorted(_canon(i) for i in node.items)) + ")"
+    return show(node)
+
+
+def _parse(text: str) -> Node | None:
+    try:
+        return parse(text)
+    except ExprSyntaxError:
+        return None  # reported by the loader
+
+
+@dataclass(frozen=True)
+class _Seen:
+    rule: str
+    where: str
+
+
+def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[Problem]) -> int:
+    flow = src.file
+    domains = domains_of(flow.input.fields)
+    used = {code for ref in flow.models for code in ref.reasons.values()}
+    if flow.default.reason:
+        used.add(flow.default.reason)
+    conditions: dict[str, _Seen] = {}
+    count = 0
+
+    def same_condition(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...]) -> None:
+        key = _canon(node)
+        where = f"{rs.path}:{rs.doc.line_of(loc)}"
+        earlier = conditions.get(key)
+        if earlier is None:
+            conditions[key] = _Seen(rid, where)
+            return
+        out.append(
+            Problem(
+                rs.path, f"rule {rid} has the same condition as rule {earlier.rule} ({earlier.where}): {show(node)}",
+                "duplicate_condition", line=rs.doc.line_of(loc), rule=rid,
+                hint="merge the two rules, or change one of the conditions",
+            )
+        )
+
+    def unreachable(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...], what: str) -> None:
+        why = never_true(node, domains)
+        if why is not None:
+            out.append(
+                Problem(rs.path, f"{what} can never fire in {flow.flow} {flow.version}: {why}", "unreachable_rule",
+                        line=rs.doc.line_of(loc), rule=rid, hint="fix the condition, or remove it")
+            )
+
+    for name in flow.rulesets:
+        rs = rulesets.get(name)
+        if rs is None:
+            continue  # reported by the loader
+        for k, spec in enumerate(rs.file.rules):
+            if not spec.enabled:
+                continue
+            count += 1
+            used.add(spec.reason)
+            node = _parse(spec.when)
+            if node is None:
+                continue
+            unreachable(node, spec.id, rs, ("rules", k, "when"), f"rule {spec.id}")
+            same_condition(node, spec.id, rs, ("rules", k, "when"))
+        rows, _ = table_rows(rs.file.tables, rs.path, rs.doc)
+        by_table: dict[str, list[TableRow]] = defaultdict(list)
+        for row in rows:
+            count += 1
+            used.add(row.reason)
+            by_table[row.table].append(row)
+            node = _parse(row.condition)
+            if node is None:
+                continue
+            unreachable(node, row.id, rs, row.loc, f"table {row.table} row {row.index + 1}")
+            if row.hit == "collect":
+                same_condition(node, row.id, rs, row.loc)
+        for table in rs.file.tables:
+            if table.enabled and table.hit == "first":
+                _shadowed(table.columns, by_table[table.id], domains, rs, out)
+    for code in flow.reasons:
+        if code not in used:
+            out.append(
+                Problem(src.path, f"reason code {code} is in the catalogue of {flow.flow} {flow.version} but no rule, table row, model or default gives it",
+                        "unused_reason", line=src.doc.line_of(("reasons", code)), severity="warning",
+                        hint="remove it, or give it from a rule")
+            )
+    return count
+
+
+def _shadowed(columns: tuple[str, ...], rows: list[TableRow], domains: dict[str, Domain], rs: RuleSource, out: list[Problem]) -> None:
+    cells = [[_parse(c.condition) if c.condition is not None else None for c in row.cells] for row in rows]
+    broken = {
+        k for k, row in enumerate(rows) if any(c.condition is not None and cells[k][n] is None for n, c in enumerate(row.cells))
+    }  # a cell that does not parse is reported by the loader; it must not read as '-'
+    for j, later in enumerate(rows):
+        if j in broken:
+            continue
+        for i in range(j):
+            if i in broken:
+                continue
+            earlier = rows[i]
+            if all(
+                covers(cells[i][c], cells[j][c], column.strip(), domains.get(column.strip()))
+                for c, column in enumerate(columns)
+            ):
+                out.append(
+                    Problem(
+                        rs.path,
+                        f"table {later.table} row {later.index + 1} can never fire: row {earlier.index + 1} "
+                        f"(line {rs.doc.line_of(earlier.loc)}) matches every input it matches, and the table fires only the first matching row",
+                        "shadowed_row", line=rs.doc.line_of(later.loc), rule=later.id,
+                        hint="move the narrower row above the wider one, or remove it",
+                    )
+                )
+                break
+
+
+def lint(root: Path, result: LoadResult | None = None) -> LintReport:
+    """Lint everything under `root` (reusing `result` if it was loaded already)."""
+    root = Path(root).resolve()
+    result = result if result is not None else load(root)
+    found: list[Problem] = list(result.problems)
+    report = LintReport(rule_files=len(result.rule_sources))
+    applied: set[str] = set()
+    for _flow, versions in sorted(result.flow_sources.items()):
+        report.flows += 1
+        for _version, src in sorted(versions.items()):
+            report.versions += 1
+            applied.update(src.file.rulesets)
+            report.rules += _check_version(src, result.rule_sources, found)
+    for name, rs in sorted(result.rule_sources.items()):
+        if name not in applied:
+            found.append(
+                Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
+                        line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")
+            )
+    _suites, test_problems = discover(root)
+    found += test_problems
+    seen: set[tuple[object, ...]] = set()
+    for p in found:
+        key = (p.path, p.line, p.code, p.rule, p.message)
+        if key not in seen:
+            seen.add(key)
+            report.problems.append(p)
+    report.problems.sort(key=lambda p: (p.severity != "error", p.path, p.line or 0, p.code))
+    return report
+
+
+def format_problem(p: Problem) -> str:
+    """`path:line: rule X: [code] message (hint: ...)`, with 'warning:' before a warning's code."""
+    parts = [p.path + (f":{p.line}" if p.line else "")]
+    if p.rule:
+        parts.append(f"rule {p.rule}")
+    if p.field and not p.rule:
+        parts.append(f"field {p.field}")
+    parts.append(("warning: " if p.severity != "error" else "") + f"[{p.code}] {p.message}")
+    text = ": ".join(parts)
+    if p.hint:
+        text += f" (hint: {p.hint})"
+    return text
+
+
+def format_lint(report: LintReport) -> str:
+    """One line per problem, then a summary line."""
+    lines = [format_problem(p) for p in report.problems]
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    checked = (
+        f"{report.flows} flow{'s' if report.flows != 1 else ''}, {report.versions} version{'s' if report.versions != 1 else ''}, "
+        f"{report.rule_files} rule file{'s' if report.rule_files != 1 else ''}, {report.rules} rules and table rows"
+    )
+    verdict = "clean" if report.ok else "FAILED"
+    lines.append(f"lint {verdict}: {n_err} error{'s' if n_err != 1 else ''}, {n_warn} warning{'s' if n_warn != 1 else ''} ({checked})")
+    return "\n".join(lines)

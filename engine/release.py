@@ -1,0 +1,161 @@
+"""Released flow versions are immutable: a lock file records the content behind each one.
+
+``verdict release FLOW VERSION`` writes ``policies/<flow>/<version>/release.lock`` with the
+version's content revision and the sha256 of every file behind it (its flow file, its rule files,
+its model files). From then on the loader compares the content with the lock on every load and
+reload; any difference is an error naming the file that changed, so ``verdict lint`` fails and the
+server refuses to activate the change and keeps serving what it had. The way to change a released
+version is to create a new version.
+
+Test files (``tests/``) and the routing file are not part of a version's content: tests may be
+added to a released version, and routing decides which version serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.errors import Problem
+from engine.yamlio import YamlSyntaxError, load_yaml
+
+if TYPE_CHECKING:
+    from engine.compiler import FlowSource, RuleSource
+    from engine.flow import ScoringModel
+
+__all__ = ["LOCK_NAME", "Content", "ReleaseLock", "check_release", "content_of", "lock_path", "read_lock", "render_lock"]
+
+LOCK_NAME = "release.lock"
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class ReleaseLock(BaseModel):
+    """policies/<flow>/<version>/release.lock, written by `verdict release`; never edited by hand."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flow: str
+    version: str
+    revision: str = Field(pattern=_HEX64)
+    released_at: str
+    files: dict[str, str] = Field(description="path under the root -> sha256 of its bytes")
+    models: dict[str, str] = Field(default_factory=dict, description="<model>/<version> -> sha256 of model.onnx")
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a flow version's content is made of, file by file."""
+
+    revision: str
+    files: dict[str, str]
+    models: dict[str, str]
+
+
+def lock_path(root: Path, flow: str, version: str) -> Path:
+    """Where the lock of a flow version lives."""
+    return Path(root) / "policies" / flow / version / LOCK_NAME
+
+
+def content_of(
+    src: FlowSource,
+    rulesets: Mapping[str, RuleSource],
+    models: Mapping[tuple[str, str], ScoringModel],
+    revision: str,
+) -> Content:
+    """The files and models behind a flow version, with their digests ('-' when unavailable)."""
+    files = {src.path: src.digest}
+    for name in src.file.rulesets:
+        rs = rulesets.get(name)
+        if rs is not None:
+            files[rs.path] = rs.digest
+    found = {}
+    for ref in src.file.models:
+        model = models.get((ref.name, ref.version))
+        found[f"{ref.name}/{ref.version}"] = model.sha256 if model is not None else "-"
+    return Content(revision, files, found)
+
+
+def read_lock(path: Path, rel: str) -> tuple[ReleaseLock | None, list[Problem]]:
+    """The lock at `path` (None if absent), or the problems that make it unreadable."""
+    if not path.is_file():
+        return None, []
+    try:
+        doc = load_yaml(path.read_text(encoding="utf-8"))
+        return ReleaseLock.model_validate(doc.data), []
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(rel, f"cannot read the release lock: {exc}", "release_lock_invalid")]
+    except YamlSyntaxError as exc:
+        return None, [Problem(rel, f"the release lock is not valid YAML: {exc}", "release_lock_invalid", line=exc.line)]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        return None, [
+            Problem(
+                rel,
+                f"the release lock is damaged ({where}: {first['msg']})",
+                "release_lock_invalid",
+                hint="release.lock is written by `verdict release`; restore it from version control",
+            )
+        ]
+
+
+def check_release(root: Path, content: Content, flow: str, version: str) -> list[Problem]:
+    """Problems if `flow` `version` is released and its content differs from its lock."""
+    path = lock_path(root, flow, version)
+    rel = f"policies/{flow}/{version}/{LOCK_NAME}"
+    lock, problems = read_lock(path, rel)
+    if lock is None:
+        return problems
+    if (lock.flow, lock.version) != (flow, version):
+        return [Problem(rel, f"the lock is for {lock.flow} {lock.version}, not {flow} {version}", "release_lock_invalid")]
+    if lock.revision == content.revision:
+        return []
+    advice = (
+        f"released versions are immutable: put the change in a new version (e.g. copy policies/{flow}/{version} "
+        f"to a new directory and give it new rule files), or restore the released content"
+    )
+    head = f"{flow} version {version} is released ({rel}) and "
+    out: list[Problem] = []
+    for fpath, digest in sorted(lock.files.items()):
+        now = content.files.get(fpath)
+        if now is None:
+            out.append(Problem(fpath, head + "this file is no longer part of it (missing or renamed)", "released_version_changed", hint=advice))
+        elif now != digest:
+            out.append(Problem(fpath, head + "this file changed since the release", "released_version_changed", hint=advice))
+    for fpath in sorted(set(content.files) - set(lock.files)):
+        out.append(Problem(fpath, head + "this file was added to it since the release", "released_version_changed", hint=advice))
+    for key, sha in sorted(lock.models.items()):
+        now = content.models.get(key)
+        if now is None:
+            out.append(Problem(f"model_artifacts/{key}", head + "it no longer uses this model", "released_version_changed", hint=advice))
+        elif now != sha and now != "-":  # "-": the model did not load; that error is reported already
+            out.append(Problem(f"model_artifacts/{key}/model.onnx", head + f"its model changed (sha256 {now[:12]}, released {sha[:12]})", "released_version_changed", hint=advice))
+    for key in sorted(set(content.models) - set(lock.models)):
+        out.append(Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice))
+    if not out and not any(v == "-" for v in content.models.values()):
+        out.append(Problem(rel, head + "its content revision differs from the lock", "released_version_changed", hint=advice))
+    return out
+
+
+def render_lock(flow: str, version: str, content: Content, now: dt.datetime | None = None) -> str:
+    """The text of a lock file for `content` (YAML, stable key order)."""
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        f"# Written by `verdict release {flow} {version}`. Do not edit: {flow} {version} is released and",
+        "# immutable. The loader refuses it if any file below changes; put changes in a new version.",
+        f"flow: {flow}",
+        f'version: "{version}"',
+        f'revision: "{content.revision}"',
+        f'released_at: "{when}"',
+        "files:",
+        *(f'  {path}: "{digest}"' for path, digest in sorted(content.files.items())),
+    ]
+    if content.models:
+        lines.append("models:")
+        lines += [f'  "{key}": "{sha}"' for key, sha in sorted(content.models.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,327 @@
+"""Proving that a condition can never hold, and that one table cell covers another.
+
+Used by ``verdict lint``. The analysis is sound but incomplete: it only says "never" when it can
+prove it, from the input schema (ranges, allowed categories, required fields) and from simple
+tests of one name against literals (comparisons, ``in`` lists, ``between``, ``is_null``, boolean
+names). Anything it cannot read (arithmetic, functions, two names compared) is assumed satisfiable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from engine.expr.check import negate
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
+from engine.schema import FieldSpec
+
+__all__ = ["Domain", "covers", "domains_of", "never_true", "show"]
+
+MAX_CONJUNCTIONS = 64
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def show(node: Node) -> str:
+    """The expression as text (canonical spacing), for messages."""
+    if isinstance(node, Literal):
+        if isinstance(node.value, bool):
+            return "true" if node.value else "false"
+        if node.value is None:
+            return "null"
+        if isinstance(node.value, str):
+            return "'" + node.value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return repr(node.value)
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Neg):
+        return f"-{_wrap(node.operand)}"
+    if isinstance(node, Not):
+        return f"not {_wrap(node.operand)}"
+    if isinstance(node, (BinOp, Compare)):
+        return f"{_wrap(node.left)} {node.op} {_wrap(node.right)}"
+    if isinstance(node, InList):
+        items = ", ".join(show(i) for i in node.items)
+        return f"{_wrap(node.operand)} {'not in' if node.negated else 'in'} [{items}]"
+    if isinstance(node, BoolOp):
+        return f" {node.op} ".join(_wrap(i) if isinstance(i, BoolOp) else show(i) for i in node.items)
+    if isinstance(node, Call):
+        return f"{node.func}(" + ", ".join(show(a) for a in node.args) + ")"
+    raise TypeError(type(node).__name__)  # pragma: no cover
+
+
+def _wrap(node: Node) -> str:
+    text = show(node)
+    return f"({text})" if isinstance(node, (BinOp, Compare, BoolOp, InList, Not)) else text
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a name can take: an interval, a finite set or exclusions, and missing or not."""
+
+    lo: float = -math.inf
+    lo_in: bool = True
+    hi: float = math.inf
+    hi_in: bool = True
+    integer: bool = False
+    allowed: frozenset[object] | None = None  # a finite set of values (categories, booleans, in-lists)
+    excluded: frozenset[object] = frozenset()
+    missing: bool | None = None  # True: must be missing; False: must be present; None: either
+    nullable: bool = True
+    tests: tuple[str, ...] = ()  # the atoms that narrowed it, for messages
+
+    def _fits(self, v: object) -> bool:
+        if v in self.excluded:
+            return False
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            above = v > self.lo or (self.lo_in and v == self.lo)
+            below = v < self.hi or (self.hi_in and v == self.hi)
+            return above and below and (not self.integer or float(v).is_integer())
+        return True
+
+    def values(self) -> frozenset[object] | None:
+        """The finite set of values left, or None when there are infinitely many."""
+        if self.allowed is None:
+            return None
+        return frozenset(v for v in self.allowed if self._fits(v))
+
+    def empty(self) -> bool:
+        """True when no value (and not missing either) satisfies every test."""
+        if self.missing is True:
+            return not self.nullable or bool(self.tests_on_value)
+        finite = self.values()
+        if finite is not None:
+            return not finite
+        if self.lo > self.hi or (self.lo == self.hi and not (self.lo_in and self.hi_in)):
+            return True
+        if self.integer and math.isfinite(self.lo) and math.isfinite(self.hi):
+            first = math.ceil(self.lo) + (1 if not self.lo_in and float(self.lo).is_integer() else 0)
+            last = math.floor(self.hi) - (1 if not self.hi_in and float(self.hi).is_integer() else 0)
+            return first > last
+        return False
+
+    @property
+    def tests_on_value(self) -> bool:
+        return any(not t.startswith("is_null(") for t in self.tests)
+
+
+def domains_of(fields: Mapping[str, FieldSpec]) -> dict[str, Domain]:
+    """The schema's domain of every input field."""
+    out: dict[str, Domain] = {}
+    for name, spec in fields.items():
+        if spec.type in ("integer", "number"):
+            out[name] = Domain(
+                lo=spec.min if spec.min is not None else -math.inf,
+                hi=spec.max if spec.max is not None else math.inf,
+                integer=spec.type == "integer",
+                nullable=not spec.required,
+            )
+        elif spec.type == "category":
+            out[name] = Domain(allowed=frozenset(spec.values or ()), nullable=not spec.required)
+        elif spec.type == "boolean":
+            out[name] = Domain(allowed=frozenset({True, False}), nullable=not spec.required)
+        else:
+            out[name] = Domain(nullable=not spec.required)
+    return out
+
+
+def _nnf(node: Node) -> Node:
+    if isinstance(node, Not):
+        inner = node.operand
+        if isinstance(inner, (Compare, InList, BoolOp, Not)):
+            return _nnf(negate(inner))
+        return node
+    if isinstance(node, BoolOp):
+        return BoolOp(node.op, tuple(_nnf(i) for i in node.items), node.pos)
+    return node
+
+
+def _dnf(node: Node) -> list[list[Node]] | None:
+    """The condition as an 'or' of 'and's of atoms; None when that grows too large."""
+    if isinstance(node, BoolOp) and node.op == "or":
+        out: list[list[Node]] = []
+        for item in node.items:
+            sub = _dnf(item)
+            if sub is None:
+                return None
+            out += sub
+            if len(out) > MAX_CONJUNCTIONS:
+                return None
+        return out
+    if isinstance(node, BoolOp) and node.op == "and":
+        acc: list[list[Node]] = [[]]
+        for item in node.items:
+            sub = _dnf(item)
+            if sub is None:
+                return None
+            acc = [a + b for a in acc for b in sub]
+            if len(acc) > MAX_CONJUNCTIONS:
+                return None
+        return acc
+    return [[node]]
+
+
+def _number(node: Node) -> float | None:
+    if isinstance(node, Literal) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
+
+
+def _narrow(dom: Domain, atom: Node) -> Domain | None:
+    """`dom` narrowed by `atom`, or None when the atom is not a simple test on one name."""
+    text = show(atom)
+    tests = (*dom.tests, text)
+    if isinstance(atom, Call) and atom.func in ("is_null", "is_not_null"):
+        want_missing = atom.func == "is_null"
+        if dom.missing is not None and dom.missing != want_missing:
+            return replace(dom, allowed=frozenset(), tests=tests)
+        return replace(dom, missing=want_missing, tests=tests)
+    present = replace(dom, tests=tests) if dom.missing is True else replace(dom, missing=False, tests=tests)
+    if isinstance(atom, Name):
+        return replace(present, allowed=frozenset(v for v in (dom.allowed or {True, False}) if v is True))
+    if isinstance(atom, Not) and isinstance(atom.operand, Name):
+        return replace(present, allowed=frozenset(v for v in (dom.allowed or {True, False}) if v is False))
+    if isinstance(atom, Call) and atom.func == "between" and len(atom.args) == 3:
+        lo, hi = _number(atom.args[1]), _number(atom.args[2])
+        if lo is None or hi is None:
+            return None
+        return _bound(_bound(present, ">=", lo), "<=", hi)
+    if isinstance(atom, InList):
+        values = frozenset(i.value for i in atom.items)
+        if atom.negated:
+            return replace(present, excluded=present.excluded | values)
+        allowed = values if present.allowed is None else present.allowed & values
+        return replace(present, allowed=allowed)
+    if isinstance(atom, Compare):
+        value = atom.right.value if isinstance(atom.right, Literal) else None
+        op = atom.op
+        if isinstance(atom.left, Literal):
+            value, op = atom.left.value, _FLIP[op]
+        if value is None:
+            return None
+        if op == "==":
+            allowed = frozenset({value}) if present.allowed is None else present.allowed & {value}
+            return replace(present, allowed=allowed)
+        if op == "!=":
+            return replace(present, excluded=present.excluded | {value})
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _bound(present, op, float(value))
+    return None
+
+
+def _bound(dom: Domain, op: str, v: float) -> Domain:
+    if op in (">", ">="):
+        incl = op == ">="
+        if v > dom.lo or (v == dom.lo and not incl):
+            return replace(dom, lo=v, lo_in=incl)
+        return dom
+    incl = op == "<="
+    if v < dom.hi or (v == dom.hi and not incl):
+        return replace(dom, hi=v, hi_in=incl)
+    return dom
+
+
+def _subject(atom: Node) -> str | None:
+    """The one name a simple atom tests, if it is one."""
+    if isinstance(atom, Name):
+        return atom.name
+    if isinstance(atom, Not) and isinstance(atom.operand, Name):
+        return atom.operand.name
+    if isinstance(atom, InList) and isinstance(atom.operand, Name):
+        return atom.operand.name
+    if isinstance(atom, Call) and atom.args and isinstance(atom.args[0], Name) and atom.func in ("is_null", "is_not_null", "between"):
+        return atom.args[0].name
+    if isinstance(atom, Compare):
+        if isinstance(atom.left, Name) and isinstance(atom.right, Literal):
+            return atom.left.name
+        if isinstance(atom.right, Name) and isinstance(atom.left, Literal):
+            return atom.right.name
+    return None
+
+
+def _why_empty(name: str, dom: Domain, schema: Domain | None) -> str:
+    tests = " and ".join(dom.tests)
+    why = f"no value of {name!r} passes {tests}"
+    if dom.missing is True and not dom.nullable:
+        return f"{name!r} is required, so {tests} is never true"
+    if schema is not None and (math.isfinite(schema.lo) or math.isfinite(schema.hi)) and schema.allowed is None:
+        lo = "" if not math.isfinite(schema.lo) else f"{schema.lo:g}"
+        hi = "" if not math.isfinite(schema.hi) else f"{schema.hi:g}"
+        why += f" (the input schema allows {name} from {lo or '-inf'} to {hi or 'inf'})"
+    elif schema is not None and schema.allowed is not None and schema.allowed != {True, False}:
+        why += f" (allowed values: {', '.join(sorted(str(v) for v in schema.allowed))})"
+    return why
+
+
+def never_true(node: Node, domains: Mapping[str, Domain]) -> str | None:
+    """Why `node` can never be true under `domains`, or None if that cannot be proved."""
+    conjunctions = _dnf(_nnf(node))
+    if conjunctions is None:
+        return None
+    reasons: list[str] = []
+    for atoms in conjunctions:
+        reason = None
+        doms: dict[str, Domain] = {}
+        for atom in atoms:
+            if isinstance(atom, Literal) and atom.value is False:
+                reason = "the condition is 'false'"
+                break
+            name = _subject(atom)
+            if name is None:
+                continue
+            start = doms.get(name) or domains.get(name) or Domain()
+            narrowed = _narrow(start, atom)
+            if narrowed is None:
+                continue
+            doms[name] = narrowed
+            if narrowed.empty():
+                reason = _why_empty(name, narrowed, domains.get(name))
+                break
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return "; ".join(dict.fromkeys(reasons))
+
+
+def _cell_domain(cell: Node, column: str, domain: Domain) -> Domain | None:
+    """The domain a cell allows on its column, or None when it is not a simple test."""
+    conjunctions = _dnf(_nnf(cell))
+    if conjunctions is None or len(conjunctions) != 1:
+        return None
+    dom: Domain | None = domain
+    for atom in conjunctions[0]:
+        if dom is None or _subject(atom) != column:
+            return None
+        dom = _narrow(dom, atom)
+    return dom
+
+
+def covers(outer: Node | None, inner: Node | None, column: str, domain: Domain | None) -> bool:
+    """True when every value that passes the cell `inner` passes the cell `outer` too.
+
+    None is the '-' cell (any value, missing included). Cells on columns that are expressions
+    rather than names cover each other only when they are the same test.
+    """
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    if show(outer) == show(inner):
+        return True
+    base = domain or Domain()
+    a, b = _cell_domain(outer, column, base), _cell_domain(inner, column, base)
+    if a is None or b is None:
+        return False
+    if b.empty():
+        return True
+    if a.missing is True or b.missing is True:
+        return a.missing is True and b.missing is True
+    b_values = b.values()
+    if b_values is not None:
+        return all(a._fits(v) and (a.allowed is None or v in a.allowed) for v in b_values)
+    if a.allowed is not None:
+        return False
+    lo_ok = a.lo < b.lo or (a.lo == b.lo and (a.lo_in or not b.lo_in))
+    hi_ok = a.hi > b.hi or (a.hi == b.hi and (a.hi_in or not b.hi_in))
+    inside = [v for v in a.excluded - b.excluded if b._fits(v)]
+    return lo_ok and hi_ok and not inside

@@ -1,0 +1,98 @@
+"""Small policy roots written into tmp_path for the policy-owner tooling tests (no models: fast)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+FLOW = """\
+flow: demo
+version: "{version}"
+input:
+  fields:
+    amount: {{type: number, required: true, min: 0, max: 100000}}
+    age: {{type: integer, required: true, min: 0, max: 120}}
+    income: {{type: number, min: 0}}
+    country: {{type: category, values: [GB, FR, DE]}}
+    customer_id: {{type: string, max_length: 64}}
+rulesets: [{rulesets}]
+default: {{action: APPROVE}}
+reasons:
+  BIG: Amount is big
+  YOUNG: Applicant is young
+  BLOCKED: Country is blocked
+  NO_INCOME: Income missing
+"""
+
+RULES = """\
+ruleset: demo.main
+rules:
+  - id: R1
+    when: amount > {limit}
+    action: REVIEW
+    reason: BIG
+    priority: 10
+  - id: R2
+    when: age < 18
+    action: DECLINE
+    reason: YOUNG
+    priority: 90
+  - id: R3
+    when: country in ['DE']
+    action: DECLINE
+    reason: BLOCKED
+    priority: 80
+  - id: R4
+    when: is_null(income)
+    action: REVIEW
+    reason: NO_INCOME
+"""
+
+TESTS = """\
+cases:
+  - name: small amount is approved
+    input: {amount: 10, age: 30, income: 100}
+    expect: {action: APPROVE, reasons: [], fired: []}
+  - name: big amount goes to review
+    input: {amount: 5000, age: 30, income: 100}
+    expect: {action: REVIEW, reasons: [BIG], fired: [R1]}
+  - name: minors are declined
+    input: {amount: 10, age: 16, income: 100}
+    expect: {action: DECLINE, reasons: {contains: [YOUNG]}}
+  - name: blocked country
+    input: {amount: 10, age: 30, income: 100, country: DE}
+    expect: {action: DECLINE, fired: {contains: [R3]}}
+  - name: missing income
+    input: {amount: 10, age: 30}
+    expect: {action: REVIEW, reasons: [NO_INCOME]}
+  - name: negative age is refused
+    input: {amount: 10, age: -1}
+    expect: {invalid: [age]}
+"""
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def demo_root(root: Path, *, versions: tuple[str, ...] = ("1",), limit: int = 1000, tests: bool = True) -> Path:
+    """A root with flow `demo` in `versions` (all on ruleset demo.main) and a test file per version."""
+    write(root, "rules/main.yaml", RULES.format(limit=limit))
+    for version in versions:
+        write(root, f"policies/demo/{version}/flow.yaml", FLOW.format(version=version, rulesets="demo.main"))
+        if tests:
+            write(root, f"policies/demo/{version}/tests/cases.yaml", TESTS)
+    write(root, "policies/demo/routing.yaml", f'live: "{versions[0]}"\n')
+    return root
+
+
+def project_copy(root: Path, *, models: bool = True) -> Path:
+    """A copy of the project's own policies/, rules/ (and model_artifacts/) under `root`."""
+    for name in ("policies", "rules") + (("model_artifacts",) if models else ()):
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("*.png", "report.md"))
+    return root

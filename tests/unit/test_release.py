@@ -1,0 +1,80 @@
+"""Tests of released versions: verdict release writes a lock, and changed content is refused with the file named."""
+
+from pathlib import Path
+
+from engine.cli import main
+from engine.lint import lint
+from engine.loader import load
+from engine.release import lock_path, read_lock
+
+from .policy_roots import demo_root, write
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_release_writes_a_lock_with_the_content_revision(tmp_path, capsys):
+    """verdict release records the revision every decision of that version carries."""
+    root = demo_root(tmp_path)
+    assert main(["release", "demo", "1", "--root", str(root)]) == 0
+    assert "released demo 1" in capsys.readouterr().out
+    lock, problems = read_lock(lock_path(root, "demo", "1"), "lock")
+    assert problems == [] and lock is not None
+    flow = load(root).policies.flows["demo"].versions["1"]
+    assert lock.revision == flow.revision
+    assert set(lock.files) == {"policies/demo/1/flow.yaml", "rules/main.yaml"}
+    assert main(["release", "demo", "1", "--root", str(root)]) == 0  # again: nothing to do
+    assert "already released" in capsys.readouterr().out
+
+
+def test_a_change_behind_a_released_version_is_refused_naming_the_file(tmp_path):
+    """Editing a rule file a released version uses fails the load and lint, telling the owner to make a new version."""
+    root = demo_root(tmp_path)
+    assert main(["release", "demo", "1", "--root", str(root)]) == 0
+    rules = root / "rules/main.yaml"
+    original = rules.read_text()
+    rules.write_text(original.replace("amount > 1000", "amount > 2000"))
+    result = load(root)
+    assert result.policies is None
+    (problem,) = result.errors
+    assert problem.code == "released_version_changed" and problem.path == "rules/main.yaml"
+    assert "demo version 1 is released" in problem.message and "new version" in (problem.hint or "")
+    assert not lint(root).ok
+    rules.write_text(original)  # restoring the released content makes it loadable again
+    assert load(root).policies is not None
+
+
+def test_adding_tests_or_changing_routing_keeps_a_release_valid(tmp_path):
+    """Tests and routing are not part of a version's content."""
+    root = demo_root(tmp_path, versions=("1", "2"))
+    assert main(["release", "demo", "1", "--root", str(root)]) == 0
+    write(root, "policies/demo/1/tests/more.yaml", "cases:\n  - name: m\n    input: {amount: 1, age: 40, income: 3}\n    expect: {action: APPROVE}\n")
+    write(root, "policies/demo/routing.yaml", 'live: "2"\n')
+    assert load(root).policies is not None
+
+
+def test_release_is_refused_without_passing_tests(tmp_path, capsys):
+    """A version with a failing test, or with no test, is not released."""
+    failing = demo_root(tmp_path / "failing", limit=9000)
+    assert main(["release", "demo", "1", "--root", str(failing)]) == 1
+    assert "needs passing tests" in capsys.readouterr().err
+    untested = demo_root(tmp_path / "untested", tests=False)
+    assert main(["release", "demo", "1", "--root", str(untested)]) == 1
+    assert not lock_path(untested, "demo", "1").exists()
+
+
+def test_a_damaged_lock_is_an_error(tmp_path):
+    """A lock that is not what verdict release writes is refused."""
+    root = demo_root(tmp_path)
+    lock_path(root, "demo", "1").write_text("flow: demo\nversion: '1'\nrevision: abc\n")
+    assert [p.code for p in load(root).errors] == ["release_lock_invalid"]
+
+
+def test_shipped_versions_are_released_and_unchanged():
+    """Both versions of credit_application are released, and the bundled content matches their locks."""
+    for version in ("1", "2"):
+        lock, problems = read_lock(lock_path(PROJECT, "credit_application", version), "lock")
+        assert problems == [] and lock is not None
+    result = load(PROJECT)
+    assert [p for p in result.problems if p.code == "released_version_changed"] == []
+    versions = result.policies.flows["credit_application"].versions
+    assert read_lock(lock_path(PROJECT, "credit_application", "2"), "lock")[0].revision == versions["2"].revision
