@@ -37,7 +37,7 @@ class Decider(Protocol):
 
 
 class DecisionServicer:
-    """Serves Decide and ListFlows from a Decider, once one is attached with ``ready``."""
+    """Serves Decide and ListFlows from a Decider, once one is attached with ``ready``, and Ping."""
 
     def __init__(self, decider: Decider | None = None) -> None:
         self._decider = decider
@@ -68,6 +68,11 @@ class DecisionServicer:
         flows = core.flows()
         return flows_to_response(flows, {name: core.live_version(name) for name in flows})
 
+    @staticmethod
+    def Ping(payload: bytes, context: grpc.ServicerContext) -> bytes:  # noqa: N802
+        """Echo the serialized PingRequest as the PingResponse (same wire layout: field 1, bytes)."""
+        return payload
+
 
 def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
     """The service's method handlers by method name, with the fast wire codec on Decide."""
@@ -82,4 +87,6 @@ def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
             request_deserializer=pb.ListFlowsRequest.FromString,
             response_serializer=pb.ListFlowsResponse.SerializeToString,
         ),
+        # The transport floor: bytes in, the same bytes out, no parsing at all.
+        "Ping": grpc.unary_unary_rpc_method_handler(servicer.Ping),
     }

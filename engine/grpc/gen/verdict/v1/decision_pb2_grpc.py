@@ -45,6 +45,11 @@ class DecisionServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.ListFlowsRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.ListFlowsResponse.FromString,
                 _registered_method=True)
+        self.Ping = channel.unary_unary(
+                '/verdict.v1.DecisionService/Ping',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.PingRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.PingResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -65,6 +70,15 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ping(self, request, context):
+        """Answers at once with the payload it was sent: a probe of the transport alone (it reads no
+        flow, runs no model, writes no decision log). It is the floor the benchmarks compare Decide
+        with (benchmarks/, case grpc_echo), and it answers while policies are still loading.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +91,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.ListFlows,
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.ListFlowsRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.ListFlowsResponse.SerializeToString,
+            ),
+            'Ping': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ping,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.PingRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.PingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class DecisionService:
             '/verdict.v1.DecisionService/ListFlows',
             verdict_dot_v1_dot_decision__pb2.ListFlowsRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.ListFlowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.DecisionService/Ping',
+            verdict_dot_v1_dot_decision__pb2.PingRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.PingResponse.FromString,
             options,
             channel_credentials,
             insecure,
