@@ -340,7 +340,12 @@ class Model:
         self._index = card.output.index
         self._explainer_bytes = explainer_bytes
         self._explainer: Any = None
-        self._explainer_lock = threading.Lock()
+        self._explainer_lock = threading.RLock()
+
+    @property
+    def has_explainer(self) -> bool:
+        """Whether ``explain`` can give reasons (LightGBM and logistic models; not anomaly detectors)."""
+        return self._explainer_bytes is not None
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, version={self.version!r}, sha256={self.sha256[:12]}…)"
@@ -398,7 +403,8 @@ class Model:
         explainer = self._load_explainer()
         kind = self.card.artifacts.explainer.kind if self.card.artifacts.explainer else None
         if kind == "lightgbm_treeshap":
-            return np.asarray(explainer.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
+            with self._explainer_lock:  # one booster shared by server threads: do not rely on its locking
+                return np.asarray(explainer.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
         if kind == "linear_contributions":
             return explainer.contributions(x)
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")

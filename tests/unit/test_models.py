@@ -250,6 +250,7 @@ def test_score_matches_score_batch(directory: Path) -> None:
 def test_explain_sums_to_log_odds(directory: Path) -> None:
     """TreeSHAP contributions plus bias equal the log-odds of the served ONNX score (sorted, complete)."""
     m = load_model(directory)
+    assert m.has_explainer
     biases = []
     for row in _rows(m, 8, 2):
         x = row.reshape(1, -1)

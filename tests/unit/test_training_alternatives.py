@@ -107,6 +107,7 @@ def test_bundled_anomaly_model_flags_unusual_behaviour() -> None:
                             "cross_border": True, "ip_mismatch": True})
     assert model.score(unusual) > model.score(ordinary) + 0.2
     assert model.card.metrics["label_auc"] > 0.8
+    assert not model.has_explainer
     with pytest.raises(NotImplementedError):
         model.explain(ordinary)
 
