@@ -20,6 +20,7 @@ from engine.compiler import FlowSource, RuleSource, compile_flow
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
+from engine.routing import Challenger
 from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
@@ -36,6 +37,8 @@ class FlowVersions:
     name: str
     versions: Mapping[str, CompiledFlow]
     live: str
+    challenger: Challenger | None = None  # decides a deterministic share of the unpinned requests
+    shadow: tuple[str, ...] = ()  # versions evaluated on every request off the caller's path
 
 
 @dataclass(frozen=True)
@@ -282,9 +285,9 @@ def load(root: Path) -> LoadResult:
             if flow is not None:
                 compiled[version] = flow
                 every[(flow_name, version)] = flow
-        live = _live_version(root, flow_name, sorted(versions, key=version_key), problems)
-        if compiled and live in compiled:
-            flows[flow_name] = FlowVersions(flow_name, MappingProxyType(compiled), live)
+        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems)
+        if compiled and routing.live in compiled:
+            flows[flow_name] = FlowVersions(flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow)
 
     read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every}
     errors = [p for p in problems if p.severity == "error"]
@@ -307,18 +310,48 @@ def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mappi
     return h.hexdigest()
 
 
-def _live_version(root: Path, flow: str, versions: list[str], problems: list[Problem]) -> str:
+@dataclass(frozen=True)
+class _Routing:
+    live: str
+    challenger: Challenger | None = None
+    shadow: tuple[str, ...] = ()
+
+
+def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem]) -> _Routing:
+    """The flow's routing file, checked against its versions (the newest is live without one)."""
     path = root / "policies" / flow / "routing.yaml"
     if not path.is_file():
-        return versions[-1] if versions else ""
+        return _Routing(versions[-1] if versions else "")
     doc, parsed, _ = _read_doc(root, path, RoutingFile, problems)
     if parsed is None or doc is None:
-        return ""
-    if parsed.live not in versions:
-        problems.append(
-            Problem(_rel(root, path), f"live version {parsed.live!r} does not exist; versions: {', '.join(versions) or 'none'}", "unknown_version", line=doc.line_of(("live",)))
-        )
-    return parsed.live
+        return _Routing("")
+    rel = _rel(root, path)
+    known = ", ".join(versions) or "none"
+
+    def missing(version: str, what: str, loc: tuple[str | int, ...]) -> bool:
+        if version in versions:
+            return False
+        problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version", line=doc.line_of(loc)))
+        return True
+
+    missing(parsed.live, "live", ("live",))
+    challenger = None
+    spec = parsed.challenger
+    if spec is not None and not missing(spec.version, "challenger", ("challenger", "version")):
+        if spec.version == parsed.live:
+            problems.append(Problem(rel, f"the challenger is the live version {spec.version!r}", "challenger_is_live", line=doc.line_of(("challenger", "version"))))
+        for version in (parsed.live, spec.version):
+            flow_version = compiled.get(version)
+            if flow_version is not None and spec.key not in flow_version.validator.fields:
+                problems.append(
+                    Problem(rel, f"routing key {spec.key!r} is not an input field of version {version}", "unknown_routing_key",
+                            line=doc.line_of(("challenger", "key")), hint="route on a field every request carries, e.g. a customer id")
+                )
+        challenger = Challenger(spec.version, spec.share, spec.key)
+    for i, version in enumerate(parsed.shadow):
+        if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:
+            problems.append(Problem(rel, f"shadow version {version!r} is the live version", "shadow_is_live", line=doc.line_of(("shadow", i))))
+    return _Routing(parsed.live, challenger, tuple(parsed.shadow))
 
 
 def load_policies(root: Path) -> PolicySet:

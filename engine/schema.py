@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "ActionName",
+    "ChallengerSpec",
     "DefaultSpec",
     "FieldSpec",
     "FlowFile",
@@ -162,7 +163,24 @@ class RuleFile(_Frozen):
     tables: tuple[TableSpec, ...] = ()
 
 
+class ChallengerSpec(_Frozen):
+    """A challenger version that decides a deterministic share of the requests."""
+
+    version: VersionName
+    share: float = Field(ge=0, le=1, description="fraction of key values routed to the challenger, e.g. 0.1")
+    key: Identifier = Field(description="input field whose value is hashed to route, e.g. customer_id")
+
+
 class RoutingFile(_Frozen):
-    """policies/<flow>/routing.yaml: which version is live."""
+    """policies/<flow>/routing.yaml: which version is live, the challenger and the shadows."""
 
     live: VersionName
+    challenger: ChallengerSpec | None = None
+    shadow: tuple[VersionName, ...] = Field(default=(), description="versions evaluated on every request, never returned")
+
+    @field_validator("shadow")
+    @classmethod
+    def _unique_shadows(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a shadow version is listed twice")
+        return v

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from engine.errors import DecisionFailed, FieldError, FlowNotFound, InvalidInput, NotReady, VerdictError, VersionNotFound
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet, load_policies
+from engine.metrics import Metrics
+from engine.shadow import ShadowPool
 from engine.types import Decision
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "load_decider", "new_decision_id"]
@@ -53,10 +55,18 @@ class Decider:
         *,
         sink: DecisionSink | None = None,
         idempotency: Idempotency | None = None,
+        metrics: Metrics | None = None,
+        shadow_workers: int = 1,
+        shadow_queue: int = 1024,
     ) -> None:
         self._policies = policies
         self._sink = sink
         self._idempotency = idempotency
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._shadow = ShadowPool(
+            sink.record if sink is not None else None, self.metrics,
+            workers=shadow_workers, queue_size=shadow_queue, new_id=new_decision_id,
+        )
 
     @property
     def policies(self) -> PolicySet:
@@ -81,13 +91,23 @@ class Decider:
     def live_version(self, flow: str) -> str:
         return self.resolve(flow, "")[0].version
 
-    def resolve(self, flow: str, version: str = "") -> tuple[CompiledFlow, str]:
-        """The compiled flow version a request gets, and its route ('live' or 'pinned')."""
-        policies = self.policies
+    def resolve(self, flow: str, version: str = "", input: Mapping[str, Any] | None = None) -> tuple[CompiledFlow, str]:
+        """The compiled flow version a request gets, and its route: 'pinned', 'challenger' or 'live'.
+
+        A pinned `version` wins; otherwise the challenger takes its share of key values (see
+        engine.routing) and the live version the rest.
+        """
+        return self._resolve(self.policies, flow, version, input)
+
+    @staticmethod
+    def _resolve(policies: PolicySet, flow: str, version: str, input: Mapping[str, Any] | None) -> tuple[CompiledFlow, str]:
         entry = policies.flows.get(flow)
         if entry is None:
             raise FlowNotFound(flow, list(policies.flows))
         if not version:
+            challenger = entry.challenger
+            if challenger is not None and input is not None and challenger.takes(flow, input):
+                return entry.versions[challenger.version], "challenger"
             return entry.versions[entry.live], "live"
         compiled = entry.versions.get(version)
         if compiled is None:
@@ -104,7 +124,8 @@ class Decider:
     def _decide(self, flow: str, input: Mapping[str, Any], version: str, request_id: str) -> Decision:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
-        compiled, route = self.resolve(flow, version)
+        policies = self.policies  # read once: routing and shadows come from the same state
+        compiled, route = self._resolve(policies, flow, version, input)
         start = time.perf_counter_ns()
         try:
             outcome = compiled.evaluate(input)
@@ -126,7 +147,25 @@ class Decider:
         )
         if self._sink is not None:
             self._sink.record(decision, input)
+        shadows = policies.flows[compiled.flow].shadow
+        if shadows:
+            self._submit_shadows(policies, decision, shadows, input)
         return decision
+
+    def _submit_shadows(self, policies: PolicySet, decision: Decision, shadows: tuple[str, ...], input: Mapping[str, Any]) -> None:
+        """Queue the flow's shadow versions (but the one that decided) for evaluation off this thread."""
+        versions = policies.flows[decision.flow].versions
+        flows = [versions[v] for v in shadows if v != decision.version and v in versions]
+        if flows:
+            self._shadow.submit(flows, input, decision.request_id, decision.decision_id, decision.outcome.action)
+
+    def drain_shadows(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued shadow evaluation is done; False on timeout (tests, shutdown)."""
+        return self._shadow.drain(timeout)
+
+    def close(self) -> None:
+        """Finish the queued shadow evaluations and stop their workers."""
+        self._shadow.close()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
