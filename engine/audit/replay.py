@@ -130,6 +130,8 @@ class ReplayReport:
     failed: int = 0  # the new version failed otherwise
     rejected_fields: Counter[str] = field(default_factory=Counter)
     produced_by: Counter[str] = field(default_factory=Counter)  # "version@revision[:12]" of the logged decisions
+    same_version: int = 0  # logged by this very version and revision: must reproduce exactly
+    same_version_differs: int = 0
     changed: int = 0  # the action changed
     differs: int = 0  # anything changed (action, reasons, fired rules or scores)
     before: Counter[str] = field(default_factory=Counter)
@@ -167,6 +169,7 @@ class ReplayReport:
             "rejected": self.rejected,
             "rejected_fields": dict(self.rejected_fields.most_common()),
             "failed": self.failed,
+            "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs},
             "changed": self.changed,
             "changed_rate": _ratio(self.changed, self.replayed),
             "differs": self.differs,
@@ -270,6 +273,9 @@ def replay(
                 sums[2] += 1
         if before != after:
             report.differs += 1
+        if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
+            report.same_version += 1
+            report.same_version_differs += before != after
         if b_action != a_action:
             report.changed += 1
             report.drivers.update(_drivers(b_action, before[2], a_action, after[2]))

@@ -14,14 +14,19 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    first, *rest = cells
-    return "  ".join([first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]).rstrip()
+def _numeric(text: str) -> bool:
+    return text == "-" or text.lstrip("+-")[:1].isdigit()
+
+
+def _row(cells: list[str], widths: list[int], right: list[bool]) -> str:
+    return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned rows: the first column and text columns to the left, number columns to the right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return [_row(header, widths), *(_row(r, widths) for r in rows)]
+    right = [i > 0 and all(_numeric(r[i]) for r in rows) for i in range(len(header))]
+    return [_row(header, widths, right), *(_row(r, widths, right) for r in rows)]
 
 
 def render_table(report: ReplayReport) -> str:
@@ -36,6 +41,11 @@ def render_table(report: ReplayReport) -> str:
     ]
     if r.rejected_fields:
         out.append("  rejected for: " + ", ".join(f"{f} x{n:,}" for f, n in r.rejected_fields.most_common(8)))
+    if r.same_version:
+        out.append(
+            f"logged by this same version and revision: {r.same_version:,}, "
+            f"reproduced exactly: {r.same_version - r.same_version_differs:,}"
+        )
     out.append(
         f"action changed: {r.changed:,} ({_pct(r.changed / r.replayed if r.replayed else None)}); "
         f"any difference (action, reasons, rules or scores): {r.differs:,}"

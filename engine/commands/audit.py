@@ -67,7 +67,7 @@ def run_verify(args: argparse.Namespace) -> int:
                 report(f"BAD: {chain.bad}")
         return 1
     segments = sum(c.segments for c in result.chains)
-    detail = f"{result.records:,} records" + (f", {segments:,} segments" if segments else "")
+    detail = f"{result.records:,} records" + (f", {segments:,} segment{'s' if segments != 1 else ''}" if segments else "")
     if len(result.chains) > 1:
         detail += f", {len(result.chains)} chains"
     out.write(f"ok: {result.decisions:,} decision records ({detail}) in {result.location}\n")

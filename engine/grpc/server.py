@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +29,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.errors import PolicyError
+from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
 from engine.settings import Settings
 
 if TYPE_CHECKING:
     from engine.audit.wiring import Audit
+    from engine.reload import Reloader
+    from engine.service import Decider as CoreDecider
 
 __all__ = ["RunningServer", "serve", "start_server"]
 
@@ -53,10 +56,13 @@ class RunningServer:
     port: int
     servicer: DecisionServicer
     health: health.HealthServicer
+    policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
 
     def ready(self, decider: Decider) -> None:
         """Serve ``decider`` and report SERVING, overall and per service."""
         self.servicer.ready(decider)
+        if hasattr(decider, "metrics"):  # the core Decider (test fakes may not have one)
+            self.policy_status.attach(decider)  # type: ignore[arg-type]
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
@@ -80,12 +86,18 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     method_handlers = handlers(servicer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, method_handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, method_handlers)
+    policy_status = PolicyStatusServicer()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(POLICY_SERVICE_NAME, policy_handlers(policy_status)),)
+    )
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, POLICY_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+    )
 
     try:
         port = server.add_insecure_port(settings.address)
@@ -94,13 +106,13 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     if port == 0:
         raise BindError(f"cannot listen on {settings.address}")
     server.start()
-    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer)
+    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status)
     if decider is not None:
         running.ready(decider)
     return running
 
 
-def _load(root: Path, audit: Audit | None = None) -> Decider:
+def _load(root: Path, audit: Audit | None = None) -> CoreDecider:
     from engine.service import load_decider
 
     if audit is None:
@@ -137,12 +149,27 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         return 1
     running.ready(decider)
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
+    reloader = _start_reloading(settings, decider, running)
     stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)
+    reloader.stop()
     running.stop(settings.grace_seconds)
+    decider.close()  # finish the queued shadow evaluations: they are logged too
     audit.close()  # after the last in-flight call: everything answered is in the log
     log.info("stopped")
     return 0
+
+
+def _start_reloading(settings: Settings, decider: CoreDecider, running: RunningServer) -> Reloader:
+    """Hot reload (engine/reload.py): watch the root, reload on SIGHUP, report through PolicyService."""
+    from engine.reload import Reloader
+
+    reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
+    if threading.current_thread() is threading.main_thread():
+        reloader.install_sighup()
+    reloader.start()
+    running.policy_status.attach(decider, reloader)
+    return reloader
 
 
 def _on_signals(handler: Callable[[int], None]) -> None:
@@ -188,6 +215,7 @@ def _run_workers(settings: Settings) -> int:
                     os.kill(child, signum)
 
         _on_signals(forward)
+        signal.signal(signal.SIGHUP, lambda signum, frame: forward(signum))  # each worker reloads
         codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
     _log.info("workers_stopped", exit_codes=codes)
     return 0 if all(code == 0 for code in codes) else 1

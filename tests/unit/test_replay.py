@@ -57,6 +57,8 @@ def root(tmp_path_factory) -> Path:
     (root / f"policies/credit_application/{CANDIDATE}").mkdir()
     (root / f"policies/credit_application/{CANDIDATE}/flow.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
     (root / "rules/credit/strict_backtest.yaml").write_text(STRICT_RULES)
+    for flow_dir in (root / "policies").iterdir():  # only the live version answers: deterministic counts
+        (flow_dir / "routing.yaml").write_text(f'live: "{load_policies(ROOT).flows[flow_dir.name].live}"\n')
     return root
 
 
@@ -96,6 +98,7 @@ def log(tmp_path_factory, policies) -> Path:
         t.start()
     for t in threads:
         t.join()
+    decider.close()
     writer.close()
     return directory
 
@@ -119,13 +122,14 @@ def test_replay_with_the_producing_version_reproduces_every_decision(log, polici
         assert report.considered == n and report.replayed == n
         assert report.rejected == 0 and report.failed == 0
         assert report.changed == 0 and report.differs == 0, report.as_dict()
+        assert report.same_version == n and report.same_version_differs == 0
         assert sum(report.before.values()) == n and report.before == report.after
 
 
 def test_replay_through_a_stricter_version_reports_what_changes(log, policies):
     """The candidate declines large loans: only upgrades to DECLINE, driven by STRICT-001."""
     report = replay(open_source(log).decisions(flow="credit_application"), candidate(policies))
-    assert report.replayed == N_CREDIT and report.changed > 0
+    assert report.replayed == N_CREDIT and report.changed > 0 and report.same_version == 0
     for (before, after), n in report.transitions.items():
         if before != after:
             assert after == "DECLINE", (before, after, n)
