@@ -114,11 +114,12 @@ class ShadowPool:
         same = outcome.action == task.action
         self._metrics.inc("shadow_decisions", **labels, action=outcome.action.name)
         self._metrics.inc("shadow_agree" if same else "shadow_disagree", **labels)
-        _log.debug(
-            "shadow_decision", **labels, request_id=task.request_id, decision_id=decision.decision_id,
-            served_decision_id=task.decision_id, action=outcome.action.name, served_action=task.action.name,
-            reasons=[r.code for r in outcome.reasons],
-        )
+        if structlog.is_configured():  # a server logs each outcome at debug; a library user's stdout stays clean
+            _log.debug(
+                "shadow_decision", **labels, request_id=task.request_id, decision_id=decision.decision_id,
+                served_decision_id=task.decision_id, action=outcome.action.name, served_action=task.action.name,
+                reasons=[r.code for r in outcome.reasons],
+            )
         if self._record is not None:
             try:
                 self._record(decision, task.input)

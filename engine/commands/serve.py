@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--audit", metavar="DIR", help="decision log directory, or 'off' (default ./audit)")
     p.add_argument("--audit-dsn", metavar="DSN", help="PostgreSQL DSN of the decision log (instead of --audit)")
     p.add_argument("--idempotency-window", type=float, metavar="SECONDS", help="retry window of request ids, 0 = off (default 600)")
+    p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
     p.set_defaults(run=run)
 
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             audit=args.audit,
             audit_dsn=args.audit_dsn,
             idempotency_window_seconds=args.idempotency_window,
+            reload_interval=args.reload_interval,
         )
     except SettingsError as exc:
         report(str(exc))

@@ -189,3 +189,80 @@ class DecisionService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class PolicyServiceStub:
+    """Reports the policy state a server serves: for operators and policy owners after a change.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetStatus = channel.unary_unary(
+                '/verdict.v1.PolicyService/GetStatus',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.StatusRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.StatusResponse.FromString,
+                _registered_method=True)
+
+
+class PolicyServiceServicer:
+    """Reports the policy state a server serves: for operators and policy owners after a change.
+    """
+
+    def GetStatus(self, request, context):
+        """The serving state's revision, each flow's versions and routing, the outcome of the last
+        reload (with every problem by file and line when it was refused) and the server's counters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PolicyServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.StatusRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.StatusResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'verdict.v1.PolicyService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('verdict.v1.PolicyService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class PolicyService:
+    """Reports the policy state a server serves: for operators and policy owners after a change.
+    """
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.PolicyService/GetStatus',
+            verdict_dot_v1_dot_decision__pb2.StatusRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
