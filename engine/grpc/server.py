@@ -112,7 +112,7 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     return running
 
 
-def _load(root: Path, audit: Audit | None = None) -> Decider:
+def _load(root: Path, audit: Audit | None = None) -> CoreDecider:
     from engine.service import load_decider
 
     if audit is None:
@@ -154,6 +154,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     log.info("stopping", grace_seconds=settings.grace_seconds)
     reloader.stop()
     running.stop(settings.grace_seconds)
+    decider.close()  # finish the queued shadow evaluations: they are logged too
     audit.close()  # after the last in-flight call: everything answered is in the log
     log.info("stopped")
     return 0
