@@ -161,9 +161,12 @@ class IdempotencyCache:
             assert mine.done is not None
             mine.done.set()
             raise
-        mine.decision = _slim(decision)
-        assert mine.done is not None
-        mine.done.set()
+        slim = _slim(decision)
+        with self._lock:
+            mine.decision = slim
+            done, mine.done = mine.done, None  # waiters hold their own reference; the entry keeps none
+        assert done is not None
+        done.set()
         return decision
 
     def preload(self, entries: Iterable[tuple[str, str, Decision, float]]) -> int:

@@ -26,7 +26,7 @@ from engine.errors import InvalidInput
 from engine.flow import CompiledFlow
 from engine.types import Action, Outcome
 
-__all__ = ["Metrics", "ReplayReport", "load_outcomes", "replay"]
+__all__ = ["Metrics", "OutcomesError", "ReplayReport", "load_outcomes", "replay"]
 
 ACTIONS = (Action.APPROVE, Action.REVIEW, Action.DECLINE)
 _BAD = {"bad", "1", "true", "yes", "y", "default", "fraud", "chargeback"}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,8 +25,6 @@ from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
 __all__ = ["FileSource", "LogSource", "is_dsn", "open_source"]
 
 _DSN_RE = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-
-Progress = Callable[[int], None]
 
 
 class LogSource(Protocol):
