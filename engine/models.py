@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,8 +340,10 @@ class Model:
         self._output_names = [card.output.onnx_output]
         self._index = card.output.index
         self._explainer_bytes = explainer_bytes
-        self._explainer: Any = None
         self._explainer_lock = threading.RLock()
+        # Built now, never on a request: a lazy build would cost the first explained request the
+        # import of LightGBM and the parse of the booster (a second or more).
+        self._explainer: Any = self._build_explainer() if explainer_bytes is not None else None
 
     @property
     def has_explainer(self) -> bool:
@@ -404,7 +407,9 @@ class Model:
         kind = self.card.artifacts.explainer.kind if self.card.artifacts.explainer else None
         if kind == "lightgbm_treeshap":
             with self._explainer_lock:  # one booster shared by server threads: do not rely on its locking
-                return np.asarray(explainer.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
+                if x.shape[0] == 1:
+                    return explainer.contributions_row(x)
+                return np.asarray(explainer.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
         if kind == "linear_contributions":
             return explainer.contributions(x)
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
@@ -422,12 +427,65 @@ class Model:
         if art is None or self._explainer_bytes is None:
             raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
         if art.kind == "lightgbm_treeshap":
-            import lightgbm
-
-            return lightgbm.Booster(model_str=self._explainer_bytes.decode("utf-8"))
+            try:
+                return TreeShap(self._explainer_bytes.decode("utf-8"), self._width)
+            except Exception as exc:  # LightGBM raises its own untyped LightGBMError
+                raise ModelLoadError(
+                    str(self.directory / art.file), f"LightGBM cannot load the booster: {exc}", "model_explainer_invalid"
+                ) from exc
         if art.kind == "linear_contributions":
             return LinearExplainer.from_json(self._explainer_bytes, self.feature_names)
         raise NotImplementedError(f"unknown explainer kind {art.kind!r}")
+
+
+class TreeShap:
+    """TreeSHAP contributions of a LightGBM booster; one row through LightGBM's single-row C API.
+
+    ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
+    call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
+    CONTRIB, float32 rows, one thread) computes the same values (tests compare them) without that.
+    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock).
+    """
+
+    _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
+    _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
+
+    def __init__(self, model_str: str, width: int) -> None:
+        import ctypes
+
+        import lightgbm
+        from lightgbm.basic import _LIB, _safe_call
+
+        self.booster = lightgbm.Booster(model_str=model_str)
+        if self.booster.num_feature() != width:
+            raise ValueError(f"the booster has {self.booster.num_feature()} features, the card {width}")
+        self.width = width
+        self._out_width = (width + 1) * self.booster.num_model_per_iteration()
+        config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                self.booster._handle, ctypes.c_int(self._PREDICT_CONTRIB), ctypes.c_int(0), ctypes.c_int(-1),
+                ctypes.c_int(self._DTYPE_FLOAT32), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(config),
+            )
+        )
+        self._config = config
+        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        self._check = _safe_call
+        self._out_len = ctypes.c_int64()
+        self._out_len_ref = ctypes.byref(self._out_len)
+        self._void_p = ctypes.c_void_p
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, config)
+
+    def contributions_row(self, x: np.ndarray) -> np.ndarray:
+        """(1, n+1) float64 contributions and bias of one (1, n) row, as ``predict(pred_contrib=True)``."""
+        row = np.ascontiguousarray(x, dtype=np.float32)
+        if row.size != self.width:
+            raise ValueError(f"expected {self.width} values, got {row.size}")
+        out = np.empty((1, self._out_width), dtype=np.float64)
+        vp = self._void_p
+        self._check(self._predict(self._config, vp(row.ctypes.data), self._out_len_ref, vp(out.ctypes.data)))
+        return out
 
 
 class LinearExplainer:
