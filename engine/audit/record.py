@@ -44,7 +44,8 @@ GENESIS = "0" * 64  # the "previous hash" of the first record of a chain
 _HASH_KEY = b',"hash":"'
 _SUFFIX_LEN = len(_HASH_KEY) + 64 + 2  # ,"hash":"<64 hex>"}
 _HEX = frozenset(b"0123456789abcdef")
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# default=str: a value JSON has no type for (only possible in-process) is logged as its text, never an error
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _second: tuple[int, str] = (-1, "")
 
 

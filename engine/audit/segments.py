@@ -1,7 +1,8 @@
 """The embedded log's files: a directory of numbered segment files, written append-only.
 
 Layout: ``DIR/segment-00000001.log``, ``segment-00000002.log``, … and a ``.lock`` file held by the
-one process writing the directory. Each segment is JSON lines (``engine.audit.record``); its first
+one process writing the directory. Files are created with mode 0640: the log holds (masked)
+customer data. Each segment is JSON lines (``engine.audit.record``); its first
 line is a ``segment`` header whose ``prev`` is the hash of the last record of the segment before
 (``GENESIS`` for segment 1), so one hash chain runs through every segment.
 
@@ -135,7 +136,7 @@ class FileStore:
 
     def _lock(self) -> None:
         path = self.directory / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -194,7 +195,7 @@ class FileStore:
         line = chain.seal(header) + b"\n"
         final = self.directory / segment_name(index)
         tmp = final.with_name(final.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             _write_all(fd, line)
             os.fsync(fd)

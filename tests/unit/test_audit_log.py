@@ -226,3 +226,20 @@ def test_no_log_is_an_error(tmp_path):
     """Reading a directory without segments says there is no log there."""
     with pytest.raises(AuditError, match="no decision log"):
         open_source(tmp_path)
+
+
+def test_segment_files_are_not_world_readable(tmp_path):
+    """Segments hold (masked) customer data: they are created without access for others."""
+    write_log(tmp_path, 1)
+    for _, path in list_segments(tmp_path):
+        assert path.stat().st_mode & 0o007 == 0
+
+
+def test_values_json_cannot_encode_are_logged_as_text(tmp_path):
+    """An in-process caller's odd value (a date) is logged as its text instead of failing the decision."""
+    import datetime
+
+    from engine.audit.record import decision_payload
+
+    body = decision_payload(make_decision(1), {"when": datetime.date(2024, 5, 1)}, [], ts=0.0)
+    assert json.loads(body)["input"] == {"when": "2024-05-01"}
