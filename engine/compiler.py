@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import Symbol, check
 from engine.expr.codegen import compile_program
-from engine.expr.syntax import Node
+from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
 from engine.tables import RowRule, expand_tables
@@ -196,6 +197,7 @@ def compile_flow(
     # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
     rules: list[CompiledRule] = []
     conditions: list[Node] = []
+    durable_rules: list[tuple[int, Node]] = []  # (index in `rules`, condition) of `engine: durable` rulesets
     seen_ids: dict[str, str] = {}
     for j, name in enumerate(flow.rulesets):
         src = rulesets.get(name)
@@ -234,6 +236,13 @@ def compile_flow(
             if t.type != "bool":
                 ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=loc + ("when",), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
                 continue
+            on_durable = src.file.engine == "durable"
+            if on_durable:
+                try:
+                    to_durable(node, env)
+                except NotExpressible as exc:
+                    ctx.add(f"durable-rules cannot evaluate this condition: {exc.reason}", "not_expressible_in_durable", loc=loc + ("when",), src=src, rule=spec.id, hint="rewrite it, or remove 'engine: durable' from the rule file (docs/durable-rules.md)")
+                    continue
             used = tuple(sorted(model_index[n] for n in names_in(node) if n in model_index))
             message = spec.message or catalogue.get(spec.reason, spec.reason)
             action = Action[spec.action]
@@ -251,7 +260,9 @@ def compile_flow(
                     fired=FiredRule(spec.id, name, action, spec.reason, spec.priority, bool(used)),
                 )
             )
-            conditions.append(node)
+            if on_durable:
+                durable_rules.append((len(conditions), node))
+            conditions.append(Literal(False) if on_durable else node)  # durable rules never fire in the compiled function
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
@@ -267,5 +278,6 @@ def compile_flow(
         rules=rules,
         default_action=default_action,
         default_reason=default_reason,
+        durable=DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None,
     )
     return compiled, ctx.problems

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from engine.expr.codegen import Program
 from engine.types import Action, FiredRule, Outcome, Reason
 from engine.validation import Validator
+
+if TYPE_CHECKING:
+    from engine.durable import DurableRuleset
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
@@ -71,6 +74,7 @@ class CompiledFlow:
         "_default_reasons",
         "default_action",
         "description",
+        "durable",
         "flow",
         "model_versions",
         "models",
@@ -94,6 +98,7 @@ class CompiledFlow:
         rules: Sequence[CompiledRule],
         default_action: Action,
         default_reason: Reason | None,
+        durable: DurableRuleset | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -105,6 +110,7 @@ class CompiledFlow:
         self.rules = tuple(rules)
         self.default_action = default_action
         self._default_reasons = (default_reason,) if default_reason else ()
+        self.durable = durable  # the rules of `engine: durable` rule files (indexes into `rules`)
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -126,6 +132,8 @@ class CompiledFlow:
             scores[bound.output] = s
             rows.append(x)
         hits = self.program.fired(values)
+        if self.durable is not None:
+            hits += self.durable.fired(values)
         return self._resolve(hits, values, scores, rows)
 
     def _resolve(

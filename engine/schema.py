@@ -159,6 +159,9 @@ class RuleFile(_Frozen):
 
     ruleset: RulesetName
     description: str = ""
+    engine: Literal["compiled", "durable"] = Field(
+        default="compiled", description="durable: evaluate this ruleset with durable-rules (docs/durable-rules.md)"
+    )
     rules: tuple[RuleSpec, ...] = ()
     tables: tuple[TableSpec, ...] = ()
 

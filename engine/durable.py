@@ -1,0 +1,388 @@
+"""durable-rules as a rule backend: rule conditions translated to its JSON rules, run by its Rete engine.
+
+A rule file marked ``engine: durable`` is evaluated here instead of by the generated Python
+function; outcomes must not depend on the backend, so the translation keeps our semantics exactly:
+
+* A condition is translated in negation normal form, the way ``engine.expr.codegen`` compiles it
+  (``not`` is pushed to the leaves), so a comparison that touches a missing value is false, and so
+  is its negation. A field the request lacks (or holds as null) is left out of the fact, and
+  durable-rules never matches a comparison on an absent field; a field used on the right-hand side
+  of a comparison is guarded with ``$ex``, because durable-rules *does* match ``a > b`` when ``b``
+  is absent.
+* ``is_null(x)`` is ``$nex``, ``is_not_null(x)`` is ``$ex``, ``x in [..]`` is an ``$or`` of
+  ``$eq``, ``between`` is a pair of comparisons, and a decision table's first-hit guard
+  ``if(row, false, true)`` ("the row did not match") is its complement: some cell is false or
+  reads a missing value.
+* A comparison is a field against a literal, another field, or arithmetic (``+ - *``, and ``/`` by
+  a non-zero number) over fields and literals, as durable-rules requires (the field on the left).
+  Anything else raises ``NotExpressible`` with the reason.
+
+Traps of durable-rules 2.0.28 this module works around (measured, see docs/durable-rules.md):
+
+* Every request is asserted as a *fact* (an event is consumed by the first rule that matches it),
+  under a fresh session id, and the session is deleted afterwards: the C engine caps live sessions
+  at 1,024 per ruleset.
+* The session's own state document is a fact too, so a rule such as ``$nex`` would match it and
+  re-fire after every action, forever. Every rule therefore also requires a marker field that only
+  request facts carry.
+* Its ``json.dumps`` writes ``1e-05``, which its C parser refuses ("error code 204"), and an
+  integer division by zero kills the process with SIGFPE. We write the JSON ourselves (every
+  exponent has a mantissa with a point) and never divide by anything but a non-zero literal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import durable_rules_engine
+from durable.engine import MessageNotHandledException, Promise
+from durable.engine import Ruleset as _DurableRuleset
+
+from engine.errors import DecisionFailed, VerdictError
+from engine.expr.check import Env, check
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
+
+__all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "to_durable"]
+
+#: Present (= 1) in every request fact; every rule requires it (the session state never has it).
+MARKER = "verdict_request"
+
+_OPS = {"==": "$eq", "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+_TRUE: dict[str, Any] = {"$ex": {MARKER: 1}}  # holds for every request fact
+_FALSE: dict[str, Any] = {"$nex": {MARKER: 1}}  # holds for none
+_MAX_INT = 2**53  # larger integers are sent as floats (the C engine reads integers as 64-bit longs)
+
+
+class NotExpressible(VerdictError):
+    """A rule condition that durable-rules cannot evaluate with our semantics; `reason` says why."""
+
+    code = "not_expressible_in_durable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def field_key(name: str) -> str:
+    """The key of a field in a durable-rules fact (prefixed: `sid` and `id` are durable's own)."""
+    return f"f_{name}"
+
+
+# -- translation --------------------------------------------------------------------------------
+
+
+def to_durable(node: Node, env: Env) -> dict[str, Any]:
+    """The durable-rules JSON condition that holds exactly when the checked condition `node` does."""
+    return _Translator(env).match(node, True)
+
+
+class _Translator:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def match(self, node: Node, positive: bool) -> dict[str, Any]:
+        """Holds exactly when codegen's ``cond(node, positive)`` is true."""
+        if isinstance(node, BoolOp):
+            op = node.op if positive else ("or" if node.op == "and" else "and")
+            return _join(op, [self.match(i, positive) for i in node.items])
+        if isinstance(node, Not):
+            return self.match(node.operand, not positive)
+        if isinstance(node, Literal):
+            if node.value is None:
+                return _FALSE
+            if isinstance(node.value, bool):
+                return _TRUE if node.value == positive else _FALSE
+            raise NotExpressible(f"the value {node.value!r} is not a condition")
+        if isinstance(node, Compare):
+            return self.compare(node.op if positive else _NEGATED[node.op], node.left, node.right)
+        if isinstance(node, InList):
+            return self.in_list(node, node.negated != positive)
+        if isinstance(node, Name):
+            if check(node, self.env).type != "bool":
+                raise NotExpressible(f"{node.name!r} is not a true/false field")
+            return {"$eq": {field_key(node.name): positive}}
+        if isinstance(node, Call):
+            return self.call(node, positive)
+        raise NotExpressible(f"{type(node).__name__} is not a condition")
+
+    def unmatch(self, node: Node, positive: bool) -> dict[str, Any]:
+        """Holds exactly when codegen's ``cond(node, positive)`` is false (the complement)."""
+        if isinstance(node, BoolOp):
+            op = node.op if positive else ("or" if node.op == "and" else "and")
+            return _join("or" if op == "and" else "and", [self.unmatch(i, positive) for i in node.items])
+        if isinstance(node, Not):
+            return self.unmatch(node.operand, not positive)
+        opposite = self.match(node, not positive)
+        if isinstance(node, Literal) or (isinstance(node, Call) and node.func in ("is_null", "is_not_null", "if")):
+            if isinstance(node, Literal) and node.value is None:
+                return _TRUE
+            return opposite  # never missing: the complement is the opposite test
+        missing = [{"$nex": {field_key(n): 1}} for n in sorted(names_in(node))]
+        return _join("or", [opposite, *missing])
+
+    # -- leaves -------------------------------------------------------------------------------
+
+    def key(self, node: Node) -> str:
+        if not isinstance(node, Name):
+            raise NotExpressible("durable-rules tests fields, not computed values")
+        return field_key(node.name)
+
+    def compare(self, op: str, left: Node, right: Node) -> dict[str, Any]:
+        if check(left, self.env).type == "string" and op not in ("==", "!="):
+            raise NotExpressible("durable-rules orders text by its escaped JSON form, not by characters")
+        if isinstance(left, Name):
+            field, other = left, right
+        elif isinstance(right, Name):
+            field, other, op = right, left, _MIRRORED[op]
+        else:
+            raise NotExpressible(
+                "neither side of the comparison is a plain field; durable-rules compares a field "
+                "with a value or with arithmetic over fields (e.g. 'a > b * 0.9', not 'a - b > 0')"
+            )
+        test = {_OPS[op]: {field_key(field.name): self.value(other)}}
+        guards = [{"$ex": {field_key(n): 1}} for n in sorted(names_in(other) - {field.name})]
+        return _join("and", [*guards, test])
+
+    def value(self, node: Node) -> Any:
+        """A right-hand side: a literal, a field reference or arithmetic over them."""
+        if isinstance(node, Literal):
+            if node.value is None:
+                raise NotExpressible("null is not a value to compare with; use is_null(x)")
+            return node.value
+        if isinstance(node, Name):
+            return {"$m": field_key(node.name)}
+        if isinstance(node, Neg):
+            return {"$mul": {"$l": self.value(node.operand), "$r": -1}}
+        if isinstance(node, BinOp):
+            if node.op == "%":
+                raise NotExpressible("durable-rules has no remainder operator '%'")
+            if node.op == "/":
+                divisor = node.right
+                if not (isinstance(divisor, Literal) and _is_number(divisor.value) and divisor.value != 0):
+                    raise NotExpressible(
+                        "durable-rules divides only by a non-zero number: a division by a field can be "
+                        "by zero (missing in our language, a crash in durable-rules); compute it as a "
+                        "derived feature"
+                    )
+                # A float divisor: durable-rules divides integers by integers as integers (5 / 2 == 2).
+                return {"$div": {"$l": self.value(node.left), "$r": float(divisor.value)}}  # type: ignore[arg-type]
+            return {_ARITH[node.op]: {"$l": self.value(node.left), "$r": self.value(node.right)}}
+        if isinstance(node, Call):
+            raise NotExpressible(f"durable-rules has no function {node.func}(); compute it as a derived feature")
+        raise NotExpressible("a condition cannot be used as a value in durable-rules")
+
+    def in_list(self, node: InList, member: bool) -> dict[str, Any]:
+        key = self.key(node.operand)
+        values = [i.value for i in node.items]
+        if member:
+            return _join("or", [{"$eq": {key: v}} for v in dict.fromkeys(values)])
+        return _join("and", [{"$neq": {key: v}} for v in dict.fromkeys(values)])
+
+    def call(self, node: Call, positive: bool) -> dict[str, Any]:
+        if node.func in ("is_null", "is_not_null"):
+            want_missing = (node.func == "is_null") == positive
+            return {"$nex" if want_missing else "$ex": {self.key(node.args[0]): 1}}
+        if node.func == "between":
+            x, lo, hi = node.args
+            self.key(x)
+            if positive:
+                return _join("and", [self.compare(">=", x, lo), self.compare("<=", x, hi)])
+            guards = [{"$ex": {field_key(n): 1}} for n in sorted(names_in(lo) | names_in(hi))]
+            return _join("and", [*guards, _join("or", [self.compare("<", x, lo), self.compare(">", x, hi)])])
+        if node.func == "if" and len(node.args) == 3:
+            cond, then, other = node.args
+            if isinstance(then, Literal) and isinstance(other, Literal) and {then.value, other.value} == {True, False}:
+                holds = positive == bool(then.value)  # if(c, true, false) is c; if(c, false, true) is "c is not true"
+                return self.match(cond, True) if holds else self.unmatch(cond, True)
+            raise NotExpressible("durable-rules has no if(); only the decision tables' if(row, false, true) translates")
+        raise NotExpressible(f"durable-rules has no function {node.func}(); compute it as a derived feature")
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _join(op: str, items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``$and``/``$or`` of `items`, flattened, with the constants folded."""
+    unit, zero = (_TRUE, _FALSE) if op == "and" else (_FALSE, _TRUE)
+    key = f"${op}"
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item == zero:
+            return zero
+        if item == unit:
+            continue
+        parts = item[key] if len(item) == 1 and key in item else [item]
+        out.extend(p for p in parts if p not in out)
+    if not out:
+        return unit
+    return out[0] if len(out) == 1 else {key: out}
+
+
+# -- JSON the C engine reads ----------------------------------------------------------------------
+
+_EXPONENT = re.compile(r"^(-?\d+)(e[-+]\d+)$")
+
+
+def _number(v: float | int) -> str:
+    if isinstance(v, int):
+        return str(v) if -_MAX_INT < v < _MAX_INT else _number(float(v))
+    if math.isinf(v):
+        return "1.0e+999" if v > 0 else "-1.0e+999"  # the C parser reads this as infinity
+    if math.isnan(v):
+        raise ValueError("NaN has no JSON form")
+    text = repr(v)
+    m = _EXPONENT.match(text)
+    return f"{m.group(1)}.0{m.group(2)}" if m else text  # '1e-05' is refused, '1.0e-05' is read
+
+
+def dumps(obj: Any) -> str:
+    """JSON that durable-rules' C parser reads back exactly (numbers in a form it accepts)."""
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if obj is None:
+        return "null"
+    if isinstance(obj, (int, float)):
+        return _number(obj)
+    if isinstance(obj, str):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in obj) + "]"
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def _scalar(value: Any) -> str | None:
+    """A request value as fact JSON; None when the fact should not carry it (missing, NaN)."""
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
+        return None if value != value else _number(value)
+    if kind is int:
+        return _number(value)
+    if kind is str:
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return None
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _scalar(item())
+    for base in (bool, int, float, str):  # subclasses of the JSON types
+        if isinstance(value, base):
+            return _scalar(base(value))
+    raise TypeError(f"cannot send a {kind.__name__} to durable-rules")
+
+
+# -- the ruleset ----------------------------------------------------------------------------------
+
+_ruleset_ids = itertools.count(1)
+
+
+class _Ruleset(_DurableRuleset):  # type: ignore[misc]
+    """durable-rules' own Ruleset (actions, results), created from JSON we write (see ``dumps``)."""
+
+    def __init__(self, name: str, definition: str, actions: Mapping[str, Callable[[Any], None]]) -> None:
+        # Not super().__init__: it would json.dumps the definition, which writes numbers the C
+        # parser refuses. These are the attributes the base class's methods use.
+        self._name = name
+        self._host = None
+        self._definition = definition
+        self._actions = {rule: Promise(fn) for rule, fn in actions.items()}
+        self._handle = durable_rules_engine.create_ruleset(name, definition)
+
+    def assert_json(self, fact: str) -> int:
+        """Assert a fact written as JSON; returns the state to run actions for."""
+        return int(self._handle_result(durable_rules_engine.assert_fact(self._handle, fact), fact))
+
+
+def _recorder(collector: list[int], index: int) -> Callable[[Any], None]:
+    def record(c: Any) -> None:  # one parameter: durable-rules treats two as asynchronous
+        collector.append(index)
+
+    return record
+
+
+class DurableRuleset:
+    """Rule conditions compiled once into one durable-rules ruleset; ``fired(values)`` evaluates them.
+
+    The ruleset is private to this object (not registered with durable's process-wide host, whose
+    background threads poll every registered ruleset and which cannot forget one: every policy
+    reload would leak a ruleset). It is freed when this object is.
+    """
+
+    def __init__(self, rules: Sequence[tuple[int, Node]], env: Env, *, label: str = "rules") -> None:
+        indexes = [i for i, _ in rules]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError("rule indexes must be unique")
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", label)[:48]
+        self.name = f"verdict_{next(_ruleset_ids)}_{safe}"
+        self.indexes = tuple(sorted(indexes))
+        self._collector: list[int] = []
+        definition: dict[str, Any] = {}
+        actions: dict[str, Callable[[Any], None]] = {}
+        reads: set[str] = set()
+        for index, node in rules:
+            condition = to_durable(node, env)
+            definition[f"r{index}"] = {"all": [{"m": _join("and", [{"$eq": {MARKER: 1}}, condition])}]}
+            actions[f"r{index}"] = _recorder(self._collector, index)
+            reads |= names_in(node)
+        self.definition = dumps(definition)
+        self._fields = tuple((name, json.dumps(field_key(name)) + ":") for name in sorted(reads))
+        self._lock = threading.Lock()
+        self._sids = itertools.count(1)
+        self._ruleset: _Ruleset | None = None
+        if rules:
+            self._ruleset = _Ruleset(self.name, self.definition, actions)
+            self._finalizer = weakref.finalize(self, durable_rules_engine.delete_ruleset, self._ruleset._handle)
+
+    def fact(self, values: Mapping[str, Any], sid: str) -> str:
+        """The request as a durable-rules fact: the fields the rules read, none of them null."""
+        parts = [f'{{"sid":"{sid}","{MARKER}":1']
+        for name, key in self._fields:
+            text = _scalar(values.get(name))
+            if text is not None:
+                parts.append(key + text)
+        return ",".join(parts) + "}"
+
+    def fired(self, values: Mapping[str, Any]) -> list[int]:
+        """Indexes of the rules whose condition holds for `values`, in ascending order."""
+        rs = self._ruleset
+        if rs is None:
+            return []
+        with self._lock:
+            sid = str(next(self._sids))
+            fact = self.fact(values, sid)
+            collector = self._collector
+            collector.clear()
+            try:
+                state = rs.assert_json(fact)
+                failure: list[BaseException | None] = [None]
+                rs.do_actions(state, lambda error, _state: failure.__setitem__(0, error))
+                if failure[0] is not None:
+                    raise DecisionFailed(f"durable-rules ruleset {self.name}: {failure[0]}")
+            except MessageNotHandledException:
+                pass  # no rule matched
+            except durable_rules_engine.error as exc:
+                raise DecisionFailed(f"durable-rules ruleset {self.name}: {exc}") from exc
+            finally:
+                rs.delete_state(sid)  # a session per request: never near the 1,024 live sessions cap
+            return sorted(set(collector))  # a rule with an $or fires once per alternative that holds
+
+    def close(self) -> None:
+        """Free the C engine's ruleset now (it is freed anyway when this object is collected)."""
+        if self._ruleset is not None:
+            self._finalizer()
