@@ -173,10 +173,17 @@ class Reloader:
         """Reload on SIGHUP (call from the main thread)."""
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request("sighup"))
 
-    def start(self) -> None:
-        """Start the watcher thread (polls every `interval` seconds; 0 only serves requests/SIGHUP)."""
+    def start(self, *, initial: bool = True) -> None:
+        """Start the watcher thread (polls every `interval` seconds; 0 only serves requests/SIGHUP).
+
+        With `initial`, the thread first reloads once (trigger "start"): that runs the policy tests
+        against what is on disk, reports it in the status, and picks up anything saved between
+        the server's first load and this call.
+        """
         if self._thread is not None:
             return
+        if initial:
+            self.request("start")
         self._thread = threading.Thread(target=self._run, name="verdict-reload", daemon=True)
         self._thread.start()
 

@@ -95,6 +95,8 @@ def test_the_watcher_picks_up_a_change_by_itself(tmp_path):
     reloader = Reloader(root, decider, interval=0.05)
     reloader.start()
     try:
+        assert wait_for(lambda: reloader.last is not None)  # the initial reload, trigger "start"
+        assert reloader.last.ok and reloader.last.trigger == "start" and reloader.last.tests_run == 6
         before = decider.policies.revision
         assert reloader.check() is None  # nothing changed yet
         (root / "rules/main.yaml").write_text(RULES.format(limit=2000))
@@ -111,7 +113,7 @@ def test_sighup_reloads(tmp_path):
     reloader = Reloader(root, decider, interval=0)
     previous = signal.getsignal(signal.SIGHUP)
     reloader.install_sighup()
-    reloader.start()
+    reloader.start(initial=False)
     try:
         (root / "rules/main.yaml").write_text(RULES.format(limit=2000))
         os.kill(os.getpid(), signal.SIGHUP)
