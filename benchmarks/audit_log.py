@@ -6,8 +6,10 @@ fsync (the CPU cost of masking, encoding and chaining alone) and, when a DSN is 
 PostgreSQL log. Each case warms up, then decides a fixed number of requests; it reports the
 latency of ``decide`` per call (p50/p99/p999, microseconds), the throughput, and how many records
 shared each fsync/commit. A raw ``write + fdatasync`` of one record measures the disk.
+With ``--grpc`` it also runs ``verdict serve`` with ``--audit off`` and with the file log and
+calls it over loopback from N client threads (client and server share the machine).
 
-    python benchmarks/audit_log.py [--requests 4000] [--dsn postgresql://...] [--out results.json]
+    python benchmarks/audit_log.py [--requests 4000] [--dsn postgresql://...] [--grpc] [--out results.json]
 
 Prints a table and writes JSON with the machine, the commit and every number.
 """
@@ -145,6 +147,75 @@ def run_case(policies: Any, sink_kind: str, threads: int, rows: list[dict[str, A
     return result
 
 
+def run_grpc_case(audit: bool, threads: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``verdict serve`` (audit off or to a temporary directory) called from ``threads`` clients."""
+    import grpc
+
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+    from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+
+    tmp = tempfile.TemporaryDirectory()
+    env = dict(os.environ, VERDICT_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    audit_arg = str(Path(tmp.name) / "audit") if audit else "off"
+    cmd = [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--threads", "32", "--root", str(ROOT), "--audit", audit_arg]
+    proc = subprocess.Popen(cmd, cwd=tmp.name, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = proc.stderr
+    assert stderr is not None
+    port = None
+    for line in stderr:
+        if line.startswith("{") and json.loads(line).get("event") == "serving":
+            port = json.loads(line)["port"]
+            break
+    if port is None:
+        proc.kill()
+        raise RuntimeError("verdict serve did not start")
+    threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()  # keep draining its log
+    messages = []
+    for i, row in enumerate(rows):
+        m = pb.DecideRequest(flow="card_payment", request_id=f"g-{audit}-{threads}-{i}")
+        m.input.update(row)
+        messages.append(m)
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.DecisionServiceStub(channel)
+    for m in messages[:WARMUP]:
+        stub.Decide(m, timeout=30)
+    work = messages[WARMUP:]
+    barrier = threading.Barrier(threads + 1)
+
+    def client(k: int) -> None:
+        out = latencies[k]
+        barrier.wait()
+        for m in work[k::threads]:
+            t = time.perf_counter()
+            stub.Decide(m, timeout=30)
+            out.append((time.perf_counter() - t) * 1e6)
+
+    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    channel.close()
+    proc.terminate()
+    proc.wait(30)
+    tmp.cleanup()
+    all_lat = sorted(x for part in latencies for x in part)
+    return {
+        "sink": "grpc+file" if audit else "grpc+off",
+        "threads": threads,
+        "requests": len(all_lat),
+        "throughput_per_s": len(all_lat) / elapsed,
+        "p50_us": pct(all_lat, 0.5),
+        "p99_us": pct(all_lat, 0.99),
+        "p999_us": pct(all_lat, 0.999),
+        "mean_us": statistics.fmean(all_lat),
+    }
+
+
 def machine() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -164,6 +235,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000, help="timed decisions per case (default 4000)")
     parser.add_argument("--dsn", default=os.environ.get("VERDICT_TEST_PG_DSN"), help="PostgreSQL DSN for the postgres case")
+    parser.add_argument("--grpc", action="store_true", help="also measure verdict serve over loopback gRPC")
     parser.add_argument("--out", type=Path, help="write the JSON results here")
     args = parser.parse_args()
 
@@ -183,6 +255,16 @@ def main() -> int:
                 + (f"  {per:6.1f} records/commit" if per else ""),
                 flush=True,
             )
+    if args.grpc:
+        for audit in (False, True):
+            for threads in CONCURRENCY:
+                r = run_grpc_case(audit, threads, rows)
+                results.append(r)
+                print(
+                    f"{r['sink']:13s} threads={threads:3d}  {r['throughput_per_s']:8.0f}/s  p50 {r['p50_us']:8.0f} us  "
+                    f"p99 {r['p99_us']:8.0f} us  p999 {r['p999_us']:8.0f} us",
+                    flush=True,
+                )
     disk = fsync_cost()
     print(f"raw write+fdatasync of one 1 KB record: p50 {disk['p50_us']:.0f} us, p99 {disk['p99_us']:.0f} us")
     doc = {"benchmark": "audit_log", "machine": machine(), "fsync": disk, "cases": results}
