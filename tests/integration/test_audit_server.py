@@ -76,6 +76,14 @@ def test_kill_9_under_concurrent_load_keeps_every_answered_decision(tmp_path, mo
     assert len(answered) >= MIN_ANSWERED
 
     checked = verdict("audit", "verify", str(log_dir))
+    if checked.returncode != 0:
+        # SIGKILL can cut the writer's last write() short at a page boundary (rare). That record was
+        # never fsynced, so never acknowledged; it must be the only problem, at the very end of the
+        # last segment, and recovery (what a restart does) trims it.
+        last = sorted(log_dir.glob("segment-*.log"))[-1].name
+        assert "truncated mid-record" in checked.stderr and last in checked.stderr, checked.stderr
+        assert verdict("audit", "recover", str(log_dir)).returncode == 0
+        checked = verdict("audit", "verify", str(log_dir))
     assert checked.returncode == 0, checked.stderr
     shown = verdict("audit", "show", str(log_dir))
     assert shown.returncode == 0, shown.stderr
