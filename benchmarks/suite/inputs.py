@@ -1,0 +1,94 @@
+"""Real requests from the bundled data, exactly as the server's wire codec hands them to the core.
+
+Each input is built as a ``DecideRequest``, serialized, and decoded by ``engine.grpc.wire`` (so
+numbers are doubles, as on the wire); the serialized bytes are what the gRPC load generator sends.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from engine.grpc.wire import Malformed, decode_decide_request
+
+__all__ = ["FlowInputs", "card_rows", "credit_rows", "flow_inputs"]
+
+_CREDIT_INTEGERS = {"seniority", "time", "age"}
+
+
+def credit_rows(root: Path, limit: int) -> list[dict[str, Any]]:
+    """Applications from data/credit_data.csv as credit_application inputs (missing cells omitted)."""
+    rows: list[dict[str, Any]] = []
+    with (root / "data" / "credit_data.csv").open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for column, cell in raw.items():
+                name = column.lower()
+                if name == "status" or cell == "":
+                    continue
+                if name == "records":
+                    row[name] = cell == "yes"
+                elif name in ("home", "marital", "job"):
+                    row[name] = cell
+                else:
+                    row[name] = int(float(cell)) if name in _CREDIT_INTEGERS else float(cell)
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def card_rows(root: Path, limit: int) -> list[dict[str, Any]]:
+    """Payments from data/card_payments.csv as card_payment inputs (label dropped)."""
+    rows: list[dict[str, Any]] = []
+    with (root / "data" / "card_payments.csv").open(newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for name, cell in raw.items():
+                if name == "is_fraud" or cell == "":
+                    continue
+                if cell in ("true", "false"):
+                    row[name] = cell == "true"
+                else:
+                    try:
+                        row[name] = float(cell)
+                    except ValueError:
+                        row[name] = cell
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+_READERS = {"credit_application": credit_rows, "card_payment": card_rows}
+
+
+@dataclass(frozen=True)
+class FlowInputs:
+    """One flow's inputs: as the core receives them, and as serialized DecideRequests."""
+
+    flow: str
+    decoded: tuple[dict[str, Any], ...]
+    requests: tuple[bytes, ...]
+
+
+def flow_inputs(root: Path, flow: str, limit: int, data_root: Path | None = None) -> FlowInputs:
+    """``limit`` real inputs of a bundled flow (data from ``data_root``, default ``root``)."""
+    reader = _READERS.get(flow)
+    if reader is None:
+        raise ValueError(f"no bundled data for flow {flow!r}; known: {', '.join(_READERS)}")
+    decoded: list[dict[str, Any]] = []
+    requests: list[bytes] = []
+    for row in reader(data_root or root, limit):
+        message = pb.DecideRequest(flow=flow)
+        message.input.update(row)
+        data = message.SerializeToString()
+        call = decode_decide_request(data)
+        if isinstance(call, Malformed):  # pragma: no cover - we built it
+            raise ValueError(call.message)
+        decoded.append(call.input)
+        requests.append(data)
+    return FlowInputs(flow, tuple(decoded), tuple(requests))
