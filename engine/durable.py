@@ -22,6 +22,9 @@ Traps of durable-rules 2.0.28 this module works around (measured, see docs/durab
 * Every request is asserted as a *fact* (an event is consumed by the first rule that matches it),
   under a fresh session id, and the session is deleted afterwards: the C engine caps live sessions
   at 1,024 per ruleset.
+* Deleting a session in which no action ever started frees uninitialised pointers (a crash, e.g.
+  "free(): invalid pointer"): a catch-all rule matches every request, so an action always runs
+  before the session is deleted (and ``MessageNotHandledException`` never happens).
 * The session's own state document is a fact too, so a rule such as ``$nex`` would match it and
   re-fire after every action, forever. Every rule therefore also requires a marker field that only
   request facts carry.
@@ -60,7 +63,8 @@ _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 _TRUE: dict[str, Any] = {"$ex": {MARKER: 1}}  # holds for every request fact
 _FALSE: dict[str, Any] = {"$nex": {MARKER: 1}}  # holds for none
-_MAX_INT = 2**53  # larger integers are sent as floats (the C engine reads integers as 64-bit longs)
+_MAX_INT = 2**63  # larger integers are sent as floats (the C engine reads integers as 64-bit longs)
+_EXACT = 2**53  # beyond this, the C engine compares integers with fractional numbers approximately
 
 
 class NotExpressible(VerdictError):
@@ -158,6 +162,8 @@ class _Translator:
         if isinstance(node, Literal):
             if node.value is None:
                 raise NotExpressible("null is not a value to compare with; use is_null(x)")
+            if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _EXACT:
+                raise NotExpressible(f"durable-rules compares integers beyond 2**53 ({node.value}) approximately")
             return node.value
         if isinstance(node, Name):
             return {"$m": field_key(node.name)}
@@ -309,6 +315,13 @@ class _Ruleset(_DurableRuleset):  # type: ignore[misc]
         return int(self._handle_result(durable_rules_engine.assert_fact(self._handle, fact), fact))
 
 
+_CATCH_ALL = "any_request"
+
+
+def _ignore(c: Any) -> None:
+    """The catch-all rule's action: nothing to record."""
+
+
 def _recorder(collector: list[int], index: int) -> Callable[[Any], None]:
     def record(c: Any) -> None:  # one parameter: durable-rules treats two as asynchronous
         collector.append(index)
@@ -340,6 +353,10 @@ class DurableRuleset:
             definition[f"r{index}"] = {"all": [{"m": _join("and", [{"$eq": {MARKER: 1}}, condition])}]}
             actions[f"r{index}"] = _recorder(self._collector, index)
             reads |= names_in(node)
+        if rules:
+            # Every request fact must start an action before its session is deleted (see fired()).
+            definition[_CATCH_ALL] = {"all": [{"m": {"$eq": {MARKER: 1}}}]}
+            actions[_CATCH_ALL] = _ignore
         self.definition = dumps(definition)
         self._fields = tuple((name, json.dumps(field_key(name)) + ":") for name in sorted(reads))
         self._lock = threading.Lock()
@@ -370,16 +387,20 @@ class DurableRuleset:
             collector.clear()
             try:
                 state = rs.assert_json(fact)
-                failure: list[BaseException | None] = [None]
-                rs.do_actions(state, lambda error, _state: failure.__setitem__(0, error))
-                if failure[0] is not None:
-                    raise DecisionFailed(f"durable-rules ruleset {self.name}: {failure[0]}")
             except MessageNotHandledException:
-                pass  # no rule matched
+                # No rule matched. Not reached while the catch-all rule matches every request; the
+                # session is left alone: durable-rules 2.0.28 frees uninitialised pointers when it
+                # deletes a session in which no action ever started (a crash, not an exception).
+                return []
             except durable_rules_engine.error as exc:
                 raise DecisionFailed(f"durable-rules ruleset {self.name}: {exc}") from exc
+            failure: list[BaseException | None] = [None]
+            try:
+                rs.do_actions(state, lambda error, _state: failure.__setitem__(0, error))
             finally:
                 rs.delete_state(sid)  # a session per request: never near the 1,024 live sessions cap
+            if failure[0] is not None:
+                raise DecisionFailed(f"durable-rules ruleset {self.name}: {failure[0]}")
             return sorted(set(collector))  # a rule with an $or fires once per alternative that holds
 
     def close(self) -> None:

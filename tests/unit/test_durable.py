@@ -1,0 +1,591 @@
+"""Tests of the durable-rules backend: translation, null semantics, sessions, threads, and a
+differential test proving it fires exactly the rules the compiled fast path fires."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import engine.compiler as compiler
+from engine.durable import MARKER, DurableRuleset, NotExpressible, dumps, field_key, to_durable
+from engine.errors import InvalidInput
+from engine.expr import parse
+from engine.expr.check import Env, Symbol
+from engine.expr.codegen import compile_program
+from engine.expr.syntax import Literal, Node
+from engine.flow import CompiledFlow
+from engine.loader import LoadResult, load
+from tests.unit.audit_helpers import card_payments, credit_applications
+from tests.unit.policy_roots import PROJECT, project_copy, write
+
+ENV: Env = {
+    "a": Symbol("number", True),
+    "b": Symbol("number", True),
+    "n": Symbol("number", False),
+    "s": Symbol("string", True),
+    "t": Symbol("string", True),
+    "f": Symbol("bool", True),
+    "g": Symbol("bool", False),
+}
+
+
+def cond(text: str) -> dict[str, Any]:
+    return to_durable(parse(text), ENV)
+
+
+def k(name: str) -> str:
+    return field_key(name)
+
+
+def ex(name: str) -> dict[str, Any]:
+    return {"$ex": {k(name): 1}}
+
+
+def nex(name: str) -> dict[str, Any]:
+    return {"$nex": {k(name): 1}}
+
+
+# -- translation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "durable"), [("==", "$eq"), ("!=", "$neq"), ("<", "$lt"), ("<=", "$lte"), (">", "$gt"), (">=", "$gte")]
+)
+def test_each_comparison_operator_becomes_its_durable_operator(op: str, durable: str) -> None:
+    """Field-vs-literal comparisons map one to one onto durable-rules' operators."""
+    assert cond(f"a {op} 2.5") == {durable: {k("a"): 2.5}}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1 < a", "$gt"), ("1 >= a", "$lte"), ("1 == a", "$eq"), ("1 != a", "$neq")])
+def test_a_literal_on_the_left_is_mirrored(text: str, expected: str) -> None:
+    """durable-rules wants the field on the left: '1 < a' is 'a > 1'."""
+    assert cond(text) == {expected: {k("a"): 1}}
+
+
+def test_field_against_field_guards_the_right_field() -> None:
+    """durable-rules matches 'a > b' when b is absent; the translation requires b to exist."""
+    assert cond("a > b") == {"$and": [ex("b"), {"$gt": {k("a"): {"$m": k("b")}}}]}
+
+
+def test_arithmetic_on_the_right_side() -> None:
+    """+ - * and unary minus become $add/$sub/$mul over $m references and literals."""
+    assert cond("a > b * 0.9 + 1") == {
+        "$and": [ex("b"), {"$gt": {k("a"): {"$add": {"$l": {"$mul": {"$l": {"$m": k("b")}, "$r": 0.9}}, "$r": 1}}}}]
+    }
+    assert cond("a < n - b") == {"$and": [ex("b"), ex("n"), {"$lt": {k("a"): {"$sub": {"$l": {"$m": k("n")}, "$r": {"$m": k("b")}}}}}]}
+    assert cond("a > -b") == {"$and": [ex("b"), {"$gt": {k("a"): {"$mul": {"$l": {"$m": k("b")}, "$r": -1}}}}]}
+
+
+def test_division_by_a_number_uses_a_float_divisor() -> None:
+    """durable-rules divides integers as integers (5 / 2 == 2), so the divisor is written as a float."""
+    assert cond("a > b / 2") == {"$and": [ex("b"), {"$gt": {k("a"): {"$div": {"$l": {"$m": k("b")}, "$r": 2.0}}}}]}
+
+
+def test_in_list_is_an_or_of_equalities_and_not_in_an_and_of_inequalities() -> None:
+    """`in` becomes $or of $eq; `not in` (and a negated `in`) becomes $and of $neq."""
+    assert cond("s in ['x', 'y']") == {"$or": [{"$eq": {k("s"): "x"}}, {"$eq": {k("s"): "y"}}]}
+    expected = {"$and": [{"$neq": {k("s"): "x"}}, {"$neq": {k("s"): "y"}}]}
+    assert cond("s not in ['x', 'y']") == expected
+    assert cond("not (s in ['x', 'y'])") == expected
+
+
+def test_null_checks_become_existence_tests() -> None:
+    """is_null is $nex, is_not_null is $ex, and their negations swap."""
+    assert cond("is_null(a)") == nex("a")
+    assert cond("is_not_null(a)") == ex("a")
+    assert cond("not is_null(a)") == ex("a")
+    assert cond("not is_not_null(s)") == nex("s")
+
+
+def test_not_is_pushed_to_the_leaves() -> None:
+    """not (x and y) is (not x) or (not y), with every comparison negated in place."""
+    assert cond("not (a > 1 and (b <= 2 or s == 'x'))") == {
+        "$or": [{"$lte": {k("a"): 1}}, {"$and": [{"$gt": {k("b"): 2}}, {"$neq": {k("s"): "x"}}]}]
+    }
+
+
+def test_boolean_fields_and_constants() -> None:
+    """A true/false field is tested for equality; constant conditions use the request marker."""
+    assert cond("f") == {"$eq": {k("f"): True}}
+    assert cond("not g") == {"$eq": {k("g"): False}}
+    assert cond("f == false") == {"$eq": {k("f"): False}}
+    assert cond("true") == {"$ex": {MARKER: 1}}
+    assert cond("false") == {"$nex": {MARKER: 1}}
+    assert cond("a > 1 and true") == {"$gt": {k("a"): 1}}
+
+
+def test_between_and_its_negation() -> None:
+    """between is two comparisons; its negation also requires every bound to be present."""
+    assert cond("between(a, 1, 5)") == {"$and": [{"$gte": {k("a"): 1}}, {"$lte": {k("a"): 5}}]}
+    assert cond("not between(a, 1, 5)") == {"$or": [{"$lt": {k("a"): 1}}, {"$gt": {k("a"): 5}}]}
+
+
+def test_first_hit_guard_is_the_complement_of_the_row() -> None:
+    """if(row, false, true) (a table row did not match) holds when a cell is false or reads a missing value."""
+    assert cond("if(a > 1 and s == 'x', false, true)") == {
+        "$or": [{"$lte": {k("a"): 1}}, nex("a"), {"$neq": {k("s"): "x"}}, nex("s")]
+    }
+    assert cond("if(is_null(a), false, true)") == ex("a")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a - b > 0", "neither side of the comparison is a plain field"),
+        ("a / b > 1", "neither side"),
+        ("a > n / b", "divides only by a non-zero number"),
+        ("a > n / 0", "divides only by a non-zero number"),
+        ("a > n % 7", "no remainder operator"),
+        ("abs(a) > 1", "neither side"),
+        ("a > abs(b)", "no function abs()"),
+        ("s < 'x'", "orders text"),
+        ("s >= t", "orders text"),
+        ("is_null(a + b)", "fields, not computed values"),
+        ("contains(s, 'x')", "no function contains()"),
+        ("if(a > 1, b, n) > 0", "neither side"),
+        ("if(f, g, true)", "only the decision tables' if(row, false, true)"),
+        ("a > 9007199254740993", "beyond 2**53"),
+    ],
+)
+def test_conditions_durable_rules_cannot_express(text: str, reason: str) -> None:
+    """Anything outside durable-rules' reach raises NotExpressible with a reason, never a wrong rule."""
+    with pytest.raises(NotExpressible) as info:
+        cond(text)
+    assert reason in info.value.reason
+    assert info.value.code == "not_expressible_in_durable"
+
+
+def test_json_numbers_are_written_in_a_form_the_c_parser_reads() -> None:
+    """durable's own json.dumps writes 1e-05, which its parser refuses: ours puts a point in the mantissa."""
+    assert dumps(1e-05) == "1.0e-05"
+    assert dumps(-2e20) == "-2.0e+20"
+    assert dumps(1.5e300) == "1.5e+300"
+    assert dumps(0.1) == "0.1"
+    assert dumps(math.inf) == "1.0e+999"
+    assert dumps(2**60) == "1152921504606846976"
+    assert dumps(2**70) == "1.1805916207174113e+21"
+    assert dumps({"x": [True, None, 'a"b\\é']}) == '{"x":[true,null,"a\\"b\\\\é"]}'
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+
+
+def backends(texts: Sequence[str], env: Env = ENV) -> tuple[Any, DurableRuleset]:
+    nodes = [parse(t) for t in texts]
+    return compile_program(env, [], nodes), DurableRuleset(list(enumerate(nodes)), env)
+
+
+def test_missing_values_behave_as_in_the_compiled_engine() -> None:
+    """A comparison over a missing value is false, and so is its negation, in both backends."""
+    texts = ["a > 1", "not (a > 1)", "a != 3", "s not in ['x']", "a > b", "not (a > b)", "is_null(a)", "f", "not f"]
+    program, durable = backends(texts)
+    for values, expected in [
+        ({}, [6]),
+        ({"a": None, "b": 2, "s": None, "f": None}, [6]),
+        ({"a": 2}, [0, 2]),
+        ({"a": 0.5, "b": 0.25}, [1, 2, 4]),
+        ({"a": 3, "b": 3, "s": "y", "f": False}, [0, 3, 5, 8]),
+    ]:
+        assert program.fired(dict(values)) == expected
+        assert durable.fired(values) == expected
+
+
+def test_numbers_that_trip_durable_rules_agree() -> None:
+    """Tiny, huge and infinite values, integer division and int/float mixes give the compiled answers."""
+    texts = ["a < 0.0001", "a > 1e20", "a > b / 2", "a == n", "a >= 9007199254740992", "a > b * 3"]
+    program, durable = backends(texts)
+    for values in [
+        {"a": 1e-05, "n": 1},
+        {"a": 2e20, "b": 1e-300, "n": 2e20},
+        {"a": 2.4, "b": 5, "n": 2},
+        {"a": 5, "b": 4, "n": 5.0},
+        {"a": math.inf, "b": 1e308, "n": -math.inf},
+        {"a": 9007199254740992, "n": 0},
+        {"a": np.float64(0.00003), "b": np.int64(1), "n": np.float32(0.5)},
+    ]:
+        assert durable.fired(values) == program.fired(dict(values)), values
+
+
+def test_text_with_quotes_backslashes_and_accents_compares_equal() -> None:
+    """Strings are written as JSON by us and compared by durable-rules exactly."""
+    texts = ["s == 'a\"b'", "s == 'c\\\\d'", "s == 'é'", "s in ['\\n', 'x']", "s != t"]
+    program, durable = backends(texts)
+    for s in ['a"b', "c\\d", "é", "\n", "x", "e"]:
+        values = {"s": s, "t": "é"}
+        assert durable.fired(values) == program.fired(dict(values)), s
+
+
+def test_a_rule_that_matches_the_session_state_does_not_loop() -> None:
+    """durable's state document has no income: without the request marker, $nex would re-fire forever."""
+    _, durable = backends(["is_null(a)", "n > 0", "not is_not_null(b)"])
+    assert durable.fired({"n": 1}) == [0, 1, 2]
+    assert durable.fired({"a": 1, "b": 2, "n": 0}) == []
+
+
+def test_no_rule_firing_is_an_empty_list() -> None:
+    """A request that matches no rule gives [] (durable's MessageNotHandledException never escapes)."""
+    _, durable = backends(["a > 1"])
+    assert durable.fired({"a": 0}) == []
+    assert durable.fired({}) == []
+
+
+def test_many_more_calls_than_the_live_session_cap() -> None:
+    """Every call deletes its session: 2,500 calls pass the 1,024-session cap (matching or not)."""
+    _, durable = backends(["a > 1", "is_null(b)"])
+    for i in range(2500):
+        values = {"a": i % 3, "b": None if i % 5 == 0 else 1}
+        expected = ([0] if i % 3 == 2 else []) + ([1] if i % 5 == 0 else [])
+        assert durable.fired(values) == expected
+
+
+def test_concurrent_calls_each_get_their_own_answer() -> None:
+    """Eight threads share one ruleset; every call gets the rules that hold for its own values."""
+    texts = ["a > 50", "a > b", "s in ['x', 'y']", "is_null(b)", "f and a < 20"]
+    program, durable = backends(texts)
+    errors: list[str] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(300):
+            values = {
+                "a": rng.choice([rng.uniform(0, 100), None, 50, 20]),
+                "b": rng.choice([rng.uniform(0, 100), None]),
+                "s": rng.choice(["x", "y", "z", None]),
+                "f": rng.choice([True, False, None]),
+                "n": 1,
+            }
+            got, want = durable.fired(values), program.fired(dict(values))
+            if got != want:
+                errors.append(f"{values}: durable {got}, compiled {want}")
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_rule_indexes_are_reported_not_positions() -> None:
+    """fired() gives the indexes it was built with, so they can be merged with the compiled ones."""
+    durable = DurableRuleset([(7, parse("a > 1")), (3, parse("a > 2"))], ENV)
+    assert durable.indexes == (3, 7)
+    assert durable.fired({"a": 5}) == [3, 7]
+    assert DurableRuleset([], ENV).fired({"a": 5}) == []
+    with pytest.raises(ValueError, match="unique"):
+        DurableRuleset([(1, parse("a > 1")), (1, parse("a > 2"))], ENV)
+
+
+# -- the differential test over every bundled rule ------------------------------------------------
+
+
+class Captured:
+    """What the compiler handed to the code generator for one flow version: names and conditions."""
+
+    def __init__(self, env: Env, conditions: Sequence[Node]) -> None:
+        self.env = dict(env)
+        self.conditions = list(conditions)
+
+
+def load_capturing(root: Path) -> tuple[LoadResult, dict[str, Captured]]:
+    """Load a policy root through the loader, keeping each flow version's env and rule conditions."""
+    captured: dict[str, Captured] = {}
+    original = compiler.compile_program
+
+    def spy(env: Env, derived: Any, conditions: Sequence[Node], *, label: str = "flow") -> Any:
+        captured[label] = Captured(env, conditions)
+        return original(env, derived, conditions, label=label)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiler, "compile_program", spy)
+        result = load(root)
+    assert result.errors == [], [str(p) for p in result.errors]
+    return result, captured
+
+
+@pytest.fixture(scope="module")
+def bundled() -> tuple[LoadResult, dict[str, Captured]]:
+    return load_capturing(PROJECT)
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    for attr in ("operand", "left", "right"):
+        child = getattr(node, attr, None)
+        if child is not None:
+            yield from _walk(child)
+    for child in getattr(node, "items", ()) or ():
+        yield from _walk(child)
+    for child in getattr(node, "args", ()) or ():
+        yield from _walk(child)
+
+
+def value_pools(conditions: Sequence[Node]) -> tuple[list[float | int], list[str]]:
+    """Numbers and strings to draw from: the rules' own literals, their neighbours, and odd values."""
+    numbers: set[float | int] = {0, 1, -1, 0.5, 1e-05, 1e20, 2**53 + 1, math.inf, -math.inf}
+    strings: set[str] = {"", 'a"b', "c\\d", "é", "ZZ"}
+    for node in conditions:
+        for n in _walk(node):
+            if isinstance(n, Literal) and isinstance(n.value, str):
+                strings.add(n.value)
+            elif isinstance(n, Literal) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
+                v = n.value
+                numbers.update({v, -v, v + 1, v - 1, v * 2, v / 2, math.nextafter(v, math.inf), math.nextafter(v, -math.inf)})
+                if isinstance(v, float) and v.is_integer():
+                    numbers.add(int(v))
+                if isinstance(v, int):
+                    numbers.add(float(v))
+    return sorted(numbers, key=lambda x: (float(x), type(x).__name__)), sorted(strings)
+
+
+def random_values(rng: random.Random, env: Env, numbers: list[float | int], strings: list[str]) -> dict[str, Any]:
+    """Values for every name a rule may read: missing ones (absent or null), boundaries, shared values."""
+    values: dict[str, Any] = {}
+    picked: list[float | int] = []
+    for name, sym in env.items():
+        if sym.nullable and rng.random() < 0.25:
+            if rng.random() < 0.5:
+                values[name] = None
+            continue
+        if sym.type == "number":
+            r = rng.random()
+            if r < 0.45:
+                v: Any = rng.choice(numbers)
+            elif r < 0.6 and picked:
+                v = rng.choice(picked)  # equal fields: 'amount > price' at its boundary
+            elif r < 0.8:
+                v = rng.randint(-5, 120)
+            else:
+                v = rng.uniform(-10, 2000) * rng.choice([1, 1e-3])
+            picked.append(v)
+        elif sym.type == "string":
+            v = rng.choice(sorted(sym.categories) + strings[:3] if sym.categories else strings)
+        else:
+            v = rng.random() < 0.5
+        values[name] = v
+    return values
+
+
+def real_inputs(flow: CompiledFlow) -> list[dict[str, Any]]:
+    """Real applications (or payments) prepared as the flow's rules see them: validated, derived, scored."""
+    rows = credit_applications(100_000) if flow.flow == "credit_application" else card_payments(3000)
+    prepared = []
+    for raw in rows:
+        try:
+            values = flow.validator(raw)
+        except InvalidInput:
+            continue
+        flow.program.derive(values)
+        for bound in flow.models:
+            values[bound.output] = bound.model.score(bound.model.encode(values))
+        prepared.append(values)
+    return prepared
+
+
+def test_durable_and_compiled_fire_the_same_rules_on_every_bundled_rule(
+    bundled: tuple[LoadResult, dict[str, Captured]],
+) -> None:
+    """Every bundled rule durable-rules can express fires on exactly the inputs the compiled path fires it on."""
+    result, captured = bundled
+    assert result.policies is not None
+    covered = not_expressible = 0
+    report: list[str] = []
+    for name, flow_versions in sorted(result.policies.flows.items()):
+        for version, flow in sorted(flow_versions.versions.items()):
+            cap = captured[f"{name} {version}"]
+            assert len(cap.conditions) == len(flow.rules)
+            expressible: list[tuple[int, Node]] = []
+            for i, node in enumerate(cap.conditions):
+                try:
+                    to_durable(node, cap.env)
+                    expressible.append((i, node))
+                except NotExpressible as exc:
+                    not_expressible += 1
+                    report.append(f"  not expressible: {name} {version} {flow.rules[i].id}: {exc.reason}")
+            covered += len(expressible)
+            ids = {i for i, _ in expressible}
+            program = compile_program(cap.env, [], cap.conditions)
+            durable = DurableRuleset(expressible, cap.env, label=f"{name}_{version}")
+            numbers, strings = value_pools(cap.conditions)
+            rng = random.Random(f"{name}/{version}")
+            inputs = [random_values(rng, cap.env, numbers, strings) for _ in range(1500)] + real_inputs(flow)
+            fired_rules: set[int] = set()
+            for values in inputs:
+                want = [i for i in program.fired(dict(values)) if i in ids]
+                got = durable.fired(values)
+                assert got == want, f"{name} {version}: {values}: durable {got}, compiled {want}"
+                fired_rules.update(got)
+            never = sorted(flow.rules[i].id for i in ids - fired_rules)
+            report.append(f"  {name} {version}: {len(expressible)}/{len(cap.conditions)} rules on durable-rules, "
+                          f"{len(inputs)} inputs, never fired: {never or 'none'}")
+            assert len(fired_rules) >= len(ids) * 0.9, f"{name} {version}: the inputs fire too few rules: {never}"
+    print(f"\ndurable-rules differential: {covered} rules covered, {not_expressible} not expressible")
+    print("\n".join(report))
+    assert covered > 0
+
+
+def _bundled_rule_files() -> set[str]:
+    return {str(p.relative_to(PROJECT)) for p in (PROJECT / "rules").rglob("*.yaml") if "tests" not in p.relative_to(PROJECT / "rules").parts}
+
+
+def test_the_differential_test_reaches_every_bundled_rule_file(bundled: tuple[LoadResult, dict[str, Captured]]) -> None:
+    """Every rule file under rules/ belongs to a loaded flow, so the differential test covers its rules."""
+    result, _ = bundled
+    assert result.policies is not None
+    used = {rule.source.rsplit(":", 1)[0] for fv in result.policies.flows.values() for f in fv.versions.values() for rule in f.rules}
+    assert _bundled_rule_files() <= used
+
+
+# -- `engine: durable` in rule files ----------------------------------------------------------------
+
+DEMO_FLOW = """\
+flow: demo
+version: "1"
+input:
+  fields:
+    amount: {type: number, required: true, min: 0}
+    income: {type: number, min: 0}
+    job: {type: category, values: [fixed, partime, freelance]}
+    seniority: {type: integer, min: 0}
+derived:
+  margin: income - amount
+rulesets: [demo.durable, demo.compiled]
+default: {action: APPROVE}
+reasons:
+  BIG: Amount is big
+  MARGIN: Thin margin
+  NO_INCOME: Income missing
+  UNSTABLE: Unstable job
+"""
+
+DURABLE_RULES = """\
+ruleset: demo.durable
+engine: durable
+rules:
+  - id: D1
+    when: amount > income * 0.5
+    action: REVIEW
+    reason: BIG
+  - id: D2
+    when: not (margin > 100) or is_null(income)
+    action: DECLINE
+    reason: MARGIN
+tables:
+  - id: T
+    hit: first
+    columns: [job, seniority]
+    rows:
+      - when: [partime, "< 2"]
+        action: DECLINE
+        reason: UNSTABLE
+      - when: ["-", "< 1"]
+        action: REVIEW
+        reason: UNSTABLE
+"""
+
+COMPILED_RULES = """\
+ruleset: demo.compiled
+rules:
+  - id: C1
+    when: is_null(income)
+    action: REVIEW
+    reason: NO_INCOME
+"""
+
+
+def demo(root: Path, durable_rules: str = DURABLE_RULES) -> Path:
+    write(root, "policies/demo/1/flow.yaml", DEMO_FLOW)
+    write(root, "rules/durable.yaml", durable_rules)
+    write(root, "rules/compiled.yaml", COMPILED_RULES)
+    return root
+
+
+def test_a_durable_rule_file_is_evaluated_by_durable_rules(tmp_path: Path) -> None:
+    """Rules of an `engine: durable` file fire through DurableRuleset and merge with the compiled ones."""
+    durable_root = demo(tmp_path / "durable")
+    compiled_root = demo(tmp_path / "compiled", DURABLE_RULES.replace("engine: durable\n", ""))
+    on_durable = load(durable_root).policies.flows["demo"].versions["1"]  # type: ignore[union-attr]
+    compiled = load(compiled_root).policies.flows["demo"].versions["1"]  # type: ignore[union-attr]
+    assert on_durable.durable is not None and compiled.durable is None
+    assert [on_durable.rules[i].id for i in on_durable.durable.indexes] == ["D1", "D2", "T.1", "T.2"]
+    assert on_durable.program.fired({"amount": 500, "seniority": 0}) == [4]  # only C1 in the generated code
+    rng = random.Random(3)
+    fired: set[str] = set()
+    for _ in range(400):
+        raw = {"amount": rng.choice([10, 100, 500, 1000]), "income": rng.choice([None, 0, 150, 1000, 2000]),
+               "job": rng.choice([None, "fixed", "partime", "freelance"]), "seniority": rng.choice([None, 0, 1, 2, 5])}
+        raw = {key: v for key, v in raw.items() if v is not None}
+        a, b = on_durable.evaluate(dict(raw)), compiled.evaluate(dict(raw))
+        assert (a.action, a.reasons, a.fired) == (b.action, b.reasons, b.fired), raw
+        fired.update(f.id for f in a.fired)
+    assert fired == {"D1", "D2", "T.1", "T.2", "C1"}
+
+
+def test_a_rule_durable_rules_cannot_express_is_a_load_problem(tmp_path: Path) -> None:
+    """A condition outside durable-rules' reach in an `engine: durable` file is reported with file, line and rule id."""
+    rules = DURABLE_RULES.replace("when: amount > income * 0.5", "when: margin / amount < 0.1")
+    result = load(demo(tmp_path, rules))
+    assert result.policies is None
+    (problem,) = result.errors
+    assert (problem.code, problem.path, problem.rule, problem.line) == ("not_expressible_in_durable", "rules/durable.yaml", "D1", 5)
+    assert "neither side of the comparison is a plain field" in problem.message
+
+
+def test_the_same_rule_in_a_compiled_file_loads(tmp_path: Path) -> None:
+    """Only `engine: durable` files are held to what durable-rules can express; 'compiled' is the default."""
+    rules = DURABLE_RULES.replace("when: amount > income * 0.5", "when: margin / amount < 0.1")
+    assert load(demo(tmp_path, rules.replace("engine: durable", "engine: compiled"))).errors == []
+    bad = load(demo(tmp_path / "bad", rules.replace("engine: durable", "engine: rete")))
+    assert "schema" in [p.code for p in bad.errors]
+    assert any("engine" in p.message for p in bad.errors)
+
+
+def _mark_durable(root: Path, rule_file: str) -> None:
+    path = root / rule_file
+    text = path.read_text()
+    head, rest = text.split("\n", 1)
+    assert head.startswith("ruleset:")
+    path.write_text(f"{head}\nengine: durable\n{rest}")
+    for lock in (root / "policies").rglob("release.lock"):
+        lock.unlink()  # a changed copy of released versions: not the released content any more
+
+
+@pytest.mark.parametrize(
+    ("flow", "version", "rule_file"),
+    [
+        ("credit_application", "1", "rules/credit/affordability.yaml"),
+        ("credit_application", "2", "rules/credit/stability.yaml"),
+        ("card_payment", "1", "rules/fraud/card_rules.yaml"),
+    ],
+)
+def test_a_bundled_flow_with_one_durable_ruleset_decides_like_the_compiled_flow(
+    tmp_path: Path, bundled: tuple[LoadResult, dict[str, Captured]], flow: str, version: str, rule_file: str
+) -> None:
+    """Marking one bundled ruleset `engine: durable` changes no decision on the real data."""
+    root = project_copy(tmp_path)
+    _mark_durable(root, rule_file)
+    marked, _ = load_capturing(root)
+    assert marked.policies is not None and bundled[0].policies is not None
+    on_durable = marked.policies.flows[flow].versions[version]
+    compiled = bundled[0].policies.flows[flow].versions[version]
+    assert on_durable.durable is not None and compiled.durable is None
+    durable_ids = {on_durable.rules[i].id for i in on_durable.durable.indexes}
+    rows = credit_applications(100_000) if flow == "credit_application" else card_payments(3000)
+    durable_fired = 0
+    for raw in rows:
+        try:
+            b = compiled.evaluate(dict(raw))
+        except InvalidInput:
+            continue
+        a = on_durable.evaluate(dict(raw))
+        assert (a.action, a.reasons, a.fired, a.scores) == (b.action, b.reasons, b.fired, b.scores), raw
+        durable_fired += any(f.id in durable_ids for f in a.fired)
+    assert durable_fired > 0, "no decision on the real data used a durable-rules rule"
+
