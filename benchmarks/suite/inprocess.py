@@ -18,7 +18,7 @@ from benchmarks.suite.timing import time_rounds
 from engine.flow import CompiledFlow
 from engine.service import Decider
 
-__all__ = ["FlowBench", "breakdown", "prepare_flow", "run_case"]
+__all__ = ["FlowBench", "Pinned", "breakdown", "prepare_flow", "run_case"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class FlowBench:
     """One flow's live version, its inputs, and the inputs prepared for the rule and model cases."""
 
     flow: str
-    decider: Decider
+    decider: Decider | Pinned
     compiled: CompiledFlow
     inputs: FlowInputs
     validated: tuple[dict[str, Any], ...]
@@ -38,7 +38,7 @@ class FlowBench:
         return [rules[i].id for i in self.compiled.program.fired(values)]
 
 
-def prepare_flow(decider: Decider, inputs: FlowInputs) -> FlowBench:
+def prepare_flow(decider: Decider | Pinned, inputs: FlowInputs) -> FlowBench:
     """Validate, derive and score every input once, the way ``CompiledFlow.evaluate`` does."""
     compiled, _ = decider.resolve(inputs.flow)
     validated, prepared = [], []
@@ -134,3 +134,18 @@ def breakdown(bench: FlowBench, *, warmup: int, iterations: int, rounds: int) ->
                     "p50_us": stats["p50_us"], "mean_us": stats["mean_us"], "p99_us": stats["p99_us"],
                     "mean_per_request_us": stats["mean_us"] * share})
     return out
+
+
+class Pinned:
+    """A Decider whose requests all go to one version of a flow (for cases on a version that is not live)."""
+
+    def __init__(self, decider: Decider, version: str) -> None:
+        self._decider = decider
+        self._version = version
+        self.policies = decider.policies
+
+    def resolve(self, flow: str, version: str = "") -> Any:
+        return self._decider.resolve(flow, self._version)
+
+    def decide(self, flow: str, raw: Any) -> Any:
+        return self._decider.decide(flow, raw, version=self._version)

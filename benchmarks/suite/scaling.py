@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.suite.inprocess import prepare_flow, run_case
+from benchmarks.suite.inprocess import Pinned, prepare_flow, run_case
 from benchmarks.suite.inputs import FlowInputs
 from benchmarks.suite.timing import time_rounds
 from engine.loader import load_policies
@@ -178,7 +178,7 @@ def scale_models(
     points = []
     for t in trees:
         compiled = decider.policies.flows["credit_trees"].versions[str(t)]
-        bench = prepare_flow(_Pinned(decider, str(t)), FlowInputs("credit_trees", credit.decoded, credit.requests))
+        bench = prepare_flow(Pinned(decider, str(t)), FlowInputs("credit_trees", credit.decoded, credit.requests))
         point: dict[str, Any] = {"trees": t}
         warmup = min(1000, iterations)
         for case in ("model_onnx", "model_lightgbm", "inprocess_decide"):
@@ -191,17 +191,3 @@ def scale_models(
     decider.close()
     return {"points": points}
 
-
-class _Pinned:
-    """A Decider whose requests go to one pinned version of a flow (for prepare_flow/run_case)."""
-
-    def __init__(self, decider: Decider, version: str) -> None:
-        self._decider = decider
-        self._version = version
-        self.policies = decider.policies
-
-    def resolve(self, flow: str, version: str = "") -> Any:
-        return self._decider.resolve(flow, self._version)
-
-    def decide(self, flow: str, raw: Any) -> Any:
-        return self._decider.decide(flow, raw, version=self._version)
