@@ -36,6 +36,15 @@ def serve_once(policies, audit):
     return decider
 
 
+def decide_once(policies, audit, request_id: str):
+    """One decision through a fresh decider; its shadow evaluations finish before the log closes."""
+    decider = serve_once(policies, audit)
+    try:
+        return decider.decide("credit_application", APPLICATION, request_id=request_id)
+    finally:
+        decider.close()
+
+
 def answered(directory: Path) -> list[dict]:
     """The logged decisions a caller received (shadow evaluations of other versions left out)."""
     assert open_source(directory).verify().ok
@@ -96,10 +105,10 @@ def test_retry_after_restart_gets_the_logged_decision(tmp_path, policies):
 def test_rebuild_ignores_records_of_another_key(tmp_path, policies):
     """Fingerprints made with another key cannot be compared: those request ids are decided again."""
     audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-1"))
-    first = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    first = decide_once(policies, audit, "r-1")
     audit.close()
     audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-2"))
-    again = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    again = decide_once(policies, audit, "r-1")
     audit.close()
     assert again.decision_id != first.decision_id
 
@@ -110,12 +119,12 @@ def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
 
     s = settings(audit=str(tmp_path), audit_hash_key="k", idempotency_window_seconds=60)
     audit = open_audit(s)
-    first = serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1")
+    first = decide_once(policies, audit, "r-1")
     audit.close()
     audit = open_audit(s, clock=lambda: time.time() + 61)
     assert audit.idempotency is not None and len(audit.idempotency) == 0
     audit.close()
     audit = open_audit(s)
     assert audit.idempotency is not None and len(audit.idempotency) == 1
-    assert serve_once(policies, audit).decide("credit_application", APPLICATION, request_id="r-1").decision_id == first.decision_id
+    assert decide_once(policies, audit, "r-1").decision_id == first.decision_id
     audit.close()
