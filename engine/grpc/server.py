@@ -1,8 +1,8 @@
 """The gRPC server: DecisionService, standard health, reflection, graceful stop, worker processes.
 
-Start-up order: bind and start with health NOT_SERVING, load and verify every flow and model,
-then mark SERVING (overall and per service). A request that arrives while loading gets
-UNAVAILABLE. On SIGTERM or SIGINT health turns NOT_SERVING, new calls are refused and in-flight
+Start-up order (one process): bind and start with health NOT_SERVING, load and verify every
+flow and model, then mark SERVING (overall and per service). A request that arrives while
+loading gets UNAVAILABLE. A worker of several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns NOT_SERVING, new calls are refused and in-flight
 calls get ``grace_seconds`` to finish.
 
 ``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
@@ -123,31 +123,50 @@ def _load(root: Path, audit: Audit | None = None) -> CoreDecider:
 
 
 def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
-    """One server process: start, open the decision log, load, serve until ``stop``, stop gracefully."""
+    """One server process: open the decision log, load, serve until ``stop``, stop gracefully.
+
+    A lone server binds first (health NOT_SERVING and Ping answer while it loads). A worker that
+    shares the port with others binds only once it has loaded: the kernel spreads new
+    connections over every listening worker, so a worker still loading would refuse the calls
+    that land on it while the others already serve.
+    """
     from engine.audit.errors import AuditError
     from engine.audit.wiring import open_audit
 
     log = _log.bind(pid=os.getpid())
-    try:
-        running = start_server(settings, reuse_port=reuse_port)
-    except BindError as exc:
-        log.error("bind_failed", address=settings.address, error=str(exc))
-        return 1
-    log.info("listening", host=settings.host, port=running.port, root=str(settings.root), threads=settings.threads)
+    running: RunningServer | None = None
+    if not reuse_port:
+        try:
+            running = start_server(settings)
+        except BindError as exc:
+            log.error("bind_failed", address=settings.address, error=str(exc))
+            return 1
+        log.info("listening", host=settings.host, port=running.port, root=str(settings.root), threads=settings.threads)
     try:
         audit = open_audit(settings, worker=worker)
     except AuditError as exc:
         log.error("audit_open_failed", error=str(exc))
-        running.stop(0)
+        if running is not None:
+            running.stop(0)
         return 1
     try:
         decider = _load(settings.root, audit)
     except PolicyError as exc:
         log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in exc.problems])
-        running.stop(0)
+        if running is not None:
+            running.stop(0)
         audit.close()
         return 1
-    running.ready(decider)
+    if running is None:
+        try:
+            running = start_server(settings, decider, reuse_port=True)
+        except BindError as exc:
+            log.error("bind_failed", address=settings.address, error=str(exc))
+            decider.close()
+            audit.close()
+            return 1
+    else:
+        running.ready(decider)
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
     reloader = _start_reloading(settings, decider, running)
     stop.wait()

@@ -153,6 +153,7 @@ def test_workers_log_to_their_own_chains(tmp_path):
     log_dir = tmp_path / "audit"
     server = ServeProcess(tmp_path, "--audit", str(log_dir), "--workers", "2", "--threads", "2")
     try:
+        server.wait_for(lambda e: e["event"] == "serving", count=2)  # both workers joined the port
         wait_serving(server.target)
         ids = []
         for application in credit_applications(20):
