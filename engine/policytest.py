@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.errors import InvalidInput, Problem, VerdictError
 from engine.flow import CompiledFlow, CompiledRule
+from engine.lint import format_problem
 from engine.loader import PolicySet, load, version_key
 from engine.testcases import Case, Match, TestSuite, discover
 from engine.types import Outcome
@@ -243,7 +244,7 @@ def format_report(report: TestReport, *, verbose: bool = False) -> str:
     """The whole report as text: problems, failures (and passes if verbose), coverage, summary."""
     out: list[str] = []
     for p in report.problems:
-        out.append(f"{'ERROR' if p.severity == 'error' else 'WARN '} {p}")
+        out.append(f"{'ERROR' if p.severity == 'error' else 'WARN '} {format_problem(p)}")
     for result in report.results:
         if not result.passed:
             out.append(format_failure(result))

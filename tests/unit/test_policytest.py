@@ -126,6 +126,14 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["test", "--root", str(uncovered), "--fail-uncovered"]) == 1
 
 
+def test_load_problems_in_the_report_read_like_lint(tmp_path):
+    """A problem that keeps tests from running is printed as lint prints it: file:line: rule X: [code] ..."""
+    root = demo_root(tmp_path)
+    (root / "rules/main.yaml").write_text((root / "rules/main.yaml").read_text().replace("age < 18", "agee < 18"))
+    text = format_report(run_root(root))
+    assert "ERROR rules/main.yaml:9: rule R2: [unknown_field] unknown field 'agee'" in text
+
+
 def test_shipped_policies_pass_their_tests_and_cover_every_rule():
     """The bundled flows' tests all pass, and every rule of every version is fired by some case."""
     report = run_root(Path(__file__).resolve().parents[2])
