@@ -112,7 +112,13 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
     if lock is None:
         return problems
     if (lock.flow, lock.version) != (flow, version):
-        return [Problem(rel, f"the lock is for {lock.flow} {lock.version}, not {flow} {version}", "release_lock_invalid")]
+        return [
+            Problem(
+                rel, f"the lock is for {lock.flow} {lock.version}, not {flow} {version}", "release_lock_invalid",
+                hint=f"a copied version directory brings the old version's lock along: delete {rel} "
+                f"(release {flow} {version} itself with `verdict release {flow} {version}` when it is ready)",
+            )
+        ]
     if lock.revision == content.revision:
         return []
     advice = (

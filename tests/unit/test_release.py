@@ -69,6 +69,20 @@ def test_a_damaged_lock_is_an_error(tmp_path):
     assert [p.code for p in load(root).errors] == ["release_lock_invalid"]
 
 
+def test_a_lock_copied_with_a_version_directory_says_to_delete_it(tmp_path):
+    """Copying a released version to start a new one brings its lock along: the error says to delete it."""
+    root = demo_root(tmp_path, versions=("1", "2"))
+    assert main(["release", "demo", "1", "--root", str(root)]) == 0
+    copied = lock_path(root, "demo", "2")
+    copied.write_text(lock_path(root, "demo", "1").read_text())
+    (problem,) = load(root).errors
+    assert (problem.code, problem.path) == ("release_lock_invalid", "policies/demo/2/release.lock")
+    assert "the lock is for demo 1, not demo 2" in problem.message
+    assert "delete policies/demo/2/release.lock" in (problem.hint or "")
+    copied.unlink()
+    assert load(root).policies is not None
+
+
 def test_shipped_versions_are_released_and_unchanged():
     """Both versions of credit_application are released, and the bundled content matches their locks."""
     for version in ("1", "2"):
