@@ -213,6 +213,23 @@ def test_numbers_that_trip_durable_rules_agree() -> None:
         assert durable.fired(values) == program.fired(dict(values)), values
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: request integers beyond 2**53 are compared with fractions approximately and integer "
+    "arithmetic overflows at 2**63 in durable-rules' C engine (only literals are guarded); bounded integer "
+    "fields (max:) avoid it, as every bundled flow does (docs/durable-rules.md)",
+)
+def test_huge_integers_in_the_request_agree() -> None:
+    """Integers in the request beyond 2**53 (compared with fractions) or whose products pass 2**63 give the compiled answers."""
+    texts = ["a > b * 3", "a < b + n", "a == b * 2"]
+    program, durable = backends(texts)
+    for values in [
+        {"a": 1, "b": 2**62, "n": 2**62},  # b * 3 and b + n overflow a 64-bit integer
+        {"a": 2**53 + 1, "b": 2.0**52, "n": 0},  # 2**53 + 1 == 2.0**53 only when rounded to a double
+    ]:
+        assert durable.fired(values) == program.fired(dict(values)), values
+
+
 def test_text_with_quotes_backslashes_and_accents_compares_equal() -> None:
     """Strings are written as JSON by us and compared by durable-rules exactly."""
     texts = ["s == 'a\"b'", "s == 'c\\\\d'", "s == 'é'", "s in ['\\n', 'x']", "s != t"]
