@@ -230,6 +230,19 @@ def test_huge_integers_in_the_request_agree() -> None:
         assert durable.fired(values) == program.fired(dict(values)), values
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: NaN (e.g. a derived 'x * y - x * y' on unbounded inputs of 1e200) is left out of the fact, "
+    "so durable-rules treats it as missing, while the compiled path treats it as a number ('z != 0' holds, "
+    "is_null(z) does not); bounded number fields (max:) avoid it, as every bundled flow does (docs/durable-rules.md)",
+)
+def test_a_nan_value_agrees() -> None:
+    """A NaN value gives the compiled answers (validation refuses NaN inputs; derived arithmetic can still make one)."""
+    program, durable = backends(["a != 3", "is_null(a)", "a > 1", "not (a > 1)"])
+    values = {"a": math.nan}
+    assert durable.fired(values) == program.fired(dict(values))
+
+
 def test_text_with_quotes_backslashes_and_accents_compares_equal() -> None:
     """Strings are written as JSON by us and compared by durable-rules exactly."""
     texts = ["s == 'a\"b'", "s == 'c\\\\d'", "s == 'é'", "s in ['\\n', 'x']", "s != t"]
