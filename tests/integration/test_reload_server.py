@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -186,3 +187,66 @@ def test_verdict_serve_picks_up_changes_by_itself_and_on_sighup(tmp_path):
         assert server.terminate_and_wait() == 0
     finally:
         server.kill()
+
+
+def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
+    """Concurrent clients call `verdict serve` (bundled routing: live 1, challenger 2 for 10% of
+    customers, shadow 2): every request version 1 decided (live, pinned, or without a customer id)
+    has exactly one shadow record of version 2 in the log, under its request id; the challenger's
+    have none; the counters agree."""
+    from engine.audit.source import open_source
+
+    log_dir = tmp_path / "audit"
+    server = ServeProcess(tmp_path, "--audit", str(log_dir), "--threads", "4", "--reload-interval", "0")
+    applications = credit_applications(50)
+    answered: dict[str, tuple[str, str]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+    try:
+        wait_serving(server.target)
+
+        def client(n: int) -> None:
+            with grpc.insecure_channel(server.target) as channel:
+                stub = pb_grpc.DecisionServiceStub(channel)
+                for i in range(50):
+                    data = dict(applications[i])
+                    if i % 10:  # one request in ten carries no customer id: the live version decides
+                        data["customer_id"] = f"C{n}-{i}"
+                    pin = {"version": "1"} if i % 25 == 7 else {}
+                    try:
+                        response = stub.Decide(request("credit_application", data, request_id=f"r{n}-{i}", **pin), timeout=30)
+                    except grpc.RpcError as exc:
+                        errors.append(f"{exc.code()}: {exc.details()}")
+                        continue
+                    with lock:
+                        answered[response.request_id] = (response.version, response.route)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(answered) == 200
+        routes = {route for _, route in answered.values()}
+        assert routes == {"live", "challenger", "pinned"}
+        by_v1 = {rid for rid, (version, _) in answered.items() if version == "1"}
+        with grpc.insecure_channel(server.target) as channel:
+            status = pb_grpc.PolicyServiceStub(channel)
+            deadline = time.monotonic() + 30
+            while True:
+                counted = sum(v for k, v in status.GetStatus(pb.StatusRequest(), timeout=10).metrics.items() if k.startswith("shadow_decisions"))
+                if counted >= len(by_v1) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            metrics = status.GetStatus(pb.StatusRequest(), timeout=10).metrics
+        assert counted == len(by_v1)
+        assert not any(k.startswith("shadow_dropped") for k in metrics)
+        assert server.terminate_and_wait() == 0
+    finally:
+        server.kill()
+    source = open_source(log_dir)
+    assert source.verify().ok
+    records = list(source.decisions())
+    shadows = sorted((r["request_id"], r["version"]) for r in records if r["route"] == "shadow")
+    assert shadows == sorted((rid, "2") for rid in by_v1)
+    assert sorted(r["request_id"] for r in records if r["route"] != "shadow") == sorted(answered)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.loader import load, load_policies
-from engine.routing import bucket, key_text
+from engine.routing import Challenger, bucket, key_text
 from engine.service import Decider
 from engine.types import Decision
 
@@ -65,6 +65,16 @@ def test_challenger_share_is_within_two_percent_over_10000_keys(tmp_path, share)
     assert set(routes) == {"live", "challenger"}
 
 
+def test_raising_the_share_only_adds_customers_to_the_challenger():
+    """Every customer of a 20% challenger stays with it at 30%; numeric ids route like their text."""
+    small, large = Challenger("3", 0.2, "customer_id"), Challenger("3", 0.3, "customer_id")
+    ids = range(10_000)
+    at_20 = {i for i in ids if small.takes("f", {"customer_id": float(i)})}  # a Struct carries numbers as floats
+    at_30 = {i for i in ids if large.takes("f", {"customer_id": str(i)})}
+    assert at_20 < at_30
+    assert abs(len(at_20) / 10_000 - 0.2) <= 0.02 and abs(len(at_30) / 10_000 - 0.3) <= 0.02
+
+
 def test_one_customer_always_sees_the_same_version(tmp_path):
     """Every request of a customer goes to the same version, and the decision says which route."""
     root = routed_root(tmp_path, 'live: "1"\nchallenger: {version: "2", share: 0.5, key: customer_id}\n', limit2=9000)
@@ -114,6 +124,36 @@ def test_shadow_outcomes_are_recorded_for_every_request(tmp_path):
     assert all(d.action.name == "APPROVE" for d in shadows if d.version == "2")  # version 2 reviews from 9000
     assert decider.metrics.get("shadow_disagree", flow="demo", version="2") == 300
     assert decider.metrics.get("shadow_agree", flow="demo", version="3") == 300
+    decider.close()
+
+
+def test_shadow_outcomes_are_recorded_for_every_request_from_concurrent_callers(tmp_path):
+    """8 threads x 250 requests with a challenger and two shadows: each request has exactly one
+    shadow record per shadow version that did not decide it, and the counters agree."""
+    root = routed_root(tmp_path, 'live: "1"\nchallenger: {version: "3", share: 0.3, key: customer_id}\nshadow: ["2", "3"]\n')
+    sink = ListSink()
+    decider = Decider(load_policies(root), sink=sink, shadow_queue=5000)  # big enough: nothing may be dropped
+    answered: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def caller(n: int) -> None:
+        for i in range(250):
+            d = decider.decide("demo", {**BASE, "customer_id": f"K{n}-{i}"}, request_id=f"t{n}-{i}")
+            with lock:
+                answered[d.request_id] = d.version
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert decider.drain_shadows()
+    assert len(answered) == 2000 and set(answered.values()) == {"1", "3"}
+    shadows = sorted((d.request_id, d.version) for d in sink.decisions if d.route == "shadow")
+    expected = sorted((rid, v) for rid, decided in answered.items() for v in ("2", "3") if v != decided)
+    assert shadows == expected  # every request, each shadow once, never the version that decided
+    counted = sum(v for k, v in decider.metrics.snapshot().items() if k.startswith("shadow_decisions"))
+    assert counted == len(expected) and decider.metrics.get("shadow_dropped", flow="demo") == 0
     decider.close()
 
 
