@@ -60,7 +60,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-rounds", type=int, default=300)
     p.add_argument("--no-tune", dest="tune", action="store_false",
                    help="lightgbm: skip the small tuning grid (leaves 7/15/31, min_data_in_leaf 20/50, "
-                        "feature_fraction 0.6/0.9) and use the given hyper-parameters")
+                        "feature_fraction 0.6/0.9, then one-vs-rest categorical splits at the best point) "
+                        "and use the given hyper-parameters")
+    p.add_argument("--iteration-selection", choices=("auto", "holdout", "inner_cv"), default="auto",
+                   help="lightgbm: how each CV fold's tree count is chosen: early stopping on a 15%% slice of "
+                        "the training fold (holdout) or on an inner 3-fold CV of it (inner_cv, refit on the whole "
+                        "fold); auto = inner_cv below 10,000 rows")
     p.add_argument("--description", default="", help="one sentence for the card")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_train)
@@ -141,6 +146,7 @@ def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) ->
     settings = LightGBMSettings(
         learning_rate=args.learning_rate, num_leaves=args.num_leaves, min_data_in_leaf=args.min_data_in_leaf,
         max_rounds=args.max_rounds, folds=args.folds, seed=args.seed,
+        iteration_selection=args.iteration_selection,
     )
     spec = ModelSpec(name=args.name, data=data, version=args.version, description=args.description,
                      monotone=monotone, settings=settings, tuning_grid=TUNING_GRID if args.tune else ())

@@ -2,13 +2,22 @@
 
 Deterministic for a seed: ``deterministic=True``, a fixed ``num_threads``, ``force_row_wise=True``
 and seeded folds. The final model is trained on all rows for the folds' mean best iteration.
+
+Each fold's iteration count is chosen without the scored fold, in one of two ways
+(``LightGBMSettings.iteration_selection``): ``holdout`` stops early on a stratified slice of the
+training fold and scores the fold with the model fitted on the rest; ``inner_cv`` stops early on the
+mean AUC of an inner stratified k-fold CV of the training fold, then refits on the whole training
+fold. On small data the holdout slice is a hundred-odd rows, its AUC curve is noise and the
+chosen counts scatter (23 to 122 trees across the folds of the 1,000-row German credit data);
+the inner CV costs ``inner_folds`` + 1 fits per fold but uses every training row and averages the
+noise away. ``auto`` picks ``inner_cv`` below ``AUTO_INNER_CV_ROWS`` rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -18,7 +27,12 @@ from engine.training.errors import DataError
 from engine.training.metrics import binary_metrics
 from engine.training.progress import Progress, ProgressEvent, silent
 
-__all__ = ["CVResult", "LightGBMSettings", "cross_validate", "lightgbm_params", "train_final"]
+__all__ = [
+    "AUTO_INNER_CV_ROWS", "CVResult", "LightGBMSettings", "cross_validate", "iteration_selection", "lightgbm_params",
+    "train_final",
+]
+
+AUTO_INNER_CV_ROWS = 10_000  # below this, ``auto`` chooses iteration counts by inner CV
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,9 @@ class LightGBMSettings:
     max_bin: int = 255
     max_rounds: int = 300
     early_stopping_rounds: int = 50
-    early_stopping_fraction: float = 0.15  # of each training fold, held out to pick the iteration
+    early_stopping_fraction: float = 0.15  # of each training fold, held out to pick the iteration (holdout)
+    iteration_selection: Literal["holdout", "inner_cv", "auto"] = "holdout"  # see the module docstring
+    inner_folds: int = 3  # inner_cv: folds of the inner CV on each training fold
     folds: int = 5
     seed: int = 42
     num_threads: int = 1  # 2 threads spin-wait on a busy 2-core machine: 10x slower, same trees
@@ -99,11 +115,63 @@ def _ticker(progress: Progress, fold: int, folds: int, max_rounds: int) -> Any:
     return callback
 
 
+def iteration_selection(settings: LightGBMSettings, rows: int) -> str:
+    """How each fold's iteration count is chosen for ``rows`` rows: ``holdout`` or ``inner_cv``."""
+    mode = settings.iteration_selection
+    if mode == "auto":
+        return "inner_cv" if rows < AUTO_INNER_CV_ROWS else "holdout"
+    if mode not in ("holdout", "inner_cv"):
+        raise DataError(f"iteration selection must be holdout, inner_cv or auto, not {mode!r}", "bad_option")
+    return mode
+
+
+def _fit_holdout(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], cats: Sequence[int], settings: LightGBMSettings,
+    params: Mapping[str, Any], progress: Progress, k: int,
+) -> tuple[lgb.Booster, int]:
+    """Fit on the training fold less a stratified slice; early stopping on that slice."""
+    fit, stop = train_test_split(
+        np.arange(len(y)), test_size=settings.early_stopping_fraction, stratify=y, random_state=settings.seed + k,
+    )
+    fit, stop = np.sort(fit), np.sort(stop)
+    dtrain = _dataset(x[fit], y[fit], names, cats, params)
+    dvalid = _dataset(x[stop], y[stop], names, cats, params, reference=dtrain)
+    booster = lgb.train(
+        dict(params), dtrain, num_boost_round=settings.max_rounds, valid_sets=[dvalid],
+        callbacks=[
+            lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
+            _ticker(progress, k, settings.folds, settings.max_rounds),
+        ],
+    )
+    return booster, int(booster.best_iteration or booster.current_iteration())
+
+
+def _fit_inner_cv(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], cats: Sequence[int], settings: LightGBMSettings,
+    params: Mapping[str, Any], progress: Progress, k: int,
+) -> tuple[lgb.Booster, int]:
+    """Iteration count by early stopping on an inner CV's mean AUC, then a refit on the whole training fold."""
+    inner = min(settings.inner_folds, int(y.sum()), int(len(y) - y.sum()))
+    if inner < 2:
+        raise DataError(f"fold {k}: too few rows of a class for an inner CV", "data_too_small")
+    splits = StratifiedKFold(n_splits=inner, shuffle=True, random_state=settings.seed + k)
+    history = lgb.cv(
+        {**params, "metric": "auc"}, _dataset(x, y, names, cats, params), num_boost_round=settings.max_rounds,
+        folds=list(splits.split(np.zeros(len(y)), y)),
+        callbacks=[
+            lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
+            _ticker(progress, k, settings.folds, settings.max_rounds),
+        ],
+    )
+    it = max(1, len(history["valid auc-mean"]))  # lgb.cv truncates the history at the best iteration
+    return lgb.train(dict(params), _dataset(x, y, names, cats, params), num_boost_round=it), it
+
+
 def cross_validate(
     x: np.ndarray, y: np.ndarray, names: Sequence[str], cats: Sequence[int],
     settings: LightGBMSettings, params: Mapping[str, Any], progress: Progress = silent,
 ) -> CVResult:
-    """Stratified k-fold CV; early stopping on a slice of each training fold, never on the scored fold.
+    """Stratified k-fold CV; iteration counts chosen within each training fold, never on the scored fold.
 
     Each held-out fold is scored by a model that never saw it, not even to choose its iteration
     count, so the fold metrics are not optimistically biased by early stopping.
@@ -119,21 +187,12 @@ def cross_validate(
     oof = np.zeros(len(y), dtype=np.float64)
     fold_of_row = np.zeros(len(y), dtype=np.int32)
     metrics, best = [], []
+    mode = iteration_selection(settings, len(y))
     for k, (tr, va) in enumerate(skf.split(np.zeros(len(y)), y), start=1):
-        fit, stop = train_test_split(
-            tr, test_size=settings.early_stopping_fraction, stratify=y[tr], random_state=settings.seed + k,
-        )
-        fit, stop = np.sort(fit), np.sort(stop)
-        dtrain = _dataset(x[fit], y[fit], names, cats, params)
-        dvalid = _dataset(x[stop], y[stop], names, cats, params, reference=dtrain)
-        booster = lgb.train(
-            dict(params), dtrain, num_boost_round=settings.max_rounds, valid_sets=[dvalid],
-            callbacks=[
-                lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
-                _ticker(progress, k, folds, settings.max_rounds),
-            ],
-        )
-        it = booster.best_iteration or booster.current_iteration()
+        if mode == "inner_cv":
+            booster, it = _fit_inner_cv(x[tr], y[tr], names, cats, settings, params, progress, k)
+        else:
+            booster, it = _fit_holdout(x[tr], y[tr], names, cats, settings, params, progress, k)
         oof[va] = booster.predict(x[va], num_iteration=it)
         fold_of_row[va] = k
         m = binary_metrics(y[va], oof[va])

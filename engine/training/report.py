@@ -73,6 +73,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a ``|`` would start a new column)."""
+    return text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def _categories(cats: Sequence[str]) -> str:
+    """Categories in encoding order; each in backticks when one of them contains a comma (else ambiguous)."""
+    if any("," in c for c in cats):
+        return ", ".join(f"`` {c} ``" if "`" in c else f"`{c}`" for c in cats)
+    return ", ".join(cats)
+
+
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
     out = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
@@ -112,9 +124,9 @@ def write_report(
         lines.append(f"- rows dropped for a missing target: {card['data']['rows_dropped_missing_target']}")
     lines += ["", "## Features (ONNX input order)", "", "| # | name | type | encoding / source |", "| --- | --- | --- | --- |"]
     for i, f in enumerate(card["features"]):
-        enc = ", ".join(f["categories"]) if f.get("categories") else ""
+        enc = _categories(f["categories"]) if f.get("categories") else ""
         src = f.get("description", "")
-        lines.append(f"| {i} | `{f['name']}` | {f['type']} | {enc + ('; ' if enc and src else '') + src} |")
+        lines.append(f"| {i} | `{f['name']}` | {f['type']} | {_cell(enc + ('; ' if enc and src else '') + src)} |")
     lines += ["", f"Missing values: {card['missing_values']}", "", "## Validation", ""]
     if not anomaly:
         t = card["training"]

@@ -126,13 +126,16 @@ def test_monotone_constraint_holds(payments: Path, tmp_path: Path) -> None:
 
 
 def test_tuning_is_recorded(payments: Path, tmp_path: Path) -> None:
-    """Without --no-tune the small grid is searched and every point's CV AUC is recorded in the card."""
+    """Without --no-tune the small grid (then its winner with one-vs-rest categorical splits) is searched and recorded."""
     out = tmp_path / "m"
     assert _train(payments, out, "--max-rounds", "6", "--folds", "3", "--quiet") == 0
     tuning = load_model(out).card.training.model_extra["tuning"]
-    assert len(tuning["grid"]) == 12
+    assert len(tuning["grid"]) == 13  # merchant_category has 10 categories, which LightGBM would group
+    assert "max_cat_to_onehot" in tuning["grid"][-1] and "one-vs-rest" in tuning["note"]
     best = max(tuning["grid"], key=lambda g: g["cv_auc"])
-    assert load_model(out).card.training.params["num_leaves"] == best["num_leaves"]
+    params = load_model(out).card.training.params
+    assert params["num_leaves"] == best["num_leaves"]
+    assert params.get("max_cat_to_onehot") == best.get("max_cat_to_onehot")
 
 
 def test_models_rebuild_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
