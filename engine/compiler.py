@@ -6,7 +6,9 @@ Pure: takes parsed documents and loaded models, returns the compiled flow and ev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.durable import DurableRuleset, NotExpressible, to_durable
@@ -279,5 +281,20 @@ def compile_flow(
         default_action=default_action,
         default_reason=default_reason,
         durable=DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None,
+        prepare_key=prepare_key(flow, bound),
     )
     return compiled, ctx.problems
+
+
+def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
+    """What turns an input into a version's values: its input schema, derived features and models.
+
+    Two versions with the same key validate, derive and score any input alike, so a shadow
+    version can reuse the values of the version that decided (engine.shadow).
+    """
+    doc = {
+        "input": flow.input.model_dump(mode="json"),
+        "derived": list(flow.derived.items()),
+        "models": [[b.model.name, b.model.version, getattr(b.model, "sha256", ""), b.output] for b in models],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -78,6 +78,7 @@ class CompiledFlow:
         "flow",
         "model_versions",
         "models",
+        "prepare_key",
         "program",
         "revision",
         "rules",
@@ -99,6 +100,7 @@ class CompiledFlow:
         default_action: Action,
         default_reason: Reason | None,
         durable: DurableRuleset | None = None,
+        prepare_key: str = "",
     ) -> None:
         self.flow = flow
         self.version = version
@@ -111,6 +113,9 @@ class CompiledFlow:
         self.default_action = default_action
         self._default_reasons = (default_reason,) if default_reason else ()
         self.durable = durable  # the rules of `engine: durable` rule files (indexes into `rules`)
+        # Equal non-empty keys: the two versions turn any input into the same values (same input
+        # schema, derived features and models), so one's values can be reused by the other.
+        self.prepare_key = prepare_key
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -136,8 +141,23 @@ class CompiledFlow:
             hits += self.durable.fired(values)
         return self._resolve(hits, values, scores, rows)
 
+    def evaluate_prepared(self, features: Mapping[str, Any]) -> Outcome:
+        """Decide on the features of another version's outcome with the same ``prepare_key``.
+
+        Validation, derived features and model scores are those of that outcome (they are
+        equal by construction); only this version's rules and reasons run. Model rows are
+        encoded again only when a model-driven rule needs its reasons. The result equals
+        ``evaluate`` of the same raw input (tests compare them).
+        """
+        values = dict(features)
+        scores = {bound.output: values[bound.output] for bound in self.models}
+        hits = self.program.fired(values)
+        if self.durable is not None:
+            hits += self.durable.fired(values)
+        return self._resolve(hits, values, scores, None)
+
     def _resolve(
-        self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray]
+        self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None
     ) -> Outcome:
         if not hits:
             return Outcome(self.default_action, self._default_reasons, (), scores, values)
@@ -155,7 +175,8 @@ class CompiledFlow:
                 for m in rule.models:
                     if m not in explained:
                         explained.add(m)
-                        self._model_reasons(m, rows[m], rule.id, reasons, seen)
+                        x = rows[m] if rows is not None else self.models[m].model.encode(values)
+                        self._model_reasons(m, x, rule.id, reasons, seen)
         if action == Action.DECLINE:
             del reasons[MAX_DECLINE_REASONS:]
         return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values)

@@ -157,7 +157,11 @@ class Decider:
         versions = policies.flows[decision.flow].versions
         flows = [versions[v] for v in shadows if v != decision.version and v in versions]
         if flows:
-            self._shadow.submit(flows, input, decision.request_id, decision.decision_id, decision.outcome.action)
+            served = versions[decision.version]
+            self._shadow.submit(
+                flows, input, decision.request_id, decision.decision_id, decision.outcome.action,
+                prepare_key=served.prepare_key, features=decision.outcome.features,
+            )
 
     def drain_shadows(self, timeout: float = 10.0) -> bool:
         """Wait until every queued shadow evaluation is done; False on timeout (tests, shutdown)."""
