@@ -2,7 +2,8 @@
 
 A validator turns a caller's raw input (plain JSON-like values, as decoded from a
 ``google.protobuf.Struct``) into clean values, or raises ``InvalidInput`` naming *every* bad field.
-Numbers arrive as floats: integer fields must hold whole numbers and are converted to ``int``.
+Numbers arrive as floats: number fields must be finite; integer fields must hold whole numbers
+within ±2**53 (beyond, a double is not exact) and are converted to ``int``.
 Strings are trimmed; a category value that matches an allowed value but for its case is cleaned to
 the allowed spelling.
 """
@@ -15,10 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import FieldError, InvalidInput
+from engine.expr.functions import EXACT
 from engine.privacy import scrub_text
 from engine.schema import FieldSpec, InputSpec
 
-__all__ = ["Validator", "compile_validator"]
+__all__ = ["Validator", "compile_validator", "field_bounds"]
 
 _Check = Callable[[Any], Any]  # returns the clean value or raises _Bad
 
@@ -43,21 +45,37 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _range_check(spec: FieldSpec) -> Callable[[float], None]:
+#: Whole numbers arrive as doubles, exact only up to 2**53: an integer field refuses larger values
+#: unless its own min/max is tighter (docs/expressions.md, "Numbers").
+_EXACT_NOTE = " (whole numbers beyond ±2**53 are not exact in a request)"
+
+
+def field_bounds(spec: FieldSpec) -> tuple[float | None, float | None]:
+    """The (min, max) a number or integer field's values are held to (None: no limit that side)."""
     lo, hi = spec.min, spec.max
+    if spec.type == "integer":
+        lo = -EXACT if lo is None or lo < -EXACT else lo
+        hi = EXACT if hi is None or hi > EXACT else hi
+    return lo, hi
+
+
+def _range_check(spec: FieldSpec) -> Callable[[float], None]:
+    lo, hi = field_bounds(spec)
+    lo_note = _EXACT_NOTE if lo == -EXACT and (spec.min is None or spec.min < -EXACT) else ""
+    hi_note = _EXACT_NOTE if hi == EXACT and (spec.max is None or spec.max > EXACT) else ""
     quote = spec.sensitive is None  # a sensitive value is never echoed in a message
 
     def check(v: float) -> None:
         if lo is not None and v < lo:
-            raise _Bad(f"must be at least {_fmt(lo)}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
+            raise _Bad(f"must be at least {_fmt(lo)}{lo_note}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
         if hi is not None and v > hi:
-            raise _Bad(f"must be at most {_fmt(hi)}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
+            raise _Bad(f"must be at most {_fmt(hi)}{hi_note}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
 
     return check
 
 
 def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+    return str(int(v)) if float(v).is_integer() and abs(v) <= EXACT else repr(float(v))
 
 
 def _make_check(spec: FieldSpec) -> _Check:

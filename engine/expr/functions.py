@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine.expr.check import Typed
 
-__all__ = ["FUNCTIONS", "Function", "RUNTIME"]
+__all__ = ["EXACT", "FUNCTIONS", "Function", "RUNTIME"]
+
+#: Whole numbers are exact up to this magnitude in a double, the type of every number a request
+#: carries (``google.protobuf.Struct``) and of durable-rules' arithmetic on our facts.
+EXACT = 2**53
 
 
 def _typed(t: str, nullable: bool) -> Typed:

@@ -72,3 +72,28 @@ def test_string_case_is_normalised():
     """A string field with `case: upper` is trimmed and upper-cased before any rule sees it."""
     spec = InputSpec.model_validate({"fields": {"country": {"type": "string", "max_length": 2, "case": "upper"}}})
     assert compile_validator(spec)({"country": " gb "}) == {"country": "GB"}
+
+
+def test_integer_fields_refuse_whole_numbers_beyond_2_53():
+    """A request's numbers are doubles, exact only up to 2**53: an integer field refuses larger
+    magnitudes (out_of_range, naming the limit) unless its own min/max is tighter."""
+    spec = InputSpec.model_validate(
+        {"fields": {"n": {"type": "integer"}, "big": {"type": "integer", "min": -1e30, "max": 1e30}}}
+    )
+    exact = compile_validator(spec)({"n": 2.0**53, "big": -(2.0**53)})
+    assert exact == {"n": 2**53, "big": -(2**53)} and isinstance(exact["n"], int)
+    errs = errors_of({"n": 2.0**53 + 2, "big": -(2.0**60)}, spec)
+    assert errs["n"].code == "out_of_range" and errs["big"].code == "out_of_range"
+    assert errs["n"].message == (
+        "must be at most 9007199254740992 (whole numbers beyond ±2**53 are not exact in a request), got 9007199254740994.0"
+    )
+    assert errs["big"].message.startswith("must be at least -9007199254740992 (whole numbers beyond ±2**53")
+    tight = errors_of({"age": 1e300, "amount": 2, "records": True})  # the field's own max: 120
+    assert tight["age"].message == "must be at most 120, got 1e+300"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_number_field_rejects_values_that_are_not_finite(bad):
+    """A number field refuses NaN and infinities: no value a rule sees is NaN."""
+    errs = errors_of({"age": 1, "amount": bad, "records": True})
+    assert set(errs) == {"amount"} and "finite" in errs["amount"].message
