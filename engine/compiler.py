@@ -15,13 +15,13 @@ from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import Symbol, check
-from engine.expr.codegen import compile_program
+from engine.expr.codegen import compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
 from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
-from engine.validation import compile_validator
+from engine.validation import compile_validator, field_bounds
 from engine.yamlio import LoadedYaml
 
 __all__ = ["FlowSource", "RuleSource", "compile_flow", "flow_env"]
@@ -72,7 +72,9 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
     env: dict[str, Symbol] = {}
     for name, spec in flow.input.fields.items():
         cats = frozenset(spec.values) if spec.values else None
-        env[name] = Symbol(_FIELD_TYPES[spec.type], not spec.required, "input", cats)
+        lo, hi = field_bounds(spec) if spec.type in ("integer", "number") else (None, None)
+        bounds = (lo, hi) if lo is not None and hi is not None else None  # what validation holds it to
+        env[name] = Symbol(_FIELD_TYPES[spec.type], not spec.required, "input", cats, bounds)
     return env
 
 
@@ -133,12 +135,11 @@ def compile_flow(
     derived: list[tuple[str, Node]] = []
     for name in _order_derived(ctx, parsed):
         try:
-            t = check(parsed[name], env)
+            env[name] = derived_symbol(parsed[name], env)  # type, can it be missing, bounds
         except ExprTypeError as exc:
             _expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
             env[name] = Symbol("number", True, "derived")  # keep going; errors already reported
             continue
-        env[name] = Symbol(t.type if t.type != "null" else "number", t.nullable, "derived")
         derived.append((name, parsed[name]))
 
     # Models: resolve, check their features are supplied with compatible types.

@@ -31,6 +31,9 @@ Traps of durable-rules 2.0.28 this module works around (measured, see docs/durab
 * Its ``json.dumps`` writes ``1e-05``, which its C parser refuses ("error code 204"), and an
   integer division by zero kills the process with SIGFPE. We write the JSON ourselves (every
   exponent has a mantissa with a point) and never divide by anything but a non-zero literal.
+* Integers are 64-bit in the C engine: their arithmetic wraps past 2**63, and they are compared
+  with fractions as doubles. Facts therefore carry every number as a double (see ``_scalar``);
+  integer literals beyond 2**53 are refused.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from durable.engine import Ruleset as _DurableRuleset
 
 from engine.errors import DecisionFailed, VerdictError
 from engine.expr.check import Env, check
+from engine.expr.functions import EXACT
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
 
 __all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "to_durable"]
@@ -64,7 +68,7 @@ _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 _TRUE: dict[str, Any] = {"$ex": {MARKER: 1}}  # holds for every request fact
 _FALSE: dict[str, Any] = {"$nex": {MARKER: 1}}  # holds for none
 _MAX_INT = 2**63  # larger integers are sent as floats (the C engine reads integers as 64-bit longs)
-_EXACT = 2**53  # beyond this, the C engine compares integers with fractional numbers approximately
+_EXACT = EXACT  # 2**53: beyond this, the C engine compares integers with fractional numbers approximately
 
 
 class NotExpressible(VerdictError):
@@ -272,14 +276,21 @@ def dumps(obj: Any) -> str:
 
 
 def _scalar(value: Any) -> str | None:
-    """A request value as fact JSON; None when the fact should not carry it (missing, NaN)."""
+    """A request value as fact JSON; None when the fact should not carry it (missing, NaN).
+
+    Every number is sent as a double, so durable-rules' arithmetic on facts is double arithmetic,
+    never 64-bit integer arithmetic (which wraps past 2**63 and meets fractions approximately past
+    2**53): the code generator rounds whole-number results beyond 2**53 the same way, and no value
+    handed to the rules is a whole number beyond 2**53 (validation refuses them in requests,
+    derived features are rounded) or NaN (a derived NaN is missing).
+    """
     kind = type(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is float:
         return None if value != value else _number(value)
     if kind is int:
-        return _number(value)
+        return f"{value}.0" if -_EXACT <= value <= _EXACT else _number(float(value))
     if kind is str:
         return json.dumps(value, ensure_ascii=False)
     if value is None:

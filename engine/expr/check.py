@@ -43,6 +43,7 @@ class Symbol:
     nullable: bool
     kind: str = "input"  # "input", "derived" or "score"
     categories: frozenset[str] | None = None
+    bounds: tuple[float, float] | None = None  # numbers: lo <= every present value <= hi
 
 
 Env = Mapping[str, Symbol]

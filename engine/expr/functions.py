@@ -182,6 +182,30 @@ def _mod(a: float | None, b: float | None) -> float | None:
     return a % b
 
 
+def _floor(x: float) -> float:
+    return float(math.floor(x)) if math.isfinite(x) else x  # floor(inf) is inf, as in IEEE arithmetic
+
+
+def _ceil(x: float) -> float:
+    return float(math.ceil(x)) if math.isfinite(x) else x
+
+
+def _wide(x: float) -> float:
+    """An arithmetic result beyond ±2**53: a whole number becomes the nearest float, as a double would."""
+    if type(x) is not int:
+        return x  # a float: large, infinite or NaN, it stays what IEEE arithmetic made it
+    try:
+        return float(x)
+    except OverflowError:  # only with a literal beyond the largest double
+        return math.inf if x > 0 else -math.inf
+
+
+def _finite(x: float) -> float | None:
+    """A derived value beyond ±2**53: missing (None) when it is not a finite number, else as _wide."""
+    x = _wide(x)
+    return x if math.isfinite(x) else None
+
+
 def _and3(*vals: bool | None) -> bool | None:
     if any(v is False for v in vals):
         return False
@@ -200,8 +224,8 @@ RUNTIME: dict[str, Callable[..., Any]] = {
     "_f_min": _nn(min),
     "_f_max": _nn(max),
     "_f_round": _nn(_round_impl),
-    "_f_floor": _nn(lambda x: float(math.floor(x))),
-    "_f_ceil": _nn(lambda x: float(math.ceil(x))),
+    "_f_floor": _nn(_floor),
+    "_f_ceil": _nn(_ceil),
     "_f_log": _nn(_log),
     "_f_sqrt": _nn(_sqrt),
     "_f_len": _nn(len),
@@ -214,6 +238,8 @@ RUNTIME: dict[str, Callable[..., Any]] = {
     "_f_between": _nn(lambda x, lo, hi: lo <= x <= hi),
     "_div": _div,
     "_mod": _mod,
+    "_wide": _wide,
+    "_finite": _finite,
     "_and3": _and3,
     "_or3": _or3,
 }

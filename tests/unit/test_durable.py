@@ -3,6 +3,8 @@ differential test proving it fires exactly the rules the compiled fast path fire
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import random
 import threading
@@ -213,34 +215,56 @@ def test_numbers_that_trip_durable_rules_agree() -> None:
         assert durable.fired(values) == program.fired(dict(values)), values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: request integers beyond 2**53 are compared with fractions approximately and integer "
-    "arithmetic overflows at 2**63 in durable-rules' C engine (only literals are guarded); bounded integer "
-    "fields (max:) avoid it, as every bundled flow does (docs/durable-rules.md)",
-)
-def test_huge_integers_in_the_request_agree() -> None:
-    """Integers in the request beyond 2**53 (compared with fractions) or whose products pass 2**63 give the compiled answers."""
-    texts = ["a > b * 3", "a < b + n", "a == b * 2"]
+def test_whole_number_arithmetic_past_2_53_and_2_63_agrees() -> None:
+    """Whole-number arithmetic beyond 2**53 (rounded as a double) and past 2**63 (where 64-bit
+    integers wrap) gives the compiled answers: facts carry numbers as doubles."""
+    texts = ["a > b * n", "a < b * n", "a == b * n", "a == b + n", "a < b + n", "a > b * 3", "a == -b - n"]
     program, durable = backends(texts)
-    for values in [
-        {"a": 1, "b": 2**62, "n": 2**62},  # b * 3 and b + n overflow a 64-bit integer
-        {"a": 2**53 + 1, "b": 2.0**52, "n": 0},  # 2**53 + 1 == 2.0**53 only when rounded to a double
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({"a": 1, "b": 2**53, "n": 2**53}, [1, 4]),  # b * n is 2**106: 0 in wrapping 64-bit integers
+        ({"a": 1, "b": 2**53, "n": -(2**53)}, [0]),  # b * n is -2**106
+        ({"a": 2**53, "b": 3, "n": 3002399751580331}, [2, 5]),  # b * n is 2**53 + 1: the double 2**53
+        ({"a": 2.0**53, "b": 2**53 - 1, "n": 2}, [1, 3]),  # b + n is 2**53 + 1: the double 2**53
+        ({"a": -(2**53), "b": 2**53 - 1, "n": 2}, [1, 4, 6]),  # -b - n is -(2**53 + 1)
+        ({"a": 2.0**80 + 2**41, "b": 2**40 + 1, "n": 2**40 + 1}, [2, 5]),  # b * n loses its last 1
+        ({"a": 7, "b": 2, "n": 3}, [0, 5]),  # small whole numbers stay exact
+    ]
+    for values, expected in cases:
+        assert program.fired(dict(values)) == expected, values
+        assert durable.fired(values) == expected, values
+
+
+def test_facts_carry_every_number_as_a_double() -> None:
+    """A whole number is sent as a double (5.0), so durable-rules never uses its 64-bit integer arithmetic."""
+    _, durable = backends(["a > b", "n > 1"])
+    fact = durable.fact({"a": 5, "b": -(2**53), "n": np.int64(2)}, "1")
+    assert '"f_a":5.0' in fact and '"f_b":-9007199254740992.0' in fact and '"f_n":2.0' in fact
+    assert '"f_a":2.5' in durable.fact({"a": 2.5}, "1")
+
+
+def test_a_derived_value_that_is_not_a_finite_number_is_missing_on_both_backends() -> None:
+    """Derived arithmetic on huge inputs (1e200 * 1e200 is inf, inf - inf is NaN) makes a missing
+    value, which both backends treat alike: the tests on it are false and is_null holds."""
+    env: Env = {
+        "x": Symbol("number", False),
+        "y": Symbol("number", False),
+        "z": Symbol("number", True, "derived"),  # arithmetic: can be missing (the compiler says so too)
+        "w": Symbol("number", True, "derived"),
+    }
+    derived = [("z", parse("x * y - x * y")), ("w", parse("x * y"))]
+    texts = ["z != 3", "is_null(z)", "z > 1", "not (z > 1)", "w > 1", "is_null(w)", "not (w > 1)"]
+    conditions = [parse(t) for t in texts]
+    program = compile_program(env, derived, conditions)
+    durable = DurableRuleset(list(enumerate(conditions)), env)
+    for inputs, expected in [
+        ({"x": 1e200, "y": 1e200}, [1, 5]),
+        ({"x": -1e200, "y": 1e200}, [1, 5]),
+        ({"x": 2.0, "y": 3.0}, [0, 3, 4]),
     ]:
-        assert durable.fired(values) == program.fired(dict(values)), values
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: NaN (e.g. a derived 'x * y - x * y' on unbounded inputs of 1e200) is left out of the fact, "
-    "so durable-rules treats it as missing, while the compiled path treats it as a number ('z != 0' holds, "
-    "is_null(z) does not); bounded number fields (max:) avoid it, as every bundled flow does (docs/durable-rules.md)",
-)
-def test_a_nan_value_agrees() -> None:
-    """A NaN value gives the compiled answers (validation refuses NaN inputs; derived arithmetic can still make one)."""
-    program, durable = backends(["a != 3", "is_null(a)", "a > 1", "not (a > 1)"])
-    values = {"a": math.nan}
-    assert durable.fired(values) == program.fired(dict(values))
+        values: dict[str, Any] = dict(inputs)
+        program.derive(values)
+        assert program.fired(dict(values)) == expected, inputs
+        assert durable.fired(values) == expected, inputs
 
 
 def test_text_with_quotes_backslashes_and_accents_compares_equal() -> None:
@@ -359,7 +383,7 @@ def _walk(node: Node) -> Iterator[Node]:
 
 def value_pools(conditions: Sequence[Node]) -> tuple[list[float | int], list[str]]:
     """Numbers and strings to draw from: the rules' own literals, their neighbours, and odd values."""
-    numbers: set[float | int] = {0, 1, -1, 0.5, 1e-05, 1e20, 2**53 + 1, math.inf, -math.inf}
+    numbers: set[float | int] = {0, 1, -1, 0.5, 1e-05, 1e20, 2**53, -(2**53), math.inf, -math.inf}
     strings: set[str] = {"", 'a"b', "c\\d", "é", "ZZ"}
     for node in conditions:
         for n in _walk(node):
@@ -448,7 +472,9 @@ def test_durable_and_compiled_fire_the_same_rules_on_every_bundled_rule(
                     report.append(f"  not expressible: {name} {version} {flow.rules[i].id}: {exc.reason}")
             covered += len(expressible)
             ids = {i for i, _ in expressible}
-            program = compile_program(cap.env, [], cap.conditions)
+            # The random inputs ignore the fields' min/max on purpose: compile without those bounds.
+            unbounded = {n: dataclasses.replace(sym, bounds=None) for n, sym in cap.env.items()}
+            program = compile_program(unbounded, [], cap.conditions)
             durable = DurableRuleset(expressible, cap.env, label=f"{name}_{version}")
             numbers, strings = value_pools(cap.conditions)
             rng = random.Random(f"{name}/{version}")
@@ -586,6 +612,77 @@ def test_the_same_rule_in_a_compiled_file_loads(tmp_path: Path) -> None:
     bad = load(demo(tmp_path / "bad", rules.replace("engine: durable", "engine: rete")))
     assert "schema" in [p.code for p in bad.errors]
     assert any("engine" in p.message for p in bad.errors)
+
+
+UNBOUNDED_FLOW = """\
+flow: unbounded
+version: "1"
+input:
+  fields:
+    x: {type: number, required: true}
+    y: {type: number, required: true}
+    n: {type: integer, required: true}
+    m: {type: integer, required: true}
+derived:
+  z: x * y - x * y
+rulesets: [unbounded.rules]
+default: {action: APPROVE}
+reasons:
+  NO_Z: z is missing
+  Z: z is not 3
+  BIG: n is above m squared
+  EQUAL: n is 3 m + 1
+"""
+
+UNBOUNDED_RULES = """\
+ruleset: unbounded.rules
+engine: durable
+rules:
+  - id: U1
+    when: is_null(z)
+    action: REVIEW
+    reason: NO_Z
+  - id: U2
+    when: z != 3
+    action: REVIEW
+    reason: Z
+  - id: U3
+    when: n > m * m
+    action: DECLINE
+    reason: BIG
+  - id: U4
+    when: n == m * 3 + 1
+    action: DECLINE
+    reason: EQUAL
+"""
+
+
+def test_unbounded_numbers_decide_alike_on_both_backends(tmp_path: Path) -> None:
+    """A flow without max: on its fields decides alike on both backends: integers beyond 2**53 are
+    refused, whole-number arithmetic is a double's, a NaN or infinite derived value is missing."""
+    flows = {}
+    for name, rules in [("durable", UNBOUNDED_RULES), ("compiled", UNBOUNDED_RULES.replace("engine: durable\n", ""))]:
+        write(tmp_path / name, "policies/unbounded/1/flow.yaml", UNBOUNDED_FLOW)
+        write(tmp_path / name, "rules/unbounded.yaml", rules)
+        result = load(tmp_path / name)
+        assert result.errors == [], [str(p) for p in result.errors]
+        flows[name] = result.policies.flows["unbounded"].versions["1"]  # type: ignore[union-attr]
+    on_durable, compiled = flows["durable"], flows["compiled"]
+    assert on_durable.durable is not None and len(on_durable.durable.indexes) == 4 and compiled.durable is None
+    fired: dict[tuple[float, float, int, int], set[str]] = {}
+    for x, y, n, m in itertools.product([1e200, -1e200, 2.0, 1.5], [1e200, 2.0], [1, 2**53, -(2**53)], [2**53, 3002399751580331, 5]):
+        raw = {"x": x, "y": y, "n": float(n), "m": float(m)}  # as a google.protobuf.Struct carries them
+        a, b = on_durable.evaluate(dict(raw)), compiled.evaluate(dict(raw))
+        assert (a.action, a.reasons, a.fired) == (b.action, b.reasons, b.fired), raw
+        fired[(x, y, n, m)] = {f.id for f in a.fired}
+    assert fired[(1e200, 1e200, 1, 5)] == {"U1"}  # x * y - x * y is inf - inf: NaN, missing
+    assert fired[(1.5, 2.0, 1, 2**53)] == {"U2"}  # m * m is 2**106 (0 in 64-bit integers): not below 1
+    assert fired[(1.5, 2.0, 2**53, 3002399751580331)] == {"U2", "U4"}  # m * 3 + 1: 2**53 + 2, a double's 2**53
+    assert fired[(1.5, 2.0, 2**53, 5)] == {"U2", "U3"}
+    for flow in (on_durable, compiled):
+        with pytest.raises(InvalidInput) as info:
+            flow.evaluate({"x": 1.0, "y": 1.0, "n": 2.0**53 + 2, "m": -(2.0**63)})
+        assert [(e.field, e.code) for e in info.value.errors] == [("n", "out_of_range"), ("m", "out_of_range")]
 
 
 def _mark_durable(root: Path, rule_file: str) -> None:
