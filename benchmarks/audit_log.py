@@ -17,7 +17,6 @@ Prints a table and writes JSON with the machine, the commit and every number.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from engine.audit.segments import FileStore  # noqa: E402
 from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
+from engine.datasets import read_card_payments  # noqa: E402
 from engine.idempotency import Fingerprinter  # noqa: E402
 from engine.loader import load_policies  # noqa: E402
 from engine.privacy import HashKey  # noqa: E402
@@ -47,24 +47,7 @@ WARMUP = 200
 
 
 def payments(n: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with (ROOT / "data" / "card_payments.csv").open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {"card_number": "4111111111111111"}
-            for name, cell in raw.items():
-                if name == "is_fraud" or cell == "":
-                    continue
-                if cell in ("true", "false"):
-                    row[name] = cell == "true"
-                else:
-                    try:
-                        row[name] = float(cell)
-                    except ValueError:
-                        row[name] = cell
-            rows.append(row)
-            if len(rows) >= n:
-                break
-    return rows
+    return [{"card_number": "4111111111111111", **row} for row in read_card_payments(ROOT / "data" / "card_payments.csv", n)]
 
 
 def pct(sorted_values: list[float], q: float) -> float:

@@ -6,61 +6,24 @@ numbers are doubles, as on the wire); the serialized bytes are what the gRPC loa
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.datasets import read_card_payments, read_credit_applications
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.wire import Malformed, decode_decide_request
 
 __all__ = ["FlowInputs", "card_rows", "credit_rows", "flow_inputs"]
 
-_CREDIT_INTEGERS = {"seniority", "time", "age"}
-
-
 def credit_rows(root: Path, limit: int) -> list[dict[str, Any]]:
-    """Applications from data/credit_data.csv as credit_application inputs (missing cells omitted)."""
-    rows: list[dict[str, Any]] = []
-    with (root / "data" / "credit_data.csv").open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for column, cell in raw.items():
-                name = column.lower()
-                if name == "status" or cell == "":
-                    continue
-                if name == "records":
-                    row[name] = cell == "yes"
-                elif name in ("home", "marital", "job"):
-                    row[name] = cell
-                else:
-                    row[name] = int(float(cell)) if name in _CREDIT_INTEGERS else float(cell)
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows
+    """Applications from data/credit_data.csv as credit_application inputs (label dropped)."""
+    return read_credit_applications(root / "data" / "credit_data.csv", limit)
 
 
 def card_rows(root: Path, limit: int) -> list[dict[str, Any]]:
     """Payments from data/card_payments.csv as card_payment inputs (label dropped)."""
-    rows: list[dict[str, Any]] = []
-    with (root / "data" / "card_payments.csv").open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for name, cell in raw.items():
-                if name == "is_fraud" or cell == "":
-                    continue
-                if cell in ("true", "false"):
-                    row[name] = cell == "true"
-                else:
-                    try:
-                        row[name] = float(cell)
-                    except ValueError:
-                        row[name] = cell
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows
+    return read_card_payments(root / "data" / "card_payments.csv", limit)
 
 
 _READERS = {"credit_application": credit_rows, "card_payment": card_rows}

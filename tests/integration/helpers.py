@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -17,56 +16,22 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from engine.datasets import read_card_payments, read_credit_applications
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDIT_CSV = ROOT / "data" / "credit_data.csv"
 CARD_CSV = ROOT / "data" / "card_payments.csv"
-INTEGER_COLUMNS = {"seniority", "time", "age"}
 
 
 def credit_applications(limit: int | None = None) -> list[dict[str, Any]]:
     """Applications from data/credit_data.csv as flow inputs: snake_case, missing cells omitted."""
-    rows: list[dict[str, Any]] = []
-    with CREDIT_CSV.open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for column, cell in raw.items():
-                name = column.lower()
-                if name == "status" or cell == "":
-                    continue
-                if name == "records":
-                    row[name] = cell == "yes"
-                elif name in ("home", "marital", "job"):
-                    row[name] = cell
-                else:
-                    row[name] = int(float(cell)) if name in INTEGER_COLUMNS else float(cell)
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+    return read_credit_applications(CREDIT_CSV, limit)
 
 
 def card_payments(limit: int) -> list[dict[str, Any]]:
     """Transactions from data/card_payments.csv as card_payment inputs (label dropped)."""
-    rows: list[dict[str, Any]] = []
-    with CARD_CSV.open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for name, cell in raw.items():
-                if name == "is_fraud" or cell == "":
-                    continue
-                if cell in ("true", "false"):
-                    row[name] = cell == "true"
-                else:
-                    try:
-                        row[name] = float(cell)
-                    except ValueError:
-                        row[name] = cell
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows
+    return read_card_payments(CARD_CSV, limit)
 
 
 def request(flow: str, data: dict[str, Any], **fields: str) -> pb.DecideRequest:

@@ -9,6 +9,7 @@ from typing import Any
 from engine.audit.record import decision_payload
 from engine.audit.segments import FileStore
 from engine.audit.writer import GroupCommitWriter
+from engine.datasets import read_card_payments, read_credit_applications
 from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 
@@ -58,24 +59,7 @@ PAN = "4111111111111111"  # a Luhn-valid test card number, planted to prove it n
 
 def credit_applications(limit: int) -> list[dict[str, Any]]:
     """Rows of data/credit_data.csv as credit_application inputs (snake_case, gaps omitted, no label)."""
-    rows: list[dict[str, Any]] = []
-    with CREDIT_CSV.open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for column, cell in raw.items():
-                name = column.strip().lower()
-                if name == "status" or cell == "":
-                    continue
-                if name == "records":
-                    row[name] = cell == "yes"
-                elif name in ("home", "marital", "job"):
-                    row[name] = cell
-                else:
-                    row[name] = float(cell)
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows
+    return read_credit_applications(CREDIT_CSV, limit, integers=False)
 
 
 def credit_statuses(limit: int) -> list[str]:
@@ -86,21 +70,6 @@ def credit_statuses(limit: int) -> list[str]:
 
 def card_payments(limit: int) -> list[dict[str, Any]]:
     """Rows of data/card_payments.csv as card_payment inputs (label dropped)."""
-    rows: list[dict[str, Any]] = []
-    with CARD_CSV.open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for name, cell in raw.items():
-                if name == "is_fraud" or cell == "":
-                    continue
-                if cell in ("true", "false"):
-                    row[name] = cell == "true"
-                else:
-                    try:
-                        row[name] = float(cell)
-                    except ValueError:
-                        row[name] = cell
-            rows.append(row)
-            if len(rows) >= limit:
-                break
-    return rows
+    return read_card_payments(CARD_CSV, limit)
+
+
