@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +21,7 @@ from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
-from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
+from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
@@ -347,11 +347,46 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
                     Problem(rel, f"routing key {spec.key!r} is not an input field of version {version}", "unknown_routing_key",
                             line=doc.line_of(("challenger", "key")), hint="route on a field every request carries, e.g. a customer id")
                 )
-        challenger = Challenger(spec.version, spec.share, spec.key)
+        challenger = Challenger(spec.version, spec.share, spec.key, clean=_key_cleaner(compiled, parsed.live, spec.key))
+        _check_key_cleaning(compiled, parsed.live, spec.version, spec.key, rel, doc.line_of(("challenger", "key")), problems)
     for i, version in enumerate(parsed.shadow):
         if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:
             problems.append(Problem(rel, f"shadow version {version!r} is the live version", "shadow_is_live", line=doc.line_of(("shadow", i))))
     return _Routing(parsed.live, challenger, tuple(parsed.shadow))
+
+
+def _key_cleaner(compiled: Mapping[str, CompiledFlow], live: str, key: str) -> Callable[[Any], Any] | None:
+    """The live version's cleaning of the routing key (engine.routing), or None without one."""
+    flow_version = compiled.get(live)
+    if flow_version is None or key not in flow_version.validator.fields:
+        return None
+    return flow_version.validator.cleaner(key)
+
+
+def _cleaning(spec: FieldSpec) -> tuple[Any, ...]:
+    """What decides how a field's value is cleaned: its type, case and allowed category spellings."""
+    return (spec.type, spec.case, tuple(sorted(spec.values or ())))
+
+
+def _check_key_cleaning(
+    compiled: Mapping[str, CompiledFlow], live: str, challenger: str, key: str, rel: str, line: int | None, problems: list[Problem]
+) -> None:
+    """Warn when the challenger cleans the routing key otherwise than the live version (which routes)."""
+    a, b = compiled.get(live), compiled.get(challenger)
+    if a is None or b is None or key not in a.validator.fields or key not in b.validator.fields:
+        return
+    if _cleaning(a.validator.fields[key]) != _cleaning(b.validator.fields[key]):
+        problems.append(
+            Problem(
+                rel,
+                f"routing key {key!r} is cleaned differently by version {live} (live) and version {challenger} "
+                f"(challenger); requests are routed on the value as the live version cleans it",
+                "routing_key_cleaning_differs",
+                line=line,
+                hint="declare the key field alike (type, case, values) in both versions",
+                severity="warning",
+            )
+        )
 
 
 def load_policies(root: Path) -> PolicySet:

@@ -157,6 +157,29 @@ class Validator:
         self._known = frozenset(spec.fields)
         self._reject_unknown = spec.unknown_fields == "reject"
 
+    def cleaner(self, name: str) -> Callable[[Any], Any]:
+        """The function that cleans one field's value exactly as ``__call__`` does.
+
+        It returns the clean value (trimmed text, the field's ``case``, a category's allowed
+        spelling, an ``int`` for an integer field), or None for an absent value or one the field
+        refuses (``__call__`` would name it in ``InvalidInput``). Champion-challenger routing
+        uses it so that a key is routed on the value the flow's rules see (engine.routing).
+        Raises KeyError when ``name`` is not a field of the schema.
+        """
+        check = next((c for n, _, c in self._checks if n == name), None)
+        if check is None:
+            raise KeyError(name)
+
+        def clean(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return check(value)
+            except _Bad:
+                return None
+
+        return clean
+
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Clean values for every declared field (None when absent); raises InvalidInput."""
         out: dict[str, Any] = {}
