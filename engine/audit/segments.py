@@ -25,7 +25,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.audit.errors import AuditCorrupt, AuditError
+from engine.audit.errors import AuditCorrupt, AuditError, SegmentVanished
 from engine.audit.record import FORMAT, GENESIS, Chain, iso_time, payload, unseal
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "FileStore", "Recovery", "has_segments", "iter_lines", "list_segments", "segment_name"]
@@ -255,8 +255,18 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def iter_lines(path: Path, chunk: int = 1 << 20) -> Iterator[tuple[bytes, bool]]:
-    """The lines of a file without their newline, and whether each was complete (ended by one)."""
-    with open(path, "rb") as f:
+    """The lines of a file without their newline, and whether each was complete (ended by one).
+
+    Raises SegmentVanished when the file is not there (any more) and AuditError when it cannot be
+    opened otherwise; once open, a file moved or removed meanwhile reads to its end (POSIX).
+    """
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise SegmentVanished(str(path)) from None
+    except OSError as exc:
+        raise AuditError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with f:
         rest = b""
         while True:
             block = f.read(chunk)
