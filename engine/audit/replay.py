@@ -11,17 +11,22 @@ replayed as their mask (a masked PAN, a keyed hash, ``[redacted]``): a rule that
 field cannot be backtested faithfully, and a masked value that no longer fits the field's schema
 makes the request "rejected" by the new version. Shadow records are not replayed (they are not
 answers anyone received).
+
+A report over part of a log says so: the gaps the reader met (``engine.audit.follow.Gap``: missing
+or vanished segments, missing records) are listed in it, and ``considered`` is then the number of
+decisions it covers, not the number the log held.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.audit.follow import Gap
 from engine.errors import InvalidInput
 from engine.flow import CompiledFlow
 from engine.types import Action, Outcome
@@ -146,6 +151,12 @@ class ReplayReport:
     unmatched_outcomes: int = 0
     metrics_before: Metrics = field(default_factory=Metrics)
     metrics_after: Metrics = field(default_factory=Metrics)
+    gaps: list[Gap] = field(default_factory=list)  # parts of the log that were not there to read
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole log was read (no gap): the report covers every logged decision."""
+        return not self.gaps
 
     def rate(self, counter: Counter[str], action: str) -> float | None:
         return _ratio(counter[action], self.replayed)
@@ -163,6 +174,8 @@ class ReplayReport:
             "version": self.version,
             "revision": self.revision,
             "log": self.location,
+            "complete": self.complete,
+            "gaps": [g.as_dict() for g in self.gaps],
             "logged_versions": dict(self.produced_by),
             "considered": self.considered,
             "replayed": self.replayed,
@@ -236,8 +249,13 @@ def replay(
     outcomes: Mapping[str, bool] | None = None,
     location: str = "",
     progress: Callable[[int], None] | None = None,
+    gaps: Sequence[Gap] | None = None,
 ) -> ReplayReport:
-    """Re-decide every logged (non-shadow) decision of ``compiled.flow`` with ``compiled``."""
+    """Re-decide every logged (non-shadow) decision of ``compiled.flow`` with ``compiled``.
+
+    ``gaps`` is the list the log source fills while ``records`` are read (``decisions(gaps=…)``);
+    its gaps are stated in the report.
+    """
     report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None)
     matched_ids: set[str] = set()
     for n, record in enumerate(records, start=1):
@@ -291,4 +309,5 @@ def replay(
                 report.metrics_after.add(a_action, outcomes[key])
     if outcomes is not None:
         report.unmatched_outcomes = len(set(outcomes) - matched_ids)
+    report.gaps = list(gaps or ())
     return report

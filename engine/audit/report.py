@@ -39,6 +39,12 @@ def render_table(report: ReplayReport) -> str:
         f"log: {r.location}: {r.considered:,} decisions of {r.flow} (logged by {logged})",
         f"replayed: {r.replayed:,}   rejected by version {r.version}: {r.rejected:,}   failed: {r.failed:,}",
     ]
+    if r.gaps:
+        out.append(
+            f"INCOMPLETE LOG: {len(r.gaps)} gap{'s' if len(r.gaps) != 1 else ''}; this report covers only the "
+            f"{r.considered:,} decisions of {r.flow} that were there to read"
+        )
+        out += [f"  gap: {g}" for g in r.gaps]
     if r.rejected_fields:
         out.append("  rejected for: " + ", ".join(f"{f} x{n:,}" for f, n in r.rejected_fields.most_common(8)))
     if r.same_version:

@@ -2,7 +2,10 @@
 
 - ``verify LOG``: checks every record of every chain; prints the record count and last hash;
   exits 1 naming the first bad record when anything was edited, removed, reordered or truncated.
-- ``show LOG [--last N] [--decision ID] [--flow F]``: decision records as JSON lines.
+- ``show LOG [--last N] [--decision ID] [--flow F] [--allow-gaps]``: decision records as JSON
+  lines. The log is followed as it is read: a gap (a missing or vanished segment, missing
+  records) exits 1 naming it, unless ``--allow-gaps``, which prints what is there and names every
+  gap on stderr.
 - ``recover DIR``: what a restarting server does first: trims a torn last record left by a crash.
 
 Exit codes: 0 fine, 1 the log is bad, 2 no log there or bad usage.
@@ -38,6 +41,7 @@ def register(subparsers: Any) -> None:
     show.add_argument("--last", type=int, metavar="N", help="only the last N records")
     show.add_argument("--decision", metavar="ID", help="only the record of this decision id")
     show.add_argument("--flow", metavar="F", help="only records of this flow")
+    show.add_argument("--allow-gaps", action="store_true", help="print what is there when part of the log is missing (named on stderr)")
     show.set_defaults(run=run_show)
 
     recover = sub.add_parser("recover", help="trim a torn last record left by a crash (as a restart does)")
@@ -56,6 +60,9 @@ def run_verify(args: argparse.Namespace) -> int:
         return 2
     try:
         result = source.verify()
+    except AuditError as exc:  # e.g. a segment that cannot be opened (permissions)
+        report(str(exc))
+        return 1
     finally:
         source.close()
     out = sys.stdout
@@ -81,7 +88,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from engine.audit.errors import AuditError
+    from engine.audit.errors import AuditError, LogGap
+    from engine.audit.follow import Gap
     from engine.audit.source import open_source
 
     if args.last is not None and args.last < 0:
@@ -94,24 +102,35 @@ def run_show(args: argparse.Namespace) -> int:
         return 2
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     out = sys.stdout
+    gaps: list[Gap] | None = [] if args.allow_gaps else None
     try:
         if args.last is not None:
-            records: Any = source.last_decisions(args.last, flow=args.flow)
+            records: Any = source.last_decisions(args.last, flow=args.flow, gaps=gaps)
             if args.decision is not None:
                 records = [r for r in records if r.get("decision_id") == args.decision]
         else:
-            records = source.decisions(flow=args.flow, decision_id=args.decision)
+            records = source.decisions(flow=args.flow, decision_id=args.decision, gaps=gaps)
         found = 0
         for record in records:
             out.write(encode(record) + "\n")
             found += 1
     except BrokenPipeError:  # `verdict audit show … | head`
         return 0
+    except LogGap as exc:
+        out.flush()
+        report(f"{exc}; --allow-gaps prints what is there")
+        return 1
+    except AuditError as exc:
+        out.flush()
+        report(str(exc))
+        return 1
     finally:
         source.close()
     out.flush()
+    for gap in gaps or ():
+        report(f"warning: part of the log is missing, the records above are only those there: {gap}")
     if args.decision is not None and not found:
-        report(f"decision {args.decision} is not in {args.log}")
+        report(f"decision {args.decision} is not in {args.log}" + (" (it may have been in a missing part)" if gaps else ""))
         return 1
     return 0
 

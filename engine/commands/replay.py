@@ -1,6 +1,6 @@
 """``verdict replay``: re-decide a flow's logged requests with another version and report the change.
 
-``verdict replay LOG --flow F --version V [--outcomes CSV] [--json FILE|-] [--root DIR]`` reads the
+``verdict replay LOG --flow F --version V [--outcomes CSV] [--json FILE|-] [--root DIR] [--allow-gaps]`` reads the
 decision log (a directory or a PostgreSQL DSN), re-decides every logged decision of flow F with
 version V of the policies under --root, and prints a table: how many actions change, the action
 rates before and after, the transition matrix, the rules behind the changes and, with an outcomes
@@ -8,8 +8,13 @@ file (decision or request id -> good/bad), precision/recall and the bad rate of 
 for both versions. ``--json FILE`` also writes the report as JSON (``-``: JSON on stdout instead of
 the table). Progress goes to stderr on long replays.
 
-Exit codes: 0 done, 1 the log or the policies cannot be read, 2 bad usage (unknown flow/version,
-unreadable outcomes file).
+The log is followed as it is read (engine.audit.follow): a gap — a missing segment, one that
+disappears while the replay reads (rotated or archived), records missing from a chain — stops the
+replay with exit 1 and one line naming it; with ``--allow-gaps`` the replay goes on over what is
+there and the report lists every gap and how many decisions it covers.
+
+Exit codes: 0 done, 1 the log or the policies cannot be read (a gap without --allow-gaps), 2 bad
+usage (unknown flow/version, unreadable outcomes file).
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE (- for stdout, no table)")
     p.add_argument("--root", type=Path, help="directory holding policies/, rules/, model_artifacts/ (default: bundled)")
     p.add_argument("--no-progress", action="store_true", help="do not report progress on stderr")
+    p.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="replay what is there when part of the log is missing, and list the gaps in the report (default: exit 1)",
+    )
     p.set_defaults(run=run)
 
 
@@ -76,7 +86,8 @@ class Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Load the version, replay the log through it, print the report."""
-    from engine.audit.errors import AuditError
+    from engine.audit.errors import AuditError, LogGap
+    from engine.audit.follow import Gap
     from engine.audit.replay import OutcomesError, load_outcomes, replay
     from engine.audit.report import render_table
     from engine.audit.source import open_source
@@ -106,15 +117,24 @@ def run(args: argparse.Namespace) -> int:
     except AuditError as exc:
         report(str(exc))
         return 1
+    gaps: list[Gap] | None = [] if args.allow_gaps else None
     try:
         progress = None
         if not args.no_progress:
             progress = Progress(source.count_hint(args.flow), sys.stderr)
         result = replay(
-            source.decisions(flow=args.flow), compiled, outcomes=outcomes, location=source.describe(), progress=progress
+            source.decisions(flow=args.flow, gaps=gaps),
+            compiled,
+            outcomes=outcomes,
+            location=source.describe(),
+            progress=progress,
+            gaps=gaps,
         )
         if progress is not None:
             progress.finish()
+    except LogGap as exc:
+        report(f"{exc}; --allow-gaps replays what is there and lists the gaps")
+        return 1
     except AuditError as exc:
         report(str(exc))
         return 1
