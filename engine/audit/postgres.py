@@ -30,6 +30,7 @@ import psycopg
 import structlog
 
 from engine.audit.errors import AuditError
+from engine.audit.follow import Gap, note_gap, seq_gaps
 from engine.audit.record import FORMAT, Chain, iso_time, payload
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
 from engine.audit.writer import Meta
@@ -244,11 +245,49 @@ class PgSource:
             ChainVerifier(report.chains[-1]).fail("verdict_audit_record", f"{extra[0]} records belong to no chain")
         return report
 
-    def _query(self, where: str, params: Sequence[Any], order: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def chain_gaps(self) -> list[Gap]:
+        """Every chain's missing records: seq numbers absent between 0 and the chain row's ``next_seq``.
+
+        One aggregate over the records' primary key (writer, seq) finds the chains with a hole; only
+        for those are the holes listed. Record lines are not read: hashes are ``verify``'s business.
+        """
+        rows = self._conn.execute(
+            "SELECT c.writer, c.next_seq, count(r.seq), min(r.seq), max(r.seq) FROM verdict_audit_chain c "
+            "LEFT JOIN verdict_audit_record r ON r.writer = c.writer "
+            "GROUP BY c.writer, c.next_seq, c.created ORDER BY c.created, c.writer"
+        ).fetchall()
+        found: list[Gap] = []
+        for writer, next_seq, present, low, high in rows:
+            if present == next_seq and (present == 0 or (low == 0 and high == next_seq - 1)):
+                continue
+            holes = self._conn.execute(
+                "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
+                "FROM verdict_audit_record WHERE writer = %s) t WHERE next > seq + 1 ORDER BY seq",
+                (writer,),
+            ).fetchall()
+            found += seq_gaps(f"writer {writer}", next_seq, present, low, high, [(int(a), int(b)) for a, b in holes])
+        return found
+
+    def _query(
+        self,
+        where: str,
+        params: Sequence[Any],
+        order: str,
+        limit: int | None = None,
+        *,
+        gaps: list[Gap] | None = None,
+        check: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Decision records; with ``check``, the chains' gaps are noted (or raised) first, in the
+        same snapshot (REPEATABLE READ) as the records read."""
         sql = f"SELECT line FROM verdict_audit_record WHERE kind = 'decision'{where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._conn.transaction(), self._conn.cursor(name=f"read_{uuid.uuid4().hex[:8]}") as cur:
+            if check:
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                for gap in self.chain_gaps():
+                    note_gap(gap, gaps)
             cur.itersize = 2000
             cur.execute(sql.encode(), params)  # type: ignore[arg-type]
             for (line,) in cur:
@@ -266,18 +305,23 @@ class PgSource:
             params.append(decision_id)
         return where, params
 
-    def decisions(self, *, flow: str | None = None, decision_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def decisions(
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Decision records by time; a chain with missing records raises LogGap unless ``gaps`` is a list."""
         where, params = self._filters(flow, decision_id)
-        yield from self._query(where, params, "ts, writer, seq")
+        yield from self._query(where, params, "ts, writer, seq", gaps=gaps)
 
-    def last_decisions(self, n: int, *, flow: str | None = None) -> list[dict[str, Any]]:
+    def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]:
+        """The last ``n`` decision records, oldest first; gaps as in ``decisions``."""
         where, params = self._filters(flow, None)
-        rows = list(self._query(where, params, "ts DESC, writer DESC, seq DESC", limit=n))
+        rows = list(self._query(where, params, "ts DESC, writer DESC, seq DESC", limit=n, gaps=gaps))
         rows.reverse()
         return rows
 
     def recent(self, since: float) -> Iterator[dict[str, Any]]:
-        yield from self._query(" AND ts >= %s", [_when(since)], "ts, writer, seq")
+        """Decision records from ``since`` on (the idempotency warm-up): gaps are no concern here."""
+        yield from self._query(" AND ts >= %s", [_when(since)], "ts, writer, seq", check=False)
 
     def count_hint(self, flow: str | None = None) -> int | None:
         where, params = self._filters(flow, None)

@@ -16,6 +16,7 @@ import grpc
 import psycopg
 import pytest
 
+from engine.audit.errors import LogGap
 from engine.audit.postgres import PgSource, PgStore
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.writer import GroupCommitWriter
@@ -208,3 +209,35 @@ def test_serve_with_audit_dsn_logs_and_rebuilds_retries(dsn, tmp_path, monkeypat
     assert checked.returncode == 0, checked.stderr
     assert "2 chains" in checked.stdout
     assert {r["decision_id"] for r in answered(dsn)} == {a.decision_id for a in answers}  # the retry added nothing
+
+
+def test_records_missing_from_a_chain_stop_replay_and_show_unless_gaps_are_allowed(dsn, policies):
+    """Rows deleted from a chain (a retention job): replay and show exit 1 naming the seqs; --allow-gaps states them."""
+    log_decisions(dsn, policies, n_credit=40, n_card=0)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        writer, next_seq = conn.execute("SELECT writer, next_seq FROM verdict_audit_chain ORDER BY created LIMIT 1").fetchone()
+        conn.execute("DELETE FROM verdict_audit_record WHERE writer = %s AND seq BETWEEN 5 AND 9", (writer,))
+        conn.execute("DELETE FROM verdict_audit_record WHERE writer = %s AND seq = %s", (writer, next_seq - 1))
+        left = conn.execute(
+            "SELECT count(*) FROM verdict_audit_record WHERE kind = 'decision' AND flow = 'credit_application' "
+            "AND (line::jsonb ->> 'route') <> 'shadow'"
+        ).fetchone()[0]
+    version = policies.flows["credit_application"].live
+    replayed = verdict("replay", dsn, "--flow", "credit_application", "--version", version, "--no-progress")
+    assert replayed.returncode == 1 and replayed.stdout == ""
+    assert replayed.stderr.count("\n") == 1 and f"writer {writer}: records seq 5 to 9 (5 records) missing" in replayed.stderr
+    shown = verdict("audit", "show", dsn, "--last", "2")
+    assert shown.returncode == 1 and shown.stdout == "" and "records seq 5 to 9" in shown.stderr
+    allowed = verdict("replay", dsn, "--flow", "credit_application", "--version", version, "--no-progress", "--json", "-", "--allow-gaps")
+    assert allowed.returncode == 0, allowed.stderr
+    doc = json.loads(allowed.stdout)
+    assert doc["complete"] is False
+    assert [g["missing_records"] for g in doc["gaps"]] == [[5, 9], [next_seq - 1, next_seq - 1]]
+    assert doc["considered"] == left and "missing at the chain's end" in doc["gaps"][1]["gap"]
+    source = PgSource(dsn)
+    try:
+        with pytest.raises(LogGap, match="records seq 5 to 9"):  # a gap anywhere stops a read of any flow
+            list(source.decisions(flow="card_payment"))
+        assert [r["decision_id"] for r in source.recent(0.0)]  # the idempotency warm-up reads past gaps
+    finally:
+        source.close()
