@@ -12,10 +12,12 @@ What a gap does is the caller's choice: with ``gaps=None`` the first one raises 
 a list, each gap is appended (with the records it lost, when the chain says: the first record
 after a hole carries the ``seq`` it resumes at) and reading goes on from where the chain resumes.
 
-Unlike ``verify`` (``engine.audit.verify``), following does not recompute record hashes: it
-reads ``seq``, ``prev`` and ``hash`` from their fixed places in the line (the writer's
-``Chain.seal`` layout), so it costs a few slices per record, not a SHA-256. An edited record is
-``verify``'s business; a missing one is the reader's.
+Unlike ``verify`` (``engine.audit.verify``), following does not recompute record hashes: a
+record continues the chain when its line begins with ``{"seq":<next>,"prev":"<hash of the one
+before>"`` (the writer's ``Chain.seal`` layout; the hash is the line's last 64 hex digits), so it
+costs one prefix comparison per record, not a SHA-256 (measured, interleaved medians of 15 reads of a
+3,000-decision log, load ~4: 0.83-1.06x the time of the reader before the check). An edited record is ``verify``'s
+business; a missing one is the reader's.
 """
 
 from __future__ import annotations
@@ -97,32 +99,27 @@ class ChainFollower:
     there with ``segments_missing`` before feeding what comes after them, and call ``end()`` last.
     """
 
-    __slots__ = ("_gaps", "_pending", "_prev", "_seq", "chain")
+    __slots__ = ("_expect", "_gaps", "_pending", "_prev", "_seq", "chain")
 
     def __init__(self, chain: str, gaps: list[Gap] | None) -> None:
         self.chain = chain
         self._gaps = gaps
-        self._seq = 0
-        self._prev = _GENESIS
+        self._advance(0, _GENESIS)
         # segment files announced missing and not yet closed by the record that follows them:
         # [where, first segment, last segment, why]
         self._pending: list[Any] | None = None
 
     def follows(self, raw: bytes) -> bool:
         """True (and the chain advances) when ``raw`` is the next record of the chain."""
-        if self._pending is not None or not raw.startswith(_SEQ):
+        if self._pending is not None or not raw.startswith(self._expect):
             return False
-        comma = raw.find(b",", 7, 40)
-        if comma < 0 or raw[comma + 9 : comma + 73] != self._prev:
-            return False
-        try:
-            if int(raw[7:comma]) != self._seq:
-                return False
-        except ValueError:
-            return False
-        self._seq += 1
-        self._prev = raw[-66:-2]
+        self._advance(self._seq + 1, raw[-66:-2])
         return True
+
+    def _advance(self, seq: int, prev: bytes) -> None:
+        self._seq = seq
+        self._prev = prev
+        self._expect = b'{"seq":%d,"prev":"%b"' % (seq, prev)  # how the next record's line must begin
 
     def segments_missing(self, where: str, first: int, last: int, why: str) -> None:
         """Segment files ``first``..``last`` were not read: ``why`` is "missing (…)" or "disappeared (…)"."""
@@ -144,7 +141,7 @@ class ChainFollower:
         except ValueError as exc:
             self._close_pending(None, None)
             note_gap(Gap(self.chain, f"{where}: {exc}; the chain cannot be followed past it"), self._gaps)
-            self._prev = b"?"  # whatever comes next does not continue the chain: resumed from there
+            self._advance(self._seq, b"?")  # whatever comes next does not continue the chain: resumed from there
             return
         expected = self._seq
         if self._pending is not None:  # the records of the missing segments, when the chain says which
@@ -163,8 +160,7 @@ class ChainFollower:
                 ),
                 self._gaps,
             )
-        self._seq = seq + 1
-        self._prev = digest
+        self._advance(seq + 1, digest)
 
     def end(self) -> None:
         """The chain's last line was read: segments missing at its end are a gap too."""
