@@ -2,11 +2,12 @@
 
 Modules: ``record`` (format and hash chain), ``segments`` (the embedded log's files),
 ``postgres`` (the PostgreSQL store), ``writer`` (group commit), ``sink`` (the Decider's
-``DecisionSink``), ``source`` and ``verify`` (reading and checking), ``replay`` (backtests),
+``DecisionSink``), ``source``, ``follow`` and ``verify`` (reading, gaps and checking), ``replay`` (backtests),
 ``wiring`` (what ``verdict serve`` opens from its settings).
 """
 
-from engine.audit.errors import AuditCorrupt, AuditError, AuditUnavailable
+from engine.audit.errors import AuditCorrupt, AuditError, AuditUnavailable, LogGap
+from engine.audit.follow import Gap
 from engine.audit.record import GENESIS, Chain, decision_from_record
 from engine.audit.segments import FileStore
 from engine.audit.sink import AuditSink, MaskRegistry
@@ -22,7 +23,9 @@ __all__ = [
     "AuditUnavailable",
     "Chain",
     "FileStore",
+    "Gap",
     "GroupCommitWriter",
+    "LogGap",
     "LogSource",
     "MaskRegistry",
     "VerifyReport",

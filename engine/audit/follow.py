@@ -28,7 +28,7 @@ from typing import Any
 from engine.audit.errors import LogGap
 from engine.audit.record import GENESIS
 
-__all__ = ["ChainFollower", "Gap", "links", "note_gap", "seq_gaps"]
+__all__ = ["ChainFollower", "Gap", "MissingSegments", "links", "note_gap", "seq_gaps"]
 
 _SEQ = b'{"seq":'
 _PREV = b'"prev":"'
@@ -91,6 +91,28 @@ def _records(first: int, last: int) -> str:
     return f"record seq {first:,}" if n == 1 else f"records seq {first:,} to {last:,} ({n:,} records)"
 
 
+@dataclass(frozen=True)
+class MissingSegments:
+    """A run of segment files not read: ``why`` is "is missing (…)" or "disappeared while … (…)"."""
+
+    where: str  # the path the first of them has (or had)
+    first: int
+    last: int
+    why: str
+
+    def gap(self, chain: str, first_seq: int | None = None, last_seq: int | None = None) -> Gap:
+        """The gap these segments leave in ``chain`` (with its records, when the chain says which)."""
+        if self.first == self.last and self.why.startswith("disappeared"):
+            text = f"{self.where} {self.why}"
+        elif self.first == self.last:
+            text = f"{self.where}: segment {self.first} {self.why}"
+        else:
+            text = f"{self.where}: segments {self.first} to {self.last} {self.why.replace('is missing', 'are missing', 1)}"
+        if first_seq is not None and last_seq is not None:
+            text += f"; {_records(first_seq, last_seq)} missing"
+        return Gap(chain, text, first_seq, last_seq, (self.first, self.last))
+
+
 class ChainFollower:
     """Follows one chain's lines in order; notes (or raises) every gap in it.
 
@@ -105,9 +127,8 @@ class ChainFollower:
         self.chain = chain
         self._gaps = gaps
         self._advance(0, _GENESIS)
-        # segment files announced missing and not yet closed by the record that follows them:
-        # [where, first segment, last segment, why]
-        self._pending: list[Any] | None = None
+        # segment files announced missing and not yet closed by the record that follows them
+        self._pending: MissingSegments | None = None
 
     def follows(self, raw: bytes) -> bool:
         """True (and the chain advances) when ``raw`` is the next record of the chain."""
@@ -121,16 +142,14 @@ class ChainFollower:
         self._prev = prev
         self._expect = b'{"seq":%d,"prev":"%b"' % (seq, prev)  # how the next record's line must begin
 
-    def segments_missing(self, where: str, first: int, last: int, why: str) -> None:
-        """Segment files ``first``..``last`` were not read: ``why`` is "missing (…)" or "disappeared (…)"."""
+    def segments_missing(self, missing: MissingSegments) -> None:
+        """Segment files were not read; the records they held are known from the next record read."""
         pending = self._pending
-        if pending is not None and pending[2] + 1 == first and pending[3] == why:
-            pending[2] = last
-        elif pending is not None:
-            self._close_pending(None, None)
-            self._pending = [where, first, last, why]
+        if pending is not None and pending.last + 1 == missing.first and pending.why == missing.why:
+            self._pending = MissingSegments(pending.where, pending.first, missing.last, pending.why)
         else:
-            self._pending = [where, first, last, why]
+            self._close_pending(None, None)
+            self._pending = missing
         if self._gaps is None:
             self._close_pending(None, None)
 
@@ -145,7 +164,10 @@ class ChainFollower:
             return
         expected = self._seq
         if self._pending is not None:  # the records of the missing segments, when the chain says which
-            self._close_pending(expected, seq - 1) if seq > expected else self._close_pending(None, None)
+            if seq > expected:
+                self._close_pending(expected, seq - 1)
+            else:
+                self._close_pending(None, None)
         elif self._prev == b"?":  # resuming after a line that is not a record (already noted)
             pass
         elif seq > expected:
@@ -168,23 +190,9 @@ class ChainFollower:
 
     def _close_pending(self, first_seq: int | None, last_seq: int | None) -> None:
         pending = self._pending
-        if pending is None:
-            return
-        self._pending = None
-        where, first, last, why = pending
-        if first == last and why.startswith("disappeared"):
-            text = f"{where} {why}"
-        elif first == last:
-            text = f"{where}: segment {first} {why}"
-        else:
-            text = f"{where}: segments {first} to {last} {_plural(why)}"
-        if first_seq is not None and last_seq is not None:
-            text += f"; {_records(first_seq, last_seq)} missing"
-        note_gap(Gap(self.chain, text, first_seq, last_seq, (first, last)), self._gaps)
-
-
-def _plural(why: str) -> str:
-    return why.replace("is missing", "are missing", 1)
+        if pending is not None:
+            self._pending = None
+            note_gap(pending.gap(self.chain, first_seq, last_seq), self._gaps)
 
 
 def seq_gaps(chain: str, next_seq: int, present: int, low: int | None, high: int | None, holes: list[tuple[int, int]]) -> list[Gap]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.audit.errors import AuditError, SegmentVanished
-from engine.audit.follow import ChainFollower, Gap
+from engine.audit.follow import ChainFollower, Gap, MissingSegments, note_gap
 from engine.audit.record import iso_time
 from engine.audit.segments import iter_lines, list_segments, segment_name
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
@@ -152,9 +152,7 @@ class FileSource:
         if gaps is None:
             for chain_dir, segments in chains:
                 for first, last, found in numbering_holes(segments):
-                    follower = ChainFollower(str(chain_dir), None)
-                    why = (_MISSING_AT_START if first == 1 else _MISSING).format(found=found)
-                    follower.segments_missing(str(chain_dir / segment_name(first)), first, last, why)
+                    note_gap(_missing(chain_dir, first, last, found).gap(str(chain_dir)), None)
         return chains
 
     def decisions(
@@ -179,8 +177,7 @@ class FileSource:
         expected = 1
         for index, path in segments:
             if index != expected:
-                why = (_MISSING_AT_START if expected == 1 else _MISSING).format(found=index)
-                follower.segments_missing(str(chain_dir / segment_name(expected)), expected, index - 1, why)
+                follower.segments_missing(_missing(chain_dir, expected, index - 1, index))
             expected = index + 1
             line_no = 0
             try:
@@ -204,7 +201,7 @@ class FileSource:
                         continue
                     yield data
             except SegmentVanished:
-                follower.segments_missing(str(path), index, index, _VANISHED)
+                follower.segments_missing(MissingSegments(str(path), index, index, _VANISHED))
         follower.end()
 
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]:
@@ -254,6 +251,12 @@ class FileSource:
 
     def close(self) -> None:
         return None
+
+
+def _missing(chain_dir: Path, first: int, last: int, found: int) -> MissingSegments:
+    """Segments ``first``..``last`` of a chain are not there; ``found`` is the number listed next."""
+    why = (_MISSING_AT_START if first == 1 else _MISSING).format(found=found)
+    return MissingSegments(str(chain_dir / segment_name(first)), first, last, why)
 
 
 def _segment_created(path: Path) -> str:
