@@ -174,11 +174,10 @@ class FileSource:
         flow_marker = b'"flow":' + json.dumps(flow).encode() if flow is not None else b""
         id_marker = decision_id.encode() if decision_id is not None else b""
         follower = ChainFollower(str(chain_dir), gaps)
-        expected = 1
+        holes = {found: (first, last) for first, last, found in numbering_holes(segments)}
         for index, path in segments:
-            if index != expected:
-                follower.segments_missing(_missing(chain_dir, expected, index - 1, index))
-            expected = index + 1
+            if index in holes:
+                follower.segments_missing(_missing(chain_dir, *holes[index], index))
             line_no = 0
             try:
                 for raw, complete in iter_lines(path):
