@@ -6,8 +6,14 @@ converted from, used for TreeSHAP contributions). Every artifact is verified aga
 the card records *before* any session is created; a model that fails verification never serves.
 
 Encoding rules, shared with training (``engine.training`` encodes through the same functions):
-numeric -> float32; boolean -> 1.0 / 0.0; categorical -> index in ``categories`` as float;
-None, NaN or an unknown category -> NaN.
+numeric -> float; boolean -> 1.0 / 0.0; categorical -> index in ``categories`` as float;
+None, NaN or an unknown category -> NaN. A row has the dtype of the graph's input: float64 for the
+LightGBM graphs (double thresholds, see ``engine.training.onnx_export``), float32 for a graph that
+declares float input. The explainer always receives the same values widened to float64, so the
+reasons explain exactly the row that was scored. For LightGBM models a value within
+``±LIGHTGBM_ZERO`` (``1e-35f``, 1.0000000180025095e-35) is encoded as 0, as LightGBM itself reads its input (``kZeroThreshold``
+in LightGBM's ``meta.h``; its dense-row reader keeps only ``|x| > kZeroThreshold`` or NaN), so the
+graph's ``-1e-35`` zero splits route such a value as the trained model does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from engine.errors import FieldError, InvalidInput, ModelLoadError
 
 __all__ = [
     "CARD_FILE",
+    "LIGHTGBM_ZERO",
     "CARD_SCHEMA",
     "FeatureSpec",
     "Model",
@@ -44,6 +51,7 @@ __all__ = [
 CARD_SCHEMA = "verdict.model_card/v1"
 CARD_FILE = "card.json"
 NAN = float("nan")
+LIGHTGBM_ZERO = 1.0000000180025095e-35  # LightGBM kZeroThreshold = 1e-35f (a float literal, include/LightGBM/meta.h): it reads abs(x) <= this as 0
 
 _TRUE_TEXT = frozenset({"true", "yes", "y", "t", "1"})
 _FALSE_TEXT = frozenset({"false", "no", "n", "f", "0"})
@@ -311,6 +319,7 @@ class Model:
         self.feature_names: tuple[str, ...] = tuple(f.name for f in self.features)
         self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
         self._width = len(self.features)
+        self._zero = LIGHTGBM_ZERO if card.algorithm == "lightgbm" else 0.0
         onnx_path = directory / card.artifacts.onnx.file
         try:
             self._session = ort.InferenceSession(
@@ -330,6 +339,10 @@ class Model:
                 "model_input_mismatch",
             )
         self._input_name = inputs[0].name
+        kinds = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+        if inputs[0].type not in kinds:
+            raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
+        self.dtype: type[np.floating] = kinds[inputs[0].type]
         outputs = {o.name for o in self._session.get_outputs()}
         if card.output.onnx_output not in outputs:
             raise ModelLoadError(
@@ -362,12 +375,14 @@ class Model:
     # hot path -----------------------------------------------------------------------------
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray:
-        """One (1, n) float32 row for ``values``; absent keys are missing (NaN)."""
-        row = np.empty((1, self._width), dtype=np.float32)
+        """One (1, n) row (dtype ``self.dtype``) for ``values``; absent keys are missing (NaN)."""
+        row = np.empty((1, self._width), dtype=self.dtype)
         out = row[0]
         get = values.get
+        zero = self._zero
         for i, (name, enc) in enumerate(self._encoders):
-            out[i] = enc(get(name))
+            v = enc(get(name))
+            out[i] = 0.0 if -zero <= v <= zero else v  # NaN compares false and stays NaN
         return row
 
     def score(self, x: np.ndarray) -> float:
@@ -376,7 +391,9 @@ class Model:
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:
         """Scores of many encoded rows, shape (n,)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if self._zero:
+            x = np.where(np.abs(x) <= self._zero, 0.0, x).astype(self.dtype)
         out = self._session.run(self._output_names, {self._input_name: x})[0]
         return np.asarray(out[:, self._index] if out.ndim == 2 else out, dtype=np.float64)
 
@@ -395,17 +412,17 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
-        x = np.asarray(x, dtype=np.float32).reshape(1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
         return self._contributions_with_bias(x)[0, : self._width]
 
     def contributions_batch(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of many rows, shape (rows, n)."""
-        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(-1, self._width)
         return self._contributions_with_bias(x)[:, : self._width]
 
     def raw_score(self, x: np.ndarray) -> float:
         """The raw (log-odds) score of one row as the explainer sees it: sum of contributions + bias."""
-        x = np.asarray(x, dtype=np.float32).reshape(1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
         return float(self._contributions_with_bias(x)[0].sum())
 
     def _contributions_with_bias(self, x: np.ndarray) -> np.ndarray:
@@ -449,12 +466,12 @@ class TreeShap:
 
     ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
     call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
-    CONTRIB, float32 rows, one thread) computes the same values (tests compare them) without that.
+    CONTRIB, float64 rows, one thread) computes the same values (tests compare them) without that.
     Not thread-safe: callers serialise calls (``Model`` holds its explainer lock).
     """
 
     _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
-    _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
+    _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64: rows are never narrowed before the trees see them
 
     def __init__(self, model_str: str, width: int) -> None:
         import ctypes
@@ -471,7 +488,7 @@ class TreeShap:
         _safe_call(
             _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 self.booster._handle, ctypes.c_int(self._PREDICT_CONTRIB), ctypes.c_int(0), ctypes.c_int(-1),
-                ctypes.c_int(self._DTYPE_FLOAT32), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
+                ctypes.c_int(self._DTYPE_FLOAT64), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
                 ctypes.byref(config),
             )
         )
@@ -485,7 +502,7 @@ class TreeShap:
 
     def contributions_row(self, x: np.ndarray) -> np.ndarray:
         """(1, n+1) float64 contributions and bias of one (1, n) row, as ``predict(pred_contrib=True)``."""
-        row = np.ascontiguousarray(x, dtype=np.float32)
+        row = np.ascontiguousarray(x, dtype=np.float64)
         if row.size != self.width:
             raise ValueError(f"expected {self.width} values, got {row.size}")
         out = np.empty((1, self._out_width), dtype=np.float64)

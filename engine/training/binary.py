@@ -10,7 +10,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from engine.models import FeatureSpec, ModelCard, load_model
+from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
 from engine.training.artifacts import file_sha256, library_versions, now_iso, write_model_dir
 from engine.training.dataset import DataOptions, Prepared, prepare
 from engine.training.errors import DataError
@@ -25,6 +25,7 @@ from engine.training.lightgbm_trainer import (
 )
 from engine.training.metrics import binary_metrics, calibration_table
 from engine.training.onnx_export import PARITY_TOLERANCE, lightgbm_to_onnx, max_abs_diff, with_missing
+from engine.training.probes import lightgbm_splits, probe_base, probe_rows
 from engine.training.progress import Progress, ProgressEvent, silent
 from engine.training.report import write_report
 
@@ -215,8 +216,15 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     diff = max_abs_diff(predict, onnx_bytes, x, "probabilities", 1, "the training rows")
     missing = with_missing(x, s.seed)
     diff_missing = max_abs_diff(predict, onnx_bytes, missing, "probabilities", 1, "training rows with 10% cells missing")
-    progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e})"))
+    # The rows as the server sends them: LightGBM reads |x| <= 1e-35 as 0 (engine.models.LIGHTGBM_ZERO).
+    probes = flush_zero(probe_rows(lightgbm_splits(booster), probe_base(x)))
+    diff_thresholds = max_abs_diff(predict, onnx_bytes, probes, "probabilities", 1,
+                                   f"{len(probes)} rows on each side of every split threshold")
+    progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e}, "
+                                     f"at {len(probes)} threshold probes {diff_thresholds:.2e})"))
     card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
+    card["parity"]["threshold_probes"] = int(len(probes))
+    card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
     if iteration_selection(s, len(y)) != "holdout":
         card["training"]["iteration_selection"] = {"method": "inner_cv", "inner_folds": s.inner_folds}
     if tuning:
@@ -230,6 +238,11 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
         }
     return TrainedModel(card=card, files={"model.onnx": onnx_bytes, "model.txt": native},
                         prepared=prepared, cv=cv, oof_metrics=oof)
+
+
+def flush_zero(x: np.ndarray) -> np.ndarray:
+    """``x`` with values within ±1e-35 set to 0, as LightGBM and ``Model.encode`` read them."""
+    return np.where(np.abs(x) <= LIGHTGBM_ZERO, 0.0, x)
 
 
 def _mean_metric(cv: CVResult, key: str) -> float:
