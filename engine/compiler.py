@@ -296,6 +296,6 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     doc = {
         "input": flow.input.model_dump(mode="json"),
         "derived": list(flow.derived.items()),
-        "models": [[b.model.name, b.model.version, getattr(b.model, "sha256", ""), b.output] for b in models],
+        "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -28,11 +28,20 @@ MAX_DECLINE_REASONS = 4
 
 
 class ScoringModel(Protocol):
-    """What the flow needs of a loaded model (see engine.models.Model)."""
+    """What the flow needs of a loaded model (see engine.models.Model).
+
+    ``sha256`` is the graph's; ``content_sha256`` covers every file that decides (card, graph,
+    explainer) and ``files`` lists them (file name -> sha256). ``has_explainer`` is False for a
+    model that gives no reasons (an anomaly detector): a rule reading its score gives its own
+    reason only.
+    """
 
     name: str
     version: str
     sha256: str
+    content_sha256: str
+    files: Mapping[str, str]
+    has_explainer: bool
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray: ...
 

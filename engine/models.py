@@ -26,6 +26,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -309,12 +310,21 @@ class Model:
         directory: Path,
         onnx_bytes: bytes,
         explainer_bytes: bytes | None,
+        card_sha256: str | None = None,
     ) -> None:
         self.card = card
         self.name = card.name
         self.version = card.version
         self.directory = directory
         self.sha256 = card.artifacts.onnx.sha256
+        # Every file that decides: the card (feature order, category encodings, output column)
+        # and each artifact it verifies (the graph, the explainer behind the reasons).
+        files = {CARD_FILE: card_sha256 or sha256_bytes(card.to_json().encode("utf-8"))}
+        for art in (card.artifacts.onnx, card.artifacts.explainer):
+            if art is not None:
+                files[art.file] = art.sha256
+        self.files: Mapping[str, str] = MappingProxyType(dict(sorted(files.items())))
+        self.content_sha256 = sha256_bytes("".join(f"{k}\0{v}\n" for k, v in self.files.items()).encode())
         self.features: tuple[FeatureSpec, ...] = card.feature_specs()
         self.feature_names: tuple[str, ...] = tuple(f.name for f in self.features)
         self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
@@ -553,9 +563,12 @@ def _read(path: Path) -> bytes:
 
 
 def read_card(directory: Path) -> ModelCard:
-    """Read and validate ``card.json`` of a model directory."""
+    """Read and validate ``card.json`` of a model directory; ``ModelLoadError`` when it is not valid."""
     path = directory / CARD_FILE
-    raw = _read(path)
+    return _parse_card(path, _read(path))
+
+
+def _parse_card(path: Path, raw: bytes) -> ModelCard:
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -585,8 +598,9 @@ def _verified(directory: Path, artifact: CardArtifact) -> bytes:
 def load_model(directory: Path) -> Model:
     """Load a model directory, verifying the card and every artifact's sha256 before any session."""
     directory = Path(directory)
-    card = read_card(directory)
+    raw = _read(directory / CARD_FILE)
+    card = _parse_card(directory / CARD_FILE, raw)
     onnx_bytes = _verified(directory, card.artifacts.onnx)
     explainer = card.artifacts.explainer
     explainer_bytes = _verified(directory, explainer) if explainer is not None else None
-    return Model(card, directory, onnx_bytes, explainer_bytes)
+    return Model(card, directory, onnx_bytes, explainer_bytes, sha256_bytes(raw))
