@@ -79,6 +79,11 @@ class CardFeature(_Frozen):
     categories: tuple[str, ...] | None = None
     encoding: Literal["ordinal"] | None = None
     description: str | None = None
+    missing_in_training: int | None = Field(
+        default=None, ge=0,
+        description="training rows where the feature was missing; 0 means the model never learned a missing "
+        "branch for it (LightGBM then scores a missing value as 0), None: not recorded (older cards)",
+    )
 
     @model_validator(mode="after")
     def _categories_fit_type(self) -> CardFeature:
@@ -396,7 +401,11 @@ class Model:
         return row
 
     def score(self, x: np.ndarray) -> float:
-        """The score of one encoded row (see ``card.output.meaning``)."""
+        """The score of one encoded (1, n) row (see ``card.output.meaning``); other dtypes are converted."""
+        if x.dtype != self.dtype:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+            if self._zero:
+                x = np.where(np.abs(x) <= self._zero, 0.0, x).astype(self.dtype)
         return float(self._run(self._output_names, {self._input_name: x}, self._run_options)[0][0, self._index])
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:

@@ -98,10 +98,11 @@ def faithfulness_section(faith: Mapping[str, Any]) -> str:
     )
 
 
-def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The card's ``features`` list for ``specs``."""
+def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str], x: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The card's ``features`` list for ``specs``; with the training matrix ``x`` (rows, n), each
+    feature's count of missing (NaN) training rows as ``missing_in_training``."""
     out = []
-    for s in specs:
+    for j, s in enumerate(specs):
         f: dict[str, Any] = {"name": s.name, "type": s.type}
         if s.type == "categorical":
             f["categories"] = list(s.categories)
@@ -109,6 +110,8 @@ def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) ->
         src = columns.get(s.name)
         if src is not None:
             f["description"] = src if src.startswith("derived:") else f"CSV column {src}"
+        if x is not None:
+            f["missing_in_training"] = int(np.isnan(x[:, j]).sum())
         out.append(f)
     return out
 
@@ -207,8 +210,13 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     rounds = cv.final_rounds
     progress(ProgressEvent("final", f"  final model on all {len(y)} rows, {rounds} trees"))
     booster = train_final(x, y, names, cats, params, rounds)
+    text = booster.model_to_string()
+    native = text.encode("utf-8")
+    # Parity is checked against the booster as written to model.txt (what serves the reasons): the
+    # text format clamps an infinite threshold (a "missing or not" split) to 1e300 (LightGBM's
+    # Common::AvoidInf), and the ONNX graph is converted from the same text.
+    booster = lgb.Booster(model_str=text)
     onnx_bytes = lightgbm_to_onnx(booster, len(names))
-    native = booster.model_to_string().encode("utf-8")
 
     def predict(z: np.ndarray) -> np.ndarray:
         return np.asarray(booster.predict(z), dtype=np.float64)
@@ -275,7 +283,7 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
         "task": "binary_classification",
         "description": spec.description or f"LightGBM binary classifier of {d.target} = {d.positive!r}",
         "output": {"meaning": meaning, "onnx_output": "probabilities", "index": 1},
-        "features": card_features(p.specs, p.columns),
+        "features": card_features(p.specs, p.columns, p.x),
         "missing_values": MISSING_LIGHTGBM,
         "artifacts": {
             "onnx": {"file": "model.onnx", "sha256": ""},

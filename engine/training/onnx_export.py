@@ -13,6 +13,7 @@ served score is then the booster's at every threshold, which :func:`max_abs_diff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightgbm as lgb
@@ -99,7 +100,16 @@ def _converter_thresholds(booster: lgb.Booster) -> list[float]:
         offset[t], start = start, start + per_tree[t]
     order = sorted(range(len(attrs["nodes_nodeids"])),
                    key=lambda k: offset[attrs["nodes_treeids"][k]] + attrs["nodes_nodeids"][k])
-    return [float(attrs["nodes_values"][k]) for k in order]
+    return [_unclamp(float(attrs["nodes_values"][k])) for k in order]
+
+
+def _unclamp(t: float) -> float:
+    """The booster's threshold behind a dumped one: the JSON dump writes ±inf as ±1e300.
+
+    LightGBM's ``Common::AvoidInf`` clamps values beyond ±1e300 when it dumps JSON, while the
+    booster (and ``model.txt``) keep ``inf``, the threshold of a "missing or not" split.
+    """
+    return math.copysign(math.inf, t) if abs(t) >= 1e300 else t
 
 
 def _double_thresholds(model: onnx.ModelProto, booster: lgb.Booster) -> None:
@@ -111,7 +121,9 @@ def _double_thresholds(model: onnx.ModelProto, booster: lgb.Booster) -> None:
     attr = next(a for a in node.attribute if a.name == "nodes_values")
     values = _converter_thresholds(booster)
     stored = np.asarray(attr.floats, dtype=np.float32)
-    if len(values) != len(stored) or not np.array_equal(np.asarray(values, dtype=np.float32), stored):
+    with np.errstate(over="ignore"):  # a 1e300 threshold ("missing or not") is inf in float32, as stored
+        narrowed = np.asarray(values, dtype=np.float32)
+    if len(values) != len(stored) or not np.array_equal(narrowed, stored):
         raise ValueError("the converted graph's thresholds do not match the booster's; refusing to guess")
     node.attribute.remove(attr)
     node.attribute.append(onnx.helper.make_attribute(

@@ -71,7 +71,8 @@ def probe_base(x: np.ndarray) -> np.ndarray:
 
 def probe_values(t: float) -> list[float]:
     """``t``, its float64 neighbours, ``float32(t)`` and that float32's neighbours (as doubles)."""
-    f = np.float32(t)
+    with np.errstate(over="ignore"):  # float32 of a threshold beyond 3.4e38 (e.g. 1e300) is inf
+        f = np.float32(t)
     return [t, float(np.nextafter(t, -INF)), float(np.nextafter(t, INF)), float(f),
             float(np.nextafter(f, np.float32(-INF))), float(np.nextafter(f, np.float32(INF)))]
 
