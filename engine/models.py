@@ -11,9 +11,10 @@ None, NaN or an unknown category -> NaN. A row has the dtype of the graph's inpu
 LightGBM graphs (double thresholds, see ``engine.training.onnx_export``), float32 for a graph that
 declares float input. The explainer always receives the same values widened to float64, so the
 reasons explain exactly the row that was scored. For LightGBM models a value within
-``±LIGHTGBM_ZERO`` (``1e-35f``, 1.0000000180025095e-35) is encoded as 0, as LightGBM itself reads its input (``kZeroThreshold``
-in LightGBM's ``meta.h``; its dense-row reader keeps only ``|x| > kZeroThreshold`` or NaN), so the
-graph's ``-1e-35`` zero splits route such a value as the trained model does.
+``±LIGHTGBM_ZERO`` (``1e-35f`` = 1.0000000180025095e-35) is encoded as 0, as LightGBM itself reads
+its input (``kZeroThreshold`` in LightGBM's ``include/LightGBM/meta.h``; its dense-row reader keeps
+only ``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as
+the trained model does.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from engine.errors import FieldError, InvalidInput, ModelLoadError
 
 __all__ = [
     "CARD_FILE",
-    "LIGHTGBM_ZERO",
     "CARD_SCHEMA",
+    "LIGHTGBM_ZERO",
     "FeatureSpec",
     "Model",
     "ModelCard",
@@ -52,7 +53,8 @@ __all__ = [
 CARD_SCHEMA = "verdict.model_card/v1"
 CARD_FILE = "card.json"
 NAN = float("nan")
-LIGHTGBM_ZERO = 1.0000000180025095e-35  # LightGBM kZeroThreshold = 1e-35f (a float literal, include/LightGBM/meta.h): it reads abs(x) <= this as 0
+# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h): it reads |x| <= this as 0.
+LIGHTGBM_ZERO = 1.0000000180025095e-35
 
 _TRUE_TEXT = frozenset({"true", "yes", "y", "t", "1"})
 _FALSE_TEXT = frozenset({"false", "no", "n", "f", "0"})
