@@ -124,11 +124,12 @@ def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Sy
         return
     if can_be_missing and spec.missing_in_training == 0:
         field = f"input.fields.{name}" if sym.kind == "input" else f"derived.{name}"
+        where = ("input", "fields", name) if sym.kind == "input" else ("derived", name)  # where a fix goes
         ctx.add(
             f"model {model} never saw {name!r} missing in training, but the flow can send it missing "
             "(the model scores a missing value as 0" + (", i.e. false)" if spec.type == "boolean" else ")"),
             "model_never_saw_missing",
-            loc=loc,
+            loc=where,
             field=name,
             severity="warning",
             hint=f"declare a default for {field} (docs/policies.md), make the field required, "
@@ -141,7 +142,7 @@ def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Sy
                 f"model {model} does not know {len(unknown)} value(s) of {name!r} the flow accepts: "
                 f"{', '.join(unknown)} (scored as missing)",
                 "model_unknown_category",
-                loc=loc,
+                loc=("input", "fields", name) if sym.kind == "input" else loc,
                 field=name,
                 severity="warning",
                 hint="retrain the model with these values, or map them to known ones in a derived feature",

@@ -109,7 +109,7 @@ def test_lint_warns_when_a_flow_can_send_a_model_a_value_it_never_saw_missing(tm
     assert report.ok
     (warning,) = [p for p in report.warnings if p.code == "model_never_saw_missing"]
     assert (warning.path, warning.field) == ("policies/credit_application/1/flow.yaml", "records")
-    assert warning.line == 34 and "as 0, i.e. false" in warning.message and "default" in (warning.hint or "")
+    assert warning.line == 17 and "as 0, i.e. false" in warning.message and "default" in (warning.hint or "")
 
 
 def test_the_bundled_flows_feed_no_model_a_value_it_cannot_score() -> None:
@@ -126,4 +126,4 @@ def test_lint_reports_category_values_the_model_does_not_know(tmp_path: Path) ->
     _edit(root / "policies/credit_application/1/flow.yaml", "values: [rent, owner, parents, priv, other, ignore]",
           "values: [rent, owner, parents, priv, other, ignore, boat, castle]")
     (warning,) = [p for p in lint(root).warnings if p.code == "model_unknown_category"]
-    assert warning.field == "home" and "boat, castle" in warning.message
+    assert warning.field == "home" and "boat, castle" in warning.message and warning.line == 13
