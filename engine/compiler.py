@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
@@ -74,7 +75,8 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
         cats = frozenset(spec.values) if spec.values else None
         lo, hi = field_bounds(spec) if spec.type in ("integer", "number") else (None, None)
         bounds = (lo, hi) if lo is not None and hi is not None else None  # what validation holds it to
-        env[name] = Symbol(_FIELD_TYPES[spec.type], not spec.required, "input", cats, bounds)
+        optional = not spec.required and spec.default is None  # can it be missing?
+        env[name] = Symbol(_FIELD_TYPES[spec.type], optional, "input", cats, bounds)
     return env
 
 
@@ -107,6 +109,44 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
     for name in parsed:
         visit(name, [])
     return order
+
+
+def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple) -> None:
+    """Warnings where the flow can send a model a value its card says it never learned to score.
+
+    ``model_never_saw_missing``: the flow can send the feature missing, but the card records no
+    missing value in training (LightGBM then scores missing as 0: a missing boolean as false).
+    ``model_unknown_category``: a category value the flow accepts is not in the card's categories
+    (the model receives it as missing).
+    """
+    spec = next((f for f in getattr(card, "features", ()) if f.name == name), None)
+    if spec is None:
+        return
+    if can_be_missing and spec.missing_in_training == 0:
+        field = f"input.fields.{name}" if sym.kind == "input" else f"derived.{name}"
+        where = ("input", "fields", name) if sym.kind == "input" else ("derived", name)  # where a fix goes
+        ctx.add(
+            f"model {model} never saw {name!r} missing in training, but the flow can send it missing "
+            "(the model scores a missing value as 0" + (", i.e. false)" if spec.type == "boolean" else ")"),
+            "model_never_saw_missing",
+            loc=where,
+            field=name,
+            severity="warning",
+            hint=f"declare a default for {field} (docs/policies.md), make the field required, "
+            "or retrain the model on data where it is missing",
+        )
+    if spec.type == "categorical" and sym.categories:
+        unknown = sorted(set(sym.categories) - set(spec.categories or ()))
+        if unknown:
+            ctx.add(
+                f"model {model} does not know {len(unknown)} value(s) of {name!r} the flow accepts: "
+                f"{', '.join(unknown)} (scored as missing)",
+                "model_unknown_category",
+                loc=("input", "fields", name) if sym.kind == "input" else loc,
+                field=name,
+                severity="warning",
+                hint="retrain the model with these values, or map them to known ones in a derived feature",
+            )
 
 
 def compile_flow(
@@ -142,6 +182,13 @@ def compile_flow(
             continue
         derived.append((name, parsed[name]))
 
+    # A derived number with finite bounds computed only from values that cannot be missing is never
+    # missing (``amount / price`` with price >= 1), although the checker calls every division nullable.
+    never_missing = {
+        name for name, node in derived
+        if env[name].bounds is not None and all(n in env and not env[n].nullable for n in names_in(node))
+    }
+
     # Models: resolve, check their features are supplied with compatible types.
     bound: list[CompiledModel] = []
     model_index: dict[str, int] = {}
@@ -173,6 +220,9 @@ def compile_flow(
                     loc=loc,
                     field=feat.name,
                 )
+            else:
+                _check_model_feature(ctx, ref.name, getattr(model, "card", None), feat.name, sym,
+                                     sym.nullable and feat.name not in never_missing, loc)
         feature_names = {f.name for f in getattr(model, "features", ())}
         reasons: dict[str, tuple[str, str]] = {}
         for feat, code in ref.reasons.items():
@@ -181,11 +231,21 @@ def compile_flow(
             if code not in catalogue:
                 ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=loc + ("reasons", feat))
             reasons[feat] = (code, catalogue.get(code, code))
+        explains = bool(getattr(model, "has_explainer", True))
+        if not explains and ref.reasons:
+            ctx.add(
+                f"model {ref.name} has no explainer, so it can give none of the reasons mapped under 'reasons'",
+                "model_has_no_explainer",
+                loc=loc + ("reasons",),
+                hint="remove 'reasons' (a rule reading its score gives the rule's own reason), or use a model "
+                "whose card lists an explainer (LightGBM, logistic)",
+            )
         if ref.output in env:
             ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
         env[ref.output] = Symbol("number", False, "score")
         model_index[ref.output] = len(bound)
-        bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons))
+        positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
+        bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
 
     # Default outcome.
     default_action = Action[flow.default.action]
@@ -296,6 +356,6 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     doc = {
         "input": flow.input.model_dump(mode="json"),
         "derived": list(flow.derived.items()),
-        "models": [[b.model.name, b.model.version, getattr(b.model, "sha256", ""), b.output] for b in models],
+        "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

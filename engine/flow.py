@@ -9,7 +9,7 @@ the same outcome, alone or among thousands of concurrent calls.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,11 +28,20 @@ MAX_DECLINE_REASONS = 4
 
 
 class ScoringModel(Protocol):
-    """What the flow needs of a loaded model (see engine.models.Model)."""
+    """What the flow needs of a loaded model (see engine.models.Model).
+
+    ``sha256`` is the graph's; ``content_sha256`` covers every file that decides (card, graph,
+    explainer) and ``files`` lists them (file name -> sha256). ``has_explainer`` is False for a
+    model that gives no reasons (an anomaly detector): a rule reading its score gives its own
+    reason only.
+    """
 
     name: str
     version: str
     sha256: str
+    content_sha256: str
+    files: Mapping[str, str]
+    has_explainer: bool
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray: ...
 
@@ -65,6 +74,8 @@ class CompiledModel:
     output: str
     max_reasons: int
     reasons: Mapping[str, tuple[str, str]]  # feature -> (code, message)
+    explains: bool = True  # False: the model has no explainer; a rule reading its score gives its own reason only
+    positions: Mapping[str, int] = field(default_factory=dict)  # feature -> column of the encoded row
 
 
 class CompiledFlow:
@@ -173,7 +184,7 @@ class CompiledFlow:
                 reasons.append(Reason(rule.reason_code, rule.message, "rule", rule.id))
             if rule.action == action:
                 for m in rule.models:
-                    if m not in explained:
+                    if m not in explained and self.models[m].explains:
                         explained.add(m)
                         x = rows[m] if rows is not None else self.models[m].model.encode(values)
                         self._model_reasons(m, x, rule.id, reasons, seen)
@@ -184,11 +195,17 @@ class CompiledFlow:
     def _model_reasons(self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str]) -> None:
         bound = self.models[m]
         given = 0
+        row = x[0]
         for feature, contribution in bound.model.explain(x):
             if contribution <= 0 or given >= bound.max_reasons:
                 break
             entry = bound.reasons.get(feature)
             if entry is None or entry[0] in seen:
+                continue
+            position = bound.positions.get(feature)
+            if position is not None and row[position] != row[position]:
+                # Missing (NaN) in this request: its absence raised the score, but the reason's text
+                # states a value (NEW_DEVICE: "a device not seen before") the request did not carry.
                 continue
             seen.add(entry[0])
             out.append(Reason(entry[0], entry[1], "model", rule_id, feature, float(contribution)))

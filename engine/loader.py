@@ -298,7 +298,11 @@ def load(root: Path) -> LoadResult:
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
-    """Content revision of a flow version: its flow file, rule files and model files."""
+    """Content revision of a flow version: its flow file, rule files and every file of its models.
+
+    A model counts by ``content_sha256``: its card (feature order, category encodings, output),
+    graph and explainer, so a change to any of them is a new revision (docs/versions-and-routing.md).
+    """
     h = hashlib.sha256()
     h.update(b"flow\0" + src.digest.encode())
     for name in src.file.rulesets:
@@ -306,7 +310,7 @@ def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mappi
         h.update(f"\0ruleset\0{name}\0{rs.digest if rs else '-'}".encode())
     for ref in src.file.models:
         m = models.get((ref.name, ref.version))
-        h.update(f"\0model\0{ref.name}\0{ref.version}\0{m.sha256 if m else '-'}".encode())
+        h.update(f"\0model\0{ref.name}\0{ref.version}\0{m.content_sha256 if m else '-'}".encode())
     return h.hexdigest()
 
 

@@ -6,8 +6,15 @@ converted from, used for TreeSHAP contributions). Every artifact is verified aga
 the card records *before* any session is created; a model that fails verification never serves.
 
 Encoding rules, shared with training (``engine.training`` encodes through the same functions):
-numeric -> float32; boolean -> 1.0 / 0.0; categorical -> index in ``categories`` as float;
-None, NaN or an unknown category -> NaN.
+numeric -> float; boolean -> 1.0 / 0.0; categorical -> index in ``categories`` as float;
+None, NaN or an unknown category -> NaN. A row has the dtype of the graph's input: float64 for the
+LightGBM graphs (double thresholds, see ``engine.training.onnx_export``), float32 for a graph that
+declares float input. The explainer always receives the same values widened to float64, so the
+reasons explain exactly the row that was scored. For LightGBM models a value within
+``±LIGHTGBM_ZERO`` (``1e-35f`` = 1.0000000180025095e-35) is encoded as 0, as LightGBM itself reads
+its input (``kZeroThreshold`` in LightGBM's ``include/LightGBM/meta.h``; its dense-row reader keeps
+only ``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as
+the trained model does.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +39,7 @@ from engine.errors import FieldError, InvalidInput, ModelLoadError
 __all__ = [
     "CARD_FILE",
     "CARD_SCHEMA",
+    "LIGHTGBM_ZERO",
     "FeatureSpec",
     "Model",
     "ModelCard",
@@ -44,6 +53,8 @@ __all__ = [
 CARD_SCHEMA = "verdict.model_card/v1"
 CARD_FILE = "card.json"
 NAN = float("nan")
+# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h): it reads |x| <= this as 0.
+LIGHTGBM_ZERO = 1.0000000180025095e-35
 
 _TRUE_TEXT = frozenset({"true", "yes", "y", "t", "1"})
 _FALSE_TEXT = frozenset({"false", "no", "n", "f", "0"})
@@ -70,6 +81,11 @@ class CardFeature(_Frozen):
     categories: tuple[str, ...] | None = None
     encoding: Literal["ordinal"] | None = None
     description: str | None = None
+    missing_in_training: int | None = Field(
+        default=None, ge=0,
+        description="training rows where the feature was missing; 0 means the model never learned a missing "
+        "branch for it (LightGBM then scores a missing value as 0), None: not recorded (older cards)",
+    )
 
     @model_validator(mode="after")
     def _categories_fit_type(self) -> CardFeature:
@@ -301,16 +317,26 @@ class Model:
         directory: Path,
         onnx_bytes: bytes,
         explainer_bytes: bytes | None,
+        card_sha256: str | None = None,
     ) -> None:
         self.card = card
         self.name = card.name
         self.version = card.version
         self.directory = directory
         self.sha256 = card.artifacts.onnx.sha256
+        # Every file that decides: the card (feature order, category encodings, output column)
+        # and each artifact it verifies (the graph, the explainer behind the reasons).
+        files = {CARD_FILE: card_sha256 or sha256_bytes(card.to_json().encode("utf-8"))}
+        for art in (card.artifacts.onnx, card.artifacts.explainer):
+            if art is not None:
+                files[art.file] = art.sha256
+        self.files: Mapping[str, str] = MappingProxyType(dict(sorted(files.items())))
+        self.content_sha256 = sha256_bytes("".join(f"{k}\0{v}\n" for k, v in self.files.items()).encode())
         self.features: tuple[FeatureSpec, ...] = card.feature_specs()
         self.feature_names: tuple[str, ...] = tuple(f.name for f in self.features)
         self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
         self._width = len(self.features)
+        self._zero = LIGHTGBM_ZERO if card.algorithm == "lightgbm" else 0.0
         onnx_path = directory / card.artifacts.onnx.file
         try:
             self._session = ort.InferenceSession(
@@ -330,6 +356,10 @@ class Model:
                 "model_input_mismatch",
             )
         self._input_name = inputs[0].name
+        kinds = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+        if inputs[0].type not in kinds:
+            raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
+        self.dtype: type[np.floating] = kinds[inputs[0].type]
         outputs = {o.name for o in self._session.get_outputs()}
         if card.output.onnx_output not in outputs:
             raise ModelLoadError(
@@ -362,21 +392,29 @@ class Model:
     # hot path -----------------------------------------------------------------------------
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray:
-        """One (1, n) float32 row for ``values``; absent keys are missing (NaN)."""
-        row = np.empty((1, self._width), dtype=np.float32)
+        """One (1, n) row (dtype ``self.dtype``) for ``values``; absent keys are missing (NaN)."""
+        row = np.empty((1, self._width), dtype=self.dtype)
         out = row[0]
         get = values.get
+        zero = self._zero
         for i, (name, enc) in enumerate(self._encoders):
-            out[i] = enc(get(name))
+            v = enc(get(name))
+            out[i] = 0.0 if -zero <= v <= zero else v  # NaN compares false and stays NaN
         return row
 
     def score(self, x: np.ndarray) -> float:
-        """The score of one encoded row (see ``card.output.meaning``)."""
+        """The score of one encoded (1, n) row (see ``card.output.meaning``); other dtypes are converted."""
+        if x.dtype != self.dtype:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+            if self._zero:
+                x = np.where(np.abs(x) <= self._zero, 0.0, x).astype(self.dtype)
         return float(self._run(self._output_names, {self._input_name: x}, self._run_options)[0][0, self._index])
 
     def score_batch(self, x: np.ndarray) -> np.ndarray:
         """Scores of many encoded rows, shape (n,)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if self._zero:
+            x = np.where(np.abs(x) <= self._zero, 0.0, x).astype(self.dtype)
         out = self._session.run(self._output_names, {self._input_name: x})[0]
         return np.asarray(out[:, self._index] if out.ndim == 2 else out, dtype=np.float64)
 
@@ -395,17 +433,17 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
-        x = np.asarray(x, dtype=np.float32).reshape(1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
         return self._contributions_with_bias(x)[0, : self._width]
 
     def contributions_batch(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of many rows, shape (rows, n)."""
-        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(-1, self._width)
         return self._contributions_with_bias(x)[:, : self._width]
 
     def raw_score(self, x: np.ndarray) -> float:
         """The raw (log-odds) score of one row as the explainer sees it: sum of contributions + bias."""
-        x = np.asarray(x, dtype=np.float32).reshape(1, self._width)
+        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
         return float(self._contributions_with_bias(x)[0].sum())
 
     def _contributions_with_bias(self, x: np.ndarray) -> np.ndarray:
@@ -449,12 +487,12 @@ class TreeShap:
 
     ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
     call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
-    CONTRIB, float32 rows, one thread) computes the same values (tests compare them) without that.
+    CONTRIB, float64 rows, one thread) computes the same values (tests compare them) without that.
     Not thread-safe: callers serialise calls (``Model`` holds its explainer lock).
     """
 
     _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
-    _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
+    _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64: rows are never narrowed before the trees see them
 
     def __init__(self, model_str: str, width: int) -> None:
         import ctypes
@@ -471,7 +509,7 @@ class TreeShap:
         _safe_call(
             _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 self.booster._handle, ctypes.c_int(self._PREDICT_CONTRIB), ctypes.c_int(0), ctypes.c_int(-1),
-                ctypes.c_int(self._DTYPE_FLOAT32), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
+                ctypes.c_int(self._DTYPE_FLOAT64), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
                 ctypes.byref(config),
             )
         )
@@ -485,7 +523,7 @@ class TreeShap:
 
     def contributions_row(self, x: np.ndarray) -> np.ndarray:
         """(1, n+1) float64 contributions and bias of one (1, n) row, as ``predict(pred_contrib=True)``."""
-        row = np.ascontiguousarray(x, dtype=np.float32)
+        row = np.ascontiguousarray(x, dtype=np.float64)
         if row.size != self.width:
             raise ValueError(f"expected {self.width} values, got {row.size}")
         out = np.empty((1, self._out_width), dtype=np.float64)
@@ -536,9 +574,12 @@ def _read(path: Path) -> bytes:
 
 
 def read_card(directory: Path) -> ModelCard:
-    """Read and validate ``card.json`` of a model directory."""
+    """Read and validate ``card.json`` of a model directory; ``ModelLoadError`` when it is not valid."""
     path = directory / CARD_FILE
-    raw = _read(path)
+    return _parse_card(path, _read(path))
+
+
+def _parse_card(path: Path, raw: bytes) -> ModelCard:
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -568,8 +609,9 @@ def _verified(directory: Path, artifact: CardArtifact) -> bytes:
 def load_model(directory: Path) -> Model:
     """Load a model directory, verifying the card and every artifact's sha256 before any session."""
     directory = Path(directory)
-    card = read_card(directory)
+    raw = _read(directory / CARD_FILE)
+    card = _parse_card(directory / CARD_FILE, raw)
     onnx_bytes = _verified(directory, card.artifacts.onnx)
     explainer = card.artifacts.explainer
     explainer_bytes = _verified(directory, explainer) if explainer is not None else None
-    return Model(card, directory, onnx_bytes, explainer_bytes)
+    return Model(card, directory, onnx_bytes, explainer_bytes, sha256_bytes(raw))

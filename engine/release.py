@@ -2,10 +2,16 @@
 
 ``verdict release FLOW VERSION`` writes ``policies/<flow>/<version>/release.lock`` with the
 version's content revision and the sha256 of every file behind it (its flow file, its rule files,
-its model files). From then on the loader compares the content with the lock on every load and
+and each model's ``card.json``, graph and explainer: everything that can change a decision). From then on the loader compares the content with the lock on every load and
 reload; any difference is an error naming the file that changed, so ``verdict lint`` fails and the
 server refuses to activate the change and keeps serving what it had. The way to change a released
 version is to create a new version.
+
+One exception, for a fix of how a model is *served* that leaves what it computes unchanged (the
+float64 thresholds of 2026-11: same trees in ``model.txt``, a corrected ``model.onnx``):
+``verdict release FLOW VERSION --reissue --reason TEXT`` rewrites the lock for the current content
+when no flow or rule file changed, the version uses the same models, and its tests pass; the lock
+keeps a ``reissued`` entry with the date, the reason, the previous revision and the changed files.
 
 Test files (``tests/``) and the routing file are not part of a version's content: tests may be
 added to a released version, and routing decides which version serves.
@@ -14,6 +20,7 @@ added to a released version, and routing decides which version serves.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +35,24 @@ if TYPE_CHECKING:
     from engine.compiler import FlowSource, RuleSource
     from engine.flow import ScoringModel
 
-__all__ = ["LOCK_NAME", "Content", "ReleaseLock", "check_release", "content_of", "lock_path", "read_lock", "render_lock"]
+__all__ = [
+    "LOCK_NAME", "Content", "ReleaseLock", "Reissue", "check_release", "content_of", "lock_path", "read_lock",
+    "changed_files", "reissue_refusals", "render_lock",
+]
 
 LOCK_NAME = "release.lock"
 _HEX64 = r"^[0-9a-f]{64}$"
+
+
+class Reissue(BaseModel):
+    """One re-issue of a lock: when, why, what it replaced and which files differed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: str
+    reason: str = Field(min_length=1)
+    previous_revision: str = Field(pattern=_HEX64)
+    changed: tuple[str, ...] = ()
 
 
 class ReleaseLock(BaseModel):
@@ -45,6 +66,7 @@ class ReleaseLock(BaseModel):
     released_at: str
     files: dict[str, str] = Field(description="path under the root -> sha256 of its bytes")
     models: dict[str, str] = Field(default_factory=dict, description="<model>/<version> -> sha256 of model.onnx")
+    reissued: tuple[Reissue, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,8 @@ def content_of(
     for ref in src.file.models:
         model = models.get((ref.name, ref.version))
         found[f"{ref.name}/{ref.version}"] = model.sha256 if model is not None else "-"
+        for name, digest in (model.files.items() if model is not None else ()):
+            files[f"model_artifacts/{ref.name}/{ref.version}/{name}"] = digest
     return Content(revision, files, found)
 
 
@@ -139,7 +163,7 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
         now = content.models.get(key)
         if now is None:
             out.append(Problem(f"model_artifacts/{key}", head + "it no longer uses this model", "released_version_changed", hint=advice))
-        elif now != sha and now != "-":  # "-": the model did not load; that error is reported already
+        elif now != sha and now != "-" and f"model_artifacts/{key}/model.onnx" not in lock.files:  # "-": reported already
             out.append(Problem(f"model_artifacts/{key}/model.onnx", head + f"its model changed (sha256 {now[:12]}, released {sha[:12]})", "released_version_changed", hint=advice))
     for key in sorted(set(content.models) - set(lock.models)):
         out.append(Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice))
@@ -148,9 +172,42 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
     return out
 
 
-def render_lock(flow: str, version: str, content: Content, now: dt.datetime | None = None) -> str:
-    """The text of a lock file for `content` (YAML, stable key order)."""
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def reissue_refusals(lock: ReleaseLock, content: Content) -> list[str]:
+    """Why the lock cannot be re-issued for ``content`` (empty: it can).
+
+    Only model files may differ: a changed, added or removed flow or rule file, or another set of
+    models, is a policy change and belongs in a new version.
+    """
+    out = []
+    policy = {p for p in set(lock.files) | set(content.files) if not p.startswith("model_artifacts/")}
+    for path in sorted(policy):
+        if lock.files.get(path) != content.files.get(path):
+            out.append(f"{path} changed since the release (a policy change needs a new version)")
+    if set(lock.models) != set(content.models):
+        out.append(f"the version's models changed ({', '.join(sorted(lock.models))} -> {', '.join(sorted(content.models))})")
+    if any(v == "-" for v in content.models.values()):
+        out.append("a model of the version does not load")
+    return out
+
+
+def changed_files(lock: ReleaseLock, content: Content) -> tuple[str, ...]:
+    """Files whose digest differs between the lock and ``content``; ``(newly recorded)`` marks a model
+    file a lock older than the full-content revision did not record (its change cannot be told)."""
+    graphs = {f"model_artifacts/{key}/model.onnx": sha for key, sha in lock.models.items()}
+    out = []
+    for path in sorted(set(lock.files) | set(content.files)):
+        before, now = lock.files.get(path, graphs.get(path)), content.files.get(path)
+        if before is None and path.startswith("model_artifacts/"):
+            out.append(f"{path} (newly recorded)")
+        elif before != now:
+            out.append(path)
+    return tuple(out)
+
+
+def render_lock(flow: str, version: str, content: Content, now: dt.datetime | None = None,
+                released_at: str | None = None, reissued: tuple[Reissue, ...] = ()) -> str:
+    """The text of a lock file for `content` (YAML, stable key order); re-issues keep ``released_at``."""
+    when = released_at or (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [
         f"# Written by `verdict release {flow} {version}`. Do not edit: {flow} {version} is released and",
         "# immutable. The loader refuses it if any file below changes; put changes in a new version.",
@@ -164,4 +221,10 @@ def render_lock(flow: str, version: str, content: Content, now: dt.datetime | No
     if content.models:
         lines.append("models:")
         lines += [f'  "{key}": "{sha}"' for key, sha in sorted(content.models.items())]
+    if reissued:
+        lines.append("reissued:")
+        for r in reissued:
+            lines += [f'  - at: "{r.at}"', f"    reason: {json.dumps(r.reason)}",
+                      f'    previous_revision: "{r.previous_revision}"']
+            lines += ["    changed:", *(f'      - "{c}"' for c in r.changed)] if r.changed else ["    changed: []"]
     return "\n".join(lines) + "\n"

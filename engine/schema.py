@@ -49,6 +49,33 @@ class FieldSpec(_Frozen):
     max_length: int = Field(default=256, ge=1, le=65536)
     case: Literal["upper", "lower"] | None = Field(default=None, description="string fields: normalise the case")
     sensitive: Literal["mask_pan", "hash", "redact"] | None = None
+    default: bool | int | float | str | None = Field(
+        default=None,
+        description="the value an absent (or null) optional field takes; without it the field is missing, "
+        "and a model receives it as missing (docs/policies.md, 'Missing values and defaults')",
+    )
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> FieldSpec:
+        d = self.default
+        if d is None:
+            return self
+        if self.required:
+            raise ValueError("a required field cannot have a 'default' (it is never absent)")
+        if self.type == "boolean" and not isinstance(d, bool):
+            raise ValueError(f"the default of a boolean field must be true or false, not {d!r}")
+        if self.type in ("integer", "number"):
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or d != d or d in (float("inf"), float("-inf")):
+                raise ValueError(f"the default of a {self.type} field must be a finite number, not {d!r}")
+            if self.type == "integer" and d != int(d):
+                raise ValueError(f"the default of an integer field must be a whole number, not {d!r}")
+            if (self.min is not None and d < self.min) or (self.max is not None and d > self.max):
+                raise ValueError(f"the default {d!r} is outside min/max")
+        if self.type in ("string", "category") and not isinstance(d, str):
+            raise ValueError(f"the default of a {self.type} field must be text, not {d!r}")
+        if self.type == "category" and d not in (self.values or ()):
+            raise ValueError(f"the default {d!r} is not one of the field's values")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:

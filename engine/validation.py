@@ -147,13 +147,17 @@ def _make_check(spec: FieldSpec) -> _Check:
 class Validator:
     """Validates and cleans one flow version's input."""
 
-    __slots__ = ("_checks", "_known", "_reject_unknown", "_required", "fields")
+    __slots__ = ("_checks", "_defaults", "_known", "_reject_unknown", "_required", "fields")
 
     def __init__(self, spec: InputSpec) -> None:
         self.fields = dict(spec.fields)
         self._checks: tuple[tuple[str, bool, _Check], ...] = tuple(
             (name, f.required, _make_check(f)) for name, f in spec.fields.items()
         )
+        # An absent optional field is missing (None) unless the flow declares its default.
+        self._defaults = {
+            name: _make_check(f)(f.default) for name, f in spec.fields.items() if f.default is not None
+        }
         self._known = frozenset(spec.fields)
         self._reject_unknown = spec.unknown_fields == "reject"
 
@@ -181,16 +185,17 @@ class Validator:
         return clean
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Clean values for every declared field (None when absent); raises InvalidInput."""
+        """Clean values for every declared field (absent: its declared default, else None); raises InvalidInput."""
         out: dict[str, Any] = {}
         errors: list[FieldError] = []
         get = raw.get
+        defaults = self._defaults
         for name, required, check in self._checks:
             v = get(name)
             if v is None:
                 if required:
                     errors.append(FieldError(name, "is required", "required"))
-                out[name] = None
+                out[name] = defaults.get(name)
                 continue
             try:
                 out[name] = check(v)

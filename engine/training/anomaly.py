@@ -27,6 +27,7 @@ from engine.training.dataset import DataOptions, Prepared, prepare
 from engine.training.derived import DerivedFeature
 from engine.training.metrics import auc
 from engine.training.onnx_export import INPUT_NAME, PARITY_TOLERANCE, canonical_bytes, max_abs_diff, with_missing
+from engine.training.probes import probe_base, probe_rows, sklearn_splits
 from engine.training.progress import Progress, ProgressEvent, silent
 from engine.training.report import write_report
 
@@ -172,7 +173,12 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     diff = max_abs_diff(native, onnx_bytes, x, OUTPUT, 0, "the training rows")
     diff_missing = max_abs_diff(native, onnx_bytes, with_missing(x, spec.seed), OUTPUT, 0,
                                 "training rows with 10% cells missing")
-    progress(ProgressEvent("parity", f"  ONNX vs scikit-learn: max |diff| {diff:.2e} (with missing {diff_missing:.2e})"))
+    forest = pipe.named_steps["forest"]
+    probes = probe_rows([sklearn_splits(e.tree_) for e in forest.estimators_], probe_base(x))
+    diff_thresholds = max_abs_diff(native, onnx_bytes, probes, OUTPUT, 0,
+                                   f"{len(probes)} rows on each side of every split threshold")
+    progress(ProgressEvent("parity", f"  ONNX vs scikit-learn: max |diff| {diff:.2e} (with missing {diff_missing:.2e}, "
+                                     f"at {len(probes)} threshold probes {diff_thresholds:.2e})"))
     scores = native(x)
     qs = {f"p{q}": float(np.quantile(scores, q / 100)) for q in (50, 90, 99, 99.9)}
     label_auc = auc(p.y, scores) if spec.label else None
@@ -199,6 +205,7 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
                     "label_note": (f"AUC of the anomaly score against {spec.label} = {spec.label_positive!r} "
                                    "(evaluation only)") if spec.label else None},
         "parity": {"rows": int(len(x)), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
+                   "threshold_probes": int(len(probes)), "max_abs_diff_at_thresholds": diff_thresholds,
                    "tolerance": PARITY_TOLERANCE},
         "libraries": library_versions(),
         "created_at": now_iso(),

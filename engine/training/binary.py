@@ -10,7 +10,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from engine.models import FeatureSpec, ModelCard, load_model
+from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
 from engine.training.artifacts import file_sha256, library_versions, now_iso, write_model_dir
 from engine.training.dataset import DataOptions, Prepared, prepare
 from engine.training.errors import DataError
@@ -25,6 +25,7 @@ from engine.training.lightgbm_trainer import (
 )
 from engine.training.metrics import binary_metrics, calibration_table
 from engine.training.onnx_export import PARITY_TOLERANCE, lightgbm_to_onnx, max_abs_diff, with_missing
+from engine.training.probes import lightgbm_splits, probe_base, probe_rows
 from engine.training.progress import Progress, ProgressEvent, silent
 from engine.training.report import write_report
 
@@ -97,10 +98,11 @@ def faithfulness_section(faith: Mapping[str, Any]) -> str:
     )
 
 
-def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The card's ``features`` list for ``specs``."""
+def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str], x: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The card's ``features`` list for ``specs``; with the training matrix ``x`` (rows, n), each
+    feature's count of missing (NaN) training rows as ``missing_in_training``."""
     out = []
-    for s in specs:
+    for j, s in enumerate(specs):
         f: dict[str, Any] = {"name": s.name, "type": s.type}
         if s.type == "categorical":
             f["categories"] = list(s.categories)
@@ -108,6 +110,8 @@ def card_features(specs: tuple[FeatureSpec, ...], columns: Mapping[str, str]) ->
         src = columns.get(s.name)
         if src is not None:
             f["description"] = src if src.startswith("derived:") else f"CSV column {src}"
+        if x is not None:
+            f["missing_in_training"] = int(np.isnan(x[:, j]).sum())
         out.append(f)
     return out
 
@@ -206,8 +210,13 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     rounds = cv.final_rounds
     progress(ProgressEvent("final", f"  final model on all {len(y)} rows, {rounds} trees"))
     booster = train_final(x, y, names, cats, params, rounds)
+    text = booster.model_to_string()
+    native = text.encode("utf-8")
+    # Parity is checked against the booster as written to model.txt (what serves the reasons): the
+    # text format clamps an infinite threshold (a "missing or not" split) to 1e300 (LightGBM's
+    # Common::AvoidInf), and the ONNX graph is converted from the same text.
+    booster = lgb.Booster(model_str=text)
     onnx_bytes = lightgbm_to_onnx(booster, len(names))
-    native = booster.model_to_string().encode("utf-8")
 
     def predict(z: np.ndarray) -> np.ndarray:
         return np.asarray(booster.predict(z), dtype=np.float64)
@@ -215,8 +224,15 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     diff = max_abs_diff(predict, onnx_bytes, x, "probabilities", 1, "the training rows")
     missing = with_missing(x, s.seed)
     diff_missing = max_abs_diff(predict, onnx_bytes, missing, "probabilities", 1, "training rows with 10% cells missing")
-    progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e})"))
+    # The rows as the server sends them: LightGBM reads |x| <= 1e-35 as 0 (engine.models.LIGHTGBM_ZERO).
+    probes = flush_zero(probe_rows(lightgbm_splits(booster), probe_base(x)))
+    diff_thresholds = max_abs_diff(predict, onnx_bytes, probes, "probabilities", 1,
+                                   f"{len(probes)} rows on each side of every split threshold")
+    progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e}, "
+                                     f"at {len(probes)} threshold probes {diff_thresholds:.2e})"))
     card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
+    card["parity"]["threshold_probes"] = int(len(probes))
+    card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
     if iteration_selection(s, len(y)) != "holdout":
         card["training"]["iteration_selection"] = {"method": "inner_cv", "inner_folds": s.inner_folds}
     if tuning:
@@ -230,6 +246,11 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
         }
     return TrainedModel(card=card, files={"model.onnx": onnx_bytes, "model.txt": native},
                         prepared=prepared, cv=cv, oof_metrics=oof)
+
+
+def flush_zero(x: np.ndarray) -> np.ndarray:
+    """``x`` with values within ±1e-35 set to 0, as LightGBM and ``Model.encode`` read them."""
+    return np.where(np.abs(x) <= LIGHTGBM_ZERO, 0.0, x)
 
 
 def _mean_metric(cv: CVResult, key: str) -> float:
@@ -262,7 +283,7 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
         "task": "binary_classification",
         "description": spec.description or f"LightGBM binary classifier of {d.target} = {d.positive!r}",
         "output": {"meaning": meaning, "onnx_output": "probabilities", "index": 1},
-        "features": card_features(p.specs, p.columns),
+        "features": card_features(p.specs, p.columns, p.x),
         "missing_values": MISSING_LIGHTGBM,
         "artifacts": {
             "onnx": {"file": "model.onnx", "sha256": ""},

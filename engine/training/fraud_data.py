@@ -15,6 +15,14 @@ plus noise in both directions:
 - "friendly" fraud drawn from the legitimate distribution (undetectable by design), while
   legitimate travellers, new phones, night owls and big purchases make the patterns imperfect.
 
+Optional signals are missing as they are in production, so a model learns a branch for "not
+available" instead of reading a gap as ``false`` (LightGBM scores NaN as 0 for a feature it never
+saw missing): ``ip_country`` is absent for card-present payments (a terminal has no customer IP)
+and for 3% of card-not-present ones (10% of fraud: proxies hide the location); ``new_device`` (and
+``device_id``) is absent for 30% of card-present payments and for 5% of card-not-present ones (20%
+of fraud: fraudsters block device fingerprinting). The gaps are drawn from their own seeded stream,
+so every other cell is what the same seed gave before they were added.
+
 Run ``python -m engine.training.fraud_data --rows 60000 --seed 7 --out data/card_payments.csv``.
 Deterministic for a seed (and a NumPy version).
 """
@@ -188,6 +196,10 @@ def generate(rows: int = 60_000, seed: int = 7, fraud_rate: float = 0.02) -> lis
     avg_missing = age < 30
     known_device = rng.integers(0, cust.devices[c])
     new_device = col["new_device"].astype(bool)
+    gaps = np.random.default_rng([seed, 1])  # its own stream: the other cells stay as before
+    fraud = label == 1
+    ip_missing = present | (gaps.random(rows) < np.where(fraud, 0.10, 0.03))
+    device_missing = gaps.random(rows) < np.where(present, 0.30, np.where(fraud, 0.20, 0.05))
     out = []
     for i in range(rows):
         cid = int(c[i])
@@ -198,17 +210,18 @@ def generate(rows: int = 60_000, seed: int = 7, fraud_rate: float = 0.02) -> lis
             "merchant_category": CATEGORIES[int(col["cat"][i])],
             "merchant_country": merchant,
             "card_country": str(cust.home[cid]),
-            "ip_country": str(col["ip"][i]),
+            "ip_country": None if ip_missing[i] else str(col["ip"][i]),
             "card_present": bool(present[i]),
             "entry_mode": str(entry[i]),
             "hour": int(col["hour"][i]),
             "customer_id": str(cust.ids[cid]),
-            "device_id": f"D{cid:06d}{'N' + format(i, '06d') if new_device[i] else format(int(known_device[i]), '01d')}",
+            "device_id": None if device_missing[i] else
+            f"D{cid:06d}{'N' + format(i, '06d') if new_device[i] else format(int(known_device[i]), '01d')}",
             "account_age_days": int(age[i]),
             "txn_count_1h": int(col["t1"][i]),
             "txn_count_24h": int(col["t24"][i]),
             "amount_avg_30d": None if avg_missing[i] else round(float(avg[i]), 2),
-            "new_device": bool(new_device[i]),
+            "new_device": None if device_missing[i] else bool(new_device[i]),
             "distance_from_home_km": round(float(col["distance"][i]), 1) if present[i] else None,
             "cvv_match": None if present[i] else bool(col["cvv"][i]),
             "is_fraud": int(label[i]),

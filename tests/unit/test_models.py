@@ -205,10 +205,10 @@ def test_encode_rejects_wrong_types(spec: FeatureSpec, value: object) -> None:
 
 
 def test_model_encode_shape_and_missing_keys() -> None:
-    """Model.encode gives one (1, n) float32 row; absent keys and unknown categories are NaN."""
+    """Model.encode gives one (1, n) row in the graph's dtype (float64 for LightGBM); absent keys and unknown categories are NaN."""
     m = load_model(CREDIT)
     x = m.encode({"seniority": 3, "home": "castle", "records": True})
-    assert x.shape == (1, len(m.features)) and x.dtype == np.float32
+    assert x.shape == (1, len(m.features)) and x.dtype == np.float64 == m.dtype
     names = [f.name for f in m.features]
     assert x[0, names.index("seniority")] == 3.0
     assert np.isnan(x[0, names.index("home")])

@@ -92,3 +92,34 @@ def test_shipped_versions_are_released_and_unchanged():
     assert [p for p in result.problems if p.code == "released_version_changed"] == []
     versions = result.policies.flows["credit_application"].versions
     assert read_lock(lock_path(PROJECT, "credit_application", "2"), "lock")[0].revision == versions["2"].revision
+
+
+def test_reissue_after_a_model_serving_fix_records_why(tmp_path, capsys):
+    """`--reissue --reason` rewrites a released lock when only model files changed, keeping the reason and the old revision."""
+    from .policy_roots import project_copy
+    from .test_revision import _change_graph
+
+    root = project_copy(tmp_path)
+    old, _ = read_lock(lock_path(root, "credit_application", "1"), "lock")
+    _change_graph(root)
+    assert load(root).policies is None
+    assert main(["release", "credit_application", "1", "--root", str(root), "--reissue"]) == 2  # no reason
+    assert main(["release", "credit_application", "1", "--root", str(root), "--reissue", "--reason", "graph fix"]) == 0
+    assert "model_artifacts/credit_default/1/model.onnx" in capsys.readouterr().out
+    lock, problems = read_lock(lock_path(root, "credit_application", "1"), "lock")
+    assert problems == [] and lock is not None and lock.released_at == old.released_at
+    (entry,) = lock.reissued[len(old.reissued):]
+    assert (entry.reason, entry.previous_revision) == ("graph fix", old.revision)
+    assert "model_artifacts/credit_default/1/model.onnx" in entry.changed
+    assert lock.revision == load(root).compiled[("credit_application", "1")].revision
+
+
+def test_reissue_is_refused_when_a_rule_file_changed(tmp_path, capsys):
+    """A policy change behind a released version cannot be re-issued: it needs a new version."""
+    from .policy_roots import project_copy
+
+    root = project_copy(tmp_path)
+    rules = root / "rules/credit/eligibility.yaml"
+    rules.write_text(rules.read_text() + "\n# edited\n")
+    assert main(["release", "credit_application", "1", "--root", str(root), "--reissue", "--reason", "x"]) == 1
+    assert "rules/credit/eligibility.yaml changed since the release" in capsys.readouterr().out

@@ -162,7 +162,7 @@ def test_derived_features_follow_their_definitions() -> None:
 
 
 def test_training_matrix_is_what_the_runtime_encodes(tiny_csv: Path, tmp_path: Path) -> None:
-    """Each training row equals Model.encode of the same record: training and serving agree."""
+    """Each training row equals Model.encode of the same record (served in float64; training keeps float32): they agree."""
     trained = train_lightgbm(_tiny_spec(tiny_csv))
     trained.write(tmp_path / "m")
     m = load_model(tmp_path / "m")
@@ -173,7 +173,8 @@ def test_training_matrix_is_what_the_runtime_encodes(tiny_csv: Path, tmp_path: P
     x = encode_matrix(m.features, records)
     assert np.array_equal(x, trained.prepared.x, equal_nan=True)
     for i in (0, 7, 99):
-        assert np.array_equal(m.encode(records[i]), x[i : i + 1], equal_nan=True)
+        served = m.encode(records[i])
+        assert served.dtype == np.float64 and np.array_equal(served.astype(np.float32), x[i : i + 1], equal_nan=True)
 
 
 # ---------------------------------------------------------------- reproducibility and refusal
