@@ -21,7 +21,7 @@ def test_defaults():
 
 def test_environment_overrides_defaults_and_flags_override_environment():
     """VERDICT_* variables beat defaults; a given flag beats the variable; a None flag does not."""
-    env = {"VERDICT_PORT": "6000", "VERDICT_HOST": "0.0.0.0", "VERDICT_LOG_LEVEL": "DEBUG", "VERDICT_WORKERS": "3"}
+    env = {"VERDICT_PORT": "6000", "VERDICT_HOST": "0.0.0.0", "VERDICT_LOG_LEVEL": "DEBUG", "VERDICT_WORKERS": "3", "VERDICT_INSECURE": "1"}
     s = Settings.load(env=env, port=7000, host=None)
     assert (s.port, s.host, s.log_level, s.workers) == (7000, "0.0.0.0", "debug", 3)
 
