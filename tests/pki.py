@@ -2,7 +2,9 @@
 
 ``make_pki(dir)`` writes PEM files: ``ca.pem`` (the trusted CA), ``server.pem``/``server.key``
 (for 127.0.0.1 and localhost, signed by the CA), ``alice.pem``/``alice.key`` and
-``bob.pem``/``bob.key`` (client certificates with CN alice and bob, signed by the CA),
+``bob.pem``/``bob.key``, ``probe.pem``/``probe.key`` (client certificates with CN alice, bob
+and probe, signed by the CA), ``carol-san.pem``/``carol-san.key`` (no CN, only the SAN
+carol.clients.example),
 ``other-ca.pem`` (an unrelated CA) and ``mallory.pem``/``mallory.key`` (a client certificate
 signed by the unrelated CA). EC P-256 keys: quick to make.
 """
@@ -111,6 +113,7 @@ def make_pki(dir: Path) -> Pki:
     _write(dir, "server", _leaf("localhost", ca, server=True, sans=server_sans))
     _write(dir, "alice", _leaf("alice", ca, server=False))
     _write(dir, "bob", _leaf("bob", ca, server=False))
+    _write(dir, "probe", _leaf("probe", ca, server=False))
     _write(dir, "carol-san", _leaf(None, ca, server=False, sans=[x509.DNSName("carol.clients.example")]))
     _write(dir, "mallory", _leaf("alice", other, server=False))  # claims alice's name, wrong CA
     return Pki(dir)
