@@ -1,7 +1,8 @@
 """A throw-away PKI for the TLS tests, made with ``cryptography``: CAs, a server and client certificates.
 
 ``make_pki(dir)`` writes PEM files: ``ca.pem`` (the trusted CA), ``server.pem``/``server.key``
-(for 127.0.0.1 and localhost, signed by the CA), ``alice.pem``/``alice.key`` and
+(for 127.0.0.1 and localhost, signed by the CA), ``internal.pem``/``internal.key`` (a server
+certificate for the name verdict.internal only), ``alice.pem``/``alice.key`` and
 ``bob.pem``/``bob.key``, ``probe.pem``/``probe.key`` (client certificates with CN alice, bob
 and probe, signed by the CA), ``carol-san.pem``/``carol-san.key`` (no CN, only the SAN
 carol.clients.example),
@@ -111,6 +112,7 @@ def make_pki(dir: Path) -> Pki:
     _write(dir, "other-ca", other)
     server_sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     _write(dir, "server", _leaf("localhost", ca, server=True, sans=server_sans))
+    _write(dir, "internal", _leaf("verdict.internal", ca, server=True, sans=[x509.DNSName("verdict.internal")]))
     _write(dir, "alice", _leaf("alice", ca, server=False))
     _write(dir, "bob", _leaf("bob", ca, server=False))
     _write(dir, "probe", _leaf("probe", ca, server=False))

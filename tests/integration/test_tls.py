@@ -276,3 +276,55 @@ def test_every_method_the_server_offers_has_a_rule(pki, mtls_server):
         ]
     missing = [m for m in methods if m not in METHOD_RULES]
     assert methods and not missing, f"add {missing} to engine.grpc.auth.METHOD_RULES"
+
+
+def _client_args(pki: Pki, port: int, tmp_path: Path, *extra: str, target_host: str = "127.0.0.1") -> list[str]:
+    path = tmp_path / "app.json"
+    path.write_text(__import__("json").dumps(APPLICATION))
+    return ["client", "credit_application", "--input", str(path), "--target", f"{target_host}:{port}", "--tls-ca", str(pki.path("ca.pem")), *extra]
+
+
+def test_verdict_client_speaks_mutual_tls(pki, mtls_server, tmp_path, capsys):
+    """`verdict client --tls-ca --tls-cert --tls-key` decides as alice; as alice on card_payment it exits 2 with PERMISSION_DENIED."""
+    from engine.cli import main
+
+    alice = ["--tls-cert", str(pki.path("alice.pem")), "--tls-key", str(pki.path("alice.key"))]
+    assert main(_client_args(pki, mtls_server.port, tmp_path, *alice)) == 0
+    assert '"flow": "credit_application"' in capsys.readouterr().out
+    args = _client_args(pki, mtls_server.port, tmp_path, *alice)
+    args[1] = "card_payment"
+    assert main(args) == 2
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
+    assert main(_client_args(pki, mtls_server.port, tmp_path)) == 1  # no client certificate: the handshake fails
+    assert main(_client_args(pki, mtls_server.port, tmp_path, "--tls-cert", str(pki.path("alice.pem")))) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
+def test_verdict_client_and_status_send_tokens(pki, tokens, token_server, tmp_path, capsys):
+    """--token and --token-file authenticate `verdict client` and `verdict status`; a wrong token exits 2 with UNAUTHENTICATED."""
+    from engine.cli import main
+
+    assert main(_client_args(pki, token_server.port, tmp_path, "--token", tokens["lending-app"])) == 0
+    assert main(_client_args(pki, token_server.port, tmp_path, "--token", "vdt_wrong")) == 2
+    assert "UNAUTHENTICATED: [unauthenticated] invalid bearer token" in capsys.readouterr().err
+    token_file = tmp_path / "ops.token"
+    token_file.write_text(tokens["ops"] + "\n")
+    status = ["status", "--target", f"127.0.0.1:{token_server.port}", "--tls-ca", str(pki.path("ca.pem"))]
+    assert main([*status, "--token-file", str(token_file)]) == 0
+    assert "serving revision" in capsys.readouterr().out
+    assert main(status) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+def test_server_name_checks_the_certificate_against_another_name(pki, core, tmp_path, capsys):
+    """A server whose certificate names only verdict.internal: reached at 127.0.0.1 it verifies with --server-name verdict.internal, not without, not with a wrong name."""
+    from engine.cli import main
+
+    running = _serve(core, tls_cert=pki.path("internal.pem"), tls_key=pki.path("internal.key"))
+    try:
+        assert main(_client_args(pki, running.port, tmp_path)) == 1
+        assert "UNAVAILABLE" in capsys.readouterr().err
+        assert main(_client_args(pki, running.port, tmp_path, "--server-name", "verdict.internal")) == 0
+        assert main(_client_args(pki, running.port, tmp_path, "--server-name", "evil.example")) == 1
+    finally:
+        running.stop(1)

@@ -1,0 +1,111 @@
+"""`verdict serve` as a process: loopback and a warning without credentials, refusals at start, TLS from the flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import grpc
+import pytest
+
+from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+from tests.pki import make_pki
+
+from .helpers import ROOT, ServeProcess, credit_applications, request, verdict_command, wait_serving
+
+pytestmark = pytest.mark.integration
+
+
+def _serve_exits(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("VERDICT_INSECURE", None)
+    return subprocess.run(
+        [*verdict_command(), "serve", "--port", "0", "--root", str(ROOT), "--audit", "off", *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def test_without_credentials_the_server_binds_loopback_and_says_it_is_unauthenticated(tmp_path):
+    """The default server listens on 127.0.0.1 and logs an 'unauthenticated' warning at start."""
+    server = ServeProcess(tmp_path, "--audit", "off")
+    try:
+        listening = server.wait_for(lambda e: e["event"] == "listening")
+        assert listening["host"] == "127.0.0.1"
+        warning = server.wait_for(lambda e: e["event"] == "unauthenticated")
+        assert warning["level"] == "warning" and "not authenticated" in warning["detail"]
+        assert server.wait_for(lambda e: e["event"] == "security")["tls"] is False
+    finally:
+        assert server.terminate_and_wait() == 0
+
+
+def test_a_public_host_without_tls_is_refused_before_anything_starts(tmp_path):
+    """`serve --host 0.0.0.0` without TLS exits 2 naming --insecure; it never binds."""
+    result = _serve_exits(tmp_path, "--host", "0.0.0.0")
+    assert result.returncode == 2
+    assert "is not a loopback address" in result.stderr and "--insecure" in result.stderr
+    assert '"event": "listening"' not in result.stderr
+
+
+def test_broken_security_files_are_all_named_at_start(tmp_path):
+    """A key that is not PEM and an authz file with a bad permission: exit 2, each problem with file (and line)."""
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "bad.key").write_text("not a key\n")
+    (tmp_path / "authz.yaml").write_text("callers:\n  alice:\n    admin: [shutdown]\n")
+    result = _serve_exits(
+        tmp_path, "--tls-cert", str(pki.path("server.pem")), "--tls-key", str(tmp_path / "bad.key"),
+        "--tls-client-ca", str(pki.path("ca.pem")), "--authz", str(tmp_path / "authz.yaml"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "bad.key" in result.stderr and "not PEM" in result.stderr
+    assert "authz.yaml:3" in result.stderr
+
+
+def test_serve_flags_give_mutual_tls_and_authorization(tmp_path):
+    """`serve --tls-cert --tls-key --tls-client-ca --authz`: alice decides, bob may not, and the start log says mutual TLS."""
+    pki = make_pki(tmp_path / "pki")
+    authz = tmp_path / "authz.yaml"
+    authz.write_text("callers:\n  alice:\n    decide: [credit_application]\n")
+    server = ServeProcess(
+        tmp_path, "--audit", "off", "--tls-cert", str(pki.path("server.pem")), "--tls-key", str(pki.path("server.key")),
+        "--tls-client-ca", str(pki.path("ca.pem")), "--authz", str(authz),
+    )  # fmt: skip
+    try:
+        posture = server.wait_for(lambda e: e["event"] == "security")
+        assert posture["tls"] is True and posture["mutual_tls"] is True and posture["authz_callers"] == ["alice"]
+        assert not [e for e in server.events() if e["event"] == "unauthenticated"]
+        server.wait_for(lambda e: e["event"] == "serving")
+        application = request("credit_application", credit_applications(1)[0])
+        for who, allowed in (("alice", True), ("bob", False)):
+            creds = grpc.ssl_channel_credentials(pki.read("ca.pem"), pki.read(f"{who}.key"), pki.read(f"{who}.pem"))
+            with grpc.secure_channel(server.target, creds) as ch:
+                stub = pb_grpc.DecisionServiceStub(ch)
+                if allowed:
+                    assert stub.Decide(application, timeout=10).flow == "credit_application"
+                else:
+                    with pytest.raises(grpc.RpcError) as err:
+                        stub.Decide(application, timeout=10)
+                    assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        assert server.terminate_and_wait() == 0
+
+
+def test_auth_add_token_prints_the_token_once_and_the_server_accepts_it(tmp_path):
+    """`verdict auth add-token` prints only the token; `serve --auth-tokens` accepts it as the caller; the file does not hold it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    tokens = tmp_path / "tokens.yaml"
+    made = subprocess.run([*verdict_command(), "auth", "add-token", "lending-app", "--file", str(tokens)],
+                          capture_output=True, text=True, timeout=60, env=env, check=True)  # fmt: skip
+    token = made.stdout.strip()
+    assert token.startswith("vdt_") and made.stdout.count("\n") == 1 and token not in tokens.read_text()
+    server = ServeProcess(tmp_path, "--audit", "off", "--auth-tokens", str(tokens))
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as ch:
+            stub = pb_grpc.PolicyServiceStub(ch)
+            assert stub.GetStatus(pb.StatusRequest(), timeout=10, metadata=(("authorization", f"Bearer {token}"),)).revision
+            with pytest.raises(grpc.RpcError) as err:
+                stub.GetStatus(pb.StatusRequest(), timeout=10)
+            assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        assert server.terminate_and_wait() == 0
