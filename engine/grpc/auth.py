@@ -188,6 +188,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self._tokens = security.tokens
         self._certificates = security.client_ca is not None
         self._authz = security.authz
+        # method -> (the handler gRPC found, its guarded wrapper): built once per method, not per call
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def authenticate(self, context: grpc.ServicerContext) -> str:
         """The caller's name; raises ``Unauthenticated`` when the call proves no identity."""
@@ -238,12 +240,19 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None  # no such method: UNIMPLEMENTED
         method = details.method
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
         rule = METHOD_RULES.get(method)
         if rule is Rule.PUBLIC:
             return handler
         if rule is None:
-            return _refusing(handler, method)
-        return _guarded(handler, lambda request, context: self._admit(rule, method, request, context))
+            guarded = _refusing(handler, method)
+        else:
+            guarded = _guarded(handler, lambda request, context: self._admit(rule, method, request, context))
+        if len(self._guarded) < len(METHOD_RULES) * 2:  # bounded: only methods the server has reach here
+            self._guarded[method] = (handler, guarded)
+        return guarded
 
 
 def _refusing(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
