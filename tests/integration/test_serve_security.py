@@ -109,3 +109,41 @@ def test_auth_add_token_prints_the_token_once_and_the_server_accepts_it(tmp_path
             assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
     finally:
         assert server.terminate_and_wait() == 0
+
+
+def test_workers_serve_mutual_tls_and_log_the_caller(tmp_path):
+    """`serve --workers 2` with mutual TLS: every worker checks certificates, and each logged decision names its caller."""
+    from engine.audit.source import open_source
+
+    pki = make_pki(tmp_path / "pki")
+    authz = tmp_path / "authz.yaml"
+    authz.write_text("callers:\n  alice:\n    decide: [credit_application]\n")
+    audit = tmp_path / "audit"
+    server = ServeProcess(
+        tmp_path, "--workers", "2", "--threads", "2", "--audit", str(audit),
+        "--tls-cert", str(pki.path("server.pem")), "--tls-key", str(pki.path("server.key")),
+        "--tls-client-ca", str(pki.path("ca.pem")), "--authz", str(authz),
+    )  # fmt: skip
+    try:
+        server.wait_for(lambda e: e["event"] == "serving", count=2)
+        applications = credit_applications(12)
+        for who in ("alice", "bob"):
+            creds = grpc.ssl_channel_credentials(pki.read("ca.pem"), pki.read(f"{who}.key"), pki.read(f"{who}.pem"))
+            # a new channel per call: new connections, spread over both workers by the kernel
+            for i, data in enumerate(applications):
+                with grpc.secure_channel(server.target, creds) as ch:
+                    stub = pb_grpc.DecisionServiceStub(ch)
+                    call = lambda: stub.Decide(request("credit_application", data, request_id=f"{who}-{i}"), timeout=10)  # noqa: E731
+                    if who == "alice":
+                        assert call().request_id == f"alice-{i}"
+                    else:
+                        with pytest.raises(grpc.RpcError) as err:
+                            call()
+                        assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        assert server.terminate_and_wait() == 0
+    answered = [r for r in open_source(audit).decisions() if r["route"] != "shadow"]
+    assert sorted(r["request_id"] for r in answered) == sorted(f"alice-{i}" for i in range(12))
+    assert {r["caller"] for r in answered} == {"alice"}
+    per_worker = [sum(r["route"] != "shadow" for r in open_source(audit / f"worker-{w}").decisions()) for w in (0, 1)]
+    assert all(n > 0 for n in per_worker), per_worker  # both workers served (and checked) callers
