@@ -32,7 +32,7 @@ from engine.errors import PolicyError
 from engine.grpc.auth import Security
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
-from engine.settings import Settings
+from engine.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     from engine.audit.wiring import Audit
@@ -210,7 +210,7 @@ def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings
             detail="callers are not authenticated: anyone who can reach this address may call every method "
             "(see docs/security.md: --tls-client-ca or --auth-tokens, and --authz)",
         )
-    if settings.insecure and not security.tls:
+    if not security.tls and not is_loopback(settings.host):
         log.warning("insecure", host=settings.host, detail="plaintext on a non-loopback address (--insecure)")
     log.info("security", **security.describe())
 

@@ -100,3 +100,26 @@ def test_without_an_authz_file_every_known_caller_may_call_everything():
 def test_an_unknown_method_stays_unimplemented():
     """A method the server does not have is left to gRPC (UNIMPLEMENTED), not turned into an auth error."""
     assert _interceptor().intercept_service(lambda d: None, SimpleNamespace(method="/x.Y/Z")) is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "warnings"),
+    [
+        ({}, ["unauthenticated"]),
+        ({"host": "0.0.0.0", "insecure": True}, ["unauthenticated", "insecure"]),
+        ({"auth_tokens": "tokens.yaml"}, []),
+    ],
+)
+def test_the_start_log_says_when_callers_are_not_authenticated(flags, warnings):
+    """Without credentials the server warns 'unauthenticated'; plaintext beyond loopback also warns 'insecure'; one 'security' line always."""
+    import structlog
+
+    from engine.grpc.server import _log_security
+    from engine.settings import Settings
+
+    settings = Settings.load(env={}, **flags)
+    security = Security(tokens=TokenStore({}) if "auth_tokens" in flags else None)
+    with structlog.testing.capture_logs() as logs:
+        _log_security(structlog.get_logger("test"), settings, security)
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == warnings
+    assert [e["event"] for e in logs if e["log_level"] == "info"] == ["security"]
