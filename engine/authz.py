@@ -20,7 +20,7 @@ never what other callers may do (docs/security.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -70,6 +70,12 @@ class AuthzPolicy:
     def callers(self) -> list[str]:
         """The caller names the file knows, sorted."""
         return sorted(self._grants)
+
+    def unknown_flows(self, known: Iterable[str]) -> dict[str, list[str]]:
+        """Caller -> the flows its grant names that are not in ``known`` (a typo denies silently otherwise)."""
+        known_set = set(known)
+        out = {name: sorted(g.flows - known_set) for name, g in self._grants.items()}
+        return {name: flows for name, flows in out.items() if flows}
 
     def may_decide(self, caller: str, flow: str) -> bool:
         """True when ``caller`` may call Decide with ``flow``."""

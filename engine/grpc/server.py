@@ -189,6 +189,8 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     else:
         running.ready(decider)
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
+    if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
+        log.warning("authz_unknown_flows", callers=unknown, detail="the authorization file grants flows this server does not have")
     reloader = _start_reloading(settings, decider, running)
     stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)

@@ -62,19 +62,20 @@ def test_broken_security_files_are_all_named_at_start(tmp_path):
 
 
 def test_serve_flags_give_mutual_tls_and_authorization(tmp_path):
-    """`serve --tls-cert --tls-key --tls-client-ca --authz`: alice decides, bob may not, and the start log says mutual TLS."""
+    """`serve --tls-cert --tls-key --tls-client-ca --authz`: alice decides, bob may not; the start log says mutual TLS and names bob's unknown flow."""
     pki = make_pki(tmp_path / "pki")
     authz = tmp_path / "authz.yaml"
-    authz.write_text("callers:\n  alice:\n    decide: [credit_application]\n")
+    authz.write_text("callers:\n  alice:\n    decide: [credit_application]\n  bob:\n    decide: [mortgage]\n")
     server = ServeProcess(
         tmp_path, "--audit", "off", "--tls-cert", str(pki.path("server.pem")), "--tls-key", str(pki.path("server.key")),
         "--tls-client-ca", str(pki.path("ca.pem")), "--authz", str(authz),
     )  # fmt: skip
     try:
         posture = server.wait_for(lambda e: e["event"] == "security")
-        assert posture["tls"] is True and posture["mutual_tls"] is True and posture["authz_callers"] == ["alice"]
+        assert posture["tls"] is True and posture["mutual_tls"] is True and posture["authz_callers"] == ["alice", "bob"]
         assert not [e for e in server.events() if e["event"] == "unauthenticated"]
         server.wait_for(lambda e: e["event"] == "serving")
+        assert server.wait_for(lambda e: e["event"] == "authz_unknown_flows")["callers"] == {"bob": ["mortgage"]}
         application = request("credit_application", credit_applications(1)[0])
         for who, allowed in (("alice", True), ("bob", False)):
             creds = grpc.ssl_channel_credentials(pki.read("ca.pem"), pki.read(f"{who}.key"), pki.read(f"{who}.pem"))

@@ -99,3 +99,10 @@ def test_an_empty_callers_table_denies_everything():
     policy = parse_authz("callers: {}\n")
     assert policy.callers == []
     assert not policy.may_decide("ops", "credit_application") and not policy.may_admin("ops", "status")
+
+
+def test_flows_the_file_names_but_the_server_lacks_are_found():
+    """A misspelt flow in a grant is reported per caller (the server logs it at start), '*' never is."""
+    policy = parse_authz(EXAMPLE + "  typo:\n    decide: [credit_aplication, card_payment]\n")
+    assert policy.unknown_flows(["credit_application", "card_payment"]) == {"typo": ["credit_aplication"]}
+    assert parse_authz(EXAMPLE).unknown_flows(["credit_application", "card_payment"]) == {}
