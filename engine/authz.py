@@ -12,8 +12,7 @@ here. The file (YAML, closed schema, every problem reported at once with its lin
         admin: [status, list_flows]    # admin methods it may call
 
 Admin permissions: ``status`` (PolicyService.GetStatus), ``list_flows``
-(DecisionService.ListFlows) and ``reload`` (reserved for a remote reload method; today a reload is
-SIGHUP or a file change on the host). Anything not granted is denied; a caller not in the file may
+(DecisionService.ListFlows) and ``reload`` (PolicyService.Reload, ``verdict reload``). Anything not granted is denied; a caller not in the file may
 call nothing that needs a permission. A denial names the caller and the method or flow asked for,
 never what other callers may do (docs/security.md).
 """

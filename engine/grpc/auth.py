@@ -9,7 +9,7 @@ server interceptor: for each method it looks up the permission the method needs 
    the token file), else the verified client certificate of a mutual-TLS connection (its subject
    CN, or its first subject alternative name when it has no CN); neither gives UNAUTHENTICATED;
 2. authorizes with the pure policy (``engine.authz``): Decide needs the flow named in the request,
-   ListFlows and GetStatus their admin permission; a refusal is PERMISSION_DENIED naming the method
+   ListFlows, GetStatus and Reload their admin permission; a refusal is PERMISSION_DENIED naming the method
    or flow;
 3. hands the servicer a context that also carries the caller (``caller_of``), which scopes request
    ids (engine/idempotency.py).
@@ -50,6 +50,7 @@ class Rule(enum.Enum):
     DECIDE = "decide"  # a caller that may Decide the request's flow
     STATUS = "status"  # admin permission "status"
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
+    RELOAD = "reload"  # admin permission "reload"
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -57,6 +58,7 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/ListFlows": Rule.LIST_FLOWS,
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
+    "/verdict.v1.PolicyService/Reload": Rule.RELOAD,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,
     "/grpc.health.v1.Health/Watch": Rule.PUBLIC,
     "/grpc.health.v1.Health/List": Rule.PUBLIC,

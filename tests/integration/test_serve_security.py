@@ -148,3 +148,37 @@ def test_workers_serve_mutual_tls_and_log_the_caller(tmp_path):
     assert {r["caller"] for r in answered} == {"alice"}
     per_worker = [sum(r["route"] != "shadow" for r in open_source(audit / f"worker-{w}").decisions()) for w in (0, 1)]
     assert all(n > 0 for n in per_worker), per_worker  # both workers served (and checked) callers
+
+
+def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_path, capsys):
+    """`verdict reload` with ops's token (admin reload) makes the server take a routing change now; lending-app's token is refused."""
+    from engine.cli import main
+    from engine.tokens import add_token
+
+    from ..unit.policy_roots import project_copy
+
+    root = project_copy(tmp_path / "root")
+    tokens = tmp_path / "tokens.yaml"
+    ops, lending = add_token(tokens, "ops"), add_token(tokens, "lending-app")
+    authz = tmp_path / "authz.yaml"
+    authz.write_text("callers:\n  ops:\n    admin: [status, reload]\n  lending-app:\n    decide: [credit_application]\n")
+    server = ServeProcess(  # a later --root wins over the helper's
+        tmp_path, "--root", str(root), "--audit", "off", "--reload-interval", "0",
+        "--auth-tokens", str(tokens), "--authz", str(authz),
+    )  # fmt: skip
+    try:
+        wait_serving(server.target)
+        routing = root / "policies" / "credit_application" / "routing.yaml"
+        routing.write_text('live: "1"\n')  # no challenger, no shadow
+        assert main(["reload", "--target", server.target, "--token", lending]) == 1
+        assert "PERMISSION_DENIED" in capsys.readouterr().err
+        assert main(["reload", "--target", server.target, "--token", ops]) == 0
+        assert capsys.readouterr().out.startswith("reload: OK")
+        with grpc.insecure_channel(server.target) as ch:
+            meta = (("authorization", f"Bearer {ops}"),)
+            status = pb_grpc.PolicyServiceStub(ch).GetStatus(pb.StatusRequest(), timeout=10, metadata=meta)
+        credit = {f.name: f for f in status.flows}["credit_application"]
+        assert (credit.challenger_version, list(credit.shadow_versions)) == ("", [])
+        assert status.last_reload.trigger == "request" and status.last_reload.ok
+    finally:
+        assert server.terminate_and_wait() == 0

@@ -179,8 +179,10 @@ def test_a_caller_not_allowed_a_flow_gets_permission_denied(pki, mtls_server):
 
 
 def test_admin_methods_are_guarded(pki, mtls_server):
-    """GetStatus and ListFlows need their admin permission: alice is refused, bob is answered."""
+    """GetStatus, ListFlows and Reload need their admin permission: alice is refused all three, bob (status, list_flows) is answered but may not reload."""
     with channel(pki, mtls_server.port, "alice") as ch:
+        code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).Reload(pb.ReloadRequest(), timeout=10))
+        assert code is grpc.StatusCode.PERMISSION_DENIED and "Reload" in details
         code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).GetStatus(pb.StatusRequest(), timeout=10))
         assert code is grpc.StatusCode.PERMISSION_DENIED and "GetStatus" in details
         code, details = status_of(lambda: pb_grpc.DecisionServiceStub(ch).ListFlows(pb.ListFlowsRequest(), timeout=10))
@@ -189,6 +191,8 @@ def test_admin_methods_are_guarded(pki, mtls_server):
         assert pb_grpc.PolicyServiceStub(ch).GetStatus(pb.StatusRequest(), timeout=10).revision
         names = {f.name for f in pb_grpc.DecisionServiceStub(ch).ListFlows(pb.ListFlowsRequest(), timeout=10).flows}
         assert names == {"credit_application", "card_payment"}
+        code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).Reload(pb.ReloadRequest(), timeout=10))
+        assert code is grpc.StatusCode.PERMISSION_DENIED and "needs admin permission 'reload'" in details
 
 
 def test_a_known_client_without_any_grant_may_only_ping(pki, mtls_server):
