@@ -23,6 +23,7 @@ someone decides who may call it. Errors go through the one status table (engine/
 from __future__ import annotations
 
 import enum
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ class Security:
         cert = pem(settings.tls_cert, "server certificate (--tls-cert)", b"-----BEGIN CERTIFICATE-----")
         key = pem(settings.tls_key, "server private key (--tls-key)", b"PRIVATE KEY-----")
         client_ca = pem(settings.tls_client_ca, "client CA (--tls-client-ca)", b"-----BEGIN CERTIFICATE-----")
+        if cert is not None and key is not None and not problems:
+            _check_tls_files(problems, settings)
         tokens = _collect(problems, load_tokens, settings.auth_tokens)
         authz = _collect(problems, load_authz, settings.authz)
         if problems:
@@ -137,6 +140,31 @@ class Security:
 
 
 _T = TypeVar("_T")
+
+
+def _no_password() -> bytes:
+    raise ValueError("the private key is encrypted: gRPC needs an unencrypted key file (restrict it with chmod 600)")
+
+
+def _check_tls_files(problems: list[Problem], settings: Settings) -> None:
+    """Parse the certificate, key and client CA with the standard ``ssl`` module before gRPC sees them.
+
+    gRPC reports a key that does not match its certificate, or a PEM it cannot parse, only as
+    "Failed to bind to address"; OpenSSL (through ``ssl``) names the actual problem.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key), password=_no_password)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        problems.append(
+            Problem(str(settings.tls_cert), f"the certificate and key (--tls-key {settings.tls_key}) cannot be used: {reason}", "tls_invalid")
+        )
+    if settings.tls_client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.tls_client_ca))
+        except ssl.SSLError as exc:
+            problems.append(Problem(str(settings.tls_client_ca), f"the client CA cannot be used: {exc.reason or exc}", "tls_invalid"))
 
 
 def _collect(problems: list[Problem], load: Callable[[Path], _T], path: Path | None) -> _T | None:

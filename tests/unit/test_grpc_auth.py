@@ -123,3 +123,32 @@ def test_the_start_log_says_when_callers_are_not_authenticated(flags, warnings):
         _log_security(structlog.get_logger("test"), settings, security)
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == warnings
     assert [e["event"] for e in logs if e["log_level"] == "info"] == ["security"]
+
+
+def test_tls_files_that_grpc_would_only_call_a_bind_failure_are_named(tmp_path):
+    """A key of another certificate, an encrypted key and a CA that is not a certificate: each a tls_invalid problem naming why."""
+    from cryptography.hazmat.primitives import serialization
+
+    from engine.errors import PolicyError
+    from engine.settings import Settings
+    from tests.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    key = serialization.load_pem_private_key(pki.read("server.key"), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw"))
+    )
+    bad_ca = tmp_path / "bad-ca.pem"
+    bad_ca.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    cases = [
+        ({"tls_key": pki.path("alice.key")}, "KEY_VALUES_MISMATCH"),
+        ({"tls_key": encrypted}, "encrypted"),
+        ({"tls_key": pki.path("server.key"), "tls_client_ca": bad_ca}, "client CA cannot be used"),
+    ]
+    for flags, named in cases:
+        settings = Settings.load(env={}, tls_cert=pki.path("server.pem"), **flags)
+        with pytest.raises(PolicyError) as err:
+            Security.from_settings(settings)
+        assert [p.code for p in err.value.problems] == ["tls_invalid"] and named in str(err.value), flags
+    assert Security.from_settings(Settings.load(env={}, tls_cert=pki.path("server.pem"), tls_key=pki.path("server.key"))).tls
