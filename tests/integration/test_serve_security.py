@@ -167,7 +167,7 @@ def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_pat
         "--auth-tokens", str(tokens), "--authz", str(authz),
     )  # fmt: skip
     try:
-        wait_serving(server.target)
+        server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "start")  # the reloader is attached
         routing = root / "policies" / "credit_application" / "routing.yaml"
         routing.write_text('live: "1"\n')  # no challenger, no shadow
         assert main(["reload", "--target", server.target, "--token", lending]) == 1
