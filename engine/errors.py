@@ -17,9 +17,11 @@ __all__ = [
     "InvalidInput",
     "ModelLoadError",
     "NotReady",
+    "PermissionDenied",
     "PolicyError",
     "Problem",
     "RequestTooLarge",
+    "Unauthenticated",
     "VerdictError",
     "VersionNotFound",
 ]
@@ -149,3 +151,15 @@ class ModelLoadError(PolicyError):
 
     def __init__(self, path: str, message: str, code: str = "model_invalid") -> None:
         super().__init__([Problem(path=path, message=message, code=code)])
+
+
+class Unauthenticated(VerdictError):
+    """The call carries no valid credential (client certificate or bearer token) where one is required."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(VerdictError):
+    """The caller is authenticated but may not call this method or decide with this flow."""
+
+    code = "permission_denied"

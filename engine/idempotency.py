@@ -8,6 +8,10 @@ a different request (flow, requested version or input) raises ``IdempotencyConfl
 canonical JSON of ``[flow, requested version, input]`` (numbers as floats, keys sorted), so the
 log can keep fingerprints without exposing the input.
 
+Request ids are scoped per caller: the cache key is ``(caller, request_id)``, where the caller is
+the authenticated name the transport found (engine/grpc/auth.py; "" on a server that does not
+authenticate). One client cannot claim, read or block another client's id.
+
 Two concurrent calls with the same ``request_id``: the second waits for the first and gets its
 decision. Memory is bounded by the window and by ``max_entries`` (oldest first out). On restart
 the cache is rebuilt from the decision log's recent records (``preload``).
@@ -121,25 +125,33 @@ class IdempotencyCache:
         self.window = float(window_seconds)
         self.max_entries = int(max_entries)
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def once(
-        self, request_id: str, flow: str, version: str, input: Mapping[str, Any], decide: Callable[[], Decision]
+        self,
+        request_id: str,
+        flow: str,
+        version: str,
+        input: Mapping[str, Any],
+        decide: Callable[[], Decision],
+        *,
+        caller: str = "",
     ) -> Decision:
-        """The stored decision for a retry of this request, else ``decide()`` (remembered)."""
+        """The stored decision for ``caller``'s retry of this request, else ``decide()`` (remembered)."""
         fp = self.fingerprint(flow, version, input)
+        key = (caller, request_id)
         while True:
             with self._lock:
                 now = self._clock()
                 self._expire(now)
-                entry = self._entries.get(request_id)
+                entry = self._entries.get(key)
                 if entry is None:
                     mine = _Entry(fp, now + self.window)
-                    self._entries[request_id] = mine
+                    self._entries[key] = mine
                     self._bound()
                     break
                 if entry.fingerprint != fp:
@@ -156,8 +168,8 @@ class IdempotencyCache:
             decision = decide()
         except BaseException:
             with self._lock:
-                if self._entries.get(request_id) is mine:
-                    del self._entries[request_id]
+                if self._entries.get(key) is mine:
+                    del self._entries[key]
             assert mine.done is not None
             mine.done.set()
             raise
@@ -170,15 +182,19 @@ class IdempotencyCache:
         return decision
 
     def preload(self, entries: Iterable[tuple[str, str, Decision, float]]) -> int:
-        """Remember logged decisions: (request id, fingerprint, decision, age in seconds), oldest first."""
+        """Remember logged decisions: (request id, fingerprint, decision, age in seconds), oldest first.
+
+        Each is scoped to the caller recorded with the decision (``Decision.caller``).
+        """
         n = 0
         with self._lock:
             now = self._clock()
             for request_id, fp, decision, age in entries:
                 if age >= self.window or not request_id:
                     continue
-                self._entries[request_id] = _Entry(fp, now + self.window - max(age, 0.0), _slim(decision))
-                self._entries.move_to_end(request_id)
+                key = (decision.caller, request_id)
+                self._entries[key] = _Entry(fp, now + self.window - max(age, 0.0), _slim(decision))
+                self._entries.move_to_end(key)
                 n += 1
             self._bound()
         return n

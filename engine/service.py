@@ -27,7 +27,14 @@ class Idempotency(Protocol):
     """Retries with the same request id get the stored decision (``engine.idempotency``)."""
 
     def once(
-        self, request_id: str, flow: str, version: str, input: Mapping[str, Any], decide: Callable[[], Decision]
+        self,
+        request_id: str,
+        flow: str,
+        version: str,
+        input: Mapping[str, Any],
+        decide: Callable[[], Decision],
+        *,
+        caller: str = "",
     ) -> Decision: ...
 
 
@@ -114,14 +121,23 @@ class Decider:
             raise VersionNotFound(flow, version, list(entry.versions))
         return compiled, "pinned"
 
-    def decide(self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "") -> Decision:
-        """Decide one request. Raises the engine's typed errors; never anything else."""
+    def decide(
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
+    ) -> Decision:
+        """Decide one request for ``caller`` (its authenticated name, "" if none).
+
+        A request id is the caller's own: a retry by the same caller within the window gets the
+        stored decision; the same id from another caller is another request. Raises the engine's
+        typed errors; never anything else.
+        """
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
-            return idempotency.once(request_id, flow, version, input, lambda: self._decide(flow, input, version, request_id))
-        return self._decide(flow, input, version, request_id)
+            return idempotency.once(
+                request_id, flow, version, input, lambda: self._decide(flow, input, version, request_id, caller), caller=caller
+            )
+        return self._decide(flow, input, version, request_id, caller)
 
-    def _decide(self, flow: str, input: Mapping[str, Any], version: str, request_id: str) -> Decision:
+    def _decide(self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str = "") -> Decision:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
         policies = self.policies  # read once: routing and shadows come from the same state
@@ -144,6 +160,7 @@ class Decider:
             models=compiled.model_versions,
             eval_us=eval_us,
             route=route,
+            caller=caller,
         )
         if self._sink is not None:
             self._sink.record(decision, input)

@@ -22,24 +22,46 @@ Every setting is read here and nowhere else: first its default, then the environ
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
 | reload_interval | VERDICT_RELOAD_INTERVAL | 0.5 | seconds between checks of the root for changed policy files; 0 = only on SIGHUP |
+| tls_cert | VERDICT_TLS_CERT | (none) | PEM certificate chain of the server; with tls_key the server speaks TLS only |
+| tls_key | VERDICT_TLS_KEY | (none) | PEM private key of tls_cert |
+| tls_client_ca | VERDICT_TLS_CLIENT_CA | (none) | PEM CA bundle; when set every client must present a certificate it signed (mutual TLS) |
+| auth_tokens | VERDICT_AUTH_TOKENS | (none) | token file (`verdict auth add-token`): SHA-256 of each bearer token -> caller name |
+| authz | VERDICT_AUTHZ | (none) | authorization file: callers -> flows they may Decide and admin methods (docs/security.md) |
+| insecure | VERDICT_INSECURE | false | allow binding a non-loopback host without TLS (plaintext on the network) |
+
+Security rules checked here: tls_cert and tls_key come together; tls_client_ca needs tls_cert;
+authz needs a way to authenticate callers (tls_client_ca or auth_tokens); a host that is not a
+loopback address needs TLS or an explicit ``insecure``. See docs/security.md.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_root"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_root", "is_loopback"]
 
 ENV_PREFIX = "VERDICT_"
 
 
 class SettingsError(ValueError):
     """A setting from the environment or the command line is invalid; names every bad one."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); a wildcard is not loopback."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def default_root() -> Path:
@@ -100,6 +122,39 @@ class Settings(BaseModel):
         0.5, ge=0, le=3600, description="Seconds between checks of the root for changes (hot reload); 0: only on SIGHUP."
     )
 
+    tls_cert: Path | None = Field(None, description="PEM certificate chain the server presents; with tls_key, TLS only.")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle; every client must present a certificate signed by it (mutual TLS)."
+    )
+    auth_tokens: Path | None = Field(None, description="Token file: SHA-256 of each bearer token -> caller name.")
+    authz: Path | None = Field(None, description="Authorization file: callers -> flows they may Decide and admin methods.")
+    insecure: bool = Field(False, description="Allow binding a non-loopback host without TLS (plaintext on the network).")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        """Refuse combinations that would serve less securely than the operator asked for."""
+        problems = []
+        if (self.tls_cert is None) != (self.tls_key is None):
+            problems.append("tls_cert and tls_key must be given together (--tls-cert, --tls-key)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            problems.append("tls_client_ca (mutual TLS) needs the server's own tls_cert and tls_key")
+        if self.authz is not None and self.tls_client_ca is None and self.auth_tokens is None:
+            problems.append("authz needs a way to know the caller: tls_client_ca (client certificates) or auth_tokens")
+        if not is_loopback(self.host) and self.tls_cert is None and not self.insecure:
+            problems.append(
+                f"host {self.host!r} is not a loopback address: serve TLS (--tls-cert, --tls-key) "
+                "or accept plaintext on the network explicitly with --insecure"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the server speaks TLS."""
+        return self.tls_cert is not None
+
     @property
     def audit_dir(self) -> Path | None:
         """The decision log directory, or None when the log is off (or goes to PostgreSQL)."""
@@ -133,6 +188,9 @@ class Settings(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{err['loc'][0]} ({ENV_PREFIX}{str(err['loc'][0]).upper()}): {err['msg']}" for err in exc.errors()
+                f"{err['loc'][0]} ({ENV_PREFIX}{str(err['loc'][0]).upper()}): {err['msg']}"
+                if err["loc"]
+                else str(err["msg"]).removeprefix("Value error, ")
+                for err in exc.errors()
             )
             raise SettingsError(f"invalid settings: {problems}") from None

@@ -72,6 +72,7 @@ class Decision:
     models: Mapping[str, str]  # model name -> "version@sha256-prefix"
     eval_us: float
     route: str = "live"  # "live", "pinned", "challenger" or "shadow"
+    caller: str = ""  # the authenticated caller (certificate subject or token name); "" when unauthenticated
 
     @property
     def action(self) -> Action:

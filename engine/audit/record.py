@@ -184,6 +184,8 @@ def decision_payload(
         "input": dict(masked_input),
         "masked": masked_fields,
     }
+    if decision.caller:  # who asked (authenticated servers only); scopes request ids on preload
+        data["caller"] = decision.caller
     if fingerprint:
         data["fp"] = fingerprint
         data["key_id"] = key_id
@@ -222,4 +224,5 @@ def decision_from_record(data: Mapping[str, Any]) -> Decision:
         models=dict(data["models"]),
         eval_us=float(data["timings"]["eval_us"]),
         route=data["route"],
+        caller=str(data.get("caller", "")),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from engine.commands._channel import add_connection_flags, call_metadata, open_channel
 from engine.commands._io import UsageError, print_json, read_input, report
 
 __all__ = ["register", "run"]
@@ -23,11 +24,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--version", default="", help="flow version (default: the live one)")
     p.add_argument("--request-id", default="", help="request id to send")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    add_connection_flags(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call Decide; exit 2 when the server rejects the request, 1 when the call fails otherwise."""
+    """Call Decide; exit 2 when the server rejects the request (or the caller), 1 when the call fails otherwise."""
     import grpc
 
     from engine.grpc.convert import response_to_dict
@@ -42,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
             request.input.update(data)
         except (TypeError, ValueError, OverflowError) as exc:
             raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
+        metadata = call_metadata(args)
+        channel = open_channel(args)
     except UsageError as exc:
         report(str(exc))
         return 2
-    with grpc.insecure_channel(args.target) as channel:
+    with channel:
         try:
-            response = pb_grpc.DecisionServiceStub(channel).Decide(request, timeout=args.timeout)
+            response = pb_grpc.DecisionServiceStub(channel).Decide(request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             report(f"{code.name}: {exc.details()}")  # type: ignore[attr-defined]
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                 grpc.StatusCode.NOT_FOUND,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 grpc.StatusCode.ALREADY_EXISTS,
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
             }
             return 2 if code in client_fault else 1
     print_json(response_to_dict(response))

@@ -33,11 +33,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--audit-dsn", metavar="DSN", help="PostgreSQL DSN of the decision log (instead of --audit)")
     p.add_argument("--idempotency-window", type=float, metavar="SECONDS", help="retry window of request ids, 0 = off (default 600)")
     p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
+    g = p.add_argument_group("security (docs/security.md)")
+    g.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain of the server: serve TLS (with --tls-key)")
+    g.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    g.add_argument("--tls-client-ca", type=Path, metavar="FILE", help="PEM CA: require and verify client certificates it signed (mutual TLS)")
+    g.add_argument("--auth-tokens", type=Path, metavar="FILE", help="bearer token file made by 'verdict auth add-token'")
+    g.add_argument("--authz", type=Path, metavar="FILE", help="authorization file: callers -> flows and admin methods")
+    g.add_argument("--insecure", action="store_true", default=None, help="allow plaintext on a non-loopback --host")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, configure logging, serve."""
+    from engine.errors import PolicyError
+    from engine.grpc.auth import Security
     from engine.grpc.server import serve
     from engine.logging import configure
 
@@ -56,9 +65,21 @@ def run(args: argparse.Namespace) -> int:
             audit_dsn=args.audit_dsn,
             idempotency_window_seconds=args.idempotency_window,
             reload_interval=args.reload_interval,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            auth_tokens=args.auth_tokens,
+            authz=args.authz,
+            insecure=args.insecure,
         )
+        Security.from_settings(settings)  # every unreadable or invalid file named, before anything starts
     except SettingsError as exc:
         report(str(exc))
+        return 2
+    except PolicyError as exc:
+        report(f"{len(exc.problems)} problem(s) in the TLS, token or authorization files:")
+        for problem in exc.problems:
+            report(f"  {problem}")
         return 2
     configure(settings.log_level, settings.log_format)
     return serve(settings)

@@ -7,7 +7,8 @@ import datetime as dt
 import sys
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._channel import add_connection_flags, call_metadata, open_channel
+from engine.commands._io import UsageError, report
 
 __all__ = ["format_status", "register", "run"]
 
@@ -23,6 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
     p.add_argument("--metrics", action="store_true", help="also print the server's counters")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    add_connection_flags(p)
     p.set_defaults(run=run)
 
 
@@ -62,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
     from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    try:
+        metadata = call_metadata(args)
+        channel = open_channel(args)
+    except UsageError as exc:
+        report(str(exc))
+        return 2
+    with channel:
         try:
-            status = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=args.timeout)
+            status = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
             return 1

@@ -72,7 +72,7 @@ def status_to_response(policies: PolicySet, metrics: dict[str, float], reloader:
 
 
 class PolicyStatusServicer:
-    """Serves GetStatus once a Decider (and its Reloader) are attached."""
+    """Serves GetStatus once a Decider (and its Reloader) are attached, and Reload once a Reloader is."""
 
     def __init__(self) -> None:
         self._decider: Decider | None = None
@@ -91,6 +91,14 @@ class PolicyStatusServicer:
             raise NotReady("policies are still loading")
         return status_to_response(decider.policies, decider.metrics.snapshot(), self._reloader)
 
+    @translate_errors
+    def Reload(self, request: pb.ReloadRequest, context: grpc.ServicerContext) -> pb.ReloadResult:  # noqa: N802
+        """Reload the policy root now (trigger "request"); the outcome, whether it went live or not."""
+        reloader = self._reloader
+        if reloader is None:
+            raise NotReady("policies are still loading")
+        return _reload_to_pb(reloader.reload("request"))
+
 
 def policy_handlers(servicer: PolicyStatusServicer) -> dict[str, Any]:
     """The PolicyService method handlers by method name."""
@@ -99,5 +107,10 @@ def policy_handlers(servicer: PolicyStatusServicer) -> dict[str, Any]:
             servicer.GetStatus,
             request_deserializer=pb.StatusRequest.FromString,
             response_serializer=pb.StatusResponse.SerializeToString,
+        ),
+        "Reload": grpc.unary_unary_rpc_method_handler(
+            servicer.Reload,
+            request_deserializer=pb.ReloadRequest.FromString,
+            response_serializer=pb.ReloadResult.SerializeToString,
         ),
     }

@@ -29,9 +29,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.errors import PolicyError
+from engine.grpc.auth import Security
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
-from engine.settings import Settings
+from engine.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     from engine.audit.wiring import Audit
@@ -72,8 +73,17 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
-def start_server(settings: Settings, decider: Decider | None = None, *, reuse_port: bool = False) -> RunningServer:
-    """Build, bind and start a server; SERVING at once if ``decider`` is given, else after ``ready``."""
+def start_server(
+    settings: Settings, decider: Decider | None = None, *, reuse_port: bool = False, security: Security | None = None
+) -> RunningServer:
+    """Build, bind and start a server; SERVING at once if ``decider`` is given, else after ``ready``.
+
+    ``security`` (TLS credentials, tokens, authorization) is read from ``settings`` when not given;
+    raises ``PolicyError`` when those files are unreadable or invalid, ``BindError`` when the
+    address cannot be bound.
+    """
+    if security is None:
+        security = Security.from_settings(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),  # off: a port in use is an error, not shared
@@ -81,6 +91,7 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="verdict-rpc"),
         options=options,
+        interceptors=security.interceptors(),
     )
     servicer = DecisionServicer()
     method_handlers = handlers(servicer)
@@ -100,7 +111,10 @@ def start_server(settings: Settings, decider: Decider | None = None, *, reuse_po
     )
 
     try:
-        port = server.add_insecure_port(settings.address)
+        if security.tls:
+            port = server.add_secure_port(settings.address, security.server_credentials())
+        else:
+            port = server.add_insecure_port(settings.address)
     except RuntimeError as exc:  # grpcio raises RuntimeError when it cannot bind
         raise BindError(f"cannot listen on {settings.address}: {exc}") from None
     if port == 0:
@@ -134,14 +148,20 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     from engine.audit.wiring import open_audit
 
     log = _log.bind(pid=os.getpid())
+    try:
+        security = Security.from_settings(settings)
+    except PolicyError as exc:
+        log.error("security_config_failed", problems=[str(p) for p in exc.problems])
+        return 1
     running: RunningServer | None = None
     if not reuse_port:
         try:
-            running = start_server(settings)
+            running = start_server(settings, security=security)
         except BindError as exc:
             log.error("bind_failed", address=settings.address, error=str(exc))
             return 1
         log.info("listening", host=settings.host, port=running.port, root=str(settings.root), threads=settings.threads)
+        _log_security(log, settings, security)
     try:
         audit = open_audit(settings, worker=worker)
     except AuditError as exc:
@@ -159,15 +179,18 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         return 1
     if running is None:
         try:
-            running = start_server(settings, decider, reuse_port=True)
+            running = start_server(settings, decider, reuse_port=True, security=security)
         except BindError as exc:
             log.error("bind_failed", address=settings.address, error=str(exc))
             decider.close()
             audit.close()
             return 1
+        _log_security(log, settings, security)
     else:
         running.ready(decider)
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
+    if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
+        log.warning("authz_unknown_flows", callers=unknown, detail="the authorization file grants flows this server does not have")
     reloader = _start_reloading(settings, decider, running)
     stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)
@@ -177,6 +200,21 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     audit.close()  # after the last in-flight call: everything answered is in the log
     log.info("stopped")
     return 0
+
+
+def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings, security: Security) -> None:
+    """Say at start how callers are authenticated; warn loudly when they are not."""
+    if not security.authenticates:
+        log.warning(
+            "unauthenticated",
+            host=settings.host,
+            tls=security.tls,
+            detail="callers are not authenticated: anyone who can reach this address may call every method "
+            "(see docs/security.md: --tls-client-ca or --auth-tokens, and --authz)",
+        )
+    if not security.tls and not is_loopback(settings.host):
+        log.warning("insecure", host=settings.host, detail="plaintext on a non-loopback address (--insecure)")
+    log.info("security", **security.describe())
 
 
 def _start_reloading(settings: Settings, decider: CoreDecider, running: RunningServer) -> Reloader:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import grpc
 
 from engine.errors import FieldError, InvalidInput, NotReady
+from engine.grpc.auth import caller_of
 from engine.grpc.convert import flows_to_response
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
@@ -28,7 +29,7 @@ class Decider(Protocol):
     """What the servicer needs from the core (``engine.service.Decider``)."""
 
     def decide(
-        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = ""
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
     ) -> Decision: ...
 
     def flows(self) -> dict[str, list[str]]: ...
@@ -58,7 +59,9 @@ class DecisionServicer:
         """Decide one request; answers serialized DecideResponse bytes."""
         if isinstance(call, Malformed):
             raise InvalidInput([FieldError("request", call.message, "malformed")])
-        decision = self._core().decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+        decision = self._core().decide(
+            call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context)
+        )
         return self._encode(decision)
 
     @translate_errors

@@ -27,7 +27,7 @@ class GatedDecider(FakeDecider):
         self.gate = threading.Event()
         self.arrived = threading.Semaphore(0)
 
-    def decide(self, flow, input, *, version="", request_id=""):
+    def decide(self, flow, input, *, version="", request_id="", caller=""):
         self.arrived.release()
         assert self.gate.wait(30)
         return super().decide(flow, input, version=version, request_id=request_id)

@@ -3,6 +3,11 @@
 // is complete, checks error statuses, and prints its answers as one JSON document on stdout.
 //
 // usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT]
+//          [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--server-name NAME]] [--denied-flow FLOW]
+// With --tls-ca it speaks TLS (mutual TLS with --tls-cert/--tls-key: the certificate names the
+// caller). With --denied-flow it also checks that Decide on FLOW is refused with PERMISSION_DENIED
+// naming FLOW, and that an unknown flow is refused the same way (authorization does not reveal
+// which flows exist) instead of NOT_FOUND.
 // exit code: 0 all checks passed, 1 a check failed (the failures are on stderr).
 
 import fs from "node:fs";
@@ -10,12 +15,29 @@ import path from "node:path";
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
-const [target, protoDir, csvPath, countArg] = process.argv.slice(2);
-if (!target || !protoDir || !csvPath) {
-  console.error("usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT]");
+const positional = [];
+const options = {};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i].startsWith("--")) options[argv[i].slice(2)] = argv[++i];
+  else positional.push(argv[i]);
+}
+const [target, protoDir, csvPath, countArg] = positional;
+const known = new Set(["tls-ca", "tls-cert", "tls-key", "server-name", "denied-flow"]);
+const unknown = Object.keys(options).filter((k) => !known.has(k));
+if (!target || !protoDir || !csvPath || unknown.length || Boolean(options["tls-cert"]) !== Boolean(options["tls-key"])) {
+  console.error("usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--server-name NAME]] [--denied-flow FLOW]");
   process.exit(2);
 }
 const COUNT = Number(countArg ?? 25);
+const DENIED_FLOW = options["denied-flow"];
+
+function credentials() {
+  if (!options["tls-ca"]) return grpc.credentials.createInsecure();
+  const read = (name) => (options[name] ? fs.readFileSync(options[name]) : null);
+  return grpc.credentials.createSsl(read("tls-ca"), read("tls-key"), read("tls-cert"));
+}
+const channelOptions = options["server-name"] ? { "grpc.ssl_target_name_override": options["server-name"] } : {};
 
 const definition = protoLoader.loadSync("verdict/v1/decision.proto", {
   includeDirs: [protoDir],
@@ -25,7 +47,7 @@ const definition = protoLoader.loadSync("verdict/v1/decision.proto", {
   oneofs: true,
 });
 const verdict = grpc.loadPackageDefinition(definition).verdict.v1;
-const client = new verdict.DecisionService(target, grpc.credentials.createInsecure());
+const client = new verdict.DecisionService(target, credentials(), channelOptions);
 
 // --- google.protobuf.Struct from a plain object ------------------------------------------------
 // protobufjs ships struct.proto with camelCase field names (numberValue, ...) even with keepCase.
@@ -122,7 +144,11 @@ async function main() {
   delete bad.seniority;
   const fields = await expectError({ flow: "credit_application", input: toStruct(bad) }, "INVALID_ARGUMENT", ["age", "home", "seniority"]);
   check(fields && ["age", "home", "seniority"].every((f) => fields.some((e) => e.field === f)), `verdict-field-errors: ${JSON.stringify(fields)}`);
-  await expectError({ flow: "mortgage", input: toStruct({}) }, "NOT_FOUND", ["mortgage"]);
+  // Under authorization an unknown flow is just another flow the caller may not call.
+  await expectError({ flow: "mortgage", input: toStruct({}) }, DENIED_FLOW ? "PERMISSION_DENIED" : "NOT_FOUND", ["mortgage"]);
+  if (DENIED_FLOW) {
+    await expectError({ flow: DENIED_FLOW, input: toStruct(decided[0].input) }, "PERMISSION_DENIED", [DENIED_FLOW]);
+  }
   await expectError({ flow: "credit_application", version: "99", input: toStruct(decided[0].input) }, "NOT_FOUND", ["99"]);
 
   const after = await decide({ flow: "credit_application", request_id: "node-after", input: toStruct(decided[0].input) });

@@ -1,4 +1,5 @@
-"""A Node.js grpc-js client that has only proto/ decides real credit applications correctly."""
+"""A Node.js grpc-js client that has only proto/ decides real credit applications correctly,
+in plaintext and over mutual TLS with a client certificate made in the test (tests/pki.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine.grpc.convert import decision_to_response, response_to_dict, struct_t
 from engine.grpc.server import start_server
 from engine.service import load_decider
 from engine.settings import Settings
+from tests.pki import make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +90,50 @@ def test_node_client_decides_real_applications(node_deps, target, decider, tmp_p
     for item in report["decided"]:
         assert _essence(item["response"]) == _essence(_expected(decider, item["input"])), item["line"]
     assert {item["response"]["action"] for item in report["decided"]} >= {"APPROVE", "DECLINE"}
+
+
+@pytest.fixture(scope="module")
+def mtls_target(decider, tmp_path_factory):
+    """A mutual-TLS server whose authorization file lets alice decide credit_application only."""
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    authz = pki.dir / "authz.yaml"
+    authz.write_text("callers:\n  alice:\n    decide: [credit_application]\n")
+    settings = Settings.load(
+        env={}, port=0, root=ROOT, tls_cert=pki.path("server.pem"), tls_key=pki.path("server.key"),
+        tls_client_ca=pki.path("ca.pem"), authz=authz,
+    )  # fmt: skip
+    running = start_server(settings, decider)
+    yield f"127.0.0.1:{running.port}", pki
+    running.stop(1)
+
+
+def _run_node(node: str, target: str, proto: Path, count: int, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [node, str(CLIENT), target, str(proto), str(ROOT / "data" / "credit_data.csv"), str(count), *options],
+        cwd=HERE, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_node_client_over_mutual_tls_decides_and_is_refused_what_it_may_not_call(node_deps, mtls_target, decider, tmp_path):
+    """grpc-js with alice's client certificate: 10 answers equal the in-process decisions; card_payment and an
+    unknown flow get PERMISSION_DENIED naming the flow."""
+    target, pki = mtls_target
+    proto_only = tmp_path / "proto"
+    shutil.copytree(ROOT / "proto", proto_only)
+    tls = ["--tls-ca", str(pki.path("ca.pem")), "--tls-cert", str(pki.path("alice.pem")), "--tls-key", str(pki.path("alice.key"))]
+    result = _run_node(node_deps, target, proto_only, 10, *tls, "--denied-flow", "card_payment")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["failures"] == [] and len(report["decided"]) == 10
+    for item in report["decided"]:
+        assert _essence(item["response"]) == _essence(_expected(decider, item["input"])), item["line"]
+
+
+def test_node_client_without_a_client_certificate_is_refused(node_deps, mtls_target, tmp_path):
+    """grpc-js trusting the CA but presenting no certificate cannot call the mutual-TLS server (UNAVAILABLE)."""
+    target, pki = mtls_target
+    proto_only = tmp_path / "proto"
+    shutil.copytree(ROOT / "proto", proto_only)
+    result = _run_node(node_deps, target, proto_only, 1, "--tls-ca", str(pki.path("ca.pem")))
+    assert result.returncode == 1
+    assert "14 UNAVAILABLE" in result.stderr, result.stderr

@@ -51,7 +51,9 @@ class FakeDecider:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], str, str]] = []
 
-    def decide(self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "") -> Decision:
+    def decide(
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
+    ) -> Decision:
         self.calls.append((flow, dict(input), version, request_id))
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])

@@ -128,3 +128,22 @@ def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
     assert audit.idempotency is not None and len(audit.idempotency) == 1
     assert decide_once(policies, audit, "r-1").decision_id == first.decision_id
     audit.close()
+
+
+def test_the_log_records_the_caller_and_a_restart_keeps_request_ids_scoped(tmp_path, policies):
+    """A decision made for a caller is logged with it; after a restart only that caller's retry gets it back."""
+    s = settings(audit=str(tmp_path), audit_hash_key="key-1")
+    audit = open_audit(s)
+    decider = serve_once(policies, audit)
+    first = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice")
+    decider.close()
+    audit.close()
+    assert [r.get("caller") for r in answered(tmp_path)] == ["alice"]
+
+    audit = open_audit(s)
+    decider = serve_once(policies, audit)
+    assert decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice").decision_id == first.decision_id
+    other = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="bob")
+    assert other.decision_id != first.decision_id
+    decider.close()
+    audit.close()

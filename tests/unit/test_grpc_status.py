@@ -48,6 +48,8 @@ def test_every_engine_error_class_is_in_the_table():
         (errors.IdempotencyConflict, grpc.StatusCode.ALREADY_EXISTS),
         (errors.NotReady, grpc.StatusCode.UNAVAILABLE),
         (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
+        (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+        (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     ],
 )
 def test_request_errors_map_to_their_status(cls, code):

@@ -166,3 +166,30 @@ def test_stored_decision_drops_feature_values(policies):
     decider.decide("credit_application", APPLICATION, request_id="r-1")
     again = decider.decide("credit_application", APPLICATION, request_id="r-1")
     assert dict(again.outcome.features) == {}
+
+
+def test_request_ids_are_scoped_per_caller(policies):
+    """The same request id from two callers is two requests: neither gets, blocks or conflicts with the other's."""
+    decider = Decider(policies, idempotency=cache())
+    alice = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice")
+    bob = decider.decide("credit_application", {**APPLICATION, "amount": 900}, request_id="r-1", caller="bob")
+    assert bob.decision_id != alice.decision_id  # bob's id was not claimed by alice first
+    assert (alice.caller, bob.caller) == ("alice", "bob")
+    again = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice")
+    assert again.decision_id == alice.decision_id  # alice's retry still gets alice's decision
+    anonymous = decider.decide("credit_application", APPLICATION, request_id="r-1")
+    assert anonymous.decision_id not in (alice.decision_id, bob.decision_id)
+    with pytest.raises(IdempotencyConflict):
+        decider.decide("credit_application", {**APPLICATION, "amount": 901}, request_id="r-1", caller="bob")
+
+
+def test_preload_scopes_each_logged_decision_to_its_caller():
+    """A decision logged for alice answers alice's retry after a restart, not bob's request with the same id."""
+    import dataclasses
+
+    fp = Fingerprinter(HashKey(b"k"))
+    idem = IdempotencyCache(fp, window_seconds=60, clock=Clock())
+    logged = dataclasses.replace(make_decision(1), caller="alice")
+    assert idem.preload([("r", fp("f", "", {"a": 1.0}), logged, 5.0)]) == 1
+    assert idem.once("r", "f", "", {"a": 1.0}, lambda: make_decision(2), caller="alice").decision_id == "d000001"
+    assert idem.once("r", "f", "", {"a": 1.0}, lambda: make_decision(3), caller="bob").decision_id == "d000003"

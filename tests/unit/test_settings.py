@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from engine.settings import Settings, SettingsError, default_root
+from engine.settings import Settings, SettingsError, default_root, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ def test_defaults():
 
 def test_environment_overrides_defaults_and_flags_override_environment():
     """VERDICT_* variables beat defaults; a given flag beats the variable; a None flag does not."""
-    env = {"VERDICT_PORT": "6000", "VERDICT_HOST": "0.0.0.0", "VERDICT_LOG_LEVEL": "DEBUG", "VERDICT_WORKERS": "3"}
+    env = {"VERDICT_PORT": "6000", "VERDICT_HOST": "0.0.0.0", "VERDICT_LOG_LEVEL": "DEBUG", "VERDICT_WORKERS": "3", "VERDICT_INSECURE": "1"}
     s = Settings.load(env=env, port=7000, host=None)
     assert (s.port, s.host, s.log_level, s.workers) == (7000, "0.0.0.0", "debug", 3)
 
@@ -79,3 +79,38 @@ def test_default_root_is_the_bundled_project_root():
 def test_ipv6_host_is_bracketed_in_the_address():
     """An IPv6 host gives a bindable address."""
     assert Settings.load(env={}, host="::1", port=1).address == "[::1]:1"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts_need_no_tls(host):
+    """The default (and any loopback address) serves plaintext without --insecure."""
+    assert is_loopback(host)
+    assert Settings.load(env={}, host=host).tls is False
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "verdict.internal"])
+def test_a_non_loopback_host_without_tls_needs_insecure(host):
+    """Binding beyond loopback without TLS is refused, naming --insecure; with --insecure it is allowed."""
+    assert not is_loopback(host)
+    with pytest.raises(SettingsError, match="--insecure"):
+        Settings.load(env={}, host=host)
+    assert Settings.load(env={}, host=host, insecure=True).insecure
+    assert Settings.load(env={"VERDICT_INSECURE": "true"}, host=host).insecure
+
+
+def test_a_non_loopback_host_with_tls_is_allowed(tmp_path):
+    """TLS (certificate and key) is enough to bind a non-loopback host."""
+    s = Settings.load(env={}, host="0.0.0.0", tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem")
+    assert s.tls and not s.insecure
+
+
+def test_security_settings_that_do_not_fit_are_all_named():
+    """A key without its certificate, authz without a way to know callers and a public host without TLS: one error naming all three."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(env={}, tls_key="k.pem", authz="authz.yaml", host="0.0.0.0")
+    message = str(caught.value)
+    assert "tls_cert and tls_key must be given together" in message
+    assert "authz needs a way to know the caller" in message
+    assert "--insecure" in message
+    with pytest.raises(SettingsError, match=r"tls_client_ca \(mutual TLS\) needs the server's own tls_cert"):
+        Settings.load(env={}, tls_client_ca="ca.pem")

@@ -139,6 +139,10 @@ class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class PolicyProblem(_message.Message):
     __slots__ = ("path", "line", "code", "message", "rule", "hint")
     PATH_FIELD_NUMBER: _ClassVar[int]

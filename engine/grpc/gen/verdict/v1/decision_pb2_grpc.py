@@ -206,6 +206,11 @@ class PolicyServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.StatusRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/verdict.v1.PolicyService/Reload',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.ReloadResult.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -220,6 +225,17 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reload(self, request, context):
+        """Reloads the policy root now, as SIGHUP does (trigger "request"), and answers the outcome: the
+        new state serves only if it loaded, compiled and passed its policy tests; otherwise the last
+        good state keeps serving. With several worker processes only the worker that answers reloads
+        (send SIGHUP to the parent to reload every worker). Needs the admin permission "reload" when
+        the server has an authorization file (docs/security.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +243,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.StatusRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.StatusResponse.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.ReloadRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.ReloadResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -257,6 +278,33 @@ class PolicyService:
             '/verdict.v1.PolicyService/GetStatus',
             verdict_dot_v1_dot_decision__pb2.StatusRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.PolicyService/Reload',
+            verdict_dot_v1_dot_decision__pb2.ReloadRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.ReloadResult.FromString,
             options,
             channel_credentials,
             insecure,
