@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from engine.training.errors import DataError
 from engine.training.identifiers import identifier_reason
 from engine.training.table import Table, read_csv, snake_case, spec_for_column
 
-__all__ = ["DataOptions", "Prepared", "encode_matrix", "prepare"]
+__all__ = ["DataOptions", "Prepared", "card_data_notes", "encode_matrix", "prepare", "reading_messages"]
 
 
 @dataclass(frozen=True)
@@ -231,3 +232,43 @@ def prepare(opts: DataOptions) -> Prepared:
         table=table, x=x, y=y_all[idx], specs=tuple(specs), columns=columns,
         dropped_missing_target=int((~keep).sum()), labels=labels, left_out=left_out,
     )
+
+
+def _used_columns(p: Prepared) -> list[str]:
+    sources = set(p.columns.values())
+    return [c for c in p.table.names if c in sources]
+
+
+def card_data_notes(p: Prepared) -> dict[str, Any]:
+    """Extra keys for the card's ``data`` section on how the CSV was read, each only when it says something.
+
+    ``number_formats`` (column -> convention, for numbers not written plain), ``missing_markers``
+    (column -> count of NA-like cells read as missing), ``left_out`` (column -> why it looks like a
+    row identifier), ``encoding`` and ``delimiter`` (when not UTF-8 and comma).
+    """
+    typing = p.table.typing
+    used = _used_columns(p)
+    notes: dict[str, Any] = {}
+    formats = {c: typing[c].number_format for c in used if typing[c].number_format not in (None, "plain")}
+    markers = {c: typing[c].missing_markers for c in used if typing[c].missing_markers}
+    if formats:
+        notes["number_formats"] = formats
+    if markers:
+        notes["missing_markers"] = markers
+    if p.left_out:
+        notes["left_out"] = dict(p.left_out)
+    if p.table.source.encoding not in ("utf-8", "utf-8-sig"):
+        notes["encoding"] = p.table.source.encoding
+    if p.table.source.delimiter != ",":
+        notes["delimiter"] = p.table.source.delimiter
+    return notes
+
+
+def reading_messages(p: Prepared) -> list[str]:
+    """One line per thing the user should know about how the CSV was read (left-out columns first)."""
+    notes = card_data_notes(p)
+    lines = [f"left out column {c!r}: {why} (--keep-column {c} keeps it)" for c, why in notes.get("left_out", {}).items()]
+    examples = {"thousands_comma": "1,234.5", "decimal_comma": "1.234,5"}
+    lines += [f"read column {c!r} as numbers written like {examples[f]} ({f})" for c, f in notes.get("number_formats", {}).items()]
+    lines += [f"read {n} NA-like cells of column {c!r} as missing" for c, n in notes.get("missing_markers", {}).items()]
+    return lines
