@@ -195,6 +195,7 @@ def prepare(opts: DataOptions) -> Prepared:
     table = read_csv(opts.data, force_categorical=opts.categorical, number_format=opts.number_format)
     y_all, keep, labels = _target(table, opts)
     cols = _selected_columns(table, opts)
+    _refuse_problem_columns(table, cols)  # before the identifier rule: a mixed column is refused, not left out
     left_out = _left_out(table, cols, opts)
     cols = [c for c in cols if c not in left_out]
     if not cols:
@@ -214,7 +215,7 @@ def prepare(opts: DataOptions) -> Prepared:
     if missing_inputs:
         raise DataError(f"derived features need columns that are absent: {', '.join(missing_inputs)}", "data_unknown_column")
     source = dict(names) | {by_snake[i]: i for i in inputs}
-    _refuse_problem_columns(table, list(source))
+    _refuse_problem_columns(table, [c for c in source if c not in cols])  # inputs of derived features
     col_values = {c: table.columns[c] for c in source}
     records: list[dict[str, object]] = [{source[c]: col_values[c][i] for c in source} for i in idx]
     add_derived(records, opts.derived)
