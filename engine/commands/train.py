@@ -4,7 +4,9 @@
 tabular CSV, infers column types, cross-validates, trains a final model, exports it to ONNX, checks
 ONNX against the native model on the training rows (refusing to write a model that disagrees by
 more than 1e-5) and writes ``DIR/model.onnx``, ``DIR/card.json`` and ``DIR/report.md`` with a ROC
-curve and a score histogram. Exit codes: 0 written, 1 training or parity failure, 2 bad usage/data.
+curve and a score histogram. Exit codes: 0 written, 1 training or parity failure (or an unexpected
+error, in one line), 2 bad usage or data (including too few rows for a split and a model that learned
+nothing). A failed run writes nothing. How the CSV is read and typed: docs/training.md.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _target(table: Table, opts: DataOptions) -> tuple[np.ndarray, np.ndarray, di
             f"target column {opts.target!r} has {len(classes)} labels where a binary target needs exactly two: "
             f"{_show_labels(labels)}"
             + (f"; {'; '.join(twins)} differ only in case or spaces" if twins else "")
-            + "; make the column hold two labels (or blank the rows to leave out)", "target_not_binary",
+            + "; make the column hold exactly two labels (rows with an empty target are left out)", "target_not_binary",
         )
     positive = _label_value(opts.positive, typed.kind, typed.number_format)
     if positive not in classes:
