@@ -7,7 +7,8 @@ What it accepts (``read_rows``):
   Latin-1 (which decodes any byte). A file with NUL bytes and no UTF-16 mark is refused as binary.
 - **Delimiter**: sniffed among ``,`` ``;`` TAB and ``|`` on the first ``SNIFF_ROWS`` lines: the one
   that gives the header more than one column and every sampled row as many cells as the header
-  (the widest such, ties in that order); a file of one column reads as one column.
+  (the widest such, ties in that order); when none splits the header, the file is one column
+  (commas in its cells are text).
 - **Quoting**: RFC 4180 double quotes (``"a, b"``, a doubled quote inside quotes, line breaks inside quotes);
   spaces after a delimiter are skipped, so ``1, "2,5"`` is two cells.
 - **Header**: the first non-blank row. Names are trimmed (spaces, a stray byte-order mark);
@@ -27,12 +28,14 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.errors import VerdictError
 
 __all__ = ["DELIMITERS", "SNIFF_ROWS", "RawTable", "TableError", "decode", "read_rows", "sniff_delimiter"]
 
 DELIMITERS = (",", ";", "\t", "|")
+ONE_COLUMN = "\x00"  # the "delimiter" of a one-column file: NUL never occurs in a file that is read
 SNIFF_ROWS = 50
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -92,7 +95,7 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
-def _records(text: str, delimiter: str) -> csv.Reader:  # type: ignore[name-defined]
+def _records(text: str, delimiter: str) -> Any:  # a csv reader (its type is private to _csv)
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=False)
 
 
@@ -111,7 +114,7 @@ def sniff_delimiter(text: str, rows: int = SNIFF_ROWS) -> str:
         cut = nxt + 1
     sample = text[:cut]
     best: tuple[int, float, int] | None = None  # (width if consistent else 0, share consistent, -order)
-    choice = ","
+    choice = ONE_COLUMN
     for order, delimiter in enumerate(DELIMITERS):
         try:
             records = [r for r in _records(sample, delimiter) if not _blank(r)]
@@ -182,7 +185,7 @@ def read_rows(path: Path, *, limit: int | None = None) -> RawTable:
 
 
 def _show(delimiter: str) -> str:
-    return {"\t": "TAB"}.get(delimiter, repr(delimiter))
+    return {"\t": "TAB", ONE_COLUMN: "none: one column"}.get(delimiter, repr(delimiter))
 
 
 def _check_header(path: Path, line: int, header: Sequence[str]) -> None:

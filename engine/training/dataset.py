@@ -260,7 +260,7 @@ def card_data_notes(p: Prepared) -> dict[str, Any]:
         notes["left_out"] = dict(p.left_out)
     if p.table.source.encoding not in ("utf-8", "utf-8-sig"):
         notes["encoding"] = p.table.source.encoding
-    if p.table.source.delimiter != ",":
+    if p.table.source.delimiter in (";", "\t", "|"):
         notes["delimiter"] = p.table.source.delimiter
     return notes
 

@@ -181,3 +181,9 @@ def test_limit_reads_only_the_first_rows(tmp_path: Path) -> None:
     """limit stops after that many data rows (a ragged row further down is never read)."""
     raw = read_rows(_write(tmp_path, "a\n1\n2\n3\n4,5,6\n"), limit=2)
     assert raw.rows == (("1",), ("2",))
+
+
+def test_a_one_column_file_keeps_commas_in_its_cells(tmp_path: Path) -> None:
+    """A file whose header has one name is one column: "Smith, John" is one cell, not a ragged row."""
+    raw = read_rows(_write(tmp_path, "name\nSmith, John\nDoe\n"))
+    assert raw.header == ("name",) and raw.rows == (("Smith, John",), ("Doe",))
