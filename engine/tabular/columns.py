@@ -72,40 +72,42 @@ def type_column(
     file_convention: str | None, allowed: Sequence[str],
 ) -> ColumnType:
     """The type of one column, given the conventions that fit all its number cells (see the module rule)."""
-    present = [c for c in cells if c is not None]
-    if not present:
+    distinct = Counter(c for c in cells if c is not None)
+    if not distinct:
         return ColumnType("numeric")
-    lowered = {c.lower() for c in set(present)}
+    lowered = {c.lower() for c in distinct}
     if lowered <= {"yes", "no"} or lowered <= {"true", "false"}:
         return ColumnType("boolean")
-    markers = sum(1 for c in present if c.lower() in MISSING_MARKERS)
-    if fits and markers < len(present):
+    markers = sum(n for c, n in distinct.items() if c.lower() in MISSING_MARKERS)
+    total = sum(distinct.values()) - markers
+    if fits and total:
         if len(fits) == 1 or _agree(fits):
             return ColumnType("numeric", next(iter(fits)), markers)
         for choice in (file_convention, "plain"):
             if choice in fits:
                 return ColumnType("numeric", choice, markers)
-        example = next(c for c in present if "," in c)
+        example = next(c for c in distinct if "," in c)
         return ColumnType(
             "categorical", problem_code="number_ambiguous",
             problem=(f"column {name!r}: numbers like {example!r} read differently under "
                      f"{' and '.join(fits)} and nothing in the file decides; say which (number_format)"),
         )
-    counts = Counter(c for c in present if c.lower() not in MISSING_MARKERS)
-    total = sum(counts.values())
-    best, best_share = None, 0.0
+    counts = [(c, n) for c, n in distinct.items() if c.lower() not in MISSING_MARKERS]
+    allowed_bad = (1 - MOSTLY_NUMERIC) * total
     for convention in allowed:
-        share = sum(n for c, n in counts.items() if parse_number(c, convention) is not None) / total if total else 0.0
-        if share > best_share:
-            best, best_share = convention, share
-    if best is not None and best_share >= MOSTLY_NUMERIC:
-        bad = total - round(best_share * total)
-        return ColumnType(
-            "categorical", problem_code="column_mixed",
-            problem=(f"column {name!r}: {round(best_share * total)} of {total} cells are numbers ({best}) but "
-                     f"{bad} are not: {', '.join(_offenders(raw, cells, best))}; fix or blank those cells, "
-                     "or say the column is categorical"),
-        )
+        bad = 0
+        for c, n in counts:  # stops as soon as too many cells are not numbers: cheap for text columns
+            if parse_number(c, convention) is None:
+                bad += n
+                if bad > allowed_bad:
+                    break
+        if 0 < bad <= allowed_bad:
+            return ColumnType(
+                "categorical", problem_code="column_mixed",
+                problem=(f"column {name!r}: {total - bad} of {total} cells are numbers ({convention}) but "
+                         f"{bad} are not: {', '.join(_offenders(raw, cells, convention))}; fix or blank those "
+                         "cells, or say the column is categorical"),
+            )
     return ColumnType("categorical")
 
 
@@ -140,7 +142,11 @@ def convert(cells: Sequence[str | None], ctype: ColumnType) -> list[object]:
     """The column's values as Python values: float, bool, str, or None for missing."""
     if ctype.kind == "numeric":
         fmt = ctype.number_format or "plain"
-        return [None if c is None or c.lower() in MISSING_MARKERS else parse_number(c, fmt) for c in cells]
+        if ctype.missing_markers:
+            return [None if c is None or c.lower() in MISSING_MARKERS else parse_number(c, fmt) for c in cells]
+        if fmt == "plain":  # every cell was checked by type_columns: float() reads plain numbers exactly
+            return [None if c is None else float(c) for c in cells]
+        return [None if c is None else parse_number(c, fmt) for c in cells]
     if ctype.kind == "boolean":
         return [None if c is None else c.lower() in _BOOL_TRUE for c in cells]
     return list(cells)

@@ -54,14 +54,23 @@ def parse_number(cell: str, convention: str) -> float | None:
     raise ValueError(f"unknown number format {convention!r}; known: {', '.join(NUMBER_FORMATS)}")
 
 
+_PATTERNS = {"plain": _PLAIN, "thousands_comma": _THOUSANDS_COMMA, "decimal_comma": _DECIMAL_COMMA}
+
+
+def _normalise(cell: str, convention: str) -> str:
+    if convention == "thousands_comma":
+        return cell.replace(",", "")
+    if convention == "decimal_comma":
+        return cell.translate(_GROUPS).replace(",", ".")
+    return cell
+
+
 def _parse_all(cells: Sequence[str], convention: str) -> list[float] | None:
-    out = []
-    for cell in cells:
-        v = parse_number(cell, convention)
-        if v is None:
-            return None
-        out.append(v)
-    return out
+    """Every cell under ``convention``, or None when one is not a number there (a column at a time: fast)."""
+    if not all(map(_PATTERNS[convention].fullmatch, cells)):
+        return None
+    values = [float(_normalise(c, convention)) for c in cells] if convention != "plain" else list(map(float, cells))
+    return values if all(map(math.isfinite, values)) else None
 
 
 def fitting_conventions(cells: Sequence[str], conventions: Iterable[str] = NUMBER_FORMATS) -> dict[str, list[float]]:

@@ -27,6 +27,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,13 @@ class RawTable:
     rows: tuple[tuple[str | None, ...], ...]
     lines: tuple[int, ...]  # 1-based physical line on which each row starts
 
+    @cached_property
+    def _columns(self) -> dict[str, list[str | None]]:
+        return {name: list(cells) for name, cells in zip(self.header, zip(*self.rows, strict=True), strict=True)}
+
     def column(self, name: str) -> list[str | None]:
-        """The cells of column ``name``, top to bottom. Raises KeyError for an unknown column."""
-        if name not in self.header:
-            raise KeyError(name)
-        j = self.header.index(name)
-        return [row[j] for row in self.rows]
+        """The cells of column ``name``, top to bottom (a shared list: do not modify). KeyError if unknown."""
+        return self._columns[name]
 
     def where(self, row: int) -> str:
         """``file:line`` of data row ``row`` (0-based), for messages."""
