@@ -86,14 +86,17 @@ def type_column(
         for choice in (file_convention, "plain"):
             if choice in fits:
                 return ColumnType("numeric", choice, markers)
-        example = next(c for c in distinct if "," in c)
+        example = next((c for c in distinct if "," in c), next(iter(distinct)))
         return ColumnType(
             "categorical", problem_code="number_ambiguous",
             problem=(f"column {name!r}: numbers like {example!r} read differently under "
                      f"{' and '.join(fits)} and nothing in the file decides; say which (number_format)"),
         )
+    if not total:  # only NA-like cells: text
+        return ColumnType("categorical")
     counts = [(c, n) for c, n in distinct.items() if c.lower() not in MISSING_MARKERS]
     allowed_bad = (1 - MOSTLY_NUMERIC) * total
+    best: tuple[int, str] | None = None  # fewest cells that are not numbers, and under which convention
     for convention in allowed:
         bad = 0
         for c, n in counts:  # stops as soon as too many cells are not numbers: cheap for text columns
@@ -101,14 +104,17 @@ def type_column(
                 bad += n
                 if bad > allowed_bad:
                     break
-        if 0 < bad <= allowed_bad:
-            return ColumnType(
-                "categorical", problem_code="column_mixed",
-                problem=(f"column {name!r}: {total - bad} of {total} cells are numbers ({convention}) but "
-                         f"{bad} are not: {', '.join(_offenders(raw, cells, convention))}; fix or blank those "
-                         "cells, or say the column is categorical"),
-            )
-    return ColumnType("categorical")
+        if bad <= allowed_bad and (best is None or bad < best[0]):
+            best = (bad, convention)
+    if best is None:
+        return ColumnType("categorical")
+    bad, convention = best
+    return ColumnType(
+        "categorical", problem_code="column_mixed",
+        problem=(f"column {name!r}: {total - bad} of {total} cells are numbers ({convention}) but "
+                 f"{bad} are not: {', '.join(_offenders(raw, cells, convention))}; fix or blank those "
+                 "cells, or say the column is categorical"),
+    )
 
 
 def type_columns(

@@ -187,3 +187,17 @@ def test_a_one_column_file_keeps_commas_in_its_cells(tmp_path: Path) -> None:
     """A file whose header has one name is one column: "Smith, John" is one cell, not a ragged row."""
     raw = read_rows(_write(tmp_path, "name\nSmith, John\nDoe\n"))
     assert raw.header == ("name",) and raw.rows == (("Smith, John",), ("Doe",))
+
+
+def test_mixed_column_is_judged_by_its_best_convention(tmp_path: Path) -> None:
+    """Thousands-comma numbers plus two words: the problem names the words, not the separated numbers."""
+    body = "\n".join(f'"{i},500.25"' for i in range(1, 40)) + "\nn.a.\nabout 3\n"
+    ctype, _ = _typed(tmp_path, f"amount\n{body}")["amount"]
+    assert ctype.problem_code == "column_mixed" and "(thousands_comma) but 2 are not" in ctype.problem
+    assert "'n.a.'" in ctype.problem and "500.25" not in ctype.problem
+
+
+def test_a_column_of_only_na_cells_is_text_without_a_problem(tmp_path: Path) -> None:
+    """A column holding only NA markers is categorical with no problem (nothing to call mixed)."""
+    ctype, values = _typed(tmp_path, "x,y\nNA,1\nNA,2\n")["x"]
+    assert (ctype.kind, ctype.problem) == ("categorical", None) and values == ["NA", "NA"]
