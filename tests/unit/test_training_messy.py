@@ -272,3 +272,25 @@ def test_category_order_uses_only_the_fitting_rows() -> None:
 def test_identifier_rule(kind: str, values: list, flagged: bool) -> None:
     """Unique text, dates as text and row counters are identifiers; categories, decimals, shuffled or few rows are not."""
     assert (identifier_reason(kind, values) is not None) is flagged
+
+
+def test_ambiguous_numbers_need_number_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whole amounts written "1,234": exit 2 number_ambiguous; --number-format thousands_comma reads 1234."""
+    lines = (CASES / "base.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    text = "income,amount,home,age,bad\n" + "".join(
+        f'{r[0]},"{int(float(r[1])) // 1000},{int(float(r[1])) % 1000:03d}",{r[2]},{r[3]},{r[4]}\n'
+        if float(r[1]) >= 1000 else f"{r[0]},{int(float(r[1]))},{r[2]},{r[3]},{r[4]}\n" for r in rows)
+    data = tmp_path / "whole.csv"
+    data.write_text(text)
+    assert _train(data, tmp_path / "m", *FAST) == 2
+    assert "[number_ambiguous] " in capsys.readouterr().err and not (tmp_path / "m").exists()
+    p = prepare(DataOptions(data, "bad", "1", number_format="thousands_comma"))
+    assert p.x[:, 1].tolist() == [float(int(float(r[1]))) for r in rows]
+    assert _train(data, tmp_path / "m", *FAST, "--number-format", "thousands_comma") == 0
+
+
+def test_keep_column_must_name_a_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keep-column with an unknown name is a data error (exit 2) naming it."""
+    assert _train(CASES / "base.csv", tmp_path / "m", *FAST, "--keep-column", "nosuch") == 2
+    assert "[data_unknown_column] --keep-column names unknown columns: nosuch" in capsys.readouterr().err
