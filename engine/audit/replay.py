@@ -19,7 +19,6 @@ decisions it covers, not the number the log held.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 from engine.audit.follow import Gap
 from engine.errors import InvalidInput
 from engine.flow import CompiledFlow
+from engine.tabular import TableError, parse_number, read_rows
 from engine.types import Action, Outcome
 
 __all__ = ["Metrics", "OutcomesError", "ReplayReport", "load_outcomes", "replay"]
@@ -45,37 +45,44 @@ class OutcomesError(ValueError):
     """The outcomes file cannot be used; the message says why."""
 
 
+def _outcome(value: str) -> bool | None:
+    """True for a bad outcome, False for a good one, None when the label is neither."""
+    value = value.lower()
+    if value in _BAD or value in _GOOD:
+        return value in _BAD
+    number = parse_number(value, "plain")
+    return {1.0: True, 0.0: False}.get(number) if number is not None else None
+
+
 def load_outcomes(path: Path) -> dict[str, bool]:
-    """``id -> is_bad`` from a CSV with an id column (decision_id, request_id or id) and an outcome."""
+    """``id -> is_bad`` from a CSV with an id column (decision_id, request_id or id) and an outcome.
+
+    Read by the one CSV reader (``engine.tabular``: encoding, delimiter, quoting, trimmed header).
+    Raises OutcomesError naming the file (and line) when the file or a label cannot be used.
+    """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-            id_col = next((c for c in _ID_COLUMNS if c in columns), None)
-            out_col = next((c for c in _OUTCOME_COLUMNS if c in columns), None)
-            if id_col is None or out_col is None:
-                raise OutcomesError(
-                    f"{path}: needs an id column ({', '.join(_ID_COLUMNS)}) and an outcome column "
-                    f"({', '.join(_OUTCOME_COLUMNS)}); found {', '.join(columns) or 'none'}"
-                )
-            names = {c.strip().lower(): c for c in reader.fieldnames or []}
-            result: dict[str, bool] = {}
-            for line, row in enumerate(reader, start=2):
-                key = (row.get(names[id_col]) or "").strip()
-                value = (row.get(names[out_col]) or "").strip().lower()
-                if not key:
-                    continue
-                if value in _BAD:
-                    result[key] = True
-                elif value in _GOOD:
-                    result[key] = False
-                else:
-                    raise OutcomesError(f"{path}:{line}: outcome {value!r} is neither good nor bad")
-            return result
-    except OSError as exc:
-        raise OutcomesError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise OutcomesError(f"{path} is not UTF-8 text") from None
+        table = read_rows(Path(path))
+    except TableError as exc:
+        if exc.code == "data_missing" or exc.code == "data_unreadable":
+            raise OutcomesError(f"cannot read {exc}") from None
+        raise OutcomesError(str(exc)) from None
+    names = {c.lower(): c for c in table.header}
+    id_col = next((c for c in _ID_COLUMNS if c in names), None)
+    out_col = next((c for c in _OUTCOME_COLUMNS if c in names), None)
+    if id_col is None or out_col is None:
+        raise OutcomesError(
+            f"{path}: needs an id column ({', '.join(_ID_COLUMNS)}) and an outcome column "
+            f"({', '.join(_OUTCOME_COLUMNS)}); found {', '.join(names) or 'none'}"
+        )
+    result: dict[str, bool] = {}
+    for row, (key, value) in enumerate(zip(table.column(names[id_col]), table.column(names[out_col]), strict=True)):
+        if not key:
+            continue
+        is_bad = _outcome(value or "")
+        if is_bad is None:
+            raise OutcomesError(f"{table.where(row)}: outcome {(value or '').lower()!r} is neither good nor bad")
+        result[key] = is_bad
+    return result
 
 
 @dataclass

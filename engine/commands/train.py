@@ -4,7 +4,9 @@
 tabular CSV, infers column types, cross-validates, trains a final model, exports it to ONNX, checks
 ONNX against the native model on the training rows (refusing to write a model that disagrees by
 more than 1e-5) and writes ``DIR/model.onnx``, ``DIR/card.json`` and ``DIR/report.md`` with a ROC
-curve and a score histogram. Exit codes: 0 written, 1 training or parity failure, 2 bad usage/data.
+curve and a score histogram. Exit codes: 0 written, 1 training or parity failure (or an unexpected
+error, in one line), 2 bad usage or data (including too few rows for a split and a model that learned
+nothing). A failed run writes nothing. How the CSV is read and typed: docs/training.md.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--features", type=_csv_list, default=None, help="columns to use, comma-separated")
     p.add_argument("--drop", type=_csv_list, default=(), help="columns to leave out, comma-separated")
     p.add_argument("--categorical", type=_csv_list, default=(), help="columns to treat as categorical")
+    p.add_argument("--keep-column", dest="keep", action="append", type=_csv_list, default=[], metavar="NAME",
+                   help="train on a column even though it looks like a row identifier (repeatable, or comma-separated)")
+    p.add_argument("--number-format", choices=("auto", "plain", "thousands_comma", "decimal_comma"), default="auto",
+                   help="how numbers are written: detected per column (auto), plain 1234.5, thousands_comma "
+                        "1,234.5 or decimal_comma 1.234,5")
     p.add_argument("--monotone", default="", help="monotone constraints, e.g. income:-1,debt:+1 (lightgbm)")
     p.add_argument("--algorithm", choices=("lightgbm", "logistic"), default="lightgbm")
     p.add_argument("--seed", type=int, default=42)
@@ -103,6 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
     except UsageError as exc:
         report(str(exc))
         return 2
+    from engine.training.dataset import reading_messages
+
     progress = silent if args.quiet else TextProgress(sys.stderr)
     try:
         trained = _train(args, monotone, progress)
@@ -113,15 +122,22 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingError as exc:
         report(f"training failed: [{exc.code}] {exc}")
         return 1
+    except Exception as exc:  # a bug: one line and exit 1, never a traceback; nothing was written
+        report(f"training failed: [internal_error] {type(exc).__name__}: {exc} (nothing was written; please report this)")
+        return 1
     m = card.metrics
     faith = m.get("faithfulness", {})
-    print(
-        f"wrote {args.out}/model.onnx, card.json, report.md\n"
+    lines = [f"wrote {args.out}/model.onnx, card.json, report.md"]
+    lines += [f"  note: {line}" for line in reading_messages(trained.prepared)]
+    lines += [f"  WARNING: {w}" for w in m.get("warnings", [])]
+    lines += [
         f"  cv_auc {m['cv_auc']:.4f}  cv_ks {m['cv_ks']:.4f}  cv_gini {m['cv_gini']:.4f}  "
-        f"cv_brier {m['cv_brier']:.4f}  cv_logloss {m['cv_logloss']:.4f}\n"
-        f"  parity max |diff| {card.parity.max_abs_diff:.2e} on {card.parity.rows} rows\n"
-        f"  reason faithfulness {faith.get('lowered')}/{faith.get('tested')} declines lowered by fixing the top reason"
-    )
+        f"cv_brier {m['cv_brier']:.4f}  cv_logloss {m['cv_logloss']:.4f}",
+        f"  parity max |diff| {card.parity.max_abs_diff:.2e} on {card.parity.rows} rows",
+        f"  reason faithfulness {faith.get('lowered', 'n/a')}/{faith.get('tested', 'n/a')} declines lowered by "
+        "fixing the top reason",
+    ]
+    print("\n".join(lines))
     return 0
 
 
@@ -131,6 +147,7 @@ def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) ->
     data = DataOptions(
         args.data, target=args.target, positive=args.positive, features=args.features,
         drop=tuple(args.drop), categorical=tuple(args.categorical),
+        keep=tuple(name for group in args.keep for name in group), number_format=args.number_format,
     )
     if args.algorithm == "logistic":
         from engine.training.logistic import LogisticSpec, train_logistic

@@ -21,9 +21,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from engine.models import ModelCard
-from engine.training.artifacts import file_sha256, library_versions, now_iso, write_model_dir
+from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir
 from engine.training.binary import card_features
-from engine.training.dataset import DataOptions, Prepared, prepare
+from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.derived import DerivedFeature
 from engine.training.metrics import auc
 from engine.training.onnx_export import INPUT_NAME, PARITY_TOLERANCE, canonical_bytes, max_abs_diff, with_missing
@@ -69,10 +69,11 @@ class TrainedAnomaly:
 
     def write(self, out: Path, report: bool = False) -> ModelCard:
         """Write ``model.onnx`` and ``card.json`` (and the report) into ``out``."""
-        card = write_model_dir(Path(out), self.card, self.files)
-        if report:
-            y = self.prepared.y if self.card["metrics"].get("label_auc") is not None else None
-            write_report(Path(out), card.model_dump(mode="json", by_alias=True, exclude_none=True), y, self.scores, None)
+        with staged_dir(Path(out)) as tmp:  # nothing appears at ``out`` unless every step succeeds
+            card = write_model_dir(tmp, self.card, self.files, previous=Path(out))
+            if report:
+                y = self.prepared.y if self.card["metrics"].get("label_auc") is not None else None
+                write_report(tmp, card.model_dump(mode="json", by_alias=True, exclude_none=True), y, self.scores, None)
         return card
 
 
@@ -158,6 +159,8 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     opts = DataOptions(spec.data, target=spec.label or "", positive=spec.label_positive,
                        features=spec.features, derived=spec.derived)
     p = prepare(opts)
+    for line in reading_messages(p):
+        progress(ProgressEvent("data", f"  {line}"))
     x = p.x
     progress(ProgressEvent("start", f"{spec.name}: IsolationForest on {len(x)} rows, {x.shape[1]} features"))
     pipe = Pipeline([
@@ -195,7 +198,7 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
         "missing_values": MISSING_ANOMALY,
         "artifacts": {"onnx": {"file": "model.onnx", "sha256": ""}},
         "data": {"file": spec.data_label or str(spec.data), "sha256": file_sha256(spec.data), "rows": int(len(x)),
-                 "columns": dict(p.columns)},
+                 "columns": dict(p.columns)} | card_data_notes(p),
         "training": {"params": {"n_estimators": spec.n_estimators, "max_samples": spec.max_samples,
                                 "contamination": "auto", "imputer": "median"},
                      "seed": spec.seed, "num_trees": spec.n_estimators,

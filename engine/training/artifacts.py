@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +18,7 @@ from engine.errors import ModelLoadError
 from engine.models import CARD_FILE, ModelCard, load_model, sha256_bytes
 from engine.training.errors import TrainingError
 
-__all__ = ["file_sha256", "library_versions", "now_iso", "write_model_dir"]
+__all__ = ["file_sha256", "library_versions", "now_iso", "staged_dir", "write_model_dir"]
 
 _LIBRARIES = ("lightgbm", "onnxruntime", "onnxmltools", "onnx", "skl2onnx", "scikit-learn", "numpy")
 
@@ -57,11 +60,12 @@ def _previous_created_at(out: Path, card: Mapping[str, Any]) -> str | None:
     return old.get("created_at") if same else None
 
 
-def write_model_dir(out: Path, card: dict[str, Any], files: Mapping[str, bytes]) -> ModelCard:
+def write_model_dir(out: Path, card: dict[str, Any], files: Mapping[str, bytes], previous: Path | None = None) -> ModelCard:
     """Write ``files`` and ``card.json`` into ``out``; fills artifact sha256s; verifies by loading.
 
-    ``card["artifacts"]`` names the files; their sha256 are computed here. When ``out`` already holds
-    a card for identical artifacts and data, its ``created_at`` is kept so a rebuild is a no-op.
+    ``card["artifacts"]`` names the files; their sha256 are computed here. When ``previous`` (default
+    ``out``) already holds a card for identical artifacts and data, its ``created_at`` is kept so a
+    rebuild is a no-op.
     """
     card = json.loads(json.dumps(card))  # a private deep copy
     for role, art in card["artifacts"].items():
@@ -69,7 +73,7 @@ def write_model_dir(out: Path, card: dict[str, Any], files: Mapping[str, bytes])
             raise TrainingError(f"card artifact {role!r} names {art['file']!r}, which was not produced")
         art["sha256"] = sha256_bytes(files[art["file"]])
     out.mkdir(parents=True, exist_ok=True)
-    card["created_at"] = _previous_created_at(out, card) or card.get("created_at") or now_iso()
+    card["created_at"] = _previous_created_at(previous or out, card) or card.get("created_at") or now_iso()
     try:
         validated = ModelCard.model_validate(card)
     except ValueError as exc:
@@ -82,3 +86,35 @@ def write_model_dir(out: Path, card: dict[str, Any], files: Mapping[str, bytes])
     except ModelLoadError as exc:  # pragma: no cover - would be a bug in the writer
         raise TrainingError(f"the written model does not load: {exc}", "written_model_invalid") from exc
     return validated
+
+
+@contextmanager
+def staged_dir(out: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out`` to write a model into, put in place only when the block succeeds.
+
+    On success the directory is renamed to ``out`` (or, when ``out`` exists, each file is moved into it
+    with an atomic ``os.replace``); on any error it is removed with any parent directory it created, so
+    a failed run leaves no model behind.
+    """
+    out = Path(out)
+    created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists() and not out.is_dir():
+            raise TrainingError(f"{out} exists and is not a directory", "out_not_a_directory")
+        if out.exists():
+            for item in sorted(tmp.iterdir()):
+                os.replace(item, out / item.name)
+            tmp.rmdir()
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:  # innermost first
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise

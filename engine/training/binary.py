@@ -11,13 +11,15 @@ import lightgbm as lgb
 import numpy as np
 
 from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
-from engine.training.artifacts import file_sha256, library_versions, now_iso, write_model_dir
-from engine.training.dataset import DataOptions, Prepared, prepare
+from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir
+from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.errors import DataError
 from engine.training.faithfulness import faithfulness
+from engine.training.learned import chance_warning, refuse_if_constant
 from engine.training.lightgbm_trainer import (
     CVResult,
     LightGBMSettings,
+    check_splittable,
     cross_validate,
     iteration_selection,
     lightgbm_params,
@@ -70,30 +72,36 @@ class TrainedModel:
         card, and ``report.md`` with its ROC and histogram PNGs is written beside it.
         """
         out = Path(out)
-        card = write_model_dir(out, self.card, self.files)
-        if not report:
-            return card
-        p = self.prepared
-        quantile = max(0.9, 1.0 - float(p.y.mean()))
-        faith = faithfulness(load_model(out), p.x, quantile=quantile, seed=int(self.card["training"]["seed"]))
-        doc = card.model_dump(mode="json", by_alias=True, exclude_none=True)
-        doc["metrics"]["faithfulness"] = faith
-        card = write_model_dir(out, doc, self.files)
-        write_report(out, card.model_dump(mode="json", by_alias=True, exclude_none=True), p.y, self.cv.oof,
-                     self.cv.fold_of_row, extra_sections=[faithfulness_section(faith)])
+        with staged_dir(out) as tmp:  # nothing appears at ``out`` unless every step below succeeds
+            card = write_model_dir(tmp, self.card, self.files, previous=out)
+            if not report:
+                return card
+            p = self.prepared
+            quantile = max(0.9, 1.0 - float(p.y.mean()))
+            faith = faithfulness(load_model(tmp), p.x, quantile=quantile, seed=int(self.card["training"]["seed"]))
+            doc = card.model_dump(mode="json", by_alias=True, exclude_none=True)
+            doc["metrics"]["faithfulness"] = faith
+            card = write_model_dir(tmp, doc, self.files, previous=out)
+            write_report(tmp, card.model_dump(mode="json", by_alias=True, exclude_none=True), p.y, self.cv.oof,
+                         self.cv.fold_of_row, extra_sections=[faithfulness_section(faith)])
         return card
 
 
+def _figure(value: Any, spec: str) -> str:
+    """An optional figure of the report: formatted by ``spec``, or ``n/a`` when absent (None)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def faithfulness_section(faith: Mapping[str, Any]) -> str:
-    """The report's Markdown section on reason-code faithfulness."""
+    """The report's Markdown section on reason-code faithfulness (absent figures read ``n/a``)."""
     rows = "\n".join(f"| `{k}` | {v['declines']} | {v['lowered']} |" for k, v in faith["by_top_feature"].items())
     return (
         "## Reason-code faithfulness\n\n"
         f"{faith['definition']}.\n\n"
-        f"- declines examined: {faith['declines']} (score >= {faith['threshold']:.4f}); with a positive top reason: "
-        f"{faith['tested']}\n"
-        f"- score lowered: **{faith['lowered']} of {faith['tested']} ({faith['rate']:.1%})**, median drop "
-        f"{faith['median_score_drop']:.4f}\n\n"
+        f"- declines examined: {faith['declines']} (score >= {_figure(faith.get('threshold'), '.4f')}); "
+        f"with a positive top reason: {faith['tested']}\n"
+        f"- score lowered: **{faith['lowered']} of {faith['tested']} ({_figure(faith.get('rate'), '.1%')})**, "
+        f"median drop {_figure(faith.get('median_score_drop'), '.4f')}\n\n"
         "| top reason | declines | lowered |\n| --- | --- | --- |\n" + rows
     )
 
@@ -188,8 +196,12 @@ def _tune(spec: ModelSpec, prepared: Prepared, monotone: list[int], progress: Pr
 def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel:
     """Prepare data, (optionally tune,) cross-validate, train the final model, export to ONNX, check parity."""
     prepared = prepare(spec.data)
+    for line in reading_messages(prepared):
+        progress(ProgressEvent("data", f"  {line}"))
     monotone = _monotone_vector(spec, prepared)
     x, y, names, cats = prepared.x, prepared.y.astype(np.float64), prepared.names, prepared.categorical_indices
+    check_splittable(len(y), spec.settings, [p.get("min_data_in_leaf", spec.settings.min_data_in_leaf)
+                                             for p in spec.tuning_grid] or [spec.settings.min_data_in_leaf])
     tuning: list[dict[str, Any]] = []
     s = spec.settings
     if spec.tuning_grid:
@@ -216,6 +228,7 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     # text format clamps an infinite threshold (a "missing or not" split) to 1e300 (LightGBM's
     # Common::AvoidInf), and the ONNX graph is converted from the same text.
     booster = lgb.Booster(model_str=text)
+    refuse_if_constant(np.asarray(booster.predict(x), dtype=np.float64), cv)
     onnx_bytes = lightgbm_to_onnx(booster, len(names))
 
     def predict(z: np.ndarray) -> np.ndarray:
@@ -233,6 +246,9 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
     card["parity"]["threshold_probes"] = int(len(probes))
     card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
+    warning = chance_warning(oof["auc"], prepared.y)
+    if warning:
+        card["metrics"]["warnings"] = [warning]
     if iteration_selection(s, len(y)) != "holdout":
         card["training"]["iteration_selection"] = {"method": "inner_cv", "inner_folds": s.inner_folds}
     if tuning:
@@ -299,7 +315,7 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
             "rows_dropped_missing_target": p.dropped_missing_target,
             "labels": dict(sorted(p.labels.items())),
             "columns": dict(p.columns),
-        },
+        } | card_data_notes(p),
         "training": {
             "params": params,
             "seed": spec.settings.seed,

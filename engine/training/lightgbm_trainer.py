@@ -28,7 +28,7 @@ from engine.training.metrics import binary_metrics
 from engine.training.progress import Progress, ProgressEvent, silent
 
 __all__ = [
-    "AUTO_INNER_CV_ROWS", "CVResult", "LightGBMSettings", "cross_validate", "iteration_selection", "lightgbm_params",
+    "AUTO_INNER_CV_ROWS", "CVResult", "LightGBMSettings", "check_splittable", "cross_validate", "iteration_selection", "lightgbm_params",
     "train_final",
 ]
 
@@ -123,6 +123,33 @@ def iteration_selection(settings: LightGBMSettings, rows: int) -> str:
     if mode not in ("holdout", "inner_cv"):
         raise DataError(f"iteration selection must be holdout, inner_cv or auto, not {mode!r}", "bad_option")
     return mode
+
+
+def fitting_rows(settings: LightGBMSettings, rows: int) -> int:
+    """About how many rows each CV model's trees are grown on: a training fold, less the early-stopping rows."""
+    train = rows * (settings.folds - 1) // settings.folds
+    if iteration_selection(settings, rows) == "inner_cv":
+        return train * (settings.inner_folds - 1) // settings.inner_folds
+    return int(train * (1 - settings.early_stopping_fraction))
+
+
+def check_splittable(rows: int, settings: LightGBMSettings, min_data_in_leaf: Sequence[int]) -> None:
+    """Refuse (DataError ``data_too_small``) data on which no tree can split under any of ``min_data_in_leaf``.
+
+    A split leaves at least ``min_data_in_leaf`` rows on each side (LightGBM's leaf constraint), so
+    a tree grown on fewer than twice that many rows is a single leaf: every score the same.
+    """
+    fit = fitting_rows(settings, rows)
+    smallest = min(min_data_in_leaf)
+    if fit < 2 * smallest:
+        how = ("less an inner " f"{settings.inner_folds}-fold CV's held-out part"
+               if iteration_selection(settings, rows) == "inner_cv"
+               else f"less a {settings.early_stopping_fraction:.0%} early-stopping slice")
+        raise DataError(
+            f"{rows} rows are too few: each cross-validation tree is grown on about {fit} rows (a "
+            f"{settings.folds}-fold training fold {how}) and a split needs 2 x min_data_in_leaf = {2 * smallest}; "
+            f"use more data, or --no-tune with --min-data-in-leaf at most {max(1, fit // 2)}", "data_too_small",
+        )
 
 
 def _fit_holdout(

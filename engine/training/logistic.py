@@ -2,7 +2,10 @@
 
 Pipeline: median imputation -> standardisation -> logistic regression, on the same encoded inputs
 as the LightGBM models. Categories are re-ordered by their training positive rate so that a
-categorical's index is monotone in risk (a linear model can then use it). Reason codes come from
+categorical's index is monotone in risk (a linear model can then use it). Like the imputation and
+the scaling, that order uses labels, so it is fitted inside each cross-validation training fold
+(:class:`CategoryOrder`); a category absent from the training fold is unknown to the fold's model
+(missing, as an unseen category is at serving time). The final model's order uses every row. Reason codes come from
 ``explainer.json``: each feature contributes ``coef * (z - mean_z)`` log-odds, where ``z`` is its
 standardised value; contributions plus the bias sum exactly to the served log-odds.
 """
@@ -10,7 +13,7 @@ standardised value; contributions plus the bias sum exactly to the served log-od
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,14 +27,15 @@ from sklearn.preprocessing import StandardScaler
 from engine.models import FeatureSpec
 from engine.training.artifacts import file_sha256, library_versions, now_iso
 from engine.training.binary import TrainedModel, card_features
-from engine.training.dataset import DataOptions, Prepared, prepare
+from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.errors import DataError
+from engine.training.learned import chance_warning, refuse_if_constant
 from engine.training.lightgbm_trainer import CVResult
 from engine.training.metrics import binary_metrics, calibration_table
 from engine.training.onnx_export import PARITY_TOLERANCE, max_abs_diff, with_missing
 from engine.training.progress import Progress, ProgressEvent, silent
 
-__all__ = ["LogisticSpec", "order_categories_by_rate", "train_logistic"]
+__all__ = ["CategoryOrder", "LogisticSpec", "fit_category_order", "order_categories_by_rate", "train_logistic"]
 
 MISSING_LOGISTIC = (
     "Missing inputs (None, NaN, unknown categories) are encoded as NaN and replaced inside the ONNX graph "
@@ -54,26 +58,56 @@ class LogisticSpec:
     c: float = 1.0  # inverse L2 regularisation strength
 
 
-def order_categories_by_rate(p: Prepared) -> Prepared:
-    """Re-index every categorical so index order is ascending training positive rate (ties by name)."""
-    x = p.x.copy()
-    specs = list(p.specs)
-    for j, s in enumerate(p.specs):
+@dataclass(frozen=True)
+class CategoryOrder:
+    """Per categorical column ``j``, ``remaps[j][old index]`` = new index by ascending positive rate (NaN: unseen)."""
+
+    remaps: Mapping[int, np.ndarray]
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """A copy of the (rows, features) matrix ``x`` with every categorical column re-indexed."""
+        x = x.copy()
+        for j, remap in self.remaps.items():
+            col = x[:, j]
+            ok = ~np.isnan(col)
+            col[ok] = remap[col[ok].astype(np.int64)]
+        return x
+
+
+def fit_category_order(
+    x: np.ndarray, y: np.ndarray, specs: Sequence[FeatureSpec],
+) -> tuple[CategoryOrder, tuple[FeatureSpec, ...]]:
+    """The category order of each categorical, by ascending positive rate over these rows (ties by name).
+
+    Categories with no row here are left out of the order (they map to NaN, i.e. missing). Returns the
+    order and the specs with each categorical's categories in the new order, unseen ones last.
+    """
+    remaps: dict[int, np.ndarray] = {}
+    out = list(specs)
+    for j, s in enumerate(specs):
         if s.type != "categorical":
             continue
         col = x[:, j]
-        rates = []
+        seen, unseen = [], []
         for i, cat in enumerate(s.categories):
             sel = col == i
-            rates.append((float(p.y[sel].mean()) if sel.any() else 0.0, cat, i))
-        order = sorted(rates)
+            (seen if sel.any() else unseen).append((float(y[sel].mean()) if sel.any() else 0.0, cat, i))
+        order = sorted(seen)
         remap = np.full(len(s.categories), np.nan, dtype=np.float32)
         for new, (_, _, old) in enumerate(order):
             remap[old] = new
-        ok = ~np.isnan(col)
-        col[ok] = remap[col[ok].astype(np.int64)]
-        specs[j] = FeatureSpec(s.name, s.type, tuple(cat for _, cat, _ in order))
-    return replace(p, x=x, specs=tuple(specs))
+        remaps[j] = remap
+        out[j] = FeatureSpec(s.name, s.type, tuple(cat for _, cat, _ in order + unseen))
+    return CategoryOrder(remaps), tuple(out)
+
+
+def order_categories_by_rate(p: Prepared) -> Prepared:
+    """Re-index every categorical so index order is ascending positive rate over all of ``p``'s rows (ties by name).
+
+    For the final model only: cross-validation fits the order inside each training fold.
+    """
+    order, specs = fit_category_order(p.x, p.y, p.specs)
+    return replace(p, x=order.apply(p.x), specs=specs)
 
 
 def _pipeline(c: float, seed: int) -> Pipeline:
@@ -113,19 +147,22 @@ def _explainer(pipe: Pipeline, x: np.ndarray, names: Sequence[str]) -> bytes:
 
 def train_logistic(spec: LogisticSpec, progress: Progress = silent) -> TrainedModel:
     """Cross-validate, fit, export and parity-check a logistic scorecard."""
-    p = order_categories_by_rate(prepare(spec.data))
-    x, y = p.x.astype(np.float64), p.y.astype(np.int64)
+    unordered = prepare(spec.data)
+    for line in reading_messages(unordered):
+        progress(ProgressEvent("data", f"  {line}"))
+    y = unordered.y.astype(np.int64)
     if min(int(y.sum()), len(y) - int(y.sum())) < spec.folds:
         raise DataError(f"each class needs at least {spec.folds} rows for {spec.folds}-fold CV", "data_too_small")
-    progress(ProgressEvent("start", f"{spec.name}: {len(y)} rows ({int(y.sum())} positive), {len(p.specs)} "
+    progress(ProgressEvent("start", f"{spec.name}: {len(y)} rows ({int(y.sum())} positive), {len(unordered.specs)} "
                                     f"features; logistic scorecard, {spec.folds}-fold stratified CV"))
     skf = StratifiedKFold(n_splits=spec.folds, shuffle=True, random_state=spec.seed)
     oof = np.zeros(len(y))
     fold_of_row = np.zeros(len(y), dtype=np.int32)
     fold_metrics = []
-    for k, (tr, va) in enumerate(skf.split(x, y), start=1):
-        pipe = _pipeline(spec.c, spec.seed).fit(x[tr], y[tr])
-        oof[va] = pipe.predict_proba(x[va])[:, 1]
+    for k, (tr, va) in enumerate(skf.split(unordered.x, y), start=1):
+        order, _ = fit_category_order(unordered.x[tr], y[tr], unordered.specs)  # never sees the scored fold
+        pipe = _pipeline(spec.c, spec.seed).fit(order.apply(unordered.x[tr]).astype(np.float64), y[tr])
+        oof[va] = pipe.predict_proba(order.apply(unordered.x[va]).astype(np.float64))[:, 1]
         fold_of_row[va] = k
         m = binary_metrics(y[va], oof[va])
         fold_metrics.append(m)
@@ -133,7 +170,10 @@ def train_logistic(spec: LogisticSpec, progress: Progress = silent) -> TrainedMo
     cv = CVResult(oof, fold_of_row, tuple(fold_metrics), tuple(0 for _ in fold_metrics))
     pooled = binary_metrics(y, oof)
     progress(ProgressEvent("cv", f"  out-of-fold: AUC {pooled['auc']:.4f}  KS {pooled['ks']:.4f}"))
+    p = order_categories_by_rate(unordered)
+    x = p.x.astype(np.float64)
     pipe = _pipeline(spec.c, spec.seed).fit(x, y)
+    refuse_if_constant(pipe.predict_proba(x)[:, 1], cv)
     onnx_bytes = _to_onnx(pipe, x.shape[1])
 
     def native(z: np.ndarray) -> np.ndarray:
@@ -144,6 +184,9 @@ def train_logistic(spec: LogisticSpec, progress: Progress = silent) -> TrainedMo
                                 "training rows with 10% cells missing")
     progress(ProgressEvent("parity", f"  ONNX vs scikit-learn: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e})"))
     card = _card(spec, p, pipe, cv, pooled, diff, diff_missing)
+    warning = chance_warning(pooled["auc"], p.y)
+    if warning:
+        card["metrics"]["warnings"] = [warning]
     files = {"model.onnx": onnx_bytes, "explainer.json": _explainer(pipe, x, p.names)}
     return TrainedModel(card=card, files=files, prepared=p, cv=cv, oof_metrics=pooled)
 
@@ -177,15 +220,16 @@ def _card(spec: LogisticSpec, p: Prepared, pipe: Pipeline, cv: CVResult, pooled:
             "positives": int(p.y.sum()), "rows_in_file": p.table.rows,
             "rows_dropped_missing_target": p.dropped_missing_target, "labels": dict(sorted(p.labels.items())),
             "columns": dict(p.columns),
-        },
+        } | card_data_notes(p),
         "training": {
             "params": {"C": spec.c, "penalty": "l2", "solver": lr.solver, "imputer": "median",
-                       "scaler": "standard", "category_order": "ascending training positive rate"},
+                       "scaler": "standard", "category_order": "ascending training positive rate (fitted inside each CV training fold)"},
             "seed": spec.seed,
             "cv_folds": spec.folds,
             "coefficients": {n: float(c) for n, c in zip(p.names, lr.coef_[0], strict=True)},
             "intercept": float(lr.intercept_[0]),
-            "validation_note": "Each held-out fold is scored by a pipeline fitted on the other folds only.",
+            "validation_note": "Each held-out fold is scored by a pipeline fitted on the other folds only "
+                               "(category order, median imputation, scaling and coefficients).",
         },
         "metrics": {
             "cv_auc": mean("auc"), "cv_ks": mean("ks"), "cv_gini": mean("gini"), "cv_brier": mean("brier"),

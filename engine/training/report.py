@@ -68,6 +68,8 @@ def plot_histogram(path: Path, y: np.ndarray, scores: np.ndarray, title: str, xl
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
     return str(v)
@@ -122,6 +124,14 @@ def write_report(
         lines.append(f"- target: `{card['target']['column']}`, positive label `{card['target']['positive']}`")
     if card["data"].get("rows_dropped_missing_target"):
         lines.append(f"- rows dropped for a missing target: {card['data']['rows_dropped_missing_target']}")
+    for column, why in card["data"].get("left_out", {}).items():
+        lines.append(f"- column `{column}` left out: {why} (`--keep-column {column}` keeps it)")
+    for column, fmt in card["data"].get("number_formats", {}).items():
+        lines.append(f"- column `{column}`: numbers read as {fmt}")
+    for column, n in card["data"].get("missing_markers", {}).items():
+        lines.append(f"- column `{column}`: {n} NA-like cells read as missing")
+    for warning in m.get("warnings", []):
+        lines += ["", f"**Warning: {warning}**"]
     lines += ["", "## Features (ONNX input order)", "", "| # | name | type | encoding / source |", "| --- | --- | --- | --- |"]
     for i, f in enumerate(card["features"]):
         enc = _categories(f["categories"]) if f.get("categories") else ""

@@ -1,15 +1,15 @@
-"""Reading a tabular CSV into typed columns, with type inference.
+"""A training CSV as typed columns, read by the one reader (``engine.tabular``).
 
-Empty cells are missing (None). A column whose present values are all yes/no or true/false
-(any case) is boolean; one whose present values all parse as numbers is numeric; any other
-column is categorical (strings). Values keep their Python type (float, bool, str or None) so
-that derived features and the model encoders see what a flow sees at run time.
+Empty cells are missing (None). Columns are typed by ``engine.tabular.columns``: boolean (every
+cell yes/no or true/false, any case), numeric (every cell a number under one convention: plain,
+``1,234.5`` or ``1.234,5``; NA-like cells missing), otherwise categorical (strings). A column that
+is mostly numbers but not wholly, or whose numbers are ambiguous, carries a ``problem`` and is
+refused by training if used. Values keep their Python type (float, bool, str or None) so that
+derived features and the model encoders see what a flow sees at run time.
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.models import FeatureSpec
+from engine.tabular import NUMBER_FORMATS, ColumnType, RawTable, TableError, convert, read_rows, type_columns
+from engine.tabular.numbers import fitting_conventions
 from engine.training.errors import DataError
 
 __all__ = ["Table", "infer_type", "read_csv", "snake_case", "spec_for_column"]
-
-_BOOL_TRUE = frozenset({"yes", "true"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Table:
     types: Mapping[str, str]
     columns: Mapping[str, list[object]]
     raw: Mapping[str, list[str | None]]
+    typing: Mapping[str, ColumnType]
+    source: RawTable
 
     @property
     def rows(self) -> int:
@@ -45,72 +47,40 @@ class Table:
         return [dict(zip(keys, vals, strict=True)) for vals in zip(*cols, strict=True)]
 
 
-def _is_number(text: str) -> bool:
-    try:
-        v = float(text)
-    except ValueError:
-        return False
-    return not math.isinf(v)
-
-
 def infer_type(values: Sequence[str | None]) -> str:
-    """numeric, boolean or categorical for a column of raw cells (None = empty)."""
-    present = {v for v in values if v is not None}
+    """numeric, boolean or categorical for one column of raw cells (None = empty), on its own.
+
+    The column rule of ``engine.tabular.columns`` without a file around it: a mixed or ambiguous
+    column reads here as categorical.
+    """
+    present = [v for v in values if v is not None]
     if not present:
         return "numeric"
     lowered = {v.lower() for v in present}
     if lowered <= {"yes", "no"} or lowered <= {"true", "false"}:
         return "boolean"
-    if all(_is_number(v) for v in present):
-        return "numeric"
-    return "categorical"
+    fits = fitting_conventions(present, NUMBER_FORMATS)
+    values_agree = len({tuple(v) for v in fits.values()}) == 1
+    return "numeric" if fits and ("plain" in fits or len(fits) == 1 or values_agree) else "categorical"
 
 
-def _convert(values: Sequence[str | None], kind: str) -> list[object]:
-    if kind == "numeric":
-        return [None if v is None else float(v) for v in values]
-    if kind == "boolean":
-        return [None if v is None else v.lower() in _BOOL_TRUE for v in values]
-    return list(values)
-
-
-def read_csv(path: Path, *, force_categorical: Iterable[str] = ()) -> Table:
-    """Read ``path`` (UTF-8 CSV with a header) into a typed :class:`Table`."""
-    path = Path(path)
+def read_csv(path: Path, *, force_categorical: Iterable[str] = (), number_format: str = "auto") -> Table:
+    """Read ``path`` into a typed :class:`Table`; raises DataError (with the reader's code) when unreadable."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            body = [row for row in reader if row and any(cell.strip() for cell in row)]
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file", "data_missing") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text: {exc}", "data_unreadable") from exc
-    except csv.Error as exc:
-        raise DataError(f"{path}: not valid CSV: {exc}", "data_unreadable") from exc
-    if not header or not any(h.strip() for h in header):
-        raise DataError(f"{path}: the file is empty (no header row)", "data_empty")
-    if not body:
-        raise DataError(f"{path}: the file has a header but no data rows", "data_empty")
-    names = tuple(h.strip() for h in header)
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise DataError(f"{path}: duplicate column names: {', '.join(dupes)}", "data_bad_header")
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(names):
-            raise DataError(
-                f"{path}: row {i} has {len(row)} cells, the header has {len(names)}", "data_ragged"
-            )
+        source = read_rows(Path(path))
+    except TableError as exc:
+        raise DataError(str(exc), exc.code) from None
+    names = source.header
     forced = set(force_categorical)
     unknown = forced - set(names)
     if unknown:
-        raise DataError(f"{path}: --categorical names unknown columns: {', '.join(sorted(unknown))}", "data_unknown_column")
-    raw: dict[str, list[str | None]] = {}
-    for j, name in enumerate(names):
-        raw[name] = [(cell.strip() or None) for cell in (row[j] for row in body)]
-    types = {n: ("categorical" if n in forced else infer_type(raw[n])) for n in names}
-    columns = {n: _convert(raw[n], types[n]) for n in names}
-    return Table(path=path, names=names, types=types, columns=columns, raw=raw)
+        raise DataError(f"{path}: --categorical names unknown columns: {', '.join(sorted(unknown))}",
+                        "data_unknown_column")
+    typing = type_columns(source, categorical=forced, number_format=number_format)
+    raw = {n: source.column(n) for n in names}
+    columns = {n: convert(raw[n], typing[n]) for n in names}
+    types = {n: typing[n].kind for n in names}
+    return Table(path=Path(path), names=names, types=types, columns=columns, raw=raw, typing=typing, source=source)
 
 
 def spec_for_column(name: str, kind: str, values: Sequence[object]) -> FeatureSpec:
