@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import DecisionFailed, FieldError, FlowNotFound, InvalidInput, NotReady, VerdictError, VersionNotFound
+from engine.errors import DecisionFailed, FieldError, FlowNotFound, FlowUnavailable, InvalidInput, NotReady, VerdictError, VersionNotFound
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet, load_policies
 from engine.metrics import Metrics
@@ -103,6 +103,8 @@ class Decider:
     def _resolve(policies: PolicySet, flow: str, version: str, input: Mapping[str, Any] | None) -> tuple[CompiledFlow, str]:
         entry = policies.flows.get(flow)
         if entry is None:
+            if flow in policies.unavailable:  # on disk, but no version of it loaded (per-flow activation)
+                raise FlowUnavailable(flow, policies.unavailable[flow])
             raise FlowNotFound(flow, list(policies.flows))
         if not version:
             challenger = entry.challenger

@@ -52,7 +52,7 @@ def test_a_broken_file_is_refused_and_the_old_state_serves(tmp_path):
     assert not status.ok and status.serving == good and decider.policies.revision == good
     (problem,) = status.problems
     assert (problem.path, problem.line, problem.rule, problem.code) == ("rules/main.yaml", 23, "R9", "expression_syntax")
-    assert status.message.startswith("refused, the last good state keeps serving: rules/main.yaml:23: [expression_syntax]")
+    assert status.message.startswith("refused for demo (keeps its last good version): rules/main.yaml:23: [expression_syntax]")
     assert decider.decide("demo", BIG).revision
     assert decider.metrics.get("reloads", result="refused", trigger="watch") == 1
     assert decider.metrics.get("reload_ok") == 0
