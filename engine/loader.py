@@ -296,7 +296,7 @@ def load(root: Path) -> LoadResult:
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = compile_flow(src, rulesets, models, revision)
+            flow, found = _compile_guarded(src, rulesets, models, revision)
             problems.extend(found)
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
@@ -318,6 +318,18 @@ def load(root: Path) -> LoadResult:
         return LoadResult(None, problems, **read)
     warnings = tuple(p for p in problems if p.severity != "error")
     return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems, **read)
+
+
+def _compile_guarded(
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
+    try:
+        flow, found = compile_flow(src, rulesets, models, revision)
+        return flow, list(found)
+    except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
+        message = f"compiling this version crashed: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, [Problem(src.path, message, "compile_crashed", hint="a bug in Verdict: please report it; simplify the expressions meanwhile")]
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
