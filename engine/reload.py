@@ -146,6 +146,8 @@ class Reloader:
         outcome = activation.check(self.root, previous)
         if outcome.policies is not None and (previous is None or outcome.policies.revision != previous.revision
                                              or outcome.policies.warnings != previous.warnings):
+            if previous is None or outcome.policies.revision != previous.revision:
+                self.serving_since = self._clock()  # "since" moves only when what serves changes
             self._decider.swap(outcome.policies)
         flows = tuple(outcome.flows[name] for name in sorted(outcome.flows))
         self.flows = flows
@@ -172,15 +174,12 @@ class Reloader:
         for flow in status.flows:
             self.metrics.set("flow_ok", 1 if flow.state == "ok" else 0, flow=flow.name)
         if status.ok:
-            self.serving_since = status.at
             self.metrics.set("reload_last_good_unixtime", status.at)
             _log.info("reload_ok", trigger=status.trigger, revision=status.revision, tests=status.tests_run, ms=round(status.duration_ms, 1),
                       warnings=[str(p) for p in status.warnings])
             return
         if status.result == "error":
             return  # logged with its traceback as reload_crashed
-        if any(f.state == "ok" for f in status.flows):
-            self.serving_since = status.at
         _log.error(
             "reload_refused",
             trigger=status.trigger,
