@@ -309,7 +309,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                 for code in codes:
                     if code not in reasons:
                         bad(("cases", i, "expect", "reasons"), f"{name}: expects reason {code}, which is not in the version's reasons",
-                            "unknown_test_reason", "check the code against the flow's reasons:")
+                            "unknown_test_reason", "add the code to the flow's reasons:, or fix the expectation")
 
 
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
