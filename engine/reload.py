@@ -136,9 +136,12 @@ class Reloader:
                     message=f"crashed, nothing changed: {crash.message}", result="error", flows=self.flows,
                 )
             self.last = status
+            if self.on_activation is not None:  # before the log line, so whoever reads the log sees health already set
+                try:
+                    self.on_activation(status)
+                except Exception:  # noqa: BLE001 - reporting must not stop the reload from being accounted
+                    _log.exception("reload_report_failed")
             self._account(status)
-            if self.on_activation is not None:
-                self.on_activation(status)
             return status
 
     def _activate(self, trigger: str, started: float) -> ReloadStatus:
