@@ -59,7 +59,10 @@ def format_status(status: Any, *, metrics: bool = False) -> str:
             versions = ", ".join(f"{v} ({flow.revisions[v][:12]})" for v in flow.versions)
             routed = f"; routing {flow.routing_revision[:12]}" if flow.routing_revision else "; no routing.yaml (newest is live)"
             lines.append(f"  {flow.name}: {routing}; versions {versions}{routed}{_STATE.get(flow.state, '')}")
-        lines += [_problem(p, "    ") for p in flow.problems]
+        lines += [_problem(p, "    ") for p in flow.problems if p.code != "test_failed"]
+        failed_tests = sum(1 for p in flow.problems if p.code == "test_failed")
+        if failed_tests:
+            lines.append(f"    {failed_tests} policy test{'s' if failed_tests != 1 else ''} failed (FAIL lines below)")
     if status.HasField("last_reload"):
         last = status.last_reload
         result = _RESULT.get(last.result) or ("OK" if last.ok else "REFUSED")
