@@ -3,13 +3,14 @@
 Start-up order (one process): bind and start with health NOT_SERVING, load, lint and self-test
 every flow and model flow by flow (engine/activation.py), then mark SERVING. A request that arrives
 while loading gets UNAVAILABLE. The server starts when at least one flow loads; a flow with
-errors is reported (log, status, health) and not served until its files are fixed.
+errors is reported (log, status, health) and not served until its files are fixed. A worker of
+several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns
+NOT_SERVING, new calls are refused and in-flight calls get ``grace_seconds`` to finish.
 
 Health (``grpc.health.v1``): ``""`` and ``verdict.v1.DecisionService`` are SERVING while the
 server decides requests for at least one flow; ``verdict.v1.DecisionService/<flow>`` is SERVING
 while that flow is decided (by what is on disk or, when its files have errors, by its last good
-version) and NOT_SERVING when it has no good version (or was removed). Updated after every reload. A worker of several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns NOT_SERVING, new calls are refused and in-flight
-calls get ``grace_seconds`` to finish.
+version) and NOT_SERVING when it has no good version (or was removed). Updated after every reload.
 
 ``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
 supports ``fork`` only before any gRPC object exists, so the parent forks first and creates no
@@ -76,7 +77,7 @@ class RunningServer:
             self.policy_status.attach(decider)  # type: ignore[arg-type]
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        policies = getattr(decider, "policies", None)
+        policies = getattr(decider, "policies", None) if getattr(decider, "ready", False) else None
         if policies is not None:
             self.set_flow_health({name: True for name in policies.flows} | {name: False for name in policies.unavailable})
 
