@@ -21,7 +21,8 @@ released version. Lint adds:
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
   ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
   unknown fields), ``unknown_test_rule`` (an expected fired rule the version does not have) and
-  ``unknown_test_reason`` (an expected reason code outside the version's catalogue).
+  ``unknown_test_reason`` (an expected reason code outside the version's catalogue) and
+  ``unknown_test_score`` (an expected score no model of the version produces).
 
 Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
 hot reload and in ``verdict release`` (engine/activation.py). Problems found for one flow carry
@@ -306,6 +307,14 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                             "unknown_test_rule", "check the rule id, or write the rule first")
                 given = case.expect.reasons
                 codes = [*(given.exactly or ()), *given.contains, *given.excludes] if isinstance(given, Match) else list(given or ())
+                compiled = result.compiled.get((flow.flow, flow.version))
+                if compiled is not None:  # score names are the models' outputs, known once compiled
+                    outputs = {m.output for m in compiled.models}
+                    for score in case.expect.scores:
+                        if score not in outputs:
+                            known = ", ".join(sorted(outputs)) or "none"
+                            bad(("cases", i, "expect", "scores", score), f"{name}: expects a score {score!r}, which the version does not produce (scores: {known})",
+                                "unknown_test_score", "name a model output, e.g. pd")
                 for code in codes:
                     if code not in reasons:
                         bad(("cases", i, "expect", "reasons"), f"{name}: expects reason {code}, which is not in the version's reasons",

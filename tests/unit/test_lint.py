@@ -249,3 +249,15 @@ def test_tests_beside_rules_are_checked_against_every_version_they_run_on(tmp_pa
     errors = [p for p in lint(tmp_path).errors if p.code == "unknown_test_reason"]
     assert [(p.path, p.flow) for p in errors] == [("rules/tests/main.yaml", "demo")] * 2
     assert ["(demo 1)" in errors[0].message, "(demo 2)" in errors[1].message] == [True, True]
+
+
+def test_expected_scores_are_checked_against_the_models_outputs(tmp_path):
+    """A case expecting score 'pdd' of credit_application 1 (whose model outputs pd) is unknown_test_score with its line."""
+    from .policy_roots import project_copy
+
+    root = project_copy(tmp_path)
+    write(root, "policies/credit_application/1/tests/scores.yaml",
+          "cases:\n  - name: score typo\n    input: {}\n    expect:\n      scores: {pdd: '>= 0.5'}\n")
+    (p,) = [p for p in lint(root).errors if p.code == "unknown_test_score"]
+    assert (p.path, p.line, p.flow) == ("policies/credit_application/1/tests/scores.yaml", 5, "credit_application")
+    assert "(scores: pd)" in p.message
