@@ -181,6 +181,19 @@ def test_lint_warnings_are_reported_and_do_not_block(tmp_path):
     assert status.ok and [w.code for w in status.warnings] == ["unused_reason"]
     assert {f.name: [w.code for w in f.warnings] for f in status.flows} == {"demo": ["unused_reason"], "other": []}
     assert "1 lint warning" in status.message
+    from engine.commands.status import failed, format_status
+    from engine.grpc.policy_status import status_to_response
+
+    response = status_to_response(decider.policies, decider.metrics.snapshot(), _reloader_after(root, decider, status))
+    text = format_status(response)
+    assert "warning: [unused_reason] reason code SPARE" in text and not failed(response)
+
+
+def _reloader_after(root, decider, status):
+    """A reloader whose last attempt is `status` (for the status RPC)."""
+    reloader = Reloader(root, decider)
+    reloader.last, reloader.flows = status, status.flows
+    return reloader
 
 
 def test_a_routing_only_change_changes_the_revision(tmp_path):
