@@ -13,6 +13,7 @@ __all__ = [
     "DecisionFailed",
     "FieldError",
     "FlowNotFound",
+    "FlowUnavailable",
     "IdempotencyConflict",
     "InvalidInput",
     "ModelLoadError",
@@ -51,6 +52,7 @@ class Problem:
     field: str | None = None
     hint: str | None = None
     severity: str = "error"
+    flow: str | None = None  # the flow it holds back, when known (per-flow activation, engine.activation)
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")
@@ -112,6 +114,26 @@ class VersionNotFound(FlowNotFound):
         if known:
             msg += f"; known versions: {', '.join(sorted(known))}"
         VerdictError.__init__(self, msg)
+
+
+class FlowUnavailable(VerdictError):
+    """The flow exists under the policy root but none of its versions could be loaded.
+
+    Carries the flow's load problems; the status message names the flow and the first problem so
+    a caller (and its operator) sees why. Fixed by correcting the files, not by retrying.
+    """
+
+    code = "flow_unavailable"
+
+    def __init__(self, flow: str, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.flow = flow
+        self.problems = tuple(problems)
+        n = len(self.problems)
+        msg = f"flow {flow!r} is not loaded: its files have {n} problem{'s' if n != 1 else ''}"
+        if self.problems:
+            first = str(self.problems[0])
+            msg += f"; first: {first[:300]}"  # bounded: trailing metadata over ~8 KiB is refused by clients
+        super().__init__(msg + " (see `verdict status` or `verdict lint`)")
 
 
 class IdempotencyConflict(VerdictError):

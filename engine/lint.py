@@ -9,25 +9,41 @@ released version. Lint adds:
   ranges (``age < 18 and age > 65``) or a range outside the input schema (``age > 200``);
 - ``duplicate_condition``: two rules of one flow version with the same condition;
 - ``shadowed_row``: a row of a ``hit: first`` table that an earlier row always catches first;
+- ``cleaning_mismatch``: a text literal compared (``==``, ``!=``, ``in``, ``not in``) with a string
+  field whose input cleaning means it can never be equal: the field is declared ``case: upper``
+  (or ``lower``) and the literal is not in that case, or the literal has leading or trailing
+  spaces, which cleaning trims (engine/validation.py). ``country not in ['de']`` on a
+  ``case: upper`` field is then true for every request. (A category literal outside the field's
+  ``values`` is already a load error, ``unknown_category``: values are cleaned to the canonical
+  spelling.)
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
-- problems in policy test files.
+- problems in policy test files: the file itself (schema, flow/version directory) and, per case,
+  ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
+  unknown fields), ``unknown_test_rule`` (an expected fired rule the version does not have) and
+  ``unknown_test_reason`` (an expected reason code outside the version's catalogue) and
+  ``unknown_test_score`` (an expected score no model of the version produces).
+
+Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
+hot reload and in ``verdict release`` (engine/activation.py). Problems found for one flow carry
+its name (``Problem.flow``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.compiler import FlowSource, RuleSource
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
-from engine.expr.syntax import BoolOp
+from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
+from engine.schema import FieldSpec
 from engine.loader import LoadResult, load
 from engine.satisfy import Domain, covers, domains_of, never_true, show
 from engine.tables import TableRow, table_rows
-from engine.testcases import discover
+from engine.testcases import Match, TestSuite, discover
 
 __all__ = ["LintReport", "format_lint", "lint"]
 
@@ -36,7 +52,10 @@ __all__ = ["LintReport", "format_lint", "lint"]
 class LintReport:
     """Every problem found under a root, and what was checked."""
 
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # deduplicated, errors first
+    # Every problem before deduplication, each with the flow it belongs to when known (one problem
+    # of a shared rule file can hold back several flows):
+    attributed: list[Problem] = field(default_factory=list)
     flows: int = 0
     versions: int = 0
     rule_files: int = 0
@@ -69,6 +88,71 @@ def _parse(text: str) -> Node | None:
         return None  # reported by the loader
 
 
+def _cleaned(spec: FieldSpec, text: str) -> str | None:
+    """Why `text` can never equal a value of a string field after cleaning; None if it can."""
+    if text != text.strip():
+        return "cleaning trims spaces"
+    if spec.case == "upper" and text != text.upper():
+        return f"the field is cleaned to upper case (case: upper), so it can only equal {text.upper()!r}"
+    if spec.case == "lower" and text != text.lower():
+        return f"the field is cleaned to lower case (case: lower), so it can only equal {text.lower()!r}"
+    return None
+
+
+def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]:
+    """Every comparison in `node` of a string field with a text literal it can never equal.
+
+    `fields` are the flow's input fields (name -> spec). Covers ``==``/``!=`` (either side) and
+    ``in``/``not in`` lists; what a mismatch makes of the comparison is in the message (``!=`` and
+    ``not in`` are then true for every request that has the field, ``==`` and ``in`` never).
+    """
+    out: list[str] = []
+
+    def string_field(side: Node) -> FieldSpec | None:
+        if isinstance(side, Name):
+            spec = fields.get(side.name)
+            if spec is not None and spec.type == "string":
+                return spec
+        return None
+
+    def visit(n: Node) -> None:
+        if isinstance(n, Compare) and n.op in ("==", "!="):
+            for side, other in ((n.left, n.right), (n.right, n.left)):
+                spec = string_field(side)
+                if spec is not None and isinstance(other, Literal) and isinstance(other.value, str):
+                    why = _cleaned(spec, other.value)
+                    if why is not None:
+                        effect = "is true for every request that has it" if n.op == "!=" else "can never be true"
+                        out.append(f"{show(n)} {effect}: {side.name} can never be {other.value!r}; {why}")  # type: ignore[union-attr]
+        elif isinstance(n, InList):
+            spec = string_field(n.operand)
+            if spec is not None:
+                bad = [(i.value, _cleaned(spec, i.value)) for i in n.items if isinstance(i.value, str)]
+                bad = [(v, why) for v, why in bad if why is not None]
+                if bad:
+                    name = n.operand.name  # type: ignore[union-attr]
+                    every = len(bad) == len(n.items)
+                    effect = (
+                        ("is true for every request that has it" if n.negated else "can never be true")
+                        if every else "has values that can never match"
+                    )
+                    values = ", ".join(repr(v) for v, _ in bad)
+                    out.append(f"{show(n)} {effect}: {name} can never be {values}; {bad[0][1]}")
+        for child in _children(n):
+            visit(child)
+
+    visit(node)
+    return out
+
+
+def _children(n: Node) -> list[Node]:
+    out: list[Node] = [getattr(n, a) for a in ("operand", "left", "right") if getattr(n, a, None) is not None]
+    if isinstance(n, BoolOp):
+        out += n.items
+    out += getattr(n, "args", ())
+    return out
+
+
 @dataclass(frozen=True)
 class _Seen:
     rule: str
@@ -78,6 +162,7 @@ class _Seen:
 def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[Problem]) -> int:
     flow = src.file
     domains = domains_of(flow.input.fields)
+    inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
     used = {code for ref in flow.models for code in ref.reasons.values()}
     if flow.default.reason:
         used.add(flow.default.reason)
@@ -105,6 +190,11 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
             out.append(
                 Problem(rs.path, f"{what} can never fire in {flow.flow} {flow.version}: {why}", "unreachable_rule",
                         line=rs.doc.line_of(loc), rule=rid, hint="fix the condition, or remove it")
+            )
+        for why in cleaning_mismatches(node, inputs):
+            out.append(
+                Problem(rs.path, f"{what} in {flow.flow} {flow.version}: {why}", "cleaning_mismatch",
+                        line=rs.doc.line_of(loc), rule=rid, hint="write the literal as cleaning leaves the value")
             )
 
     for name in flow.rulesets:
@@ -174,27 +264,92 @@ def _shadowed(columns: tuple[str, ...], rows: list[TableRow], domains: dict[str,
                 break
 
 
-def lint(root: Path, result: LoadResult | None = None) -> LintReport:
-    """Lint everything under `root` (reusing `result` if it was loaded already)."""
+def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]) -> None:
+    """Cases that name what their flow version does not have: input fields, rules, reason codes."""
+    for suite in suites:
+        versions = result.flow_sources.get(suite.flow, {})
+        targets = [versions[v] for v in (suite.versions or sorted(versions)) if v in versions]
+        for src in targets:
+            flow = src.file
+            where = f"{flow.flow} {flow.version}"
+            rules: set[str] = set()
+            for name in flow.rulesets:
+                rs = result.rule_sources.get(name)
+                if rs is not None:
+                    rules.update(spec.id for spec in rs.file.rules)
+                    rules.update(row.id for row in table_rows(rs.file.tables, rs.path, rs.doc)[0])
+            reasons = set(flow.reasons)
+
+            def bad(loc: tuple[str | int, ...], message: str, code: str, hint: str) -> None:
+                out.append(Problem(suite.path, f"{message} ({where})", code, line=suite.doc.line_of(loc), hint=hint, flow=suite.flow))
+
+            if flow.input.unknown_fields == "reject":
+                for key in suite.file.base:
+                    if key not in flow.input.fields:
+                        bad(("base", key), f"base: {key!r} is not an input field", "unknown_test_field", "see the flow's input.fields")
+            for i, case in enumerate(suite.file.cases):
+                name = f"case {case.name!r}"
+                refused = set(case.expect.invalid or ())  # a case may send an unknown field to prove it is refused
+                if flow.input.unknown_fields == "reject":
+                    for key in case.input:
+                        if key not in flow.input.fields and key not in refused:
+                            bad(("cases", i, "input", key), f"{name}: {key!r} is not an input field", "unknown_test_field",
+                                "see the flow's input.fields")
+                for key in case.expect.invalid or ():
+                    if key not in flow.input.fields and key not in case.input and key not in suite.file.base:
+                        bad(("cases", i, "expect", "invalid"), f"{name}: expects {key!r} to be refused, but it is not an input field",
+                            "unknown_test_field", "see the flow's input.fields")
+                fired = case.expect.fired
+                refs = [*(fired.exactly or ()), *fired.contains, *fired.excludes] if isinstance(fired, Match) else list(fired or ())
+                for ref in refs:
+                    if ref not in rules:
+                        bad(("cases", i, "expect", "fired"), f"{name}: expects rule {ref!r}, which is not a rule of the version",
+                            "unknown_test_rule", "check the rule id, or write the rule first")
+                given = case.expect.reasons
+                codes = [*(given.exactly or ()), *given.contains, *given.excludes] if isinstance(given, Match) else list(given or ())
+                compiled = result.compiled.get((flow.flow, flow.version))
+                if compiled is not None:  # score names are the models' outputs, known once compiled
+                    outputs = {m.output for m in compiled.models}
+                    for score in case.expect.scores:
+                        if score not in outputs:
+                            known = ", ".join(sorted(outputs)) or "none"
+                            bad(("cases", i, "expect", "scores", score), f"{name}: expects a score {score!r}, which the version does not produce (scores: {known})",
+                                "unknown_test_score", "name a model output, e.g. pd")
+                for code in codes:
+                    if code not in reasons:
+                        bad(("cases", i, "expect", "reasons"), f"{name}: expects reason {code}, which is not in the version's reasons",
+                            "unknown_test_reason", "add the code to the flow's reasons:, or fix the expectation")
+
+
+def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
+    """Lint everything under `root`.
+
+    Reuses `result` (from ``engine.loader.load``) and `suites` (from ``engine.testcases.discover``)
+    when the caller has them already. Never raises for bad files.
+    """
     root = Path(root).resolve()
     result = result if result is not None else load(root)
     found: list[Problem] = list(result.problems)
     report = LintReport(rule_files=len(result.rule_sources))
     applied: set[str] = set()
-    for _flow, versions in sorted(result.flow_sources.items()):
+    for flow_name, versions in sorted(result.flow_sources.items()):
         report.flows += 1
+        first = len(found)
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
             report.rules += _check_version(src, result.rule_sources, found)
+        found[first:] = [replace(p, flow=p.flow or flow_name) for p in found[first:]]
     for name, rs in sorted(result.rule_sources.items()):
         if name not in applied:
             found.append(
                 Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")
             )
-    _suites, test_problems = discover(root)
+    found_suites, test_problems = suites if suites is not None else discover(root)
     found += test_problems
+    _check_tests(found_suites, result, found)
+    report.attributed = list(found)
     seen: set[tuple[object, ...]] = set()
     for p in found:
         key = (p.path, p.line, p.code, p.rule, p.message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ class FlowVersions:
     live: str
     challenger: Challenger | None = None  # decides a deterministic share of the unpinned requests
     shadow: tuple[str, ...] = ()  # versions evaluated on every request off the caller's path
+    routing_revision: str = ""  # sha256 of the flow's routing.yaml; "" without one (the newest version is live)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class PolicySet:
     flows: Mapping[str, FlowVersions]
     revision: str  # hash of every file that went into this state
     warnings: tuple[Problem, ...] = ()
+    # Flows under the root that have no good version to serve, with the problems that keep them out
+    # (per-flow activation, engine.activation); a request for one gets FlowUnavailable.
+    unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def flow_names(self) -> list[str]:
         return sorted(self.flows)
@@ -65,6 +69,9 @@ class LoadResult:
     rule_sources: dict[str, RuleSource] = field(default_factory=dict)
     contents: dict[tuple[str, str], Content] = field(default_factory=dict)  # (flow, version) -> content
     compiled: dict[tuple[str, str], CompiledFlow] = field(default_factory=dict)  # every version that compiled
+    # Every flow whose live version compiled, even when other files have errors (per-flow activation):
+    flows: dict[str, FlowVersions] = field(default_factory=dict)
+    ruleset_paths: dict[str, str] = field(default_factory=dict)  # rule file -> the ruleset it defines (or seems to)
 
     @property
     def errors(self) -> list[Problem]:
@@ -202,15 +209,24 @@ def _yaml_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _load_rules(root: Path, problems: list[Problem]) -> dict[str, RuleSource]:
+_RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)
+
+
+def _load_rules(root: Path, problems: list[Problem], names: dict[str, str] | None = None) -> dict[str, RuleSource]:
     out: dict[str, RuleSource] = {}
     for path in _yaml_files(root / "rules"):
         if path.name.endswith((".test.yaml", ".test.yml")) or "tests" in path.relative_to(root / "rules").parts[:-1]:
             continue
         doc, parsed, raw = _read_doc(root, path, RuleFile, problems)
+        rel = _rel(root, path)
+        if names is not None:  # which ruleset the file defines, even when it does not parse (its problems hold back that ruleset's flows)
+            named = _RULESET_LINE.search(raw)
+            if parsed is not None:
+                names[rel] = parsed.ruleset
+            elif named is not None:
+                names[rel] = named.group(1).decode()
         if parsed is None or doc is None:
             continue
-        rel = _rel(root, path)
         if parsed.ruleset in out:
             problems.append(
                 Problem(rel, f"ruleset {parsed.ruleset!r} is also defined in {out[parsed.ruleset].path}", "duplicate_ruleset", line=doc.line_of(("ruleset",)))
@@ -233,7 +249,8 @@ def load(root: Path) -> LoadResult:
     if not (root / "policies").is_dir():
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
-    rulesets = _load_rules(root, problems)
+    ruleset_paths: dict[str, str] = {}
+    rulesets = _load_rules(root, problems, ruleset_paths)
 
     flow_sources: dict[str, dict[str, FlowSource]] = {}
     for flow_dir in sorted(p for p in (root / "policies").iterdir() if p.is_dir()):
@@ -274,11 +291,12 @@ def load(root: Path) -> LoadResult:
     every: dict[tuple[str, str], CompiledFlow] = {}
     state_hash = hashlib.sha256()
     for flow_name, versions in sorted(flow_sources.items()):
+        first_problem = len(problems)
         compiled: dict[str, CompiledFlow] = {}
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = compile_flow(src, rulesets, models, revision)
+            flow, found = _compile_guarded(src, rulesets, models, revision)
             problems.extend(found)
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
@@ -286,15 +304,32 @@ def load(root: Path) -> LoadResult:
                 compiled[version] = flow
                 every[(flow_name, version)] = flow
         routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems)
+        state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
+        problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
-            flows[flow_name] = FlowVersions(flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow)
+            flows[flow_name] = FlowVersions(
+                flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow, routing.revision
+            )
 
-    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every}
+    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every, "flows": flows,
+            "ruleset_paths": ruleset_paths}
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         return LoadResult(None, problems, **read)
     warnings = tuple(p for p in problems if p.severity != "error")
     return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems, **read)
+
+
+def _compile_guarded(
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
+    try:
+        flow, found = compile_flow(src, rulesets, models, revision)
+        return flow, list(found)
+    except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
+        message = f"compiling this version crashed: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, [Problem(src.path, message, "compile_crashed", hint="a bug in Verdict: please report it; simplify the expressions meanwhile")]
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
@@ -319,6 +354,7 @@ class _Routing:
     live: str
     challenger: Challenger | None = None
     shadow: tuple[str, ...] = ()
+    revision: str = ""  # sha256 of routing.yaml
 
 
 def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem]) -> _Routing:
@@ -326,9 +362,9 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
     path = root / "policies" / flow / "routing.yaml"
     if not path.is_file():
         return _Routing(versions[-1] if versions else "")
-    doc, parsed, _ = _read_doc(root, path, RoutingFile, problems)
+    doc, parsed, raw = _read_doc(root, path, RoutingFile, problems)
     if parsed is None or doc is None:
-        return _Routing("")
+        return _Routing("", revision=_sha256(raw))
     rel = _rel(root, path)
     known = ", ".join(versions) or "none"
 
@@ -356,7 +392,7 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
     for i, version in enumerate(parsed.shadow):
         if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:
             problems.append(Problem(rel, f"shadow version {version!r} is the live version", "shadow_is_live", line=doc.line_of(("shadow", i))))
-    return _Routing(parsed.live, challenger, tuple(parsed.shadow))
+    return _Routing(parsed.live, challenger, tuple(parsed.shadow), _sha256(raw))
 
 
 def _key_cleaner(compiled: Mapping[str, CompiledFlow], live: str, key: str) -> Callable[[Any], Any] | None:

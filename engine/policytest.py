@@ -179,12 +179,15 @@ def run(
             compiled = flows.get((suite.flow, version))
             if compiled is None:
                 report.problems.append(
-                    Problem(suite.path, f"{suite.flow} version {version} is not loaded, so these tests cannot run", "test_target_missing", line=1)
+                    Problem(suite.path, f"{suite.flow} version {version} is not loaded, so these tests cannot run", "test_target_missing", line=1,
+                            flow=suite.flow)
                 )
                 continue
             targets.append(compiled)
         if not versions:
-            report.problems.append(Problem(suite.path, f"flow {suite.flow!r} is not loaded, so these tests cannot run", "test_target_missing", line=1))
+            report.problems.append(
+                Problem(suite.path, f"flow {suite.flow!r} is not loaded, so these tests cannot run", "test_target_missing", line=1, flow=suite.flow)
+            )
         for compiled in targets:
             for index, case in enumerate(suite.file.cases):
                 if not _matches(pattern, f"{suite.path} {compiled.flow} {compiled.version} :: {case.name}"):

@@ -1,17 +1,24 @@
-"""Safe hot reload: load, compile and self-test a new policy state; swap it in only if all pass.
+"""Safe hot reload, flow by flow: load, lint and self-test the root; swap in every flow that passes.
 
 A ``Reloader`` watches a policy root (``policies/``, ``rules/``, ``model_artifacts/``) by polling
-file sizes and modification times, and reloads on SIGHUP or on request. A reload:
+file sizes and modification times, and reloads on SIGHUP or on request. A reload
+(``engine.activation.check``):
 
 1. loads and compiles everything (every problem with file and line; model files are verified
-   against their sha256; released versions against their locks);
+   against their sha256; released versions against their locks) and lints it (``verdict lint``:
+   its errors block like load errors, its warnings are reported);
 2. runs every policy test (``verdict test``) against the new state;
-3. only if both pass, swaps the new state into the ``Decider`` atomically.
+3. swaps a state into the ``Decider`` atomically in which every flow without an error serves
+   what is on disk, and every flow with one keeps its last good versions (or, at start, is not
+   loaded and answers FAILED_PRECONDITION).
 
-Otherwise the last good state keeps serving, the problems are logged (structlog, event
-``reload_refused``, each with its file and line) and kept for the status RPC, and the metrics
-``reloads{result=refused}`` and ``reload_ok`` (0) say so. Health is never touched: a server that
-serves a good state stays SERVING. Reloads are serialized; requests never wait for one.
+Any failure — a problem, a failing test, a lint error, or an exception raised while checking (event
+``reload_crashed``; the state is then left untouched) — is reported the same ways: the log (events
+``reload_refused`` / ``reload_crashed``, with every problem by file and line), the status RPC
+(``ReloadStatus.ok`` False; each flow's state) and the metrics ``reloads{result=refused|error}``,
+``reload_ok`` 0 and ``flow_ok{flow}`` 0 for each held-back flow. Reloads are serialized; requests
+never wait for one. ``on_activation`` (if given) is called after every reload with its outcome
+(the server sets each flow's health status from it).
 """
 
 from __future__ import annotations
@@ -26,10 +33,10 @@ from pathlib import Path
 
 import structlog
 
+from engine import activation
+from engine.activation import FlowHealth
 from engine.errors import Problem
-from engine.loader import load
 from engine.metrics import Metrics
-from engine.policytest import run_root
 from engine.service import Decider
 
 __all__ = ["ReloadStatus", "Reloader", "fingerprint"]
@@ -59,17 +66,20 @@ def fingerprint(root: Path) -> str:
 class ReloadStatus:
     """The outcome of one reload attempt."""
 
-    ok: bool
+    ok: bool  # True only when nothing failed: every flow serves what is on disk
     trigger: str  # "start", "watch", "sighup" or "request"
     at: float  # unix time the attempt finished
-    revision: str  # the candidate state's revision ("" when it did not load)
+    revision: str  # the candidate state's revision ("" when it did not all load)
     serving: str  # the revision serving after the attempt
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # every error (load, lint, test set-up), or the crash
     tests_run: int = 0
     tests_failed: int = 0
     duration_ms: float = 0.0
     message: str = ""
     failures: tuple[str, ...] = field(default=())  # failed test cases, "file:line flow version :: name"
+    result: str = "ok"  # "ok", "refused" (something failed; the good flows were activated) or "error" (the check crashed)
+    warnings: tuple[Problem, ...] = ()  # lint warnings
+    flows: tuple[FlowHealth, ...] = ()  # each flow's state after the attempt (empty after a crash: see the previous one)
 
 
 class Reloader:
@@ -83,6 +93,7 @@ class Reloader:
         interval: float = 0.5,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        on_activation: Callable[[ReloadStatus], None] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self._decider = decider
@@ -96,63 +107,92 @@ class Reloader:
         self._thread: threading.Thread | None = None
         self._seen = fingerprint(self.root)  # the tree the serving state (or the last attempt) was read from
         self.last: ReloadStatus | None = None
+        self.flows: tuple[FlowHealth, ...] = ()  # each flow's state after the last reload that did not crash
         self.serving_since = clock()  # when the serving state was activated
+        self.on_activation = on_activation  # called with every ReloadStatus (the server updates health)
 
     @property
     def serving_revision(self) -> str:
         return self._decider.policies.revision if self._decider.ready else ""
 
     def reload(self, trigger: str = "request") -> ReloadStatus:
-        """Load, compile and self-test the root; swap it in if all pass. Never raises for bad files."""
+        """Load, lint and self-test the root; swap in every flow that passes. Never raises.
+
+        A check that raises (a bug, not a bad file) leaves the serving state untouched and is
+        reported as a failed reload (``result`` "error", problem code ``reload_crashed``).
+        """
         with self._lock:
             started = time.perf_counter()
             self._seen = fingerprint(self.root)
-            result = load(self.root)
-            problems = tuple(result.errors)
-            tests_run = tests_failed = 0
-            failures: tuple[str, ...] = ()
-            candidate = result.policies
-            if candidate is not None:
-                report = run_root(self.root, policies=candidate)
-                tests_run, tests_failed = len(report.results), len(report.failed)
-                failures = tuple(f"{r.suite}:{r.line} {r.id}: {'; '.join(r.failures)}" for r in report.failed)
-                problems += tuple(p for p in report.problems if p.severity == "error")
-            ok = candidate is not None and not problems and not tests_failed
-            if ok:
-                self._decider.swap(candidate)
-            status = ReloadStatus(
-                ok=ok,
-                trigger=trigger,
-                at=self._clock(),
-                revision=candidate.revision if candidate is not None else "",
-                serving=self.serving_revision,
-                problems=problems,
-                tests_run=tests_run,
-                tests_failed=tests_failed,
-                duration_ms=(time.perf_counter() - started) * 1000.0,
-                message=_summary(ok, problems, tests_run, tests_failed),
-                failures=failures,
-            )
+            try:
+                status = self._activate(trigger, started)
+            except Exception as exc:  # noqa: BLE001 - a crash is a failed reload, reported everywhere
+                _log.exception("reload_crashed", trigger=trigger, error=f"{type(exc).__name__}: {exc}")
+                crash = Problem(str(self.root), f"the reload crashed: {type(exc).__name__}: {str(exc)[:300]}", "reload_crashed",
+                                hint="a bug in Verdict: please report it with the server log; fix or revert the last change meanwhile")
+                status = ReloadStatus(
+                    ok=False, trigger=trigger, at=self._clock(), revision="", serving=self.serving_revision,
+                    problems=(crash,), duration_ms=(time.perf_counter() - started) * 1000.0,
+                    message=f"crashed, nothing changed: {crash.message}", result="error", flows=self.flows,
+                )
             self.last = status
+            if self.on_activation is not None:  # before the log line, so whoever reads the log sees health already set
+                try:
+                    self.on_activation(status)
+                except Exception:  # noqa: BLE001 - reporting must not stop the reload from being accounted
+                    _log.exception("reload_report_failed")
             self._account(status)
             return status
 
+    def _activate(self, trigger: str, started: float) -> ReloadStatus:
+        previous = self._decider.policies if self._decider.ready else None
+        outcome = activation.check(self.root, previous)
+        if outcome.policies is not None and (previous is None or outcome.policies.revision != previous.revision
+                                             or outcome.policies.warnings != previous.warnings):
+            if previous is None or outcome.policies.revision != previous.revision:
+                self.serving_since = self._clock()  # "since" moves only when what serves changes
+            self._decider.swap(outcome.policies)
+        flows = tuple(outcome.flows[name] for name in sorted(outcome.flows))
+        self.flows = flows
+        return ReloadStatus(
+            ok=outcome.ok,
+            trigger=trigger,
+            at=self._clock(),
+            revision=outcome.candidate,
+            serving=self.serving_revision,
+            problems=outcome.problems,
+            tests_run=outcome.tests_run,
+            tests_failed=outcome.tests_failed,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            message=_summary(outcome),
+            failures=outcome.failures,
+            result="ok" if outcome.ok else "refused",
+            warnings=outcome.warnings,
+            flows=flows,
+        )
+
     def _account(self, status: ReloadStatus) -> None:
-        self.metrics.inc("reloads", result="ok" if status.ok else "refused", trigger=status.trigger)
+        self.metrics.inc("reloads", result=status.result, trigger=status.trigger)
         self.metrics.set("reload_ok", 1 if status.ok else 0)
+        for flow in status.flows:
+            self.metrics.set("flow_ok", 1 if flow.state == "ok" else 0, flow=flow.name)
         if status.ok:
-            self.serving_since = status.at
             self.metrics.set("reload_last_good_unixtime", status.at)
-            _log.info("reload_ok", trigger=status.trigger, revision=status.revision, tests=status.tests_run, ms=round(status.duration_ms, 1))
-        else:
-            _log.error(
-                "reload_refused",
-                trigger=status.trigger,
-                serving=status.serving,
-                reason=status.message,
-                problems=[str(p) for p in status.problems],
-                failed_tests=list(status.failures),
-            )
+            _log.info("reload_ok", trigger=status.trigger, revision=status.revision, tests=status.tests_run, ms=round(status.duration_ms, 1),
+                      warnings=[str(p) for p in status.warnings])
+            return
+        if status.result == "error":
+            return  # logged with its traceback as reload_crashed
+        _log.error(
+            "reload_refused",
+            trigger=status.trigger,
+            serving=status.serving,
+            reason=status.message,
+            held_back={f.name: f.state for f in status.flows if f.state != "ok"},
+            problems=[str(p) for p in status.problems],
+            failed_tests=list(status.failures),
+            warnings=[str(p) for p in status.warnings],
+        )
 
     def check(self) -> ReloadStatus | None:
         """Reload if the watched files changed since the last attempt (and have settled)."""
@@ -199,8 +239,9 @@ class Reloader:
                     self.reload(trigger)
                 elif self.interval > 0:
                     self.check()
-            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any surprise
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any surprise (reload itself never raises)
                 self.metrics.inc("reloads", result="error", trigger="watch")
+                self.metrics.set("reload_ok", 0)
                 _log.exception("reload_crashed", error=f"{type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
@@ -212,12 +253,22 @@ class Reloader:
             self._thread = None
 
 
-def _summary(ok: bool, problems: tuple[Problem, ...], tests_run: int, tests_failed: int) -> str:
-    if ok:
-        return f"activated; {tests_run} policy tests passed"
+def _summary(outcome: activation.Activation) -> str:
+    if outcome.ok:
+        warned = f", {len(outcome.warnings)} lint warning{'s' if len(outcome.warnings) != 1 else ''}" if outcome.warnings else ""
+        return f"activated; {outcome.tests_run} policy tests passed{warned}"
+    held = outcome.held_back
+    states = {name: f.state for name, f in outcome.flows.items()}
+    live = sorted(name for name, state in states.items() if state == "ok")
+    if held:
+        keeps = ", ".join(f"{n} ({'keeps its last good version' if states[n] == 'stale' else 'not loaded'})" for n in held)
+        head = f"refused for {keeps}" + (f"; activated {', '.join(live)}" if live else "")
+    else:
+        head = "refused"
+    problems = outcome.problems
     if problems:
         first = problems[0]
         where = first.path + (f":{first.line}" if first.line else "")
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return f"refused, the last good state keeps serving: {where}: [{first.code}] {first.message}{more}"
-    return f"refused, the last good state keeps serving: {tests_failed} of {tests_run} policy tests failed"
+        return f"{head}: {where}: [{first.code}] {first.message}{more}"
+    return f"{head}: {outcome.tests_failed} of {outcome.tests_run} policy tests failed"

@@ -13,9 +13,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import DecisionFailed, FieldError, FlowNotFound, InvalidInput, NotReady, VerdictError, VersionNotFound
+from engine.errors import (
+    DecisionFailed,
+    FieldError,
+    FlowNotFound,
+    FlowUnavailable,
+    InvalidInput,
+    NotReady,
+    PolicyError,
+    Problem,
+    VerdictError,
+    VersionNotFound,
+)
 from engine.flow import CompiledFlow
-from engine.loader import PolicySet, load_policies
+from engine.loader import PolicySet
 from engine.metrics import Metrics
 from engine.shadow import ShadowPool
 from engine.types import Decision
@@ -110,6 +121,8 @@ class Decider:
     def _resolve(policies: PolicySet, flow: str, version: str, input: Mapping[str, Any] | None) -> tuple[CompiledFlow, str]:
         entry = policies.flows.get(flow)
         if entry is None:
+            if flow in policies.unavailable:  # on disk, but no version of it loaded (per-flow activation)
+                raise FlowUnavailable(flow, policies.unavailable[flow])
             raise FlowNotFound(flow, list(policies.flows))
         if not version:
             challenger = entry.challenger
@@ -190,5 +203,15 @@ class Decider:
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
-    """Load and compile the policy root; raises PolicyError listing every problem."""
-    return Decider(load_policies(Path(root)), sink=sink, idempotency=idempotency)
+    """Load, lint and self-test the policy root flow by flow, as a server starts (engine.activation).
+
+    Every flow without an error serves; a flow with one is not loaded and its requests raise
+    ``FlowUnavailable`` naming its problems. Raises ``PolicyError`` listing every problem when no
+    flow can serve at all.
+    """
+    from engine.activation import check
+
+    outcome = check(Path(root))
+    if outcome.policies is None:
+        raise PolicyError(list(outcome.problems) or [Problem(str(root), "no flow could be loaded", "no_flows")])
+    return Decider(outcome.policies, sink=sink, idempotency=idempotency)

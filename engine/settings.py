@@ -8,7 +8,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | --- | --- | --- | --- |
 | host | VERDICT_HOST | 127.0.0.1 | address the gRPC server binds |
 | port | VERDICT_PORT | 50051 | TCP port; 0 picks a free one (logged at start-up) |
-| root | VERDICT_ROOT | the bundled root | directory holding policies/, rules/, model_artifacts/ |
+| root | VERDICT_ROOT | the current directory if it holds policies/, else the bundled examples | directory holding policies/, rules/, model_artifacts/ |
 | workers | VERDICT_WORKERS | 1 | server processes sharing the port (SO_REUSEPORT) |
 | threads | VERDICT_THREADS | 16 | request threads per process |
 | max_message_bytes | VERDICT_MAX_MESSAGE_BYTES | 65536 | largest request accepted |
@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_root", "is_loopback"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "bundled_root", "default_root", "is_loopback", "root_origin"]
 
 ENV_PREFIX = "VERDICT_"
 
@@ -64,19 +64,40 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def default_root() -> Path:
-    """The bundled policy root: the directory holding ``policies/`` next to the package.
+def bundled_root() -> Path:
+    """The bundled example policies: the directory holding ``policies/`` next to the package.
 
-    For an editable install (and a source checkout) that is the project root. Falls back to the
-    current directory when it holds ``policies/`` and the package's parent does not.
+    For an editable install (and a source checkout) that is the project root.
     """
-    beside_package = Path(__file__).resolve().parent.parent
-    if (beside_package / "policies").is_dir():
-        return beside_package
+    return Path(__file__).resolve().parent.parent
+
+
+def default_root() -> Path:
+    """The policy root when neither ``--root`` nor ``VERDICT_ROOT`` names one.
+
+    The current directory when it holds ``policies/`` (so a command run inside a copy of the
+    policies checks that copy), else the bundled examples (``bundled_root``). Absolute.
+    """
     cwd = Path.cwd()
     if (cwd / "policies").is_dir():
-        return cwd
-    return beside_package
+        return cwd.resolve()
+    return bundled_root()
+
+
+def root_origin(flag: Path | str | None, env: Mapping[str, str] | None = None) -> str:
+    """Where the policy root comes from, in words, by the precedence ``Settings.load`` applies.
+
+    One of "--root", "VERDICT_ROOT", "the current directory" or "the bundled examples: no policies/
+    in the current directory"; commands print it with the root on stderr.
+    """
+    env = os.environ if env is None else env
+    if flag is not None:
+        return "--root"
+    if env.get(ENV_PREFIX + "ROOT"):
+        return ENV_PREFIX + "ROOT"
+    if (Path.cwd() / "policies").is_dir():
+        return "the current directory"
+    return "the bundled examples: no policies/ in the current directory"
 
 
 class Settings(BaseModel):

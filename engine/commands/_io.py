@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["UsageError", "print_json", "read_input", "report"]
+__all__ = ["ROOT_HELP", "UsageError", "note", "policy_root", "print_json", "read_input", "report"]
+
+
+ROOT_HELP = (
+    "directory holding policies/, rules/, model_artifacts/ (default: VERDICT_ROOT, else the current "
+    "directory if it holds policies/, else the bundled examples; the root used is printed on stderr)"
+)
 
 
 class UsageError(ValueError):
@@ -43,3 +49,22 @@ def report(message: str) -> None:
     """Tell the user what went wrong, on stderr."""
     sys.stderr.write(f"verdict: {message}\n")
     sys.stderr.flush()
+
+
+def note(message: str) -> None:
+    """Tell the user something about the run (not an error), on stderr, so stdout stays parseable."""
+    sys.stderr.write(f"verdict: {message}\n")
+    sys.stderr.flush()
+
+
+def policy_root(flag: Path | None) -> Path:
+    """The policy root a command reads (``--root``, ``VERDICT_ROOT``, the current directory when it
+    holds ``policies/``, else the bundled examples), absolute; says which on stderr.
+
+    Raises ``engine.settings.SettingsError`` when ``VERDICT_ROOT`` or the flag is unusable.
+    """
+    from engine.settings import Settings, root_origin
+
+    root = Settings.load(root=flag).root.resolve()
+    note(f"policy root {root} ({root_origin(flag)})")
+    return root

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import UsageError, print_json, read_input, report
-from engine.errors import FlowNotFound, InvalidInput, PolicyError, RequestTooLarge, VerdictError
+from engine.commands._io import ROOT_HELP, UsageError, policy_root, print_json, read_input, report
+from engine.errors import FlowNotFound, FlowUnavailable, InvalidInput, PolicyError, RequestTooLarge, VerdictError
 
 __all__ = ["register", "run"]
 
@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("flow", help="flow name, e.g. credit_application")
     p.add_argument("--input", "-i", required=True, help="JSON file with the input fields, or - for stdin")
     p.add_argument("--version", default="", help="flow version (default: the live one)")
-    p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
+    p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.add_argument("--request-id", default="", help="request id to echo in the decision")
     p.set_defaults(run=run)
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
     from engine.grpc.wire import Malformed, ResponseEncoder, decode_decide_request
     from engine.service import load_decider
-    from engine.settings import Settings, SettingsError
+    from engine.settings import SettingsError
 
     try:
         data = read_input(args.input)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         call = decode_decide_request(request.SerializeToString())
         if isinstance(call, Malformed):
             raise UsageError(call.message)
-        root = Settings.load(root=args.root).root
+        root = policy_root(args.root)
     except (UsageError, SettingsError) as exc:
         report(str(exc))
         return 2
@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         report("invalid input:\n" + "\n".join(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors))
         return 2
+    except FlowUnavailable as exc:  # the flow's files have errors (the other flows would decide)
+        report(f"{exc.flow} is not loaded; its problems:\n" + "\n".join(f"  {p}" for p in exc.problems))
+        return 1
     except (FlowNotFound, RequestTooLarge) as exc:
         report(str(exc))
         return 2

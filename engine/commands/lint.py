@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._io import ROOT_HELP, policy_root, report
 
 __all__ = ["register", "run"]
 
@@ -21,17 +21,17 @@ def register(subparsers: Any) -> None:
         "(path:line: rule X: [code] message (hint: ...)) and a summary. Exit 0 when there is no "
         "error (warnings allowed), 1 otherwise.",
     )
-    p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
+    p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Lint and print; 0 clean, 1 errors, 2 bad usage."""
     from engine.lint import format_lint, lint
-    from engine.settings import Settings, SettingsError
+    from engine.settings import SettingsError
 
     try:
-        root = Settings.load(root=args.root).root
+        root = policy_root(args.root)
     except SettingsError as exc:
         report(str(exc))
         return 2

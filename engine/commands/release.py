@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.commands._io import report
+from engine.commands._io import ROOT_HELP, policy_root, report
+
+if TYPE_CHECKING:
+    from engine.errors import Problem
+    from engine.loader import LoadResult
 
 __all__ = ["register", "run"]
 
@@ -17,13 +21,14 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "release",
         help="mark a flow version released (immutable) by writing its release.lock",
-        description="Lint the root and run the version's tests; if all is well, write "
+        description="Lint the root (load and lint errors of the flow refuse it, as they refuse activation) and "
+        "run the version's tests; if all is well, write "
         "policies/FLOW/VERSION/release.lock recording the content behind the version. From then on "
         "any change to that content fails lint and is refused by the server.",
     )
     p.add_argument("flow", help="flow name, e.g. credit_application")
     p.add_argument("version", help="version to release, e.g. 2")
-    p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
+    p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.add_argument("--reissue", action="store_true",
                    help="rewrite the lock of an already released version whose model files changed while its flow "
                    "and rule files did not (a serving fix); needs --reason, recorded in the lock")
@@ -31,15 +36,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _holds_back(problem: Problem, flow: str, result: LoadResult) -> bool:
+    """Whether `problem` keeps `flow` from activating (engine.activation.owners; None: every flow)."""
+    from engine.activation import owners
+
+    who = owners(problem, result)
+    return who is None or flow in who
+
+
 def run(args: argparse.Namespace) -> int:
     """Release; 0 released (or already released unchanged), 1 refused, 2 bad usage."""
-    from engine.lint import format_problem
+    from engine.lint import format_problem, lint
     from engine.loader import load
     from engine.release import lock_path, read_lock, render_lock
-    from engine.settings import Settings, SettingsError
+    from engine.settings import SettingsError
 
     try:
-        root = Settings.load(root=args.root).root
+        root = policy_root(args.root)
     except SettingsError as exc:
         report(str(exc))
         return 2
@@ -53,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.reissue:
         return _reissue(root, args, result)
-    if result.errors:
-        sys.stdout.write("\n".join(format_problem(p) for p in result.errors) + "\n")
-        report(f"not released: fix the {len(result.errors)} error(s) above first (verdict lint)")
+    linted = lint(root, result)
+    errors = [p for p in linted.errors if _holds_back(p, args.flow, result)]  # load and lint errors, as at activation
+    if errors:
+        sys.stdout.write("\n".join(format_problem(p) for p in errors) + "\n")
+        report(f"not released: fix the {len(errors)} error(s) above first (verdict lint)")
         return 1
     path = lock_path(root, *key)
     lock, _ = read_lock(path, str(path))

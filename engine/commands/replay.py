@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.commands._io import report
+from engine.commands._io import ROOT_HELP, policy_root, report
 
 __all__ = ["Progress", "register", "run"]
 
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--version", required=True, help="flow version to replay them through")
     p.add_argument("--outcomes", type=Path, metavar="CSV", help="known outcomes: decision_id|request_id,outcome (good/bad)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE (- for stdout, no table)")
-    p.add_argument("--root", type=Path, help="directory holding policies/, rules/, model_artifacts/ (default: bundled)")
+    p.add_argument("--root", type=Path, help=ROOT_HELP)
     p.add_argument("--no-progress", action="store_true", help="do not report progress on stderr")
     p.add_argument(
         "--allow-gaps",
@@ -93,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.source import open_source
     from engine.errors import FlowNotFound, PolicyError
     from engine.loader import load_policies
-    from engine.settings import Settings, SettingsError
+    from engine.settings import SettingsError
 
     try:
-        root = Settings.load(root=args.root).root
+        root = policy_root(args.root)
         outcomes = load_outcomes(args.outcomes) if args.outcomes is not None else None
     except (SettingsError, OutcomesError) as exc:
         report(str(exc))

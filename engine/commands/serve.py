@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import report
-from engine.settings import Settings, SettingsError
+from engine.commands._io import ROOT_HELP, note, report
+from engine.settings import Settings, SettingsError, root_origin
 
 __all__ = ["register", "run"]
 
@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port, 0 for a free one (default 50051)")
-    p.add_argument("--root", type=Path, help="directory holding policies/, rules/, model_artifacts/ (default: bundled)")
+    p.add_argument("--root", type=Path, help=ROOT_HELP)
     p.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     p.add_argument("--threads", type=int, help="request threads per process (default 16)")
     p.add_argument("--max-message-bytes", type=int, help="largest request accepted (default 65536)")
@@ -81,5 +81,6 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             report(f"  {problem}")
         return 2
+    note(f"policy root {settings.root.resolve()} ({root_origin(args.root)})")
     configure(settings.log_level, settings.log_format)
     return serve(settings)

@@ -32,33 +32,59 @@ def _when(unix_ms: int) -> str:
     return dt.datetime.fromtimestamp(unix_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if unix_ms else "-"
 
 
+def _problem(p: Any, indent: str = "  ") -> str:
+    where = p.path + (f":{p.line}" if p.line else "")
+    rule = f" rule {p.rule}:" if p.rule else ""
+    warning = "warning: " if p.severity == "warning" else ""
+    hint = f" (hint: {p.hint})" if p.hint else ""
+    return f"{indent}{where}:{rule} {warning}[{p.code}] {p.message}{hint}"
+
+
+_STATE = {"ok": "", "stale": " [STALE: its files have errors; serving its last good version]",
+          "unavailable": " [UNAVAILABLE: no good version loaded; requests get FAILED_PRECONDITION]"}
+_RESULT = {"ok": "OK", "refused": "REFUSED", "error": "FAILED"}
+
+
 def format_status(status: Any, *, metrics: bool = False) -> str:
-    """A StatusResponse as text for a person."""
-    lines = [f"serving revision {status.revision[:12]} since {_when(status.serving_since_unix_ms)}"]
+    """A StatusResponse as text for a person: the root, each flow and its health, the last reload."""
+    lines = [f"serving revision {status.revision[:12]} since {_when(status.serving_since_unix_ms)}"
+             + (f" from {status.root}" if status.root else "")]
     for flow in status.flows:
-        routing = f"live {flow.live_version}"
-        if flow.challenger_version:
-            routing += f", challenger {flow.challenger_version} ({flow.challenger_share:.0%} by {flow.challenger_key})"
-        if flow.shadow_versions:
-            routing += f", shadow {', '.join(flow.shadow_versions)}"
-        versions = ", ".join(f"{v} ({flow.revisions[v][:12]})" for v in flow.versions)
-        lines.append(f"  {flow.name}: {routing}; versions {versions}")
+        if flow.state == "unavailable":
+            lines.append(f"  {flow.name}:{_STATE['unavailable']}")
+        else:
+            routing = f"live {flow.live_version}"
+            if flow.challenger_version:
+                routing += f", challenger {flow.challenger_version} ({flow.challenger_share:.0%} by {flow.challenger_key})"
+            if flow.shadow_versions:
+                routing += f", shadow {', '.join(flow.shadow_versions)}"
+            versions = ", ".join(f"{v} ({flow.revisions[v][:12]})" for v in flow.versions)
+            routed = f"; routing {flow.routing_revision[:12]}" if flow.routing_revision else "; no routing.yaml (newest is live)"
+            lines.append(f"  {flow.name}: {routing}; versions {versions}{routed}{_STATE.get(flow.state, '')}")
+        lines += [_problem(p, "    ") for p in flow.problems if p.code != "test_failed"]
+        failed_tests = sum(1 for p in flow.problems if p.code == "test_failed")
+        if failed_tests:
+            lines.append(f"    {failed_tests} policy test{'s' if failed_tests != 1 else ''} failed (FAIL lines below)")
     if status.HasField("last_reload"):
         last = status.last_reload
-        lines.append(f"last reload ({last.trigger}, {_when(last.at_unix_ms)}): {'OK' if last.ok else 'REFUSED'}: {last.message}")
-        for p in last.problems:
-            where = p.path + (f":{p.line}" if p.line else "")
-            rule = f" rule {p.rule}:" if p.rule else ""
-            hint = f" (hint: {p.hint})" if p.hint else ""
-            lines.append(f"  {where}:{rule} [{p.code}] {p.message}{hint}")
+        result = _RESULT.get(last.result) or ("OK" if last.ok else "REFUSED")
+        lines.append(f"last reload ({last.trigger}, {_when(last.at_unix_ms)}): {result}: {last.message}")
+        lines += [_problem(p) for p in last.problems]
         lines += [f"  FAIL {t}" for t in last.failed_tests]
+        lines += [_problem(p) for p in last.warnings]
     if metrics:
         lines += [f"  {name} = {value:g}" for name, value in sorted(status.metrics.items())]
     return "\n".join(lines)
 
 
+def failed(status: Any) -> bool:
+    """Whether the status reports a failure: the last reload failed or crashed, or a flow is held back."""
+    last_failed = status.HasField("last_reload") and not status.last_reload.ok
+    return last_failed or any(flow.state not in ("", "ok") for flow in status.flows)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the status; 0 when the last reload was OK (or none happened), 1 when it was refused."""
+    """Print the status; 0 when all is well, 1 when the last reload failed (or crashed) or a flow is held back."""
     import grpc
 
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
@@ -77,4 +103,4 @@ def run(args: argparse.Namespace) -> int:
             report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
             return 1
     sys.stdout.write(format_status(status, metrics=args.metrics) + "\n")
-    return 1 if status.HasField("last_reload") and not status.last_reload.ok else 0
+    return 1 if failed(status) else 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._io import ROOT_HELP, policy_root, report
 
 __all__ = ["register", "run"]
 
@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         "expects. Exit 0 when all pass; 1 when one fails, when policies or tests do not load, or "
         "when no test ran.",
     )
-    p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
+    p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.add_argument("-k", dest="pattern", default=None, help="run only cases whose 'file flow version :: name' contains this text")
     p.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     p.add_argument("--fail-uncovered", action="store_true", help="also fail when a rule of a tested version is fired by no case")
@@ -31,10 +31,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the tests and print the report."""
     from engine.policytest import format_report, run_root
-    from engine.settings import Settings, SettingsError
+    from engine.settings import SettingsError
 
     try:
-        root = Settings.load(root=args.root).root
+        root = policy_root(args.root)
     except SettingsError as exc:
         report(str(exc))
         return 2

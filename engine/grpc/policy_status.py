@@ -6,16 +6,18 @@ Reloader's last attempt), convert out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from engine.errors import NotReady
+from engine.errors import NotReady, Problem
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.loader import PolicySet, version_key
 
 if TYPE_CHECKING:
+    from engine.activation import FlowHealth
     from engine.reload import Reloader, ReloadStatus
     from engine.service import Decider
 
@@ -28,6 +30,14 @@ def _ms(unix: float | None) -> int:
     return int(round(unix * 1000)) if unix else 0
 
 
+def _problems_to_pb(problems: Iterable[Problem]) -> list[pb.PolicyProblem]:
+    return [
+        pb.PolicyProblem(path=p.path, line=p.line or 0, code=p.code, message=p.message, rule=p.rule or "", hint=p.hint or "",
+                         severity=p.severity, flow=p.flow or "")
+        for p in problems
+    ]
+
+
 def _reload_to_pb(status: ReloadStatus) -> pb.ReloadResult:
     return pb.ReloadResult(
         ok=status.ok,
@@ -35,21 +45,31 @@ def _reload_to_pb(status: ReloadStatus) -> pb.ReloadResult:
         at_unix_ms=_ms(status.at),
         revision=status.revision,
         message=status.message,
-        problems=[
-            pb.PolicyProblem(path=p.path, line=p.line or 0, code=p.code, message=p.message, rule=p.rule or "", hint=p.hint or "")
-            for p in status.problems
-        ],
+        problems=_problems_to_pb(status.problems),
         tests_run=status.tests_run,
         tests_failed=status.tests_failed,
         failed_tests=list(status.failures),
+        result=status.result,
+        warnings=_problems_to_pb(status.warnings),
     )
 
 
 def status_to_response(policies: PolicySet, metrics: dict[str, float], reloader: Reloader | None) -> pb.StatusResponse:
-    """The serving state, its routing, the last reload and the metrics as a StatusResponse."""
+    """The serving state, each flow's routing and health, the last reload and the metrics as a StatusResponse.
+
+    A flow's state comes from the reloader's last check that did not crash; without a reloader,
+    every served flow is "ok" and every flow in ``policies.unavailable`` "unavailable".
+    """
+    health: dict[str, FlowHealth] = {f.name: f for f in reloader.flows} if reloader is not None else {}
     flows = []
-    for name in policies.flow_names():
-        entry = policies.flows[name]
+    for name in sorted(set(policies.flows) | set(policies.unavailable)):
+        entry = policies.flows.get(name)
+        known = health.get(name)
+        if entry is None:
+            problems = known.problems if known is not None else policies.unavailable.get(name, ())
+            flows.append(pb.FlowStatus(name=name, state="unavailable", problems=_problems_to_pb(problems),
+                                       warnings=_problems_to_pb(known.warnings if known else ())))
+            continue
         challenger = entry.challenger
         flows.append(
             pb.FlowStatus(
@@ -61,9 +81,13 @@ def status_to_response(policies: PolicySet, metrics: dict[str, float], reloader:
                 challenger_key=challenger.key if challenger else "",
                 shadow_versions=list(entry.shadow),
                 revisions={v: f.revision for v, f in entry.versions.items()},
+                routing_revision=entry.routing_revision,
+                state=known.state if known is not None else "ok",
+                problems=_problems_to_pb(known.problems if known else ()),
+                warnings=_problems_to_pb(known.warnings if known else ()),
             )
         )
-    response = pb.StatusResponse(revision=policies.revision, flows=flows, metrics=metrics)
+    response = pb.StatusResponse(revision=policies.revision, flows=flows, metrics=metrics, root=str(policies.root))
     if reloader is not None:
         response.serving_since_unix_ms = _ms(reloader.serving_since)
         if reloader.last is not None:

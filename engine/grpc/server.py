@@ -1,9 +1,16 @@
 """The gRPC server: DecisionService, standard health, reflection, graceful stop, worker processes.
 
-Start-up order (one process): bind and start with health NOT_SERVING, load and verify every
-flow and model, then mark SERVING (overall and per service). A request that arrives while
-loading gets UNAVAILABLE. A worker of several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns NOT_SERVING, new calls are refused and in-flight
-calls get ``grace_seconds`` to finish.
+Start-up order (one process): bind and start with health NOT_SERVING, load, lint and self-test
+every flow and model flow by flow (engine/activation.py), then mark SERVING. A request that arrives
+while loading gets UNAVAILABLE. The server starts when at least one flow loads; a flow with
+errors is reported (log, status, health) and not served until its files are fixed. A worker of
+several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns
+NOT_SERVING, new calls are refused and in-flight calls get ``grace_seconds`` to finish.
+
+Health (``grpc.health.v1``): ``""`` and ``verdict.v1.DecisionService`` are SERVING while the
+server decides requests for at least one flow; ``verdict.v1.DecisionService/<flow>`` is SERVING
+while that flow is decided (by what is on disk or, when its files have errors, by its last good
+version) and NOT_SERVING when it has no good version (or was removed). Updated after every reload.
 
 ``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
 supports ``fork`` only before any gRPC object exists, so the parent forks first and creates no
@@ -17,7 +24,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +43,18 @@ from engine.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     from engine.audit.wiring import Audit
-    from engine.reload import Reloader
+    from engine.reload import Reloader, ReloadStatus
     from engine.service import Decider as CoreDecider
 
-__all__ = ["RunningServer", "serve", "start_server"]
+__all__ = ["RunningServer", "flow_health_name", "serve", "start_server"]
 
 _log = structlog.get_logger("verdict.server")
 _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def flow_health_name(flow: str) -> str:
+    """The health service name of one flow, e.g. ``verdict.v1.DecisionService/credit_application``."""
+    return f"{SERVICE_NAME}/{flow}"
 
 
 class BindError(OSError):
@@ -58,14 +70,27 @@ class RunningServer:
     servicer: DecisionServicer
     health: health.HealthServicer
     policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
+    _flows: set[str] = field(default_factory=set)  # flows with a health status
 
     def ready(self, decider: Decider) -> None:
-        """Serve ``decider`` and report SERVING, overall and per service."""
+        """Serve ``decider`` and report SERVING, overall and per service (and per flow it serves)."""
         self.servicer.ready(decider)
         if hasattr(decider, "metrics"):  # the core Decider (test fakes may not have one)
             self.policy_status.attach(decider)  # type: ignore[arg-type]
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        policies = getattr(decider, "policies", None) if getattr(decider, "ready", False) else None
+        if policies is not None:
+            self.set_flow_health({name: True for name in policies.flows} | {name: False for name in policies.unavailable})
+
+    def set_flow_health(self, serving: Mapping[str, bool]) -> None:
+        """Set ``verdict.v1.DecisionService/<flow>`` for each flow (True: SERVING); flows gone get NOT_SERVING."""
+        for name in self._flows - set(serving):
+            self.health.set(flow_health_name(name), health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name, up in serving.items():
+            status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+            self.health.set(flow_health_name(name), status)
+        self._flows = set(serving)
 
     def stop(self, grace: float | None) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace`` seconds; block until done."""
@@ -126,14 +151,19 @@ def start_server(
     return running
 
 
-def _load(root: Path, audit: Audit | None = None) -> CoreDecider:
-    from engine.service import load_decider
+def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
+    """The core and its reloader after the first check of the root (flow by flow; see engine/activation.py).
 
-    if audit is None:
-        return load_decider(root)
-    decider = load_decider(root, sink=audit.sink, idempotency=audit.idempotency)
+    The decider is not ready (``decider.ready`` False) when no flow could be loaded.
+    """
+    from engine.reload import Reloader
+    from engine.service import Decider
+
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
-    return decider
+    reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
+    reloader.reload("start")
+    return decider, reloader
 
 
 def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
@@ -169,12 +199,13 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         if running is not None:
             running.stop(0)
         return 1
-    try:
-        decider = _load(settings.root, audit)
-    except PolicyError as exc:
-        log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in exc.problems])
+    decider, reloader = _load(settings, audit)
+    if not decider.ready:
+        last = reloader.last
+        log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in last.problems] if last else [])
         if running is not None:
             running.stop(0)
+        decider.close()
         audit.close()
         return 1
     if running is None:
@@ -188,10 +219,11 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         _log_security(log, settings, security)
     else:
         running.ready(decider)
-    log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location)
+    held = {f.name: f.state for f in reloader.flows if f.state != "ok"}
+    log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location, root=str(settings.root), held_back=held)
     if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
         log.warning("authz_unknown_flows", callers=unknown, detail="the authorization file grants flows this server does not have")
-    reloader = _start_reloading(settings, decider, running)
+    _start_reloading(reloader, decider, running)
     stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)
     reloader.stop()
@@ -217,16 +249,20 @@ def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings
     log.info("security", **security.describe())
 
 
-def _start_reloading(settings: Settings, decider: CoreDecider, running: RunningServer) -> Reloader:
-    """Hot reload (engine/reload.py): watch the root, reload on SIGHUP, report through PolicyService."""
-    from engine.reload import Reloader
+def _start_reloading(reloader: Reloader, decider: CoreDecider, running: RunningServer) -> None:
+    """Hot reload (engine/reload.py): watch the root, reload on SIGHUP, report through PolicyService and health."""
 
-    reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
+    def on_activation(status: ReloadStatus) -> None:
+        if status.result != "error":  # a crash changed nothing
+            running.set_flow_health({f.name: f.serving for f in status.flows})
+
+    if reloader.last is not None:
+        on_activation(reloader.last)
+    reloader.on_activation = on_activation
     if threading.current_thread() is threading.main_thread():
         reloader.install_sighup()
-    reloader.start()
+    reloader.start(initial=False)  # the start check ran already; the watcher sees anything saved since
     running.policy_status.attach(decider, reloader)
-    return reloader
 
 
 def _on_signals(handler: Callable[[int], None]) -> None:

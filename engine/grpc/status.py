@@ -34,6 +34,9 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.FlowNotFound: grpc.StatusCode.NOT_FOUND,
     errors.VersionNotFound: grpc.StatusCode.NOT_FOUND,
+    # The flow's files are broken and it has no good version: an operator must fix them, so a
+    # retry would not help (not UNAVAILABLE, which clients retry).
+    errors.FlowUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.RequestTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,

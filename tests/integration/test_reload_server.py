@@ -250,3 +250,83 @@ def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
     shadows = sorted((r["request_id"], r["version"]) for r in records if r["route"] == "shadow")
     assert shadows == sorted((rid, "2") for rid in by_v1)
     assert sorted(r["request_id"] for r in records if r["route"] != "shadow") == sorted(answered)
+
+
+def _health(channel, service: str) -> int:
+    return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def test_a_server_started_with_one_broken_flow_serves_the_others_and_reports_it(tmp_path, capsys):
+    """`verdict serve` on a root where card_payment is broken: it starts, credit decides, card_payment answers
+    FAILED_PRECONDITION naming the file, health and status say so per flow; fixing the file brings it in; a later
+    typo in credit keeps credit on its last good version while SERVING."""
+    from engine.cli import main
+    from engine.grpc.server import flow_health_name
+
+    root = project_copy(tmp_path / "root")
+    score = root / FRAUD_SCORE
+    good_score = score.read_text()
+    score.write_text(good_score.replace("fraud_score >= 0.3", "fraud_score >>> 0.3"))
+    server = ServeProcess(tmp_path, "--root", str(root), "--threads", "2", "--audit", "off", "--reload-interval", "0.2")
+    try:
+        wait_serving(server.target)
+        started = server.wait_for(lambda e: e["event"] == "serving")
+        assert started["held_back"] == {"card_payment": "unavailable"} and started["root"] == str(root.resolve())
+        with grpc.insecure_channel(server.target) as channel:
+            stub = pb_grpc.DecisionServiceStub(channel)
+            status = pb_grpc.PolicyServiceStub(channel)
+            assert _health(channel, "") == health_pb2.HealthCheckResponse.SERVING
+            assert _health(channel, flow_health_name("credit_application")) == health_pb2.HealthCheckResponse.SERVING
+            assert _health(channel, flow_health_name("card_payment")) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert stub.Decide(request("credit_application", credit_applications(1)[0]), timeout=10).action
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Decide(request("card_payment", card_payments(1)[0]), timeout=10)
+            assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "card_payment" in refused.value.details() and f"{FRAUD_SCORE}:" in refused.value.details()
+            flows = {f.name: f for f in status.GetStatus(pb.StatusRequest(), timeout=10).flows}
+            assert (flows["card_payment"].state, flows["credit_application"].state) == ("unavailable", "ok")
+            assert flows["card_payment"].problems[0].path == FRAUD_SCORE and flows["card_payment"].problems[0].line > 0
+            assert main(["status", "--target", server.target]) == 1
+            assert "card_payment: [UNAVAILABLE" in capsys.readouterr().out
+
+            score.write_text(good_score)
+            server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "watch")
+            assert _health(channel, flow_health_name("card_payment")) == health_pb2.HealthCheckResponse.SERVING
+            assert stub.Decide(request("card_payment", card_payments(1)[0]), timeout=10).action
+            assert main(["status", "--target", server.target]) == 0
+
+            credit_before = stub.Decide(request("credit_application", credit_applications(1)[0]), timeout=10).revision
+            rules = root / "rules/credit/eligibility.yaml"
+            rules.write_text(rules.read_text().replace("when: ", "when: >>> ", 1))
+            refused_event = server.wait_for(lambda e: e["event"] == "reload_refused" and e["trigger"] == "watch")
+            assert refused_event["held_back"] == {"credit_application": "stale"}
+            assert _health(channel, flow_health_name("credit_application")) == health_pb2.HealthCheckResponse.SERVING
+            assert stub.Decide(request("credit_application", credit_applications(1)[0]), timeout=10).revision == credit_before
+            assert main(["status", "--target", server.target]) == 1
+            assert "credit_application: live" in (out := capsys.readouterr().out) and "[STALE" in out
+        assert server.terminate_and_wait() == 0
+    finally:
+        server.kill()
+
+
+def test_a_routing_only_change_is_visible_in_status(tmp_path):
+    """Changing only routing.yaml changes the state revision and the flow's routing revision that GetStatus reports."""
+    root = project_copy(tmp_path / "root")
+    decider = load_decider(root)
+    reloader = Reloader(root, decider)
+    running = start_server(Settings.load(env={}, port=0, root=root, threads=2), decider)
+    running.policy_status.attach(decider, reloader)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            status = pb_grpc.PolicyServiceStub(channel)
+            before = status.GetStatus(pb.StatusRequest(), timeout=10)
+            routing = root / "policies/credit_application/routing.yaml"
+            routing.write_text(routing.read_text().replace("share: 0.1", "share: 0.2"))
+            assert reloader.reload().ok
+            after = status.GetStatus(pb.StatusRequest(), timeout=10)
+        credit = {f.name: f for f in after.flows}["credit_application"]
+        old = {f.name: f for f in before.flows}["credit_application"]
+        assert after.revision != before.revision and credit.routing_revision != old.routing_revision
+        assert credit.challenger_share == 0.2 and after.root == str(root.resolve())
+    finally:
+        running.stop(grace=1)

@@ -106,3 +106,45 @@ def test_client_unreachable_server_exits_1(tmp_path, capsys):
     args = ["client", "credit_application", "--input", _write(tmp_path, {}), "--target", "127.0.0.1:1", "--timeout", "2"]
     assert main(args) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_lint_inside_a_broken_copy_checks_that_copy(tmp_path, monkeypatch, capsys):
+    """`verdict lint` run inside a copy of the policies lints the copy (not the bundled root) and names it on stderr."""
+    from .policy_roots import demo_root
+
+    root = demo_root(tmp_path)
+    rules = root / "rules/main.yaml"
+    rules.write_text(rules.read_text().replace("age < 18", "age <<< 18"))
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("VERDICT_ROOT", raising=False)
+    assert main(["lint"]) == 1
+    out, err = capsys.readouterr()
+    assert "rules/main.yaml:" in out and "lint FAILED" in out
+    assert f"verdict: policy root {root.resolve()} (the current directory)" in err
+
+
+def test_verdict_root_beats_the_current_directory_and_keeps_json_stdout_parseable(tmp_path, monkeypatch, capsys):
+    """With VERDICT_ROOT set, decide uses it; the root goes to stderr and stdout is one JSON document."""
+    from .policy_roots import demo_root
+
+    root = demo_root(tmp_path / "env")
+    (tmp_path / "cwd" / "policies").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("VERDICT_ROOT", str(root))
+    assert main(["decide", "demo", "--input", _write(tmp_path, {"amount": 5000, "age": 30, "income": 100})]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["action"] == "REVIEW"
+    assert f"verdict: policy root {root.resolve()} (VERDICT_ROOT)" in err
+
+
+def test_decide_on_a_broken_flow_names_its_problems_while_other_flows_decide(tmp_path, capsys):
+    """A root with one broken flow: deciding it exits 1 naming file and line; the good flow still decides."""
+    from .policy_roots import demo_root, write
+
+    root = demo_root(tmp_path)
+    write(root, "policies/bad/1/flow.yaml", "flow: bad\nversion: '1'\ninput: {fields: {x: {type: number}}}\nrulesets: [nope.rules]\ndefault: {action: APPROVE}\n")
+    data = _write(tmp_path, {"amount": 10, "age": 30, "income": 100})
+    assert main(["decide", "bad", "--root", str(root), "--input", data]) == 1
+    assert "bad is not loaded" in capsys.readouterr().err
+    assert main(["decide", "demo", "--root", str(root), "--input", data]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "APPROVE"

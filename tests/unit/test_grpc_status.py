@@ -24,6 +24,7 @@ EXAMPLES = {
     errors.VersionNotFound: lambda: errors.VersionNotFound("credit_application", "9", ["1"]),
     errors.PolicyError: lambda: errors.PolicyError([Problem("rules/x.yaml", "bad", "bad")]),
     errors.ModelLoadError: lambda: errors.ModelLoadError("model_artifacts/m/1", "sha256 mismatch"),
+    errors.FlowUnavailable: lambda: errors.FlowUnavailable("qa", [Problem("rules/qa.yaml", "bad", "bad", line=3)]),
 }
 
 
@@ -47,6 +48,7 @@ def test_every_engine_error_class_is_in_the_table():
         (errors.RequestTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
         (errors.IdempotencyConflict, grpc.StatusCode.ALREADY_EXISTS),
         (errors.NotReady, grpc.StatusCode.UNAVAILABLE),
+        (errors.FlowUnavailable, grpc.StatusCode.FAILED_PRECONDITION),
         (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
         (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
@@ -123,3 +125,12 @@ def test_translate_errors_aborts_with_the_mapped_status():
     assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert field_errors_from(context.trailing) == [{"field": "flow", "message": "is required", "code": "required"}]
     assert Servicer().Fine(7, FakeContext()) == 7
+
+
+def test_a_broken_flow_is_named_with_its_first_problem_in_a_bounded_message():
+    """FlowUnavailable names the flow and its first problem (file:line), and stays short however many problems."""
+    problems = [Problem("policies/qa/1/flow.yaml", "x" * 5000, "expression_syntax", line=9)] * 200
+    code, message, metadata = status_for(errors.FlowUnavailable("qa", problems))
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and metadata == ()
+    assert "flow 'qa' is not loaded" in message and "policies/qa/1/flow.yaml:9" in message and "200 problems" in message
+    assert len(message) < 1000

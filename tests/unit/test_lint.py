@@ -150,3 +150,114 @@ def test_shipped_policies_lint_clean():
     """The bundled policies, rules and models lint without errors or warnings."""
     report = lint(Path(__file__).resolve().parents[2])
     assert report.ok and report.problems == [], format_lint(report)
+
+
+CLEANING = """\
+ruleset: demo.cleaning
+rules:
+  - id: C1
+    when: customer_id not in ['de', 'FR']
+    action: DECLINE
+    reason: BLOCKED
+  - id: C2
+    when: customer_id != 'gb'
+    action: REVIEW
+    reason: BLOCKED
+  - id: C3
+    when: customer_id == ' DE'
+    action: REVIEW
+    reason: BLOCKED
+  - id: C4
+    when: amount > 5 and customer_id in ['DE', 'FR']
+    action: REVIEW
+    reason: BIG
+"""
+
+
+def _cleaning_root(tmp_path: Path, case: str = "upper") -> Path:
+    demo_root(tmp_path, tests=False)
+    write(tmp_path, "rules/cleaning.yaml", CLEANING)
+    flow = tmp_path / "policies/demo/1/flow.yaml"
+    text = flow.read_text().replace("rulesets: [demo.main]", "rulesets: [demo.main, demo.cleaning]")
+    flow.write_text(text.replace("customer_id: {type: string, max_length: 64}", f"customer_id: {{type: string, max_length: 64, case: {case}}}"))
+    return tmp_path
+
+
+def test_a_literal_that_cleaning_makes_unequal_is_an_error(tmp_path):
+    """On a `case: upper` field, 'de' in a `not in` list, `!= 'gb'` and a padded ' DE' are cleaning_mismatch errors; 'DE' is fine."""
+    report = lint(_cleaning_root(tmp_path))
+    found = {p.rule: p for p in report.errors if p.code == "cleaning_mismatch"}
+    assert set(found) == {"C1", "C2", "C3"}
+    assert found["C1"].line == 4 and found["C1"].flow == "demo"
+    assert "has values that can never match" in found["C1"].message and "'de'" in found["C1"].message
+    assert "is true for every request that has it" in found["C2"].message and "can only equal 'GB'" in found["C2"].message
+    assert "trims spaces" in found["C3"].message and "can never be true" in found["C3"].message
+
+
+def test_a_not_in_list_of_only_unmatchable_values_says_it_fires_on_every_request(tmp_path):
+    """`not in ['de', 'fr']` on an upper-cased field is the silent decline-everything of the case: the message says so."""
+    root = _cleaning_root(tmp_path)
+    rules = root / "rules/cleaning.yaml"
+    rules.write_text(rules.read_text().replace("['de', 'FR']", "['de', 'fr']"))
+    (p,) = [p for p in lint(root).errors if p.rule == "C1"]
+    assert "is true for every request that has it" in p.message
+
+
+def test_a_lower_case_field_compared_with_upper_case_is_an_error(tmp_path):
+    """With `case: lower` the upper-case literals (and the padded one) are the mismatches; `!= 'gb'` is fine."""
+    report = lint(_cleaning_root(tmp_path, "lower"))
+    assert {p.rule for p in report.errors if p.code == "cleaning_mismatch"} == {"C1", "C3", "C4"}
+    assert "can only equal 'de'" in next(p.message for p in report.errors if p.rule == "C4")
+
+
+def test_a_category_literal_outside_its_canonical_spellings_is_an_error(tmp_path):
+    """country (values GB, FR, DE; cleaned to those spellings) compared with 'de' is refused at load (unknown_category)."""
+    demo_root(tmp_path, tests=False)
+    rules = tmp_path / "rules/main.yaml"
+    rules.write_text(rules.read_text().replace("country in ['DE']", "country not in ['de']"))
+    (p,) = lint(tmp_path).errors
+    assert (p.code, p.rule, p.path) == ("unknown_category", "R3", "rules/main.yaml")
+
+
+TEST_AHEAD = """\
+base: {amount: 10, age: 30}
+cases:
+  - name: typo in a field
+    input: {incme: 100}
+    expect: {action: APPROVE}
+  - name: a rule not written yet
+    input: {income: 100}
+    expect: {fired: {contains: [R9]}, reasons: [VELOCITY]}
+  - name: an unknown field is refused
+    input: {hme: rent}
+    expect: {invalid: [hme]}
+"""
+
+
+def test_test_cases_naming_unknown_fields_rules_or_reasons_are_errors(tmp_path):
+    """Lint checks each case against its flow version: unknown input field, expected rule and reason code; a case proving a field is refused is fine."""
+    demo_root(tmp_path)
+    write(tmp_path, "policies/demo/1/tests/ahead.yaml", TEST_AHEAD)
+    found = {(p.code, p.line) for p in lint(tmp_path).errors}
+    assert found == {("unknown_test_field", 4), ("unknown_test_rule", 8), ("unknown_test_reason", 8)}
+
+
+def test_tests_beside_rules_are_checked_against_every_version_they_run_on(tmp_path):
+    """A rules/tests file for flow demo naming a reason no version has is an error tied to flow demo."""
+    demo_root(tmp_path, versions=("1", "2"))
+    write(tmp_path, "rules/tests/main.yaml", "flow: demo\ncases:\n  - name: x\n    input: {amount: 1, age: 30}\n    expect: {reasons: [NOPE]}\n")
+    errors = [p for p in lint(tmp_path).errors if p.code == "unknown_test_reason"]
+    assert [(p.path, p.flow) for p in errors] == [("rules/tests/main.yaml", "demo")] * 2
+    assert ["(demo 1)" in errors[0].message, "(demo 2)" in errors[1].message] == [True, True]
+
+
+def test_expected_scores_are_checked_against_the_models_outputs(tmp_path):
+    """A case expecting score 'pdd' of credit_application 1 (whose model outputs pd) is unknown_test_score with its line."""
+    from .policy_roots import project_copy
+
+    root = project_copy(tmp_path)
+    write(root, "policies/credit_application/1/tests/scores.yaml",
+          "cases:\n  - name: score typo\n    input: {}\n    expect:\n      scores: {pdd: '>= 0.5'}\n")
+    (p,) = [p for p in lint(root).errors if p.code == "unknown_test_score"]
+    assert (p.path, p.line, p.flow) == ("policies/credit_application/1/tests/scores.yaml", 5, "credit_application")
+    assert "(scores: pd)" in p.message

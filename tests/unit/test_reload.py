@@ -52,7 +52,7 @@ def test_a_broken_file_is_refused_and_the_old_state_serves(tmp_path):
     assert not status.ok and status.serving == good and decider.policies.revision == good
     (problem,) = status.problems
     assert (problem.path, problem.line, problem.rule, problem.code) == ("rules/main.yaml", 23, "R9", "expression_syntax")
-    assert status.message.startswith("refused, the last good state keeps serving: rules/main.yaml:23: [expression_syntax]")
+    assert status.message.startswith("refused for demo (keeps its last good version): rules/main.yaml:23: [expression_syntax]")
     assert decider.decide("demo", BIG).revision
     assert decider.metrics.get("reloads", result="refused", trigger="watch") == 1
     assert decider.metrics.get("reload_ok") == 0
@@ -190,3 +190,63 @@ def test_reload_storm_under_concurrent_load(tmp_path):
     assert sum(counts) > 100
     assert outcomes == [True, False, True, False, True, False, True, False, True] * 3
     assert seen <= good and len(seen) == 2
+
+
+CASE = Path(__file__).resolve().parents[1] / "data" / "deep-expression-loader-crash"
+
+
+def test_a_crashing_check_is_a_failed_reload_everywhere(tmp_path, monkeypatch, capsys):
+    """A loader that raises: nothing is swapped, and status (FAILED, exit 1), metrics and log all say the reload failed."""
+    import engine.activation
+    from engine.commands.status import failed, format_status
+    from engine.grpc.policy_status import status_to_response
+
+    root = demo_root(tmp_path)
+    decider = Decider(load_policies(root))
+    reloader = Reloader(root, decider)
+    assert reloader.reload("start").ok
+    good = decider.policies.revision
+
+    def crash(root):
+        raise SyntaxError("too many nested parentheses")
+
+    monkeypatch.setattr(engine.activation, "load", crash)
+    status = reloader.reload("watch")
+    assert not status.ok and status.result == "error" and status.serving == good == decider.policies.revision
+    assert [p.code for p in status.problems] == ["reload_crashed"] and "SyntaxError" in status.problems[0].message
+    assert decider.metrics.get("reload_ok") == 0 and decider.metrics.get("reloads", result="error", trigger="watch") == 1
+    assert "reload_crashed" in capsys.readouterr().out
+    response = status_to_response(decider.policies, decider.metrics.snapshot(), reloader)
+    text = format_status(response)
+    assert "last reload (watch, " in text and "): FAILED: crashed, nothing changed" in text and "OK" not in text
+    assert failed(response)
+
+
+def test_hot_reload_onto_the_deep_expression_case_is_never_reported_ok_unless_it_decides_right(tmp_path):
+    """The 110-term sum of the case: either it compiles and decides REVIEW (total 110), or the reload fails visibly and the old state serves."""
+    import shutil
+
+    from engine.commands.status import failed
+    from engine.grpc.policy_status import status_to_response
+
+    root = tmp_path / "root"
+    shutil.copytree(CASE / "policies", root / "policies")
+    shutil.copytree(CASE / "rules", root / "rules")
+    flow = root / "policies/qa/1/flow.yaml"
+    saved = flow.read_text()
+    flow.write_text("\n".join("  total: x + x" if line.startswith("  total:") else line for line in saved.splitlines()) + "\n")
+    decider = Decider(load_policies(root))
+    reloader = Reloader(root, decider)
+    good = decider.policies.revision
+    flow.write_text(saved)
+    status = reloader.reload("watch")
+    response = status_to_response(decider.policies, decider.metrics.snapshot(), reloader)
+    if status.ok:
+        decision = decider.decide("qa", {"x": 1})
+        assert (decision.outcome.action.name, [r.id for r in decision.outcome.fired]) == ("REVIEW", ["BIG"])
+        assert decision.outcome.features["total"] == 110
+        assert not failed(response)
+    else:
+        assert decider.policies.revision == good and decider.metrics.get("reload_ok") == 0
+        assert failed(response) and response.last_reload.result in ("refused", "error")
+        assert decider.decide("qa", {"x": 1}).outcome.action.name == "APPROVE"  # the old 2-term sum still serves

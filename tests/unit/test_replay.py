@@ -192,7 +192,7 @@ def test_replay_command_prints_table_and_writes_json(log, root, outcomes_csv, tm
          "--outcomes", str(outcomes_csv), "--json", str(out_json), "--no-progress"]
     )  # fmt: skip
     captured = capsys.readouterr()
-    assert code == 0 and captured.err == ""
+    assert code == 0 and captured.err == f"verdict: policy root {Path(root).resolve()} (--root)\n"  # only the root it read
     doc = json.loads(out_json.read_text())
     assert doc["version"] == CANDIDATE and doc["replayed"] == N_CREDIT and doc["changed"] > 0
     assert "transitions (rows: logged action" in captured.out

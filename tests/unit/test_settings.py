@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from engine.settings import Settings, SettingsError, default_root, is_loopback
+from engine.settings import Settings, SettingsError, bundled_root, default_root, is_loopback, root_origin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,10 +70,36 @@ def test_settings_are_frozen():
         s.port = 1  # type: ignore[misc]
 
 
-def test_default_root_is_the_bundled_project_root():
-    """In a checkout / editable install the default root is the directory holding policies/."""
-    assert default_root() == ROOT
-    assert (default_root() / "policies").is_dir()
+def test_the_bundled_root_is_the_project_root():
+    """In a checkout / editable install the bundled examples are the directory holding policies/ beside the package."""
+    assert bundled_root() == ROOT
+    assert (bundled_root() / "policies").is_dir()
+
+
+def test_the_default_root_is_the_current_directory_when_it_holds_policies(tmp_path, monkeypatch):
+    """Inside a copy of the policies the default root is that copy, not the bundled one."""
+    (tmp_path / "policies").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert default_root() == tmp_path.resolve()
+    assert Settings.load(env={}).root == tmp_path.resolve()
+    assert root_origin(None, env={}) == "the current directory"
+
+
+def test_without_policies_in_the_current_directory_the_bundled_examples_are_used(tmp_path, monkeypatch):
+    """In a directory without policies/ the default is the bundled examples, and the origin says so."""
+    monkeypatch.chdir(tmp_path)
+    assert default_root() == bundled_root()
+    assert root_origin(None, env={}) == "the bundled examples: no policies/ in the current directory"
+
+
+def test_root_precedence_is_flag_then_environment_then_current_directory(tmp_path, monkeypatch):
+    """--root beats VERDICT_ROOT, which beats the current directory."""
+    (tmp_path / "cwd" / "policies").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "cwd")
+    env = {"VERDICT_ROOT": str(tmp_path / "env")}
+    assert Settings.load(env=env).root == tmp_path / "env" and root_origin(None, env=env) == "VERDICT_ROOT"
+    flag = tmp_path / "flag"
+    assert Settings.load(env=env, root=flag).root == flag and root_origin(flag, env=env) == "--root"
 
 
 def test_ipv6_host_is_bracketed_in_the_address():

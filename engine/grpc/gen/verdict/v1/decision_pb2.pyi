@@ -144,23 +144,27 @@ class ReloadRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PolicyProblem(_message.Message):
-    __slots__ = ("path", "line", "code", "message", "rule", "hint")
+    __slots__ = ("path", "line", "code", "message", "rule", "hint", "severity", "flow")
     PATH_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     HINT_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
     path: str
     line: int
     code: str
     message: str
     rule: str
     hint: str
-    def __init__(self, path: _Optional[str] = ..., line: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., rule: _Optional[str] = ..., hint: _Optional[str] = ...) -> None: ...
+    severity: str
+    flow: str
+    def __init__(self, path: _Optional[str] = ..., line: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., rule: _Optional[str] = ..., hint: _Optional[str] = ..., severity: _Optional[str] = ..., flow: _Optional[str] = ...) -> None: ...
 
 class ReloadResult(_message.Message):
-    __slots__ = ("ok", "trigger", "at_unix_ms", "revision", "message", "problems", "tests_run", "tests_failed", "failed_tests")
+    __slots__ = ("ok", "trigger", "at_unix_ms", "revision", "message", "problems", "tests_run", "tests_failed", "failed_tests", "result", "warnings")
     OK_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +174,8 @@ class ReloadResult(_message.Message):
     TESTS_RUN_FIELD_NUMBER: _ClassVar[int]
     TESTS_FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILED_TESTS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     trigger: str
     at_unix_ms: int
@@ -179,10 +185,12 @@ class ReloadResult(_message.Message):
     tests_run: int
     tests_failed: int
     failed_tests: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: _Optional[bool] = ..., trigger: _Optional[str] = ..., at_unix_ms: _Optional[int] = ..., revision: _Optional[str] = ..., message: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ..., tests_run: _Optional[int] = ..., tests_failed: _Optional[int] = ..., failed_tests: _Optional[_Iterable[str]] = ...) -> None: ...
+    result: str
+    warnings: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
+    def __init__(self, ok: _Optional[bool] = ..., trigger: _Optional[str] = ..., at_unix_ms: _Optional[int] = ..., revision: _Optional[str] = ..., message: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ..., tests_run: _Optional[int] = ..., tests_failed: _Optional[int] = ..., failed_tests: _Optional[_Iterable[str]] = ..., result: _Optional[str] = ..., warnings: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ...) -> None: ...
 
 class FlowStatus(_message.Message):
-    __slots__ = ("name", "versions", "live_version", "challenger_version", "challenger_share", "challenger_key", "shadow_versions", "revisions")
+    __slots__ = ("name", "versions", "live_version", "challenger_version", "challenger_share", "challenger_key", "shadow_versions", "revisions", "routing_revision", "state", "problems", "warnings")
     class RevisionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +206,10 @@ class FlowStatus(_message.Message):
     CHALLENGER_KEY_FIELD_NUMBER: _ClassVar[int]
     SHADOW_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     versions: _containers.RepeatedScalarFieldContainer[str]
     live_version: str
@@ -206,10 +218,14 @@ class FlowStatus(_message.Message):
     challenger_key: str
     shadow_versions: _containers.RepeatedScalarFieldContainer[str]
     revisions: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[str]] = ..., live_version: _Optional[str] = ..., challenger_version: _Optional[str] = ..., challenger_share: _Optional[float] = ..., challenger_key: _Optional[str] = ..., shadow_versions: _Optional[_Iterable[str]] = ..., revisions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    routing_revision: str
+    state: str
+    problems: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
+    warnings: _containers.RepeatedCompositeFieldContainer[PolicyProblem]
+    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[str]] = ..., live_version: _Optional[str] = ..., challenger_version: _Optional[str] = ..., challenger_share: _Optional[float] = ..., challenger_key: _Optional[str] = ..., shadow_versions: _Optional[_Iterable[str]] = ..., revisions: _Optional[_Mapping[str, str]] = ..., routing_revision: _Optional[str] = ..., state: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PolicyProblem, _Mapping]]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("revision", "flows", "last_reload", "serving_since_unix_ms", "metrics")
+    __slots__ = ("revision", "flows", "last_reload", "serving_since_unix_ms", "metrics", "root")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -222,9 +238,11 @@ class StatusResponse(_message.Message):
     LAST_RELOAD_FIELD_NUMBER: _ClassVar[int]
     SERVING_SINCE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
     revision: str
     flows: _containers.RepeatedCompositeFieldContainer[FlowStatus]
     last_reload: ReloadResult
     serving_since_unix_ms: int
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, revision: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., last_reload: _Optional[_Union[ReloadResult, _Mapping]] = ..., serving_since_unix_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    root: str
+    def __init__(self, revision: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., last_reload: _Optional[_Union[ReloadResult, _Mapping]] = ..., serving_since_unix_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., root: _Optional[str] = ...) -> None: ...
