@@ -19,6 +19,7 @@ from engine.loader import PolicySet, load_policies
 from engine.metrics import Metrics
 from engine.shadow import ShadowPool
 from engine.types import Decision
+from engine.validation import check_call
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "load_decider", "new_decision_id"]
 
@@ -116,6 +117,7 @@ class Decider:
 
     def decide(self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "") -> Decision:
         """Decide one request. Raises the engine's typed errors; never anything else."""
+        check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
             return idempotency.once(request_id, flow, version, input, lambda: self._decide(flow, input, version, request_id))

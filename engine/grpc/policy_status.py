@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from engine.errors import NotReady
+from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
+from engine.grpc.wire import Malformed, tolerant_decoder
 from engine.loader import PolicySet, version_key
 
 if TYPE_CHECKING:
@@ -84,8 +85,10 @@ class PolicyStatusServicer:
         self._reloader = reloader
 
     @translate_errors
-    def GetStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:  # noqa: N802
-        """The policy status of this server."""
+    def GetStatus(self, request: pb.StatusRequest | Malformed, context: grpc.ServicerContext) -> pb.StatusResponse:  # noqa: N802
+        """The policy status of this server; INVALID_ARGUMENT for bytes that are not a StatusRequest."""
+        if isinstance(request, Malformed):
+            raise InvalidInput([FieldError("request", request.message, "malformed")])
         decider = self._decider
         if decider is None:
             raise NotReady("policies are still loading")
@@ -97,7 +100,7 @@ def policy_handlers(servicer: PolicyStatusServicer) -> dict[str, Any]:
     return {
         "GetStatus": grpc.unary_unary_rpc_method_handler(
             servicer.GetStatus,
-            request_deserializer=pb.StatusRequest.FromString,
+            request_deserializer=tolerant_decoder(pb.StatusRequest),
             response_serializer=pb.StatusResponse.SerializeToString,
         ),
     }

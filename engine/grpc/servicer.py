@@ -16,7 +16,7 @@ from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.convert import flows_to_response
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
-from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request
+from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request, tolerant_decoder
 from engine.types import Decision
 
 __all__ = ["DecisionServicer", "Decider", "SERVICE_NAME", "handlers"]
@@ -62,8 +62,10 @@ class DecisionServicer:
         return self._encode(decision)
 
     @translate_errors
-    def ListFlows(self, request: pb.ListFlowsRequest, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
+    def ListFlows(self, request: pb.ListFlowsRequest | Malformed, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
         """The loaded flows, their versions and live versions."""
+        if isinstance(request, Malformed):
+            raise InvalidInput([FieldError("request", request.message, "malformed")])
         core = self._core()
         flows = core.flows()
         return flows_to_response(flows, {name: core.live_version(name) for name in flows})
@@ -84,7 +86,7 @@ def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
         ),
         "ListFlows": grpc.unary_unary_rpc_method_handler(
             servicer.ListFlows,
-            request_deserializer=pb.ListFlowsRequest.FromString,
+            request_deserializer=tolerant_decoder(pb.ListFlowsRequest),
             response_serializer=pb.ListFlowsResponse.SerializeToString,
         ),
         # The transport floor: bytes in, the same bytes out, no parsing at all.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
@@ -25,7 +25,7 @@ from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.types import Decision, FiredRule
 
-__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request"]
+__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "tolerant_decoder"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _pack_double = struct.Struct("<d").pack
@@ -170,6 +170,23 @@ def decode_decide_request(data: bytes) -> DecideCall | Malformed:
     except DecodeError as exc:
         return Malformed(f"request is not a valid verdict.v1.DecideRequest: {exc}")
     return DecideCall(request.flow, request.version, request.request_id, struct_to_dict(request.input))
+
+
+def tolerant_decoder(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer for ``message_class`` that returns Malformed instead of raising.
+
+    gRPC answers a deserializer's exception with its own INTERNAL; the servicer turns Malformed into
+    INVALID_ARGUMENT instead (the caller sent bytes that are not the method's request).
+    """
+    name = message_class.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return Malformed(f"request is not a valid {name}: {exc}")
+
+    return decode
 
 
 # --- encoding -------------------------------------------------------------------------------
