@@ -28,7 +28,7 @@ __all__ = [
     "MAX_VERSION_CHARS",
 ]
 
-#: Fields a request's ``input`` may carry (or the flow's declared field count, if larger).
+#: Fields a request's ``input`` may carry; also the most input fields a flow may declare.
 MAX_INPUT_FIELDS = 256
 #: Field errors listed in one reply; the rest are counted ("and 80 more").
 MAX_FIELD_ERRORS = 10

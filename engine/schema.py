@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.limits import MAX_INPUT_FIELDS
+
 __all__ = [
     "ActionName",
     "ChallengerSpec",
@@ -71,7 +73,7 @@ class InputSpec(_Frozen):
     """The input schema of a flow version."""
 
     unknown_fields: Literal["reject", "ignore"] = "reject"
-    fields: dict[Identifier, FieldSpec]
+    fields: dict[Identifier, FieldSpec] = Field(max_length=MAX_INPUT_FIELDS, description="at most 256 (engine.limits)")
 
 
 class ModelRef(_Frozen):

@@ -162,7 +162,7 @@ def _make_check(spec: FieldSpec) -> _Check:
 class Validator:
     """Validates and cleans one flow version's input."""
 
-    __slots__ = ("_checks", "_known", "_max_fields", "_reject_unknown", "_required", "fields")
+    __slots__ = ("_checks", "_known", "_reject_unknown", "_required", "fields")
 
     def __init__(self, spec: InputSpec) -> None:
         self.fields = dict(spec.fields)
@@ -171,7 +171,6 @@ class Validator:
         )
         self._known = frozenset(spec.fields)
         self._reject_unknown = spec.unknown_fields == "reject"
-        self._max_fields = max(MAX_INPUT_FIELDS, len(spec.fields))
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Clean values for every declared field (None when absent).
@@ -179,12 +178,10 @@ class Validator:
         Raises InvalidInput naming the bad fields: at most ``MAX_FIELD_ERRORS`` listed (declared
         fields first, in schema order, then unknown names in sorted order), the rest counted in
         ``omitted``; or one ``too_many_fields`` error when ``raw`` has more than
-        ``max(MAX_INPUT_FIELDS, declared fields)`` entries.
+        ``MAX_INPUT_FIELDS`` entries (a flow declares at most that many, engine.schema).
         """
-        if len(raw) > self._max_fields:
-            raise InvalidInput([FieldError(
-                "input", f"has {len(raw)} fields; a request may carry at most {self._max_fields}", "too_many_fields"
-            )])
+        if len(raw) > MAX_INPUT_FIELDS:
+            raise InvalidInput([FieldError("input", _TOO_MANY_FIELDS, "too_many_fields")])
         out: dict[str, Any] = {}
         errors: list[FieldError] = []
         omitted = 0
@@ -225,6 +222,7 @@ class Validator:
         return len(unknown) - len(listed)
 
 
+_TOO_MANY_FIELDS = f"has more than {MAX_INPUT_FIELDS} fields; a request may carry at most {MAX_INPUT_FIELDS}"
 _CALL_LIMITS = (("flow", MAX_FLOW_CHARS), ("version", MAX_VERSION_CHARS), ("request_id", MAX_REQUEST_ID_CHARS))
 
 

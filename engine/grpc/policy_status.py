@@ -88,7 +88,7 @@ class PolicyStatusServicer:
     def GetStatus(self, request: pb.StatusRequest | Malformed, context: grpc.ServicerContext) -> pb.StatusResponse:  # noqa: N802
         """The policy status of this server; INVALID_ARGUMENT for bytes that are not a StatusRequest."""
         if isinstance(request, Malformed):
-            raise InvalidInput([FieldError("request", request.message, "malformed")])
+            raise InvalidInput([FieldError(request.field, request.message, request.code)])
         decider = self._decider
         if decider is None:
             raise NotReady("policies are still loading")

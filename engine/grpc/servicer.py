@@ -57,7 +57,7 @@ class DecisionServicer:
     def Decide(self, call: DecideCall | Malformed, context: grpc.ServicerContext) -> bytes:  # noqa: N802
         """Decide one request; answers serialized DecideResponse bytes."""
         if isinstance(call, Malformed):
-            raise InvalidInput([FieldError("request", call.message, "malformed")])
+            raise InvalidInput([FieldError(call.field, call.message, call.code)])
         decision = self._core().decide(call.flow, call.input, version=call.version, request_id=call.request_id)
         return self._encode(decision)
 
@@ -65,7 +65,7 @@ class DecisionServicer:
     def ListFlows(self, request: pb.ListFlowsRequest | Malformed, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
         """The loaded flows, their versions and live versions."""
         if isinstance(request, Malformed):
-            raise InvalidInput([FieldError("request", request.message, "malformed")])
+            raise InvalidInput([FieldError(request.field, request.message, request.code)])
         core = self._core()
         flows = core.flows()
         return flows_to_response(flows, {name: core.live_version(name) for name in flows})
