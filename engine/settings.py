@@ -21,6 +21,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
+| idempotency_max_bytes | VERDICT_IDEMPOTENCY_MAX_BYTES | 134217728 | estimated bytes the remembered decisions may hold (oldest forgotten first; docs/limits.md) |
 | reload_interval | VERDICT_RELOAD_INTERVAL | 0.5 | seconds between checks of the root for changed policy files; 0 = only on SIGHUP |
 """
 
@@ -96,6 +97,9 @@ class Settings(BaseModel):
         600.0, ge=0, le=7 * 24 * 3600, description="Retries with the same request_id within it get the stored decision."
     )
     idempotency_max_entries: int = Field(100_000, ge=1, le=10_000_000, description="Request ids remembered at most.")
+    idempotency_max_bytes: int = Field(
+        128 * 1024 * 1024, ge=1 << 20, le=1 << 40, description="Estimated bytes the remembered decisions may hold."
+    )
     reload_interval: float = Field(
         0.5, ge=0, le=3600, description="Seconds between checks of the root for changes (hot reload); 0: only on SIGHUP."
     )
