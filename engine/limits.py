@@ -15,6 +15,9 @@ Why these figures:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "MAX_FIELD_ERRORS",
     "MAX_FIELD_ERRORS_TRAILER_BYTES",
@@ -26,6 +29,9 @@ __all__ = [
     "MAX_STATUS_MESSAGE_BYTES",
     "MAX_SUGGESTIONS",
     "MAX_VERSION_CHARS",
+    "SHADOW_QUEUE_BYTES",
+    "MAX_METRIC_SERIES",
+    "mapping_bytes",
 ]
 
 #: Fields a request's ``input`` may carry; also the most input fields a flow may declare.
@@ -48,3 +54,28 @@ MAX_VERSION_CHARS = 32
 MAX_STATUS_MESSAGE_BYTES = 2048
 #: Bytes of the ``verdict-field-errors`` trailer (JSON, ASCII).
 MAX_FIELD_ERRORS_TRAILER_BYTES = 3072
+#: Estimated bytes of the requests waiting in the shadow queue (``engine.shadow``).
+SHADOW_QUEUE_BYTES = 16 * 1024 * 1024
+#: Distinct metric series (name plus labels) one process keeps (``engine.metrics``).
+MAX_METRIC_SERIES = 10_000
+
+# Estimated bytes of one flat dict entry on CPython 3.11, 64-bit: the slot in the table, the key's
+# string object header, a float or small object value (tracemalloc on request inputs: 100-130).
+_ENTRY_BYTES = 160
+_STR_HEADER = 49
+
+
+def mapping_bytes(values: Mapping[str, Any]) -> int:
+    """Estimated bytes of a flat mapping of plain values (at or above tracemalloc's measure).
+
+    Counts, per entry, a fixed ``_ENTRY_BYTES`` plus the characters of the key and of a text value;
+    nested values count their ``repr`` length. Linear in the entries, no allocation per entry.
+    """
+    size = 240  # the dict object itself
+    for key, value in values.items():
+        size += _ENTRY_BYTES + len(key)
+        if isinstance(value, str):
+            size += _STR_HEADER + len(value)
+        elif isinstance(value, (list, dict, tuple)):
+            size += 2 * len(repr(value))
+    return size
