@@ -186,9 +186,12 @@ def lint(root: Path, result: LoadResult | None = None) -> LintReport:
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
+            if any(name in result.broken_rulesets for name in src.file.rulesets):
+                continue  # a rule file it needs could not be read (reported once): no cascade of guesses
             report.rules += _check_version(src, result.rule_sources, found)
+    every_flow_read = not any(result.broken_versions.values())
     for name, rs in sorted(result.rule_sources.items()):
-        if name not in applied:
+        if name not in applied and every_flow_read:  # with a flow file unreadable, its rulesets are unknown
             found.append(
                 Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")

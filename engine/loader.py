@@ -22,6 +22,8 @@ from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
 from engine.schema import FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
+from engine.schema_messages import explain_errors
+from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
@@ -65,6 +67,10 @@ class LoadResult:
     rule_sources: dict[str, RuleSource] = field(default_factory=dict)
     contents: dict[tuple[str, str], Content] = field(default_factory=dict)  # (flow, version) -> content
     compiled: dict[tuple[str, str], CompiledFlow] = field(default_factory=dict)  # every version that compiled
+    # Files that could not be read at all (their own problem is reported once): what depends on
+    # them is not checked further, so one slip gives one problem instead of a cascade.
+    broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
+    broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
 
     @property
     def errors(self) -> list[Problem]:
@@ -106,7 +112,7 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
     try:
         doc = load_yaml(text)
     except YamlSyntaxError as exc:
-        problems.append(Problem(rel, f"YAML syntax error: {exc}", "yaml_syntax", line=exc.line))
+        problems.append(Problem(rel, str(exc), exc.code, line=exc.line, hint=exc.hint))
         return None, None, raw
     if not isinstance(doc.data, dict):
         problems.append(Problem(rel, "expected a mapping of keys at the top of the file", "not_a_mapping", line=1))
@@ -114,17 +120,11 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
     try:
         return doc, schema.model_validate(doc.data), raw
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
+        for loc, message, hint in explain_errors(schema, exc.errors()):
             rule = _rule_id_at(doc.data, loc)
-            where = ".".join(str(p) for p in loc) or "(top)"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
-            elif err["type"] == "missing":
-                msg = f"missing required key {loc[-1]!r}"
+            keys = [p for p in loc if isinstance(p, str) and p != "[key]"]
             problems.append(
-                Problem(rel, f"{where}: {msg}", "schema", line=doc.line_of(loc), rule=rule, field=str(loc[-1]) if loc else None)
+                Problem(rel, message, "schema", line=doc.line_of(loc), rule=rule, field=keys[-1] if keys else None, hint=hint)
             )
         return doc, _salvage(schema, doc.data), raw
 
@@ -202,13 +202,20 @@ def _yaml_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _load_rules(root: Path, problems: list[Problem]) -> dict[str, RuleSource]:
+_RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.]+)", re.MULTILINE)
+
+
+def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str]) -> dict[str, RuleSource]:
+    """The rule files by ruleset name; a file that cannot be read goes to ``broken`` under the name it declares."""
     out: dict[str, RuleSource] = {}
     for path in _yaml_files(root / "rules"):
         if path.name.endswith((".test.yaml", ".test.yml")) or "tests" in path.relative_to(root / "rules").parts[:-1]:
             continue
         doc, parsed, raw = _read_doc(root, path, RuleFile, problems)
         if parsed is None or doc is None:
+            named = _RULESET_LINE.search(raw)
+            if named is not None:
+                broken[named.group(1).decode()] = _rel(root, path)
             continue
         rel = _rel(root, path)
         if parsed.ruleset in out:
@@ -233,7 +240,9 @@ def load(root: Path) -> LoadResult:
     if not (root / "policies").is_dir():
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
-    rulesets = _load_rules(root, problems)
+    broken_rulesets: dict[str, str] = {}
+    broken_versions: dict[str, set[str]] = {}
+    rulesets = _load_rules(root, problems, broken_rulesets)
 
     flow_sources: dict[str, dict[str, FlowSource]] = {}
     for flow_dir in sorted(p for p in (root / "policies").iterdir() if p.is_dir()):
@@ -244,6 +253,7 @@ def load(root: Path) -> LoadResult:
             doc, parsed, raw = _read_doc(root, path, FlowFile, problems)
             if parsed is None or doc is None:
                 flow_sources.setdefault(flow_dir.name, {})
+                broken_versions.setdefault(flow_dir.name, set()).add(version_dir.name)
                 continue
             rel = _rel(root, path)
             if parsed.flow != flow_dir.name:
@@ -276,6 +286,8 @@ def load(root: Path) -> LoadResult:
     for flow_name, versions in sorted(flow_sources.items()):
         compiled: dict[str, CompiledFlow] = {}
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
+            if any(name in broken_rulesets for name in src.file.rulesets):
+                continue  # a rule file it needs could not be read: that file's problem says why
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = compile_flow(src, rulesets, models, revision)
@@ -285,11 +297,12 @@ def load(root: Path) -> LoadResult:
             if flow is not None:
                 compiled[version] = flow
                 every[(flow_name, version)] = flow
-        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems)
+        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken_versions.get(flow_name, set()))
         if compiled and routing.live in compiled:
             flows[flow_name] = FlowVersions(flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow)
 
-    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every}
+    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every,
+            "broken_rulesets": broken_rulesets, "broken_versions": broken_versions}
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         return LoadResult(None, problems, **read)
@@ -317,8 +330,14 @@ class _Routing:
     shadow: tuple[str, ...] = ()
 
 
-def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem]) -> _Routing:
-    """The flow's routing file, checked against its versions (the newest is live without one)."""
+def _routing(
+    root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem], broken: set[str]
+) -> _Routing:
+    """The flow's routing file, checked against its versions (the newest is live without one).
+
+    A version in ``broken`` (its flow.yaml could not be read; that is reported already) is not
+    reported again as missing.
+    """
     path = root / "policies" / flow / "routing.yaml"
     if not path.is_file():
         return _Routing(versions[-1] if versions else "")
@@ -331,7 +350,10 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
     def missing(version: str, what: str, loc: tuple[str | int, ...]) -> bool:
         if version in versions:
             return False
-        problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version", line=doc.line_of(loc)))
+        if version not in broken:
+            close = did_you_mean(version, versions)
+            problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version",
+                                    line=doc.line_of(loc), hint=close))
         return True
 
     missing(parsed.live, "live", ("live",))
@@ -343,9 +365,10 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
         for version in (parsed.live, spec.version):
             flow_version = compiled.get(version)
             if flow_version is not None and spec.key not in flow_version.validator.fields:
+                close = did_you_mean(spec.key, flow_version.validator.fields)
                 problems.append(
                     Problem(rel, f"routing key {spec.key!r} is not an input field of version {version}", "unknown_routing_key",
-                            line=doc.line_of(("challenger", "key")), hint="route on a field every request carries, e.g. a customer id")
+                            line=doc.line_of(("challenger", "key")), hint=close or "route on a field every request carries, e.g. a customer id")
                 )
         challenger = Challenger(spec.version, spec.share, spec.key)
     for i, version in enumerate(parsed.shadow):
