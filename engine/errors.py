@@ -105,9 +105,13 @@ class FlowNotFound(VerdictError):
     code = "flow_not_found"
 
     def __init__(self, flow: str, known: list[str] | None = None) -> None:
+        from engine.suggest import did_you_mean
+
         self.flow = flow
         msg = f"flow {flow!r} not found"
         if known:
+            hint = did_you_mean(flow, known)
+            msg += f"; {hint}" if hint else ""
             msg += f"; known flows: {', '.join(sorted(known))}"
         super().__init__(msg)
 
@@ -122,7 +126,7 @@ class VersionNotFound(FlowNotFound):
         self.version = version
         msg = f"version {version!r} of flow {flow!r} not found"
         if known:
-            msg += f"; known versions: {', '.join(sorted(known))}"
+            msg += f"; known versions: {', '.join(sorted(known)[:20])}" + (" …" if len(known) > 20 else "")
         VerdictError.__init__(self, msg)
 
 

@@ -6,6 +6,7 @@ reported at once; if any is an error, nothing is returned to serve (``PolicyErro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -291,7 +292,7 @@ def load(root: Path) -> LoadResult:
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = compile_flow(src, rulesets, models, revision)
-            problems.extend(found)
+            problems.extend(_model_hints(root, src, found))
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
@@ -308,6 +309,24 @@ def load(root: Path) -> LoadResult:
         return LoadResult(None, problems, **read)
     warnings = tuple(p for p in problems if p.severity != "error")
     return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems, **read)
+
+
+def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Problem]:
+    """``found`` with a "did you mean" (or the versions there are) on each unknown_model problem."""
+    out = []
+    artifacts = root / "model_artifacts"
+    names = sorted(p.name for p in artifacts.iterdir() if p.is_dir()) if artifacts.is_dir() else []
+    for p in found:
+        ref = next((r for i, r in enumerate(src.file.models) if src.doc.line_of(("models", i)) == p.line), None)
+        if p.code == "unknown_model" and ref is not None:
+            if ref.name in names:
+                versions = sorted((q.name for q in (artifacts / ref.name).iterdir() if q.is_dir()), key=version_key)
+                hint = did_you_mean(ref.version, versions) or f"versions of {ref.name}: {', '.join(versions) or 'none'}"
+            else:
+                hint = did_you_mean(ref.name, names) or f"models under model_artifacts/: {', '.join(names) or 'none'}"
+            p = dataclasses.replace(p, hint=hint)
+        out.append(p)
+    return out
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
@@ -362,14 +381,15 @@ def _routing(
     if spec is not None and not missing(spec.version, "challenger", ("challenger", "version")):
         if spec.version == parsed.live:
             problems.append(Problem(rel, f"the challenger is the live version {spec.version!r}", "challenger_is_live", line=doc.line_of(("challenger", "version"))))
-        for version in (parsed.live, spec.version):
-            flow_version = compiled.get(version)
-            if flow_version is not None and spec.key not in flow_version.validator.fields:
-                close = did_you_mean(spec.key, flow_version.validator.fields)
-                problems.append(
-                    Problem(rel, f"routing key {spec.key!r} is not an input field of version {version}", "unknown_routing_key",
-                            line=doc.line_of(("challenger", "key")), hint=close or "route on a field every request carries, e.g. a customer id")
-                )
+        lacking = [v for v in dict.fromkeys((parsed.live, spec.version)) if v in compiled and spec.key not in compiled[v].validator.fields]
+        if lacking:  # one problem for both versions: it is one key
+            fields = {name for v in lacking for name in compiled[v].validator.fields}
+            which = "version " + lacking[0] if len(lacking) == 1 else "versions " + " and ".join(lacking)
+            problems.append(
+                Problem(rel, f"routing key {spec.key!r} is not an input field of {which}", "unknown_routing_key",
+                        line=doc.line_of(("challenger", "key")),
+                        hint=did_you_mean(spec.key, fields) or "route on a field every request carries, e.g. a customer id")
+            )
         challenger = Challenger(spec.version, spec.share, spec.key)
     for i, version in enumerate(parsed.shadow):
         if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:

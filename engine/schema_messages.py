@@ -214,12 +214,38 @@ def _fold(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e, loc in zip(out, locs) if not any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs)]
 
 
+def _misspelt(errors: list[dict[str, Any]], root: type[BaseModel]) -> tuple[list[dict[str, Any]], dict[Loc, str]]:
+    """A required key reported missing because it was misspelt is one problem, not two: the unknown key.
+
+    Returns the errors without those ``missing`` ones, and for each such unknown key's location the
+    required key it stands for.
+    """
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    stands_for: dict[Loc, str] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        if e["type"] != "extra_forbidden" or not loc:
+            continue
+        wanted = [m[-1] for m in missing if m[:-1] == loc[:-1] and isinstance(m[-1], str)]
+        match = closest(str(loc[-1]), wanted) if wanted else None
+        if match is not None:
+            stands_for[loc] = match
+            missing.discard(loc[:-1] + (match,))
+    kept = [e for e in errors if e["type"] != "missing" or tuple(e["loc"]) in missing]
+    return kept, stands_for
+
+
 def explain_errors(root: type[BaseModel], errors: Sequence[dict[str, Any]]) -> list[tuple[Loc, str, str | None]]:
     """(location, sentence, hint or None) for each distinct problem in pydantic's ``errors`` of a ``root`` document."""
     out = []
-    for err in _fold(errors):
+    folded, stands_for = _misspelt(_fold(errors), root)
+    for err in folded:
+        loc = tuple(err["loc"])
+        if loc in stands_for:
+            out.append((loc, f"unknown key {loc[-1]!r}, and the required key {stands_for[loc]!r} is missing",
+                        f"did you mean {stands_for[loc]!r}?"))
+            continue
         if err["type"] == "union_cell":
-            loc = tuple(err["loc"])
             out.append((loc, f"{_subject(loc)} must be text, a number or true/false, not {_shown(err.get('input'))}", None))
             continue
         message, hint = _explain(root, err)
