@@ -136,6 +136,11 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         for table in rs.file.tables:
             if table.enabled and table.hit == "first":
                 _shadowed(table.columns, by_table[table.id], domains, rs, out)
+    # A ruleset that is missing, or a rule file with schema errors (its invalid rules left out), would
+    # make its reasons read as unused: the problem is already reported, so say nothing more.
+    invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
+    if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
+        return count
     for code in flow.reasons:
         if code not in used:
             out.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.lint import format_problem
+from engine.lint import format_problem, lint
 from engine.loader import load
 
 from .policy_roots import demo_root, write
@@ -79,7 +79,7 @@ def test_one_broken_file_gives_one_plain_problem(tmp_path: Path, case, rel, old,
     text = path.read_text()
     assert old in text, f"the case {case!r} no longer matches its file"
     path.write_text(text.replace(old, new, 1))
-    problems = load(root).problems
+    problems = lint(root).problems  # everything `verdict lint` says: loading, compiling and its own checks
     assert len(problems) == 1, "\n".join(format_problem(p) for p in problems)
     (p,) = problems
     line, code, words, hint = expected
