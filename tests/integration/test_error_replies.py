@@ -111,3 +111,34 @@ def test_malformed_bytes_are_invalid_argument_on_every_method(channel, stub, met
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
     assert [e["field"] for e in field_errors_from(caught.value.trailing_metadata())] == ["request"]
     assert stub.Decide(request("credit_application", BASE), timeout=10).action
+
+
+def test_cli_client_prints_the_listed_errors_and_the_count_of_the_rest(target, tmp_path, capsys):
+    """verdict client against a real server: exit 2, the listed field errors, then 'and N more'."""
+    import json
+
+    from engine.cli import main
+
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(_unknown(40)))
+    assert main(["client", "credit_application", "--input", str(path), "--target", target]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("verdict: INVALID_ARGUMENT: ")
+    assert len([line for line in err if "[unknown_field]" in line]) == MAX_FIELD_ERRORS
+    assert err[-1].endswith(f"  and {40 - MAX_FIELD_ERRORS} more")
+
+
+def test_cli_decide_prints_the_count_of_the_rest(tmp_path, capsys):
+    """verdict decide in-process: exit 2, the listed field errors, then 'and N more'."""
+    import json
+
+    from engine.cli import main
+
+    from .helpers import ROOT
+
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(_unknown(40)))
+    assert main(["decide", "credit_application", "--input", str(path), "--root", str(ROOT)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if "[unknown_field]" in line]) == MAX_FIELD_ERRORS
+    assert err[-1] == f"  and {40 - MAX_FIELD_ERRORS} more"
