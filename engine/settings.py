@@ -14,7 +14,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | max_message_bytes | VERDICT_MAX_MESSAGE_BYTES | 65536 | largest request accepted |
 | grace_seconds | VERDICT_GRACE_SECONDS | 10 | time in-flight calls get on SIGTERM/SIGINT |
 | log_level | VERDICT_LOG_LEVEL | info | debug, info, warning, error |
-| log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line) or console |
+| log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line, library warnings and stdlib log records included) or console |
 | audit | VERDICT_AUDIT | audit | decision log directory (relative to the working directory); `off` disables |
 | audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
 | audit_hash_key | VERDICT_AUDIT_HASH_KEY | (random per process) | key of keyed hashes (`sensitive: hash`) and request fingerprints |
