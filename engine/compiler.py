@@ -20,6 +20,7 @@ from engine.expr.codegen import compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
+from engine.suggest import did_you_mean
 from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
 from engine.validation import compile_validator, field_bounds
@@ -265,7 +266,8 @@ def compile_flow(
     for j, name in enumerate(flow.rulesets):
         src = rulesets.get(name)
         if src is None:
-            ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint="check the 'ruleset:' name at the top of the rule file")
+            hint = did_you_mean(name, rulesets) or "check the 'ruleset:' name at the top of the rule file"
+            ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint=hint)
             continue
         entries: list[tuple[RuleSpec | RowRule, tuple, Node | None]] = [
             (spec, ("rules", k), None) for k, spec in enumerate(src.file.rules) if spec.enabled

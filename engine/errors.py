@@ -25,7 +25,13 @@ __all__ = [
     "Unauthenticated",
     "VerdictError",
     "VersionNotFound",
+    "clip",
 ]
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in "…" when it was cut."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +80,21 @@ class VerdictError(Exception):
 
 
 class InvalidInput(VerdictError):
-    """The request's input does not fit the flow's input schema; lists every bad field."""
+    """The request's input does not fit the flow's input schema; lists the bad fields.
+
+    ``errors`` are the listed field errors (at most ``engine.limits.MAX_FIELD_ERRORS`` when they
+    come from a validator) and ``omitted`` counts the further bad fields that were not listed.
+    """
 
     code = "invalid_input"
 
-    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...], omitted: int = 0) -> None:
         self.errors = tuple(errors)
-        super().__init__("; ".join(str(e) for e in self.errors) or "invalid input")
+        self.omitted = max(0, int(omitted))
+        text = "; ".join(str(e) for e in self.errors) or "invalid input"
+        if self.omitted:
+            text += f"; and {self.omitted} more"
+        super().__init__(text)
 
 
 class RequestTooLarge(VerdictError):
@@ -95,9 +109,13 @@ class FlowNotFound(VerdictError):
     code = "flow_not_found"
 
     def __init__(self, flow: str, known: list[str] | None = None) -> None:
+        from engine.suggest import did_you_mean
+
         self.flow = flow
         msg = f"flow {flow!r} not found"
         if known:
+            hint = did_you_mean(flow, known)
+            msg += f"; {hint}" if hint else ""
             msg += f"; known flows: {', '.join(sorted(known))}"
         super().__init__(msg)
 
@@ -112,7 +130,7 @@ class VersionNotFound(FlowNotFound):
         self.version = version
         msg = f"version {version!r} of flow {flow!r} not found"
         if known:
-            msg += f"; known versions: {', '.join(sorted(known))}"
+            msg += f"; known versions: {', '.join(sorted(known)[:20])}" + (" …" if len(known) > 20 else "")
         VerdictError.__init__(self, msg)
 
 

@@ -13,8 +13,12 @@ the authenticated name the transport found (engine/grpc/auth.py; "" on a server 
 authenticate). One client cannot claim, read or block another client's id.
 
 Two concurrent calls with the same ``request_id``: the second waits for the first and gets its
-decision. Memory is bounded by the window and by ``max_entries`` (oldest first out). On restart
-the cache is rebuilt from the decision log's recent records (``preload``).
+decision. Memory is bounded by the window, by ``max_entries`` and by ``max_bytes`` (oldest first
+out; docs/limits.md). An entry's bytes are estimated by ``entry_bytes`` from its request id and its
+stored decision's reasons, fired rules and scores; the estimate is calibrated against tracemalloc
+(a test holds it at or above the measured size: ~1.0 KB for a bundled decision). Request ids are
+at most ``engine.limits.MAX_REQUEST_ID_CHARS`` characters (the service refuses longer ones). On
+restart the cache is rebuilt from the decision log's recent records (``preload``).
 """
 
 from __future__ import annotations
@@ -31,13 +35,24 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine.errors import IdempotencyConflict
+from engine.limits import MAX_REQUEST_ID_CHARS
 from engine.privacy import HashKey
 from engine.types import Decision
 
-__all__ = ["Fingerprinter", "IdempotencyCache", "canonical_json"]
+__all__ = ["DEFAULT_MAX_BYTES", "Fingerprinter", "IdempotencyCache", "canonical_json", "entry_bytes"]
 
 DEFAULT_WINDOW_SECONDS = 600.0
 DEFAULT_MAX_ENTRIES = 100_000
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+
+# Estimated bytes of one entry (tracemalloc on CPython 3.11, 64-bit): the OrderedDict slot, the
+# entry, the fingerprint and decision id strings, Decision and Outcome objects and their small maps;
+# plus each variable part. Generous on purpose: the bound must hold, not be tight.
+_ENTRY_BASE = 1200
+_PER_REASON = 300
+_PER_FIRED = 200
+_PER_SCORE = 150
+_PER_MODEL = 200
 
 
 def _canonical(value: Any) -> Any:
@@ -91,13 +106,26 @@ class Fingerprinter:
         return fp
 
 
-class _Entry:
-    __slots__ = ("decision", "done", "expires", "fingerprint")
+def entry_bytes(request_id: str, decision: Decision | None) -> int:
+    """Estimated bytes a cache entry holds (at or above tracemalloc's measure; see the module doc)."""
+    size = _ENTRY_BASE + 2 * len(request_id)
+    if decision is not None:
+        outcome = decision.outcome
+        size += (
+            _PER_REASON * len(outcome.reasons) + sum(len(r.message) for r in outcome.reasons)
+            + _PER_FIRED * len(outcome.fired) + _PER_SCORE * len(outcome.scores) + _PER_MODEL * len(decision.models)
+        )
+    return size
 
-    def __init__(self, fingerprint: str, expires: float, decision: Decision | None = None) -> None:
+
+class _Entry:
+    __slots__ = ("decision", "done", "expires", "fingerprint", "size")
+
+    def __init__(self, fingerprint: str, expires: float, decision: Decision | None = None, size: int = 0) -> None:
         self.fingerprint = fingerprint
         self.expires = expires
         self.decision = decision
+        self.size = size
         self.done: threading.Event | None = None if decision is not None else threading.Event()
 
 
@@ -109,7 +137,7 @@ def _slim(decision: Decision) -> Decision:
 
 
 class IdempotencyCache:
-    """Remembers recent decisions by request id, within a window and a maximum count."""
+    """Remembers recent decisions by request id, within a window, a maximum count and a byte budget."""
 
     def __init__(
         self,
@@ -117,19 +145,27 @@ class IdempotencyCache:
         *,
         window_seconds: float = DEFAULT_WINDOW_SECONDS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if window_seconds <= 0 or max_entries < 1:
-            raise ValueError("the idempotency window and max_entries must be positive")
+        if window_seconds <= 0 or max_entries < 1 or max_bytes < 1:
+            raise ValueError("the idempotency window, max_entries and max_bytes must be positive")
         self.fingerprint = fingerprint
         self.window = float(window_seconds)
         self.max_entries = int(max_entries)
+        self.max_bytes = int(max_bytes)
         self._clock = clock
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held by the entries (``entry_bytes`` summed); at most ``max_bytes``."""
+        return self._bytes
 
     def once(
         self,
@@ -150,9 +186,8 @@ class IdempotencyCache:
                 self._expire(now)
                 entry = self._entries.get(key)
                 if entry is None:
-                    mine = _Entry(fp, now + self.window)
-                    self._entries[key] = mine
-                    self._bound()
+                    mine = _Entry(fp, now + self.window, size=entry_bytes(request_id, None))
+                    self._add(key, mine)
                     break
                 if entry.fingerprint != fp:
                     raise IdempotencyConflict(
@@ -169,14 +204,19 @@ class IdempotencyCache:
         except BaseException:
             with self._lock:
                 if self._entries.get(key) is mine:
-                    del self._entries[key]
+                    self._remove(key)
             assert mine.done is not None
             mine.done.set()
             raise
         slim = _slim(decision)
+        size = entry_bytes(request_id, slim)
         with self._lock:
             mine.decision = slim
             done, mine.done = mine.done, None  # waiters hold their own reference; the entry keeps none
+            if self._entries.get(key) is mine:  # still held: account for the stored decision
+                self._bytes += size - mine.size
+                mine.size = size
+                self._bound()
         assert done is not None
         done.set()
         return decision
@@ -190,14 +230,23 @@ class IdempotencyCache:
         with self._lock:
             now = self._clock()
             for request_id, fp, decision, age in entries:
-                if age >= self.window or not request_id:
+                if age >= self.window or not request_id or len(request_id) > MAX_REQUEST_ID_CHARS:
                     continue
                 key = (decision.caller, request_id)
-                self._entries[key] = _Entry(fp, now + self.window - max(age, 0.0), _slim(decision))
-                self._entries.move_to_end(key)
+                slim = _slim(decision)
+                if key in self._entries:
+                    self._remove(key)
+                self._add(key, _Entry(fp, now + self.window - max(age, 0.0), slim, entry_bytes(request_id, slim)))
                 n += 1
-            self._bound()
         return n
+
+    def _add(self, key: tuple[str, str], entry: _Entry) -> None:
+        self._entries[key] = entry
+        self._bytes += entry.size
+        self._bound()
+
+    def _remove(self, key: tuple[str, str]) -> None:
+        self._bytes -= self._entries.pop(key).size
 
     def _expire(self, now: float) -> None:
         entries = self._entries
@@ -205,9 +254,9 @@ class IdempotencyCache:
             key, first = next(iter(entries.items()))
             if first.expires > now:
                 return
-            del entries[key]
+            self._remove(key)
 
     def _bound(self) -> None:
         entries = self._entries
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        while len(entries) > self.max_entries or (self._bytes > self.max_bytes and len(entries) > 1):
+            self._bytes -= entries.popitem(last=False)[1].size

@@ -226,6 +226,11 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         for table in rs.file.tables:
             if table.enabled and table.hit == "first":
                 _shadowed(table.columns, by_table[table.id], domains, rs, out)
+    # A ruleset that is missing, or a rule file with schema errors (its invalid rules left out), would
+    # make its reasons read as unused: the problem is already reported, so say nothing more.
+    invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
+    if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
+        return count
     for code in flow.reasons:
         if code not in used:
             out.append(
@@ -338,10 +343,13 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
+            if any(name in result.broken_rulesets for name in src.file.rulesets):
+                continue  # a rule file it needs could not be read (reported once): no cascade of guesses
             report.rules += _check_version(src, result.rule_sources, found)
         found[first:] = [replace(p, flow=p.flow or flow_name) for p in found[first:]]
+    every_flow_read = not any(result.broken_versions.values())
     for name, rs in sorted(result.rule_sources.items()):
-        if name not in applied:
+        if name not in applied and every_flow_read:  # with a flow file unreadable, its rulesets are unknown
             found.append(
                 Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")

@@ -6,6 +6,7 @@ reported at once; if any is an error, nothing is returned to serve (``PolicyErro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
+from engine.schema_messages import explain_errors
+from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
@@ -72,6 +75,10 @@ class LoadResult:
     # Every flow whose live version compiled, even when other files have errors (per-flow activation):
     flows: dict[str, FlowVersions] = field(default_factory=dict)
     ruleset_paths: dict[str, str] = field(default_factory=dict)  # rule file -> the ruleset it defines (or seems to)
+    # Files that could not be read at all (their own problem is reported once): what depends on
+    # them is not checked further, so one slip gives one problem instead of a cascade.
+    broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
+    broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
 
     @property
     def errors(self) -> list[Problem]:
@@ -113,7 +120,7 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
     try:
         doc = load_yaml(text)
     except YamlSyntaxError as exc:
-        problems.append(Problem(rel, f"YAML syntax error: {exc}", "yaml_syntax", line=exc.line))
+        problems.append(Problem(rel, str(exc), exc.code, line=exc.line, hint=exc.hint))
         return None, None, raw
     if not isinstance(doc.data, dict):
         problems.append(Problem(rel, "expected a mapping of keys at the top of the file", "not_a_mapping", line=1))
@@ -121,17 +128,11 @@ def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem])
     try:
         return doc, schema.model_validate(doc.data), raw
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
+        for loc, message, hint in explain_errors(schema, exc.errors()):
             rule = _rule_id_at(doc.data, loc)
-            where = ".".join(str(p) for p in loc) or "(top)"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
-            elif err["type"] == "missing":
-                msg = f"missing required key {loc[-1]!r}"
+            keys = [p for p in loc if isinstance(p, str) and p != "[key]"]
             problems.append(
-                Problem(rel, f"{where}: {msg}", "schema", line=doc.line_of(loc), rule=rule, field=str(loc[-1]) if loc else None)
+                Problem(rel, message, "schema", line=doc.line_of(loc), rule=rule, field=keys[-1] if keys else None, hint=hint)
             )
         return doc, _salvage(schema, doc.data), raw
 
@@ -212,7 +213,11 @@ def _yaml_files(directory: Path) -> list[Path]:
 _RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)
 
 
-def _load_rules(root: Path, problems: list[Problem], names: dict[str, str] | None = None) -> dict[str, RuleSource]:
+def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], names: dict[str, str] | None = None) -> dict[str, RuleSource]:
+    """The rule files by ruleset name; a file that cannot be read goes to ``broken`` under the name it declares.
+
+    ``names`` (when given) receives, for every rule file, the ruleset it defines or seems to.
+    """
     out: dict[str, RuleSource] = {}
     for path in _yaml_files(root / "rules"):
         if path.name.endswith((".test.yaml", ".test.yml")) or "tests" in path.relative_to(root / "rules").parts[:-1]:
@@ -226,6 +231,9 @@ def _load_rules(root: Path, problems: list[Problem], names: dict[str, str] | Non
             elif named is not None:
                 names[rel] = named.group(1).decode()
         if parsed is None or doc is None:
+            named = _RULESET_LINE.search(raw)
+            if named is not None:
+                broken[named.group(1).decode()] = _rel(root, path)
             continue
         if parsed.ruleset in out:
             problems.append(
@@ -250,7 +258,9 @@ def load(root: Path) -> LoadResult:
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
     ruleset_paths: dict[str, str] = {}
-    rulesets = _load_rules(root, problems, ruleset_paths)
+    broken_rulesets: dict[str, str] = {}
+    broken_versions: dict[str, set[str]] = {}
+    rulesets = _load_rules(root, problems, broken_rulesets, ruleset_paths)
 
     flow_sources: dict[str, dict[str, FlowSource]] = {}
     for flow_dir in sorted(p for p in (root / "policies").iterdir() if p.is_dir()):
@@ -261,6 +271,7 @@ def load(root: Path) -> LoadResult:
             doc, parsed, raw = _read_doc(root, path, FlowFile, problems)
             if parsed is None or doc is None:
                 flow_sources.setdefault(flow_dir.name, {})
+                broken_versions.setdefault(flow_dir.name, set()).add(version_dir.name)
                 continue
             rel = _rel(root, path)
             if parsed.flow != flow_dir.name:
@@ -294,16 +305,18 @@ def load(root: Path) -> LoadResult:
         first_problem = len(problems)
         compiled: dict[str, CompiledFlow] = {}
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
+            if any(name in broken_rulesets for name in src.file.rulesets):
+                continue  # a rule file it needs could not be read: that file's problem says why
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = _compile_guarded(src, rulesets, models, revision)
-            problems.extend(found)
+            problems.extend(_model_hints(root, src, found))
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
                 compiled[version] = flow
                 every[(flow_name, version)] = flow
-        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems)
+        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken_versions.get(flow_name, set()))
         state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
         problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
@@ -312,7 +325,7 @@ def load(root: Path) -> LoadResult:
             )
 
     read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every, "flows": flows,
-            "ruleset_paths": ruleset_paths}
+            "ruleset_paths": ruleset_paths, "broken_rulesets": broken_rulesets, "broken_versions": broken_versions}
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         return LoadResult(None, problems, **read)
@@ -330,6 +343,24 @@ def _compile_guarded(
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"compiling this version crashed: {type(exc).__name__}: {str(exc)[:300]}"
         return None, [Problem(src.path, message, "compile_crashed", hint="a bug in Verdict: please report it; simplify the expressions meanwhile")]
+
+
+def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Problem]:
+    """``found`` with a "did you mean" (or the versions there are) on each unknown_model problem."""
+    out = []
+    artifacts = root / "model_artifacts"
+    names = sorted(p.name for p in artifacts.iterdir() if p.is_dir()) if artifacts.is_dir() else []
+    for p in found:
+        ref = next((r for i, r in enumerate(src.file.models) if src.doc.line_of(("models", i)) == p.line), None)
+        if p.code == "unknown_model" and ref is not None:
+            if ref.name in names:
+                versions = sorted((q.name for q in (artifacts / ref.name).iterdir() if q.is_dir()), key=version_key)
+                hint = did_you_mean(ref.version, versions) or f"versions of {ref.name}: {', '.join(versions) or 'none'}"
+            else:
+                hint = did_you_mean(ref.name, names) or f"models under model_artifacts/: {', '.join(names) or 'none'}"
+            p = dataclasses.replace(p, hint=hint)
+        out.append(p)
+    return out
 
 
 def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
@@ -357,8 +388,14 @@ class _Routing:
     revision: str = ""  # sha256 of routing.yaml
 
 
-def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem]) -> _Routing:
-    """The flow's routing file, checked against its versions (the newest is live without one)."""
+def _routing(
+    root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem], broken: set[str]
+) -> _Routing:
+    """The flow's routing file, checked against its versions (the newest is live without one).
+
+    A version in ``broken`` (its flow.yaml could not be read; that is reported already) is not
+    reported again as missing.
+    """
     path = root / "policies" / flow / "routing.yaml"
     if not path.is_file():
         return _Routing(versions[-1] if versions else "")
@@ -371,7 +408,10 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
     def missing(version: str, what: str, loc: tuple[str | int, ...]) -> bool:
         if version in versions:
             return False
-        problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version", line=doc.line_of(loc)))
+        if version not in broken:
+            close = did_you_mean(version, versions)
+            problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version",
+                                    line=doc.line_of(loc), hint=close))
         return True
 
     missing(parsed.live, "live", ("live",))
@@ -380,13 +420,15 @@ def _routing(root: Path, flow: str, versions: list[str], compiled: Mapping[str, 
     if spec is not None and not missing(spec.version, "challenger", ("challenger", "version")):
         if spec.version == parsed.live:
             problems.append(Problem(rel, f"the challenger is the live version {spec.version!r}", "challenger_is_live", line=doc.line_of(("challenger", "version"))))
-        for version in (parsed.live, spec.version):
-            flow_version = compiled.get(version)
-            if flow_version is not None and spec.key not in flow_version.validator.fields:
-                problems.append(
-                    Problem(rel, f"routing key {spec.key!r} is not an input field of version {version}", "unknown_routing_key",
-                            line=doc.line_of(("challenger", "key")), hint="route on a field every request carries, e.g. a customer id")
-                )
+        lacking = [v for v in dict.fromkeys((parsed.live, spec.version)) if v in compiled and spec.key not in compiled[v].validator.fields]
+        if lacking:  # one problem for both versions: it is one key
+            fields = {name for v in lacking for name in compiled[v].validator.fields}
+            which = "version " + lacking[0] if len(lacking) == 1 else "versions " + " and ".join(lacking)
+            problems.append(
+                Problem(rel, f"routing key {spec.key!r} is not an input field of {which}", "unknown_routing_key",
+                        line=doc.line_of(("challenger", "key")),
+                        hint=did_you_mean(spec.key, fields) or "route on a field every request carries, e.g. a customer id")
+            )
         challenger = Challenger(spec.version, spec.share, spec.key, clean=_key_cleaner(compiled, parsed.live, spec.key))
         _check_key_cleaning(compiled, parsed.live, spec.version, spec.key, rel, doc.line_of(("challenger", "key")), problems)
     for i, version in enumerate(parsed.shadow):

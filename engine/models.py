@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-import onnxruntime as ort
+from engine.onnx_runtime import ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import FieldError, InvalidInput, ModelLoadError

@@ -17,6 +17,7 @@ from engine.errors import InvalidInput, Problem, VerdictError
 from engine.flow import CompiledFlow, CompiledRule
 from engine.lint import format_problem
 from engine.loader import PolicySet, load, version_key
+from engine.suggest import did_you_mean
 from engine.testcases import Case, Match, TestSuite, discover
 from engine.types import Outcome
 
@@ -185,9 +186,8 @@ def run(
                 continue
             targets.append(compiled)
         if not versions:
-            report.problems.append(
-                Problem(suite.path, f"flow {suite.flow!r} is not loaded, so these tests cannot run", "test_target_missing", line=1, flow=suite.flow)
-            )
+            report.problems.append(Problem(suite.path, f"flow {suite.flow!r} is not loaded, so these tests cannot run", "test_target_missing",
+                                           line=1, hint=did_you_mean(suite.flow, by_flow), flow=suite.flow))
         for compiled in targets:
             for index, case in enumerate(suite.file.cases):
                 if not _matches(pattern, f"{suite.path} {compiled.flow} {compiled.version} :: {case.name}"):

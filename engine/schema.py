@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.limits import MAX_INPUT_FIELDS
+
 __all__ = [
     "ActionName",
     "ChallengerSpec",
@@ -26,11 +28,17 @@ __all__ = [
 ]
 
 ActionName = Literal["APPROVE", "REVIEW", "DECLINE"]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
-ReasonCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)]
-VersionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=32)]
-RulesetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=96)]
+# The patterns, named so that engine.schema_messages can say each in words.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+REASON_CODE_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+VERSION_PATTERN = RULE_ID_PATTERN  # a version has the same form as a rule id
+RULESET_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
+RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, max_length=64)]
+ReasonCode = Annotated[str, Field(pattern=REASON_CODE_PATTERN, max_length=64)]
+VersionName = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=32)]
+RulesetName = Annotated[str, Field(pattern=RULESET_PATTERN, max_length=96)]
 
 
 class _Frozen(BaseModel):
@@ -98,7 +106,7 @@ class InputSpec(_Frozen):
     """The input schema of a flow version."""
 
     unknown_fields: Literal["reject", "ignore"] = "reject"
-    fields: dict[Identifier, FieldSpec]
+    fields: dict[Identifier, FieldSpec] = Field(max_length=MAX_INPUT_FIELDS, description="at most 256 (engine.limits)")
 
 
 class ModelRef(_Frozen):

@@ -30,6 +30,7 @@ from engine.loader import PolicySet
 from engine.metrics import Metrics
 from engine.shadow import ShadowPool
 from engine.types import Decision
+from engine.validation import check_call
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "load_decider", "new_decision_id"]
 
@@ -143,6 +144,8 @@ class Decider:
         stored decision; the same id from another caller is another request. Raises the engine's
         typed errors; never anything else.
         """
+        check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
+
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
             return idempotency.once(

@@ -14,13 +14,14 @@ Every setting is read here and nowhere else: first its default, then the environ
 | max_message_bytes | VERDICT_MAX_MESSAGE_BYTES | 65536 | largest request accepted |
 | grace_seconds | VERDICT_GRACE_SECONDS | 10 | time in-flight calls get on SIGTERM/SIGINT |
 | log_level | VERDICT_LOG_LEVEL | info | debug, info, warning, error |
-| log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line) or console |
+| log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line, library warnings and stdlib log records included) or console |
 | audit | VERDICT_AUDIT | audit | decision log directory (relative to the working directory); `off` disables |
 | audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
 | audit_hash_key | VERDICT_AUDIT_HASH_KEY | (random per process) | key of keyed hashes (`sensitive: hash`) and request fingerprints |
 | audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
+| idempotency_max_bytes | VERDICT_IDEMPOTENCY_MAX_BYTES | 134217728 | estimated bytes the remembered decisions may hold (oldest forgotten first; docs/limits.md) |
 | reload_interval | VERDICT_RELOAD_INTERVAL | 0.5 | seconds between checks of the root for changed policy files; 0 = only on SIGHUP |
 | tls_cert | VERDICT_TLS_CERT | (none) | PEM certificate chain of the server; with tls_key the server speaks TLS only |
 | tls_key | VERDICT_TLS_KEY | (none) | PEM private key of tls_cert |
@@ -139,6 +140,9 @@ class Settings(BaseModel):
         600.0, ge=0, le=7 * 24 * 3600, description="Retries with the same request_id within it get the stored decision."
     )
     idempotency_max_entries: int = Field(100_000, ge=1, le=10_000_000, description="Request ids remembered at most.")
+    idempotency_max_bytes: int = Field(
+        128 * 1024 * 1024, ge=1 << 20, le=1 << 40, description="Estimated bytes the remembered decisions may hold."
+    )
     reload_interval: float = Field(
         0.5, ge=0, le=3600, description="Seconds between checks of the root for changes (hot reload); 0: only on SIGHUP."
     )

@@ -10,6 +10,10 @@ A shadow version with the same input schema, derived features and models as the 
 decided (equal ``prepare_key``, the usual case of a rules-only challenger) reuses the caller's
 validated values and scores and runs only its rules: a few microseconds instead of a whole
 decision competing with the callers for the CPU and the interpreter.
+
+The queue is bounded twice: ``queue_size`` tasks and ``max_bytes`` estimated bytes of the queued
+requests (input and features, ``engine.limits.mapping_bytes``; default
+``engine.limits.SHADOW_QUEUE_BYTES``, 16 MiB). A task over either bound is dropped and counted.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import structlog
 
 from engine.flow import CompiledFlow
+from engine.limits import SHADOW_QUEUE_BYTES, mapping_bytes
 from engine.metrics import Metrics
 from engine.types import Action, Decision
 
@@ -45,6 +50,7 @@ class ShadowTask:
     action: Action
     prepare_key: str = ""  # of the version that decided (see CompiledFlow.prepare_key)
     features: Mapping[str, Any] | None = None  # of the caller's outcome: reused by versions with the same key
+    size: int = 0  # estimated bytes held while queued
 
 
 class ShadowPool:
@@ -57,9 +63,13 @@ class ShadowPool:
         *,
         workers: int = 1,
         queue_size: int = 1024,
+        max_bytes: int = SHADOW_QUEUE_BYTES,
         new_id: Callable[[], str],
     ) -> None:
         self._record = record
+        self._max_bytes = max_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._metrics = metrics
         self._queue: queue.Queue[ShadowTask | None] = queue.Queue(maxsize=queue_size)
         self._workers = max(1, workers)
@@ -74,12 +84,28 @@ class ShadowPool:
         """Queue the shadow evaluations of one request; False (and counted) when the queue is full."""
         if not self._threads:
             self._start()
-        try:
-            self._queue.put_nowait(ShadowTask(tuple(flows), input, request_id, decision_id, action, prepare_key, features))
-            return True
-        except queue.Full:
-            self._metrics.inc("shadow_dropped", flow=flows[0].flow)
-            return False
+        size = mapping_bytes(input) + (mapping_bytes(features) if features is not None else 0)
+        with self._bytes_lock:
+            fits = self._queued_bytes + size <= self._max_bytes
+            if fits:
+                self._queued_bytes += size
+        if fits:
+            try:
+                self._queue.put_nowait(ShadowTask(tuple(flows), input, request_id, decision_id, action, prepare_key, features, size))
+                return True
+            except queue.Full:
+                self._release(size)
+        self._metrics.inc("shadow_dropped", flow=flows[0].flow)
+        return False
+
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the requests waiting in the queue (at most ``max_bytes``)."""
+        return self._queued_bytes
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def _start(self) -> None:
         with self._start_lock:
@@ -96,8 +122,11 @@ class ShadowPool:
             try:
                 if task is None:
                     return
-                for flow in task.flows:
-                    self._evaluate(flow, task)
+                try:
+                    for flow in task.flows:
+                        self._evaluate(flow, task)
+                finally:
+                    self._release(task.size)
             finally:
                 self._queue.task_done()
 

@@ -6,21 +6,36 @@ Numbers arrive as floats: number fields must be finite; integer fields must hold
 within ±2**53 (beyond, a double is not exact) and are converted to ``int``.
 Strings are trimmed; a category value that matches an allowed value but for its case is cleaned to
 the allowed spelling.
+
+The cost of a bad request is bounded like a good one's (``engine.limits``, docs/limits.md): an input
+of more than ``MAX_INPUT_FIELDS`` fields is refused before any field is looked at; at most
+``MAX_FIELD_ERRORS`` errors are built and the rest only counted; only the first
+``MAX_SUGGESTIONS`` unknown names get a "did you mean" look-up; quoted names are clipped.
 """
 
 from __future__ import annotations
 
-import difflib
+import heapq
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.errors import FieldError, InvalidInput
+from engine.errors import FieldError, InvalidInput, clip
 from engine.expr.functions import EXACT
+from engine.limits import (
+    MAX_FIELD_ERRORS,
+    MAX_FLOW_CHARS,
+    MAX_INPUT_FIELDS,
+    MAX_QUOTED_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    MAX_SUGGESTIONS,
+    MAX_VERSION_CHARS,
+)
 from engine.privacy import scrub_text
 from engine.schema import FieldSpec, InputSpec
+from engine.suggest import did_you_mean
 
-__all__ = ["Validator", "compile_validator", "field_bounds"]
+__all__ = ["Validator", "check_call", "compile_validator", "field_bounds"]
 
 _Check = Callable[[Any], Any]  # returns the clean value or raises _Bad
 
@@ -185,30 +200,73 @@ class Validator:
         return clean
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Clean values for every declared field (absent: its declared default, else None); raises InvalidInput."""
+        """Clean values for every declared field (absent: its declared default, else None).
+
+        Raises InvalidInput naming the bad fields: at most ``MAX_FIELD_ERRORS`` listed (declared
+        fields first, in schema order, then unknown names in sorted order), the rest counted in
+        ``omitted``; or one ``too_many_fields`` error when ``raw`` has more than
+        ``MAX_INPUT_FIELDS`` entries (a flow declares at most that many, engine.schema).
+        """
+        if len(raw) > MAX_INPUT_FIELDS:
+            raise InvalidInput([FieldError("input", _TOO_MANY_FIELDS, "too_many_fields")])
         out: dict[str, Any] = {}
         errors: list[FieldError] = []
+        omitted = 0
         get = raw.get
         defaults = self._defaults
         for name, required, check in self._checks:
             v = get(name)
             if v is None:
                 if required:
-                    errors.append(FieldError(name, "is required", "required"))
+                    if len(errors) < MAX_FIELD_ERRORS:
+                        errors.append(FieldError(name, "is required", "required"))
+                    else:
+                        omitted += 1
                 out[name] = defaults.get(name)
                 continue
             try:
                 out[name] = check(v)
             except _Bad as bad:
-                errors.append(FieldError(name, scrub_text(bad.message), bad.code))  # no card number echoed
+                if len(errors) < MAX_FIELD_ERRORS:
+                    errors.append(FieldError(name, scrub_text(bad.message), bad.code))  # no card number echoed
+                else:
+                    omitted += 1
         if self._reject_unknown and not self._known.issuperset(raw):
-            for name in sorted(set(raw) - self._known):
-                close = difflib.get_close_matches(name, list(self._known), n=1, cutoff=0.75)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                errors.append(FieldError(scrub_text(name[:128]), f"is not a field of this flow{hint}", "unknown_field"))
+            omitted += self._unknown(raw, errors)
         if errors:
-            raise InvalidInput(errors)
+            raise InvalidInput(errors, omitted)
         return out
+
+    def _unknown(self, raw: Mapping[str, Any], errors: list[FieldError]) -> int:
+        """Append errors for the first unknown names (sorted) while there is room; the count of the rest."""
+        known = self._known
+        unknown = [name for name in raw if name not in known]
+        room = MAX_FIELD_ERRORS - len(errors)
+        listed = heapq.nsmallest(room, unknown) if room > 0 else []
+        for i, name in enumerate(listed):
+            hint = did_you_mean(name, known) if i < MAX_SUGGESTIONS else None
+            quoted = clip(scrub_text(name), MAX_QUOTED_CHARS)  # scrub whole, then clip: no partial card number
+            errors.append(FieldError(quoted, "is not a field of this flow" + (f"; {hint}" if hint else ""), "unknown_field"))
+        return len(unknown) - len(listed)
+
+
+_TOO_MANY_FIELDS = f"has more than {MAX_INPUT_FIELDS} fields; a request may carry at most {MAX_INPUT_FIELDS}"
+_CALL_LIMITS = (("flow", MAX_FLOW_CHARS), ("version", MAX_VERSION_CHARS), ("request_id", MAX_REQUEST_ID_CHARS))
+
+
+def check_call(flow: str, version: str, request_id: str) -> None:
+    """Refuse a request whose flow, version or request_id is longer than its limit (engine.limits).
+
+    Raises InvalidInput naming every such field (code ``too_long``) with its limit, before the
+    request is routed, remembered for retries or quoted in any other message.
+    """
+    bad = [
+        FieldError(name, f"must be at most {limit} characters, got {len(value)}", "too_long")
+        for (name, limit), value in zip(_CALL_LIMITS, (flow, version, request_id))
+        if len(value) > limit
+    ]
+    if bad:
+        raise InvalidInput(bad)
 
 
 def compile_validator(spec: InputSpec) -> Validator:

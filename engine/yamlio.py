@@ -1,11 +1,19 @@
-"""YAML loading that remembers the line of every value, so errors can name file and line."""
+"""YAML loading that remembers the line of every value, so errors can name file and line.
+
+Errors are one plain sentence at the line to fix, with a hint (``engine.yaml_messages``): PyYAML's
+parser messages are translated, a key given twice names both lines, tags are refused, and the
+YAML 1.1 number traps (``0742`` read as 482, ``1:30`` as 90) are refused with a hint to quote.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from engine.yaml_messages import explain, number_trap
 
 __all__ = ["LoadedYaml", "YamlSyntaxError", "load_yaml"]
 
@@ -13,11 +21,16 @@ Path_ = tuple[str | int, ...]
 
 
 class YamlSyntaxError(ValueError):
-    """The text is not valid YAML (or uses a construct we refuse, such as tags)."""
+    """The text is not valid YAML (or uses a construct we refuse, such as tags): one sentence, a line, a hint.
 
-    def __init__(self, message: str, line: int | None) -> None:
+    ``code`` is ``yaml_syntax``, ``duplicate_key``, ``yaml_tag`` or ``yaml_number`` (a YAML 1.1 number trap).
+    """
+
+    def __init__(self, message: str, line: int | None, hint: str | None = None, code: str = "yaml_syntax") -> None:
         super().__init__(message)
         self.line = line
+        self.hint = hint
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +61,7 @@ _SafeLoader.yaml_implicit_resolvers = {
 }
 _SafeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
-    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
 
@@ -58,11 +71,10 @@ def load_yaml(text: str) -> LoadedYaml:
     try:
         node = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise YamlSyntaxError(f"{exc.problem or exc}", line) from None
+        said = explain(exc, text)
+        raise YamlSyntaxError(said.message, said.line, said.hint) from None
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(str(exc), None) from None
+        raise YamlSyntaxError(f"YAML cannot read this file: {exc}", None) from None
     if node is None:
         return LoadedYaml(data=None, lines={})
     lines: dict[Path_, int] = {}
@@ -71,7 +83,11 @@ def load_yaml(text: str) -> LoadedYaml:
         data = _build(node, (), lines, loader)
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
-        raise YamlSyntaxError(str(exc.problem), mark.line + 1 if mark else None) from None
+        found = re.search(r"'([^']+)'", exc.problem or "")
+        tag = " " + found.group(1).replace("tag:yaml.org,2002:", "!!") if found else ""
+        raise YamlSyntaxError(f"the YAML tag{tag} is not allowed in policy files", mark.line + 1 if mark else None,
+                              "remove the '!' tag; policy files hold plain keys, lists, text, numbers and true/false",
+                              "yaml_tag") from None
     finally:
         loader.dispose()
     return LoadedYaml(data=data, lines=lines)
@@ -88,11 +104,21 @@ def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: yaml.S
             if isinstance(key, bool) or not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
             if key in out:
-                raise YamlSyntaxError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+                raise YamlSyntaxError(
+                    f"the key {key!r} appears twice in the same block (first on line {lines[path + (key,)]})",
+                    key_node.start_mark.line + 1, "remove one of them, or merge them into one", "duplicate_key",
+                )
             child = path + (key,)
             out[key] = _build(value_node, child, lines, loader)
             lines[child] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.ScalarNode) and node.style is None:  # plain, unquoted
+        trap = number_trap(node.value, value)
+        if trap is not None:
+            raise YamlSyntaxError(trap, node.start_mark.line + 1,
+                                  f"write '{node.value}' in quotes if it is a code or a time; write the number without it if you mean a number",
+                                  "yaml_number")
+    return value

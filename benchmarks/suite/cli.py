@@ -131,6 +131,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 _say(f"  {row['name']:<18} w={row['workers']} c={row['concurrency']:<3} p50 {row['p50_us']:9.1f} µs  "
                      f"p99 {row['p99_us']:9.1f} µs  {row['rps']:8.0f}/s")
             cases += rows
+        if "bad_request_cost" in selected:
+            from benchmarks.suite.bad_requests import run_bad_requests
+
+            credit = inputs.get("credit_application") or flow_inputs(root, "credit_application", manifest.inputs_per_flow, data_root=PROJECT)
+            for row in run_bad_requests(root, credit, profile, work, PROJECT):
+                _say(f"  {row['name']:<18} {row['kind']:<20} server CPU {row['server_cpu_us_per_request']:9.1f} µs/req  {row['statuses']}")
+                cases.append(row)
         if "scaling_rules" in selected or "scaling_models" in selected:
             from benchmarks.suite.scaling import scale_models, scale_rules
 

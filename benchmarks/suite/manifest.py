@@ -13,7 +13,7 @@ __all__ = ["CASE_NAMES", "Case", "Manifest", "Profile", "Ref", "Target", "load_m
 #: Case names are fixed so that results can be compared across commits.
 CASE_NAMES = (
     "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo",
-    "grpc_decide", "scaling_rules", "scaling_models",
+    "grpc_decide", "scaling_rules", "scaling_models", "bad_request_cost",
 )
 
 
@@ -44,7 +44,7 @@ class Case(_Frozen):
 
     name: Literal[
         "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo",
-        "grpc_decide", "scaling_rules", "scaling_models",
+        "grpc_decide", "scaling_rules", "scaling_models", "bad_request_cost",
     ]
     description: str
 
@@ -53,8 +53,9 @@ class Ref(_Frozen):
     """One statistic of one case result, e.g. grpc_decide p50 at concurrency 1 with 1 worker."""
 
     case: str
-    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps"]
+    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request"]
     flow: str | None = None
+    kind: str | None = None  # bad_request_cost: good, worst or one bad kind
     concurrency: int | None = None
     workers: int | None = None
 

@@ -18,6 +18,8 @@ def find(cases: Sequence[Mapping[str, Any]], ref: Ref) -> Mapping[str, Any] | No
             continue
         if ref.flow is not None and row.get("flow") != ref.flow:
             continue
+        if ref.kind is not None and row.get("kind") != ref.kind:
+            continue
         if ref.concurrency is not None and row.get("concurrency") != ref.concurrency:
             continue
         if ref.workers is not None and row.get("workers") != ref.workers:
@@ -30,6 +32,8 @@ def _label(ref: Ref) -> str:
     parts = [ref.case, ref.stat.removesuffix("_us")]
     if ref.flow:
         parts.append(ref.flow)
+    if ref.kind:
+        parts.append(ref.kind)
     if ref.concurrency is not None:
         parts.append(f"c={ref.concurrency}")
     if ref.workers is not None:
@@ -67,7 +71,7 @@ def _cases_table(cases: Sequence[Mapping[str, Any]]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in cases:
         lines.append(
-            f"| {r['name']} | {r.get('flow') or ''} | {_f(r.get('workers'))} | {_f(r.get('concurrency'))} | {_f(r['p50_us'])} | "
+            f"| {r['name']} | {r.get('flow') or ''}{' / ' + r['kind'] if r.get('kind') else ''} | {_f(r.get('workers'))} | {_f(r.get('concurrency'))} | {_f(r['p50_us'])} | "
             f"{_f(r['p99_us'])} | {_f(r['p999_us'])} | {_f(r['mean_us'])} | {_f(r.get('rps'), 0)} | "
             f"{_f(r.get('server_cpu_us_per_request'), 0)} |"
         )

@@ -101,7 +101,8 @@ def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable
     idem = None
     if settings.idempotency_window_seconds > 0:
         idem = IdempotencyCache(
-            fingerprint, window_seconds=settings.idempotency_window_seconds, max_entries=settings.idempotency_max_entries
+            fingerprint, window_seconds=settings.idempotency_window_seconds, max_entries=settings.idempotency_max_entries,
+            max_bytes=settings.idempotency_max_bytes,
         )
     store, location = _store(settings, worker)
     if store is None:

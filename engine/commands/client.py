@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.grpc.convert import response_to_dict
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
     from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
-    from engine.grpc.status import field_errors_from
+    from engine.grpc.status import field_errors_from, omitted_field_errors
 
     try:
         data = read_input(args.input)
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             report(f"{code.name}: {exc.details()}")  # type: ignore[attr-defined]
             for error in field_errors_from(exc.trailing_metadata()):  # type: ignore[attr-defined]
                 report(f"  {error['field']}: {error['message']} [{error['code']}]")
+            omitted = omitted_field_errors(exc.trailing_metadata())  # type: ignore[attr-defined]
+            if omitted:
+                report(f"  and {omitted} more")
             client_fault = {
                 grpc.StatusCode.INVALID_ARGUMENT,
                 grpc.StatusCode.NOT_FOUND,

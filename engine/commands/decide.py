@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         decision = decider.decide(call.flow, call.input, version=call.version, request_id=call.request_id)
     except InvalidInput as exc:
-        report("invalid input:\n" + "\n".join(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors))
+        more = [f"  and {exc.omitted} more"] if exc.omitted else []
+        report("invalid input:\n" + "\n".join([*(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors), *more]))
         return 2
     except FlowUnavailable as exc:  # the flow's files have errors (the other flows would decide)
         report(f"{exc.flow} is not loaded; its problems:\n" + "\n".join(f"  {p}" for p in exc.problems))

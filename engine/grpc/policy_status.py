@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from engine.errors import NotReady, Problem
+from engine.errors import FieldError, InvalidInput, NotReady, Problem
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
+from engine.grpc.wire import Malformed, tolerant_decoder
 from engine.loader import PolicySet, version_key
 
 if TYPE_CHECKING:
@@ -108,8 +109,10 @@ class PolicyStatusServicer:
         self._reloader = reloader
 
     @translate_errors
-    def GetStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:  # noqa: N802
-        """The policy status of this server."""
+    def GetStatus(self, request: pb.StatusRequest | Malformed, context: grpc.ServicerContext) -> pb.StatusResponse:  # noqa: N802
+        """The policy status of this server; INVALID_ARGUMENT for bytes that are not a StatusRequest."""
+        if isinstance(request, Malformed):
+            raise InvalidInput([FieldError(request.field, request.message, request.code)])
         decider = self._decider
         if decider is None:
             raise NotReady("policies are still loading")
@@ -129,12 +132,12 @@ def policy_handlers(servicer: PolicyStatusServicer) -> dict[str, Any]:
     return {
         "GetStatus": grpc.unary_unary_rpc_method_handler(
             servicer.GetStatus,
-            request_deserializer=pb.StatusRequest.FromString,
+            request_deserializer=tolerant_decoder(pb.StatusRequest),
             response_serializer=pb.StatusResponse.SerializeToString,
         ),
         "Reload": grpc.unary_unary_rpc_method_handler(
             servicer.Reload,
-            request_deserializer=pb.ReloadRequest.FromString,
+            request_deserializer=tolerant_decoder(pb.ReloadRequest),
             response_serializer=pb.ReloadResult.SerializeToString,
         ),
     }

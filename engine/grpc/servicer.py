@@ -17,7 +17,7 @@ from engine.grpc.auth import caller_of
 from engine.grpc.convert import flows_to_response
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
-from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request
+from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request, tolerant_decoder
 from engine.types import Decision
 
 __all__ = ["DecisionServicer", "Decider", "SERVICE_NAME", "handlers"]
@@ -58,15 +58,17 @@ class DecisionServicer:
     def Decide(self, call: DecideCall | Malformed, context: grpc.ServicerContext) -> bytes:  # noqa: N802
         """Decide one request; answers serialized DecideResponse bytes."""
         if isinstance(call, Malformed):
-            raise InvalidInput([FieldError("request", call.message, "malformed")])
+            raise InvalidInput([FieldError(call.field, call.message, call.code)])
         decision = self._core().decide(
             call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context)
         )
         return self._encode(decision)
 
     @translate_errors
-    def ListFlows(self, request: pb.ListFlowsRequest, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
+    def ListFlows(self, request: pb.ListFlowsRequest | Malformed, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
         """The loaded flows, their versions and live versions."""
+        if isinstance(request, Malformed):
+            raise InvalidInput([FieldError(request.field, request.message, request.code)])
         core = self._core()
         flows = core.flows()
         return flows_to_response(flows, {name: core.live_version(name) for name in flows})
@@ -87,7 +89,7 @@ def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
         ),
         "ListFlows": grpc.unary_unary_rpc_method_handler(
             servicer.ListFlows,
-            request_deserializer=pb.ListFlowsRequest.FromString,
+            request_deserializer=tolerant_decoder(pb.ListFlowsRequest),
             response_serializer=pb.ListFlowsResponse.SerializeToString,
         ),
         # The transport floor: bytes in, the same bytes out, no parsing at all.

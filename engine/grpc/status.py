@@ -3,8 +3,14 @@
 Every ``VerdictError`` subclass in ``engine.errors`` has an entry (a test enforces it); an error
 class not in the table uses its nearest listed base class; anything that is not a
 ``VerdictError`` is INTERNAL. Nothing reaches a client as UNKNOWN. For INVALID_ARGUMENT caused by
-``InvalidInput`` the status message names every bad field and the trailing metadata key
-``verdict-field-errors`` carries them as a JSON list of ``{field, message, code}``.
+``InvalidInput`` the status message names the bad fields and the trailing metadata key
+``verdict-field-errors`` carries them as a JSON list of ``{field, message, code}``; when some were
+left out, ``verdict-field-errors-omitted`` says how many (and the message ends "and N more").
+
+Every error reply fits a default client's 8 KiB metadata limit (grpc/grpc#37852: a bigger one
+reaches the client as RESOURCE_EXHAUSTED instead of its status): each message is clipped to
+``MAX_ERROR_MESSAGE_CHARS``, the status message to ``MAX_STATUS_MESSAGE_BYTES`` and the trailer to
+``MAX_FIELD_ERRORS_TRAILER_BYTES`` (engine.limits), dropping trailing entries into the count.
 """
 
 from __future__ import annotations
@@ -17,18 +23,27 @@ import grpc
 import structlog
 
 from engine import errors
-from engine.errors import VerdictError
+from engine.errors import VerdictError, clip
+from engine.limits import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_FIELD_ERRORS_TRAILER_BYTES,
+    MAX_QUOTED_CHARS,
+    MAX_STATUS_MESSAGE_BYTES,
+)
 
 __all__ = [
     "FIELD_ERRORS_KEY",
+    "FIELD_ERRORS_OMITTED_KEY",
     "STATUS_BY_ERROR",
     "abort",
     "field_errors_from",
+    "omitted_field_errors",
     "status_for",
     "translate_errors",
 ]
 
 FIELD_ERRORS_KEY = "verdict-field-errors"
+FIELD_ERRORS_OMITTED_KEY = "verdict-field-errors-omitted"
 
 STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
@@ -53,16 +68,47 @@ _log = structlog.get_logger("verdict.grpc")
 
 
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
-    """Status code, message and trailing metadata that report ``error`` to a client."""
+    """Status code, message and trailing metadata that report ``error`` to a client.
+
+    The message is at most ``MAX_STATUS_MESSAGE_BYTES`` UTF-8 bytes and the field-error trailer
+    at most ``MAX_FIELD_ERRORS_TRAILER_BYTES`` (both from engine.limits), whatever the error holds.
+    """
     if not isinstance(error, VerdictError):
         return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__})", ()
     code = next(STATUS_BY_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_ERROR)
-    message = f"[{error.code}] {error}"
-    metadata: tuple[tuple[str, str], ...] = ()
     if isinstance(error, errors.InvalidInput):
-        fields = [{"field": e.field, "message": e.message, "code": e.code} for e in error.errors]
-        metadata = ((FIELD_ERRORS_KEY, json.dumps(fields, ensure_ascii=True)),)
-    return code, message, metadata
+        return (code, *_invalid_input(error))
+    return code, _fit(f"[{error.code}] {error}", MAX_STATUS_MESSAGE_BYTES), ()
+
+
+def _fit(text: str, limit: int) -> str:
+    """``text`` clipped to at most ``limit`` UTF-8 bytes (ending in "…" when clipped)."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", errors="ignore") + "…"
+
+
+def _invalid_input(error: errors.InvalidInput) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The message and trailers of an InvalidInput: as many field errors as fit both budgets."""
+    fields = [
+        {"field": clip(e.field, MAX_QUOTED_CHARS), "message": clip(e.message, MAX_ERROR_MESSAGE_CHARS), "code": e.code}
+        for e in error.errors
+    ]
+    omitted = error.omitted
+    while True:
+        texts = [f"{f['field']}: {f['message']}" for f in fields]
+        message = f"[{error.code}] " + ("; ".join(texts) or "invalid input") + (f"; and {omitted} more" if omitted else "")
+        trailer = json.dumps(fields, ensure_ascii=True)
+        fits = len(message.encode("utf-8")) <= MAX_STATUS_MESSAGE_BYTES and len(trailer) <= MAX_FIELD_ERRORS_TRAILER_BYTES
+        if fits or len(fields) <= 1:
+            break
+        fields.pop()
+        omitted += 1
+    metadata = [(FIELD_ERRORS_KEY, trailer if fits else "[]")]
+    if omitted:
+        metadata.append((FIELD_ERRORS_OMITTED_KEY, str(omitted)))
+    return _fit(message, MAX_STATUS_MESSAGE_BYTES), tuple(metadata)
 
 
 def abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
@@ -81,6 +127,14 @@ def field_errors_from(metadata: Any) -> list[dict[str, str]]:
         if key == FIELD_ERRORS_KEY:
             return list(json.loads(value))
     return []
+
+
+def omitted_field_errors(metadata: Any) -> int:
+    """How many further field errors the server counted but did not list (0 if none)."""
+    for key, value in metadata or ():
+        if key == FIELD_ERRORS_OMITTED_KEY:
+            return int(value)
+    return 0
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
 from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from engine.limits import MAX_INPUT_FIELDS
 from engine.types import Decision, FiredRule
 
-__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request"]
+__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "tolerant_decoder"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _pack_double = struct.Struct("<d").pack
@@ -44,9 +45,24 @@ class DecideCall(NamedTuple):
 
 
 class Malformed(NamedTuple):
-    """Request bytes that are not a valid DecideRequest."""
+    """Request bytes that are not a valid request, or a request refused before decoding it all.
+
+    ``field`` and ``code`` are what the servicer's INVALID_ARGUMENT names: ``request``/``malformed``
+    for bytes that are not the method's message, ``input``/``too_many_fields`` for an input of
+    more than ``engine.limits.MAX_INPUT_FIELDS`` entries (decoding stops there: bounded cost).
+    """
 
     message: str
+    field: str = "request"
+    code: str = "malformed"
+
+
+class _TooManyFields(Exception):
+    """The input has more entries than a request may carry; decoding stops at once."""
+
+
+#: What a too-large input is told (the same words as engine.validation's own check).
+TOO_MANY_FIELDS = f"has more than {MAX_INPUT_FIELDS} fields; a request may carry at most {MAX_INPUT_FIELDS}"
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -85,6 +101,8 @@ def _fast_struct(data: bytes, i: int, end: int) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     unpack = _unpack_double
     while i < end:
+        if len(out) >= MAX_INPUT_FIELDS:  # a further entry: more than a request may carry
+            raise _TooManyFields
         # map entry: 0x0a len | key: 0x0a klen bytes | value: 0x12 vlen | Value fields
         if data[i] != 0x0A or data[i + 2] != 0x0A:
             return None
@@ -155,7 +173,8 @@ def _fast_request(data: bytes) -> DecideCall | None:
 
 
 def decode_decide_request(data: bytes) -> DecideCall | Malformed:
-    """Serialized DecideRequest -> DecideCall; Malformed when the bytes are not a DecideRequest.
+    """Serialized DecideRequest -> DecideCall; Malformed when the bytes are not a DecideRequest
+    or its input has more than ``MAX_INPUT_FIELDS`` entries (decoding stops after that many).
 
     Never raises, so the server can answer INVALID_ARGUMENT instead of gRPC's own INTERNAL.
     """
@@ -163,13 +182,34 @@ def decode_decide_request(data: bytes) -> DecideCall | Malformed:
         call = _fast_request(data)
     except (IndexError, ValueError, struct.error):  # truncated or not UTF-8: let upb judge
         call = None
+    except _TooManyFields:
+        return Malformed(TOO_MANY_FIELDS, "input", "too_many_fields")
     if call is not None:
         return call
     try:
         request = pb.DecideRequest.FromString(data)
     except DecodeError as exc:
         return Malformed(f"request is not a valid verdict.v1.DecideRequest: {exc}")
+    if len(request.input.fields) > MAX_INPUT_FIELDS:  # upb parsed it in C; do not convert it in Python
+        return Malformed(TOO_MANY_FIELDS, "input", "too_many_fields")
     return DecideCall(request.flow, request.version, request.request_id, struct_to_dict(request.input))
+
+
+def tolerant_decoder(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer for ``message_class`` that returns Malformed instead of raising.
+
+    gRPC answers a deserializer's exception with its own INTERNAL; the servicer turns Malformed into
+    INVALID_ARGUMENT instead (the caller sent bytes that are not the method's request).
+    """
+    name = message_class.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return Malformed(f"request is not a valid {name}: {exc}")
+
+    return decode
 
 
 # --- encoding -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 import onnx
-import onnxruntime as ort
+from engine.onnx_runtime import ort
 
 from engine.models import session_options
 from engine.training.errors import ParityError

@@ -26,7 +26,13 @@ def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert result["machine"]["cores"] >= 1 and result["machine"]["python"]
     assert "grpcio" in result["machine"]["libraries"]
     names = {c["name"] for c in result["cases"]}
-    assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo", "grpc_decide"}
+    assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo", "grpc_decide",
+                     "bad_request_cost"}
+    bad = {c["kind"]: c for c in result["cases"] if c["name"] == "bad_request_cost"}
+    assert set(bad) == {"good", "worst", "unknown_fields", "unknown_long_names", "too_many_fields", "long_values",
+                        "long_request_id", "malformed"}
+    assert bad["good"]["statuses"] == {"OK": bad["good"]["n"]}
+    assert all(set(c["statuses"]) == {"INVALID_ARGUMENT"} for k, c in bad.items() if k != "good")  # never RESOURCE_EXHAUSTED
     for case in result["cases"]:
         assert all(case[s] > 0 for s in STATS), case
         assert case["p50_us"] <= case["p99_us"] <= case["p999_us"]
