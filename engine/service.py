@@ -145,7 +145,6 @@ class Decider:
         typed errors; never anything else.
         """
         check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
-
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
             return idempotency.once(

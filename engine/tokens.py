@@ -112,7 +112,7 @@ def _write(path: Path, entries: list[dict[str, str]]) -> None:
     """Replace the file atomically (temp file + rename), readable by its owner only (0600)."""
     lines = ["# verdict bearer tokens: SHA-256 of each token -> caller (docs/security.md). No token is stored here.", "tokens:"]
     for e in entries:
-        lines += [f"  - caller: \"{e['caller']}\"", f"    sha256: {e['sha256']}"]
+        lines += [f"  - caller: \"{e['caller']}\"", f"    sha256: \"{e['sha256']}\""]
         if e.get("added"):
             lines.append(f'    added: "{e["added"]}"')
     if not entries:

@@ -64,7 +64,7 @@ def test_the_byte_budget_forgets_the_oldest_entries():
         idem.once(f"id-{i:03d}", "f", "", {"a": float(i)}, lambda: decision)
         assert idem.bytes <= idem.max_bytes
     assert len(idem) == 3
-    assert [k for k in idem._entries] == ["id-007", "id-008", "id-009"]
+    assert [request_id for _caller, request_id in idem._entries] == ["id-007", "id-008", "id-009"]
 
 
 def test_preload_skips_ids_longer_than_the_limit():

@@ -67,7 +67,7 @@ def test_invalid_names_and_broken_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="caller name"):
         add_token(tmp_path / "t.yaml", "two words")
     broken = tmp_path / "broken.yaml"
-    broken.write_text('tokens:\n  - caller: "a"\n    sha256: nothex\n  - caller: "b"\n    sha256: ' + "0" * 64 + "\n    token: oops\n")
+    broken.write_text('tokens:\n  - caller: "a"\n    sha256: nothex\n  - caller: "b"\n    sha256: "' + "0" * 64 + '"\n    token: oops\n')
     with pytest.raises(PolicyError) as err:
         load_tokens(broken)
     assert {p.code for p in err.value.problems} == {"tokens_digest", "tokens_schema"}
