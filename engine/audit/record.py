@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.privacy import scrub_value
 from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [
@@ -164,7 +165,12 @@ def decision_payload(
     fingerprint: str = "",
     key_id: str = "",
 ) -> bytes:
-    """The payload of a decision record: everything needed to explain and replay it."""
+    """The payload of a decision record: everything needed to explain and replay it.
+
+    ``masked_input`` is the input as the flow's ``Masker`` left it (card numbers already masked,
+    sensitive fields masked or hashed); every other string of the record (the caller's request id,
+    reason texts, rule ids) passes the card-number scanner here, so no PAN reaches the log.
+    """
     outcome = decision.outcome
     data: dict[str, Any] = {
         "kind": "decision",
@@ -181,9 +187,10 @@ def decision_payload(
         "scores": dict(outcome.scores),
         "models": dict(decision.models),
         "timings": {"eval_us": decision.eval_us},
-        "input": dict(masked_input),
-        "masked": masked_fields,
     }
+    data = scrub_value(data)
+    data["input"] = dict(masked_input)
+    data["masked"] = masked_fields
     if fingerprint:
         data["fp"] = fingerprint
         data["key_id"] = key_id

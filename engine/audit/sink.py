@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from engine.audit.record import decision_payload
 from engine.audit.writer import GroupCommitWriter, Meta
 from engine.idempotency import Fingerprinter
-from engine.privacy import HashKey, Masker
+from engine.privacy import HashKey, Masker, scrub_text
 from engine.types import Decision
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class AuditSink:
             key_id = self._fingerprint.key_id
         ts = self._clock()
         body = decision_payload(decision, masked, fields, ts=ts, fingerprint=fp, key_id=key_id)
-        self.writer.append(body, Meta(ts, decision.flow, decision.decision_id, decision.request_id))
+        self.writer.append(body, Meta(ts, decision.flow, decision.decision_id, scrub_text(decision.request_id)))
 
     def close(self) -> None:
         self.writer.close()

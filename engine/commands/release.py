@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._io import report, write_out
 
 __all__ = ["register", "run"]
 
@@ -47,24 +47,24 @@ def run(args: argparse.Namespace) -> int:
         report(f"{args.flow} version {args.version} not found under {root}/policies")
         return 2
     if result.errors:
-        sys.stdout.write("\n".join(format_problem(p) for p in result.errors) + "\n")
+        write_out("\n".join(format_problem(p) for p in result.errors) + "\n")
         report(f"not released: fix the {len(result.errors)} error(s) above first (verdict lint)")
         return 1
     path = lock_path(root, *key)
     lock, _ = read_lock(path, str(path))
     if lock is not None:
-        sys.stdout.write(f"{args.flow} {args.version} is already released (revision {lock.revision[:12]}); nothing to do\n")
+        write_out(f"{args.flow} {args.version} is already released (revision {lock.revision[:12]}); nothing to do\n")
         return 0
     suites, problems = discover(root)
     mine = [s for s in suites if s.flow == args.flow and (s.versions is None or args.version in s.versions)]
     tests = run({key: result.compiled[key]}, mine, problems=problems)
     if not tests.ok or not any((r.flow, r.version) == key for r in tests.results):
-        sys.stdout.write(format_report(tests) + "\n")
+        write_out(format_report(tests) + "\n")
         report(f"not released: {args.flow} {args.version} needs passing tests (policies/{args.flow}/{args.version}/tests)")
         return 1
     content = result.contents[key]
     path.write_text(render_lock(args.flow, args.version, content), encoding="utf-8")
-    sys.stdout.write(
+    write_out(
         f"released {args.flow} {args.version}: revision {content.revision[:12]}, {len(content.files)} files, "
         f"{len(content.models)} models, {len(tests.results)} tests passed\nwrote {path.relative_to(root)}\n"
     )

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._io import report, write_out
 
 __all__ = ["format_status", "register", "run"]
 
@@ -68,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         except grpc.RpcError as exc:
             report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
             return 1
-    sys.stdout.write(format_status(status, metrics=args.metrics) + "\n")
+    write_out(format_status(status, metrics=args.metrics) + "\n")
     return 1 if status.HasField("last_reload") and not status.last_reload.ok else 0

@@ -14,6 +14,7 @@ from engine.errors import NotReady
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.loader import PolicySet, version_key
+from engine.privacy import scrub_text
 
 if TYPE_CHECKING:
     from engine.reload import Reloader, ReloadStatus
@@ -34,14 +35,16 @@ def _reload_to_pb(status: ReloadStatus) -> pb.ReloadResult:
         trigger=status.trigger,
         at_unix_ms=_ms(status.at),
         revision=status.revision,
-        message=status.message,
+        message=scrub_text(status.message),  # status replies pass the card-number scanner too
         problems=[
-            pb.PolicyProblem(path=p.path, line=p.line or 0, code=p.code, message=p.message, rule=p.rule or "", hint=p.hint or "")
+            pb.PolicyProblem(
+                path=p.path, line=p.line or 0, code=p.code, message=scrub_text(p.message), rule=p.rule or "", hint=p.hint or ""
+            )
             for p in status.problems
         ],
         tests_run=status.tests_run,
         tests_failed=status.tests_failed,
-        failed_tests=list(status.failures),
+        failed_tests=[scrub_text(f) for f in status.failures],
     )
 
 

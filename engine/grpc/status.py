@@ -4,7 +4,9 @@ Every ``VerdictError`` subclass in ``engine.errors`` has an entry (a test enforc
 class not in the table uses its nearest listed base class; anything that is not a
 ``VerdictError`` is INTERNAL. Nothing reaches a client as UNKNOWN. For INVALID_ARGUMENT caused by
 ``InvalidInput`` the status message names every bad field and the trailing metadata key
-``verdict-field-errors`` carries them as a JSON list of ``{field, message, code}``.
+``verdict-field-errors`` carries them as a JSON list of ``{field, message, code}``. Card numbers
+in the message and the trailer (a PAN sent as a flow name, request id or field) are masked here,
+where every error leaves for a client (``engine.privacy.scrub_text``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 
 from engine import errors
 from engine.errors import VerdictError
+from engine.privacy import scrub_text
 
 __all__ = [
     "FIELD_ERRORS_KEY",
@@ -52,10 +55,10 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[
     if not isinstance(error, VerdictError):
         return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__})", ()
     code = next(STATUS_BY_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_ERROR)
-    message = f"[{error.code}] {error}"
+    message = scrub_text(f"[{error.code}] {error}")
     metadata: tuple[tuple[str, str], ...] = ()
     if isinstance(error, errors.InvalidInput):
-        fields = [{"field": e.field, "message": e.message, "code": e.code} for e in error.errors]
+        fields = [{"field": scrub_text(e.field), "message": scrub_text(e.message), "code": e.code} for e in error.errors]
         metadata = ((FIELD_ERRORS_KEY, json.dumps(fields, ensure_ascii=True)),)
     return code, message, metadata
 
