@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "iso_time",
     "parse_time",
     "payload",
+    "peek_decision",
     "unseal",
 ]
 
@@ -133,6 +135,28 @@ def unseal(line: bytes) -> Sealed:
         raise ValueError("not a JSON object")
     actual = hashlib.sha256(body).hexdigest()
     return Sealed(data, digest.decode(), actual == digest.decode())
+
+
+_DECISION_PREFIX = re.compile(rb'\{"seq":(0|[1-9][0-9]{0,18}),"prev":"([0-9a-f]{64})","kind":"decision",')
+
+
+def peek_decision(line: bytes) -> Sealed | None:
+    """A decision record line whose hash matches, checked without parsing its JSON; else None.
+
+    The chain needs only ``seq``, ``prev`` and the hash, which sit at fixed places in a record
+    as the writer seals it, so verifying a large log skips ``json.loads`` (about 6x faster; see
+    docs/decision-log.md). Anything else — another kind, another layout, a hash mismatch —
+    returns None, and the caller parses the line with ``unseal`` for the full diagnosis.
+    The returned ``data`` holds only ``seq``, ``prev`` and ``kind``.
+    """
+    m = _DECISION_PREFIX.match(line)
+    n = len(line)
+    if m is None or line[-2:] != b'"}' or line[n - _SUFFIX_LEN : n - _SUFFIX_LEN + len(_HASH_KEY)] != _HASH_KEY:
+        return None
+    digest = line[n - 66 : n - 2]
+    if hashlib.sha256(line[: n - _SUFFIX_LEN] + b"}").hexdigest().encode() != digest:
+        return None
+    return Sealed({"seq": int(m.group(1)), "prev": m.group(2).decode(), "kind": "decision"}, digest.decode(), True)
 
 
 def _reason(r: Reason) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from engine.audit.errors import AuditError
 from engine.audit.record import iso_time
-from engine.audit.segments import iter_lines, list_segments
+from engine.audit.segments import iter_lines, list_segments, verify_segment_files
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
 
 __all__ = ["FileSource", "LogSource", "is_dsn", "open_source"]
@@ -197,30 +197,7 @@ class FileSource:
 
     def _verify_chain(self, chain_dir: Path) -> ChainReport:
         report = ChainReport(self._name(chain_dir))
-        checker = ChainVerifier(report)
-        segments = list_segments(chain_dir)
-        for expected, (index, path) in enumerate(segments, start=1):
-            if index != expected:
-                missing = segment_label(chain_dir, expected)
-                checker.fail(missing, f"segment {expected} is missing (found segment {index} next)")
-                break
-            report.segments += 1
-            line_no = 0
-            for raw, complete in iter_lines(path):
-                line_no += 1
-                where = f"{path}: line {line_no}"
-                rec = checker.feed(where, raw, complete)
-                if rec is None:
-                    return report
-                if line_no == 1 and (rec.kind != "segment" or rec.data.get("segment") != index):
-                    checker.fail(where, f"the first record of segment {index} is not its header")
-                    return report
-                if line_no > 1 and rec.kind == "segment":
-                    checker.fail(where, "a segment header in the middle of a segment")
-                    return report
-            if line_no == 0:
-                checker.fail(f"{path}", "empty segment (no header)")
-                return report
+        verify_segment_files(chain_dir, list_segments(chain_dir), ChainVerifier(report))
         return report
 
     def decisions(self, *, flow: str | None = None, decision_id: str | None = None) -> Iterator[dict[str, Any]]:
