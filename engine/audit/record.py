@@ -188,6 +188,7 @@ def decision_payload(
     ts: float,
     fingerprint: str = "",
     key_id: str = "",
+    delivery: str = "",
 ) -> bytes:
     """The payload of a decision record: everything needed to explain and replay it.
 
@@ -218,6 +219,8 @@ def decision_payload(
     if fingerprint:
         data["fp"] = fingerprint
         data["key_id"] = key_id
+    if delivery:  # "unknown": decided after the caller's deadline; absent: answered in time
+        data["delivery"] = delivery
     return payload(data)
 
 

@@ -3,10 +3,12 @@
 Decide receives the request already decoded by ``engine.grpc.wire`` (registered as the method's
 deserializer) and returns serialized bytes (the serializer is the identity), so the request path
 never builds upb messages. ``handlers`` registers the methods under the contract's names.
+The call's deadline goes to the core as a ``time.monotonic()`` instant, never the context itself.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -28,7 +30,7 @@ class Decider(Protocol):
     """What the servicer needs from the core (``engine.service.Decider``)."""
 
     def decide(
-        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = ""
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", deadline: float | None = None
     ) -> Decision: ...
 
     def flows(self) -> dict[str, list[str]]: ...
@@ -58,7 +60,11 @@ class DecisionServicer:
         """Decide one request; answers serialized DecideResponse bytes."""
         if isinstance(call, Malformed):
             raise InvalidInput([FieldError("request", call.message, "malformed")])
-        decision = self._core().decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+        remaining = context.time_remaining()  # seconds, None without a deadline
+        deadline = None if remaining is None else time.monotonic() + remaining
+        decision = self._core().decide(
+            call.flow, call.input, version=call.version, request_id=call.request_id, deadline=deadline
+        )
         return self._encode(decision)
 
     @translate_errors

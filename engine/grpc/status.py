@@ -40,6 +40,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.RequestTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.DecisionFailed: grpc.StatusCode.INTERNAL,
     # Loading problems are the operator's, not the caller's; a request should never meet them.
     errors.PolicyError: grpc.StatusCode.INTERNAL,
