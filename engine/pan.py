@@ -8,7 +8,8 @@ printer passes through ``mask_pans`` at the few places where strings leave the p
 What counts as a card number: a run of 13 to 19 decimal digits passing the Luhn check (ISO/IEC
 7812-1, annex B), the digits either contiguous or grouped by single separators — space, dash,
 dot, slash, and their Unicode forms (no-break and thin spaces, en/em dashes, minus sign,
-ideographic space, full-width hyphen/full stop/solidus). Digits may be any Unicode decimal digits
+ideographic space, full-width hyphen/full stop/solidus) and the escapes ``repr()`` writes for the
+non-printable ones (``\\u3000``, ``\\xa0``). Digits may be any Unicode decimal digits
 (``\\d``: full-width ``４１１１…``, Arabic-Indic, …); the mask shows them as ASCII digits.
 
 How (one scanner, cheap when there is nothing to find):
@@ -47,10 +48,13 @@ SEPARATORS = (
     "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"  # hyphens, dashes, minus sign
     "\uff0d\uff0e\uff0f"  # full-width hyphen-minus, full stop, solidus
 )
-_SEP_CLASS = "[" + re.escape(SEPARATORS) + "]"
+# Python's repr() (``{value!r}`` in error messages) writes the non-printable separators as escapes
+# (``'4111\\u30001111…'``), which a reader still sees as a card number: they separate too.
+_ESCAPED = ("\\xa0", "\\u00a0", "\\u2007", "\\u2009", "\\u202f", "\\u3000")
+_SEP = "(?:[" + re.escape(SEPARATORS) + "]|" + "|".join(re.escape(e) for e in _ESCAPED) + ")"
 # A digit, then 12 or more digits each optionally preceded by one separator (greedy: whole runs).
-_RUN = re.compile(rf"\d(?:{_SEP_CLASS}?\d){{{PAN_MIN_DIGITS - 1},}}")
-_GROUP = re.compile(r"\d+")
+_RUN = re.compile(rf"\d(?:{_SEP}?\d){{{PAN_MIN_DIGITS - 1},}}")
+_TOKEN = re.compile(rf"({_SEP})|(\d+)")  # a run's separators and digit groups, separators first
 _ID_TOKEN = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}")
 _ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -98,8 +102,14 @@ def _spans_in_run(text: str, m: re.Match[str]) -> list[tuple[int, int, str]]:
     """(start, end, digits) of the card numbers in one run of digits and separators."""
     run = m.group(0)
     base = m.start()
-    groups = [(base + g.start(), base + g.end(), g.group(0)) for g in _GROUP.finditer(run)]
-    if len(groups) == 2 and run[groups[0][1] - base] == "." and len(run) == groups[1][1] - groups[0][0]:
+    groups: list[tuple[int, int, str]] = []
+    separators: list[str] = []
+    for t in _TOKEN.finditer(run):
+        if t.group(1) is not None:
+            separators.append(t.group(1))
+        else:
+            groups.append((base + t.start(), base + t.end(), t.group(2)))
+    if separators == ["."]:
         groups = groups[:1]  # one dot: a decimal number; only its integer part can be a PAN
     found: list[tuple[int, int, str]] = []
     i = 0

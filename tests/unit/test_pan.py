@@ -129,3 +129,11 @@ def test_cli_printers_mask_card_numbers(capsys):
     stream = io.StringIO()
     print_json({"ok": 1}, stream)
     assert json.loads(stream.getvalue()) == {"ok": 1}
+
+
+def test_separators_escaped_by_repr_still_separate():
+    """An error message quoting a value with repr() writes \\u3000 or \\xa0: the PAN is still masked."""
+    for sep in ("\u3000", "\u00a0", "\u2009"):
+        quoted = repr(grouped(PAN, sep))
+        assert "\\" in quoted and mask_pans(quoted) == f"'{MASKED}'"
+    assert mask_pans("path C:\\u3000 1234") == "path C:\\u3000 1234"
