@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.privacy import scrub_value
+from engine.privacy import scrub_text
 from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [
@@ -193,15 +193,18 @@ def decision_payload(
     """The payload of a decision record: everything needed to explain and replay it.
 
     ``masked_input`` is the input as the flow's ``Masker`` left it (card numbers already masked,
-    sensitive fields masked or hashed); every other string of the record (the caller's request id,
-    reason texts, rule ids) passes the card-number scanner here, so no PAN reaches the log.
+    sensitive fields masked or hashed); the request id, the one other string a caller chooses,
+    passes the card-number scanner here. The rest of a record is the engine's (ids, hashes,
+    times, numbers) or the loaded policy's (flow, version, reason texts and codes, rule ids):
+    scanning those on every record would cost more than the rest of the record (see
+    benchmarks/privacy_cost.py) and find nothing a caller sent.
     """
     outcome = decision.outcome
     data: dict[str, Any] = {
         "kind": "decision",
         "ts": iso_time(ts),
         "decision_id": decision.decision_id,
-        "request_id": decision.request_id,
+        "request_id": scrub_text(decision.request_id),
         "flow": decision.flow,
         "version": decision.version,
         "revision": decision.revision,
@@ -212,10 +215,9 @@ def decision_payload(
         "scores": dict(outcome.scores),
         "models": dict(decision.models),
         "timings": {"eval_us": decision.eval_us},
+        "input": dict(masked_input),
+        "masked": masked_fields,
     }
-    data = scrub_value(data)
-    data["input"] = dict(masked_input)
-    data["masked"] = masked_fields
     if fingerprint:
         data["fp"] = fingerprint
         data["key_id"] = key_id
