@@ -47,6 +47,8 @@ __all__ = [
 
 REDACTED = "[redacted]"
 HASH_PREFIX = "hmac-sha256:"
+
+
 @dataclass(frozen=True)
 class HashKey:
     """The secret of keyed hashes; ``key_id`` names it without revealing it."""

@@ -2,15 +2,17 @@
 
 Layout: ``DIR/segment-00000001.log``, ``segment-00000002.log``, … and a ``.lock`` file held by the
 one process writing the directory. The log holds (masked) customer data, so it is private
-whatever the umask: directories are made (and kept) mode 0700 and files mode 0600 (``private_dir``,
-``fchmod`` after each create; files of an older log are tightened at open). Each segment is JSON lines (``engine.audit.record``); its first
+whatever the umask: directories are made (and kept) mode 0700 and files mode 0600
+(``private_dir``, ``fchmod`` after each create; files of an older log are tightened at open).
+Each segment is JSON lines (``engine.audit.record``); its first
 line is a ``segment`` header whose ``prev`` is the hash of the last record of the segment before
 (``GENESIS`` for segment 1), so one hash chain runs through every segment.
 
 A new segment is written to a temporary file with its header, fsynced and renamed into place, so
-a segment never exists without its header. Opening the store recovers after a crash: a torn last
-line (a write cut short) is trimmed and reported; any other bad record is corruption and the
-store refuses to open.
+a segment never exists without its header. Opening the store verifies every record of every
+segment (hashes, sequence, ``prev`` links, headers, numbering) and recovers after a crash: a torn
+last line (a write cut short) is trimmed and reported; any other bad record is corruption or
+tampering and the store refuses to open, naming the file, line and record.
 """
 
 from __future__ import annotations
