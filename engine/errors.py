@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 __all__ = [
+    "DeadlineExceeded",
     "DecisionFailed",
     "FieldError",
     "FlowNotFound",
@@ -164,6 +165,12 @@ class NotReady(VerdictError):
     """The service has no loaded policy state yet."""
 
     code = "not_ready"
+
+
+class DeadlineExceeded(VerdictError):
+    """The caller's deadline passed before the decision was made: nothing was decided or logged."""
+
+    code = "deadline_exceeded"
 
 
 class DecisionFailed(VerdictError):

@@ -3,18 +3,20 @@
 ``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, computes derived features,
 scores the flow's models, evaluates every rule, and resolves the action and ranked reasons. It
 does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
-the same outcome, alone or among thousands of concurrent calls.
+the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
+``expired`` (a callable the service builds from its clock); it is asked before each model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
 from engine.types import Action, FiredRule, Outcome, Reason
 from engine.validation import Validator
@@ -131,17 +133,20 @@ class CompiledFlow:
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
 
-    def evaluate(self, raw: Mapping[str, Any]) -> Outcome:
-        """Decide on one input; raises InvalidInput when it does not fit the input schema."""
+    def evaluate(self, raw: Mapping[str, Any], expired: Callable[[], bool] | None = None) -> Outcome:
+        """Decide on one input; raises InvalidInput when it does not fit the input schema, and
+        DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model."""
         values = self.validator(raw)
-        return self.evaluate_clean(values)
+        return self.evaluate_clean(values, expired)
 
-    def evaluate_clean(self, values: dict[str, Any]) -> Outcome:
+    def evaluate_clean(self, values: dict[str, Any], expired: Callable[[], bool] | None = None) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
         self.program.derive(values)
         scores: dict[str, float] = {}
         rows: list[np.ndarray] = []
         for bound in self.models:
+            if expired is not None and expired():
+                raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
             x = bound.model.encode(values)
             s = bound.model.score(x)
             values[bound.output] = s

@@ -9,10 +9,13 @@ A flow marks input fields ``sensitive: mask_pan | hash | redact`` (``engine.sche
   brute-forced without the key.
 - ``redact``: the value is replaced by ``[redacted]``.
 
-A ``Masker`` is built once per flow version from its input schema. Fields the flow does not
-declare (flows with ``unknown_fields: ignore``) are kept, but any card number found in their
-names or text is masked. ``scrub_text`` and ``scrub_event`` do the same for free text and for
-structlog events, as a last line of defence for error messages and log lines.
+A ``Masker`` is built once per flow version from its input schema. Every other field, declared
+or not, is kept, but any card number found in its name, its text or a whole number is masked
+(``engine.pan``: 13-19 digits passing Luhn, with or without separators, any Unicode digits).
+``scrub_text``, ``scrub_value`` and ``scrub_event`` apply the same scanner to free text, JSON-like
+values and structlog events at the places where strings leave the process: the decision-log
+record encoder, the structured-log processor chain, gRPC errors and trailers, the status service
+and the CLI printers.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import hmac
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.pan import PAN_MIN_DIGITS, luhn_valid, mask_digits, mask_pans
 from engine.schema import FieldSpec
 
 __all__ = [
@@ -44,13 +47,6 @@ __all__ = [
 
 REDACTED = "[redacted]"
 HASH_PREFIX = "hmac-sha256:"
-PAN_MIN_DIGITS = 13
-PAN_MAX_DIGITS = 19
-_KEEP_FIRST = 6
-_KEEP_LAST = 4
-
-# 13 to 19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run.
-_PAN_LIKE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -84,12 +80,16 @@ def _text_of(value: Any) -> str:
 
 
 def mask_pan(value: Any) -> str:
-    """First 6 and last 4 characters of a card number kept, the rest ``*`` (spaces/dashes dropped)."""
-    text = re.sub(r"[ -]", "", _text_of(value))
-    n = len(text)
-    if n < PAN_MIN_DIGITS:
-        return "*" * n
-    return text[:_KEEP_FIRST] + "*" * (n - _KEEP_FIRST - _KEEP_LAST) + text[-_KEEP_LAST:]
+    """First 6 and last 4 digits of a card number kept, the rest ``*`` (separators dropped).
+
+    Used for fields marked ``sensitive: mask_pan``: whatever the value, nothing but those 10
+    digits survives; a value with fewer than 13 digits is masked whole (one ``*`` a character).
+    """
+    text = _text_of(value)
+    digits = "".join(str(int(ch)) if ch.isdecimal() else "" for ch in text)
+    if len(digits) < PAN_MIN_DIGITS:
+        return "*" * len(text)
+    return mask_digits(digits)
 
 
 def keyed_hash(value: Any, key: HashKey) -> str:
@@ -98,49 +98,35 @@ def keyed_hash(value: Any, key: HashKey) -> str:
     return HASH_PREFIX + hmac.new(key.secret, data, hashlib.sha256).hexdigest()
 
 
-def luhn_valid(digits: str) -> bool:
-    """Whether a digit string passes the Luhn check every payment card number passes."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _mask_match(m: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", m.group(0))
-    if PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS and luhn_valid(digits):
-        return mask_pan(digits)
-    return m.group(0)
-
-
 def scrub_text(text: str) -> str:
-    """``text`` with every card-number-like digit run (13-19 digits passing Luhn) masked."""
-    if len(text) < PAN_MIN_DIGITS:
-        return text
-    return _PAN_LIKE.sub(_mask_match, text)
+    """``text`` with every card number (``engine.pan``) masked to first 6 / last 4."""
+    return mask_pans(text)
+
+
+def _scrub_number(value: int | float) -> Any:
+    """A whole number of 13-19 digits passing Luhn becomes its mask (a string); others stay."""
+    if -1e12 < value < 1e12 or not math.isfinite(value):  # fewer than 13 digits: not a card number
+        return value
+    text = _text_of(value)
+    masked = mask_pans(text)
+    return value if masked is text else masked
 
 
 def scrub_value(value: Any, _depth: int = 0) -> Any:
     """A JSON-like value with card numbers masked in every string, key and whole number."""
     if isinstance(value, str):
-        return scrub_text(value)
+        return mask_pans(value)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
-        text = _text_of(value)
-        return mask_pan(text) if scrub_text(text) != text else value
+        return _scrub_number(value)
     if _depth > 32:
         return REDACTED
     if isinstance(value, Mapping):
-        return {scrub_text(str(k)): scrub_value(v, _depth + 1) for k, v in value.items()}
+        return {mask_pans(str(k)): scrub_value(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub_value(v, _depth + 1) for v in value]
-    return scrub_text(str(value))
+    return mask_pans(str(value))
 
 
 def scrub_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -170,16 +156,29 @@ class Masker:
         self.sensitive: tuple[str, ...] = tuple(sorted(rules))
 
     def __call__(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """The input as it may be stored, and the names of the fields that were masked."""
-        out = dict(raw)
+        """The input as it may be stored, and the names of the sensitive fields that were masked.
+
+        Sensitive fields get their rule; every other value and every undeclared field name has
+        its card numbers masked (a PAN sent as a customer id or an unknown field never survives).
+        """
+        rules = self._rules
+        known = self._known
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in rules:
+                out[name] = value
+                continue
+            if type(value) is str:  # the common case, inlined: most strings are short
+                value = mask_pans(value)
+            elif type(value) is float:
+                value = _scrub_number(value)
+            elif not (value is None or type(value) is bool):
+                value = scrub_value(value)
+            out[name if name in known else mask_pans(str(name))] = value
         masked: list[str] = []
-        for name, rule in self._rules.items():
+        for name, rule in rules.items():
             v = out.get(name)
             if v is not None:
                 out[name] = rule(v)
                 masked.append(name)
-        if not self._known.issuperset(out):
-            for name in [k for k in out if k not in self._known]:
-                value = out.pop(name)
-                out[scrub_text(str(name))] = scrub_value(value)
         return out, masked

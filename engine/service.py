@@ -3,6 +3,11 @@
 This is the one object the gRPC servicer and the CLI call. It owns the current ``PolicySet`` and
 swaps it atomically on reload; each call reads the reference once, so a request never sees a
 half-loaded state. It adds identity and timing to the pure outcome.
+
+Deadlines: a caller may pass ``deadline`` (a ``time.monotonic()`` instant; the gRPC servicer
+derives it from the call's remaining time). If it has passed before evaluation or before a model,
+the call raises ``DeadlineExceeded`` and nothing is decided or logged. A decision finished after
+the deadline is logged with ``delivery="unknown"``: the caller has probably given up on it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import (
+    DeadlineExceeded,
     DecisionFailed,
     FieldError,
     FlowNotFound,
@@ -55,9 +61,10 @@ class DecisionSink(Protocol):
 
     ``record`` returns only once the decision is durable (or raises, and the caller gets an error
     instead of an answer that was never logged). Shadow outcomes are recorded with route "shadow".
+    ``delivery="unknown"`` marks a decision finished after the caller's deadline.
     """
 
-    def record(self, decision: Decision, raw_input: Mapping[str, Any]) -> None: ...
+    def record(self, decision: Decision, raw_input: Mapping[str, Any], *, delivery: str = "") -> None: ...
 
 
 def new_decision_id() -> str:
@@ -136,30 +143,47 @@ class Decider:
         return compiled, "pinned"
 
     def decide(
-        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
+        self,
+        flow: str,
+        input: Mapping[str, Any],
+        *,
+        version: str = "",
+        request_id: str = "",
+        caller: str = "",
+        deadline: float | None = None,
     ) -> Decision:
         """Decide one request for ``caller`` (its authenticated name, "" if none).
 
         A request id is the caller's own: a retry by the same caller within the window gets the
-        stored decision; the same id from another caller is another request. Raises the engine's
-        typed errors; never anything else.
+        stored decision; the same id from another caller is another request. ``deadline``: a
+        ``time.monotonic()`` instant after which the caller no longer waits (None: no deadline);
+        past it, DeadlineExceeded is raised before evaluation or before a model. Raises the
+        engine's typed errors; never anything else.
         """
         check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("the caller's deadline passed before the decision started")
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
             return idempotency.once(
-                request_id, flow, version, input, lambda: self._decide(flow, input, version, request_id, caller), caller=caller
+                request_id, flow, version, input,
+                lambda: self._decide(flow, input, version, request_id, caller, deadline), caller=caller,
             )
-        return self._decide(flow, input, version, request_id, caller)
+        return self._decide(flow, input, version, request_id, caller, deadline)
 
-    def _decide(self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str = "") -> Decision:
+    def _decide(
+        self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str = "", deadline: float | None = None
+    ) -> Decision:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
         policies = self.policies  # read once: routing and shadows come from the same state
         compiled, route = self._resolve(policies, flow, version, input)
+        expired = None if deadline is None else (lambda: time.monotonic() >= deadline)
+        if expired is not None and expired():
+            raise DeadlineExceeded("the caller's deadline passed before evaluation")
         start = time.perf_counter_ns()
         try:
-            outcome = compiled.evaluate(input)
+            outcome = compiled.evaluate(input) if expired is None else compiled.evaluate(input, expired)
         except VerdictError:
             raise
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
@@ -178,7 +202,10 @@ class Decider:
             caller=caller,
         )
         if self._sink is not None:
-            self._sink.record(decision, input)
+            if expired is not None and expired():  # the caller may be gone: not known as delivered
+                self._sink.record(decision, input, delivery="unknown")
+            else:
+                self._sink.record(decision, input)
         shadows = policies.flows[compiled.flow].shadow
         if shadows:
             self._submit_shadows(policies, decision, shadows, input)

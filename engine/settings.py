@@ -17,7 +17,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | log_format | VERDICT_LOG_FORMAT | json | json (one JSON object a line, library warnings and stdlib log records included) or console |
 | audit | VERDICT_AUDIT | audit | decision log directory (relative to the working directory); `off` disables |
 | audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
-| audit_hash_key | VERDICT_AUDIT_HASH_KEY | (random per process) | key of keyed hashes (`sensitive: hash`) and request fingerprints |
+| audit_hash_key | VERDICT_AUDIT_HASH_KEY | (kept in DIR/hash.key) | key of keyed hashes (`sensitive: hash`) and request fingerprints; at least 32 bytes |
 | audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
@@ -43,11 +43,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "bundled_root", "default_root", "is_loopback", "root_origin"]
 
 ENV_PREFIX = "VERDICT_"
+MIN_HASH_KEY_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -133,7 +134,9 @@ class Settings(BaseModel):
     )
     audit_dsn: str | None = Field(None, description="PostgreSQL DSN of the decision log (replaces the directory).")
     audit_hash_key: SecretStr | None = Field(
-        None, description="Key of keyed hashes and request fingerprints; random per process when unset."
+        None,
+        description="Key of keyed hashes and request fingerprints (at least 32 bytes); when unset, the key kept "
+        "in the log directory's hash.key (random per process with PostgreSQL).",
     )
     audit_segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, le=1 << 40, description="Segment file size limit.")
     idempotency_window_seconds: float = Field(
@@ -146,6 +149,14 @@ class Settings(BaseModel):
     reload_interval: float = Field(
         0.5, ge=0, le=3600, description="Seconds between checks of the root for changes (hot reload); 0: only on SIGHUP."
     )
+
+    @field_validator("audit_hash_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key shorter than 32 bytes (HMAC-SHA256's output size, RFC 2104 §3) is refused."""
+        if value is not None and len(value.get_secret_value().encode("utf-8")) < MIN_HASH_KEY_BYTES:
+            raise ValueError(f"must be at least {MIN_HASH_KEY_BYTES} bytes (e.g. `openssl rand -hex 32`)")
+        return value
 
     tls_cert: Path | None = Field(None, description="PEM certificate chain the server presents; with tls_key, TLS only.")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")

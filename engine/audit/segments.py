@@ -1,15 +1,18 @@
 """The embedded log's files: a directory of numbered segment files, written append-only.
 
 Layout: ``DIR/segment-00000001.log``, ``segment-00000002.log``, … and a ``.lock`` file held by the
-one process writing the directory. Files are created with mode 0640: the log holds (masked)
-customer data. Each segment is JSON lines (``engine.audit.record``); its first
+one process writing the directory. The log holds (masked) customer data, so it is private
+whatever the umask: directories are made (and kept) mode 0700 and files mode 0600
+(``private_dir``, ``fchmod`` after each create; files of an older log are tightened at open).
+Each segment is JSON lines (``engine.audit.record``); its first
 line is a ``segment`` header whose ``prev`` is the hash of the last record of the segment before
 (``GENESIS`` for segment 1), so one hash chain runs through every segment.
 
 A new segment is written to a temporary file with its header, fsynced and renamed into place, so
-a segment never exists without its header. Opening the store recovers after a crash: a torn last
-line (a write cut short) is trimmed and reported; any other bad record is corruption and the
-store refuses to open.
+a segment never exists without its header. Opening the store verifies every record of every
+segment (hashes, sequence, ``prev`` links, headers, numbering) and recovers after a crash: a torn
+last line (a write cut short) is trimmed and reported; any other bad record is corruption or
+tampering and the store refuses to open, naming the file, line and record.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,12 +31,54 @@ import structlog
 
 from engine.audit.errors import AuditCorrupt, AuditError, SegmentVanished
 from engine.audit.record import FORMAT, GENESIS, Chain, iso_time, payload, unseal
+from engine.audit.verify import ChainReport, ChainVerifier
 
-__all__ = ["DEFAULT_SEGMENT_BYTES", "FileStore", "Recovery", "has_segments", "iter_lines", "list_segments", "segment_name"]
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "VANISHED",
+    "DIR_MODE",
+    "FILE_MODE",
+    "FileStore",
+    "Recovery",
+    "has_segments",
+    "iter_lines",
+    "list_segments",
+    "private_dir",
+    "segment_name",
+    "verify_segment_files",
+]
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+VANISHED = "disappeared while the log was read (rotated or archived?)"
 _SEGMENT_RE = re.compile(r"^segment-(\d{8,})\.log$")
 _log = structlog.get_logger("verdict.audit")
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) as mode 0700, and set 0700 if it exists.
+
+    ``mkdir``'s mode is reduced by the umask, so the mode is set explicitly afterwards. Raises
+    AuditError when it cannot be created or changed.
+    """
+    try:
+        missing = []
+        path = Path(directory)
+        while not path.exists():
+            missing.append(path)
+            path = path.parent
+        for new in reversed(missing):
+            new.mkdir(mode=DIR_MODE, exist_ok=True)
+            os.chmod(new, DIR_MODE)
+        if stat.S_IMODE(os.stat(directory).st_mode) != DIR_MODE:
+            os.chmod(directory, DIR_MODE)
+    except OSError as exc:
+        raise AuditError(f"cannot create audit directory {directory}: {exc.strerror or exc}") from None
+
+
+def _private_file(fd: int) -> None:
+    os.fchmod(fd, FILE_MODE)  # the mode given to open() is reduced by the umask; this is exact
 
 
 def segment_name(index: int) -> str:
@@ -96,23 +142,36 @@ class FileStore:
     # --- opening and recovery ----------------------------------------------------------
 
     def open(self) -> Chain:
-        """Lock the directory, recover its tail, and return the chain to continue."""
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AuditError(f"cannot create audit directory {self.directory}: {exc.strerror or exc}") from None
+        """Lock the directory, verify every segment, recover the tail; the chain to continue.
+
+        Raises AuditCorrupt (naming file, line and record) when any record was changed, removed
+        or reordered, and AuditError when the directory is unusable; the lock is released then.
+        """
+        private_dir(self.directory)
         self._lock()
+        try:
+            return self._open_locked()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_locked(self) -> Chain:
         for stale in self.directory.glob("segment-*.log.tmp"):
             stale.unlink()
         segments = list_segments(self.directory)
+        for _, existing in segments:  # a log written before files were 0600
+            if stat.S_IMODE(existing.stat().st_mode) != FILE_MODE:
+                os.chmod(existing, FILE_MODE)
         if not segments:
             chain = Chain()
             self._create_segment(1, chain)
             self.recovery = Recovery(segment_name(1), 1, 0)
             return chain
         index, path = segments[-1]
+        if index != len(segments):
+            self._verify_sealed(segments)  # names the missing segment
         removed = ""
-        chain_or_none, records, trimmed = self._recover(index, path)
+        chain_or_none, records, trimmed = self._recover(index, path, self._verify_sealed(segments[:-1]))
         if chain_or_none is None:  # nothing usable in the last segment: a crash while creating it
             removed = path.name
             path.unlink()
@@ -124,7 +183,7 @@ class FileStore:
                 self.recovery = Recovery(segment_name(1), 1, trimmed, removed)
                 return chain
             index, path = segments[-2]
-            chain_or_none, records, trimmed2 = self._recover(index, path)
+            chain_or_none, records, trimmed2 = self._recover(index, path, self._verify_sealed(segments[:-2]))
             trimmed += trimmed2
             if chain_or_none is None:
                 raise AuditCorrupt(f"{path}: segment has no valid header; run `verdict audit verify {self.directory}`")
@@ -136,7 +195,8 @@ class FileStore:
 
     def _lock(self) -> None:
         path = self.directory / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        _private_file(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -144,9 +204,30 @@ class FileStore:
             raise AuditError(f"{self.directory} is in use by another writer (it holds {path})") from None
         self._lock_fd = fd
 
-    def _recover(self, index: int, path: Path) -> tuple[Chain | None, int, int]:
-        """Check the last segment; trim a torn tail. (chain after it | None if empty, records, trimmed)."""
+    def _verify_sealed(self, segments: Sequence[tuple[int, Path]]) -> Chain:
+        """Verify every record of ``segments`` (all but the last, which ``_recover`` checks); the
+        chain after them. Raises AuditCorrupt naming the first bad record: the server refuses to
+        append to a log that was changed after it was written."""
+        if not segments:
+            return Chain()
+        report = ChainReport(str(self.directory))
+        verify_segment_files(self.directory, segments, ChainVerifier(report))
+        if report.bad is not None:
+            raise AuditCorrupt(
+                f"{report.bad}; refusing to append to a log that was changed "
+                f"(`verdict audit verify {self.directory}`; recovery: docs/decision-log.md)"
+            )
+        return Chain(report.last_seq + 1, report.last_hash)
+
+    def _recover(self, index: int, path: Path, head: Chain) -> tuple[Chain | None, int, int]:
+        """Check the last segment, which continues ``head``; trim a torn tail.
+
+        Returns (chain after it | None if it holds no record, records, trimmed bytes).
+        """
         data = path.read_bytes()
+        report = ChainReport(str(path))
+        checker: ChainVerifier | None = None
+        refuse = f"refusing to append to a log that was changed (`verdict audit verify {self.directory}`)"
         pos = 0
         chain: Chain | None = None
         records = 0
@@ -169,17 +250,27 @@ class FileStore:
                 )
                 break
             where = f"{path}: line {records + 1}"
-            try:
-                rec = unseal(data[pos:end])
-            except ValueError as exc:
-                raise AuditCorrupt(f"{where}: {exc}; run `verdict audit verify {self.directory}`") from None
-            if not rec.hash_ok:
-                raise AuditCorrupt(f"{where}: hash mismatch (the record was changed); run `verdict audit verify {self.directory}`")
-            if chain is None:
+            if chain is None:  # the header: its own checks, then it must continue the segment before
+                try:
+                    rec = unseal(data[pos:end])
+                except ValueError as exc:
+                    raise AuditCorrupt(f"{where}: {exc}; {refuse}") from None
+                if not rec.hash_ok:
+                    raise AuditCorrupt(f"{where}: hash mismatch: the record was edited; {refuse}")
                 if rec.kind != "segment" or rec.data.get("segment") != index:
-                    raise AuditCorrupt(f"{where}: the first record of a segment must be its header")
-            elif rec.seq != chain.seq or rec.prev != chain.prev:
-                raise AuditCorrupt(f"{where}: out of chain order; run `verdict audit verify {self.directory}`")
+                    raise AuditCorrupt(f"{where}: the first record of a segment must be its header; {refuse}")
+                if rec.seq != head.seq or rec.prev != head.prev:
+                    raise AuditCorrupt(
+                        f"{where} (seq {rec.seq}): the segment header does not continue the segment before "
+                        f"(expected seq {head.seq}); {refuse}"
+                    )
+                checker = ChainVerifier(report, (head.seq, head.prev))
+            assert checker is not None
+            rec = checker.feed(where, data[pos:end])
+            if rec is None:
+                raise AuditCorrupt(f"{report.bad}; {refuse}")
+            if chain is not None and rec.kind == "segment":
+                raise AuditCorrupt(f"{where}: a segment header in the middle of a segment; {refuse}")
             chain = Chain(int(rec.seq) + 1, rec.hash)
             records += 1
             pos = end + 1
@@ -195,8 +286,9 @@ class FileStore:
         line = chain.seal(header) + b"\n"
         final = self.directory / segment_name(index)
         tmp = final.with_name(final.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
+            _private_file(fd)
             _write_all(fd, line)
             os.fsync(fd)
         finally:
@@ -279,3 +371,35 @@ def iter_lines(path: Path, chunk: int = 1 << 20) -> Iterator[tuple[bytes, bool]]
                 yield part, True
         if rest:
             yield rest, False
+
+
+def verify_segment_files(chain_dir: Path, segments: Sequence[tuple[int, Path]], checker: ChainVerifier) -> None:
+    """Feed every line of ``segments`` (numbered from 1, in order) to ``checker``; stop at the first
+    problem, which ``checker.report.bad`` names (file, line, seq, decision id)."""
+    report = checker.report
+    for expected, (index, path) in enumerate(segments, start=1):
+        if index != expected:
+            checker.fail(str(chain_dir / segment_name(expected)), f"segment {expected} is missing (found segment {index} next)")
+            return
+        report.segments += 1
+        line_no = 0
+        try:
+            for raw, complete in iter_lines(path):
+                line_no += 1
+                where = f"{path}: line {line_no}"
+                rec = checker.feed(where, raw, complete)
+                if rec is None:
+                    return
+                if line_no == 1 and (rec.kind != "segment" or rec.data.get("segment") != index):
+                    checker.fail(where, f"the first record of segment {index} is not its header")
+                    return
+                if line_no > 1 and rec.kind == "segment":
+                    checker.fail(where, "a segment header in the middle of a segment")
+                    return
+        except SegmentVanished:
+            report.segments -= 1
+            checker.fail(str(path), VANISHED)
+            return
+        if line_no == 0:
+            checker.fail(f"{path}", "empty segment (no header)")
+            return

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from engine.audit.record import decision_payload
 from engine.audit.writer import GroupCommitWriter, Meta
 from engine.idempotency import Fingerprinter
-from engine.privacy import HashKey, Masker
+from engine.privacy import HashKey, Masker, scrub_text
 from engine.types import Decision
 
 if TYPE_CHECKING:
@@ -76,8 +76,11 @@ class AuditSink:
         self._fingerprint = fingerprint
         self._clock = clock
 
-    def record(self, decision: Decision, raw_input: Mapping[str, Any]) -> None:
-        """Append the decision with its masked input; returns once it is durable."""
+    def record(self, decision: Decision, raw_input: Mapping[str, Any], *, delivery: str = "") -> None:
+        """Append the decision with its masked input; returns once it is durable.
+
+        ``delivery="unknown"``: finished after the caller's deadline (the record says so).
+        """
         masked, fields = self.masks.masker(decision.flow, decision.version, decision.revision)(raw_input)
         fp = ""
         key_id = ""
@@ -86,8 +89,8 @@ class AuditSink:
             fp = self._fingerprint(decision.flow, requested, raw_input)
             key_id = self._fingerprint.key_id
         ts = self._clock()
-        body = decision_payload(decision, masked, fields, ts=ts, fingerprint=fp, key_id=key_id)
-        self.writer.append(body, Meta(ts, decision.flow, decision.decision_id, decision.request_id))
+        body = decision_payload(decision, masked, fields, ts=ts, fingerprint=fp, key_id=key_id, delivery=delivery)
+        self.writer.append(body, Meta(ts, decision.flow, decision.decision_id, scrub_text(decision.request_id)))
 
     def close(self) -> None:
         self.writer.close()

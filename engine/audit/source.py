@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from engine.audit.errors import AuditError, SegmentVanished
 from engine.audit.follow import ChainFollower, Gap, MissingSegments, note_gap
 from engine.audit.record import iso_time
-from engine.audit.segments import iter_lines, list_segments, segment_name
+from engine.audit.segments import VANISHED, iter_lines, list_segments, segment_name, verify_segment_files
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
 
 __all__ = ["FileSource", "LogSource", "is_dsn", "numbering_holes", "open_source"]
@@ -33,7 +33,6 @@ __all__ = ["FileSource", "LogSource", "is_dsn", "numbering_holes", "open_source"
 _DSN_RE = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 _MISSING = "is missing (found segment {found} next)"
 _MISSING_AT_START = "is missing (the log starts at segment {found})"
-_VANISHED = "disappeared while the log was read (rotated or archived?)"
 
 
 class LogSource(Protocol):
@@ -114,35 +113,7 @@ class FileSource:
 
     def _verify_chain(self, chain_dir: Path) -> ChainReport:
         report = ChainReport(str(chain_dir))
-        checker = ChainVerifier(report)
-        segments = list_segments(chain_dir)
-        for expected, (index, path) in enumerate(segments, start=1):
-            if index != expected:
-                missing = str(chain_dir / segment_name(expected))
-                checker.fail(missing, f"segment {expected} is missing (found segment {index} next)")
-                break
-            report.segments += 1
-            line_no = 0
-            try:
-                for raw, complete in iter_lines(path):
-                    line_no += 1
-                    where = f"{path}: line {line_no}"
-                    rec = checker.feed(where, raw, complete)
-                    if rec is None:
-                        return report
-                    if line_no == 1 and (rec.kind != "segment" or rec.data.get("segment") != index):
-                        checker.fail(where, f"the first record of segment {index} is not its header")
-                        return report
-                    if line_no > 1 and rec.kind == "segment":
-                        checker.fail(where, "a segment header in the middle of a segment")
-                        return report
-            except SegmentVanished:
-                report.segments -= 1
-                checker.fail(str(path), _VANISHED)
-                return report
-            if line_no == 0:
-                checker.fail(f"{path}", "empty segment (no header)")
-                return report
+        verify_segment_files(chain_dir, list_segments(chain_dir), ChainVerifier(report))
         return report
 
     def _snapshot(self, gaps: list[Gap] | None) -> list[tuple[Path, list[tuple[int, Path]]]]:
@@ -200,7 +171,7 @@ class FileSource:
                         continue
                     yield data
             except SegmentVanished:
-                follower.segments_missing(MissingSegments(str(path), index, index, _VANISHED))
+                follower.segments_missing(MissingSegments(str(path), index, index, VANISHED))
         follower.end()
 
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]:

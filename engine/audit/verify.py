@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.audit.record import GENESIS, Sealed, unseal
+from engine.audit.record import GENESIS, Sealed, peek_decision, unseal
 
 __all__ = ["BadRecord", "ChainReport", "ChainVerifier", "VerifyReport"]
 
@@ -72,10 +72,9 @@ class VerifyReport:
 class ChainVerifier:
     """Feeds one chain's lines in order; stops at the first bad one."""
 
-    def __init__(self, report: ChainReport) -> None:
+    def __init__(self, report: ChainReport, start: tuple[int, str] = (0, GENESIS)) -> None:
         self.report = report
-        self._seq = 0
-        self._prev = GENESIS
+        self._seq, self._prev = start  # where the chain stands before the first line fed
 
     def feed(self, where: str, raw: bytes, complete: bool = True) -> Sealed | None:
         """Check the next line; returns it parsed, or None after recording the problem."""
@@ -85,6 +84,15 @@ class ChainVerifier:
         if not complete:
             r.bad = BadRecord(where, f"truncated mid-record ({len(raw)} bytes without an end of line)")
             return None
+        fast = peek_decision(raw)
+        if fast is not None and fast.data["seq"] == self._seq and fast.data["prev"] == self._prev:
+            self._seq += 1
+            self._prev = fast.hash
+            r.records += 1
+            r.last_seq = fast.data["seq"]
+            r.last_hash = fast.hash
+            r.decisions += 1
+            return fast
         try:
             rec = unseal(raw)
         except ValueError as exc:

@@ -18,8 +18,9 @@ from typing import Any
 import structlog
 
 from engine.audit.errors import AuditError
+from engine.audit.keyfile import load_or_create_key
 from engine.audit.record import decision_from_record, parse_time
-from engine.audit.segments import FileStore
+from engine.audit.segments import FileStore, private_dir
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import LogSource, open_source
 from engine.audit.writer import GroupCommitWriter, Store
@@ -93,10 +94,24 @@ def _rebuild(idem: IdempotencyCache, source_location: str, key: HashKey, clock: 
         source.close()
 
 
+def _hash_key(settings: Settings) -> HashKey:
+    """``VERDICT_AUDIT_HASH_KEY``; else the key kept in the log directory (created once); else
+    (PostgreSQL or no log) a random key for this process."""
+    if settings.audit_hash_key is not None:
+        return HashKey.from_setting(settings.audit_hash_key.get_secret_value())
+    directory = settings.audit_dir
+    if directory is None:
+        return HashKey.from_setting(None)
+    private_dir(directory)
+    key, created = load_or_create_key(directory)
+    if created:
+        _log.info("audit_hash_key_created", path=str(directory / "hash.key"), key_id=key.key_id)
+    return key
+
+
 def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable[[], float] = time.time) -> Audit:
     """Open the decision log and the idempotency cache as ``settings`` say; raises AuditError."""
-    secret = settings.audit_hash_key.get_secret_value() if settings.audit_hash_key is not None else None
-    key = HashKey.from_setting(secret)
+    key = _hash_key(settings)
     fingerprint = Fingerprinter(key)
     idem = None
     if settings.idempotency_window_seconds > 0:
@@ -113,7 +128,8 @@ def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable
     if key.ephemeral:
         _log.warning(
             "audit_hash_key_ephemeral",
-            detail="VERDICT_AUDIT_HASH_KEY is not set: keyed hashes and fingerprints differ after a restart",
+            detail="VERDICT_AUDIT_HASH_KEY is not set and the log is in PostgreSQL: keyed hashes and "
+            "fingerprints differ after a restart, and a retry after a restart is decided again",
         )
     recovery = getattr(store, "recovery", None)
     rebuilt = 0

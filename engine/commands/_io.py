@@ -1,4 +1,9 @@
-"""Helpers the commands share: reading a JSON input document, printing JSON, reporting errors."""
+"""Helpers the commands share: reading a JSON input document, printing JSON, reporting errors.
+
+Everything a command prints goes through ``print_json``, ``write_out`` or ``report``, which mask
+card numbers (``engine.privacy``) on the way out: a PAN in an input, a request id or a log record
+is never echoed to a terminal, a pipe or a CI log.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["ROOT_HELP", "UsageError", "note", "policy_root", "print_json", "read_input", "report"]
+from engine.privacy import scrub_text, scrub_value
+
+__all__ = ["ROOT_HELP", "UsageError", "note", "policy_root", "print_json", "read_input", "report", "write_out"]
 
 
 ROOT_HELP = (
@@ -39,15 +46,20 @@ def read_input(source: str, stdin: TextIO | None = None) -> dict[str, Any]:
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
-    """Write ``data`` as one indented JSON document."""
+    """Write ``data`` as one indented JSON document (card numbers masked)."""
     out = stream or sys.stdout
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    out.write(json.dumps(scrub_value(data), indent=2, ensure_ascii=False) + "\n")
     out.flush()
 
 
+def write_out(text: str, stream: TextIO | None = None) -> None:
+    """Write command output ``text`` (card numbers masked) to stdout, without flushing."""
+    (stream or sys.stdout).write(scrub_text(text))
+
+
 def report(message: str) -> None:
-    """Tell the user what went wrong, on stderr."""
-    sys.stderr.write(f"verdict: {message}\n")
+    """Tell the user what went wrong, on stderr (card numbers masked)."""
+    sys.stderr.write(scrub_text(f"verdict: {message}\n"))
     sys.stderr.flush()
 
 

@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from engine.commands._io import report
+from engine.commands._io import report, write_out
 
 __all__ = ["register", "run_recover", "run_show", "run_verify"]
 
@@ -77,12 +77,12 @@ def run_verify(args: argparse.Namespace) -> int:
     detail = f"{result.records:,} records" + (f", {segments:,} segment{'s' if segments != 1 else ''}" if segments else "")
     if len(result.chains) > 1:
         detail += f", {len(result.chains)} chains"
-    out.write(f"ok: {result.decisions:,} decision records ({detail}) in {result.location}\n")
+    write_out(f"ok: {result.decisions:,} decision records ({detail}) in {result.location}\n", out)
     if len(result.chains) == 1:
-        out.write(f"last hash: {result.chains[0].last_hash}\n")
+        write_out(f"last hash: {result.chains[0].last_hash}\n", out)
     else:
         for chain in result.chains:
-            out.write(f"{chain.name}: {chain.decisions:,} decisions, last seq {chain.last_seq}, last hash {chain.last_hash}\n")
+            write_out(f"{chain.name}: {chain.decisions:,} decisions, last seq {chain.last_seq}, last hash {chain.last_hash}\n", out)
     out.flush()
     return 0
 
@@ -100,6 +100,8 @@ def run_show(args: argparse.Namespace) -> int:
     except AuditError as exc:
         report(str(exc))
         return 2
+    from engine.privacy import scrub_value
+
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     out = sys.stdout
     gaps: list[Gap] | None = [] if args.allow_gaps else None
@@ -112,7 +114,7 @@ def run_show(args: argparse.Namespace) -> int:
             records = source.decisions(flow=args.flow, decision_id=args.decision, gaps=gaps)
         found = 0
         for record in records:
-            out.write(encode(record) + "\n")
+            write_out(encode(scrub_value(record)) + "\n", out)  # also masks what an older log holds
             found += 1
     except BrokenPipeError:  # `verdict audit show … | head`
         return 0
@@ -164,5 +166,5 @@ def run_recover(args: argparse.Namespace) -> int:
         rec = store.recovery
         trimmed = rec.trimmed_bytes if rec else 0
         removed = f"; removed empty {rec.removed_segment}" if rec and rec.removed_segment else ""
-        sys.stdout.write(f"ok: {directory} ends at seq {chain.seq - 1}; trimmed {trimmed} bytes of a torn record{removed}\n")
+        write_out(f"ok: {directory} ends at seq {chain.seq - 1}; trimmed {trimmed} bytes of a torn record{removed}\n")
     return code

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, policy_root, report
+from engine.commands._io import ROOT_HELP, policy_root, report, write_out
 
 __all__ = ["register", "run"]
 
@@ -36,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
         report(str(exc))
         return 2
     result = lint(root)
-    sys.stdout.write(format_lint(result) + "\n")
+    write_out(format_lint(result) + "\n")
     return 0 if result.ok else 1

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.commands._io import ROOT_HELP, policy_root, report
+from engine.commands._io import ROOT_HELP, policy_root, report, write_out
 
 if TYPE_CHECKING:
     from engine.errors import Problem
@@ -69,20 +68,20 @@ def run(args: argparse.Namespace) -> int:
     linted = lint(root, result)
     errors = [p for p in linted.errors if _holds_back(p, args.flow, result)]  # load and lint errors, as at activation
     if errors:
-        sys.stdout.write("\n".join(format_problem(p) for p in errors) + "\n")
+        write_out("\n".join(format_problem(p) for p in errors) + "\n")
         report(f"not released: fix the {len(errors)} error(s) above first (verdict lint)")
         return 1
     path = lock_path(root, *key)
     lock, _ = read_lock(path, str(path))
     if lock is not None:
-        sys.stdout.write(f"{args.flow} {args.version} is already released (revision {lock.revision[:12]}); nothing to do\n")
+        write_out(f"{args.flow} {args.version} is already released (revision {lock.revision[:12]}); nothing to do\n")
         return 0
     passed = _tests_pass(args, result, root)
     if passed is None:
         return 1
     content = result.contents[key]
     path.write_text(render_lock(args.flow, args.version, content), encoding="utf-8")
-    sys.stdout.write(
+    write_out(
         f"released {args.flow} {args.version}: revision {content.revision[:12]}, {len(content.files)} files, "
         f"{len(content.models)} models, {passed} tests passed\nwrote {path.relative_to(root)}\n"
     )
@@ -99,7 +98,7 @@ def _tests_pass(args: argparse.Namespace, result: Any, root: Path) -> int | None
     mine = [s for s in suites if s.flow == args.flow and (s.versions is None or args.version in s.versions)]
     tests = run({key: result.compiled[key]}, mine, problems=problems)
     if not tests.ok or not any((r.flow, r.version) == key for r in tests.results):
-        sys.stdout.write(format_report(tests) + "\n")
+        write_out(format_report(tests) + "\n")
         report(f"not released: {args.flow} {args.version} needs passing tests (policies/{args.flow}/{args.version}/tests)")
         return None
     return len(tests.results)
@@ -123,15 +122,15 @@ def _reissue(root: Path, args: argparse.Namespace, result: Any) -> int:
     # The lock's own complaints are what a re-issue answers; any other error must be fixed first.
     others = [p for p in result.errors if p.code != "released_version_changed"]
     if others:
-        sys.stdout.write("\n".join(format_problem(p) for p in others) + "\n")
+        write_out("\n".join(format_problem(p) for p in others) + "\n")
         report(f"not re-issued: fix the {len(others)} error(s) above first (verdict lint)")
         return 1
     if lock.revision == content.revision:
-        sys.stdout.write(f"{args.flow} {args.version}: the lock already matches (revision {lock.revision[:12]}); nothing to do\n")
+        write_out(f"{args.flow} {args.version}: the lock already matches (revision {lock.revision[:12]}); nothing to do\n")
         return 0
     refusals = reissue_refusals(lock, content)
     if refusals:
-        sys.stdout.write("".join(f"{rel}: {r}\n" for r in refusals))
+        write_out("".join(f"{rel}: {r}\n" for r in refusals))
         report(f"not re-issued: put the change in a new version of {args.flow}")
         return 1
     if key not in result.compiled or _tests_pass(args, result, root) is None:
@@ -141,7 +140,7 @@ def _reissue(root: Path, args: argparse.Namespace, result: Any) -> int:
                     changed=changed_files(lock, content))
     path.write_text(render_lock(args.flow, args.version, content, released_at=lock.released_at,
                                 reissued=(*lock.reissued, entry)), encoding="utf-8")
-    sys.stdout.write(
+    write_out(
         f"re-issued {args.flow} {args.version}: revision {lock.revision[:12]} -> {content.revision[:12]} "
         f"({len(entry.changed)} changed files: {', '.join(entry.changed)})\nwrote {rel}\n"
     )

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.commands._io import ROOT_HELP, policy_root, report
+from engine.commands._io import ROOT_HELP, policy_root, report, write_out
+from engine.privacy import scrub_value
 
 __all__ = ["Progress", "register", "run"]
 
@@ -140,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         source.close()
-    document = json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    document = json.dumps(scrub_value(result.as_dict()), indent=2, ensure_ascii=False) + "\n"  # no PAN in a report
     if args.json == "-":
-        sys.stdout.write(document)
+        write_out(document)
     else:
-        sys.stdout.write(render_table(result))
+        write_out(render_table(result))
         if args.json:
             Path(args.json).write_text(document, encoding="utf-8")
     sys.stdout.flush()

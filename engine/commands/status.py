@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from engine.commands._channel import add_connection_flags, call_metadata, open_channel
-from engine.commands._io import UsageError, report
+from engine.commands._io import UsageError, report, write_out
 
 __all__ = ["format_status", "register", "run"]
 
@@ -102,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
         except grpc.RpcError as exc:
             report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
             return 1
-    sys.stdout.write(format_status(status, metrics=args.metrics) + "\n")
+    write_out(format_status(status, metrics=args.metrics) + "\n")
     return 1 if failed(status) else 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, policy_root, report
+from engine.commands._io import ROOT_HELP, policy_root, report, write_out
 
 __all__ = ["register", "run"]
 
@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
         report(str(exc))
         return 2
     result = run_root(root, pattern=args.pattern)
-    sys.stdout.write(format_report(result, verbose=args.verbose) + "\n")
+    write_out(format_report(result, verbose=args.verbose) + "\n")
     if not result.ok:
         return 1
     if args.fail_uncovered and (result.uncovered or result.untested):
-        sys.stdout.write("failed: some rules are fired by no test case (--fail-uncovered)\n")
+        write_out("failed: some rules are fired by no test case (--fail-uncovered)\n")
         return 1
     return 0

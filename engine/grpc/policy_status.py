@@ -16,6 +16,7 @@ from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.grpc.wire import Malformed, tolerant_decoder
 from engine.loader import PolicySet, version_key
+from engine.privacy import scrub_text
 
 if TYPE_CHECKING:
     from engine.activation import FlowHealth
@@ -33,7 +34,7 @@ def _ms(unix: float | None) -> int:
 
 def _problems_to_pb(problems: Iterable[Problem]) -> list[pb.PolicyProblem]:
     return [
-        pb.PolicyProblem(path=p.path, line=p.line or 0, code=p.code, message=p.message, rule=p.rule or "", hint=p.hint or "",
+        pb.PolicyProblem(path=p.path, line=p.line or 0, code=p.code, message=scrub_text(p.message), rule=p.rule or "", hint=p.hint or "",
                          severity=p.severity, flow=p.flow or "")
         for p in problems
     ]
@@ -45,11 +46,11 @@ def _reload_to_pb(status: ReloadStatus) -> pb.ReloadResult:
         trigger=status.trigger,
         at_unix_ms=_ms(status.at),
         revision=status.revision,
-        message=status.message,
+        message=scrub_text(status.message),  # status replies pass the card-number scanner too
         problems=_problems_to_pb(status.problems),
         tests_run=status.tests_run,
         tests_failed=status.tests_failed,
-        failed_tests=list(status.failures),
+        failed_tests=[scrub_text(f) for f in status.failures],
         result=status.result,
         warnings=_problems_to_pb(status.warnings),
     )

@@ -3,10 +3,12 @@
 Decide receives the request already decoded by ``engine.grpc.wire`` (registered as the method's
 deserializer) and returns serialized bytes (the serializer is the identity), so the request path
 never builds upb messages. ``handlers`` registers the methods under the contract's names.
+The call's deadline goes to the core as a ``time.monotonic()`` instant, never the context itself.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -29,7 +31,8 @@ class Decider(Protocol):
     """What the servicer needs from the core (``engine.service.Decider``)."""
 
     def decide(
-        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = "",
+        deadline: float | None = None,
     ) -> Decision: ...
 
     def flows(self) -> dict[str, list[str]]: ...
@@ -59,8 +62,10 @@ class DecisionServicer:
         """Decide one request; answers serialized DecideResponse bytes."""
         if isinstance(call, Malformed):
             raise InvalidInput([FieldError(call.field, call.message, call.code)])
+        remaining = context.time_remaining()  # seconds, None without a deadline
+        deadline = None if remaining is None else time.monotonic() + remaining
         decision = self._core().decide(
-            call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context)
+            call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context), deadline=deadline
         )
         return self._encode(decision)
 

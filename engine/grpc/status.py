@@ -11,6 +11,8 @@ Every error reply fits a default client's 8 KiB metadata limit (grpc/grpc#37852:
 reaches the client as RESOURCE_EXHAUSTED instead of its status): each message is clipped to
 ``MAX_ERROR_MESSAGE_CHARS``, the status message to ``MAX_STATUS_MESSAGE_BYTES`` and the trailer to
 ``MAX_FIELD_ERRORS_TRAILER_BYTES`` (engine.limits), dropping trailing entries into the count.
+Card numbers in the message and the trailer (a PAN sent as a flow name, request id or field) are
+masked here, where every error leaves for a client (``engine.privacy.scrub_text``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from engine.limits import (
     MAX_QUOTED_CHARS,
     MAX_STATUS_MESSAGE_BYTES,
 )
+from engine.privacy import scrub_text
 
 __all__ = [
     "FIELD_ERRORS_KEY",
@@ -57,6 +60,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.DecisionFailed: grpc.StatusCode.INTERNAL,
     # Loading problems are the operator's, not the caller's; a request should never meet them.
     errors.PolicyError: grpc.StatusCode.INTERNAL,
@@ -78,7 +82,7 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[
     code = next(STATUS_BY_ERROR[c] for c in type(error).__mro__ if c in STATUS_BY_ERROR)
     if isinstance(error, errors.InvalidInput):
         return (code, *_invalid_input(error))
-    return code, _fit(f"[{error.code}] {error}", MAX_STATUS_MESSAGE_BYTES), ()
+    return code, _fit(scrub_text(f"[{error.code}] {error}"), MAX_STATUS_MESSAGE_BYTES), ()
 
 
 def _fit(text: str, limit: int) -> str:
@@ -92,7 +96,7 @@ def _fit(text: str, limit: int) -> str:
 def _invalid_input(error: errors.InvalidInput) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The message and trailers of an InvalidInput: as many field errors as fit both budgets."""
     fields = [
-        {"field": clip(e.field, MAX_QUOTED_CHARS), "message": clip(e.message, MAX_ERROR_MESSAGE_CHARS), "code": e.code}
+        {"field": clip(scrub_text(e.field), MAX_QUOTED_CHARS), "message": clip(scrub_text(e.message), MAX_ERROR_MESSAGE_CHARS), "code": e.code}
         for e in error.errors
     ]
     omitted = error.omitted

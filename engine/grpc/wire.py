@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.limits import MAX_INPUT_FIELDS
+from engine.privacy import scrub_text
 from engine.types import Decision, FiredRule
 
 __all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "tolerant_decoder"]
@@ -316,7 +317,7 @@ class ResponseEncoder:
             parts.append(body)
         parts.append(_double(_T_EVAL_US, d.eval_us))
         parts.append(_text(_T_ROUTE, d.route))
-        parts.append(_text(_T_REQUEST_ID, d.request_id))
+        parts.append(_text(_T_REQUEST_ID, scrub_text(d.request_id)))  # a card number is echoed masked
         return b"".join(parts)
 
     def _header(self, d: Decision) -> bytes:

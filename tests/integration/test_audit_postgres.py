@@ -185,7 +185,7 @@ def test_failed_batch_starts_a_new_chain_and_logging_goes_on(dsn, policies):
 def test_serve_with_audit_dsn_logs_and_rebuilds_retries(dsn, tmp_path, monkeypatch):
     """`verdict serve --audit-dsn`: decisions go to PostgreSQL; a second replica answers a retry
     of a request the first one decided with the logged decision."""
-    monkeypatch.setenv("VERDICT_AUDIT_HASH_KEY", "shared-replica-key")
+    monkeypatch.setenv("VERDICT_AUDIT_HASH_KEY", "shared-replica-key-" + "x" * 32)
     first = ServeProcess(tmp_path, "--audit-dsn", dsn)
     apps = credit_applications(10)
     try:

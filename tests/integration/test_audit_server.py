@@ -36,7 +36,7 @@ def everything_on_disk(*roots: Path) -> bytes:
 def test_kill_9_under_concurrent_load_keeps_every_answered_decision(tmp_path, monkeypatch):
     """24 clients hammer the server; SIGKILL mid-load; the log verifies and holds every OK answer;
     after a restart a retry of an answered request gets the logged decision."""
-    monkeypatch.setenv("VERDICT_AUDIT_HASH_KEY", "integration-test-key")  # fingerprints survive the restart
+    monkeypatch.setenv("VERDICT_AUDIT_HASH_KEY", "integration-test-key-" + "x" * 32)  # fingerprints survive the restart
     log_dir = tmp_path / "audit"
     server = ServeProcess(tmp_path, "--audit", str(log_dir), "--threads", "16")
     answered: list[str] = []

@@ -27,10 +27,10 @@ class GatedDecider(FakeDecider):
         self.gate = threading.Event()
         self.arrived = threading.Semaphore(0)
 
-    def decide(self, flow, input, *, version="", request_id="", caller=""):
+    def decide(self, flow, input, *, version="", request_id="", caller="", deadline=None):
         self.arrived.release()
         assert self.gate.wait(30)
-        return super().decide(flow, input, version=version, request_id=request_id)
+        return super().decide(flow, input, version=version, request_id=request_id, deadline=deadline)
 
 
 def test_stop_finishes_accepted_calls_and_refuses_new_ones():

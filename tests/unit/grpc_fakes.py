@@ -52,7 +52,8 @@ class FakeDecider:
         self.calls: list[tuple[str, dict[str, Any], str, str]] = []
 
     def decide(
-        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = ""
+        self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = "",
+        deadline: float | None = None,
     ) -> Decision:
         self.calls.append((flow, dict(input), version, request_id))
         if not flow:
@@ -86,8 +87,12 @@ class AbortError(Exception):
 class FakeContext:
     """Records what a servicer does to its context."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_remaining: float | None = None) -> None:
         self.trailing: tuple[tuple[str, str], ...] = ()
+        self._time_remaining = time_remaining
+
+    def time_remaining(self) -> float | None:
+        return self._time_remaining
 
     def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self.trailing = tuple(metadata)

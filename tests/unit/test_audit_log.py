@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit.errors import AuditCorrupt, AuditError, AuditUnavailable
-from engine.audit.record import GENESIS, Chain, decision_from_record, iso_time, parse_time, unseal
+from engine.audit.record import GENESIS, Chain, decision_from_record, iso_time, parse_time, payload, unseal
 from engine.audit.segments import FileStore, list_segments
 from engine.audit.source import FileSource, open_source
 from engine.audit.writer import GroupCommitWriter
@@ -243,3 +243,71 @@ def test_values_json_cannot_encode_are_logged_as_text(tmp_path):
 
     body = decision_payload(make_decision(1), {"when": datetime.date(2024, 5, 1)}, [], ts=0.0)
     assert json.loads(body)["input"] == {"when": "2024-05-01"}
+
+
+def test_log_directory_is_private_whatever_the_umask(tmp_path):
+    """With umask 0 the log's directories (new parents too) are 0700 and every file 0600."""
+    import os
+    import stat
+
+    from engine.audit.keyfile import load_or_create_key
+
+    directory = tmp_path / "a" / "log"
+    old = os.umask(0)
+    try:
+        write_log(directory, 30, max_segment_bytes=4096)
+        load_or_create_key(directory)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = [p for p in directory.iterdir()]
+    assert {p.name for p in files} >= {".lock", "hash.key", "segment-00000001.log", "segment-00000002.log"}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+
+
+def test_opening_tightens_an_older_logs_permissions(tmp_path):
+    """A log written with wider modes (0755 directory, 0644 segments) is made private at open."""
+    import os
+    import stat
+
+    write_log(tmp_path, 3)
+    os.chmod(tmp_path, 0o755)
+    for _, path in list_segments(tmp_path):
+        os.chmod(path, 0o644)
+    store = FileStore(tmp_path)
+    store.open()
+    store.close()
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for _, p in list_segments(tmp_path))
+
+
+def test_tampering_in_an_earlier_segment_refuses_to_open_naming_file_and_record(tmp_path):
+    """An edited record in any segment (not only the last) stops the writer from appending; the
+    error names the segment file, the line and the record's seq."""
+    write_log(tmp_path, 60, max_segment_bytes=4096)
+    segments = list_segments(tmp_path)
+    assert len(segments) > 3
+    _, first = segments[0]
+    lines = first.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b'"eval_us":13.5', b'"eval_us":13.6')
+    assert lines[2] != first.read_bytes().split(b"\n")[2]
+    first.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditCorrupt, match=r"segment-00000001\.log: line 3 \(seq 2, decision d000001\): hash mismatch"):
+        FileStore(tmp_path).open()
+
+
+def test_a_removed_or_rewritten_segment_refuses_to_open(tmp_path):
+    """A missing middle segment, or a last segment whose header does not continue the chain, is refused."""
+    write_log(tmp_path, 60, max_segment_bytes=4096)
+    segments = list_segments(tmp_path)
+    middle = segments[1][1].read_bytes()
+    segments[1][1].unlink()
+    with pytest.raises(AuditCorrupt, match=r"segment 2 is missing"):
+        FileStore(tmp_path).open()
+    segments[1][1].write_bytes(middle)
+    last_index, last = segments[-1]
+    header = payload({"kind": "segment", "format": "verdict-decision-log/1", "segment": last_index, "created": "", "writer": ""})
+    last.write_bytes(Chain().seal(header) + b"\n")  # a new chain started where the old one went on
+    with pytest.raises(AuditCorrupt, match=rf"segment-{last_index:08d}\.log: line 1 \(seq 0\): the segment header does not continue"):
+        FileStore(tmp_path).open()

@@ -15,6 +15,8 @@ from engine.service import Decider
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY_1 = "key-1-" + "a" * 32  # keys are at least 32 bytes
+KEY_2 = "key-2-" + "b" * 32
 APPLICATION = {
     "seniority": 9, "home": "rent", "time": 60, "age": 30, "marital": "married", "records": False,
     "job": "freelance", "expenses": 73, "income": 129, "assets": 0, "debt": 0, "amount": 800, "price": 846,
@@ -56,8 +58,8 @@ def test_audit_setting_defaults_and_off():
     assert Settings.load(env={}).audit_dir == Path("audit")
     assert Settings.load(env={"VERDICT_AUDIT": "off"}).audit_dir is None
     assert Settings.load(env={}, audit_dsn="postgresql://x@127.0.0.1/db").audit_dir is None
-    key = Settings.load(env={"VERDICT_AUDIT_HASH_KEY": "s3cret"}).audit_hash_key
-    assert key is not None and "s3cret" not in repr(key) and key.get_secret_value() == "s3cret"
+    key = Settings.load(env={"VERDICT_AUDIT_HASH_KEY": "s3cret" * 6}).audit_hash_key
+    assert key is not None and "s3cret" not in repr(key) and key.get_secret_value() == "s3cret" * 6
 
 
 def test_off_keeps_idempotency_in_memory(policies):
@@ -83,7 +85,7 @@ def test_worker_gets_its_own_chain_directory(tmp_path, policies):
 
 def test_retry_after_restart_gets_the_logged_decision(tmp_path, policies):
     """The idempotency cache is rebuilt from the log: a retry after a restart gets the same decision."""
-    s = settings(audit=str(tmp_path), audit_hash_key="key-1")
+    s = settings(audit=str(tmp_path), audit_hash_key=KEY_1)
     audit = open_audit(s)
     decider = serve_once(policies, audit)
     first = decider.decide("credit_application", APPLICATION, request_id="r-1")
@@ -104,10 +106,10 @@ def test_retry_after_restart_gets_the_logged_decision(tmp_path, policies):
 
 def test_rebuild_ignores_records_of_another_key(tmp_path, policies):
     """Fingerprints made with another key cannot be compared: those request ids are decided again."""
-    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-1"))
+    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key=KEY_1))
     first = decide_once(policies, audit, "r-1")
     audit.close()
-    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key="key-2"))
+    audit = open_audit(settings(audit=str(tmp_path), audit_hash_key=KEY_2))
     again = decide_once(policies, audit, "r-1")
     audit.close()
     assert again.decision_id != first.decision_id
@@ -117,7 +119,7 @@ def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
     """Only records within the window come back (clock moved past it)."""
     import time
 
-    s = settings(audit=str(tmp_path), audit_hash_key="k", idempotency_window_seconds=60)
+    s = settings(audit=str(tmp_path), audit_hash_key=KEY_1, idempotency_window_seconds=60)
     audit = open_audit(s)
     first = decide_once(policies, audit, "r-1")
     audit.close()
@@ -132,7 +134,7 @@ def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
 
 def test_the_log_records_the_caller_and_a_restart_keeps_request_ids_scoped(tmp_path, policies):
     """A decision made for a caller is logged with it; after a restart only that caller's retry gets it back."""
-    s = settings(audit=str(tmp_path), audit_hash_key="key-1")
+    s = settings(audit=str(tmp_path), audit_hash_key="key-1" * 6)
     audit = open_audit(s)
     decider = serve_once(policies, audit)
     first = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice")
@@ -147,3 +149,55 @@ def test_the_log_records_the_caller_and_a_restart_keeps_request_ids_scoped(tmp_p
     assert other.decision_id != first.decision_id
     decider.close()
     audit.close()
+
+
+def test_a_short_hash_key_is_refused_at_start():
+    """VERDICT_AUDIT_HASH_KEY under 32 bytes is a settings error naming the setting and the minimum."""
+    from engine.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"audit_hash_key \(VERDICT_AUDIT_HASH_KEY\).*at least 32 bytes"):
+        Settings.load(env={"VERDICT_AUDIT_HASH_KEY": "x" * 31})
+    assert Settings.load(env={"VERDICT_AUDIT_HASH_KEY": "x" * 32}).audit_hash_key is not None
+
+
+def test_without_a_key_setting_the_key_is_kept_in_the_log_directory(tmp_path, policies):
+    """No VERDICT_AUDIT_HASH_KEY: hash.key (0600, 32 random bytes) is created once and reused, so a
+    retry after a restart gets the logged decision; the key's text appears in no record."""
+    s = settings(audit=str(tmp_path / "log"))
+    audit = open_audit(s)
+    first = decide_once(policies, audit, "r-1")
+    audit.close()
+    key_file = tmp_path / "log" / "hash.key"
+    text = key_file.read_text()
+    assert len(bytes.fromhex(text.strip())) == 32 and (key_file.stat().st_mode & 0o777) == 0o600
+    audit = open_audit(s)
+    assert decide_once(policies, audit, "r-1").decision_id == first.decision_id
+    audit.close()
+    assert key_file.read_text() == text
+    logged = b"".join(p.read_bytes() for p in (tmp_path / "log").glob("segment-*.log"))
+    assert text.strip().encode() not in logged
+
+
+def test_a_short_or_garbled_key_file_is_refused(tmp_path):
+    """A hash.key with fewer than 32 bytes or no hex is refused with an error naming the file."""
+    from engine.audit.errors import AuditError
+
+    (tmp_path / "hash.key").write_text("00" * 31 + "\n")
+    with pytest.raises(AuditError, match=r"hash.key: the hash key has 31 bytes; at least 32"):
+        open_audit(settings(audit=str(tmp_path)))
+    (tmp_path / "hash.key").write_text("not hex\n")
+    with pytest.raises(AuditError, match=r"hash.key: not a hash key"):
+        open_audit(settings(audit=str(tmp_path)))
+
+
+def test_concurrent_starts_agree_on_one_key(tmp_path):
+    """Several processes creating the key at once (workers) all read the same key; no temp file stays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.audit.keyfile import load_or_create_key
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: load_or_create_key(tmp_path), range(16)))
+    assert len({key.secret for key, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hash.key"]
