@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import engine.audit.segments as segments_module
 import engine.audit.source as source_module
 from engine.audit.errors import LogGap
 from engine.audit.follow import ChainFollower, Gap, links, seq_gaps
@@ -122,6 +123,7 @@ def archive_when_opened(monkeypatch):
             return real(path, chunk)
 
         monkeypatch.setattr(source_module, "iter_lines", hooked)
+        monkeypatch.setattr(segments_module, "iter_lines", hooked)  # verify reads through engine.audit.segments
 
     return arm
 

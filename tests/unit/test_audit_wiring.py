@@ -134,7 +134,7 @@ def test_rebuild_skips_records_older_than_the_window(tmp_path, policies):
 
 def test_the_log_records_the_caller_and_a_restart_keeps_request_ids_scoped(tmp_path, policies):
     """A decision made for a caller is logged with it; after a restart only that caller's retry gets it back."""
-    s = settings(audit=str(tmp_path), audit_hash_key="key-1" * 6)
+    s = settings(audit=str(tmp_path), audit_hash_key="key-1" * 7)
     audit = open_audit(s)
     decider = serve_once(policies, audit)
     first = decider.decide("credit_application", APPLICATION, request_id="r-1", caller="alice")

@@ -74,7 +74,7 @@ def test_servicer_passes_the_calls_remaining_time_as_a_deadline():
     seen = []
 
     class Core:
-        def decide(self, flow, input, *, version="", request_id="", deadline=None):
+        def decide(self, flow, input, *, version="", request_id="", caller="", deadline=None):
             seen.append(deadline)
             raise DeadlineExceeded("the caller's deadline passed before evaluation")
 
