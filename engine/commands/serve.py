@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, note, report
+import structlog
+
+from engine.commands._io import ROOT_HELP, report
 from engine.settings import Settings, SettingsError, root_origin
 
 __all__ = ["register", "run"]
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             report(f"  {problem}")
         return 2
-    note(f"policy root {settings.root.resolve()} ({root_origin(args.root)})")
     configure(settings.log_level, settings.log_format)
+    # The root it serves, and where it came from: as a log line (every line of a server's stderr is
+    # structured), not the plain "verdict: policy root ..." note of the one-shot commands.
+    structlog.get_logger("verdict.serve").info("policy_root", root=str(settings.root.resolve()), origin=root_origin(args.root))
     return serve(settings)
