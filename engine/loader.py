@@ -278,7 +278,11 @@ def load(root: Path) -> LoadResult:
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             revision = _revision(src, rulesets, models)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = compile_flow(src, rulesets, models, revision)
+            try:
+                flow, found = compile_flow(src, rulesets, models, revision)
+            except Exception as exc:  # noqa: BLE001 - a flow that cannot be compiled is a problem, never a traceback
+                flow, found = None, [Problem(src.path, f"the flow cannot be compiled: {type(exc).__name__}: {exc}", "compile_failed",
+                                             line=src.doc.line_of(("flow",)), hint="report this as a bug, with the files")]
             problems.extend(found)
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
