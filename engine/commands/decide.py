@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import UsageError, print_json, read_input, report
+from engine.commands._io import UsageError, as_doubles, print_json, read_input, report
 from engine.errors import FlowNotFound, InvalidInput, PolicyError, RequestTooLarge, VerdictError
 
 __all__ = ["register", "run"]
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         data = read_input(args.input)
         request = pb.DecideRequest(flow=args.flow, version=args.version, request_id=args.request_id)
         try:
-            request.input.update(data)
+            request.input.update(as_doubles(data))
         except (TypeError, ValueError, OverflowError) as exc:
             raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
         call = decode_decide_request(request.SerializeToString())
@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         report(f"cannot load policies from {root}:\n{exc}")
         return 1
     try:
-        decision = decider.decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+        # The numbers as written, not as the Struct rounded them: validation refuses one that a
+        # request cannot carry exactly (e.g. 9007199254740993) instead of deciding on another.
+        exact = {key: data[key] if key in data else value for key, value in call.input.items()}
+        decision = decider.decide(call.flow, exact, version=call.version, request_id=call.request_id)
     except InvalidInput as exc:
         report("invalid input:\n" + "\n".join(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors))
         return 2
