@@ -9,6 +9,7 @@ printed with the proto's field names and the action by name. So for the same inp
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--root", type=Path, default=None, help="directory holding policies/, rules/, model_artifacts/")
     p.add_argument("--request-id", default="", help="request id to echo in the decision")
     p.set_defaults(run=run)
+
+
+def _as_sent(written: Any, carried: Any) -> Any:
+    """The value the service gets (`carried`, from the Struct), or the number as `written` when
+    the Struct's double is another number (so validation refuses it rather than decide on it)."""
+    if isinstance(written, (int, Decimal)) and not isinstance(written, bool) and isinstance(carried, float):
+        if written != Decimal(repr(carried)):
+            return written
+    return carried
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # The numbers as written, not as the Struct rounded them: validation refuses one that a
         # request cannot carry exactly (e.g. 9007199254740993) instead of deciding on another.
-        exact = {key: data[key] if key in data else value for key, value in call.input.items()}
+        exact = {key: _as_sent(data.get(key), value) for key, value in call.input.items()}
         decision = decider.decide(call.flow, exact, version=call.version, request_id=call.request_id)
     except InvalidInput as exc:
         report("invalid input:\n" + "\n".join(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors))
