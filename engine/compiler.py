@@ -16,7 +16,7 @@ from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import Symbol, check
-from engine.expr.codegen import compile_program, derived_symbol
+from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
@@ -261,6 +261,7 @@ def compile_flow(
     # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
     rules: list[CompiledRule] = []
     conditions: list[Node] = []
+    condition_at: list[tuple[RuleSource, tuple, str]] = []  # where each condition was written
     durable_rules: list[tuple[int, Node]] = []  # (index in `rules`, condition) of `engine: durable` rulesets
     seen_ids: dict[str, str] = {}
     for j, name in enumerate(flow.rulesets):
@@ -328,10 +329,20 @@ def compile_flow(
             if on_durable:
                 durable_rules.append((len(conditions), node))
             conditions.append(Literal(False) if on_durable else node)  # durable rules never fire in the compiled function
+            condition_at.append((src, loc + ("when",), spec.id))
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
-    program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}")
+    try:
+        program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}")
+        durable = DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None
+    except CodegenLimit as exc:
+        _codegen_problem(ctx, exc, derived, condition_at)
+        return None, ctx.problems
+    except Exception as exc:  # noqa: BLE001 - any failure to compile is a problem with the flow, never a crash
+        ctx.add(f"the flow cannot be compiled: {type(exc).__name__}: {exc}", "compile_failed", loc=("flow",),
+                hint="simplify the longest expressions (split them into derived features) and report this as a bug")
+        return None, ctx.problems
     compiled = CompiledFlow(
         flow=flow.flow,
         version=flow.version,
@@ -343,10 +354,25 @@ def compile_flow(
         rules=rules,
         default_action=default_action,
         default_reason=default_reason,
-        durable=DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None,
+        durable=durable,
         prepare_key=prepare_key(flow, bound),
     )
     return compiled, ctx.problems
+
+
+def _codegen_problem(
+    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple, str]]
+) -> None:
+    """Report the derived feature or rule whose generated code CPython cannot compile."""
+    hint = "split it into derived features, each a part of the expression"
+    if exc.kind == "derived":
+        name = derived[exc.index][0]
+        ctx.add(f"derived feature {name}: {exc.message}", "expression_too_complex", loc=("derived", name), field=name, hint=hint)
+    elif exc.kind == "condition":
+        src, loc, rule = condition_at[exc.index]
+        ctx.add(exc.message, "expression_too_complex", loc=loc, src=src, rule=rule, hint=hint)
+    else:
+        ctx.add(f"the flow cannot be compiled: {exc.message}", "compile_failed", loc=("flow",), hint=hint)
 
 
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:

@@ -45,6 +45,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import durable_rules_engine
@@ -53,7 +54,7 @@ from durable.engine import Ruleset as _DurableRuleset
 
 from engine.errors import DecisionFailed, VerdictError
 from engine.expr.check import Env, check
-from engine.expr.functions import EXACT
+from engine.expr.numbers import EXACT, bracket, is_number, is_plain, to_decimal
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
 
 __all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "to_durable"]
@@ -64,7 +65,11 @@ MARKER = "verdict_request"
 _OPS = {"==": "$eq", "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+_HI = "__hi"  # suffix of the key of a decimal field's upper double (see ``decimal_key``)
+_ARITHMETIC = (
+    "durable-rules computes arithmetic in binary floating point (0.1 + 0.2 is not 0.3 there), not in "
+    "decimal as the expression language does; compute it as a derived feature"
+)
 _TRUE: dict[str, Any] = {"$ex": {MARKER: 1}}  # holds for every request fact
 _FALSE: dict[str, Any] = {"$nex": {MARKER: 1}}  # holds for none
 _MAX_INT = 2**63  # larger integers are sent as floats (the C engine reads integers as 64-bit longs)
@@ -82,8 +87,23 @@ class NotExpressible(VerdictError):
 
 
 def field_key(name: str) -> str:
-    """The key of a field in a durable-rules fact (prefixed: `sid` and `id` are durable's own)."""
+    """The key of a field in a durable-rules fact (prefixed: `sid` and `id` are durable's own).
+
+    For a field held as a decimal (a derived feature computed by arithmetic, ``Symbol.decimal``)
+    this key carries the largest double whose decimal is not above the value, and
+    ``decimal_key`` the smallest double whose decimal is not below it (both the same double when
+    the value is a double's decimal): see ``engine.expr.numbers.bracket``.
+    """
     return f"f_{name}"
+
+
+def decimal_key(name: str) -> str:
+    """The key of a decimal field's upper double (see ``field_key``)."""
+    return f"f_{name}{_HI}"
+
+
+#: Which double of a decimal field d (lo <= d <= hi) answers `d op v` for a double's decimal v.
+_DECIMAL_SIDE = {"<": "lo", ">=": "lo", "<=": "hi", ">": "hi"}
 
 
 # -- translation --------------------------------------------------------------------------------
@@ -145,58 +165,104 @@ class _Translator:
             raise NotExpressible("durable-rules tests fields, not computed values")
         return field_key(node.name)
 
+    def decimal(self, node: Node) -> bool:
+        sym = self.env.get(node.name) if isinstance(node, Name) else None
+        return sym is not None and sym.decimal
+
     def compare(self, op: str, left: Node, right: Node) -> dict[str, Any]:
+        """`left op right` with the decimal semantics of the expression language, on doubles.
+
+        A double field against a double (a field, or a literal a double holds exactly) compares
+        as is: doubles order as their decimals do. A literal no double holds is replaced by the
+        double on the right side of it (``bracket``), and a decimal field is compared through the
+        double below or above it (``field_key``); two decimal fields cannot be compared so.
+        """
         if check(left, self.env).type == "string" and op not in ("==", "!="):
             raise NotExpressible("durable-rules orders text by its escaped JSON form, not by characters")
-        if isinstance(left, Name):
+        if isinstance(left, Name) and not (self.decimal(right) and not self.decimal(left)):
             field, other = left, right
         elif isinstance(right, Name):
             field, other, op = right, left, _MIRRORED[op]
         else:
+            if isinstance(left, (BinOp, Neg)) or isinstance(right, (BinOp, Neg)):
+                raise NotExpressible(_ARITHMETIC)
             raise NotExpressible(
                 "neither side of the comparison is a plain field; durable-rules compares a field "
-                "with a value or with arithmetic over fields (e.g. 'a > b * 0.9', not 'a - b > 0')"
+                "with a value or with another field (e.g. 'a > b', not 'abs(a) > 1')"
             )
-        test = {_OPS[op]: {field_key(field.name): self.value(other)}}
         guards = [{"$ex": {field_key(n): 1}} for n in sorted(names_in(other) - {field.name})]
+        if check(field, self.env).type != "number":
+            return _join("and", [*guards, {_OPS[op]: {field_key(field.name): self.value(other)}}])
+        if isinstance(other, Name) and self.decimal(other):
+            raise NotExpressible("durable-rules cannot compare two derived decimal values exactly; compare them in a derived feature")
+        if isinstance(other, Literal) and is_number(other.value) and not is_plain(other.value):
+            lo, hi = bracket(to_decimal(other.value))  # type: ignore[arg-type]
+            if lo != hi:
+                return self._between_doubles(op, field, lo, hi)
+            other = Literal(lo)
+        value = self.value(other)
+        if not self.decimal(field):
+            return _join("and", [*guards, {_OPS[op]: {field_key(field.name): value}}])
+        lo_key, hi_key = field_key(field.name), decimal_key(field.name)
+        if op in _DECIMAL_SIDE:
+            test = {_OPS[op]: {lo_key if _DECIMAL_SIDE[op] == "lo" else hi_key: value}}
+        elif op == "==":
+            test = _join("and", [{"$eq": {lo_key: value}}, {"$eq": {hi_key: value}}])
+        else:
+            test = _join("or", [{"$neq": {lo_key: value}}, {"$neq": {hi_key: value}}])
         return _join("and", [*guards, test])
 
+    def _between_doubles(self, op: str, field: Name, lo: float, hi: float) -> dict[str, Any]:
+        """A double field against a literal strictly between the adjacent doubles lo and hi."""
+        if self.decimal(field):
+            raise NotExpressible(
+                "durable-rules cannot compare a derived decimal value with a number no double holds "
+                "(more than 15-17 significant digits); round the number"
+            )
+        key = field_key(field.name)
+        if op == "==":
+            return _FALSE
+        if op == "!=":
+            return {"$ex": {key: 1}}
+        bound = {"<": hi, "<=": lo, ">": lo, ">=": hi}[op]
+        strict = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}[op]
+        return {_OPS[strict]: {key: bound}}
+
     def value(self, node: Node) -> Any:
-        """A right-hand side: a literal, a field reference or arithmetic over them."""
+        """A right-hand side: a literal or a field reference (arithmetic is refused: see _ARITHMETIC)."""
         if isinstance(node, Literal):
             if node.value is None:
                 raise NotExpressible("null is not a value to compare with; use is_null(x)")
-            if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _EXACT:
-                raise NotExpressible(f"durable-rules compares integers beyond 2**53 ({node.value}) approximately")
             return node.value
         if isinstance(node, Name):
             return {"$m": field_key(node.name)}
-        if isinstance(node, Neg):
-            return {"$mul": {"$l": self.value(node.operand), "$r": -1}}
-        if isinstance(node, BinOp):
-            if node.op == "%":
-                raise NotExpressible("durable-rules has no remainder operator '%'")
-            if node.op == "/":
-                divisor = node.right
-                if not (isinstance(divisor, Literal) and _is_number(divisor.value) and divisor.value != 0):
-                    raise NotExpressible(
-                        "durable-rules divides only by a non-zero number: a division by a field can be "
-                        "by zero (missing in our language, a crash in durable-rules); compute it as a "
-                        "derived feature"
-                    )
-                # A float divisor: durable-rules divides integers by integers as integers (5 / 2 == 2).
-                return {"$div": {"$l": self.value(node.left), "$r": float(divisor.value)}}  # type: ignore[arg-type]
-            return {_ARITH[node.op]: {"$l": self.value(node.left), "$r": self.value(node.right)}}
+        if isinstance(node, (BinOp, Neg)):
+            raise NotExpressible(_ARITHMETIC)
         if isinstance(node, Call):
             raise NotExpressible(f"durable-rules has no function {node.func}(); compute it as a derived feature")
         raise NotExpressible("a condition cannot be used as a value in durable-rules")
 
     def in_list(self, node: InList, member: bool) -> dict[str, Any]:
         key = self.key(node.operand)
-        values = [i.value for i in node.items]
+        values: list[Any] = []
+        for item in node.items:
+            v = item.value
+            if is_number(v) and not is_plain(v):
+                lo, hi = bracket(to_decimal(v))  # type: ignore[arg-type]
+                if lo != hi:
+                    continue  # no double stands for it: never equal
+                v = lo
+            values.append(v)
+        values = list(dict.fromkeys(values))
+        if self.decimal(node.operand):
+            hi_key = decimal_key(node.operand.name)  # type: ignore[union-attr]
+            equal = [_join("and", [{"$eq": {key: v}}, {"$eq": {hi_key: v}}]) for v in values]
+            if member:
+                return _join("or", equal)
+            return _join("and", [*_present(key, values), *[_join("or", [{"$neq": {key: v}}, {"$neq": {hi_key: v}}]) for v in values]])
         if member:
-            return _join("or", [{"$eq": {key: v}} for v in dict.fromkeys(values)])
-        return _join("and", [{"$neq": {key: v}} for v in dict.fromkeys(values)])
+            return _join("or", [{"$eq": {key: v}} for v in values])
+        return _join("and", [*_present(key, values), *[{"$neq": {key: v}} for v in values]])
 
     def call(self, node: Call, positive: bool) -> dict[str, Any]:
         if node.func in ("is_null", "is_not_null"):
@@ -216,6 +282,12 @@ class _Translator:
                 return self.match(cond, True) if holds else self.unmatch(cond, True)
             raise NotExpressible("durable-rules has no if(); only the decision tables' if(row, false, true) translates")
         raise NotExpressible(f"durable-rules has no function {node.func}(); compute it as a derived feature")
+
+
+def _present(key: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    """An existence test when no inequality is left to require the field (durable never matches
+    a test on an absent field, but an empty 'and' holds for every fact)."""
+    return [] if values else [{"$ex": {key: 1}}]
 
 
 def _is_number(v: object) -> bool:
@@ -361,6 +433,8 @@ class DurableRuleset:
         reads: set[str] = set()
         for index, node in rules:
             condition = to_durable(node, env)
+            if condition == _FALSE:  # never holds: as a rule, "$nex marker" would match the session state, forever
+                continue
             definition[f"r{index}"] = {"all": [{"m": _join("and", [{"$eq": {MARKER: 1}}, condition])}]}
             actions[f"r{index}"] = _recorder(self._collector, index)
             reads |= names_in(node)
@@ -369,7 +443,10 @@ class DurableRuleset:
             definition[_CATCH_ALL] = {"all": [{"m": {"$eq": {MARKER: 1}}}]}
             actions[_CATCH_ALL] = _ignore
         self.definition = dumps(definition)
-        self._fields = tuple((name, json.dumps(field_key(name)) + ":") for name in sorted(reads))
+        self._fields = tuple(
+            (name, json.dumps(field_key(name)) + ":", json.dumps(decimal_key(name)) + ":" if env.get(name) is not None and env[name].decimal else None)
+            for name in sorted(reads)
+        )
         self._lock = threading.Lock()
         self._sids = itertools.count(1)
         self._ruleset: _Ruleset | None = None
@@ -380,10 +457,20 @@ class DurableRuleset:
     def fact(self, values: Mapping[str, Any], sid: str) -> str:
         """The request as a durable-rules fact: the fields the rules read, none of them null."""
         parts = [f'{{"sid":"{sid}","{MARKER}":1']
-        for name, key in self._fields:
-            text = _scalar(values.get(name))
+        for name, key, hi_key in self._fields:
+            value = values.get(name)
+            if hi_key is not None and type(value) is Decimal:  # the doubles below and above it
+                if value.is_nan():
+                    continue
+                lo, hi = bracket(value)
+                parts.append(key + _number(lo))
+                parts.append(hi_key + _number(hi))
+                continue
+            text = _scalar(value)
             if text is not None:
                 parts.append(key + text)
+                if hi_key is not None:
+                    parts.append(hi_key + text)
         return ",".join(parts) + "}"
 
     def fired(self, values: Mapping[str, Any]) -> list[int]:

@@ -341,8 +341,9 @@ def _compile_guarded(
         flow, found = compile_flow(src, rulesets, models, revision)
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
-        message = f"compiling this version crashed: {type(exc).__name__}: {str(exc)[:300]}"
-        return None, [Problem(src.path, message, "compile_crashed", hint="a bug in Verdict: please report it; simplify the expressions meanwhile")]
+        message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, [Problem(src.path, message, "compile_failed", line=src.doc.line_of(("flow",)),
+                              hint="a bug in Verdict: please report it, with the files; simplify the expressions meanwhile")]
 
 
 def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Problem]:

@@ -26,6 +26,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -226,7 +227,7 @@ def _encode_numeric(name: str) -> Callable[[object], float]:
     def enc(v: object) -> float:
         if v is None:
             return NAN
-        if isinstance(v, (float, int)):  # bool is an int: True -> 1.0
+        if isinstance(v, (float, int, Decimal)):  # bool is an int: True -> 1.0; a derived Decimal: the nearest double
             return float(v)
         if isinstance(v, str):
             try:

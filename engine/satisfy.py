@@ -4,6 +4,11 @@ Used by ``verdict lint``. The analysis is sound but incomplete: it only says "ne
 prove it, from the input schema (ranges, allowed categories, required fields) and from simple
 tests of one name against literals (comparisons, ``in`` lists, ``between``, ``is_null``, boolean
 names). Anything it cannot read (arithmetic, functions, two names compared) is assumed satisfiable.
+
+Numbers are reasoned about as the decimals the runtime compares (``engine.expr.numbers``): bounds
+and listed values are ``Decimal``, so "never" agrees with what the rules do at run time, including
+for literals no double holds (``x > 0.1 and x < 0.1000000000000000000001`` can hold for a derived
+decimal).
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from engine.expr.check import negate
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
+from engine.expr.numbers import is_number, to_decimal
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 from engine.schema import FieldSpec
 
 __all__ = ["Domain", "covers", "domains_of", "never_true", "show"]
@@ -31,14 +38,20 @@ def show(node: Node) -> str:
             return "null"
         if isinstance(node.value, str):
             return "'" + node.value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        return repr(node.value)
+        return str(node.value) if isinstance(node.value, Decimal) else repr(node.value)
     if isinstance(node, Name):
         return node.name
     if isinstance(node, Neg):
         return f"-{_wrap(node.operand)}"
     if isinstance(node, Not):
         return f"not {_wrap(node.operand)}"
-    if isinstance(node, (BinOp, Compare)):
+    if isinstance(node, BinOp):  # a left-deep chain with a loop (syntax.chain): no recursion per term
+        first, spine = chain(node)
+        text = _wrap(first)
+        for step in spine:
+            text = f"{text} {step.op} {_wrap(step.right)}"
+        return text
+    if isinstance(node, Compare):
         return f"{_wrap(node.left)} {node.op} {_wrap(node.right)}"
     if isinstance(node, InList):
         items = ", ".join(show(i) for i in node.items)
@@ -59,24 +72,25 @@ def _wrap(node: Node) -> str:
 class Domain:
     """The values a name can take: an interval, a finite set or exclusions, and missing or not."""
 
-    lo: float = -math.inf
+    lo: float | Decimal = -math.inf  # a Decimal, or an infinity
     lo_in: bool = True
-    hi: float = math.inf
+    hi: float | Decimal = math.inf
     hi_in: bool = True
     integer: bool = False
-    allowed: frozenset[object] | None = None  # a finite set of values (categories, booleans, in-lists)
+    allowed: frozenset[object] | None = None  # a finite set of values (categories, booleans, in-lists; numbers as Decimal)
     excluded: frozenset[object] = frozenset()
     missing: bool | None = None  # True: must be missing; False: must be present; None: either
     nullable: bool = True
     tests: tuple[str, ...] = ()  # the atoms that narrowed it, for messages
 
     def _fits(self, v: object) -> bool:
+        v = _key(v)
         if v in self.excluded:
             return False
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, Decimal):
             above = v > self.lo or (self.lo_in and v == self.lo)
             below = v < self.hi or (self.hi_in and v == self.hi)
-            return above and below and (not self.integer or float(v).is_integer())
+            return above and below and (not self.integer or _whole(v))
         return True
 
     def values(self) -> frozenset[object] | None:
@@ -95,8 +109,8 @@ class Domain:
         if self.lo > self.hi or (self.lo == self.hi and not (self.lo_in and self.hi_in)):
             return True
         if self.integer and math.isfinite(self.lo) and math.isfinite(self.hi):
-            first = math.ceil(self.lo) + (1 if not self.lo_in and float(self.lo).is_integer() else 0)
-            last = math.floor(self.hi) - (1 if not self.hi_in and float(self.hi).is_integer() else 0)
+            first = math.ceil(self.lo) + (1 if not self.lo_in and _whole(self.lo) else 0)
+            last = math.floor(self.hi) - (1 if not self.hi_in and _whole(self.hi) else 0)
             return first > last
         return False
 
@@ -105,14 +119,24 @@ class Domain:
         return any(not t.startswith("is_null(") for t in self.tests)
 
 
+def _key(v: object) -> object:
+    """A value as the domains hold it: a number as its Decimal (so 0.4 the double and 0.4 the
+    decimal are one value), anything else as it is."""
+    return to_decimal(v) if is_number(v) else v  # type: ignore[arg-type]
+
+
+def _whole(v: float | Decimal) -> bool:
+    return v == int(v)
+
+
 def domains_of(fields: Mapping[str, FieldSpec]) -> dict[str, Domain]:
     """The schema's domain of every input field."""
     out: dict[str, Domain] = {}
     for name, spec in fields.items():
         if spec.type in ("integer", "number"):
             out[name] = Domain(
-                lo=spec.min if spec.min is not None else -math.inf,
-                hi=spec.max if spec.max is not None else math.inf,
+                lo=to_decimal(spec.min) if spec.min is not None else -math.inf,
+                hi=to_decimal(spec.max) if spec.max is not None else math.inf,
                 integer=spec.type == "integer",
                 nullable=not spec.required,
             )
@@ -161,9 +185,9 @@ def _dnf(node: Node) -> list[list[Node]] | None:
     return [[node]]
 
 
-def _number(node: Node) -> float | None:
-    if isinstance(node, Literal) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return float(node.value)
+def _number(node: Node) -> Decimal | None:
+    if isinstance(node, Literal) and is_number(node.value):
+        return to_decimal(node.value)  # type: ignore[arg-type]
     return None
 
 
@@ -187,7 +211,7 @@ def _narrow(dom: Domain, atom: Node) -> Domain | None:
             return None
         return _bound(_bound(present, ">=", lo), "<=", hi)
     if isinstance(atom, InList):
-        values = frozenset(i.value for i in atom.items)
+        values = frozenset(_key(i.value) for i in atom.items)
         if atom.negated:
             return replace(present, excluded=present.excluded | values)
         allowed = values if present.allowed is None else present.allowed & values
@@ -199,17 +223,18 @@ def _narrow(dom: Domain, atom: Node) -> Domain | None:
             value, op = atom.left.value, _FLIP[op]
         if value is None:
             return None
+        value = _key(value)
         if op == "==":
             allowed = frozenset({value}) if present.allowed is None else present.allowed & {value}
             return replace(present, allowed=allowed)
         if op == "!=":
             return replace(present, excluded=present.excluded | {value})
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _bound(present, op, float(value))
+        if isinstance(value, Decimal):
+            return _bound(present, op, value)
     return None
 
 
-def _bound(dom: Domain, op: str, v: float) -> Domain:
+def _bound(dom: Domain, op: str, v: Decimal) -> Domain:
     if op in (">", ">="):
         incl = op == ">="
         if v > dom.lo or (v == dom.lo and not incl):
@@ -245,8 +270,8 @@ def _why_empty(name: str, dom: Domain, schema: Domain | None) -> str:
     if dom.missing is True and not dom.nullable:
         return f"{name!r} is required, so {tests} is never true"
     if schema is not None and (math.isfinite(schema.lo) or math.isfinite(schema.hi)) and schema.allowed is None:
-        lo = "" if not math.isfinite(schema.lo) else f"{schema.lo:g}"
-        hi = "" if not math.isfinite(schema.hi) else f"{schema.hi:g}"
+        lo = "" if not math.isfinite(schema.lo) else f"{float(schema.lo):g}"
+        hi = "" if not math.isfinite(schema.hi) else f"{float(schema.hi):g}"
         why += f" (the input schema allows {name} from {lo or '-inf'} to {hi or 'inf'})"
     elif schema is not None and schema.allowed is not None and schema.allowed != {True, False}:
         why += f" (allowed values: {', '.join(sorted(str(v) for v in schema.allowed))})"

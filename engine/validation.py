@@ -2,8 +2,13 @@
 
 A validator turns a caller's raw input (plain JSON-like values, as decoded from a
 ``google.protobuf.Struct``) into clean values, or raises ``InvalidInput`` naming *every* bad field.
-Numbers arrive as floats: number fields must be finite; integer fields must hold whole numbers
-within ±2**53 (beyond, a double is not exact) and are converted to ``int``.
+Numbers arrive as floats (a ``google.protobuf.Struct``), or exactly as ``int`` and ``Decimal`` when
+Verdict reads JSON or YAML text itself (``verdict decide``, test cases): number fields must be
+finite and exactly what a double holds (a request number is a double: ``Decimal`` text with more
+digits than that is refused, not rounded); integer fields must hold whole numbers within
+±(2**53 - 1) and are converted to ``int``. A double at or beyond 2**53 may be a larger whole
+number the caller's library rounded (2**53 + 1 arrives as 2**53), so it is refused and never
+quoted back: a message quotes only values the caller is known to have sent.
 Strings are trimmed; a category value that matches an allowed value but for its case is cleaned to
 the allowed spelling.
 
@@ -18,10 +23,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from engine.errors import FieldError, InvalidInput, clip
-from engine.expr.functions import EXACT
+from engine.expr.numbers import SAFE_INTEGER
 from engine.limits import (
     MAX_FIELD_ERRORS,
     MAX_FLOW_CHARS,
@@ -49,7 +55,7 @@ class _Bad(Exception):
 def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "true/false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return "a number"
     if isinstance(value, str):
         return "text"
@@ -60,37 +66,67 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-#: Whole numbers arrive as doubles, exact only up to 2**53: an integer field refuses larger values
-#: unless its own min/max is tighter (docs/expressions.md, "Numbers").
-_EXACT_NOTE = " (whole numbers beyond ±2**53 are not exact in a request)"
+#: Whole numbers arrive as doubles, exact and unambiguous only up to 2**53 - 1: an integer field
+#: refuses larger values unless its own min/max is tighter (docs/policies.md, "Input fields").
+_EXACT_NOTE = " (whole numbers beyond ±(2**53 - 1) are not exact in a request)"
 
 
 def field_bounds(spec: FieldSpec) -> tuple[float | None, float | None]:
     """The (min, max) a number or integer field's values are held to (None: no limit that side)."""
     lo, hi = spec.min, spec.max
     if spec.type == "integer":
-        lo = -EXACT if lo is None or lo < -EXACT else lo
-        hi = EXACT if hi is None or hi > EXACT else hi
+        lo = -SAFE_INTEGER if lo is None or lo < -SAFE_INTEGER else lo
+        hi = SAFE_INTEGER if hi is None or hi > SAFE_INTEGER else hi
     return lo, hi
 
 
 def _range_check(spec: FieldSpec) -> Callable[[float], None]:
     lo, hi = field_bounds(spec)
-    lo_note = _EXACT_NOTE if lo == -EXACT and (spec.min is None or spec.min < -EXACT) else ""
-    hi_note = _EXACT_NOTE if hi == EXACT and (spec.max is None or spec.max > EXACT) else ""
+    lo_note = _EXACT_NOTE if lo == -SAFE_INTEGER and (spec.min is None or spec.min < -SAFE_INTEGER) else ""
+    hi_note = _EXACT_NOTE if hi == SAFE_INTEGER and (spec.max is None or spec.max > SAFE_INTEGER) else ""
     quote = spec.sensitive is None  # a sensitive value is never echoed in a message
 
-    def check(v: float) -> None:
+    def check(v: float | int | Decimal) -> None:
         if lo is not None and v < lo:
-            raise _Bad(f"must be at least {_fmt(lo)}{lo_note}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
+            raise _Bad(f"must be at least {_fmt(lo)}{lo_note}" + (_got(v) if quote else ""), "out_of_range")
         if hi is not None and v > hi:
-            raise _Bad(f"must be at most {_fmt(hi)}{hi_note}" + (f", got {_fmt(v)}" if quote else ""), "out_of_range")
+            raise _Bad(f"must be at most {_fmt(hi)}{hi_note}" + (_got(v) if quote else ""), "out_of_range")
 
     return check
 
 
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) <= EXACT else repr(float(v))
+def _fmt(v: float | int | Decimal) -> str:
+    """A number as the caller would write it: whole numbers without a point, others as their shortest decimal."""
+    if isinstance(v, (int, Decimal)):
+        return str(v)
+    return str(int(v)) if v.is_integer() and abs(v) <= SAFE_INTEGER else repr(v)
+
+
+def _got(v: float | int | Decimal) -> str:
+    """", got <value>" when the caller is known to have sent that value: not for a whole-numbered
+    double beyond 2**53 - 1, which may be another number their library rounded."""
+    if isinstance(v, float) and v.is_integer() and abs(v) > SAFE_INTEGER:
+        return ""
+    return f", got {_fmt(v)}"
+
+
+def _as_double(v: int | Decimal) -> float:
+    """An exact number read from text, as the double a request carries; raises _Bad when no double
+    holds it exactly (the caller's number would be silently changed)."""
+    try:
+        d = float(v)
+    except OverflowError:
+        d = math.inf
+    if isinstance(v, int):
+        if not math.isfinite(d) or int(d) != v:
+            raise _Bad(f"cannot be carried exactly: whole numbers beyond ±(2**53 - 1) are not exact in a request, got {v}", "out_of_range")
+        return d
+    if not v.is_finite() or not math.isfinite(d) or Decimal(repr(d)) != v:
+        raise _Bad(
+            f"cannot be carried exactly: a request number is a double, which holds 15 to 17 significant digits, got {v}",
+            "out_of_range",
+        )
+    return d
 
 
 def _make_check(spec: FieldSpec) -> _Check:
@@ -99,10 +135,14 @@ def _make_check(spec: FieldSpec) -> _Check:
     if spec.type == "integer":
 
         def check_integer(v: Any) -> Any:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
                 raise _Bad(f"must be a whole number, got {_type_name(v)}", "wrong_type")
-            if not math.isfinite(v) or v != int(v):
-                raise _Bad("must be a whole number" + (f", got {v!r}" if quote else ""), "wrong_type")
+            if type(v) is int:
+                in_range(v)  # exact: read from text
+                return v
+            finite = math.isfinite(v)
+            if not finite or v != int(v):
+                raise _Bad("must be a whole number" + (f", got {_fmt(v)}" if quote and finite else ""), "wrong_type")
             in_range(v)
             return int(v)
 
@@ -110,12 +150,16 @@ def _make_check(spec: FieldSpec) -> _Check:
     if spec.type == "number":
 
         def check_number(v: Any) -> Any:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise _Bad(f"must be a number, got {_type_name(v)}", "wrong_type")
+            if type(v) is not float:
+                if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+                    raise _Bad(f"must be a number, got {_type_name(v)}", "wrong_type")
+                if isinstance(v, Decimal) and not v.is_finite():
+                    raise _Bad("must be a finite number", "wrong_type")
+                v = _as_double(v) if isinstance(v, (int, Decimal)) else float(v)
             if not math.isfinite(v):
                 raise _Bad("must be a finite number", "wrong_type")
             in_range(v)
-            return float(v)
+            return v
 
         return check_number
     if spec.type == "boolean":

@@ -87,8 +87,10 @@ def run_case(name: str, bench: FlowBench, *, warmup: int, iterations: int, round
         fn, inputs = bench.compiled.program.fired, bench.prepared
         extra["rules"] = len(bench.compiled.rules)
     elif name == "rules_zen":
+        from benchmarks.suite.zen_rules import zen_values
+
         fn, extra = _zen(bench, agreement_inputs)
-        inputs = bench.prepared
+        inputs = [zen_values(v) for v in bench.prepared]
     elif name == "model_onnx":
         model = bench.compiled.models[0].model
         fn, inputs = model.score, bench.rows[0]

@@ -31,7 +31,7 @@ from engine.tables import expand_tables
 from engine.types import Action
 from engine.yamlio import load_yaml
 
-__all__ = ["FlowRules", "Unsupported", "ZenRules", "agreement", "flow_rules", "jdm", "zen_condition"]
+__all__ = ["FlowRules", "Unsupported", "ZenRules", "agreement", "flow_rules", "jdm", "zen_condition", "zen_values"]
 
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _SIMPLE_FUNCTIONS = {  # ours -> zen, same meaning for present arguments
@@ -223,6 +223,12 @@ def jdm(rules: FlowRules) -> dict[str, Any]:
     }
 
 
+def zen_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Prepared values as zen-engine takes them: our derived decimals (``Decimal``) as numbers
+    (floats; zen's bindings take no ``Decimal``). Done before timing, not in the timed call."""
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in values.items()}
+
+
 class ZenRules:
     """A zen-engine evaluating a flow's rules: ``fired(values) -> rule ids``.
 
@@ -245,7 +251,7 @@ class ZenRules:
 
     def fired(self, values: Mapping[str, Any]) -> list[str]:
         """Ids of the rules zen finds true."""
-        result = self.evaluate(values)["result"]
+        result = self.evaluate(zen_values(values))["result"]
         if isinstance(result, dict):  # one match may come back unwrapped
             result = [result]
         return [r["rule"] for r in result]

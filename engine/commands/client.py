@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from engine.commands._channel import add_connection_flags, call_metadata, open_channel
-from engine.commands._io import UsageError, print_json, read_input, report
+from engine.commands._io import UsageError, as_doubles, print_json, read_input, report
 
 __all__ = ["register", "run"]
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         data = read_input(args.input)
         request = pb.DecideRequest(flow=args.flow, version=args.version, request_id=args.request_id)
         try:
-            request.input.update(data)
+            request.input.update(as_doubles(data))
         except (TypeError, ValueError, OverflowError) as exc:
             raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
         metadata = call_metadata(args)

@@ -9,10 +9,11 @@ printed with the proto's field names and the action by name. So for the same inp
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, UsageError, policy_root, print_json, read_input, report
+from engine.commands._io import ROOT_HELP, UsageError, as_doubles, policy_root, print_json, read_input, report
 from engine.errors import FlowNotFound, FlowUnavailable, InvalidInput, PolicyError, RequestTooLarge, VerdictError
 
 __all__ = ["register", "run"]
@@ -33,6 +34,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _as_sent(written: Any, carried: Any) -> Any:
+    """The value the service gets (`carried`, from the Struct), or the number as `written` when
+    the Struct's double is another number (so validation refuses it rather than decide on it)."""
+    if isinstance(written, (int, Decimal)) and not isinstance(written, bool) and isinstance(carried, float):
+        if written != Decimal(repr(carried)):
+            return written
+    return carried
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the policies, decide, print; exit 2 for bad input, 1 for broken policies."""
     from engine.grpc.convert import response_to_dict
@@ -45,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         data = read_input(args.input)
         request = pb.DecideRequest(flow=args.flow, version=args.version, request_id=args.request_id)
         try:
-            request.input.update(data)
+            request.input.update(as_doubles(data))
         except (TypeError, ValueError, OverflowError) as exc:
             raise UsageError(f"input cannot be sent as a google.protobuf.Struct: {exc}") from None
         call = decode_decide_request(request.SerializeToString())
@@ -61,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         report(f"cannot load policies from {root}:\n{exc}")
         return 1
     try:
-        decision = decider.decide(call.flow, call.input, version=call.version, request_id=call.request_id)
+        # The numbers as written, not as the Struct rounded them: validation refuses one that a
+        # request cannot carry exactly (e.g. 9007199254740993) instead of deciding on another.
+        exact = {key: _as_sent(data.get(key), value) for key, value in call.input.items()}
+        decision = decider.decide(call.flow, exact, version=call.version, request_id=call.request_id)
     except InvalidInput as exc:
         more = [f"  and {exc.omitted} more"] if exc.omitted else []
         report("invalid input:\n" + "\n".join([*(f"  {e.field}: {e.message} [{e.code}]" for e in exc.errors), *more]))

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.expr.functions import FUNCTIONS
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
+from engine.expr.numbers import is_number
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
 __all__ = ["Env", "ExprTypeError", "Symbol", "Typed", "check", "negate"]
 
@@ -44,6 +45,8 @@ class Symbol:
     kind: str = "input"  # "input", "derived" or "score"
     categories: frozenset[str] | None = None
     bounds: tuple[float, float] | None = None  # numbers: lo <= every present value <= hi
+    decimal: bool = False  # numbers: held as a decimal.Decimal at run time (derived arithmetic), not a double
+    magnitude: int | None = None  # derived numbers: at most this many digits before the point (None: unknown)
 
 
 Env = Mapping[str, Symbol]
@@ -56,7 +59,7 @@ def _literal_type(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, (int, float)):
+    if is_number(value):
         return "number"
     return "string"
 
@@ -90,13 +93,17 @@ class _Checker:
             t = self.visit(node.operand)
             self._want(t, "bool", node.operand, "'not' needs a condition")
             return Typed("bool", t.nullable)
-        if isinstance(node, BinOp):
-            lt, rt = self.visit(node.left), self.visit(node.right)
-            self._want(lt, "number", node.left, f"'{node.op}' needs numbers on both sides")
-            self._want(rt, "number", node.right, f"'{node.op}' needs numbers on both sides")
-            nullable = lt.nullable or rt.nullable or node.op in ("/", "%")
-            if node.op in ("/", "%") and isinstance(node.right, Literal) and node.right.value not in (0, 0.0):
-                nullable = lt.nullable or rt.nullable
+        if isinstance(node, BinOp):  # a left-deep chain is walked with a loop (see syntax.chain)
+            first, spine = chain(node)
+            ft = self.visit(first)
+            self._want(ft, "number", first, f"'{spine[0].op}' needs numbers on both sides")
+            nullable = ft.nullable
+            for step in spine:
+                rt = self.visit(step.right)
+                self._want(rt, "number", step.right, f"'{step.op}' needs numbers on both sides")
+                nullable = nullable or rt.nullable
+                if step.op in ("/", "%") and not (isinstance(step.right, Literal) and step.right.value != 0):
+                    nullable = True  # division by zero is missing
             return Typed("number", nullable)
         if isinstance(node, Compare):
             lt, rt = self.visit(node.left), self.visit(node.right)

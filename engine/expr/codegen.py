@@ -1,124 +1,103 @@
 """Compile checked expressions into one Python function per flow.
 
-The source is built only from the checked AST: names become numbered locals, literals are written
-with ``repr``, lists become frozen-set constants, and every other construct maps to a fixed
-template. Guards for missing values are emitted only where the checker says a value can be missing.
-Conditions are compiled in negation normal form, so a condition that touches a missing value is
-false, and so is its negation (see docs/expressions.md, "Missing values").
+The source is built only from the checked AST: names become numbered locals, numbers and text
+become constants, and every other construct maps to a fixed template. Guards for missing values
+are emitted only where the checker says a value can be missing. Conditions are compiled in
+negation normal form, so a condition that touches a missing value is false, and so is its negation
+(see docs/expressions.md, "Missing values").
 
-Numbers behave as the doubles a request carries (docs/expressions.md, "Numbers"), which is also
-how durable-rules computes (``engine.durable``): a whole-number ``+ - *`` result beyond 2**53 is
-rounded to the nearest float, and a derived feature that is not a finite number is missing. Each
-check is one chained comparison against constants, emitted only where arithmetic can make such a
-value: not where the names' bounds (an input field's min/max, see ``bounds_of``) rule it out.
+Numbers are decimals (``engine.expr.numbers``; docs/expressions.md, "Numbers"). The generated code
+converts only where a double would give another answer than the decimal:
+
+* A request number stays the double it arrived as, and a literal that is the shortest decimal of
+  a double stays that double: comparing such values as doubles is exactly comparing their
+  decimals (see ``engine.expr.numbers``), so ``age < 18`` or ``pd >= 0.4`` costs what it always did.
+* Arithmetic (``+ - * / %``), ``round``, ``log`` and ``sqrt`` compute in ``Decimal`` (34 digits,
+  half-even), on the decimals of their operands; their results stay ``Decimal``. A derived feature
+  computed so is held as a ``Decimal`` (``Symbol.decimal``) and handed to models as the nearest
+  double. A comparison, ``in``, ``min``/``max``, ``coalesce``, ``if`` or ``between`` that mixes a
+  ``Decimal`` with a double (or meets a literal no double holds) converts the doubles first.
+* A left-deep chain (``x + x + ... + x``, see ``syntax.chain``) of more than a few operations is
+  one flat call of ``_arith``; every expression's generated code is checked against
+  ``MAX_NESTING`` brackets (CPython's parser refuses more than 200) and refused with
+  ``CodegenLimit`` beyond it.
+* Only arithmetic whose size cannot be bounded (``magnitude``: e.g. long chains of products) can
+  overflow the decimal range; a derived feature that does is missing, and a comparison with a
+  value that is not a number is false (and so is its negation).
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
-from engine.expr.check import Env, Symbol, Typed, check
-from engine.expr.functions import EXACT, RUNTIME
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
+from engine.expr.analysis import bounds_of, derived_symbol, kind_of, magnitude
+from engine.expr.check import Env, Typed, check
+from engine.expr.functions import RUNTIME
+from engine.expr.numbers import CONTEXT, is_number, is_plain, to_decimal
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
-__all__ = ["Program", "bounds_of", "compile_program", "derived_symbol"]
+__all__ = ["MAX_NESTING", "CodegenLimit", "Program", "bounds_of", "compile_program", "derived_symbol", "magnitude"]
 
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-_LIMIT = repr(float(EXACT))  # a float constant: the common case compares floats with floats
-_FLOAT_FUNCS = frozenset({"round", "floor", "ceil", "log", "sqrt"})  # functions whose result is a float
-_QUOTIENT = {"*": operator.mul, "/": operator.truediv}
+_SAFE = {"<": "_safe_lt", "<=": "_safe_le", ">": "_safe_gt", ">=": "_safe_ge", "==": "_safe_eq", "!=": "_safe_ne"}
+_STEP = {"+": "_add", "-": "_sub", "*": "_mul"}
+
+#: Brackets an expression's generated code may nest; CPython's tokenizer stops at 200 (MAXLEVEL).
+MAX_NESTING = 150
+#: Chains longer than this are one ``_arith`` call rather than nested calls.
+_INLINE_STEPS = 4
 
 
-def _has_arithmetic(node: Node) -> bool:
-    """Whether the expression contains a + - * / %: only arithmetic makes a non-finite or inexact value."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, BinOp):
-            return True
-        if isinstance(n, (Neg, Not)):
-            stack.append(n.operand)
-        elif isinstance(n, Compare):
-            stack.extend((n.left, n.right))
-        elif isinstance(n, InList):
-            stack.append(n.operand)
-        elif isinstance(n, BoolOp):
-            stack.extend(n.items)
-        elif isinstance(n, Call):
-            stack.extend(n.args)
-    return False
+class CodegenLimit(ValueError):
+    """An expression whose generated code CPython cannot compile (nested too deeply).
+
+    `kind` is "derived" or "condition" and `index` its position in ``compile_program``'s arguments
+    ("flow", -1: the compiled source as a whole failed)."""
+
+    def __init__(self, kind: str, index: int, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.index = index
+        self.message = message
 
 
-def bounds_of(node: Node, env: Env) -> tuple[float, float] | None:
-    """(lo, hi) within ±2**53 holding every value of the number expression `node` when present,
-    from the names' ``Symbol.bounds``; None when no such bounds are known.
-
-    Rounding is monotonic, so bounds computed with the same float operations hold for the results.
-    """
-    out: tuple[float, float] | None = None
-    if isinstance(node, Literal):
-        v = node.value
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            out = (v, v)
-    elif isinstance(node, Name):
-        sym = env.get(node.name)
-        out = sym.bounds if sym is not None else None
-    elif isinstance(node, Neg):
-        a = bounds_of(node.operand, env)
-        out = None if a is None else (-a[1], -a[0])
-    elif isinstance(node, BinOp):
-        a, b = bounds_of(node.left, env), bounds_of(node.right, env)
-        if a is None or b is None:
-            return None
-        if node.op == "+":
-            out = (a[0] + b[0], a[1] + b[1])
-        elif node.op == "-":
-            out = (a[0] - b[1], a[1] - b[0])
-        elif node.op == "%":  # |x % y| < |y|; a zero divisor is missing
-            m = max(abs(b[0]), abs(b[1]))
-            out = (-m, m)
-        elif node.op == "*" or b[0] > 0 or b[1] < 0:  # a divisor that can be near 0 has no bound
-            ends = [_QUOTIENT[node.op](x, y) for x in a for y in b]
-            out = (min(ends), max(ends))
-    elif isinstance(node, Call) and node.func in ("min", "max", "coalesce", "if", "abs"):
-        parts = [bounds_of(arg, env) for arg in (node.args[1:] if node.func == "if" else node.args)]
-        if any(p is None for p in parts):
-            return None
-        out = (min(p[0] for p in parts), max(p[1] for p in parts))  # type: ignore[index]
-        if node.func == "abs":
-            out = (0, max(abs(out[0]), abs(out[1])))
-    if out is None or not -EXACT <= out[0] <= out[1] <= EXACT:
-        return None
-    return out
-
-
-def _may_be_wide(node: Node, env: Env) -> bool:
-    """Whether the number expression can be beyond ±2**53 (or not finite): arithmetic without bounds."""
-    return _has_arithmetic(node) and bounds_of(node, env) is None
-
-
-def derived_symbol(node: Node, env: Env) -> Symbol:
-    """The symbol of a derived feature computed by the checked expression `node`: its type, whether it
-    can be missing (when `node` can, or when arithmetic can make a number that is not finite, which
-    is missing) and, for numbers, its bounds."""
-    typed = check(node, env)
-    if typed.type not in ("number", "null"):
-        return Symbol(typed.type, typed.nullable, "derived")
-    nullable = typed.nullable or _may_be_wide(node, env)
-    return Symbol("number", nullable, "derived", bounds=bounds_of(node, env))
+def _nesting(code: str) -> int:
+    """The deepest bracket nesting of generated code (it holds no text literals: those are constants)."""
+    depth = deepest = 0
+    for ch in code:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
 
 
 class _Gen:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, consts: dict[str, Any] | None = None, ntmp: int = 0) -> None:
         self.env = env
         self.names: dict[str, str] = {}
-        self.consts: dict[str, Any] = {}
-        self.ntmp = 0
+        self.decimals: dict[str, str] = {}  # name -> local holding its Decimal
+        self.consts: dict[str, Any] = consts if consts is not None else {}
+        self._const_keys: dict[tuple[type, Any], str] = {}
+        self.ntmp = ntmp
+        self._typed: dict[int, Typed] = {}
 
     def typed(self, node: Node) -> Typed:
-        return check(node, self.env)
+        key = id(node)
+        t = self._typed.get(key)
+        if t is None:
+            t = self._typed[key] = check(node, self.env)
+        return t
+
+    def kind(self, node: Node) -> str:
+        return kind_of(node, self.env)
+
+    def wide(self, node: Node) -> bool:
+        """Whether the number expression may overflow (and so be infinite or NaN)."""
+        return magnitude(node, self.env) is None
 
     def tmp(self) -> str:
         self.ntmp += 1
@@ -137,61 +116,58 @@ class _Gen:
         return self.names[name]
 
     def const(self, value: Any) -> str:
-        key = f"_c{len(self.consts)}"
-        self.consts[key] = value
-        return key
+        key = (type(value), value)
+        try:
+            found = self._const_keys.get(key)
+        except TypeError:  # unhashable: never shared
+            found = None
+        if found is not None:
+            return found
+        name = f"_c{len(self.consts)}"
+        self.consts[name] = value
+        try:
+            self._const_keys[key] = name
+        except TypeError:
+            pass
+        return name
 
-    def surely_float(self, node: Node) -> bool:
-        """Whether the value is never a whole-number ``int`` (so its arithmetic needs no rounding)."""
-        if isinstance(node, Literal):
-            return isinstance(node.value, float)
-        if isinstance(node, Name):
-            sym = self.env.get(node.name)
-            return sym is not None and sym.kind == "score"
-        if isinstance(node, Neg):
-            return self.surely_float(node.operand)
-        if isinstance(node, BinOp):
-            return node.op == "/" or self.surely_float(node.left) or self.surely_float(node.right)
-        return isinstance(node, Call) and node.func in _FLOAT_FUNCS
+    def literal(self, value: Any) -> str:
+        """A literal in the generated code: plain numbers, booleans and null inline, the rest constants."""
+        if value is None or isinstance(value, bool) or (is_number(value) and is_plain(value)):
+            return repr(value)
+        return self.const(value)
 
     def never_zero(self, node: Node) -> bool:
         """Whether a divisor is never 0: a non-zero literal, or bounds on one side of 0 (no `_div` call)."""
         if isinstance(node, Literal):
-            return node.value not in (0, 0.0)
+            return is_number(node.value) and node.value != 0
         bounds = bounds_of(node, self.env)
         return bounds is not None and (bounds[0] > 0 or bounds[1] < 0)
 
     def derived(self, node: Node) -> str:
-        """A derived feature's value: missing when it is not a finite number (see the module doc)."""
+        """A derived feature's value: missing when its arithmetic overflows (see the module doc)."""
         typed = self.typed(node)
-        if typed.type != "number" or not _may_be_wide(node, self.env):
-            return self.value(node)
-        if isinstance(node, BinOp):
-            return self._binop(node, limit="_finite")
-        return self._limited(self.value(node), "_finite", typed.nullable)
-
-    def _limited(self, code: str, helper: str, nullable: bool) -> str:
-        """`code`, passed through `helper` when it is not within ±2**53 (one chained comparison)."""
-        t = self.tmp()
-        if nullable:
-            return f"({t} if ({t} := {code}) is None or -{_LIMIT} <= {t} <= {_LIMIT} else {helper}({t}))"
-        return f"({t} if -{_LIMIT} <= ({t} := {code}) <= {_LIMIT} else {helper}({t}))"
+        code = self.value(node)
+        if typed.type == "number" and self.wide(node):
+            return f"_finite({code})"
+        return code
 
     # -- values: Python expressions that evaluate to the value, or None when missing ------------
 
     def value(self, node: Node) -> str:
         if isinstance(node, Literal):
-            return repr(node.value)
+            return self.literal(node.value)
         if isinstance(node, Name):
             return self.local(node.name)
         if isinstance(node, Neg):
             inner = self.value(node.operand)
+            neg = "{}.copy_negate()" if self.kind(node.operand) == "d" else "-{}"
             if self.typed(node.operand).nullable:
                 first, t = self.bind(inner)
-                return f"(None if {first} is None else -{t})"
-            return f"(-{inner})"
+                return f"(None if {first} is None else {neg.format(t)})"
+            return f"({neg.format(inner)})"
         if isinstance(node, BinOp):
-            return self._binop(node)
+            return self._arith(node)
         if isinstance(node, (Compare, InList)):
             if not self.typed(node).nullable:
                 return self.cond(node, True)
@@ -211,49 +187,88 @@ class _Gen:
             return self._call(node)
         raise TypeError(type(node).__name__)  # pragma: no cover
 
-    def _binop(self, node: BinOp, *, limit: str | None = None) -> str:
-        """Arithmetic; `limit` is the helper for results beyond ±2**53 (default: `_wide` for + - *
-        on values that may be whole numbers, nothing otherwise)."""
-        left, right = self.value(node.left), self.value(node.right)
-        lt, rt = self.typed(node.left), self.typed(node.right)
-        if node.op in ("/", "%") and not self.never_zero(node.right):
-            code = f"{'_div' if node.op == '/' else '_mod'}({left}, {right})"
-            return code if limit is None else self._limited(code, limit, True)
-        if (
-            limit is None
-            and node.op in ("+", "-", "*")
-            and not (self.surely_float(node.left) or self.surely_float(node.right))
-            and bounds_of(node, self.env) is None
-        ):
-            limit = "_wide"  # whole numbers beyond 2**53 are rounded as a double would be
+    def dec(self, node: Node) -> str:
+        """The value of a number expression as a ``Decimal`` (None when missing)."""
+        if isinstance(node, Literal):
+            return self.const(to_decimal(node.value))  # type: ignore[arg-type]
+        if self.kind(node) == "d":
+            return self.value(node)
+        if isinstance(node, Name):  # converted once per call, at the top of the function
+            if node.name not in self.decimals:
+                self.decimals[node.name] = f"d{len(self.decimals)}"
+                self.local(node.name)
+            return self.decimals[node.name]
+        code = self.value(node)
+        if self.typed(node).nullable:
+            first, t = self.bind(code)
+            return f"(None if {first} is None else _D({t}))"
+        return f"_D({code})"
+
+    def _arith(self, node: BinOp) -> str:
+        """Arithmetic in decimal: nested context calls for a short chain, one ``_arith`` call otherwise."""
+        first, spine = chain(node)
+        operands = [first] + [step.right for step in spine]
+        codes = [self.dec(n) for n in operands]
+        nullable = [self.typed(n).nullable for n in operands]
+        if len(spine) == 1 and spine[0].op in ("/", "%"):
+            op = spine[0].op
+            if op == "/" and self.never_zero(spine[0].right) and not any(nullable):
+                return f"_dv({codes[0]}, {codes[1]})"
+            return f"{'_div' if op == '/' else '_mod'}({codes[0]}, {codes[1]})"
+        if len(spine) > _INLINE_STEPS or any(step.op in ("/", "%") for step in spine):
+            ops = self.const(tuple(step.op for step in spine))
+            return f"_arith({ops}, " + ", ".join(codes) + ")"
         guards = []
-        if lt.nullable:
-            first, left = self.bind(left)
-            guards.append(f"{first} is None")
-        if rt.nullable:
-            first, right = self.bind(right)
-            guards.append(f"{first} is None")
-        result = f"{left} {node.op} {right}"
-        if limit is not None:
-            result = self._limited(result, limit, False)
+        for i, is_nullable in enumerate(nullable):
+            if is_nullable:
+                first_use, codes[i] = self.bind(codes[i])
+                guards.append(f"{first_use} is None")
+        acc = codes[0]
+        for step, code in zip(spine, codes[1:], strict=True):
+            acc = f"{_STEP[step.op]}({acc}, {code})"
         if not guards:
-            return f"({result})"
-        return f"(None if {' or '.join(guards)} else {result})"
+            return acc
+        return f"(None if {' or '.join(guards)} else {acc})"
+
+    def _operands(self, nodes: Sequence[Node]) -> list[str]:
+        """Number operands compared or chosen together: as doubles when that is exact, else decimals."""
+        exact = all(self.kind(n) == "f" for n in nodes)
+        return [self.value(n) if exact else self.dec(n) for n in nodes]
+
+    def _compare(self, op: str, left: Node, right: Node, guard: str) -> str:
+        """`left op right` for present operands; `guard` is "is None" (value) or "is not None" (cond)."""
+        if self.typed(left).type == "number":
+            lcode, rcode = self._operands([left, right])
+        else:
+            lcode, rcode = self.value(left), self.value(right)
+        guards = []
+        if self.typed(left).nullable:
+            first, lcode = self.bind(lcode)
+            guards.append(f"{first} {guard}")
+        if self.typed(right).nullable:
+            first, rcode = self.bind(rcode)
+            guards.append(f"{first} {guard}")
+        if self.typed(left).type == "number" and (self.wide(left) or self.wide(right)):
+            test = f"{_SAFE[op]}({lcode}, {rcode})"
+        else:
+            test = f"{lcode} {op} {rcode}"
+        if guard == "is None":
+            return f"(None if {' or '.join(guards)} else {test})"
+        return "(" + " and ".join([*guards, test]) + ")"
+
+    def _members(self, node: InList) -> tuple[str, str]:
+        """(operand code, constant set) of an ``in`` test, numbers compared as decimals when needed."""
+        values = [i.value for i in node.items]
+        if is_number(values[0]) and (self.kind(node.operand) == "d" or not all(is_plain(v) for v in values)):
+            return self.dec(node.operand), self.const(frozenset(to_decimal(v) for v in values))  # type: ignore[arg-type]
+        return self.value(node.operand), self.const(frozenset(values))
 
     def _guarded(self, node: Compare | InList) -> str:
         """A three-valued comparison: None when an operand is missing."""
         if isinstance(node, Compare):
-            left, right = self.value(node.left), self.value(node.right)
-            guards = []
-            if self.typed(node.left).nullable:
-                first, left = self.bind(left)
-                guards.append(f"{first} is None")
-            if self.typed(node.right).nullable:
-                first, right = self.bind(right)
-                guards.append(f"{first} is None")
-            return f"(None if {' or '.join(guards)} else {left} {node.op} {right})"
-        first, t = self.bind(self.value(node.operand))
-        items = self.const(frozenset(i.value for i in node.items))
+            return self._compare(node.op, node.left, node.right, "is None")
+        operand, items = self._members(node)
+        first, t = self.bind(operand)
         op = "not in" if node.negated else "in"
         return f"(None if {first} is None else {t} {op} {items})"
 
@@ -264,9 +279,18 @@ class _Gen:
             return f"({self.value(node.args[0])} is not None)"
         if node.func == "if":
             cond, then, other = node.args
-            return f"({self.value(then)} if {self.cond(cond, True)} else {self.value(other)})"
-        args = ", ".join(self.value(a) for a in node.args)
-        return f"_f_{node.func}({args})"
+            if self.typed(then).type == "number":
+                then_code, other_code = self._operands([then, other])
+            else:
+                then_code, other_code = self.value(then), self.value(other)
+            return f"({then_code} if {self.cond(cond, True)} else {other_code})"
+        if node.func in ("min", "max", "between") or (node.func == "coalesce" and self.typed(node).type == "number"):
+            codes = self._operands(node.args)
+        elif node.func in ("round", "log", "sqrt"):
+            codes = [self.dec(node.args[0])] + [self.value(a) for a in node.args[1:]]
+        else:
+            codes = [self.value(a) for a in node.args]
+        return f"_f_{node.func}(" + ", ".join(codes) + ")"
 
     # -- conditions: Python expressions that are True exactly when the condition holds ----------
 
@@ -277,21 +301,11 @@ class _Gen:
         if isinstance(node, Not):
             return self.cond(node.operand, not positive)
         if isinstance(node, Compare):
-            op = node.op if positive else _NEGATED[node.op]
-            left, right = self.value(node.left), self.value(node.right)
-            guards = []
-            if self.typed(node.left).nullable:
-                first, left = self.bind(left)
-                guards.append(f"{first} is not None")
-            if self.typed(node.right).nullable:
-                first, right = self.bind(right)
-                guards.append(f"{first} is not None")
-            return "(" + " and ".join([*guards, f"{left} {op} {right}"]) + ")"
+            return self._compare(node.op if positive else _NEGATED[node.op], node.left, node.right, "is not None")
         if isinstance(node, InList):
             negated = node.negated != (not positive)
-            items = self.const(frozenset(i.value for i in node.items))
+            operand, items = self._members(node)
             op = "not in" if negated else "in"
-            operand = self.value(node.operand)
             if self.typed(node.operand).nullable:
                 first, t = self.bind(operand)
                 return f"({first} is not None and {t} {op} {items})"
@@ -307,6 +321,32 @@ class _Gen:
         if self.typed(node).nullable:
             return f"({code} is {'True' if positive else 'False'})"
         return code if positive else f"(not {code})"
+
+    def prologue(self, loaded: set[str]) -> list[str]:
+        """Statements at the top of a function: read every name, then convert those used as decimals."""
+        lines = [f"    {var} = _g({name!r})" for name, var in self.names.items() if name not in loaded]
+        for name, var in self.decimals.items():
+            src = self.names[name]
+            if self.env.get(name) is not None and self.env[name].nullable:
+                lines.append(f"    {var} = None if {src} is None else _D({src})")
+            else:
+                lines.append(f"    {var} = _D({src})")
+        return lines
+
+
+def _converts_derived(line: str, gen: _Gen, derived: set[str]) -> bool:
+    """Whether a prologue line converts a derived feature (done after it is computed instead)."""
+    return any(line.startswith(f"    {gen.decimals[n]} = ") for n in derived if n in gen.decimals)
+
+
+def _checked(code: str, kind: str, index: int) -> str:
+    depth = _nesting(code)
+    if depth > MAX_NESTING:
+        raise CodegenLimit(
+            kind, index,
+            f"expression too deeply nested to compile ({depth} levels of generated code, at most {MAX_NESTING})",
+        )
+    return code
 
 
 class Program:
@@ -337,37 +377,47 @@ def compile_program(
     `derived` must be in dependency order and already type-checked against `env` (which must
     include the derived names, as ``derived_symbol`` gives them); each condition must type-check as
     a bool. Names' ``bounds`` in `env` are trusted (validation enforces an input field's min/max):
-    guards are left out where they rule out a value beyond 2**53 or a zero divisor.
+    guards are left out where they rule out a zero divisor.
+
+    Raises ``CodegenLimit`` naming the derived feature or condition whose code would nest too
+    deeply for CPython, or ("flow", -1) when CPython refuses the source for any other reason.
     """
     gen = _Gen(env)
-    derive_body: list[str] = []
-    for name, node in derived:
+    assignments: list[tuple[str, str]] = []
+    derived_set = {name for name, _ in derived}
+    for i, (name, node) in enumerate(derived):
         sym = env.get(name)
         if sym is not None and not sym.nullable and derived_symbol(node, env).nullable:
             raise ValueError(f"derived feature {name!r} can be missing (see derived_symbol); declare it nullable")
-        code = gen.derived(node)
-        var = gen.local(name)
-        derive_body.append(f"    {var} = values[{name!r}] = {code}")
-    derive_names = dict(gen.names)
-    derived_set = {name for name, _ in derived}
+        code = _checked(gen.derived(node), "derived", i)
+        assignments.append((name, f"    {gen.local(name)} = values[{name!r}] = {code}"))
 
-    rule_gen = _Gen(env)
-    rule_gen.consts = gen.consts
-    rule_gen.ntmp = gen.ntmp
-    rule_body = [f"    if {rule_gen.cond(node, True)}:\n        fired.append({i})" for i, node in enumerate(conditions)]
+    rule_gen = _Gen(env, gen.consts, gen.ntmp)
+    rule_gen._const_keys = gen._const_keys
+    rule_body = [
+        f"    if {_checked(rule_gen.cond(node, True), 'condition', i)}:\n        fired.append({i})"
+        for i, node in enumerate(conditions)
+    ]
 
     lines = ["def derive(values):", "    _g = values.get"]
-    for name, var in derive_names.items():
-        if name not in derived_set:
-            lines.append(f"    {var} = _g({name!r})")
-    lines += derive_body or ["    pass"]
+    lines += [line for line in gen.prologue(derived_set) if not _converts_derived(line, gen, derived_set)]
+    for name, line in assignments:
+        lines.append(line)
+        if name in gen.decimals:  # a later feature reads this one as a decimal
+            var, dvar = gen.names[name], gen.decimals[name]
+            lines.append(f"    {dvar} = None if {var} is None else _D({var})")
+    if not assignments:
+        lines.append("    pass")
     lines += ["", "def fired(values):", "    _g = values.get"]
-    for name, var in rule_gen.names.items():
-        lines.append(f"    {var} = _g({name!r})")
+    lines += rule_gen.prologue(set())
     lines.append("    fired = []")
     lines += rule_body
     lines.append("    return fired")
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME, **gen.consts}
-    exec(compile(source, f"<verdict {label}>", "exec"), namespace)  # noqa: S102 - source built from the checked AST only
+    namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME, "_dv": CONTEXT.divide, **gen.consts}
+    try:
+        code = compile(source, f"<verdict {label}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise CodegenLimit("flow", -1, f"the generated code does not compile: {type(exc).__name__}: {exc}") from exc
+    exec(code, namespace)  # noqa: S102 - source built from the checked AST only
     return Program(namespace["derive"], namespace["fired"], source)

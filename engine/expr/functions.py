@@ -7,18 +7,20 @@ missing value is false rather than an error.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
+
+from engine.expr.numbers import CONTEXT, EXACT, to_decimal
 
 if TYPE_CHECKING:
     from engine.expr.check import Typed
 
 __all__ = ["EXACT", "FUNCTIONS", "Function", "RUNTIME"]
 
-#: Whole numbers are exact up to this magnitude in a double, the type of every number a request
-#: carries (``google.protobuf.Struct``) and of durable-rules' arithmetic on our facts.
-EXACT = 2**53
+_ONE = Decimal(1)
 
 
 def _typed(t: str, nullable: bool) -> Typed:
@@ -120,7 +122,7 @@ FUNCTIONS: dict[str, Function] = {
         Function("abs", "abs(x)", "absolute value of a number", _number_fn("abs")),
         Function("min", "min(a, b, ...)", "smallest of two or more numbers; missing if any is missing", _min_max),
         Function("max", "max(a, b, ...)", "largest of two or more numbers; missing if any is missing", _min_max),
-        Function("round", "round(x[, digits])", "round half to even, to `digits` decimals (default 0)", _round),
+        Function("round", "round(x[, digits])", "round half to even, to `digits` decimals (default 0), in decimal", _round),
         Function("floor", "floor(x)", "largest whole number not above x", _number_fn("floor")),
         Function("ceil", "ceil(x)", "smallest whole number not below x", _number_fn("ceil")),
         Function("log", "log(x)", "natural logarithm; missing when x <= 0", _number_fn("log", True)),
@@ -151,16 +153,23 @@ def _nn(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _log(x: float) -> float | None:
-    return math.log(x) if x > 0 else None
+def _log(x: Decimal) -> Decimal | None:
+    return CONTEXT.ln(x) if x > 0 else None
 
 
-def _sqrt(x: float) -> float | None:
-    return math.sqrt(x) if x >= 0 else None
+def _sqrt(x: Decimal) -> Decimal | None:
+    return CONTEXT.sqrt(x) if x >= 0 else None
 
 
-def _round_impl(x: float, digits: float = 0) -> float:
-    return float(round(x, int(digits)))
+def _round_impl(x: Decimal, digits: int | float | Decimal = 0) -> Decimal | None:
+    """Round half to even to `digits` decimals (a negative count rounds to tens, hundreds, ...)."""
+    if isinstance(digits, (float, Decimal)) and not math.isfinite(digits):
+        return None
+    places = int(digits)
+    if not x.is_finite() or x.as_tuple().exponent >= -places:  # type: ignore[operator]
+        return x  # already that coarse
+    out = x.quantize(_ONE.scaleb(-places), context=CONTEXT)
+    return x if out.is_nan() else out  # more digits than the precision: nothing to round
 
 
 def _coalesce_impl(*args: Any) -> Any:
@@ -170,40 +179,67 @@ def _coalesce_impl(*args: Any) -> Any:
     return None
 
 
-def _div(a: float | None, b: float | None) -> float | None:
+def _div(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     if a is None or b is None or b == 0:
         return None
-    return a / b
+    return CONTEXT.divide(a, b)
 
 
-def _mod(a: float | None, b: float | None) -> float | None:
+def _mod(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """The remainder with the sign of the divisor (a - b * floor(a / b)), as Python's ``%``."""
     if a is None or b is None or b == 0:
         return None
-    return a % b
+    r = CONTEXT.remainder(a, b)
+    if r.is_nan():  # the quotient has more digits than the precision
+        return None
+    if r and (r < 0) != (b < 0):
+        r = CONTEXT.add(r, b)
+    return r
 
 
-def _floor(x: float) -> float:
-    return float(math.floor(x)) if math.isfinite(x) else x  # floor(inf) is inf, as in IEEE arithmetic
+_STEPS: dict[str, Callable[[Decimal, Decimal], Decimal | None]] = {
+    "+": CONTEXT.add,
+    "-": CONTEXT.subtract,
+    "*": CONTEXT.multiply,
+    "/": _div,
+    "%": _mod,
+}
 
 
-def _ceil(x: float) -> float:
+def _arith(ops: tuple[str, ...], first: Decimal | None, *rest: Decimal | None) -> Decimal | None:
+    """A left-to-right chain ``first ops[0] rest[0] ops[1] rest[1] ...`` (see syntax.chain): the
+    same value as the nested operations, in one flat call however long the chain is."""
+    acc = first
+    for op, operand in zip(ops, rest, strict=True):
+        if acc is None or operand is None:
+            return None
+        acc = _STEPS[op](acc, operand)
+    return acc
+
+
+def _floor(x: float | Decimal) -> float | Decimal:
+    if type(x) is Decimal:
+        return x.to_integral_value(rounding=ROUND_FLOOR)  # type: ignore[union-attr]
+    return float(math.floor(x)) if math.isfinite(x) else x
+
+
+def _ceil(x: float | Decimal) -> float | Decimal:
+    if type(x) is Decimal:
+        return x.to_integral_value(rounding=ROUND_CEILING)  # type: ignore[union-attr]
     return float(math.ceil(x)) if math.isfinite(x) else x
 
 
-def _wide(x: float) -> float:
-    """An arithmetic result beyond ±2**53: a whole number becomes the nearest float, as a double would."""
-    if type(x) is not int:
-        return x  # a float: large, infinite or NaN, it stays what IEEE arithmetic made it
-    try:
-        return float(x)
-    except OverflowError:  # only with a literal beyond the largest double
-        return math.inf if x > 0 else -math.inf
+def _abs(x: float | Decimal) -> float | Decimal:
+    return x.copy_abs() if type(x) is Decimal else abs(x)  # type: ignore[union-attr]
 
 
-def _finite(x: float) -> float | None:
-    """A derived value beyond ±2**53: missing (None) when it is not a finite number, else as _wide."""
-    x = _wide(x)
-    return x if math.isfinite(x) else None
+def _finite(x: Decimal | None) -> Decimal | None:
+    """A derived value that may overflow the decimal range: missing (None) when it is not finite."""
+    return x if x is None or x.is_finite() else None
+
+
+def _not_nan(a: Decimal, b: Decimal) -> bool:
+    return not (a.is_nan() or b.is_nan())
 
 
 def _and3(*vals: bool | None) -> bool | None:
@@ -218,9 +254,11 @@ def _or3(*vals: bool | None) -> bool | None:
     return None if any(v is None for v in vals) else False
 
 
+_SAFE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq, "ne": operator.ne}
+
 #: Helpers the generated code may call, bound by name in its namespace.
 RUNTIME: dict[str, Callable[..., Any]] = {
-    "_f_abs": _nn(abs),
+    "_f_abs": _nn(_abs),
     "_f_min": _nn(min),
     "_f_max": _nn(max),
     "_f_round": _nn(_round_impl),
@@ -238,8 +276,16 @@ RUNTIME: dict[str, Callable[..., Any]] = {
     "_f_between": _nn(lambda x, lo, hi: lo <= x <= hi),
     "_div": _div,
     "_mod": _mod,
-    "_wide": _wide,
+    "_arith": _arith,
+    "_add": CONTEXT.add,
+    "_sub": CONTEXT.subtract,
+    "_mul": CONTEXT.multiply,
     "_finite": _finite,
+    "_D": to_decimal,
+    "_Dec": Decimal,
+    "_repr": repr,
+    # comparisons of values that may be NaN (after an overflow): false, and so is their negation
+    **{f"_safe_{name}": (lambda cmp: lambda a, b: _not_nan(a, b) and cmp(a, b))(fn) for name, fn in _SAFE.items()},
     "_and3": _and3,
     "_or3": _or3,
 }

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Union
+
+from engine.expr.numbers import is_number, parse_literal
 
 __all__ = [
     "BinOp",
@@ -32,6 +35,7 @@ __all__ = [
     "Neg",
     "Node",
     "Not",
+    "chain",
     "names_in",
     "parse",
 ]
@@ -51,7 +55,7 @@ class ExprSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Literal:
-    value: float | int | str | bool | None
+    value: float | int | Decimal | str | bool | None  # numbers as written: see engine.expr.numbers
     pos: int = 0
 
 
@@ -286,18 +290,16 @@ class _Parser:
             self._enter()
             operand = self.unary()
             self.depth -= 1
-            if isinstance(operand, Literal) and isinstance(operand.value, (int, float)) and not isinstance(
-                operand.value, bool
-            ):
-                return Literal(-operand.value, tok.pos)
+            if isinstance(operand, Literal) and is_number(operand.value):
+                v = operand.value
+                return Literal(v.copy_negate() if isinstance(v, Decimal) else -v, tok.pos)  # type: ignore[operator]
             return Neg(operand, tok.pos)
         return self.primary()
 
     def primary(self) -> Node:
         tok = self.take()
         if tok.kind == "number":
-            value = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
-            return Literal(value, tok.pos)
+            return Literal(parse_literal(tok.text), tok.pos)
         if tok.kind == "string":
             return Literal(_unquote(tok.text, tok.pos), tok.pos)
         if tok.kind == "kw" and tok.text in ("true", "false"):
@@ -359,6 +361,23 @@ def parse(text: str) -> Node:
     if not text.strip():
         raise ExprSyntaxError("empty expression", 1)
     return _Parser(text).parse()
+
+
+def chain(node: BinOp) -> tuple[Node, list[BinOp]]:
+    """A left-deep run of arithmetic as (first operand, [each BinOp from the innermost out]).
+
+    ``a - b + c * d`` is ``((a - b) + (c * d))``: first ``a``, then the nodes ``- b`` and ``+ (c * d)``.
+    The parser builds ``x + x + ... + x`` as a left-deep tree as deep as the chain is long (up to
+    ~2,000 terms in 4,000 characters); walking it with this loop instead of recursion keeps every
+    consumer within Python's recursion limit and the generated code flat.
+    """
+    spine: list[BinOp] = []
+    current: Node = node
+    while isinstance(current, BinOp):
+        spine.append(current)
+        current = current.left
+    spine.reverse()
+    return current, spine
 
 
 def names_in(node: Node) -> set[str]:

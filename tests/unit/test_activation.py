@@ -229,7 +229,7 @@ def test_a_mixed_state_is_hashed_like_the_loader_hashes_a_clean_one(tmp_path):
 
 
 def test_a_compiler_crash_in_one_flow_holds_back_only_that_flow(tmp_path, monkeypatch):
-    """compile_flow raising for demo is a compile_crashed problem of demo's flow file; other still loads."""
+    """compile_flow raising for demo is a compile_failed problem of demo's flow file; other still loads."""
     import engine.loader
 
     real = engine.loader.compile_flow
@@ -243,4 +243,4 @@ def test_a_compiler_crash_in_one_flow_holds_back_only_that_flow(tmp_path, monkey
     outcome = check(two_flows(tmp_path))
     assert {n: f.state for n, f in outcome.flows.items()} == {"demo": "unavailable", "other": "ok"}
     (problem,) = outcome.flows["demo"].problems
-    assert (problem.path, problem.code) == ("policies/demo/1/flow.yaml", "compile_crashed") and "RecursionError" in problem.message
+    assert (problem.path, problem.code) == ("policies/demo/1/flow.yaml", "compile_failed") and "RecursionError" in problem.message

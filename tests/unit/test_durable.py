@@ -21,6 +21,7 @@ from engine.errors import InvalidInput
 from engine.expr import parse
 from engine.expr.check import Env, Symbol
 from engine.expr.codegen import compile_program
+from engine.expr.numbers import to_decimal
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow
 from engine.loader import LoadResult, load
@@ -76,18 +77,13 @@ def test_field_against_field_guards_the_right_field() -> None:
     assert cond("a > b") == {"$and": [ex("b"), {"$gt": {k("a"): {"$m": k("b")}}}]}
 
 
-def test_arithmetic_on_the_right_side() -> None:
-    """+ - * and unary minus become $add/$sub/$mul over $m references and literals."""
-    assert cond("a > b * 0.9 + 1") == {
-        "$and": [ex("b"), {"$gt": {k("a"): {"$add": {"$l": {"$mul": {"$l": {"$m": k("b")}, "$r": 0.9}}, "$r": 1}}}}]
-    }
-    assert cond("a < n - b") == {"$and": [ex("b"), ex("n"), {"$lt": {k("a"): {"$sub": {"$l": {"$m": k("n")}, "$r": {"$m": k("b")}}}}}]}
-    assert cond("a > -b") == {"$and": [ex("b"), {"$gt": {k("a"): {"$mul": {"$l": {"$m": k("b")}, "$r": -1}}}}]}
-
-
-def test_division_by_a_number_uses_a_float_divisor() -> None:
-    """durable-rules divides integers as integers (5 / 2 == 2), so the divisor is written as a float."""
-    assert cond("a > b / 2") == {"$and": [ex("b"), {"$gt": {k("a"): {"$div": {"$l": {"$m": k("b")}, "$r": 2.0}}}}]}
+@pytest.mark.parametrize("text", ["a > b * 0.9 + 1", "a < n - b", "a > -b", "a > b / 2", "a - b > 0", "a > n % 7"])
+def test_arithmetic_is_refused_because_durable_rules_computes_in_binary(text: str) -> None:
+    """durable-rules computes in doubles (0.1 + 0.2 != 0.3), our language in decimal: arithmetic in
+    an `engine: durable` condition is refused with the advice to make it a derived feature."""
+    with pytest.raises(NotExpressible) as info:
+        cond(text)
+    assert "binary floating point" in info.value.reason and "derived feature" in info.value.reason
 
 
 def test_in_list_is_an_or_of_equalities_and_not_in_an_and_of_inequalities() -> None:
@@ -140,11 +136,8 @@ def test_first_hit_guard_is_the_complement_of_the_row() -> None:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("a - b > 0", "neither side of the comparison is a plain field"),
-        ("a / b > 1", "neither side"),
-        ("a > n / b", "divides only by a non-zero number"),
-        ("a > n / 0", "divides only by a non-zero number"),
-        ("a > n % 7", "no remainder operator"),
+        ("a / b > 1", "binary floating point"),
+        ("a > n / 0", "binary floating point"),
         ("abs(a) > 1", "neither side"),
         ("a > abs(b)", "no function abs()"),
         ("s < 'x'", "orders text"),
@@ -153,7 +146,6 @@ def test_first_hit_guard_is_the_complement_of_the_row() -> None:
         ("contains(s, 'x')", "no function contains()"),
         ("if(a > 1, b, n) > 0", "neither side"),
         ("if(f, g, true)", "only the decision tables' if(row, false, true)"),
-        ("a > 9007199254740993", "beyond 2**53"),
     ],
 )
 def test_conditions_durable_rules_cannot_express(text: str, reason: str) -> None:
@@ -201,7 +193,7 @@ def test_missing_values_behave_as_in_the_compiled_engine() -> None:
 
 def test_numbers_that_trip_durable_rules_agree() -> None:
     """Tiny, huge and infinite values, integer division and int/float mixes give the compiled answers."""
-    texts = ["a < 0.0001", "a > 1e20", "a > b / 2", "a == n", "a >= 9007199254740992", "a > b * 3"]
+    texts = ["a < 0.0001", "a > 1e20", "a == n", "a >= 9007199254740992", "a > 9007199254740993", "a == 9007199254740994"]
     program, durable = backends(texts)
     for values in [
         {"a": 1e-05, "n": 1},
@@ -215,23 +207,80 @@ def test_numbers_that_trip_durable_rules_agree() -> None:
         assert durable.fired(values) == program.fired(dict(values)), values
 
 
-def test_whole_number_arithmetic_past_2_53_and_2_63_agrees() -> None:
-    """Whole-number arithmetic beyond 2**53 (rounded as a double) and past 2**63 (where 64-bit
-    integers wrap) gives the compiled answers: facts carry numbers as doubles."""
-    texts = ["a > b * n", "a < b * n", "a == b * n", "a == b + n", "a < b + n", "a > b * 3", "a == -b - n"]
-    program, durable = backends(texts)
-    cases: list[tuple[dict[str, Any], list[int]]] = [
-        ({"a": 1, "b": 2**53, "n": 2**53}, [1, 4]),  # b * n is 2**106: 0 in wrapping 64-bit integers
-        ({"a": 1, "b": 2**53, "n": -(2**53)}, [0]),  # b * n is -2**106
-        ({"a": 2**53, "b": 3, "n": 3002399751580331}, [2, 5]),  # b * n is 2**53 + 1: the double 2**53
-        ({"a": 2.0**53, "b": 2**53 - 1, "n": 2}, [1, 3]),  # b + n is 2**53 + 1: the double 2**53
-        ({"a": -(2**53), "b": 2**53 - 1, "n": 2}, [1, 4, 6]),  # -b - n is -(2**53 + 1)
-        ({"a": 2.0**80 + 2**41, "b": 2**40 + 1, "n": 2**40 + 1}, [2, 5]),  # b * n loses its last 1
-        ({"a": 7, "b": 2, "n": 3}, [0, 5]),  # small whole numbers stay exact
+DECIMALS: Env = {
+    "x": Symbol("number", False),
+    "y": Symbol("number", True),
+    "d": Symbol("number", True, "derived", decimal=True, magnitude=400),
+    "e": Symbol("number", True, "derived", decimal=True, magnitude=400),
+}
+
+
+def _decimal_reference(text: str, inputs: dict[str, Any]) -> bool:
+    """The condition evaluated with Python's decimal module on the decimals the caller wrote (an
+    oracle independent of both backends): d = x - y, e = x / y (missing when y is 0 or missing)."""
+    from decimal import Context, Decimal
+
+    ctx = Context(prec=34)
+    x = Decimal(repr(inputs["x"]))
+    y = None if inputs.get("y") is None else Decimal(repr(inputs["y"]))
+    names = {"x": x, "y": y, "d": None if y is None else ctx.subtract(x, y), "e": None if not y else ctx.divide(x, y)}
+    left, op, right = text.split(" ", 2)
+    a = names[left]
+    if op in ("in", "not"):
+        items = [Decimal(i) for i in right.removeprefix("in ").strip("[]").split(", ")]
+        return a is not None and ((a in items) == (op == "in"))
+    b = names[right] if right in names else Decimal(right)
+    if a is None or b is None:
+        return False
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+
+
+def test_derived_decimals_and_exact_literals_agree_on_both_backends() -> None:
+    """Decimal semantics on both backends: a derived decimal (100.10 - 50.10 is 50.00, 1.20 / 3.00
+    is 0.4, 1 / 3 has 34 digits) against literals, fields and lists, and literals no double holds
+    (0.1000000000000000000001, 9007199254740993), fire exactly the rules decimal arithmetic says."""
+    derived = [("d", parse("x - y")), ("e", parse("x / y"))]
+    texts = [
+        "d < 50", "d >= 50", "d == 50", "d != 50", "e >= 0.4", "e < 0.4", "e in [0.4, 0.5]", "e not in [0.4]",
+        "e > 0.3333333333333333", "e < 0.33333333333333337", "y > d", "y <= d",
+        "x > 0.1000000000000000000001", "x <= 0.1000000000000000000001", "x == 0.1000000000000000000001",
+        "x != 0.1000000000000000000001", "x > 9007199254740993", "x < 9007199254740993", "x in [0.1000000000000000000001, 3]",
     ]
-    for values, expected in cases:
-        assert program.fired(dict(values)) == expected, values
-        assert durable.fired(values) == expected, values
+    conditions = [parse(t) for t in texts]
+    program = compile_program(DECIMALS, derived, conditions)
+    durable = DurableRuleset(list(enumerate(conditions)), DECIMALS)
+    inputs_list: list[dict[str, Any]] = [
+        {"x": 100.1, "y": 50.1},  # d = 50.0 exactly (49.99999999999999 in doubles)
+        {"x": 1.2, "y": 3.0},  # e = 0.4 exactly (0.39999999999999997 in doubles)
+        {"x": 1.0, "y": 3.0},  # e = 0.3333...3 (34 digits): between the two literals
+        {"x": 0.1, "y": None},  # 0.1 is below 0.1000000000000000000001; d, e missing
+        {"x": 9007199254740992.0, "y": 1.0},
+        {"x": 9007199254740994.0, "y": 2.0},
+        {"x": 3.0, "y": 0.0},  # x / 0 is missing
+    ]
+    for inputs in inputs_list:
+        expected = [i for i, t in enumerate(texts) if _decimal_reference(t, inputs)]
+        values: dict[str, Any] = dict(inputs)
+        program.derive(values)
+        assert program.fired(dict(values)) == expected, inputs
+        assert durable.fired(values) == expected, inputs
+    fired = {}
+    for inputs in inputs_list[:3]:
+        values = dict(inputs)
+        program.derive(values)
+        fired[inputs["x"]] = {texts[i] for i in program.fired(values)}
+    assert {"d >= 50", "d == 50"} <= fired[100.1] and "d < 50" not in fired[100.1]
+    assert {"e >= 0.4", "e in [0.4, 0.5]"} <= fired[1.2] and "e < 0.4" not in fired[1.2]
+    assert {"e > 0.3333333333333333", "e < 0.33333333333333337"} <= fired[1.0]
+
+
+def test_two_derived_decimals_or_a_decimal_and_a_long_literal_are_refused() -> None:
+    """Through doubles, two decimals (or a decimal and a literal no double holds) cannot be
+    compared exactly: such a condition is refused rather than evaluated approximately."""
+    with pytest.raises(NotExpressible, match="two derived decimal values"):
+        to_durable(parse("d > e"), DECIMALS)
+    with pytest.raises(NotExpressible, match="no double holds"):
+        to_durable(parse("d > 0.1000000000000000000001"), DECIMALS)
 
 
 def test_facts_carry_every_number_as_a_double() -> None:
@@ -243,15 +292,17 @@ def test_facts_carry_every_number_as_a_double() -> None:
 
 
 def test_a_derived_value_that_is_not_a_finite_number_is_missing_on_both_backends() -> None:
-    """Derived arithmetic on huge inputs (1e200 * 1e200 is inf, inf - inf is NaN) makes a missing
-    value, which both backends treat alike: the tests on it are false and is_null holds."""
+    """Derived arithmetic beyond the decimal range (a product of 32 values of 1e200 overflows
+    10**6144; the overflow minus itself is not a number) is missing on both backends: the tests on
+    it are false and is_null holds."""
     env: Env = {
         "x": Symbol("number", False),
         "y": Symbol("number", False),
-        "z": Symbol("number", True, "derived"),  # arithmetic: can be missing (the compiler says so too)
-        "w": Symbol("number", True, "derived"),
+        "z": Symbol("number", True, "derived", decimal=True, magnitude=6145),
+        "w": Symbol("number", True, "derived", decimal=True, magnitude=6145),
     }
-    derived = [("z", parse("x * y - x * y")), ("w", parse("x * y"))]
+    power = " * ".join(["x"] * 32)
+    derived = [("z", parse(f"{power} * y - {power} * y")), ("w", parse(f"{power} * y"))]
     texts = ["z != 3", "is_null(z)", "z > 1", "not (z > 1)", "w > 1", "is_null(w)", "not (w > 1)"]
     conditions = [parse(t) for t in texts]
     program = compile_program(env, derived, conditions)
@@ -259,7 +310,8 @@ def test_a_derived_value_that_is_not_a_finite_number_is_missing_on_both_backends
     for inputs, expected in [
         ({"x": 1e200, "y": 1e200}, [1, 5]),
         ({"x": -1e200, "y": 1e200}, [1, 5]),
-        ({"x": 2.0, "y": 3.0}, [0, 3, 4]),
+        ({"x": 1e190, "y": 1e-300}, [0, 3, 4]),  # 1e6080, then 1e5780: within the range
+        ({"x": 1.0, "y": 3.0}, [0, 3, 4]),
     ]:
         values: dict[str, Any] = dict(inputs)
         program.derive(values)
@@ -423,6 +475,8 @@ def random_values(rng: random.Random, env: Env, numbers: list[float | int], stri
             v = rng.choice(sorted(sym.categories) + strings[:3] if sym.categories else strings)
         else:
             v = rng.random() < 0.5
+        if sym.decimal and sym.type == "number":
+            v = to_decimal(v)  # a derived feature computed in decimal is held as a Decimal
         values[name] = v
     return values
 
@@ -523,6 +577,7 @@ input:
     seniority: {type: integer, min: 0}
 derived:
   margin: income - amount
+  half_income: income * 0.5
 rulesets: [demo.durable, demo.compiled]
 default: {action: APPROVE}
 reasons:
@@ -537,7 +592,7 @@ ruleset: demo.durable
 engine: durable
 rules:
   - id: D1
-    when: amount > income * 0.5
+    when: amount > half_income
     action: REVIEW
     reason: BIG
   - id: D2
@@ -597,17 +652,17 @@ def test_a_durable_rule_file_is_evaluated_by_durable_rules(tmp_path: Path) -> No
 
 def test_a_rule_durable_rules_cannot_express_is_a_load_problem(tmp_path: Path) -> None:
     """A condition outside durable-rules' reach in an `engine: durable` file is reported with file, line and rule id."""
-    rules = DURABLE_RULES.replace("when: amount > income * 0.5", "when: margin / amount < 0.1")
+    rules = DURABLE_RULES.replace("when: amount > half_income", "when: margin / amount < 0.1")
     result = load(demo(tmp_path, rules))
     assert result.policies is None
     (problem,) = result.errors
     assert (problem.code, problem.path, problem.rule, problem.line) == ("not_expressible_in_durable", "rules/durable.yaml", "D1", 5)
-    assert "neither side of the comparison is a plain field" in problem.message
+    assert "binary floating point" in problem.message
 
 
 def test_the_same_rule_in_a_compiled_file_loads(tmp_path: Path) -> None:
     """Only `engine: durable` files are held to what durable-rules can express; 'compiled' is the default."""
-    rules = DURABLE_RULES.replace("when: amount > income * 0.5", "when: margin / amount < 0.1")
+    rules = DURABLE_RULES.replace("when: amount > half_income", "when: margin / amount < 0.1")
     assert load(demo(tmp_path, rules.replace("engine: durable", "engine: compiled"))).errors == []
     bad = load(demo(tmp_path / "bad", rules.replace("engine: durable", "engine: rete")))
     assert "schema" in [p.code for p in bad.errors]
@@ -624,7 +679,9 @@ input:
     n: {type: integer, required: true}
     m: {type: integer, required: true}
 derived:
-  z: x * y - x * y
+  z: x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * y - x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * x * y
+  squared: m * m
+  thrice: m * 3 + 1
 rulesets: [unbounded.rules]
 default: {action: APPROVE}
 reasons:
@@ -647,19 +704,20 @@ rules:
     action: REVIEW
     reason: Z
   - id: U3
-    when: n > m * m
+    when: n > squared
     action: DECLINE
     reason: BIG
   - id: U4
-    when: n == m * 3 + 1
+    when: n == thrice
     action: DECLINE
     reason: EQUAL
 """
 
 
 def test_unbounded_numbers_decide_alike_on_both_backends(tmp_path: Path) -> None:
-    """A flow without max: on its fields decides alike on both backends: integers beyond 2**53 are
-    refused, whole-number arithmetic is a double's, a NaN or infinite derived value is missing."""
+    """A flow without max: on its fields decides alike on both backends: integers beyond 2**53 - 1 are
+    refused, whole-number arithmetic is exact decimal arithmetic (derived on our side, compared
+    through the doubles around it on durable-rules'), a derived value beyond the decimal range is missing."""
     flows = {}
     for name, rules in [("durable", UNBOUNDED_RULES), ("compiled", UNBOUNDED_RULES.replace("engine: durable\n", ""))]:
         write(tmp_path / name, "policies/unbounded/1/flow.yaml", UNBOUNDED_FLOW)
@@ -670,15 +728,17 @@ def test_unbounded_numbers_decide_alike_on_both_backends(tmp_path: Path) -> None
     on_durable, compiled = flows["durable"], flows["compiled"]
     assert on_durable.durable is not None and len(on_durable.durable.indexes) == 4 and compiled.durable is None
     fired: dict[tuple[float, float, int, int], set[str]] = {}
-    for x, y, n, m in itertools.product([1e200, -1e200, 2.0, 1.5], [1e200, 2.0], [1, 2**53, -(2**53)], [2**53, 3002399751580331, 5]):
+    top = 2**53 - 1
+    for x, y, n, m in itertools.product([1e200, -1e200, 2.0, 1.5], [1e200, 2.0], [1, top, -top], [top, 3002399751580330, 5]):
         raw = {"x": x, "y": y, "n": float(n), "m": float(m)}  # as a google.protobuf.Struct carries them
         a, b = on_durable.evaluate(dict(raw)), compiled.evaluate(dict(raw))
         assert (a.action, a.reasons, a.fired) == (b.action, b.reasons, b.fired), raw
         fired[(x, y, n, m)] = {f.id for f in a.fired}
-    assert fired[(1e200, 1e200, 1, 5)] == {"U1"}  # x * y - x * y is inf - inf: NaN, missing
-    assert fired[(1.5, 2.0, 1, 2**53)] == {"U2"}  # m * m is 2**106 (0 in 64-bit integers): not below 1
-    assert fired[(1.5, 2.0, 2**53, 3002399751580331)] == {"U2", "U4"}  # m * 3 + 1: 2**53 + 2, a double's 2**53
-    assert fired[(1.5, 2.0, 2**53, 5)] == {"U2", "U3"}
+    assert fired[(1e200, 1e200, 1, 5)] == {"U1"}  # x**32 * y overflows 10**6144; minus itself: NaN, missing
+    assert fired[(1.5, 2.0, 1, top)] == {"U2"}  # m * m is (2**53 - 1)**2 exactly: not below 1
+    assert fired[(1.5, 2.0, top, 3002399751580330)] == {"U2", "U4"}  # m * 3 + 1 is 2**53 - 1 exactly
+    assert fired[(1.5, 2.0, top, top)] == {"U2"}  # m * 3 + 1 is 27021597764222973, which no double holds
+    assert fired[(1.5, 2.0, top, 5)] == {"U2", "U3"}
     for flow in (on_durable, compiled):
         with pytest.raises(InvalidInput) as info:
             flow.evaluate({"x": 1.0, "y": 1.0, "n": 2.0**53 + 2, "m": -(2.0**63)})

@@ -1,6 +1,7 @@
 """Tests of input validation and cleaning."""
 
 import math
+from decimal import Decimal
 
 import pytest
 
@@ -74,22 +75,35 @@ def test_string_case_is_normalised():
     assert compile_validator(spec)({"country": " gb "}) == {"country": "GB"}
 
 
-def test_integer_fields_refuse_whole_numbers_beyond_2_53():
-    """A request's numbers are doubles, exact only up to 2**53: an integer field refuses larger
-    magnitudes (out_of_range, naming the limit) unless its own min/max is tighter."""
+def test_integer_fields_refuse_whole_numbers_beyond_2_53_minus_1():
+    """A request's numbers are doubles: a double equal to 2**53 may stand for 2**53 + 1, so an
+    integer field refuses magnitudes beyond 2**53 - 1 (out_of_range, naming the limit) unless its
+    own min/max is tighter, and never quotes a rounded double back as if the caller sent it."""
     spec = InputSpec.model_validate(
         {"fields": {"n": {"type": "integer"}, "big": {"type": "integer", "min": -1e30, "max": 1e30}}}
     )
-    exact = compile_validator(spec)({"n": 2.0**53, "big": -(2.0**53)})
-    assert exact == {"n": 2**53, "big": -(2**53)} and isinstance(exact["n"], int)
-    errs = errors_of({"n": 2.0**53 + 2, "big": -(2.0**60)}, spec)
+    exact = compile_validator(spec)({"n": 2.0**53 - 1, "big": -(2.0**53 - 1)})
+    assert exact == {"n": 2**53 - 1, "big": -(2**53 - 1)} and isinstance(exact["n"], int)
+    errs = errors_of({"n": 2.0**53, "big": -(2.0**60)}, spec)
     assert errs["n"].code == "out_of_range" and errs["big"].code == "out_of_range"
-    assert errs["n"].message == (
-        "must be at most 9007199254740992 (whole numbers beyond ±2**53 are not exact in a request), got 9007199254740994.0"
-    )
-    assert errs["big"].message.startswith("must be at least -9007199254740992 (whole numbers beyond ±2**53")
+    assert errs["n"].message == "must be at most 9007199254740991 (whole numbers beyond ±(2**53 - 1) are not exact in a request)"
+    assert errs["big"].message.startswith("must be at least -9007199254740991 (whole numbers beyond ±(2**53 - 1)")
     tight = errors_of({"age": 1e300, "amount": 2, "records": True})  # the field's own max: 120
-    assert tight["age"].message == "must be at most 120, got 1e+300"
+    assert tight["age"].message == "must be at most 120"  # 1e300 may be a rounded whole number: not quoted
+    assert errors_of({"age": 120.5, "amount": 2, "records": True})["age"].message == "must be a whole number, got 120.5"
+
+
+def test_numbers_read_exactly_from_text_are_refused_when_no_double_holds_them():
+    """JSON or YAML read by Verdict itself gives ints and Decimals exactly: a whole number beyond
+    2**53 - 1 or a fraction with more digits than a double holds is refused (out_of_range) and
+    quoted as the caller wrote it, on integer and number fields alike; exact values pass as doubles."""
+    spec = InputSpec.model_validate({"fields": {"n": {"type": "integer"}, "x": {"type": "number"}, "y": {"type": "number"}}})
+    errs = errors_of({"n": 9007199254740993, "x": 9007199254740993, "y": Decimal("0.1000000000000000000001")}, spec)
+    assert {f: e.code for f, e in errs.items()} == {"n": "out_of_range", "x": "out_of_range", "y": "out_of_range"}
+    assert errs["n"].message.endswith("got 9007199254740993") and errs["x"].message.endswith("got 9007199254740993")
+    assert errs["y"].message.endswith("got 0.1000000000000000000001")
+    clean = compile_validator(spec)({"n": 9007199254740991, "x": Decimal("100.10"), "y": 2**60})
+    assert clean == {"n": 9007199254740991, "x": 100.1, "y": float(2**60)} and type(clean["x"]) is float
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
