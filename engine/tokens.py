@@ -6,7 +6,7 @@ was added — never the token, which ``add_token`` returns once for the operator
 
     tokens:
       - caller: lending-app
-        sha256: 5f0c...e1
+        sha256: "5f0c...e1"
         added: "2026-11-29T18:00:00Z"
 
 Why plain SHA-256 and not a salted, slow password hash (scrypt, argon2): a salt and a work factor
