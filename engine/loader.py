@@ -250,7 +250,7 @@ def _load_model(root: Path, name: str, version: str) -> ScoringModel:
     return load_model(root / "model_artifacts" / name / version)
 
 
-def load(root: Path) -> LoadResult:
+def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in line: split into read/load-models/compile in issue 13 item 2)
     """Read, validate and compile everything under `root`; never raises for bad files."""
     root = Path(root).resolve()
     problems: list[Problem] = []
@@ -292,8 +292,8 @@ def load(root: Path) -> LoadResult:
                 try:
                     models[key] = _load_model(root, ref.name, ref.version)
                 except ModelLoadError as exc:
-                    for p in exc.problems:
-                        problems.append(Problem(_rel(root, Path(p.path)), p.message, p.code, hint=f"referenced by {src.path}:{src.doc.line_of(('models', i))}"))
+                    hint = f"referenced by {src.path}:{src.doc.line_of(('models', i))}"
+                    problems.extend(Problem(_rel(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
                     models[key] = None  # type: ignore[assignment]  # reported; do not retry
     models = {k: v for k, v in models.items() if v is not None}
 

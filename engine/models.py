@@ -31,10 +31,10 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-from engine.onnx_runtime import ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import FieldError, InvalidInput, ModelLoadError
+from engine.onnx_runtime import ort
 
 __all__ = [
     "CARD_FILE",

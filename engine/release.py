@@ -150,6 +150,14 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
         f"to a new directory and give it new rule files), or restore the released content"
     )
     head = f"{flow} version {version} is released ({rel}) and "
+    out = _file_changes(lock, content, head, advice) + _model_changes(lock, content, head, advice)
+    if not out and not any(v == "-" for v in content.models.values()):
+        out.append(Problem(rel, head + "its content revision differs from the lock", "released_version_changed", hint=advice))
+    return out
+
+
+def _file_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
+    """One problem per policy file removed, changed or added since the release."""
     out: list[Problem] = []
     for fpath, digest in sorted(lock.files.items()):
         now = content.files.get(fpath)
@@ -157,18 +165,26 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
             out.append(Problem(fpath, head + "this file is no longer part of it (missing or renamed)", "released_version_changed", hint=advice))
         elif now != digest:
             out.append(Problem(fpath, head + "this file changed since the release", "released_version_changed", hint=advice))
-    for fpath in sorted(set(content.files) - set(lock.files)):
-        out.append(Problem(fpath, head + "this file was added to it since the release", "released_version_changed", hint=advice))
+    out.extend(
+        Problem(fpath, head + "this file was added to it since the release", "released_version_changed", hint=advice)
+        for fpath in sorted(set(content.files) - set(lock.files))
+    )
+    return out
+
+
+def _model_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
+    """One problem per model dropped, changed (sha256) or added since the release."""
+    out: list[Problem] = []
     for key, sha in sorted(lock.models.items()):
         now = content.models.get(key)
         if now is None:
             out.append(Problem(f"model_artifacts/{key}", head + "it no longer uses this model", "released_version_changed", hint=advice))
-        elif now != sha and now != "-" and f"model_artifacts/{key}/model.onnx" not in lock.files:  # "-": reported already
+        elif now not in (sha, "-") and f"model_artifacts/{key}/model.onnx" not in lock.files:  # "-": reported already
             out.append(Problem(f"model_artifacts/{key}/model.onnx", head + f"its model changed (sha256 {now[:12]}, released {sha[:12]})", "released_version_changed", hint=advice))
-    for key in sorted(set(content.models) - set(lock.models)):
-        out.append(Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice))
-    if not out and not any(v == "-" for v in content.models.values()):
-        out.append(Problem(rel, head + "its content revision differs from the lock", "released_version_changed", hint=advice))
+    out.extend(
+        Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice)
+        for key in sorted(set(content.models) - set(lock.models))
+    )
     return out
 
 
@@ -178,11 +194,12 @@ def reissue_refusals(lock: ReleaseLock, content: Content) -> list[str]:
     Only model files may differ: a changed, added or removed flow or rule file, or another set of
     models, is a policy change and belongs in a new version.
     """
-    out = []
     policy = {p for p in set(lock.files) | set(content.files) if not p.startswith("model_artifacts/")}
-    for path in sorted(policy):
-        if lock.files.get(path) != content.files.get(path):
-            out.append(f"{path} changed since the release (a policy change needs a new version)")
+    out = [
+        f"{path} changed since the release (a policy change needs a new version)"
+        for path in sorted(policy)
+        if lock.files.get(path) != content.files.get(path)
+    ]
     if set(lock.models) != set(content.models):
         out.append(f"the version's models changed ({', '.join(sorted(lock.models))} -> {', '.join(sorted(content.models))})")
     if any(v == "-" for v in content.models.values()):
@@ -207,7 +224,7 @@ def changed_files(lock: ReleaseLock, content: Content) -> tuple[str, ...]:
 def render_lock(flow: str, version: str, content: Content, now: dt.datetime | None = None,
                 released_at: str | None = None, reissued: tuple[Reissue, ...] = ()) -> str:
     """The text of a lock file for `content` (YAML, stable key order); re-issues keep ``released_at``."""
-    when = released_at or (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = released_at or (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [
         f"# Written by `verdict release {flow} {version}`. Do not edit: {flow} {version} is released and",
         "# immutable. The loader refuses it if any file below changes; put changes in a new version.",

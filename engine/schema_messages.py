@@ -151,7 +151,7 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _explain(root: type[BaseModel], err: dict[str, Any]) -> tuple[str, str | None]:
+def _explain(root: type[BaseModel], err: dict[str, Any]) -> tuple[str, str | None]:  # noqa: C901 (one branch per pydantic error kind: a table read top to bottom)
     kind, loc, ctx, value = err["type"], tuple(err["loc"]), err.get("ctx") or {}, err.get("input")
     subject = _subject(loc)
     if kind == "missing":
@@ -230,7 +230,7 @@ def _misspelt(errors: list[dict[str, Any]], root: type[BaseModel]) -> tuple[list
         match = closest(str(loc[-1]), wanted) if wanted else None
         if match is not None:
             stands_for[loc] = match
-            missing.discard(loc[:-1] + (match,))
+            missing.discard((*loc[:-1], match))
     kept = [e for e in errors if e["type"] != "missing" or tuple(e["loc"]) in missing]
     return kept, stands_for
 

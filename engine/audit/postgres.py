@@ -152,35 +152,34 @@ class PgStore:
             raise AuditError("the PostgreSQL decision log is not open")
         first = self._next_seq
         last_hash = lines[-1][-66:-2].decode("ascii")
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.execute("SELECT next_seq FROM verdict_audit_chain WHERE writer = %s FOR UPDATE", (self.writer,))
-                row = cur.fetchone()
-                if row is None or row[0] != first:
-                    raise AuditError(f"chain {self.writer} was changed by someone else (next seq {row and row[0]}, expected {first})")
-                with cur.copy(
-                    "COPY verdict_audit_record (writer, seq, kind, ts, flow, decision_id, request_id, line) FROM STDIN"
-                ) as copy:
-                    for i, (line, meta) in enumerate(zip(lines, metas, strict=True)):
-                        if meta is None:
-                            copy.write_row((self.writer, first + i, "other", None, None, None, None, line.decode("utf-8")))
-                        else:
-                            copy.write_row(
-                                (
-                                    self.writer,
-                                    first + i,
-                                    "decision",
-                                    _when(meta.ts),
-                                    meta.flow,
-                                    meta.decision_id,
-                                    meta.request_id,
-                                    line.decode("utf-8"),
-                                )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT next_seq FROM verdict_audit_chain WHERE writer = %s FOR UPDATE", (self.writer,))
+            row = cur.fetchone()
+            if row is None or row[0] != first:
+                raise AuditError(f"chain {self.writer} was changed by someone else (next seq {row and row[0]}, expected {first})")
+            with cur.copy(
+                "COPY verdict_audit_record (writer, seq, kind, ts, flow, decision_id, request_id, line) FROM STDIN"
+            ) as copy:
+                for i, (line, meta) in enumerate(zip(lines, metas, strict=True)):
+                    if meta is None:
+                        copy.write_row((self.writer, first + i, "other", None, None, None, None, line.decode("utf-8")))
+                    else:
+                        copy.write_row(
+                            (
+                                self.writer,
+                                first + i,
+                                "decision",
+                                _when(meta.ts),
+                                meta.flow,
+                                meta.decision_id,
+                                meta.request_id,
+                                line.decode("utf-8"),
                             )
-                cur.execute(
-                    "UPDATE verdict_audit_chain SET next_seq = %s, last_hash = %s WHERE writer = %s",
-                    (first + len(lines), last_hash, self.writer),
-                )
+                        )
+            cur.execute(
+                "UPDATE verdict_audit_chain SET next_seq = %s, last_hash = %s WHERE writer = %s",
+                (first + len(lines), last_hash, self.writer),
+            )
         self._next_seq = first + len(lines)
 
     def should_rotate(self) -> bool:

@@ -30,7 +30,7 @@ from pathlib import Path
 import structlog
 
 from engine.audit.errors import AuditCorrupt, AuditError, SegmentVanished
-from engine.audit.record import FORMAT, GENESIS, Chain, iso_time, payload, unseal
+from engine.audit.record import FORMAT, Chain, iso_time, payload, unseal
 from engine.audit.verify import ChainReport, ChainVerifier
 
 __all__ = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from typing import Any
 
 from engine.commands._channel import add_connection_flags, call_metadata, open_channel
@@ -29,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def _when(unix_ms: int) -> str:
-    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if unix_ms else "-"
+    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if unix_ms else "-"
 
 
 def _problem(p: Any, indent: str = "  ") -> str:

@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -295,7 +294,7 @@ def _run_workers(settings: Settings) -> int:
                 try:
                     structlog.contextvars.bind_contextvars(worker=index)
                     stop = threading.Event()
-                    _on_signals(lambda signum: stop.set())
+                    _on_signals(lambda signum: stop.set())  # noqa: B023 (a forked child runs one iteration: this `stop` is its own)
                     code = _run_one(shared, reuse_port=True, stop=stop, worker=index)
                 finally:
                     os._exit(code)

@@ -244,7 +244,7 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e}, "
                                      f"at {len(probes)} threshold probes {diff_thresholds:.2e})"))
     card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
-    card["parity"]["threshold_probes"] = int(len(probes))
+    card["parity"]["threshold_probes"] = len(probes)
     card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
     warning = chance_warning(oof["auc"], prepared.y)
     if warning:
@@ -309,7 +309,7 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
         "data": {
             "file": spec.data_label or str(d.data),
             "sha256": file_sha256(d.data),
-            "rows": int(len(p.y)),
+            "rows": len(p.y),
             "positives": int(p.y.sum()),
             "rows_in_file": p.table.rows,
             "rows_dropped_missing_target": p.dropped_missing_target,
@@ -344,7 +344,7 @@ def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oo
             "note": "cv_* are means over the held-out folds; oof pools the out-of-fold predictions",
         },
         "parity": {
-            "rows": int(len(p.y)),
+            "rows": len(p.y),
             "max_abs_diff": diff,
             "max_abs_diff_with_missing": diff_missing,
             "tolerance": PARITY_TOLERANCE,

@@ -95,7 +95,7 @@ class CVResult:
 
     @property
     def final_rounds(self) -> int:
-        return max(1, int(round(float(np.mean(self.best_iterations)))))
+        return max(1, round(float(np.mean(self.best_iterations))))
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, names: Sequence[str], cats: Sequence[int],

@@ -216,7 +216,7 @@ def _card(spec: LogisticSpec, p: Prepared, pipe: Pipeline, cv: CVResult, pooled:
         },
         "target": {"column": d.target, "positive": d.positive},
         "data": {
-            "file": spec.data_label or str(d.data), "sha256": file_sha256(d.data), "rows": int(len(p.y)),
+            "file": spec.data_label or str(d.data), "sha256": file_sha256(d.data), "rows": len(p.y),
             "positives": int(p.y.sum()), "rows_in_file": p.table.rows,
             "rows_dropped_missing_target": p.dropped_missing_target, "labels": dict(sorted(p.labels.items())),
             "columns": dict(p.columns),
@@ -239,7 +239,7 @@ def _card(spec: LogisticSpec, p: Prepared, pipe: Pipeline, cv: CVResult, pooled:
             "calibration_folds": [calibration_table(p.y[cv.fold_of_row == k], cv.oof[cv.fold_of_row == k], bins=5)
                                   for k in range(1, spec.folds + 1)],
         },
-        "parity": {"rows": int(len(p.y)), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
+        "parity": {"rows": len(p.y), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
                    "tolerance": PARITY_TOLERANCE},
         "libraries": library_versions(),
         "created_at": now_iso(),
