@@ -324,13 +324,14 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                 flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow, routing.revision
             )
 
-    read = {"flow_sources": flow_sources, "rule_sources": rulesets, "contents": contents, "compiled": every, "flows": flows,
-            "ruleset_paths": ruleset_paths, "broken_rulesets": broken_rulesets, "broken_versions": broken_versions}
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        return LoadResult(None, problems, **read)
-    warnings = tuple(p for p in problems if p.severity != "error")
-    return LoadResult(PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings), problems, **read)
+    policies = None
+    if not any(p.severity == "error" for p in problems):
+        warnings = tuple(p for p in problems if p.severity != "error")
+        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings)
+    return LoadResult(
+        policies, problems, flow_sources=flow_sources, rule_sources=rulesets, contents=contents, compiled=every, flows=flows,
+        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions,
+    )
 
 
 def _compile_guarded(

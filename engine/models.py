@@ -356,7 +356,7 @@ class Model:
                 "model_input_mismatch",
             )
         self._input_name = inputs[0].name
-        kinds = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+        kinds: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
         if inputs[0].type not in kinds:
             raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
         self.dtype: type[np.floating] = kinds[inputs[0].type]
@@ -452,10 +452,12 @@ class Model:
         if kind == "lightgbm_treeshap":
             with self._explainer_lock:  # one booster shared by server threads: do not rely on its locking
                 if x.shape[0] == 1:
-                    return explainer.contributions_row(x)
+                    row: np.ndarray = explainer.contributions_row(x)
+                    return row
                 return np.asarray(explainer.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
         if kind == "linear_contributions":
-            return explainer.contributions(x)
+            rows: np.ndarray = explainer.contributions(x)
+            return rows
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
 
     def _load_explainer(self) -> Any:
@@ -488,7 +490,8 @@ class TreeShap:
     ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
     call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
     CONTRIB, float64 rows, one thread) computes the same values (tests compare them) without that.
-    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock).
+    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock). It relies on
+    LightGBM's private ``lightgbm.basic._LIB`` (the loaded C library) and ``_safe_call``.
     """
 
     _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
@@ -498,7 +501,7 @@ class TreeShap:
         import ctypes
 
         import lightgbm
-        from lightgbm.basic import _LIB, _safe_call
+        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]  # private C API handle (see this class's docstring)
 
         self.booster = lightgbm.Booster(model_str=model_str)
         if self.booster.num_feature() != width:

@@ -266,12 +266,12 @@ class FileStore:
                     )
                 checker = ChainVerifier(report, (head.seq, head.prev))
             assert checker is not None
-            rec = checker.feed(where, data[pos:end])
-            if rec is None:
+            fed = checker.feed(where, data[pos:end])
+            if fed is None:
                 raise AuditCorrupt(f"{report.bad}; {refuse}")
-            if chain is not None and rec.kind == "segment":
+            if chain is not None and fed.kind == "segment":
                 raise AuditCorrupt(f"{where}: a segment header in the middle of a segment; {refuse}")
-            chain = Chain(int(rec.seq) + 1, rec.hash)
+            chain = Chain(int(fed.seq) + 1, fed.hash)
             records += 1
             pos = end + 1
         return chain, records, trimmed

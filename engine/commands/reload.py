@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = pb_grpc.PolicyServiceStub(channel).Reload(pb.ReloadRequest(), timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
-            report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+            report(f"{exc.code().name}: {exc.details()}")
             return 1
     lines = [f"reload: {'OK' if result.ok else 'REFUSED'}: {result.message} (revision {result.revision[:12] or '-'})"]
     for p in result.problems:

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             status = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
-            report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+            report(f"{exc.code().name}: {exc.details()}")
             return 1
     write_out(format_status(status, metrics=args.metrics) + "\n")
     return 1 if failed(status) else 0

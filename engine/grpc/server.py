@@ -115,7 +115,7 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="verdict-rpc"),
         options=options,
-        interceptors=security.interceptors(),
+        interceptors=list(security.interceptors()),
     )
     servicer = DecisionServicer()
     method_handlers = handlers(servicer)

@@ -103,7 +103,7 @@ def _to_onnx(pipe: Pipeline, n: int) -> bytes:
     forest: IsolationForest = pipe.named_steps["forest"]
     if forest.max_features != 1.0 or any(len(f) != n for f in forest.estimators_features_):
         raise ValueError("feature subsampling is not supported by the exporter")
-    attrs: dict[str, list[Any]] = {k: [] for k in (
+    attrs: dict[str, Any] = {k: [] for k in (  # lists of node attributes, passed to make_node as keywords
         "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
         "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
         "target_treeids", "target_nodeids", "target_ids", "target_weights")}
@@ -171,7 +171,8 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     onnx_bytes = _to_onnx(pipe, x.shape[1])
 
     def native(z: np.ndarray) -> np.ndarray:
-        return -pipe.score_samples(z)
+        scores: np.ndarray = -pipe.score_samples(z)
+        return scores
 
     diff = max_abs_diff(native, onnx_bytes, x, OUTPUT, 0, "the training rows")
     diff_missing = max_abs_diff(native, onnx_bytes, with_missing(x, spec.seed), OUTPUT, 0,
@@ -185,7 +186,7 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     scores = native(x)
     qs = {f"p{q}": float(np.quantile(scores, q / 100)) for q in (50, 90, 99, 99.9)}
     label_auc = auc(p.y, scores) if spec.label else None
-    card = {
+    card: dict[str, Any] = {
         "schema": "verdict.model_card/v1",
         "name": spec.name,
         "version": spec.version,

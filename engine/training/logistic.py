@@ -88,7 +88,8 @@ def fit_category_order(
         if s.type != "categorical":
             continue
         col = x[:, j]
-        seen, unseen = [], []
+        seen: list[tuple[float, str, int]] = []
+        unseen: list[tuple[float, str, int]] = []
         for i, cat in enumerate(s.categories):
             sel = col == i
             (seen if sel.any() else unseen).append((float(y[sel].mean()) if sel.any() else 0.0, cat, i))
@@ -177,7 +178,8 @@ def train_logistic(spec: LogisticSpec, progress: Progress = silent) -> TrainedMo
     onnx_bytes = _to_onnx(pipe, x.shape[1])
 
     def native(z: np.ndarray) -> np.ndarray:
-        return pipe.predict_proba(np.asarray(z, dtype=np.float64))[:, 1]
+        scores: np.ndarray = pipe.predict_proba(np.asarray(z, dtype=np.float64))[:, 1]
+        return scores
 
     diff = max_abs_diff(native, onnx_bytes, p.x, "probabilities", 1, "the training rows")
     diff_missing = max_abs_diff(native, onnx_bytes, with_missing(p.x, spec.seed), "probabilities", 1,

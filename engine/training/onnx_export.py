@@ -135,7 +135,7 @@ def _double_thresholds(model: onnx.ModelProto, booster: lgb.Booster) -> None:
             opset.version = max(opset.version, 3)
 
 
-_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+_ONNX_DTYPES: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 def input_dtype(session: ort.InferenceSession) -> type[np.floating]:

@@ -50,7 +50,7 @@ def plot_roc(path: Path, y: np.ndarray, oof: np.ndarray, folds: np.ndarray, titl
     _save(fig, path)
 
 
-def plot_histogram(path: Path, y: np.ndarray, scores: np.ndarray, title: str, xlabel: str) -> None:
+def plot_histogram(path: Path, y: np.ndarray | None, scores: np.ndarray, title: str, xlabel: str) -> None:
     """Score distribution of each class (densities), out-of-fold."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
