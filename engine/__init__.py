@@ -14,8 +14,9 @@ The public API, for embedding the engine in a Python process instead of calling 
   ``Action``, ``Reason`` list, ``FiredRule`` list, scores) and raises the ``VerdictError``
   subclasses below; ``engine.grpc.status`` maps each one to its gRPC status code.
 
-The names are re-exported lazily (PEP 562 ``__getattr__``): importing a submodule such as
-``engine.cli`` does not import the decision service, so the CLI's start-up time does not grow.
+The error classes and the decision types are imported here (standard library only); ``Decider``
+and ``load_decider`` lazily (PEP 562 ``__getattr__``): importing a submodule such as ``engine.cli``
+does not import the decision service, so the CLI's start-up time does not grow.
 """
 
 from __future__ import annotations
@@ -23,72 +24,37 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from engine.errors import (
-        DeadlineExceeded,
-        DecisionFailed,
-        FieldError,
-        FlowNotFound,
-        FlowUnavailable,
-        IdempotencyConflict,
-        InvalidInput,
-        ModelLoadError,
-        NotReady,
-        PermissionDenied,
-        PolicyError,
-        Problem,
-        RequestTooLarge,
-        Unauthenticated,
-        VerdictError,
-        VersionNotFound,
-    )
+from engine import errors as _errors
+from engine.errors import *  # noqa: F403  (the error classes: cheap to import, standard library only)
+from engine.types import Action, Decision, FiredRule, Outcome, Reason
+
+if TYPE_CHECKING:  # imported on first use (below): the service pulls in the models and the loader
     from engine.service import Decider, load_decider
-    from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [
     "Action",
-    "DeadlineExceeded",
-    "Decider",
     "Decision",
-    "DecisionFailed",
-    "FieldError",
     "FiredRule",
-    "FlowNotFound",
-    "FlowUnavailable",
-    "IdempotencyConflict",
-    "InvalidInput",
-    "ModelLoadError",
-    "NotReady",
     "Outcome",
-    "PermissionDenied",
-    "PolicyError",
-    "Problem",
     "Reason",
-    "RequestTooLarge",
-    "Unauthenticated",
-    "VerdictError",
-    "VersionNotFound",
+    "Decider",
     "load_decider",
 ]
-
-# Where each public name lives; a name is imported from its module on first use.
-_HOME = {
-    **dict.fromkeys(("Decider", "load_decider"), "engine.service"),
-    **dict.fromkeys(("Action", "Decision", "FiredRule", "Outcome", "Reason"), "engine.types"),
-}
+__all__ += _errors.__all__  # the error classes, Problem and FieldError (and the message helper clip)
+_LAZY = {"Decider": "engine.service", "load_decider": "engine.service"}
 
 
 def __getattr__(name: str) -> Any:
-    """The public name ``name`` from its module (``engine.errors`` unless ``_HOME`` says otherwise).
+    """``Decider`` or ``load_decider``, imported from ``engine.service`` on first use.
 
-    Raises AttributeError for a name not in ``__all__``.
+    Raises AttributeError for any other missing name.
     """
-    if name not in __all__:
+    if name not in _LAZY:
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(import_module(_HOME.get(name, "engine.errors")), name)
+    value = getattr(import_module(_LAZY[name]), name)
     globals()[name] = value  # cache: later lookups do not come back here
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})
