@@ -130,6 +130,7 @@ def run_case(policies: Any, sink_kind: str, threads: int, rows: list[dict[str, A
     return result
 
 
+# Long (67 lines): one benchmark scenario (start, warm up, measure, stop) read top to bottom.
 def run_grpc_case(audit: bool, threads: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``verdict serve`` (audit off or to a temporary directory) called from ``threads`` clients."""
     import grpc

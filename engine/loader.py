@@ -2,6 +2,9 @@
 
 All file I/O of policy loading happens here. Every problem in every file is collected and
 reported at once; if any is an error, nothing is returned to serve (``PolicyError``).
+
+Size: about 480 lines; ``load`` splits along its steps (read files, load models, compile versions)
+in issue 13, item 2.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ reasons explain exactly the row that was scored. For LightGBM models a value wit
 its input (``kZeroThreshold`` in LightGBM's ``include/LightGBM/meta.h``; its dense-row reader keeps
 only ``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as
 the trained model does.
+
+Size: over 600 lines and five concepts; it becomes the ``engine/models/`` package in issue 13, item 4.
 """
 
 from __future__ import annotations
@@ -311,6 +313,8 @@ def session_options() -> ort.SessionOptions:
 class Model:
     """A loaded, verified model: encode a mapping of values, score rows, explain a score."""
 
+    # Long (69 lines): checks the card against the graph one fact after another; it splits when
+    # engine/models.py becomes a package (issue 13, item 4).
     def __init__(
         self,
         card: ModelCard,

@@ -165,6 +165,8 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
     return decider, reloader
 
 
+# Long (66 lines): the application's assembly (log, load, serve, stop); it moves out of the transport into
+# engine/app.py with the restructuring (issue 13, item 3).
 def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
     """One server process: open the decision log, load, serve until ``stop``, stop gracefully.
 

@@ -154,6 +154,7 @@ def _to_onnx(pipe: Pipeline, n: int) -> bytes:
     return canonical_bytes(model, "verdict_isolation_forest")
 
 
+# Long (62 lines): the training steps in the order docs/training.md gives them, each one call.
 def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnomaly:
     """Fit the forest on every row, export it, check parity, describe the score distribution."""
     opts = DataOptions(spec.data, target=spec.label or "", positive=spec.label_positive,

@@ -193,6 +193,7 @@ def _tune(spec: ModelSpec, prepared: Prepared, monotone: list[int], progress: Pr
     return best[1], results
 
 
+# Long (69 lines): the training steps in the order docs/training.md gives them, each one call.
 def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel:
     """Prepare data, (optionally tune,) cross-validate, train the final model, export to ONNX, check parity."""
     prepared = prepare(spec.data)
@@ -287,6 +288,7 @@ def _validation_note(s: LightGBMSettings, rows: int) -> str:
     )
 
 
+# Long (65 lines): one literal, the model card, in the order of its schema.
 def _card(spec: ModelSpec, p: Prepared, params: dict[str, Any], cv: CVResult, oof: Mapping[str, float],
           booster: lgb.Booster, diff: float, diff_missing: float) -> dict[str, Any]:
     d = spec.data

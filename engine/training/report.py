@@ -93,6 +93,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[st
     return out
 
 
+# Long (86 lines): one Markdown document written top to bottom.
 def write_report(
     out: Path, card: Mapping[str, Any], y: np.ndarray | None, oof: np.ndarray, folds: np.ndarray | None,
     extra_sections: Sequence[str] = (),
