@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,33 +158,48 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
 
 def _file_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
     """One problem per policy file removed, changed or added since the release."""
-    out: list[Problem] = []
-    for fpath, digest in sorted(lock.files.items()):
-        now = content.files.get(fpath)
-        if now is None:
-            out.append(Problem(fpath, head + "this file is no longer part of it (missing or renamed)", "released_version_changed", hint=advice))
-        elif now != digest:
-            out.append(Problem(fpath, head + "this file changed since the release", "released_version_changed", hint=advice))
-    out.extend(
-        Problem(fpath, head + "this file was added to it since the release", "released_version_changed", hint=advice)
-        for fpath in sorted(set(content.files) - set(lock.files))
+
+    def changed(fpath: str, now: str, was: str) -> tuple[str, str] | None:
+        return (fpath, "this file changed since the release") if now != was else None
+
+    return _digest_changes(
+        lock.files, content.files, head, advice, changed,
+        where=lambda fpath: fpath,
+        removed="this file is no longer part of it (missing or renamed)",
+        added="this file was added to it since the release",
     )
-    return out
 
 
 def _model_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
     """One problem per model dropped, changed (sha256) or added since the release."""
-    out: list[Problem] = []
-    for key, sha in sorted(lock.models.items()):
-        now = content.models.get(key)
-        if now is None:
-            out.append(Problem(f"model_artifacts/{key}", head + "it no longer uses this model", "released_version_changed", hint=advice))
-        elif now not in (sha, "-") and f"model_artifacts/{key}/model.onnx" not in lock.files:  # "-": reported already
-            out.append(Problem(f"model_artifacts/{key}/model.onnx", head + f"its model changed (sha256 {now[:12]}, released {sha[:12]})", "released_version_changed", hint=advice))
-    out.extend(
-        Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice)
-        for key in sorted(set(content.models) - set(lock.models))
+
+    def changed(key: str, now: str, was: str) -> tuple[str, str] | None:
+        graph = f"model_artifacts/{key}/model.onnx"
+        if now in (was, "-") or graph in lock.files:  # "-": reported already; a locked graph: as a file
+            return None
+        return graph, f"its model changed (sha256 {now[:12]}, released {was[:12]})"
+
+    return _digest_changes(
+        lock.models, content.models, head, advice, changed,
+        where=lambda key: f"model_artifacts/{key}",
+        removed="it no longer uses this model",
+        added="this model was added to it since the release",
     )
+
+
+def _digest_changes(
+    locked: Mapping[str, str], current: Mapping[str, str], head: str, advice: str,
+    changed: Callable[[str, str, str], tuple[str, str] | None], *, where: Callable[[str], str], removed: str, added: str,
+) -> list[Problem]:
+    """Problems for the keys of ``locked`` (name -> sha256) missing from ``current``, changed in it
+    (``changed(key, now, was)`` gives the path and message, or None), and added to it."""
+    out: list[Problem] = []
+    for key, was in sorted(locked.items()):
+        now = current.get(key)
+        found = (where(key), removed) if now is None else changed(key, now, was)
+        if found is not None:
+            out.append(Problem(found[0], head + found[1], "released_version_changed", hint=advice))
+    out.extend(Problem(where(key), head + added, "released_version_changed", hint=advice) for key in sorted(set(current) - set(locked)))
     return out
 
 
