@@ -14,9 +14,9 @@ The public API, for embedding the engine in a Python process instead of calling 
   ``Action``, ``Reason`` list, ``FiredRule`` list, scores) and raises the ``VerdictError``
   subclasses below; ``engine.grpc.status`` maps each one to its gRPC status code.
 
-The error classes and the decision types are imported here (standard library only); ``Decider``
-and ``load_decider`` lazily (PEP 562 ``__getattr__``): importing a submodule such as ``engine.cli``
-does not import the decision service, so the CLI's start-up time does not grow.
+The error classes are imported here (``engine.errors``: standard library only, and the CLI imports
+it anyway); the rest lazily, on first use (PEP 562 ``__getattr__``): importing a submodule such as
+``engine.cli`` does not import the decision service, so the CLI's start-up time does not grow.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from engine import errors as _errors
-from engine.errors import *  # noqa: F403  (the error classes: cheap to import, standard library only)
-from engine.types import Action, Decision, FiredRule, Outcome, Reason
+from engine.errors import *  # noqa: F403  (the error classes: the CLI imports them anyway)
 
 if TYPE_CHECKING:  # imported on first use (below): the service pulls in the models and the loader
     from engine.service import Decider, load_decider
+    from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [
     "Action",
@@ -41,11 +41,14 @@ __all__ = [
     "load_decider",
 ]
 __all__ += _errors.__all__  # the error classes, Problem and FieldError (and the message helper clip)
-_LAZY = {"Decider": "engine.service", "load_decider": "engine.service"}
+_LAZY = {
+    **dict.fromkeys(("Decider", "load_decider"), "engine.service"),
+    **dict.fromkeys(("Action", "Decision", "FiredRule", "Outcome", "Reason"), "engine.types"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``Decider`` or ``load_decider``, imported from ``engine.service`` on first use.
+    """A public name of ``engine.service`` or ``engine.types``, imported from it on first use.
 
     Raises AttributeError for any other missing name.
     """
