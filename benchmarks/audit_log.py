@@ -17,6 +17,7 @@ Prints a table and writes JSON with the machine, the commit and every number.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -26,12 +27,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.clients import timed_clients  # noqa: E402
 from engine.audit.segments import FileStore  # noqa: E402
 from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
@@ -89,27 +92,15 @@ def run_case(policies: Any, sink_kind: str, threads: int, rows: list[dict[str, A
         decider.decide("card_payment", row, request_id=f"warm-{i}")
     if writer is not None:
         base_records, base_batches = writer.stats.records, writer.stats.batches
-    latencies: list[list[float]] = [[] for _ in range(threads)]
     work = rows[WARMUP:]
-    barrier = threading.Barrier(threads + 1)
 
-    def client(k: int) -> None:
-        mine = work[k::threads]
-        out = latencies[k]
-        barrier.wait()
-        for i, row in enumerate(mine):
-            t = time.perf_counter()
-            decider.decide("card_payment", row, request_id=f"{sink_kind}-{threads}-{k}-{i}")
-            out.append((time.perf_counter() - t) * 1e6)
+    def calls_of(k: int) -> list[Callable[[], object]]:
+        return [
+            functools.partial(decider.decide, "card_payment", row, request_id=f"{sink_kind}-{threads}-{k}-{i}")
+            for i, row in enumerate(work[k::threads])
+        ]
 
-    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
+    latencies, elapsed = timed_clients(threads, calls_of)
     all_lat = sorted(x for part in latencies for x in part)
     result: dict[str, Any] = {
         "sink": sink_kind,
@@ -130,6 +121,7 @@ def run_case(policies: Any, sink_kind: str, threads: int, rows: list[dict[str, A
     return result
 
 
+# Long (67 lines): one benchmark scenario (start, warm up, measure, stop) read top to bottom.
 def run_grpc_case(audit: bool, threads: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``verdict serve`` (audit off or to a temporary directory) called from ``threads`` clients."""
     import grpc
@@ -158,30 +150,16 @@ def run_grpc_case(audit: bool, threads: int, rows: list[dict[str, Any]]) -> dict
         m = pb.DecideRequest(flow="card_payment", request_id=f"g-{audit}-{threads}-{i}")
         m.input.update(row)
         messages.append(m)
-    latencies: list[list[float]] = [[] for _ in range(threads)]
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = pb_grpc.DecisionServiceStub(channel)
     for m in messages[:WARMUP]:
         stub.Decide(m, timeout=30)
     work = messages[WARMUP:]
-    barrier = threading.Barrier(threads + 1)
 
-    def client(k: int) -> None:
-        out = latencies[k]
-        barrier.wait()
-        for m in work[k::threads]:
-            t = time.perf_counter()
-            stub.Decide(m, timeout=30)
-            out.append((time.perf_counter() - t) * 1e6)
+    def calls_of(k: int) -> list[Callable[[], object]]:
+        return [functools.partial(stub.Decide, m, timeout=30) for m in work[k::threads]]
 
-    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
+    latencies, elapsed = timed_clients(threads, calls_of)
     channel.close()
     proc.terminate()
     proc.wait(30)

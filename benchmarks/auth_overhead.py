@@ -97,6 +97,7 @@ def client(spec_path: str) -> None:
     print(json.dumps(out))
 
 
+# Long (71 lines): one benchmark scenario (flags, servers per mode, measure, report) read top to bottom.
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per mode, method and round")

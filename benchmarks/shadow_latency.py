@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -32,12 +33,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.clients import timed_clients  # noqa: E402
 from engine.loader import load_policies  # noqa: E402
 from engine.service import Decider  # noqa: E402
 
@@ -88,26 +91,12 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 def run_threads(threads: int, requests: int, call: Any, inputs: list[dict[str, Any]]) -> tuple[list[float], float]:
     """`requests` calls split over `threads` threads; per-call latencies (us) and wall seconds."""
     per_thread = requests // threads
-    samples: list[list[float]] = [[] for _ in range(threads)]
-    barrier = threading.Barrier(threads + 1)
 
-    def worker(n: int) -> None:
-        out = samples[n]
-        barrier.wait()
-        for i in range(per_thread):
-            data = inputs[(n * per_thread + i) % len(inputs)]
-            t0 = time.perf_counter_ns()
-            call(data)
-            out.append((time.perf_counter_ns() - t0) / 1000.0)
+    def calls_of(n: int) -> list[Callable[[], object]]:
+        return [functools.partial(call, inputs[(n * per_thread + i) % len(inputs)]) for i in range(per_thread)]
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in pool:
-        t.join()
-    return [s for chunk in samples for s in chunk], time.perf_counter() - start
+    samples, elapsed = timed_clients(threads, calls_of)
+    return [s for chunk in samples for s in chunk], elapsed
 
 
 def in_process(roots: dict[str, Path], inputs: list[dict[str, Any]], requests: int, rounds: int) -> list[dict[str, Any]]:
@@ -121,7 +110,7 @@ def in_process(roots: dict[str, Path], inputs: list[dict[str, Any]], requests: i
         for threads in CONCURRENCY:
             per_round = []
             for _ in range(rounds):
-                samples, wall = run_threads(threads, requests, lambda d: decider.decide("credit_application", d), inputs)
+                samples, wall = run_threads(threads, requests, lambda d: decider.decide("credit_application", d), inputs)  # noqa: B023 (called within this iteration only)
                 drained_at = time.perf_counter()
                 decider.drain_shadows(300)
                 decided += len(samples)
@@ -162,7 +151,7 @@ def over_grpc(roots: dict[str, Path], inputs: list[dict[str, Any]], requests: in
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.DecisionServiceStub(channel)
                 by_input = {id(d): m for d, m in zip(inputs, messages)}
-                call = lambda d: stub.Decide(by_input[id(d)], timeout=30)  # noqa: E731
+                call = lambda d: stub.Decide(by_input[id(d)], timeout=30)  # noqa: E731, B023 (called within this iteration only)
                 for data in inputs[:WARMUP]:
                     call(data)
                 for threads in CONCURRENCY:

@@ -7,7 +7,6 @@ table (``engine.grpc.status``); nothing reaches a client as UNKNOWN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 __all__ = [
     "DeadlineExceeded",
@@ -77,7 +76,7 @@ class Problem:
 class VerdictError(Exception):
     """Base class of every error the engine raises on purpose."""
 
-    code: ClassVar[str] = "verdict_error"
+    code: str = "verdict_error"  # a class default; a subclass may give an instance a narrower code
 
 
 class InvalidInput(VerdictError):

@@ -43,7 +43,9 @@ class ScoringModel(Protocol):
     sha256: str
     content_sha256: str
     files: Mapping[str, str]
-    has_explainer: bool
+
+    @property
+    def has_explainer(self) -> bool: ...
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray: ...
 

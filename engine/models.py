@@ -15,6 +15,8 @@ reasons explain exactly the row that was scored. For LightGBM models a value wit
 its input (``kZeroThreshold`` in LightGBM's ``include/LightGBM/meta.h``; its dense-row reader keeps
 only ``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as
 the trained model does.
+
+Size: over 600 lines and five concepts; it becomes the ``engine/models/`` package in issue 13, item 4.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-from engine.onnx_runtime import ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import FieldError, InvalidInput, ModelLoadError
+from engine.onnx_runtime import ort
 
 __all__ = [
     "CARD_FILE",
@@ -312,6 +314,8 @@ def session_options() -> ort.SessionOptions:
 class Model:
     """A loaded, verified model: encode a mapping of values, score rows, explain a score."""
 
+    # Long (69 lines): checks the card against the graph one fact after another; it splits when
+    # engine/models.py becomes a package (issue 13, item 4).
     def __init__(
         self,
         card: ModelCard,
@@ -357,7 +361,7 @@ class Model:
                 "model_input_mismatch",
             )
         self._input_name = inputs[0].name
-        kinds = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+        kinds: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
         if inputs[0].type not in kinds:
             raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
         self.dtype: type[np.floating] = kinds[inputs[0].type]
@@ -453,10 +457,12 @@ class Model:
         if kind == "lightgbm_treeshap":
             with self._explainer_lock:  # one booster shared by server threads: do not rely on its locking
                 if x.shape[0] == 1:
-                    return explainer.contributions_row(x)
+                    row: np.ndarray = explainer.contributions_row(x)
+                    return row
                 return np.asarray(explainer.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
         if kind == "linear_contributions":
-            return explainer.contributions(x)
+            rows: np.ndarray = explainer.contributions(x)
+            return rows
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
 
     def _load_explainer(self) -> Any:
@@ -489,7 +495,8 @@ class TreeShap:
     ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
     call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
     CONTRIB, float64 rows, one thread) computes the same values (tests compare them) without that.
-    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock).
+    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock). It relies on
+    LightGBM's private ``lightgbm.basic._LIB`` (the loaded C library) and ``_safe_call``.
     """
 
     _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
@@ -499,7 +506,7 @@ class TreeShap:
         import ctypes
 
         import lightgbm
-        from lightgbm.basic import _LIB, _safe_call
+        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]  # private C API handle (see this class's docstring)
 
         self.booster = lightgbm.Booster(model_str=model_str)
         if self.booster.num_feature() != width:

@@ -22,7 +22,7 @@ import os
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before the import below: read at initialisation
 
-import onnxruntime as ort  # noqa: E402 - the environment variable must be set first
+import onnxruntime as ort
 
 ort.disable_telemetry_events()
 

@@ -25,7 +25,7 @@ import hmac
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,7 @@ def scrub_value(value: Any, _depth: int = 0) -> Any:
     return mask_pans(str(value))
 
 
-def scrub_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def scrub_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: mask card numbers in every value of the event (run it last)."""
     return {k: scrub_value(v) for k, v in event_dict.items()}
 
@@ -148,7 +148,7 @@ class Masker:
             if spec.sensitive == "mask_pan":
                 rules[name] = mask_pan
             elif spec.sensitive == "hash":
-                rules[name] = lambda v, _k=key: keyed_hash(v, _k)
+                rules[name] = lambda v: keyed_hash(v, key)
             elif spec.sensitive == "redact":
                 rules[name] = lambda v: REDACTED
         self._rules = rules

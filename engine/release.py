@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,25 +150,56 @@ def check_release(root: Path, content: Content, flow: str, version: str) -> list
         f"to a new directory and give it new rule files), or restore the released content"
     )
     head = f"{flow} version {version} is released ({rel}) and "
-    out: list[Problem] = []
-    for fpath, digest in sorted(lock.files.items()):
-        now = content.files.get(fpath)
-        if now is None:
-            out.append(Problem(fpath, head + "this file is no longer part of it (missing or renamed)", "released_version_changed", hint=advice))
-        elif now != digest:
-            out.append(Problem(fpath, head + "this file changed since the release", "released_version_changed", hint=advice))
-    for fpath in sorted(set(content.files) - set(lock.files)):
-        out.append(Problem(fpath, head + "this file was added to it since the release", "released_version_changed", hint=advice))
-    for key, sha in sorted(lock.models.items()):
-        now = content.models.get(key)
-        if now is None:
-            out.append(Problem(f"model_artifacts/{key}", head + "it no longer uses this model", "released_version_changed", hint=advice))
-        elif now != sha and now != "-" and f"model_artifacts/{key}/model.onnx" not in lock.files:  # "-": reported already
-            out.append(Problem(f"model_artifacts/{key}/model.onnx", head + f"its model changed (sha256 {now[:12]}, released {sha[:12]})", "released_version_changed", hint=advice))
-    for key in sorted(set(content.models) - set(lock.models)):
-        out.append(Problem(f"model_artifacts/{key}", head + "this model was added to it since the release", "released_version_changed", hint=advice))
+    out = _file_changes(lock, content, head, advice) + _model_changes(lock, content, head, advice)
     if not out and not any(v == "-" for v in content.models.values()):
         out.append(Problem(rel, head + "its content revision differs from the lock", "released_version_changed", hint=advice))
+    return out
+
+
+def _file_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
+    """One problem per policy file removed, changed or added since the release."""
+
+    def changed(fpath: str, now: str, was: str) -> tuple[str, str] | None:
+        return (fpath, "this file changed since the release") if now != was else None
+
+    return _digest_changes(
+        lock.files, content.files, head, advice, changed,
+        where=lambda fpath: fpath,
+        removed="this file is no longer part of it (missing or renamed)",
+        added="this file was added to it since the release",
+    )
+
+
+def _model_changes(lock: ReleaseLock, content: Content, head: str, advice: str) -> list[Problem]:
+    """One problem per model dropped, changed (sha256) or added since the release."""
+
+    def changed(key: str, now: str, was: str) -> tuple[str, str] | None:
+        graph = f"model_artifacts/{key}/model.onnx"
+        if now in (was, "-") or graph in lock.files:  # "-": reported already; a locked graph: as a file
+            return None
+        return graph, f"its model changed (sha256 {now[:12]}, released {was[:12]})"
+
+    return _digest_changes(
+        lock.models, content.models, head, advice, changed,
+        where=lambda key: f"model_artifacts/{key}",
+        removed="it no longer uses this model",
+        added="this model was added to it since the release",
+    )
+
+
+def _digest_changes(
+    locked: Mapping[str, str], current: Mapping[str, str], head: str, advice: str,
+    changed: Callable[[str, str, str], tuple[str, str] | None], *, where: Callable[[str], str], removed: str, added: str,
+) -> list[Problem]:
+    """Problems for the keys of ``locked`` (name -> sha256) missing from ``current``, changed in it
+    (``changed(key, now, was)`` gives the path and message, or None), and added to it."""
+    out: list[Problem] = []
+    for key, was in sorted(locked.items()):
+        now = current.get(key)
+        found = (where(key), removed) if now is None else changed(key, now, was)
+        if found is not None:
+            out.append(Problem(found[0], head + found[1], "released_version_changed", hint=advice))
+    out.extend(Problem(where(key), head + added, "released_version_changed", hint=advice) for key in sorted(set(current) - set(locked)))
     return out
 
 
@@ -178,11 +209,12 @@ def reissue_refusals(lock: ReleaseLock, content: Content) -> list[str]:
     Only model files may differ: a changed, added or removed flow or rule file, or another set of
     models, is a policy change and belongs in a new version.
     """
-    out = []
     policy = {p for p in set(lock.files) | set(content.files) if not p.startswith("model_artifacts/")}
-    for path in sorted(policy):
-        if lock.files.get(path) != content.files.get(path):
-            out.append(f"{path} changed since the release (a policy change needs a new version)")
+    out = [
+        f"{path} changed since the release (a policy change needs a new version)"
+        for path in sorted(policy)
+        if lock.files.get(path) != content.files.get(path)
+    ]
     if set(lock.models) != set(content.models):
         out.append(f"the version's models changed ({', '.join(sorted(lock.models))} -> {', '.join(sorted(content.models))})")
     if any(v == "-" for v in content.models.values()):
@@ -207,7 +239,7 @@ def changed_files(lock: ReleaseLock, content: Content) -> tuple[str, ...]:
 def render_lock(flow: str, version: str, content: Content, now: dt.datetime | None = None,
                 released_at: str | None = None, reissued: tuple[Reissue, ...] = ()) -> str:
     """The text of a lock file for `content` (YAML, stable key order); re-issues keep ``released_at``."""
-    when = released_at or (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = released_at or (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [
         f"# Written by `verdict release {flow} {version}`. Do not edit: {flow} {version} is released and",
         "# immutable. The loader refuses it if any file below changes; put changes in a new version.",

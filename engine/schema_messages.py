@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -151,7 +151,7 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _explain(root: type[BaseModel], err: dict[str, Any]) -> tuple[str, str | None]:
+def _explain(root: type[BaseModel], err: dict[str, Any]) -> tuple[str, str | None]:  # noqa: C901 (one branch per pydantic error kind: a table read top to bottom)
     kind, loc, ctx, value = err["type"], tuple(err["loc"]), err.get("ctx") or {}, err.get("input")
     subject = _subject(loc)
     if kind == "missing":
@@ -173,32 +173,32 @@ def _explain(root: type[BaseModel], err: dict[str, Any]) -> tuple[str, str | Non
         hint = f"did you mean {fixed!r}?" if fixed and fixed != value and re.fullmatch(ctx["pattern"], fixed) else None
         return f"{subject} must be {noun}: {rule}; not {_shown(value)}", hint
     if kind in ("literal_error", "enum"):
-        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         hint = None
-        if isinstance(value, str) and allowed:
-            match = closest(value, allowed)
+        if isinstance(value, str) and choices:
+            match = closest(value, choices)
             hint = f"did you mean {match!r}?" if match is not None else None
-        listing = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else "".join(allowed)
+        listing = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else "".join(choices)
         return f"{subject} must be {listing}, not {_shown(value)}", hint
     if kind in _TYPE_WORDS:
         return f"{subject} must be {_TYPE_WORDS[kind]}, not {_shown(value)}", None
     if kind == "string_too_long":
-        return f"{subject} must be at most {ctx.get('max_length')} characters (it has {len(value)})", None
+        return f"{subject} must be at most {ctx.get('max_length')} characters (it has {len(str(value))})", None
     if kind == "string_too_short":
         return f"{subject} must not be empty", None
     if kind == "too_long":
         return f"{subject} may have at most {ctx.get('max_length')} items (it has {ctx.get('actual_length')})", None
     if kind == "too_short":
         return f"{subject} needs at least {ctx.get('min_length')} item{'s' if ctx.get('min_length') != 1 else ''}", None
-    for bound, words in (("ge", "at least"), ("gt", "more than"), ("le", "at most"), ("lt", "less than")):
+    for bound, phrase in (("ge", "at least"), ("gt", "more than"), ("le", "at most"), ("lt", "less than")):
         if bound in ctx and kind.startswith(("greater", "less")):
-            return f"{subject} must be {words} {ctx[bound]}, not {_shown(value)}", None
+            return f"{subject} must be {phrase} {ctx[bound]}, not {_shown(value)}", None
     if kind == "value_error":
         return f"{subject if loc else 'this block'}: {str(err['msg']).removeprefix('Value error, ')}", None
     return f"{subject}: {err['msg']}", None
 
 
-def _fold(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _fold(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Union members' errors as one error; an error dropped when one inside it says more."""
     out: list[dict[str, Any]] = []
     unions: dict[Loc, dict[str, Any]] = {}
@@ -209,7 +209,7 @@ def _fold(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 unions[loc[:-1]] = folded = {**err, "loc": loc[:-1], "type": "union_cell"}
                 out.append(folded)
             continue
-        out.append(err)
+        out.append(dict(err))
     locs = [tuple(e["loc"]) for e in out]
     return [e for e, loc in zip(out, locs) if not any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs)]
 
@@ -230,14 +230,14 @@ def _misspelt(errors: list[dict[str, Any]], root: type[BaseModel]) -> tuple[list
         match = closest(str(loc[-1]), wanted) if wanted else None
         if match is not None:
             stands_for[loc] = match
-            missing.discard(loc[:-1] + (match,))
+            missing.discard((*loc[:-1], match))
     kept = [e for e in errors if e["type"] != "missing" or tuple(e["loc"]) in missing]
     return kept, stands_for
 
 
-def explain_errors(root: type[BaseModel], errors: Sequence[dict[str, Any]]) -> list[tuple[Loc, str, str | None]]:
+def explain_errors(root: type[BaseModel], errors: Sequence[Mapping[str, Any]]) -> list[tuple[Loc, str, str | None]]:
     """(location, sentence, hint or None) for each distinct problem in pydantic's ``errors`` of a ``root`` document."""
-    out = []
+    out: list[tuple[Loc, str, str | None]] = []
     folded, stands_for = _misspelt(_fold(errors), root)
     for err in folded:
         loc = tuple(err["loc"])

@@ -139,7 +139,7 @@ class ShadowPool:
             else:
                 outcome = flow.evaluate(task.input)
         except Exception as exc:  # noqa: BLE001 - a shadow must never disturb anything; count and log it
-            self._metrics.inc("shadow_errors", **labels)
+            self._metrics.inc("shadow_errors", 1, **labels)
             _log.warning("shadow_failed", **labels, request_id=task.request_id, error=f"{type(exc).__name__}: {exc}")
             return
         decision = Decision(
@@ -154,8 +154,8 @@ class ShadowPool:
             route="shadow",
         )
         same = outcome.action == task.action
-        self._metrics.inc("shadow_decisions", **labels, action=outcome.action.name)
-        self._metrics.inc("shadow_agree" if same else "shadow_disagree", **labels)
+        self._metrics.inc("shadow_decisions", 1, **labels, action=outcome.action.name)
+        self._metrics.inc("shadow_agree" if same else "shadow_disagree", 1, **labels)
         if structlog.is_configured():  # a server logs each outcome at debug; a library user's stdout stays clean
             _log.debug(
                 "shadow_decision", **labels, request_id=task.request_id, decision_id=decision.decision_id,
@@ -166,7 +166,7 @@ class ShadowPool:
             try:
                 self._record(decision, task.input)
             except Exception as exc:  # noqa: BLE001 - the caller was answered already; count and log
-                self._metrics.inc("shadow_record_errors", **labels)
+                self._metrics.inc("shadow_record_errors", 1, **labels)
                 _log.warning("shadow_record_failed", **labels, request_id=task.request_id, error=f"{type(exc).__name__}: {exc}")
 
     def drain(self, timeout: float = 10.0) -> bool:

@@ -140,7 +140,7 @@ def add_token(path: Path, caller: str, *, now: dt.datetime | None = None) -> str
     path = Path(path)
     entries = _entries(path)
     token = new_token()
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     entries.append({"caller": caller, "sha256": token_digest(token), "added": when})
     _write(path, entries)
     return token

@@ -105,15 +105,15 @@ def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: yaml.S
                 key = str(key).lower() if isinstance(key, bool) else str(key)
             if key in out:
                 raise YamlSyntaxError(
-                    f"the key {key!r} appears twice in the same block (first on line {lines[path + (key,)]})",
+                    f"the key {key!r} appears twice in the same block (first on line {lines[(*path, key)]})",
                     key_node.start_mark.line + 1, "remove one of them, or merge them into one", "duplicate_key",
                 )
-            child = path + (key,)
+            child = (*path, key)
             out[key] = _build(value_node, child, lines, loader)
             lines[child] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), lines, loader) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(node, yaml.ScalarNode) and node.style is None:  # plain, unquoted
         trap = number_trap(node.value, value)

@@ -47,9 +47,8 @@ def _rewrite_imports(text: str) -> str:
 
 def generate(out: Path) -> list[Path]:
     """Run protoc on every proto file into ``out``; return the files written."""
-    from grpc_tools import protoc  # build-time dependency only (extra "test")
-
     import grpc_tools
+    from grpc_tools import protoc  # build-time dependency only (extra "test")
 
     out.mkdir(parents=True, exist_ok=True)
     well_known = Path(grpc_tools.__file__).parent / "_proto"

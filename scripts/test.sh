@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs into .venv and run the whole suite:
-# verdict lint and verdict test on the bundled policies, then pytest (unit + integration).
+# Install everything the test suite needs into .venv and run the whole suite: the static checks
+# (ruff, mypy, duplicates: scripts/static_checks.sh), verdict lint and verdict test on the bundled
+# policies, then pytest (unit + integration).
 # Used as-is by CI (.ci/run) and by developers on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ fi
 source scripts/test_services.sh
 
 export PATH="$PWD/.venv/bin:$PATH"
+bash scripts/static_checks.sh
 echo "== verdict lint"
 verdict lint
 echo "== verdict test"

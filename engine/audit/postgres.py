@@ -85,7 +85,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create the log's tables if missing (safe when several replicas start at once)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        conn.execute(SCHEMA)  # type: ignore[arg-type]
+        conn.execute(SCHEMA)
 
 
 def _new_writer_id() -> str:
@@ -152,35 +152,34 @@ class PgStore:
             raise AuditError("the PostgreSQL decision log is not open")
         first = self._next_seq
         last_hash = lines[-1][-66:-2].decode("ascii")
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.execute("SELECT next_seq FROM verdict_audit_chain WHERE writer = %s FOR UPDATE", (self.writer,))
-                row = cur.fetchone()
-                if row is None or row[0] != first:
-                    raise AuditError(f"chain {self.writer} was changed by someone else (next seq {row and row[0]}, expected {first})")
-                with cur.copy(
-                    "COPY verdict_audit_record (writer, seq, kind, ts, flow, decision_id, request_id, line) FROM STDIN"
-                ) as copy:
-                    for i, (line, meta) in enumerate(zip(lines, metas, strict=True)):
-                        if meta is None:
-                            copy.write_row((self.writer, first + i, "other", None, None, None, None, line.decode("utf-8")))
-                        else:
-                            copy.write_row(
-                                (
-                                    self.writer,
-                                    first + i,
-                                    "decision",
-                                    _when(meta.ts),
-                                    meta.flow,
-                                    meta.decision_id,
-                                    meta.request_id,
-                                    line.decode("utf-8"),
-                                )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT next_seq FROM verdict_audit_chain WHERE writer = %s FOR UPDATE", (self.writer,))
+            row = cur.fetchone()
+            if row is None or row[0] != first:
+                raise AuditError(f"chain {self.writer} was changed by someone else (next seq {row and row[0]}, expected {first})")
+            with cur.copy(
+                "COPY verdict_audit_record (writer, seq, kind, ts, flow, decision_id, request_id, line) FROM STDIN"
+            ) as copy:
+                for i, (line, meta) in enumerate(zip(lines, metas, strict=True)):
+                    if meta is None:
+                        copy.write_row((self.writer, first + i, "other", None, None, None, None, line.decode("utf-8")))
+                    else:
+                        copy.write_row(
+                            (
+                                self.writer,
+                                first + i,
+                                "decision",
+                                _when(meta.ts),
+                                meta.flow,
+                                meta.decision_id,
+                                meta.request_id,
+                                line.decode("utf-8"),
                             )
-                cur.execute(
-                    "UPDATE verdict_audit_chain SET next_seq = %s, last_hash = %s WHERE writer = %s",
-                    (first + len(lines), last_hash, self.writer),
-                )
+                        )
+            cur.execute(
+                "UPDATE verdict_audit_chain SET next_seq = %s, last_hash = %s WHERE writer = %s",
+                (first + len(lines), last_hash, self.writer),
+            )
         self._next_seq = first + len(lines)
 
     def should_rotate(self) -> bool:
@@ -289,7 +288,7 @@ class PgSource:
                 for gap in self.chain_gaps():
                     note_gap(gap, gaps)
             cur.itersize = 2000
-            cur.execute(sql.encode(), params)  # type: ignore[arg-type]
+            cur.execute(sql.encode(), params)
             for (line,) in cur:
                 yield json.loads(line)
 
@@ -326,7 +325,7 @@ class PgSource:
     def count_hint(self, flow: str | None = None) -> int | None:
         where, params = self._filters(flow, None)
         row = self._conn.execute(
-            f"SELECT count(*) FROM verdict_audit_record WHERE kind = 'decision'{where}".encode(),  # type: ignore[arg-type]
+            f"SELECT count(*) FROM verdict_audit_record WHERE kind = 'decision'{where}".encode(),
             params,
         ).fetchone()
         return int(row[0]) if row else None

@@ -56,7 +56,7 @@ def iso_time(epoch_seconds: float) -> str:
     """UTC ISO-8601 with microseconds, e.g. 2024-05-01T12:00:00.000001Z."""
     global _second
     whole = int(epoch_seconds)
-    micros = int(round((epoch_seconds - whole) * 1_000_000))
+    micros = round((epoch_seconds - whole) * 1_000_000)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
     cached = _second

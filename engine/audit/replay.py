@@ -63,7 +63,7 @@ def load_outcomes(path: Path) -> dict[str, bool]:
     try:
         table = read_rows(Path(path))
     except TableError as exc:
-        if exc.code == "data_missing" or exc.code == "data_unreadable":
+        if exc.code in {"data_missing", "data_unreadable"}:
             raise OutcomesError(f"cannot read {exc}") from None
         raise OutcomesError(str(exc)) from None
     names = {c.lower(): c for c in table.header}
@@ -249,7 +249,7 @@ def _drivers(before_action: Action, before_fired: tuple[Any, ...], after_action:
     return found or [("(flow default)", f"{before_action.name} -> {after_action.name}")]
 
 
-def replay(
+def replay(  # noqa: C901 (one pass over records: verify, re-decide, compare, tally; each branch is a record outcome)
     records: Iterable[Mapping[str, Any]],
     compiled: CompiledFlow,
     *,

@@ -29,6 +29,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [_row(header, widths, right), *(_row(r, widths, right) for r in rows)]
 
 
+# Long (70 lines): one text table per section of the report, written top to bottom.
 def render_table(report: ReplayReport) -> str:
     """The report as aligned text tables."""
     r = report

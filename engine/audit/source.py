@@ -25,7 +25,13 @@ from typing import Any, Protocol
 from engine.audit.errors import AuditError, SegmentVanished
 from engine.audit.follow import ChainFollower, Gap, MissingSegments, note_gap
 from engine.audit.record import iso_time
-from engine.audit.segments import VANISHED, iter_lines, list_segments, segment_name, verify_segment_files
+from engine.audit.segments import (
+    VANISHED,
+    iter_lines,
+    list_segments,
+    segment_name,
+    verify_segment_files,
+)
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
 
 __all__ = ["FileSource", "LogSource", "is_dsn", "numbering_holes", "open_source"]
@@ -97,9 +103,7 @@ class FileSource:
 
     def _chain_dirs(self) -> list[Path]:
         found = [self.directory] if list_segments(self.directory) else []
-        for sub in sorted(p for p in self.directory.iterdir() if p.is_dir()):
-            if list_segments(sub):
-                found.append(sub)
+        found.extend(sub for sub in sorted(p for p in self.directory.iterdir() if p.is_dir()) if list_segments(sub))
         return found
 
     def describe(self) -> str:
@@ -199,9 +203,8 @@ class FileSource:
                 if _segment_created(segments[i][1]) < cutoff:
                     break
             read_past: list[Gap] = []  # starting mid-chain is a "gap" too: noted here and dropped
-            for data in self._chain_decisions(chain_dir, segments[start:], None, None, read_past):
-                if str(data.get("ts", "")) >= cutoff:
-                    found.append(data)
+            decisions = self._chain_decisions(chain_dir, segments[start:], None, None, read_past)
+            found.extend(data for data in decisions if str(data.get("ts", "")) >= cutoff)
         found.sort(key=lambda d: str(d.get("ts", "")))
         return iter(found)
 

@@ -179,8 +179,7 @@ class GroupCommitWriter:
                 stats = self.stats
                 stats.records += len(batch)
                 stats.batches += 1
-                if len(batch) > stats.max_batch:
-                    stats.max_batch = len(batch)
+                stats.max_batch = max(stats.max_batch, len(batch))
                 self._maybe_rotate()
         for item in batch:
             item.error = error

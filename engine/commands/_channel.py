@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.commands._io import UsageError
 
-__all__ = ["add_connection_flags", "call_metadata", "open_channel"]
+__all__ = ["CallFailed", "add_connection_flags", "call_metadata", "call_policy_service", "open_channel"]
 
 
 def add_connection_flags(p: argparse.ArgumentParser) -> None:
@@ -71,3 +71,36 @@ def open_channel(args: argparse.Namespace) -> Any:
     )
     options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
     return grpc.secure_channel(args.target, credentials, options=options)
+
+
+class CallFailed(Exception):
+    """A call to the server did not return a reply; it was reported on stderr. ``exit_code``: 2 bad usage, 1 failed call."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def call_policy_service(args: argparse.Namespace, method: str, request: Any) -> Any:
+    """``PolicyService.<method>(request)`` on ``args.target`` with ``args.timeout`` (seconds): its reply.
+
+    Reports bad connection flags or a failed call (its gRPC status and details) on stderr and
+    raises ``CallFailed`` with the command's exit code (2 or 1).
+    """
+    import grpc
+
+    from engine.commands._io import report
+    from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+
+    try:
+        metadata = call_metadata(args)
+        channel = open_channel(args)
+    except UsageError as exc:
+        report(str(exc))
+        raise CallFailed(2) from None
+    with channel:
+        try:
+            return getattr(pb_grpc.PolicyServiceStub(channel), method)(request, timeout=args.timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            report(f"{exc.code().name}: {exc.details()}")
+            raise CallFailed(1) from None

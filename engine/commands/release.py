@@ -135,7 +135,7 @@ def _reissue(root: Path, args: argparse.Namespace, result: Any) -> int:
         return 1
     if key not in result.compiled or _tests_pass(args, result, root) is None:
         return 1
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     entry = Reissue(at=when, reason=args.reason.strip(), previous_revision=lock.revision,
                     changed=changed_files(lock, content))
     path.write_text(render_lock(args.flow, args.version, content, released_at=lock.released_at,

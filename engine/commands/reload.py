@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from engine.commands._channel import add_connection_flags, call_metadata, open_channel
-from engine.commands._io import UsageError, report
+from engine.commands._channel import CallFailed, add_connection_flags, call_policy_service
 
 __all__ = ["register", "run"]
 
@@ -29,23 +28,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the outcome; 0 when the new state serves, 1 when it was refused or the call failed, 2 on bad usage."""
-    import grpc
-
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-    from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 
     try:
-        metadata = call_metadata(args)
-        channel = open_channel(args)
-    except UsageError as exc:
-        report(str(exc))
-        return 2
-    with channel:
-        try:
-            result = pb_grpc.PolicyServiceStub(channel).Reload(pb.ReloadRequest(), timeout=args.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
-            return 1
+        result = call_policy_service(args, "Reload", pb.ReloadRequest())
+    except CallFailed as exc:
+        return exc.exit_code
     lines = [f"reload: {'OK' if result.ok else 'REFUSED'}: {result.message} (revision {result.revision[:12] or '-'})"]
     for p in result.problems:
         where = p.path + (f":{p.line}" if p.line else "")

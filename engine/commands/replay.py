@@ -85,6 +85,7 @@ class Progress:
             self._show("\n" if self.tty else "")
 
 
+# Long (65 lines): the command's flags, then one message and exit code per kind of failure.
 def run(args: argparse.Namespace) -> int:
     """Load the version, replay the log through it, print the report."""
     from engine.audit.errors import AuditError, LogGap

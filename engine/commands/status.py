@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from typing import Any
 
-from engine.commands._channel import add_connection_flags, call_metadata, open_channel
-from engine.commands._io import UsageError, report, write_out
+from engine.commands._channel import CallFailed, add_connection_flags, call_policy_service
+from engine.commands._io import write_out
 
 __all__ = ["format_status", "register", "run"]
 
@@ -29,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def _when(unix_ms: int) -> str:
-    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if unix_ms else "-"
+    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if unix_ms else "-"
 
 
 def _problem(p: Any, indent: str = "  ") -> str:
@@ -85,22 +84,11 @@ def failed(status: Any) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status; 0 when all is well, 1 when the last reload failed (or crashed) or a flow is held back."""
-    import grpc
-
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-    from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 
     try:
-        metadata = call_metadata(args)
-        channel = open_channel(args)
-    except UsageError as exc:
-        report(str(exc))
-        return 2
-    with channel:
-        try:
-            status = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=args.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            report(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
-            return 1
+        status = call_policy_service(args, "GetStatus", pb.StatusRequest())
+    except CallFailed as exc:
+        return exc.exit_code
     write_out(format_status(status, metrics=args.metrics) + "\n")
     return 1 if failed(status) else 0

@@ -219,7 +219,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self._certificates = security.client_ca is not None
         self._authz = security.authz
         # method -> (the handler gRPC found, its guarded wrapper): built once per method, not per call
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     def authenticate(self, context: grpc.ServicerContext) -> str:
         """The caller's name; raises ``Unauthenticated`` when the call proves no identity."""
@@ -236,7 +236,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 raise Unauthenticated("invalid bearer token")
             return caller
         if self._certificates:
-            caller = identity_from_auth_context(context.auth_context())
+            caller = identity_from_auth_context(context.auth_context())  # type: ignore[arg-type]  # types-grpcio says Mapping[str, bytes]; gRPC gives lists of bytes ("a map of strings to an iterable of bytes", grpc.ServicerContext.auth_context)
             if caller is not None:
                 return caller
         wanted = " or ".join(
@@ -263,8 +263,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _CallerContext(context, caller)
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """The method's handler, behind the gate its rule asks for (a handler that refuses if unlisted)."""
         handler = continuation(details)
         if handler is None:
@@ -285,7 +285,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return guarded
 
 
-def _refusing(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def _refusing(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that refuses every call: ``method`` has no entry in ``METHOD_RULES``."""
 
     def admit(request: Any, context: grpc.ServicerContext) -> Any:
@@ -294,7 +294,7 @@ def _refusing(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
     return _guarded(handler, admit)
 
 
-def _guarded(handler: grpc.RpcMethodHandler, admit: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler:
+def _guarded(handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` with ``admit(request, context) -> context`` run before its behaviour.
 
     Unary requests are admitted with the request (Decide's flow); streaming ones before the
@@ -319,7 +319,7 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Callable[[Any, grpc.Servicer
         inner_us = handler.unary_stream
 
         def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            return inner_us(request, checked(context, request))  # type: ignore[no-any-return]
+            return inner_us(request, checked(context, request))
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, request_deserializer=des, response_serializer=ser)
     if handler.stream_unary is not None:
@@ -330,8 +330,10 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Callable[[Any, grpc.Servicer
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer=des, response_serializer=ser)
     inner_ss = handler.stream_stream
+    if inner_ss is None:
+        raise ValueError(f"a method handler with no behaviour: {handler!r}")
 
     def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-        return inner_ss(requests, checked(context, None))  # type: ignore[misc, no-any-return]
+        return inner_ss(requests, checked(context, None))
 
     return grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=des, response_serializer=ser)

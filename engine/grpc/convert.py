@@ -8,7 +8,7 @@ The CLI uses these to print the exact document the service would answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2
 
@@ -58,7 +58,7 @@ def decision_to_response(decision: Decision) -> pb.DecideResponse:
     outcome = decision.outcome
     return pb.DecideResponse(
         decision_id=decision.decision_id,
-        action=int(outcome.action),
+        action=cast("pb.Action", int(outcome.action)),  # the core numbers its actions as the proto does
         reasons=[
             pb.Reason(
                 code=r.code,
@@ -79,7 +79,7 @@ def decision_to_response(decision: Decision) -> pb.DecideResponse:
             pb.FiredRule(
                 id=f.id,
                 ruleset=f.ruleset,
-                action=int(f.action),
+                action=cast("pb.Action", int(f.action)),
                 reason_code=f.reason_code,
                 priority=f.priority,
             )

@@ -29,7 +29,7 @@ POLICY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 
 
 def _ms(unix: float | None) -> int:
-    return int(round(unix * 1000)) if unix else 0
+    return round(unix * 1000) if unix else 0
 
 
 def _problems_to_pb(problems: Iterable[Problem]) -> list[pb.PolicyProblem]:

@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -116,7 +115,7 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="verdict-rpc"),
         options=options,
-        interceptors=security.interceptors(),
+        interceptors=list(security.interceptors()),
     )
     servicer = DecisionServicer()
     method_handlers = handlers(servicer)
@@ -166,6 +165,8 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
     return decider, reloader
 
 
+# Long (66 lines): the application's assembly (log, load, serve, stop); it moves out of the transport into
+# engine/app.py with the restructuring (issue 13, item 3).
 def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
     """One server process: open the decision log, load, serve until ``stop``, stop gracefully.
 
@@ -295,7 +296,7 @@ def _run_workers(settings: Settings) -> int:
                 try:
                     structlog.contextvars.bind_contextvars(worker=index)
                     stop = threading.Event()
-                    _on_signals(lambda signum: stop.set())
+                    _on_signals(lambda signum: stop.set())  # noqa: B023 (a forked child runs one iteration: this `stop` is its own)
                     code = _run_one(shared, reuse_port=True, stop=stop, worker=index)
                 finally:
                     os._exit(code)

@@ -84,7 +84,7 @@ class DecisionServicer:
         return payload
 
 
-def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler]:
+def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """The service's method handlers by method name, with the fast wire codec on Decide."""
     return {
         "Decide": grpc.unary_unary_rpc_method_handler(

@@ -137,7 +137,7 @@ def _clean_name(name: str) -> str:
     return name.replace("\ufeff", "").strip()
 
 
-def read_rows(path: Path, *, limit: int | None = None) -> RawTable:
+def read_rows(path: Path, *, limit: int | None = None) -> RawTable:  # noqa: C901 (one branch per unreadable-file kind, each with its own message)
     """Read ``path`` into a :class:`RawTable` (at most ``limit`` data rows). Raises TableError."""
     path = Path(path)
     try:

@@ -103,7 +103,7 @@ def _to_onnx(pipe: Pipeline, n: int) -> bytes:
     forest: IsolationForest = pipe.named_steps["forest"]
     if forest.max_features != 1.0 or any(len(f) != n for f in forest.estimators_features_):
         raise ValueError("feature subsampling is not supported by the exporter")
-    attrs: dict[str, list[Any]] = {k: [] for k in (
+    attrs: dict[str, Any] = {k: [] for k in (  # lists of node attributes, passed to make_node as keywords
         "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
         "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
         "target_treeids", "target_nodeids", "target_ids", "target_weights")}
@@ -154,6 +154,7 @@ def _to_onnx(pipe: Pipeline, n: int) -> bytes:
     return canonical_bytes(model, "verdict_isolation_forest")
 
 
+# Long (62 lines): the training steps in the order docs/training.md gives them, each one call.
 def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnomaly:
     """Fit the forest on every row, export it, check parity, describe the score distribution."""
     opts = DataOptions(spec.data, target=spec.label or "", positive=spec.label_positive,
@@ -171,7 +172,8 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     onnx_bytes = _to_onnx(pipe, x.shape[1])
 
     def native(z: np.ndarray) -> np.ndarray:
-        return -pipe.score_samples(z)
+        scores: np.ndarray = -pipe.score_samples(z)
+        return scores
 
     diff = max_abs_diff(native, onnx_bytes, x, OUTPUT, 0, "the training rows")
     diff_missing = max_abs_diff(native, onnx_bytes, with_missing(x, spec.seed), OUTPUT, 0,
@@ -185,7 +187,7 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
     scores = native(x)
     qs = {f"p{q}": float(np.quantile(scores, q / 100)) for q in (50, 90, 99, 99.9)}
     label_auc = auc(p.y, scores) if spec.label else None
-    card = {
+    card: dict[str, Any] = {
         "schema": "verdict.model_card/v1",
         "name": spec.name,
         "version": spec.version,
@@ -197,7 +199,7 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
         "features": card_features(p.specs, p.columns),
         "missing_values": MISSING_ANOMALY,
         "artifacts": {"onnx": {"file": "model.onnx", "sha256": ""}},
-        "data": {"file": spec.data_label or str(spec.data), "sha256": file_sha256(spec.data), "rows": int(len(x)),
+        "data": {"file": spec.data_label or str(spec.data), "sha256": file_sha256(spec.data), "rows": len(x),
                  "columns": dict(p.columns)} | card_data_notes(p),
         "training": {"params": {"n_estimators": spec.n_estimators, "max_samples": spec.max_samples,
                                 "contamination": "auto", "imputer": "median"},
@@ -207,8 +209,8 @@ def train_anomaly(spec: AnomalySpec, progress: Progress = silent) -> TrainedAnom
                     "label_auc": label_auc,
                     "label_note": (f"AUC of the anomaly score against {spec.label} = {spec.label_positive!r} "
                                    "(evaluation only)") if spec.label else None},
-        "parity": {"rows": int(len(x)), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
-                   "threshold_probes": int(len(probes)), "max_abs_diff_at_thresholds": diff_thresholds,
+        "parity": {"rows": len(x), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
+                   "threshold_probes": len(probes), "max_abs_diff_at_thresholds": diff_thresholds,
                    "tolerance": PARITY_TOLERANCE},
         "libraries": library_versions(),
         "created_at": now_iso(),

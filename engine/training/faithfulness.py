@@ -69,7 +69,7 @@ def faithfulness(model: Model, x: np.ndarray, quantile: float = 0.9, max_rows: i
             "the candidate value with the smallest contribution; rate = share whose served score fell"
         ),
         "threshold": threshold,
-        "declines": int(len(idx)),
+        "declines": len(idx),
         "tested": tested,
         "lowered": lowered,
         "rate": (lowered / tested) if tested else None,

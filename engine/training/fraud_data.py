@@ -48,7 +48,7 @@ COLUMNS = (
 
 HOME_COUNTRIES = ("DE", "FR", "GB", "ES", "IT", "NL", "PL", "SE", "CH", "US")
 HOME_WEIGHTS = (0.22, 0.15, 0.14, 0.09, 0.08, 0.06, 0.08, 0.05, 0.04, 0.09)
-FOREIGN_COUNTRIES = HOME_COUNTRIES + ("PT", "AT", "TR", "US", "TH", "BR", "NG", "RU", "CN", "AE")
+FOREIGN_COUNTRIES = (*HOME_COUNTRIES, "PT", "AT", "TR", "US", "TH", "BR", "NG", "RU", "CN", "AE")
 CURRENCY = {"GB": "GBP", "US": "USD", "CH": "CHF", "PL": "PLN", "SE": "SEK"}
 EURO = frozenset({"DE", "FR", "ES", "IT", "NL", "PT", "AT"})
 
@@ -116,7 +116,6 @@ def _legit(rng: np.random.Generator, cust: _Customers, n: int) -> dict[str, np.n
 def _fraud(rng: np.random.Generator, cust: _Customers, n: int) -> dict[str, np.ndarray]:
     base = _legit(rng, cust, n)  # start from ordinary rows: the "friendly" share stays like this
     kind = rng.choice(5, size=n, p=[0.20, 0.33, 0.17, 0.13, 0.17])
-    cats = np.asarray(CATEGORIES)
     c = base["c"]
     home = cust.home[c]
 

@@ -22,6 +22,7 @@ Such columns are left out and named in the command's output and the card (``data
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ _DATE = re.compile(
 
 
 def _monotone(values: Sequence[float]) -> bool:
-    pairs = list(zip(values, values[1:], strict=False))
+    pairs = list(itertools.pairwise(values))
     return all(a < b for a, b in pairs) or all(a > b for a, b in pairs)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -95,7 +95,7 @@ class CVResult:
 
     @property
     def final_rounds(self) -> int:
-        return max(1, int(round(float(np.mean(self.best_iterations)))))
+        return max(1, round(float(np.mean(self.best_iterations))))
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, names: Sequence[str], cats: Sequence[int],
@@ -190,7 +190,8 @@ def _fit_inner_cv(
             _ticker(progress, k, settings.folds, settings.max_rounds),
         ],
     )
-    it = max(1, len(history["valid auc-mean"]))  # lgb.cv truncates the history at the best iteration
+    aucs = cast("list[float]", history["valid auc-mean"])  # a list: a CVBooster only with return_cvbooster=True
+    it = max(1, len(aucs))  # lgb.cv truncates the history at the best iteration
     return lgb.train(dict(params), _dataset(x, y, names, cats, params), num_boost_round=it), it
 
 

@@ -88,7 +88,8 @@ def fit_category_order(
         if s.type != "categorical":
             continue
         col = x[:, j]
-        seen, unseen = [], []
+        seen: list[tuple[float, str, int]] = []
+        unseen: list[tuple[float, str, int]] = []
         for i, cat in enumerate(s.categories):
             sel = col == i
             (seen if sel.any() else unseen).append((float(y[sel].mean()) if sel.any() else 0.0, cat, i))
@@ -177,7 +178,8 @@ def train_logistic(spec: LogisticSpec, progress: Progress = silent) -> TrainedMo
     onnx_bytes = _to_onnx(pipe, x.shape[1])
 
     def native(z: np.ndarray) -> np.ndarray:
-        return pipe.predict_proba(np.asarray(z, dtype=np.float64))[:, 1]
+        scores: np.ndarray = pipe.predict_proba(np.asarray(z, dtype=np.float64))[:, 1]
+        return scores
 
     diff = max_abs_diff(native, onnx_bytes, p.x, "probabilities", 1, "the training rows")
     diff_missing = max_abs_diff(native, onnx_bytes, with_missing(p.x, spec.seed), "probabilities", 1,
@@ -216,7 +218,7 @@ def _card(spec: LogisticSpec, p: Prepared, pipe: Pipeline, cv: CVResult, pooled:
         },
         "target": {"column": d.target, "positive": d.positive},
         "data": {
-            "file": spec.data_label or str(d.data), "sha256": file_sha256(d.data), "rows": int(len(p.y)),
+            "file": spec.data_label or str(d.data), "sha256": file_sha256(d.data), "rows": len(p.y),
             "positives": int(p.y.sum()), "rows_in_file": p.table.rows,
             "rows_dropped_missing_target": p.dropped_missing_target, "labels": dict(sorted(p.labels.items())),
             "columns": dict(p.columns),
@@ -239,7 +241,7 @@ def _card(spec: LogisticSpec, p: Prepared, pipe: Pipeline, cv: CVResult, pooled:
             "calibration_folds": [calibration_table(p.y[cv.fold_of_row == k], cv.oof[cv.fold_of_row == k], bins=5)
                                   for k in range(1, spec.folds + 1)],
         },
-        "parity": {"rows": int(len(p.y)), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
+        "parity": {"rows": len(p.y), "max_abs_diff": diff, "max_abs_diff_with_missing": diff_missing,
                    "tolerance": PARITY_TOLERANCE},
         "libraries": library_versions(),
         "created_at": now_iso(),

@@ -72,7 +72,7 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
         table.append(
             {
                 "band": band,
-                "rows": int(len(idx)),
+                "rows": len(idx),
                 "score_min": float(p[idx].min()),
                 "score_max": float(p[idx].max()),
                 "mean_predicted": float(p[idx].mean()),

@@ -19,9 +19,9 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 import onnx
-from engine.onnx_runtime import ort
 
 from engine.models import session_options
+from engine.onnx_runtime import ort
 from engine.training.errors import ParityError
 
 __all__ = [
@@ -50,7 +50,7 @@ def canonical_bytes(model: onnx.ModelProto, graph_name: str) -> bytes:
     """
     _dynamic_batch(model)
     model.graph.name = graph_name
-    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
     del model.opset_import[:]
     for domain, version in opsets:
         model.opset_import.append(onnx.helper.make_opsetid(domain, version))
@@ -84,14 +84,16 @@ def _converter_thresholds(booster: lgb.Booster) -> list[float]:
     Runs the converter's own tree walk (``_parse_tree_structure`` over the same dump, categorical
     sets unfolded the same way) and its sort of nodes by tree then node id.
     """
-    from onnxmltools.convert.common.tree_ensemble import get_default_tree_classifier_attribute_pairs
-    from onnxmltools.convert.lightgbm.operator_converters import LightGbm as converter
+    from onnxmltools.convert.common.tree_ensemble import (
+        get_default_tree_classifier_attribute_pairs,
+    )
+    from onnxmltools.convert.lightgbm.operator_converters import LightGbm
 
-    gbm, info = converter.dump_booster_model(booster)
-    converter.modify_tree_for_rule_in_set(gbm, use_float=True, info=info)
+    gbm, info = LightGbm.dump_booster_model(booster)
+    LightGbm.modify_tree_for_rule_in_set(gbm, use_float=True, info=info)
     attrs = get_default_tree_classifier_attribute_pairs()
     for i, tree in enumerate(gbm["tree_info"]):
-        converter._parse_tree_structure(i, 0, 1.0, tree["tree_structure"], attrs)
+        LightGbm._parse_tree_structure(i, 0, 1.0, tree["tree_structure"], attrs)
     per_tree: dict[int, int] = {}
     for t in attrs["nodes_treeids"]:
         per_tree[t] = per_tree.get(t, 0) + 1
@@ -133,7 +135,7 @@ def _double_thresholds(model: onnx.ModelProto, booster: lgb.Booster) -> None:
             opset.version = max(opset.version, 3)
 
 
-_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+_ONNX_DTYPES: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 def input_dtype(session: ort.InferenceSession) -> type[np.floating]:

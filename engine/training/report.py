@@ -50,7 +50,7 @@ def plot_roc(path: Path, y: np.ndarray, oof: np.ndarray, folds: np.ndarray, titl
     _save(fig, path)
 
 
-def plot_histogram(path: Path, y: np.ndarray, scores: np.ndarray, title: str, xlabel: str) -> None:
+def plot_histogram(path: Path, y: np.ndarray | None, scores: np.ndarray, title: str, xlabel: str) -> None:
     """Score distribution of each class (densities), out-of-fold."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -93,6 +93,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[st
     return out
 
 
+# Long (86 lines): one Markdown document written top to bottom.
 def write_report(
     out: Path, card: Mapping[str, Any], y: np.ndarray | None, oof: np.ndarray, folds: np.ndarray | None,
     extra_sections: Sequence[str] = (),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from engine.idempotency import Fingerprinter
 from engine.loader import load_policies
 from engine.privacy import HashKey
 from engine.service import Decider
+from tests.unit.audit_helpers import decide_concurrently
 
 from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
 
@@ -76,16 +76,7 @@ def log_decisions(dsn: str, policies, n_credit: int = 120, n_card: int = 60, sto
     work = [("credit_application", row, f"a{i}") for i, row in enumerate(credit_applications(n_credit))]
     if n_card:
         work += [("card_payment", {**row, "card_number": PAN}, f"c{i}") for i, row in enumerate(card_payments(n_card))]
-
-    def run(items):
-        for flow, data, rid in items:
-            decider.decide(flow, data, request_id=rid)
-
-    threads = [threading.Thread(target=run, args=(work[k::8],)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    decide_concurrently(decider, work)
     decider.close()  # queued shadow evaluations are logged too
     writer.close()
     return writer

@@ -12,8 +12,8 @@ from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from engine.grpc.server import start_server
 from engine.settings import Settings
+from tests.unit.grpc_fakes import FakeDecider
 
-from ..unit.grpc_fakes import FakeDecider
 from .helpers import request
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,8 @@ from engine.loader import load
 from engine.reload import Reloader
 from engine.service import load_decider
 from engine.settings import Settings
+from tests.unit.policy_roots import project_copy
 
-from ..unit.policy_roots import project_copy
 from .helpers import ServeProcess, card_payments, credit_applications, request, wait_serving
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_challenger_and_pinned_routes_over_grpc(stub):
     assert (pinned.version, pinned.route) == ("2", "pinned")
 
 
-def test_reload_storm_through_grpc_under_load(tmp_path):
+def test_reload_storm_through_grpc_under_load(tmp_path):  # noqa: PLR0915 (one scenario read top to bottom)
     """Clients decide over gRPC while good and broken changes (garbage, a tampered model, a changed
     released file, a failing test) are reloaded: 0 failed calls, every decision from a good state,
     health SERVING throughout, and the status RPC names the file of the last refusal."""

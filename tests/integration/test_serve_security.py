@@ -134,7 +134,7 @@ def test_workers_serve_mutual_tls_and_log_the_caller(tmp_path):
             for i, data in enumerate(applications):
                 with grpc.secure_channel(server.target, creds) as ch:
                     stub = pb_grpc.DecisionServiceStub(ch)
-                    call = lambda: stub.Decide(request("credit_application", data, request_id=f"{who}-{i}"), timeout=10)  # noqa: E731
+                    call = lambda: stub.Decide(request("credit_application", data, request_id=f"{who}-{i}"), timeout=10)  # noqa: E731, B023 (called within this iteration only)
                     if who == "alice":
                         assert call().request_id == f"alice-{i}"
                     else:
@@ -154,8 +154,7 @@ def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_pat
     """`verdict reload` with ops's token (admin reload) makes the server take a routing change now; lending-app's token is refused."""
     from engine.cli import main
     from engine.tokens import add_token
-
-    from ..unit.policy_roots import project_copy
+    from tests.unit.policy_roots import project_copy
 
     root = project_copy(tmp_path / "root")
     tokens = tmp_path / "tokens.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,17 @@ def card_payments(limit: int) -> list[dict[str, Any]]:
     return read_card_payments(CARD_CSV, limit)
 
 
+
+
+def decide_concurrently(decider: Any, work: list[tuple[str, dict[str, Any], str]], threads: int = 8) -> None:
+    """Decide every (flow, input, request id) of ``work``, split over ``threads`` threads, and wait."""
+
+    def run(items: list[tuple[str, dict[str, Any], str]]) -> None:
+        for flow, data, rid in items:
+            decider.decide(flow, data, request_id=rid)
+
+    pool = [threading.Thread(target=run, args=(work[k::threads],)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine.compiler as compiler
+from engine import compiler
 from engine.durable import MARKER, DurableRuleset, NotExpressible, dumps, field_key, to_durable
 from engine.errors import InvalidInput
 from engine.expr import parse

@@ -148,7 +148,7 @@ def test_other_errors_have_a_bounded_message():
 
 def test_suggestion_and_scrub_work_is_capped(monkeypatch):
     """250 unknown names cost at most MAX_SUGGESTIONS look-ups and MAX_FIELD_ERRORS scrubs, however many there are."""
-    import engine.validation as validation
+    from engine import validation
 
     calls = {"suggest": 0, "scrub": 0}
 

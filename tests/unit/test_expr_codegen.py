@@ -28,11 +28,11 @@ def fires(text, **values):
     return prog.fired(env) == [0]
 
 
-def reference(text, values):
+def reference(text, values):  # noqa: C901 (a reference interpreter: one branch per node kind)
     """Kleene three-valued reference interpreter, independent of the code generator."""
     from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Not
 
-    def ev(n):
+    def ev(n):  # noqa: C901 (one branch per node kind)
         if isinstance(n, Literal):
             return n.value
         if isinstance(n, Name):
@@ -198,7 +198,7 @@ def test_generated_source_has_no_builtins():
 def test_all_comparison_operators_against_python():
     """Each comparison operator and its negation behave like Python's on present values."""
     for op, a, b in itertools.product(["==", "!=", "<", "<=", ">", ">="], [1.0, 2.0], [1.0, 2.0]):
-        expected = eval(f"{a} {op} {b}")  # noqa: S307 - test oracle on our own constants
+        expected = eval(f"{a} {op} {b}")
         assert fires(f"amount {op} price", amount=a, price=b) == expected
         assert fires(f"not (amount {op} price)", amount=a, price=b) == (not expected)
 

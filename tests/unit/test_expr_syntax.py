@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, ExprSyntaxError, InList, Literal, Name, Not, names_in, parse
+from engine.expr.syntax import BinOp, BoolOp, Call, Compare, ExprSyntaxError, InList, Literal, Not, names_in, parse
 
 
 def test_precedence_of_arithmetic_and_comparison():

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from engine.grpc import wire
-from engine.grpc.convert import decision_to_response, struct_to_dict, to_struct
+from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request
 from engine.types import Action, FiredRule, Reason

@@ -6,6 +6,7 @@ import gc
 import threading
 import tracemalloc
 from pathlib import Path
+from typing import ClassVar
 
 from engine.datasets import read_card_payments, read_credit_applications
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
@@ -46,7 +47,7 @@ class _SlowFlow:
     """A stand-in compiled flow whose evaluation waits until released."""
 
     flow, version, revision, prepare_key = "demo", "2", "r" * 64, ""
-    model_versions: dict = {}
+    model_versions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, release: threading.Event) -> None:
         self.release = release

@@ -86,7 +86,7 @@ def test_test_file_schema_errors_have_lines(tmp_path):
     """A misspelt key in a test file is reported with its file and line, and the run fails."""
     demo_root(tmp_path)
     write(tmp_path, "policies/demo/1/tests/bad.yaml", "cases:\n  - name: x\n    input: {amount: 1, age: 30}\n    expect: {acton: APPROVE}\n")
-    suites, problems = discover(tmp_path)
+    _suites, problems = discover(tmp_path)
     assert [(p.path, p.line, p.code) for p in problems] == [("policies/demo/1/tests/bad.yaml", 4, "schema")]
     assert not run_root(tmp_path).ok
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from engine.loader import load_policies
 from engine.privacy import HashKey
 from engine.service import Decider
 
-from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses
+from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses, decide_concurrently
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CREDIT = 400
@@ -88,16 +87,7 @@ def log(tmp_path_factory, policies) -> Path:
     masks.bind(lambda: decider.policies)
     work = [("credit_application", row, f"row-{i}") for i, row in enumerate(credit_applications(N_CREDIT))]
     work += [("card_payment", {**row, "card_number": PAN}, f"card-{i}") for i, row in enumerate(card_payments(N_CARD))]
-
-    def run(items):
-        for flow, data, rid in items:
-            decider.decide(flow, data, request_id=rid)
-
-    threads = [threading.Thread(target=run, args=(work[k::8],)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    decide_concurrently(decider, work)
     decider.close()
     writer.close()
     return directory

@@ -115,8 +115,8 @@ def test_booleans_any_case(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "encoding"),
     [
-        ("name,x\ncafé,1\n".encode("utf-8"), "utf-8"),
-        (b"\xef\xbb\xbf" + "name,x\ncafé,1\n".encode("utf-8"), "utf-8-sig"),
+        ("name,x\ncafé,1\n".encode(), "utf-8"),
+        (b"\xef\xbb\xbf" + "name,x\ncafé,1\n".encode(), "utf-8-sig"),
         ("name,x\ncafé,1\n".encode("cp1252"), "cp1252"),
         ("name,x\ncafé,1\n".encode("utf-16"), "utf-16"),
         (b"name,x\ncaf\xe9\x81,1\n", "latin-1"),

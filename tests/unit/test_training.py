@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-import engine.training.onnx_export as onnx_export
 from engine.models import load_model
+from engine.training import onnx_export
 from engine.training.binary import ModelSpec, train_lightgbm
 from engine.training.dataset import DataOptions, encode_matrix, prepare
 from engine.training.derived import CARD_FRAUD_DERIVED, CREDIT_DEFAULT_DERIVED
 from engine.training.errors import DataError, ParityError
-from engine.training.fraud_data import to_csv, generate
+from engine.training.fraud_data import generate, to_csv
 from engine.training.lightgbm_trainer import LightGBMSettings
 from engine.training.metrics import auc, binary_metrics, calibration_table, ks
 from engine.training.table import infer_type, read_csv, snake_case

@@ -43,7 +43,7 @@ def logistic_model(payments: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_logistic_card_and_parity(logistic_model) -> None:
     """The scorecard's card validates, records coefficients, CV metrics and ONNX parity within 1e-5."""
-    trained, model = logistic_model
+    _trained, model = logistic_model
     card = model.card
     assert card.algorithm == "logistic" and card.artifacts.explainer.kind == "linear_contributions"
     assert card.parity.max_abs_diff <= 1e-5 and card.parity.model_extra["max_abs_diff_with_missing"] <= 1e-5

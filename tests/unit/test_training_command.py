@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.training.onnx_export as onnx_export
 from engine.cli import main
 from engine.commands._io import UsageError
 from engine.commands.train import parse_monotone
 from engine.models import load_model
+from engine.training import onnx_export
 from engine.training.fraud_data import generate, to_csv
 from engine.training.rebuild import rebuild
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.training.binary as binary
 from engine.cli import main
 from engine.models import load_model
+from engine.training import binary
 from engine.training.binary import faithfulness_section
 from engine.training.dataset import DataOptions, prepare
 from engine.training.errors import DataError
