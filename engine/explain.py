@@ -153,6 +153,36 @@ class _Splits:
         self.num_zero_missing = self.num_missing == _MISSING_ZERO
         self.num_nan_missing = self.num_missing == _MISSING_NAN
         self.cat_feature = self.feature[self.cat_idx]
+        # One-row path: every split compared as numeric, then the rows' special values patched.
+        zero_left = np.where(self.missing == _MISSING_ZERO, self.default_left, 0.0 <= self.threshold)
+        self.if_zero = zero_left  # the value is 0 (or within ±1e-35)
+        self.if_nan = np.where(self.missing == _MISSING_NAN, self.default_left, zero_left)  # NaN: 0 unless type NaN
+        # Categorical splits by feature: a (categories + 1, splits) table; the last row is "not a category".
+        self.cat_tables: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for f in np.unique(self.cat_feature):
+            which = np.flatnonzero(self.cat_feature == f)
+            size = int(self.cat_count[which].max()) * 32
+            table = np.zeros((size + 1, len(which)), dtype=bool)
+            for j, c in enumerate(which):
+                w = self.cat_words[self.cat_start[c] : self.cat_start[c] + self.cat_count[c]]
+                bits = ((w[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(bool).ravel()
+                table[: len(bits), j] = bits
+            self.cat_tables.append((int(f), self.cat_idx[which], table))
+
+    def decide_row(self, x: np.ndarray) -> np.ndarray:
+        """(splits + 2,) bool for one row (n,) already read as LightGBM reads it (see ``decide``)."""
+        go = np.empty(len(self.feature) + 2, dtype=bool)
+        go[-2], go[-1] = True, False
+        v = x[self.feature]
+        np.less_equal(v, self.threshold, out=go[:-2])
+        nan = np.isnan(x)
+        if nan.any() or not x.all():  # a missing or zero value: LightGBM's missing-value rules
+            go[:-2] = np.where(nan[self.feature], self.if_nan, np.where(v == 0.0, self.if_zero, go[:-2]))
+        for f, splits, table in self.cat_tables:
+            c = x[f]
+            i = int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1  # NaN/negative/unknown: right
+            go[splits] = table[i]
+        return go
 
     def decide(self, x: np.ndarray) -> np.ndarray:
         """(rows, splits + 2) bool: True where the row goes left; then a True and a False column."""
@@ -271,6 +301,20 @@ class _Tables:
         self.table = np.concatenate(tables) if tables else np.zeros((1, 1))
         self.flat_feature = self.feature.ravel()
         self.n_trees = len(trees)
+        # One row: each split's bit weight, summed per tree by one bincount (splits of other trees: bucket -1).
+        self.row_tree = np.full(n_splits + 2, len(trees), dtype=np.int64)
+        self.row_weight = np.zeros(n_splits + 2)
+        for i, (t, off) in enumerate(zip(trees, offsets, strict=True)):
+            self.row_tree[off : off + t.splits] = i
+            self.row_weight[off : off + t.splits] = 1 << np.arange(t.splits)
+
+    def contributions_row(self, go: np.ndarray) -> np.ndarray:
+        """(n + 1,) contributions (bias column 0) of one row's split decisions (splits + 2,)."""
+        if self.n_trees == 0:
+            return np.zeros(self.width + 1)
+        code = np.bincount(self.row_tree, weights=go * self.row_weight, minlength=self.n_trees + 1)[:-1]
+        vals = self.table[code.astype(np.int64) + self.base]
+        return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)
 
     def contributions(self, go: np.ndarray) -> np.ndarray:
         rows = go.shape[0]
@@ -317,6 +361,10 @@ class TreeExplainer:
         """(rows, n + 1) contributions of ``x`` (rows, n); column n is the bias; rows sum to the raw score."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, self.width)
         x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
+        if x.shape[0] == 1 and self._leaves is None:  # the request path: one row, every tree tabulated
+            out = self._tables.contributions_row(self._splits.decide_row(x[0]))
+            out[self.width] = self.bias
+            return out[None, :]
         go = self._splits.decide(x)
         out = self._tables.contributions(go)
         if self._leaves is not None:
