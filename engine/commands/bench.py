@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from engine.commands._io import report
+from engine.extras import require
 
 __all__ = ["register", "run"]
 
@@ -52,4 +53,5 @@ def run(args: argparse.Namespace) -> int:
     if suite is None:
         report(f"no benchmark suite here: expected {_CHECKOUT / 'benchmarks'} (it ships with the source checkout)")
         return 1
+    require("bench", "verdict bench")
     return int(suite.execute(args))
