@@ -207,123 +207,184 @@ class _Splits:
         return go
 
 
+@dataclass(frozen=True)
+class _Leaf:
+    """One leaf: its value, and per distinct feature of its path ``(feature, z, [(split, goes_left)])``."""
+
+    value: float
+    slots: tuple[tuple[int, float, tuple[tuple[int, bool], ...]], ...]
+
+
+def _walk(t: _Tree, off: int, node: int, path: list[tuple[int, int, bool, float]], out: list[_Leaf]) -> None:
+    """Append the leaves under ``node`` (``path``: (feature, split, goes_left, cover ratio) from the root)."""
+    count = t.internal_count[node]
+    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
+        c = t.leaf_count[~child] if child < 0 else t.internal_count[child]
+        step = path + [(int(t.split_feature[node]), off + node, left, c / count)]
+        if child >= 0:
+            _walk(t, off, int(child), step, out)
+            continue
+        slots: dict[int, tuple[float, tuple[tuple[int, bool], ...]]] = {}
+        for feat, split, goes_left, ratio in step:
+            z, edges = slots.get(feat, (1.0, ()))
+            slots[feat] = (z * ratio, edges + ((split, goes_left),))
+        out.append(_Leaf(float(t.leaf_value[~child]), tuple((f, z, e) for f, (z, e) in slots.items())))
+
+
+def _group(t: _Tree, off: int, node: int, ancestors: list[int], limit: int,
+           groups: list[tuple[list[int], list[_Leaf]]], deep: list[_Leaf]) -> None:
+    """Split the subtree at ``node`` (reached through the splits ``ancestors``) into groups of leaves
+    whose paths together read at most ``limit`` splits; a leaf deeper than ``limit`` goes to ``deep``."""
+    inside = [off + n for n in _internal(t, node)]
+    if len(ancestors) + len(inside) <= limit:
+        leaves: list[_Leaf] = []
+        _walk(t, off, node, _path_to(t, off, node), leaves)
+        groups.append((ancestors + inside, leaves))
+        return
+    here = ancestors + [off + node]
+    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
+        if child >= 0:
+            _group(t, off, int(child), here, limit, groups, deep)
+        elif len(here) <= limit:
+            groups.append((here, [_leaf_under(t, off, node, left)]))
+        else:
+            deep.append(_leaf_under(t, off, node, left))
+
+
+def _internal(t: _Tree, node: int) -> list[int]:
+    """The split nodes of the subtree at ``node`` (itself included)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack += [int(c) for c in (t.left_child[n], t.right_child[n]) if c >= 0]
+    return out
+
+
+def _path_to(t: _Tree, off: int, target: int) -> list[tuple[int, int, bool, float]]:
+    """The (feature, split, goes_left, ratio) steps from the root down to split node ``target``."""
+    parent = {}
+    for n in range(t.splits):
+        for c, left in ((t.left_child[n], True), (t.right_child[n], False)):
+            if c >= 0:
+                parent[int(c)] = (n, left)
+    steps = []
+    node = target
+    while node in parent:
+        p, left = parent[node]
+        steps.append((int(t.split_feature[p]), off + p, left, t.internal_count[node] / t.internal_count[p]))
+        node = p
+    return steps[::-1]
+
+
+def _leaf_under(t: _Tree, off: int, node: int, left: bool) -> _Leaf:
+    """The leaf that is the direct ``left`` (or right) child of split ``node``."""
+    leaves: list[_Leaf] = []
+    _walk(t, off, node, _path_to(t, off, node), leaves)
+    return leaves[0] if left else leaves[-1]  # _walk lists the left side's leaves first
+
+
 class _Leaves:
-    """Per-leaf quadrature for a set of trees: ``contributions(go)`` -> (rows, n + 1) without bias."""
+    """Per-leaf quadrature: ``contributions(go)`` -> (rows, n + 1), bias column 0.
 
-    def __init__(self, trees: list[_Tree], offsets: np.ndarray, width: int, true_col: int) -> None:
+    Flat layout: the leaves' feature slots one after another (``slot_start`` per leaf), each slot's
+    path splits one after another (``edge_start`` per slot). The product over a leaf's other slots
+    is the product over all of them divided by the slot's own factor, which is never 0: a factor is
+    ``z + (o - z) t`` with ``t`` strictly inside (0, 1) and ``z >= 1e-150`` (LightGBM leaves hold at
+    least one row, so ``z > 0``; the floor keeps a hand-made model with an empty leaf finite).
+    """
+
+    def __init__(self, leaves: list[_Leaf], width: int, true_col: int) -> None:
         self.width = width
-        leaves: list[tuple[float, list[tuple[int, float, list[tuple[int, bool]]]]]] = []
-        for t, off in zip(trees, offsets, strict=True):
-            if t.splits == 0:
-                continue
-
-            def walk(node: int, path: list[tuple[int, int, bool, float]], t: _Tree = t, off: int = int(off)) -> None:
-                count = t.internal_count[node]
-                for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
-                    c = t.leaf_count[~child] if child < 0 else t.internal_count[child]
-                    step = path + [(int(t.split_feature[node]), off + node, left, c / count)]
-                    if child < 0:
-                        slots: dict[int, tuple[float, list[tuple[int, bool]]]] = {}
-                        for feat, split, goes_left, ratio in step:
-                            z, edges = slots.get(feat, (1.0, []))
-                            slots[feat] = (z * ratio, edges + [(split, goes_left)])
-                        leaves.append((float(t.leaf_value[~child]), [(f, z, e) for f, (z, e) in slots.items()]))
-                    else:
-                        walk(int(child), step)
-
-            walk(0, [])
-        depth = max((len(s) for _, s in leaves), default=1)
-        reps = max((len(e) for _, s in leaves for _, _, e in s), default=1)
-        n = len(leaves)
-        self.value = np.array([v for v, _ in leaves], dtype=np.float64)
-        self.z = np.ones((n, depth))
-        self.feature = np.full((n, depth), width, dtype=np.int64)  # padding lands in the bias column
-        self.split = np.full((n, depth, reps), true_col, dtype=np.int64)  # padding reads the True column
-        self.left = np.ones((n, depth, reps), dtype=bool)
-        for i, (_, slots) in enumerate(leaves):
-            for j, (feat, z, edges) in enumerate(slots):
-                self.z[i, j], self.feature[i, j] = z, feat
-                for r, (split, goes_left) in enumerate(edges):
-                    self.split[i, j, r], self.left[i, j, r] = split, goes_left
-        nodes, weights = np.polynomial.legendre.leggauss(depth // 2 + 1)
+        self.n_leaves = len(leaves)
+        slots = [slot for lf in leaves for slot in lf.slots]
+        self.slot_start = np.cumsum([0] + [len(lf.slots) for lf in leaves])[:-1]
+        self.edge_start = np.cumsum([0] + [len(e) for _, _, e in slots])[:-1]
+        self.edge_split = np.array([sp for _, _, e in slots for sp, _ in e], dtype=np.int64)
+        self.edge_left = np.array([g for _, _, e in slots for _, g in e], dtype=bool)
+        self.z = np.maximum(np.array([z for _, z, _ in slots], dtype=np.float64), 1e-150)
+        self.feature = np.array([f for f, _, _ in slots], dtype=np.int64)
+        self.slot_leaf = np.repeat(np.arange(len(leaves)), [len(lf.slots) for lf in leaves])
+        self.slot_value = np.array([lf.value for lf in leaves])[self.slot_leaf] if leaves else np.zeros(0)
+        depth = max((len(lf.slots) for lf in leaves), default=1)
+        nodes, weights = np.polynomial.legendre.leggauss(depth // 2 + 1)  # exact up to degree 2q - 1 >= depth - 1
         self.t = (nodes + 1.0) / 2.0  # Gauss-Legendre on [0, 1]
         self.w = weights / 2.0
-        self.n_leaves = n
 
     def contributions(self, go: np.ndarray) -> np.ndarray:
         rows = go.shape[0]
-        out = np.zeros((rows, self.width + 1))
         if self.n_leaves == 0:
-            return out
-        o = (go[:, self.split] == self.left).all(axis=-1).astype(np.float64)  # (rows, leaves, depth)
-        g = self.z[..., None] + (o - self.z)[..., None] * self.t  # (rows, leaves, depth, q)
-        ones = np.ones(g.shape[:2] + (1,) + g.shape[3:])
-        before = np.cumprod(np.concatenate([ones, g[:, :, :-1]], axis=2), axis=2)
-        after = np.cumprod(np.concatenate([ones, g[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
-        phi = self.value[:, None] * (o - self.z) * ((before * after) @ self.w)  # (rows, leaves, depth)
-        cols = (np.arange(rows)[:, None, None] * (self.width + 1) + self.feature).ravel()
-        out += np.bincount(cols, weights=phi.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
-        return out
+            return np.zeros((rows, self.width + 1))
+        sat = go[:, self.edge_split] == self.edge_left  # (rows, edges)
+        o = np.logical_and.reduceat(sat, self.edge_start, axis=1).astype(np.float64)  # (rows, slots)
+        g = self.z[:, None] + (o - self.z)[..., None] * self.t  # (rows, slots, q)
+        whole = np.multiply.reduceat(g, self.slot_start, axis=1)  # (rows, leaves, q)
+        integral = (whole[:, self.slot_leaf] / g) @ self.w  # (rows, slots)
+        phi = self.slot_value * (o - self.z) * integral
+        cols = (np.arange(rows)[:, None] * (self.width + 1) + self.feature).ravel()
+        return np.bincount(cols, weights=phi.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
 
 
 class _Tables:
-    """Trees with at most ``TABLE_MAX_SPLITS`` splits: contributions looked up by decision vector."""
+    """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
+    by the group's decision vector (a whole small tree is one group)."""
 
-    def __init__(self, trees: list[_Tree], offsets: np.ndarray, width: int, n_splits: int) -> None:
+    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, n_splits: int) -> None:
         self.width = width
-        true_col, false_col = n_splits, n_splits + 1
-        most = max((t.splits for t in trees), default=0)
-        used = [np.unique(t.split_feature) for t in trees]
-        wide = max((len(u) for u in used), default=0)
-        self.splits = np.full((len(trees), max(most, 1)), false_col, dtype=np.int64)
-        self.pow2 = (1 << np.arange(max(most, 1))).astype(np.int64)
-        self.base = np.zeros(len(trees), dtype=np.int64)
-        self.feature = np.full((len(trees), max(wide, 1)), width, dtype=np.int64)
+        most = max((len(k) for k, _ in groups), default=1)
+        used = [sorted({f for lf in leaves for f, _, _ in lf.slots}) for _, leaves in groups]
+        wide = max((len(u) for u in used), default=1)
+        n = len(groups)
+        self.splits = np.full((n, most), n_splits + 1, dtype=np.int64)  # padding reads the False column
+        self.pow2 = (1 << np.arange(most)).astype(np.int64)
+        self.base = np.zeros(n, dtype=np.int64)
+        self.feature = np.full((n, wide), width, dtype=np.int64)
         tables: list[np.ndarray] = []
         base = 0
-        for i, (t, off, u) in enumerate(zip(trees, offsets, used, strict=True)):
-            k = t.splits
-            self.splits[i, :k] = off + np.arange(k)
+        entry_group, entry_split, entry_weight = [], [], []
+        for i, ((splits, leaves), u) in enumerate(zip(groups, used, strict=True)):
+            k = len(splits)
+            self.splits[i, :k] = splits
             self.feature[i, : len(u)] = u
-            # Every decision vector of this tree, as the (2**k, k + 2) go matrix its leaves read.
+            entry_group += [i] * k
+            entry_split += splits
+            entry_weight += [float(1 << b) for b in range(k)]
+            # Every decision vector of the group's splits, as the (2**k, k + 2) go matrix its leaves read.
+            local = {s: j for j, s in enumerate(splits)}
+            mapped = [_Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
+                      for lf in leaves]
             codes = np.arange(1 << k, dtype=np.int64)
             go = np.empty((1 << k, k + 2), dtype=bool)
             go[:, :k] = (codes[:, None] >> np.arange(k)) & 1 == 1
             go[:, k], go[:, k + 1] = True, False
-            local = _Tree(t.split_feature, t.threshold, t.decision_type, t.left_child, t.right_child,
-                          t.leaf_value, t.leaf_count, t.internal_count, t.cat_boundaries, t.cat_threshold)
-            phi = _Leaves([local], np.zeros(1, dtype=np.int64), width, k).contributions(go)
-            table = np.zeros((1 << k, self.feature.shape[1]))
+            phi = _Leaves(mapped, width, k).contributions(go)
+            table = np.zeros((1 << k, wide))
             table[:, : len(u)] = phi[:, u]
             tables.append(table)
             self.base[i] = base
             base += 1 << k
         self.table = np.concatenate(tables) if tables else np.zeros((1, 1))
         self.flat_feature = self.feature.ravel()
-        self.n_trees = len(trees)
-        # One row: each split's bit weight, summed per tree by one bincount (splits of other trees: bucket -1).
-        self.row_tree = np.full(n_splits + 2, len(trees), dtype=np.int64)
-        self.row_weight = np.zeros(n_splits + 2)
-        for i, (t, off) in enumerate(zip(trees, offsets, strict=True)):
-            self.row_tree[off : off + t.splits] = i
-            self.row_weight[off : off + t.splits] = 1 << np.arange(t.splits)
+        self.n_groups = n
+        # One row: each (group, split) entry's bit weight, summed per group by one bincount.
+        self.entry_group = np.array(entry_group, dtype=np.int64)
+        self.entry_split = np.array(entry_split, dtype=np.int64)
+        self.entry_weight = np.array(entry_weight)
 
     def contributions_row(self, go: np.ndarray) -> np.ndarray:
         """(n + 1,) contributions (bias column 0) of one row's split decisions (splits + 2,)."""
-        if self.n_trees == 0:
+        if self.n_groups == 0:
             return np.zeros(self.width + 1)
-        code = np.bincount(self.row_tree, weights=go * self.row_weight, minlength=self.n_trees + 1)[:-1]
+        code = np.bincount(self.entry_group, weights=go[self.entry_split] * self.entry_weight, minlength=self.n_groups)
         vals = self.table[code.astype(np.int64) + self.base]
         return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)
 
     def contributions(self, go: np.ndarray) -> np.ndarray:
         rows = go.shape[0]
-        if self.n_trees == 0:
+        if self.n_groups == 0:
             return np.zeros((rows, self.width + 1))
-        code = go[:, self.splits].astype(np.int64) @ self.pow2 + self.base  # (rows, trees)
-        vals = self.table[code]  # (rows, trees, features used)
-        if rows == 1:
-            return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)[None, :]
+        code = go[:, self.splits].astype(np.int64) @ self.pow2 + self.base  # (rows, groups)
+        vals = self.table[code]  # (rows, groups, features used)
         cols = (np.arange(rows)[:, None] * (self.width + 1) + self.flat_feature).ravel()
         return np.bincount(cols, weights=vals.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
 
@@ -350,19 +411,24 @@ class TreeExplainer:
         self.width = width
         self.bias = float(sum(t.expected_value() for t in trees))
         self._splits = _Splits(trees)
-        offsets = self._splits.offsets[:-1]
-        small = [i for i, t in enumerate(trees) if t.splits <= TABLE_MAX_SPLITS]
-        large = [i for i, t in enumerate(trees) if t.splits > TABLE_MAX_SPLITS]
+        groups: list[tuple[list[int], list[_Leaf]]] = []
+        deep: list[_Leaf] = []
+        for t, off in zip(trees, self._splits.offsets[:-1], strict=True):
+            if t.splits:
+                _group(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
         n_splits = len(self._splits.feature)
-        self._tables = _Tables([trees[i] for i in small], offsets[small], width, n_splits)
-        self._leaves = _Leaves([trees[i] for i in large], offsets[large], width, n_splits) if large else None
+        self._tables = _Tables(groups, width, n_splits)
+        self._leaves = _Leaves(deep, width, n_splits) if deep else None
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows, n + 1) contributions of ``x`` (rows, n); column n is the bias; rows sum to the raw score."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, self.width)
         x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
-        if x.shape[0] == 1 and self._leaves is None:  # the request path: one row, every tree tabulated
-            out = self._tables.contributions_row(self._splits.decide_row(x[0]))
+        if x.shape[0] == 1:  # the request path
+            go_row = self._splits.decide_row(x[0])
+            out = self._tables.contributions_row(go_row)
+            if self._leaves is not None:
+                out = out + self._leaves.contributions(go_row[None, :])[0]
             out[self.width] = self.bias
             return out[None, :]
         go = self._splits.decide(x)

@@ -92,7 +92,7 @@ def test_tabulated_and_per_leaf_paths_agree(name: str, monkeypatch: pytest.Monke
     tabulated = TreeExplainer(text, width)
     monkeypatch.setattr(explain, "TABLE_MAX_SPLITS", 0)
     per_leaf = TreeExplainer(text, width)
-    assert per_leaf._tables.n_trees == 0 and tabulated._leaves is None  # each really takes its own path
+    assert per_leaf._tables.n_groups == 0 and tabulated._leaves is None  # each really takes its own path
     x = np.vstack([_rows(name)["real, 10% missing"][:200], _probe_rows(name)[:200]])
     assert np.max(np.abs(tabulated.contributions(x) - per_leaf.contributions(x))) <= 1e-12
 
