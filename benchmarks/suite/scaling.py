@@ -181,12 +181,18 @@ def scale_models(
         bench = prepare_flow(Pinned(decider, str(t)), FlowInputs("credit_trees", credit.decoded, credit.requests))
         point: dict[str, Any] = {"trees": t}
         warmup = min(1000, iterations)
-        for case in ("model_onnx", "model_lightgbm", "inprocess_decide"):
+        for case in ("model_onnx", "model_lightgbm", "model_explain_lightgbm", "inprocess_decide"):
             row = run_case(case, bench, warmup=warmup, iterations=iterations, rounds=rounds, agreement_inputs=1)
             point[case] = {k: row[k] for k in ("p50_us", "p99_us", "p999_us", "mean_us")}
         model = compiled.models[0].model
         stats = time_rounds(model.explain, bench.rows[0], warmup=warmup, iterations=max(1, iterations // 4), rounds=rounds)
         point["model_explain"] = {k: stats[k] for k in ("p50_us", "p99_us", "p999_us", "mean_us")}
+        # The decisions that carry model reasons (a rule reading the score fired): the cost "reasons included".
+        driven = [raw for raw in bench.inputs.decoded if any(f.uses_model for f in compiled.evaluate(raw).fired)]
+        if driven:
+            stats = time_rounds(lambda raw: bench.decider.decide("credit_trees", raw), driven, warmup=min(warmup, len(driven)),
+                                iterations=max(1, iterations // 4), rounds=rounds)
+            point["decide_with_reasons"] = {k: stats[k] for k in ("p50_us", "p99_us", "p999_us", "mean_us")}
         points.append(point)
     decider.close()
     return {"points": points}
