@@ -39,6 +39,7 @@ Errors: ``ValueError`` naming what is wrong for a text that is not a supported L
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -284,6 +285,13 @@ def _leaf_under(t: _Tree, off: int, node: int, left: bool) -> _Leaf:
     return leaves[0] if left else leaves[-1]  # _walk lists the left side's leaves first
 
 
+@functools.cache
+def _quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]."""
+    nodes, weights = np.polynomial.legendre.leggauss(points)
+    return (nodes + 1.0) / 2.0, weights / 2.0
+
+
 class _Leaves:
     """Per-leaf quadrature: ``contributions(go)`` -> (rows, n + 1), bias column 0.
 
@@ -307,9 +315,7 @@ class _Leaves:
         self.slot_leaf = np.repeat(np.arange(len(leaves)), [len(lf.slots) for lf in leaves])
         self.slot_value = np.array([lf.value for lf in leaves])[self.slot_leaf] if leaves else np.zeros(0)
         depth = max((len(lf.slots) for lf in leaves), default=1)
-        nodes, weights = np.polynomial.legendre.leggauss(depth // 2 + 1)  # exact up to degree 2q - 1 >= depth - 1
-        self.t = (nodes + 1.0) / 2.0  # Gauss-Legendre on [0, 1]
-        self.w = weights / 2.0
+        self.t, self.w = _quadrature(depth // 2 + 1)  # exact up to degree 2q - 1 >= depth - 1
 
     def contributions(self, go: np.ndarray) -> np.ndarray:
         rows = go.shape[0]
