@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.commands import audit, auth, bench, client, decide, lint, release, reload, replay, serve, status, testing, train
+from engine.extras import MissingExtra
 
 __all__ = ["build_parser", "main"]
 
@@ -37,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return exc.code if isinstance(exc.code, int) else 2
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except MissingExtra as exc:  # an optional part of the installation (engine/extras.py): one line, exit 2
+        print(f"verdict: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A model directory holds ``card.json`` (the model card, schema ``verdict.model_card/v1``),
 ``model.onnx`` and, for LightGBM models, ``model.txt`` (the native booster the ONNX graph was
-converted from, used for TreeSHAP contributions). Every artifact is verified against the sha256
+converted from, read by ``engine.explain.TreeExplainer`` for exact TreeSHAP contributions without
+LightGBM itself, so serving does not need the training stack). Every artifact is verified against the sha256
 the card records *before* any session is created; a model that fails verification never serves.
 
 Encoding rules, shared with training (``engine.training`` encodes through the same functions):
@@ -25,7 +26,6 @@ import hashlib
 import json
 import math
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import FieldError, InvalidInput, ModelLoadError
+from engine.explain import TreeExplainer
 from engine.onnx_runtime import ort
 
 __all__ = [
@@ -383,7 +384,7 @@ class Model:
         self._explainer_bytes = explainer_bytes
         self._explainer_lock = threading.RLock()
         # Built now, never on a request: a lazy build would cost the first explained request the
-        # import of LightGBM and the parse of the booster (a second or more).
+        # parse of the trees and the tabulation of their contributions (0.1-0.3 s, engine.explain).
         self._explainer: Any = self._build_explainer() if explainer_bytes is not None else None
 
     @property
@@ -428,8 +429,9 @@ class Model:
     def explain(self, x: np.ndarray) -> tuple[tuple[str, float], ...]:
         """Every feature's contribution to the score of one row, most score-raising first.
 
-        LightGBM: TreeSHAP contributions in log-odds from the native booster the ONNX graph was
-        converted from (they sum, with the bias, to the raw score). Logistic: coefficient times
+        LightGBM: exact TreeSHAP contributions in log-odds of the trees the ONNX graph was
+        converted from (``engine.explain``; equal to LightGBM's ``pred_contrib``, and they sum,
+        with the bias, to the raw score). Logistic: coefficient times
         (standardised value minus its training mean), in log-odds.
         """
         contrib = self.contributions(x)
@@ -454,15 +456,8 @@ class Model:
     def _contributions_with_bias(self, x: np.ndarray) -> np.ndarray:
         explainer = self._load_explainer()
         kind = self.card.artifacts.explainer.kind if self.card.artifacts.explainer else None
-        if kind == "lightgbm_treeshap":
-            with self._explainer_lock:  # one booster shared by server threads: do not rely on its locking
-                if x.shape[0] == 1:
-                    row: np.ndarray = explainer.contributions_row(x)
-                    return row
-                return np.asarray(explainer.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
-        if kind == "linear_contributions":
-            rows: np.ndarray = explainer.contributions(x)
-            return rows
+        if kind in ("lightgbm_treeshap", "linear_contributions"):
+            return explainer.contributions(x)  # both immutable after load: no lock on the request path
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
 
     def _load_explainer(self) -> Any:
@@ -479,65 +474,14 @@ class Model:
             raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
         if art.kind == "lightgbm_treeshap":
             try:
-                return TreeShap(self._explainer_bytes.decode("utf-8"), self._width)
-            except Exception as exc:  # LightGBM raises its own untyped LightGBMError
+                return TreeExplainer(self._explainer_bytes.decode("utf-8"), self._width)
+            except (ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:  # a text that is not a usable model
                 raise ModelLoadError(
-                    str(self.directory / art.file), f"LightGBM cannot load the booster: {exc}", "model_explainer_invalid"
+                    str(self.directory / art.file), f"cannot read the LightGBM trees: {exc}", "model_explainer_invalid"
                 ) from exc
         if art.kind == "linear_contributions":
             return LinearExplainer.from_json(self._explainer_bytes, self.feature_names)
         raise NotImplementedError(f"unknown explainer kind {art.kind!r}")
-
-
-class TreeShap:
-    """TreeSHAP contributions of a LightGBM booster; one row through LightGBM's single-row C API.
-
-    ``Booster.predict(x, pred_contrib=True)`` validates and converts its input in Python on every
-    call; ``LGBM_BoosterPredictForMatSingleRowFast`` with a config prepared once (predict type
-    CONTRIB, float64 rows, one thread) computes the same values (tests compare them) without that.
-    Not thread-safe: callers serialise calls (``Model`` holds its explainer lock). It relies on
-    LightGBM's private ``lightgbm.basic._LIB`` (the loaded C library) and ``_safe_call``.
-    """
-
-    _PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB
-    _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64: rows are never narrowed before the trees see them
-
-    def __init__(self, model_str: str, width: int) -> None:
-        import ctypes
-
-        import lightgbm
-        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]  # private C API handle (see this class's docstring)
-
-        self.booster = lightgbm.Booster(model_str=model_str)
-        if self.booster.num_feature() != width:
-            raise ValueError(f"the booster has {self.booster.num_feature()} features, the card {width}")
-        self.width = width
-        self._out_width = (width + 1) * self.booster.num_model_per_iteration()
-        config = ctypes.c_void_p()
-        _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                self.booster._handle, ctypes.c_int(self._PREDICT_CONTRIB), ctypes.c_int(0), ctypes.c_int(-1),
-                ctypes.c_int(self._DTYPE_FLOAT64), ctypes.c_int32(width), ctypes.c_char_p(b"num_threads=1"),
-                ctypes.byref(config),
-            )
-        )
-        self._config = config
-        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
-        self._check = _safe_call
-        self._out_len = ctypes.c_int64()
-        self._out_len_ref = ctypes.byref(self._out_len)
-        self._void_p = ctypes.c_void_p
-        weakref.finalize(self, _LIB.LGBM_FastConfigFree, config)
-
-    def contributions_row(self, x: np.ndarray) -> np.ndarray:
-        """(1, n+1) float64 contributions and bias of one (1, n) row, as ``predict(pred_contrib=True)``."""
-        row = np.ascontiguousarray(x, dtype=np.float64)
-        if row.size != self.width:
-            raise ValueError(f"expected {self.width} values, got {row.size}")
-        out = np.empty((1, self._out_width), dtype=np.float64)
-        vp = self._void_p
-        self._check(self._predict(self._config, vp(row.ctypes.data), self._out_len_ref, vp(out.ctypes.data)))
-        return out
 
 
 class LinearExplainer:

@@ -21,7 +21,8 @@ from benchmarks.suite.manifest import CASE_NAMES, Manifest, Profile, load_manife
 __all__ = ["PROJECT", "add_arguments", "main", "run"]
 
 PROJECT = Path(__file__).resolve().parents[2]
-IN_PROCESS = ("inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm")
+IN_PROCESS = ("inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
+              "model_explain_lightgbm")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for bench in benches.values():
                     breakdown += step_breakdown(bench, warmup=profile.warmup, iterations=profile.iterations, rounds=profile.rounds)
             decider.close()
-        grpc_cases = [c for c in ("grpc_echo", "grpc_decide") if c in selected]
+        grpc_cases = [c for c in ("grpc_echo", "grpc_decide", "grpc_echo_plain") if c in selected]
         if grpc_cases:
             from benchmarks.suite.grpc_cases import run_grpc
 

@@ -1,12 +1,15 @@
-"""The gRPC cases: grpc_echo (Ping, the transport floor) and grpc_decide on the same server.
+"""The gRPC cases: grpc_echo (Ping, Verdict's transport floor), grpc_decide on the same server, and
+grpc_echo_plain (Ping on a stock grpcio server, benchmarks/suite/plain_echo.py: grpcio's own floor).
 
 For each worker count one ``verdict serve`` process is started; for each concurrency one load
-generator process sends Ping and Decide alternately, round by round. Decide requests are the real
+generator process sends Ping and Decide alternately, round by round. With one worker, the plain
+echo server runs beside it and its Ping takes its turn in the same rounds, with the same client. Decide requests are the real
 inputs of every bundled flow, interleaved; each Ping carries a payload of the same mean size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +21,7 @@ from typing import Any
 from benchmarks.suite.inputs import FlowInputs
 from benchmarks.suite.loadgen import write_payloads
 from benchmarks.suite.manifest import Profile
-from benchmarks.suite.server import ServeProcess
+from benchmarks.suite.server import PlainEchoProcess, ServeProcess
 from benchmarks.suite.stats import median_of_rounds
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 
@@ -60,7 +63,7 @@ def _loadgen(spec: dict[str, Any], project: Path) -> dict[str, Any]:
 
 def run_grpc(
     root: Path, flows: Sequence[FlowInputs], profile: Profile, workdir: Path, project: Path,
-    cases: Sequence[str] = ("grpc_echo", "grpc_decide"),
+    cases: Sequence[str] = ("grpc_echo", "grpc_decide", "grpc_echo_plain"),
 ) -> list[dict[str, Any]]:
     """Every (workers, concurrency) configuration of the profile; one result row per case and configuration."""
     decide = _interleave(flows)
@@ -68,6 +71,7 @@ def run_grpc(
         "grpc_echo": write_payloads(workdir / "ping.bin", _ping_payloads(decide)),
         "grpc_decide": write_payloads(workdir / "decide.bin", decide),
     }
+    files["grpc_echo_plain"] = files["grpc_echo"]
     methods = [
         {"name": name, "path": PING if name == "grpc_echo" else DECIDE, "payloads": str(files[name]),
          "check": "echo" if name == "grpc_echo" else "decide"}
@@ -76,13 +80,17 @@ def run_grpc(
     label = "+".join(f.flow for f in flows)
     rows: list[dict[str, Any]] = []
     for workers in profile.workers:
-        with ServeProcess(root, workers=workers, workdir=workdir / f"serve-{workers}", project=project) as server:
+        plain = "grpc_echo_plain" in cases and workers == 1
+        with ServeProcess(root, workers=workers, workdir=workdir / f"serve-{workers}", project=project) as server, \
+                (PlainEchoProcess(workdir=workdir / "plain", project=project) if plain else contextlib.nullcontext()) as echo:
+            plain_method = [{"name": "grpc_echo_plain", "path": PING, "payloads": str(files["grpc_echo_plain"]), "check": "echo",
+                      "target": echo.target, "server_pids": echo.pids}] if plain else []
             for concurrency in profile.concurrency:
                 spec = {
                     "target": server.target, "server_pids": server.pids, "concurrency": concurrency,
                     "channels": _channels(workers, concurrency), "warmup": profile.grpc_warmup,
                     "requests": profile.grpc_requests, "rounds": profile.grpc_rounds,
-                    "round_seconds": profile.grpc_round_seconds, "methods": methods,
+                    "round_seconds": profile.grpc_round_seconds, "methods": methods + plain_method,
                 }
                 result = _loadgen(spec, project)
                 for name, per_round in result["rounds"].items():

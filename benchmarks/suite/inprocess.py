@@ -100,6 +100,15 @@ def run_case(name: str, bench: FlowBench, *, warmup: int, iterations: int, round
         fn = lambda x: booster.predict(x, num_threads=1)  # noqa: E731
         inputs = bench.rows[0]
         extra["trees"] = booster.num_trees()
+    elif name == "model_explain":
+        model = bench.compiled.models[0].model
+        fn, inputs = model.explain, bench.rows[0]
+        extra["model"] = f"{model.name} {model.version}"
+    elif name == "model_explain_lightgbm":
+        booster = _native_booster(bench)
+        fn = lambda x: booster.predict(x, pred_contrib=True, num_threads=1)  # noqa: E731
+        inputs = bench.rows[0]
+        extra["trees"] = booster.num_trees()
     else:
         raise ValueError(f"not an in-process case: {name}")
     stats = time_rounds(fn, inputs, warmup=warmup, iterations=iterations, rounds=rounds)

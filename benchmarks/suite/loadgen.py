@@ -92,10 +92,18 @@ def _options(channels: int) -> list[tuple[str, Any]]:
     return [("grpc.use_local_subchannel_pool", 1)] if channels > 1 else []
 
 
+def _target(spec: dict[str, Any], m: dict[str, Any]) -> str:
+    """A method's server: its own ``target`` (grpc_echo_plain's server), else the spec's."""
+    return str(m.get("target", spec["target"]))
+
+
+def _pids(spec: dict[str, Any], m: dict[str, Any]) -> list[int]:
+    return list(m.get("server_pids", spec.get("server_pids", [])))
+
+
 class _Round:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.pids = spec.get("server_pids", [])
 
     def result(self, latencies: list[int], elapsed: float, errors: int, cpu: tuple[float, float]) -> dict[str, Any]:
         n = len(latencies)
@@ -111,8 +119,8 @@ class _Round:
 
 def _run_sync(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     rounds = _Round(spec)
-    channel = grpc.insecure_channel(spec["target"])
-    calls = {m["name"]: channel.unary_unary(m["path"]) for m in methods}
+    by_target = {t: grpc.insecure_channel(t) for t in {_target(spec, m) for m in methods}}
+    calls = {m["name"]: by_target[_target(spec, m)].unary_unary(m["path"]) for m in methods}
     pc = time.perf_counter_ns
     for m in methods:  # warm-up, checking answers
         check, call, payloads = _checker(m["check"]), calls[m["name"]], m["data"]
@@ -127,7 +135,8 @@ def _run_sync(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, 
             k = len(payloads)
             lat: list[int] = []
             errors = 0
-            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(rounds.pids)
+            pids = _pids(spec, m)
+            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(pids)
             start = time.perf_counter()
             deadline = start + spec["round_seconds"]
             for i in range(spec["requests"]):
@@ -142,17 +151,20 @@ def _run_sync(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, 
                 if (i & 63) == 0 and time.perf_counter() > deadline:
                     break
             elapsed = time.perf_counter() - start
-            cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(rounds.pids) - s0)
+            cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(pids) - s0)
             out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu))
-    channel.close()
+    for channel in by_target.values():
+        channel.close()
     return out
 
 
 async def _run_aio(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     rounds = _Round(spec)
     nch = max(1, int(spec.get("channels", 1)))
-    channels = [grpc.aio.insecure_channel(spec["target"], options=_options(nch)) for _ in range(nch)]
-    calls = {m["name"]: [ch.unary_unary(m["path"]) for ch in channels] for m in methods}
+    by_target = {t: [grpc.aio.insecure_channel(t, options=_options(nch)) for _ in range(nch)]
+                 for t in {_target(spec, m) for m in methods}}
+    channels = [ch for chs in by_target.values() for ch in chs]
+    calls = {m["name"]: [ch.unary_unary(m["path"]) for ch in by_target[_target(spec, m)]] for m in methods}
     concurrency = spec["concurrency"]
     pc = time.perf_counter_ns
 
@@ -191,9 +203,10 @@ async def _run_aio(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[
     out: dict[str, list[dict[str, Any]]] = {m["name"]: [] for m in methods}
     for _ in range(spec["rounds"]):
         for m in methods:
-            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(rounds.pids)
+            pids = _pids(spec, m)
+            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(pids)
             lat, errors, elapsed = await one_round(m, spec["requests"], spec["round_seconds"], check=False)
-            cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(rounds.pids) - s0)
+            cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(pids) - s0)
             out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu))
     for ch in channels:
         await ch.close()

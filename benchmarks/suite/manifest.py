@@ -12,8 +12,9 @@ __all__ = ["CASE_NAMES", "Case", "Manifest", "Profile", "Ref", "Target", "load_m
 
 #: Case names are fixed so that results can be compared across commits.
 CASE_NAMES = (
-    "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo",
-    "grpc_decide", "scaling_rules", "scaling_models", "bad_request_cost",
+    "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
+    "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
+    "bad_request_cost",
 )
 
 
@@ -43,8 +44,9 @@ class Case(_Frozen):
     """One case: its fixed name and what it measures."""
 
     name: Literal[
-        "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo",
-        "grpc_decide", "scaling_rules", "scaling_models", "bad_request_cost",
+        "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
+        "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
+        "bad_request_cost",
     ]
     description: str
 

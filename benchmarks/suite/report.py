@@ -108,11 +108,15 @@ def _scaling_tables(scaling: Mapping[str, Any]) -> str:
         out.append(f"\nMemory per 1,000 rules (compiled, retained): **{rules['memory_per_1000_rules_bytes'] / 1024:,.0f} KiB**.\n")
     models = scaling.get("models")
     if models:
-        out += ["| trees | ONNX p50 µs | LightGBM p50 µs | TreeSHAP p50 µs | decide p50 µs | decide p99 µs |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        out += ["| trees | ONNX p50 µs | LightGBM p50 µs | reasons (engine/explain.py) p50 µs | LightGBM TreeSHAP p50 µs | "
+                "decide p50 µs | decide p99 µs | decide with model reasons p50 µs |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for p in models["points"]:
+            lgb_shap = p.get("model_explain_lightgbm", {}).get("p50_us")
+            with_reasons = p.get("decide_with_reasons", {}).get("p50_us")
             out.append(f"| {p['trees']:,} | {_f(p['model_onnx']['p50_us'])} | {_f(p['model_lightgbm']['p50_us'])} | "
-                       f"{_f(p['model_explain']['p50_us'])} | {_f(p['inprocess_decide']['p50_us'])} | {_f(p['inprocess_decide']['p99_us'])} |")
+                       f"{_f(p['model_explain']['p50_us'])} | {_f(lgb_shap)} | {_f(p['inprocess_decide']['p50_us'])} | "
+                       f"{_f(p['inprocess_decide']['p99_us'])} | {_f(with_reasons)} |")
     return "\n".join(out)
 
 
@@ -161,16 +165,16 @@ def plot(result: Mapping[str, Any], out: Path) -> list[Path]:
         fig.tight_layout()
         written.append(_save(fig, out / "latency_percentiles.png"))
 
-    grpc = [r for r in cases if r["name"] in ("grpc_echo", "grpc_decide")]
+    grpc = [r for r in cases if r["name"] in ("grpc_echo", "grpc_decide", "grpc_echo_plain")]
     if grpc:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-        for name in ("grpc_echo", "grpc_decide"):
+        for name in ("grpc_echo_plain", "grpc_echo", "grpc_decide"):
             for w in sorted({r["workers"] for r in grpc}):
                 rows = sorted((r for r in grpc if r["name"] == name and r["workers"] == w), key=lambda r: r["concurrency"])
                 if not rows:
                     continue
                 cs = [r["concurrency"] for r in rows]
-                style = "--" if name == "grpc_echo" else "-"
+                style = {"grpc_echo": "--", "grpc_echo_plain": ":"}.get(name, "-")
                 a1.plot(cs, [r["rps"] for r in rows], style, marker="o", label=f"{name} w={w}")
                 a2.plot(cs, [r["p50_us"] for r in rows], style, marker="o", label=f"{name} p50 w={w}")
                 a2.plot(cs, [r["p99_us"] for r in rows], style, marker="x", alpha=0.5, label=f"{name} p99 w={w}")
@@ -209,7 +213,7 @@ def plot(result: Mapping[str, Any], out: Path) -> list[Path]:
         if models:
             pts = models["points"]
             t = [p["trees"] for p in pts]
-            for key, label in (("model_onnx", "ONNX p50"), ("model_lightgbm", "LightGBM p50"), ("model_explain", "TreeSHAP p50"), ("inprocess_decide", "decision p50")):
+            for key, label in (("model_onnx", "ONNX p50"), ("model_lightgbm", "LightGBM p50"), ("model_explain", "reasons p50"), ("model_explain_lightgbm", "LightGBM TreeSHAP p50"), ("inprocess_decide", "decision p50")):
                 axes[1].plot(t, [p[key]["p50_us"] for p in pts], marker="o", label=label)
             axes[1].set_xscale("log")
             axes[1].set_yscale("log")

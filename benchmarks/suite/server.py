@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ServeProcess", "ServerStartError"]
+__all__ = ["PlainEchoProcess", "ServeProcess", "ServerStartError"]
 
 
 class ServerStartError(RuntimeError):
@@ -65,20 +65,24 @@ class ServeProcess:
                 self._ready.set()
         self._ready.set()  # the process ended
 
-    def __enter__(self) -> ServeProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [
+    def command(self) -> list[str]:
+        """The server's command line."""
+        return [
             sys.executable, "-m", "engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
             "--root", str(self.root), "--workers", str(self.workers), "--audit", "off",
             "--idempotency-window", "0", "--log-format", "json", "--log-level", "info",
         ]
+
+    def __enter__(self) -> ServeProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
         env = dict(os.environ, PYTHONPATH=str(self.project))
         self._proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         threading.Thread(target=self._read, daemon=True).start()
         if not self._ready.wait(self.timeout) or self._failed or len(self.pids) < self.workers:
             self.stop()
             tail = "\n".join(self._lines[-20:])
-            raise ServerStartError(f"verdict serve --workers {self.workers} did not become ready:\n{tail}")
+            raise ServerStartError(f"{' '.join(cmd[2:5])} (workers {self.workers}) did not become ready:\n{tail}")
         return self
 
     def stop(self) -> None:
@@ -94,3 +98,13 @@ class ServeProcess:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+class PlainEchoProcess(ServeProcess):
+    """The stock grpcio echo server of ``grpc_echo_plain`` (benchmarks/suite/plain_echo.py), one process."""
+
+    def __init__(self, *, workdir: Path, project: Path, timeout: float = 60.0) -> None:
+        super().__init__(Path("."), workers=1, workdir=workdir, project=project, timeout=timeout)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.suite.plain_echo"]

@@ -33,6 +33,7 @@ from engine.audit.segments import (
     verify_segment_files,
 )
 from engine.audit.verify import ChainReport, ChainVerifier, VerifyReport
+from engine.extras import require
 
 __all__ = ["FileSource", "LogSource", "is_dsn", "numbering_holes", "open_source"]
 
@@ -73,6 +74,7 @@ def open_source(location: str | Path) -> LogSource:
     """The log at ``location`` (a directory or a PostgreSQL DSN); raises AuditError if there is none."""
     text = str(location)
     if is_dsn(text):
+        require("postgres", "a decision log in PostgreSQL")
         from engine.audit.postgres import PgSource
 
         return PgSource(text)

@@ -24,6 +24,7 @@ from engine.audit.segments import FileStore, private_dir
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import LogSource, open_source
 from engine.audit.writer import GroupCommitWriter, Store
+from engine.extras import require
 from engine.idempotency import Fingerprinter, IdempotencyCache
 from engine.loader import PolicySet
 from engine.privacy import HashKey
@@ -74,6 +75,7 @@ def preload_entries(
 
 def _store(settings: Settings, worker: int | None) -> tuple[Store | None, str]:
     if settings.audit_dsn:
+        require("postgres", "a decision log in PostgreSQL")
         from engine.audit.postgres import PgStore, redact_dsn
 
         return PgStore(settings.audit_dsn), redact_dsn(settings.audit_dsn)

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from engine.commands._io import report
+from engine.extras import require
 
 __all__ = ["register", "run"]
 
@@ -51,4 +52,5 @@ def run(args: argparse.Namespace) -> int:
     if suite is None:
         report(f"no benchmark suite here: expected {_CHECKOUT / 'benchmarks'} (it ships with the source checkout)")
         return 1
+    require("bench", "verdict bench")
     return int(suite.execute(args))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.commands._io import UsageError, report
+from engine.extras import require
 
 __all__ = ["parse_monotone", "register", "run_rebuild", "run_train"]
 
@@ -101,6 +102,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and write the model; see the module docstring for exit codes."""
+    require("train", "verdict train")
     from engine.training.errors import DataError, TrainingError
     from engine.training.progress import TextProgress, silent
 
@@ -172,6 +174,7 @@ def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) ->
 
 def run_rebuild(args: argparse.Namespace) -> int:
     """Rebuild bundled models; 2 for an unknown name, 1 for a training failure."""
+    require("train", "verdict models rebuild")
     from engine.training.errors import TrainingError
     from engine.training.progress import TextProgress, silent
     from engine.training.rebuild import BUNDLED, rebuild

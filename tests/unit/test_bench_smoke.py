@@ -26,8 +26,8 @@ def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert result["machine"]["cores"] >= 1 and result["machine"]["python"]
     assert "grpcio" in result["machine"]["libraries"]
     names = {c["name"] for c in result["cases"]}
-    assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "grpc_echo", "grpc_decide",
-                     "bad_request_cost"}
+    assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
+                     "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "bad_request_cost"}
     bad = {c["kind"]: c for c in result["cases"] if c["name"] == "bad_request_cost"}
     assert set(bad) == {"good", "worst", "unknown_fields", "unknown_long_names", "too_many_fields", "long_values",
                         "long_request_id", "malformed"}
@@ -38,8 +38,10 @@ def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
         assert case["p50_us"] <= case["p99_us"] <= case["p999_us"]
     grpc = [c for c in result["cases"] if c["name"].startswith("grpc_")]
     assert {(c["name"], c["concurrency"], c["workers"]) for c in grpc} == {
-        (n, c, 1) for n in ("grpc_echo", "grpc_decide") for c in (1, 4)
+        (n, c, 1) for n in ("grpc_echo", "grpc_decide", "grpc_echo_plain") for c in (1, 4)
     }
+    plain = {c["concurrency"]: c for c in grpc if c["name"] == "grpc_echo_plain"}
+    assert all(c["server_cpu_us_per_request"] >= 0 for c in plain.values())  # its own server's /proc (NaN: pids not found)
     assert all(c["rps"] > 0 and c["errors"] == 0 for c in grpc)
     zen = [c for c in result["cases"] if c["name"] == "rules_zen"]
     assert zen and all(c["agreement"]["agree"] and c["agreement"]["inputs"] >= 100 for c in zen)

@@ -1,0 +1,445 @@
+"""Exact TreeSHAP contributions of a LightGBM model in numpy, without LightGBM.
+
+``TreeExplainer(model_txt)`` reads LightGBM's text model (``model.txt``) and computes, for rows of
+shape ``(rows, n)`` float64, the contributions LightGBM's ``Booster.predict(x, pred_contrib=True)``
+gives: shape ``(rows, n + 1)``, one column per feature in log-odds and, last, the bias (the sum of
+the trees' expected values). Each row sums to the raw score the trees give it, which is the score
+the ONNX graph converted from the same trees serves (``sigmoid(raw)`` for a binary model).
+
+The values are path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, "Consistent individualized
+feature attribution for tree ensembles", Algorithm 2; what LightGBM's ``Tree::TreeSHAP``
+implements). Per leaf ``l`` with value ``v``, for each distinct feature ``k`` on its path, ``z_k``
+is the product of the cover ratios ``count(child) / count(parent)`` of the path's splits on ``k``
+and ``o_k`` is 1 when the row follows all of them, else 0. Feature ``j`` of the path gets::
+
+    v * (o_j - z_j) * sum over S of U\\{j}: |S|!(d-|S|-1)!/d! * prod_{k in S} o_k * prod_{k not in S} z_k
+
+which, since the Shapley weight is the Beta integral ``∫0^1 t^s (1-t)^(d-1-s) dt``, equals
+``v * (o_j - z_j) * ∫0^1 prod_{k != j} (z_k + (o_k - z_k) t) dt`` (the form Linear TreeSHAP, Yu et
+al. 2022, builds on). The integrand is a polynomial of degree ``d - 1``, integrated exactly by
+Gauss–Legendre quadrature with ``d // 2 + 1`` points.
+
+Cost. A tree's contributions depend on the row only through its split decisions. A tree with at
+most ``TABLE_MAX_SPLITS`` splits gets a table at load time: the contributions for every one of the
+``2**splits`` decision vectors (Fast TreeSHAP v2's idea, Yang 2021, taken to the whole tree). A row
+then costs one comparison per split, one table row per tree and one scatter-add: about the cost of
+scoring. Larger trees are evaluated per leaf with the quadrature above, ``O(leaves * depth)``.
+
+Split decisions follow LightGBM's ``Tree::NumericalDecision`` / ``CategoricalDecision``
+(``include/LightGBM/tree.h``): NaN is read as 0 unless the split's missing type is NaN; a missing
+value (zero for missing type Zero, NaN for missing type NaN) goes to the default side; else
+``x <= threshold`` goes left. A categorical split sends NaN and negative values right and a
+category (the value truncated to an int, as C++'s
+``static_cast<int>``) left when its bit is set. Values within ``±1e-35f`` are read as 0 first, as LightGBM's
+row reader does.
+
+Errors: ``ValueError`` naming what is wrong for a text that is not a supported LightGBM model
+(multi-class, linear trees, random-forest averaging, a feature count other than expected).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TABLE_MAX_SPLITS", "TreeExplainer"]
+
+# A tree with at most this many splits is tabulated (2**10 rows of at most 10 values: 80 KiB).
+TABLE_MAX_SPLITS = 10
+# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h).
+_ZERO = 1.0000000180025095e-35
+_MISSING_ZERO, _MISSING_NAN = 1, 2
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """One tree of the text model, as arrays (LightGBM's own field names)."""
+
+    split_feature: np.ndarray
+    threshold: np.ndarray
+    decision_type: np.ndarray
+    left_child: np.ndarray
+    right_child: np.ndarray
+    leaf_value: np.ndarray
+    leaf_count: np.ndarray
+    internal_count: np.ndarray
+    cat_boundaries: np.ndarray
+    cat_threshold: np.ndarray
+
+    @property
+    def splits(self) -> int:
+        return len(self.split_feature)
+
+    def expected_value(self) -> float:
+        """LightGBM's ``Tree::ExpectedValue``: leaf values weighted by leaf count / root count."""
+        if self.splits == 0:
+            return float(self.leaf_value[0])
+        return float(np.sum(self.leaf_count / self.internal_count[0] * self.leaf_value))
+
+
+def _parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    header: dict[str, str] = {}
+    trees: list[dict[str, str]] = []
+    current = header
+    for line in text.splitlines():
+        if line.startswith("Tree="):
+            current = {}
+            trees.append(current)
+        elif line.startswith("end of trees"):
+            break
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            current[key] = value
+    return header, trees
+
+
+def _array(block: dict[str, str], key: str, dtype: type, default: str = "") -> np.ndarray:
+    text = block.get(key, default).strip()
+    return np.array(text.split(), dtype=dtype) if text else np.zeros(0, dtype=dtype)
+
+
+def _tree(block: dict[str, str]) -> _Tree:
+    if block.get("is_linear", "0") != "0":
+        raise ValueError("linear trees (linear_tree=true) are not supported")
+    return _Tree(
+        split_feature=_array(block, "split_feature", np.int64),
+        threshold=_array(block, "threshold", np.float64),
+        decision_type=_array(block, "decision_type", np.int64),
+        left_child=_array(block, "left_child", np.int64),
+        right_child=_array(block, "right_child", np.int64),
+        leaf_value=_array(block, "leaf_value", np.float64),
+        leaf_count=_array(block, "leaf_count", np.float64),
+        internal_count=_array(block, "internal_count", np.float64),
+        cat_boundaries=_array(block, "cat_boundaries", np.int64),
+        cat_threshold=_array(block, "cat_threshold", np.uint32),
+    )
+
+
+class _Splits:
+    """Every split of the model in one flat array, decided for a batch of rows at once."""
+
+    def __init__(self, trees: list[_Tree]) -> None:
+        self.offsets = np.cumsum([0] + [t.splits for t in trees])
+        cat = lambda t: (t.decision_type & 1).astype(bool)  # noqa: E731
+        self.feature = np.concatenate([t.split_feature for t in trees] or [np.zeros(0, np.int64)])
+        self.threshold = np.concatenate([t.threshold for t in trees] or [np.zeros(0)])
+        dt = np.concatenate([t.decision_type for t in trees] or [np.zeros(0, np.int64)])
+        self.default_left = (dt & 2).astype(bool)
+        self.missing = (dt >> 2) & 3
+        self.categorical = np.concatenate([cat(t) for t in trees] or [np.zeros(0, bool)])
+        self.numeric_idx = np.flatnonzero(~self.categorical)
+        self.cat_idx = np.flatnonzero(self.categorical)
+        # Categorical splits: their bitsets, flattened with an offset and a word count per split.
+        words: list[np.ndarray] = []
+        start, count = [], []
+        base = 0
+        for t in trees:
+            for node in np.flatnonzero(t.decision_type & 1):
+                ci = int(t.threshold[node])
+                lo, hi = int(t.cat_boundaries[ci]), int(t.cat_boundaries[ci + 1])
+                words.append(t.cat_threshold[lo:hi])
+                start.append(base)
+                count.append(hi - lo)
+                base += hi - lo
+        self.cat_words = np.concatenate(words) if words else np.zeros(1, np.uint32)
+        self.cat_start = np.array(start, dtype=np.int64)
+        self.cat_count = np.array(count, dtype=np.int64)
+        self.num_feature = self.feature[self.numeric_idx]
+        self.num_threshold = self.threshold[self.numeric_idx]
+        self.num_missing = self.missing[self.numeric_idx]
+        self.num_default_left = self.default_left[self.numeric_idx]
+        self.num_nan_to_zero = self.num_missing != _MISSING_NAN
+        self.num_zero_missing = self.num_missing == _MISSING_ZERO
+        self.num_nan_missing = self.num_missing == _MISSING_NAN
+        self.cat_feature = self.feature[self.cat_idx]
+        # One-row path: every split compared as numeric, then the rows' special values patched.
+        zero_left = np.where(self.missing == _MISSING_ZERO, self.default_left, self.threshold >= 0.0)
+        self.if_zero = zero_left  # the value is 0 (or within ±1e-35)
+        self.if_nan = np.where(self.missing == _MISSING_NAN, self.default_left, zero_left)  # NaN: 0 unless type NaN
+        # Categorical splits by feature: a (categories + 1, splits) table; the last row is "not a category".
+        self.cat_tables: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for f in np.unique(self.cat_feature):
+            which = np.flatnonzero(self.cat_feature == f)
+            size = int(self.cat_count[which].max()) * 32
+            table = np.zeros((size + 1, len(which)), dtype=bool)
+            for j, c in enumerate(which):
+                w = self.cat_words[self.cat_start[c] : self.cat_start[c] + self.cat_count[c]]
+                bits = ((w[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(bool).ravel()
+                table[: len(bits), j] = bits
+            self.cat_tables.append((int(f), self.cat_idx[which], table))
+
+    def decide_row(self, x: np.ndarray) -> np.ndarray:
+        """(splits + 2,) bool for one row (n,) already read as LightGBM reads it (see ``decide``)."""
+        go = np.empty(len(self.feature) + 2, dtype=bool)
+        go[-2], go[-1] = True, False
+        v = x[self.feature]
+        np.less_equal(v, self.threshold, out=go[:-2])
+        nan = np.isnan(x)
+        if nan.any() or not x.all():  # a missing or zero value: LightGBM's missing-value rules
+            go[:-2] = np.where(nan[self.feature], self.if_nan, np.where(v == 0.0, self.if_zero, go[:-2]))
+        for f, splits, table in self.cat_tables:
+            c = x[f]
+            i = int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1  # NaN/negative/unknown: right
+            go[splits] = table[i]
+        return go
+
+    def decide(self, x: np.ndarray) -> np.ndarray:
+        """(rows, splits + 2) bool: True where the row goes left; then a True and a False column."""
+        rows = x.shape[0]
+        go = np.empty((rows, len(self.feature) + 2), dtype=bool)
+        go[:, -2] = True
+        go[:, -1] = False
+        if len(self.numeric_idx):
+            v = x[:, self.num_feature]
+            nan = np.isnan(v)
+            v = np.where(nan & self.num_nan_to_zero, 0.0, v)
+            missing = (self.num_zero_missing & (np.abs(v) <= _ZERO)) | (self.num_nan_missing & nan)
+            go[:, self.numeric_idx] = np.where(missing, self.num_default_left, v <= self.num_threshold)
+        if len(self.cat_idx):
+            v = x[:, self.cat_feature]
+            ok = ~np.isnan(v) & (v > -1.0) & (v < 2.0**31)  # static_cast<int> truncates toward 0
+            iv = np.where(ok, v, 0).astype(np.int64)
+            word = iv >> 5
+            ok &= word < self.cat_count
+            bits = self.cat_words[np.where(ok, self.cat_start + word, 0)]
+            go[:, self.cat_idx] = ok & (((bits >> (iv & 31).astype(np.uint32)) & 1) == 1)
+        return go
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """One leaf: its value, and per distinct feature of its path ``(feature, z, [(split, goes_left)])``."""
+
+    value: float
+    slots: tuple[tuple[int, float, tuple[tuple[int, bool], ...]], ...]
+
+
+def _walk(t: _Tree, off: int, node: int, path: list[tuple[int, int, bool, float]], out: list[_Leaf]) -> None:
+    """Append the leaves under ``node`` (``path``: (feature, split, goes_left, cover ratio) from the root)."""
+    count = t.internal_count[node]
+    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
+        c = t.leaf_count[~child] if child < 0 else t.internal_count[child]
+        step = [*path, (int(t.split_feature[node]), off + node, left, c / count)]
+        if child >= 0:
+            _walk(t, off, int(child), step, out)
+            continue
+        slots: dict[int, tuple[float, tuple[tuple[int, bool], ...]]] = {}
+        for feat, split, goes_left, ratio in step:
+            z, edges = slots.get(feat, (1.0, ()))
+            slots[feat] = (z * ratio, (*edges, (split, goes_left)))
+        out.append(_Leaf(float(t.leaf_value[~child]), tuple((f, z, e) for f, (z, e) in slots.items())))
+
+
+def _group(t: _Tree, off: int, node: int, ancestors: list[int], limit: int,
+           groups: list[tuple[list[int], list[_Leaf]]], deep: list[_Leaf]) -> None:
+    """Split the subtree at ``node`` (reached through the splits ``ancestors``) into groups of leaves
+    whose paths together read at most ``limit`` splits; a leaf deeper than ``limit`` goes to ``deep``."""
+    inside = [off + n for n in _internal(t, node)]
+    if len(ancestors) + len(inside) <= limit:
+        leaves: list[_Leaf] = []
+        _walk(t, off, node, _path_to(t, off, node), leaves)
+        groups.append((ancestors + inside, leaves))
+        return
+    here = [*ancestors, off + node]
+    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
+        if child >= 0:
+            _group(t, off, int(child), here, limit, groups, deep)
+        elif len(here) <= limit:
+            groups.append((here, [_leaf_under(t, off, node, left)]))
+        else:
+            deep.append(_leaf_under(t, off, node, left))
+
+
+def _internal(t: _Tree, node: int) -> list[int]:
+    """The split nodes of the subtree at ``node`` (itself included)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack += [int(c) for c in (t.left_child[n], t.right_child[n]) if c >= 0]
+    return out
+
+
+def _path_to(t: _Tree, off: int, target: int) -> list[tuple[int, int, bool, float]]:
+    """The (feature, split, goes_left, ratio) steps from the root down to split node ``target``."""
+    parent = {}
+    for n in range(t.splits):
+        for c, left in ((t.left_child[n], True), (t.right_child[n], False)):
+            if c >= 0:
+                parent[int(c)] = (n, left)
+    steps = []
+    node = target
+    while node in parent:
+        p, left = parent[node]
+        steps.append((int(t.split_feature[p]), off + p, left, t.internal_count[node] / t.internal_count[p]))
+        node = p
+    return steps[::-1]
+
+
+def _leaf_under(t: _Tree, off: int, node: int, left: bool) -> _Leaf:
+    """The leaf that is the direct ``left`` (or right) child of split ``node``."""
+    leaves: list[_Leaf] = []
+    _walk(t, off, node, _path_to(t, off, node), leaves)
+    return leaves[0] if left else leaves[-1]  # _walk lists the left side's leaves first
+
+
+@functools.cache
+def _quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]."""
+    nodes, weights = np.polynomial.legendre.leggauss(points)
+    return (nodes + 1.0) / 2.0, weights / 2.0
+
+
+class _Leaves:
+    """Per-leaf quadrature: ``contributions(go)`` -> (rows, n + 1), bias column 0.
+
+    Flat layout: the leaves' feature slots one after another (``slot_start`` per leaf), each slot's
+    path splits one after another (``edge_start`` per slot). The product over a leaf's other slots
+    is the product over all of them divided by the slot's own factor, which is never 0: a factor is
+    ``z + (o - z) t`` with ``t`` strictly inside (0, 1) and ``z >= 1e-150`` (LightGBM leaves hold at
+    least one row, so ``z > 0``; the floor keeps a hand-made model with an empty leaf finite).
+    """
+
+    def __init__(self, leaves: list[_Leaf], width: int, true_col: int) -> None:
+        self.width = width
+        self.n_leaves = len(leaves)
+        slots = [slot for lf in leaves for slot in lf.slots]
+        self.slot_start = np.cumsum([0] + [len(lf.slots) for lf in leaves])[:-1]
+        self.edge_start = np.cumsum([0] + [len(e) for _, _, e in slots])[:-1]
+        self.edge_split = np.array([sp for _, _, e in slots for sp, _ in e], dtype=np.int64)
+        self.edge_left = np.array([g for _, _, e in slots for _, g in e], dtype=bool)
+        self.z = np.maximum(np.array([z for _, z, _ in slots], dtype=np.float64), 1e-150)
+        self.feature = np.array([f for f, _, _ in slots], dtype=np.int64)
+        self.slot_leaf = np.repeat(np.arange(len(leaves)), [len(lf.slots) for lf in leaves])
+        self.slot_value = np.array([lf.value for lf in leaves])[self.slot_leaf] if leaves else np.zeros(0)
+        depth = max((len(lf.slots) for lf in leaves), default=1)
+        self.t, self.w = _quadrature(depth // 2 + 1)  # exact up to degree 2q - 1 >= depth - 1
+
+    def contributions(self, go: np.ndarray) -> np.ndarray:
+        rows = go.shape[0]
+        if self.n_leaves == 0:
+            return np.zeros((rows, self.width + 1))
+        sat = go[:, self.edge_split] == self.edge_left  # (rows, edges)
+        o = np.logical_and.reduceat(sat, self.edge_start, axis=1).astype(np.float64)  # (rows, slots)
+        g = self.z[:, None] + (o - self.z)[..., None] * self.t  # (rows, slots, q)
+        whole = np.multiply.reduceat(g, self.slot_start, axis=1)  # (rows, leaves, q)
+        integral = (whole[:, self.slot_leaf] / g) @ self.w  # (rows, slots)
+        phi = self.slot_value * (o - self.z) * integral
+        cols = (np.arange(rows)[:, None] * (self.width + 1) + self.feature).ravel()
+        return np.bincount(cols, weights=phi.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
+
+
+class _Tables:
+    """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
+    by the group's decision vector (a whole small tree is one group)."""
+
+    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, n_splits: int) -> None:
+        self.width = width
+        most = max((len(k) for k, _ in groups), default=1)
+        used = [sorted({f for lf in leaves for f, _, _ in lf.slots}) for _, leaves in groups]
+        wide = max((len(u) for u in used), default=1)
+        n = len(groups)
+        self.splits = np.full((n, most), n_splits + 1, dtype=np.int64)  # padding reads the False column
+        self.pow2 = (1 << np.arange(most)).astype(np.int64)
+        self.base = np.zeros(n, dtype=np.int64)
+        self.feature = np.full((n, wide), width, dtype=np.int64)
+        tables: list[np.ndarray] = []
+        base = 0
+        entry_group, entry_split, entry_weight = [], [], []
+        for i, ((splits, leaves), u) in enumerate(zip(groups, used, strict=True)):
+            k = len(splits)
+            self.splits[i, :k] = splits
+            self.feature[i, : len(u)] = u
+            entry_group += [i] * k
+            entry_split += splits
+            entry_weight += [float(1 << b) for b in range(k)]
+            # Every decision vector of the group's splits, as the (2**k, k + 2) go matrix its leaves read.
+            local = {s: j for j, s in enumerate(splits)}
+            mapped = [_Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
+                      for lf in leaves]
+            codes = np.arange(1 << k, dtype=np.int64)
+            go = np.empty((1 << k, k + 2), dtype=bool)
+            go[:, :k] = (codes[:, None] >> np.arange(k)) & 1 == 1
+            go[:, k], go[:, k + 1] = True, False
+            phi = _Leaves(mapped, width, k).contributions(go)
+            table = np.zeros((1 << k, wide))
+            table[:, : len(u)] = phi[:, u]
+            tables.append(table)
+            self.base[i] = base
+            base += 1 << k
+        self.table = np.concatenate(tables) if tables else np.zeros((1, 1))
+        self.flat_feature = self.feature.ravel()
+        self.n_groups = n
+        # One row: each (group, split) entry's bit weight, summed per group by one bincount.
+        self.entry_group = np.array(entry_group, dtype=np.int64)
+        self.entry_split = np.array(entry_split, dtype=np.int64)
+        self.entry_weight = np.array(entry_weight)
+
+    def contributions_row(self, go: np.ndarray) -> np.ndarray:
+        """(n + 1,) contributions (bias column 0) of one row's split decisions (splits + 2,)."""
+        if self.n_groups == 0:
+            return np.zeros(self.width + 1)
+        code = np.bincount(self.entry_group, weights=go[self.entry_split] * self.entry_weight, minlength=self.n_groups)
+        vals = self.table[code.astype(np.int64) + self.base]
+        return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)
+
+    def contributions(self, go: np.ndarray) -> np.ndarray:
+        rows = go.shape[0]
+        if self.n_groups == 0:
+            return np.zeros((rows, self.width + 1))
+        code = go[:, self.splits].astype(np.int64) @ self.pow2 + self.base  # (rows, groups)
+        vals = self.table[code]  # (rows, groups, features used)
+        cols = (np.arange(rows)[:, None] * (self.width + 1) + self.flat_feature).ravel()
+        return np.bincount(cols, weights=vals.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
+
+
+class TreeExplainer:
+    """Exact path-dependent TreeSHAP of a binary LightGBM text model (see the module doc).
+
+    ``contributions(x)``: x of shape (rows, n) float64, in the model's feature order; returns
+    (rows, n + 1) float64, the last column the bias. Thread-safe: it holds no mutable state.
+    """
+
+    def __init__(self, model_txt: str, width: int) -> None:
+        header, blocks = _parse(model_txt)
+        if not blocks:
+            raise ValueError("the text holds no trees (not a LightGBM text model)")
+        if int(header.get("num_tree_per_iteration", "1")) != 1:
+            raise ValueError("only single-output models are supported (num_tree_per_iteration must be 1)")
+        if "average_output" in header:
+            raise ValueError("random-forest models (average_output) are not supported")
+        n = int(header.get("max_feature_idx", "-1")) + 1
+        if n != width:
+            raise ValueError(f"the model has {n} features, the card {width}")
+        trees = [_tree(b) for b in blocks]
+        self.width = width
+        self.bias = float(sum(t.expected_value() for t in trees))
+        self._splits = _Splits(trees)
+        groups: list[tuple[list[int], list[_Leaf]]] = []
+        deep: list[_Leaf] = []
+        for t, off in zip(trees, self._splits.offsets[:-1], strict=True):
+            if t.splits:
+                _group(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
+        n_splits = len(self._splits.feature)
+        self._tables = _Tables(groups, width, n_splits)
+        self._leaves = _Leaves(deep, width, n_splits) if deep else None
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows, n + 1) contributions of ``x`` (rows, n); column n is the bias; rows sum to the raw score."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.width)
+        x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
+        if x.shape[0] == 1:  # the request path
+            go_row = self._splits.decide_row(x[0])
+            out = self._tables.contributions_row(go_row)
+            if self._leaves is not None:
+                out = out + self._leaves.contributions(go_row[None, :])[0]
+            out[self.width] = self.bias
+            return out[None, :]
+        go = self._splits.decide(x)
+        out = self._tables.contributions(go)
+        if self._leaves is not None:
+            out = out + self._leaves.contributions(go)
+        out[:, self.width] = self.bias
+        return out
