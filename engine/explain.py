@@ -122,13 +122,12 @@ class _Splits:
 
     def __init__(self, trees: list[_Tree]) -> None:
         self.offsets = np.cumsum([0] + [t.splits for t in trees])
-        cat = lambda t: (t.decision_type & 1).astype(bool)  # noqa: E731
         self.feature = np.concatenate([t.split_feature for t in trees] or [np.zeros(0, np.int64)])
         self.threshold = np.concatenate([t.threshold for t in trees] or [np.zeros(0)])
         dt = np.concatenate([t.decision_type for t in trees] or [np.zeros(0, np.int64)])
         self.default_left = (dt & 2).astype(bool)
         self.missing = (dt >> 2) & 3
-        self.categorical = np.concatenate([cat(t) for t in trees] or [np.zeros(0, bool)])
+        self.categorical = np.concatenate([(t.decision_type & 1).astype(bool) for t in trees] or [np.zeros(0, bool)])
         self.numeric_idx = np.flatnonzero(~self.categorical)
         self.cat_idx = np.flatnonzero(self.categorical)
         # Categorical splits: their bitsets, flattened with an offset and a word count per split.

@@ -457,7 +457,8 @@ class Model:
         explainer = self._load_explainer()
         kind = self.card.artifacts.explainer.kind if self.card.artifacts.explainer else None
         if kind in ("lightgbm_treeshap", "linear_contributions"):
-            return explainer.contributions(x)  # both immutable after load: no lock on the request path
+            out: np.ndarray = explainer.contributions(x)  # both immutable after load: no lock on the request path
+            return out
         raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
 
     def _load_explainer(self) -> Any:

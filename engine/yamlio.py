@@ -73,7 +73,7 @@ _SafeLoader.add_implicit_resolver(
 _FAST_COMPOSER: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
 
-    class _CSafeLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+    class _CSafeLoader(yaml.CSafeLoader):
         """libyaml's parser with _SafeLoader's implicit resolvers."""
 
     _CSafeLoader.yaml_implicit_resolvers = _SafeLoader.yaml_implicit_resolvers

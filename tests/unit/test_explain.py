@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-import engine.explain as explain
+from engine import explain
 from engine.errors import ModelLoadError
 from engine.explain import TreeExplainer
 from engine.models import load_model

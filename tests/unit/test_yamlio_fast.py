@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.yamlio as yamlio
+from engine import yamlio
 from engine.yamlio import YamlSyntaxError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
