@@ -91,11 +91,11 @@ FAMILIES: tuple[Family, ...] = (
     Family("verdict_shadow_dropped", "counter", ("flow",), "Shadow evaluations not queued (queue full).", "shadow_dropped"),
     Family("verdict_shadow_errors", "counter", ("flow", "version"), "Shadow evaluations that failed.", "shadow_errors"),
     Family("verdict_shadow_record_errors", "counter", ("flow", "version"), "Shadow outcomes the decision log refused.", "shadow_record_errors"),
-    Family("verdict_feature_psi", "gauge", ("model", "feature"), "Population stability index of a model input, live window vs training bins."),
-    Family("verdict_score_psi", "gauge", ("model",), "Population stability index of a model's score, live window vs training bins."),
-    Family("verdict_psi_sample_size", "gauge", ("model",), "Decisions in the live window the PSI gauges are computed on."),
-    Family("verdict_feature_missing_ratio", "gauge", ("model", "feature"), "Share of the live window where the input was missing."),
-    Family("verdict_feature_unseen_ratio", "gauge", ("model", "feature"), "Share of the live window with a category not seen in training."),
+    Family("verdict_feature_psi", "gauge", ("model", "version", "feature"), "Population stability index of a model input, live window vs training bins."),
+    Family("verdict_score_psi", "gauge", ("model", "version"), "Population stability index of a model's score, live window vs training bins."),
+    Family("verdict_psi_sample_size", "gauge", ("model", "version"), "Decisions in the live window the PSI gauges are computed on."),
+    Family("verdict_feature_missing_ratio", "gauge", ("model", "version", "feature"), "Share of the live window where the input was missing."),
+    Family("verdict_feature_unseen_ratio", "gauge", ("model", "version", "feature"), "Share of the live window with a category not seen in training."),
     Family("verdict_metrics_series_dropped", "counter", (), "Metric updates refused because the series bound was reached.", "metrics_series_dropped"),
 )
 

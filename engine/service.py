@@ -34,6 +34,7 @@ from engine.errors import (
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet
 from engine.metrics import Metrics
+from engine.monitor.live import DriftMonitor
 from engine.shadow import ShadowPool
 from engine.types import Decision
 from engine.validation import check_call
@@ -89,6 +90,9 @@ class Decider:
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
+        self.drift = DriftMonitor(self.metrics)  # PSI of live inputs and scores (engine.monitor.live)
+        if policies is not None:
+            self.drift.watch(policies)
         self._shadow = ShadowPool(
             sink.record if sink is not None else None, self.metrics,
             workers=shadow_workers, queue_size=shadow_queue, new_id=new_decision_id,
@@ -107,6 +111,7 @@ class Decider:
 
     def swap(self, policies: PolicySet) -> None:
         """Make `policies` the state every following request sees (atomic)."""
+        self.drift.watch(policies)
         self._policies = policies
 
     def flows(self) -> dict[str, list[str]]:
@@ -236,6 +241,7 @@ class Decider:
             {bound.model.name: outcome.scores[bound.output] for bound in compiled.models if bound.output in outcome.scores},
             seconds, steps,
         )
+        self.drift.observe(compiled, outcome)
 
     def _submit_shadows(self, policies: PolicySet, decision: Decision, shadows: tuple[str, ...], input: Mapping[str, Any]) -> None:
         """Queue the flow's shadow versions (but the one that decided) for evaluation off this thread."""
@@ -253,8 +259,9 @@ class Decider:
         return self._shadow.drain(timeout)
 
     def close(self) -> None:
-        """Finish the queued shadow evaluations and stop their workers."""
+        """Finish the queued shadow evaluations and stop their workers (and the drift refresh)."""
         self._shadow.close()
+        self.drift.stop()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:

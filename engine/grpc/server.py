@@ -239,6 +239,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
             decider.close()
             audit.close()
             return 1
+    decider.drift.start()  # PSI gauges refreshed off the request path
     held = {f.name: f.state for f in reloader.flows if f.state != "ok"}
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location, root=str(settings.root), held_back=held)
     if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
