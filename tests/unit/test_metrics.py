@@ -134,3 +134,12 @@ def test_the_endpoint_serves_the_exposition_format():
     (sample,) = [s for s in families["verdict_decisions"].samples if s.name == "verdict_decisions_total"]
     assert sample.value == 1 and sample.labels == {"flow": "f", "version": "1", "route": "live", "action": "APPROVE"}
     assert {f.name for f in FAMILIES} <= set(families)
+
+
+def test_status_prints_whole_metrics_in_full():
+    """`verdict status --metrics` prints a Unix time as 1795970000 (not 1.79597e+09), fractions to 6 digits, NaN as nan."""
+    from engine.commands.status import metric_value
+
+    assert metric_value(1_795_970_000.0) == "1795970000"
+    assert metric_value(0.0021345678) == "0.00213457"
+    assert metric_value(float("nan")) == "nan" and metric_value(float("inf")) == "inf"
