@@ -79,8 +79,11 @@ def format_status(status: Any, *, metrics: bool = False) -> str:
 
 def metric_value(value: float) -> str:
     """A metric as people read it: whole numbers in full (a Unix time as 1795970000, not 1.79597e+09)."""
-    if value == value and abs(value) < 1e15 and value == int(value):
-        return str(int(value))
+    if value == value and abs(value) < 1e15:
+        if value == int(value):
+            return str(int(value))
+        if abs(value) >= 1e5:  # e.g. a Unix time with its fraction: milliseconds, never an exponent
+            return f"{value:.3f}"
     return f"{value:.6g}"
 
 

@@ -141,5 +141,6 @@ def test_status_prints_whole_metrics_in_full():
     from engine.commands.status import metric_value
 
     assert metric_value(1_795_970_000.0) == "1795970000"
+    assert metric_value(1_795_980_247.9374) == "1795980247.937"
     assert metric_value(0.0021345678) == "0.00213457"
     assert metric_value(float("nan")) == "nan" and metric_value(float("inf")) == "inf"
