@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter as Tally
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +48,8 @@ __all__ = [
 
 # Decision latency, seconds: a decision takes ~0.1-2 ms in-process; the top buckets catch stalls.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Decisions queued before the request path applies them itself (bounds the queue's memory).
+MAX_PENDING = 10_000
 # Model scores are probabilities in [0, 1]: twenty 0.05-wide buckets.
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
@@ -123,10 +127,15 @@ class Metrics:
 
     def __init__(self, max_series: int = MAX_METRIC_SERIES) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_Flush(self))  # first: every collection applies the queued decisions
         self._families = {f.name: _build(f, self.registry) for f in FAMILIES}
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
         self._max_series = max_series
+        self._pending: deque[tuple[Any, ...]] = deque()  # decisions not yet applied (see ``decision``)
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def _child(self, name: str, labels: Mapping[str, str]) -> Any:
         """The labelled value of family ``name`` (created within the series bound), else None.
@@ -175,6 +184,7 @@ class Metrics:
     def get(self, name: str, **labels: str) -> float:
         """The current value of the counter or gauge ``name{labels}`` (0 when never touched);
         of a histogram, its observation count."""
+        self.flush()
         family = _BY_NAME[name]
         sample = family.name + {"counter": "_total", "histogram": "_count"}.get(family.kind, "")
         value = self.registry.get_sample_value(sample, dict(labels))
@@ -183,7 +193,9 @@ class Metrics:
     def snapshot(self) -> dict[str, float]:
         """Every touched series as ``name{k=v,...} -> value`` (short names where a family has one)."""
         out: dict[str, float] = {}
-        for metric in self.registry.collect():
+        for metric in self.registry.collect():  # the flush collector runs first
+            if metric.name not in _BY_NAME:
+                continue
             family = _BY_NAME[metric.name]
             for sample in metric.samples:
                 if sample.name.endswith(("_created", "_bucket")):
@@ -202,21 +214,102 @@ class Metrics:
         scores: Mapping[str, float], seconds: float, steps: Mapping[str, float],
     ) -> None:
         """Count one answered decision: its action, the rules that held, its reason codes, each
-        model's score (``scores``: model name -> score), its time and its steps' times (seconds)."""
-        self.inc("verdict_decisions", flow=flow, version=version, route=route, action=action)
+        model's score (``scores``: model name -> score), its time and its steps' times (seconds).
+
+        The request path only queues it (a deque append, ~0.1 µs, instead of a dozen locked
+        updates); ``flush`` applies the queue: before every collection (a scrape, ``get``,
+        ``snapshot``), every second on the flusher thread (``start``), and inline past
+        ``MAX_PENDING`` queued decisions.
+        """
+        pending = self._pending
+        pending.append((flow, version, route, action, tuple(rules), tuple(codes), scores, seconds, steps))
+        if len(pending) > MAX_PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply every queued decision to the metric families (thread-safe; cheap when none is queued)."""
+        pending = self._pending
+        if not pending:
+            return
+        with self._flush_lock:
+            counts: Tally[tuple[str, tuple[str, ...]]] = Tally()  # one locked inc per series, not per decision
+            observed: list[tuple[str, tuple[str, ...], float]] = []
+            while pending:
+                try:
+                    item = pending.popleft()
+                except IndexError:
+                    break
+                self._gather(counts, observed, *item)
+            for key, n in counts.items():
+                child = self._labelled(key)
+                if child is not None:
+                    child.inc(n)
+            for name, values, value in observed:
+                child = self._labelled((name, values))
+                if child is not None:
+                    child.observe(value)
+
+    def start(self, interval: float = 1.0) -> None:
+        """Flush every ``interval`` seconds on a daemon thread until ``stop`` (the server's workers
+        need it: the parent reads their files without asking them to flush)."""
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_every, args=(interval,), name="verdict-metrics", daemon=True)
+            self._flusher.start()
+
+    def _flush_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.flush()
+
+    def stop(self) -> None:
+        """Stop the flusher thread after a last flush."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(5)
+        self.flush()
+
+    def _labelled(self, key: tuple[str, tuple[str, ...]]) -> Any:
+        """The child of ``(family, label values in declared order)``, else as ``_child`` makes it."""
+        child = self._children.get(key)
+        if child is None:
+            name, values = key
+            child = self._child(name, dict(zip(_BY_NAME[name].labels, values, strict=True)))
+        return child
+
+    @staticmethod
+    def _gather(
+        counts: Tally[tuple[str, tuple[str, ...]]], observed: list[tuple[str, tuple[str, ...], float]],
+        flow: str, version: str, route: str, action: str, rules: tuple[str, ...], codes: tuple[str, ...],
+        scores: Mapping[str, float], seconds: float, steps: Mapping[str, float],
+    ) -> None:
+        """Add one queued decision to a flush's counter increments and histogram observations."""
+        counts["verdict_decisions", (flow, version, route, action)] += 1
         for rule in rules:
-            self.inc("verdict_rule_hits", flow=flow, version=version, rule=rule)
+            counts["verdict_rule_hits", (flow, version, rule)] += 1
         for code in codes:
-            self.inc("verdict_reason_codes", flow=flow, version=version, code=code)
+            counts["verdict_reason_codes", (flow, version, code)] += 1
         for model, score in scores.items():
-            self.observe("verdict_model_score", score, model=model)
-        self.observe("verdict_decision_duration_seconds", seconds, flow=flow)
+            observed.append(("verdict_model_score", (model,), score))
+        observed.append(("verdict_decision_duration_seconds", (flow,), seconds))
         for step, spent in steps.items():
-            self.observe("verdict_decision_step_duration_seconds", spent, flow=flow, step=step)
+            observed.append(("verdict_decision_step_duration_seconds", (flow, step), spent))
 
     def commit(self, records: int, seconds: float) -> None:
         """One decision-log group commit of ``records`` took ``seconds`` (write and fsync)."""
         self.observe("verdict_decision_log_commit_seconds", seconds)
+
+
+class _Flush:
+    """A collector that yields nothing and applies ``Metrics``' queued decisions when collected."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self._metrics.flush()
+        return []
 
 
 def enable_multiprocess(directory: str | os.PathLike[str]) -> None:

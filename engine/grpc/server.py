@@ -239,6 +239,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
             decider.close()
             audit.close()
             return 1
+    decider.metrics.start()  # applies the queued decision counts every second (engine/metrics.py)
     decider.drift.start()  # PSI gauges refreshed off the request path
     held = {f.name: f.state for f in reloader.flows if f.state != "ok"}
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location, root=str(settings.root), held_back=held)
@@ -251,6 +252,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     running.stop(settings.grace_seconds)
     decider.close()  # finish the queued shadow evaluations: they are logged too
     audit.close()  # after the last in-flight call: everything answered is in the log
+    decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
     if exporter is not None:
         exporter.shutdown()
     log.info("stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,16 @@ def scrape(port: int) -> dict[str, Counter]:
         for sample in family.samples:
             out.setdefault(sample.name, Counter())[tuple(sorted(sample.labels.items()))] += sample.value
     return out
+
+
+def settled(port: int, answered: int, timeout: float = 10.0) -> dict[str, Counter]:
+    """The scrape once it counts ``answered`` decisions: workers apply their counts every second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(port)
+        if sum(samples.get("verdict_decisions_total", Counter()).values()) >= answered or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
 
 
 def load(target: str, applications: list[dict], concurrency: int, calls: int) -> int:
@@ -62,7 +73,7 @@ def test_metrics_agree_with_the_decision_log_under_load(tmp_path, workers):
         server.wait_for(lambda e: e["event"] == "serving", count=workers)
         wait_serving(server.target)
         answered = load(server.target, credit_applications(200), concurrency=8, calls=400)
-        samples = scrape(int(exporter["port"]))
+        samples = settled(int(exporter["port"]), answered)
         assert server.terminate_and_wait() == 0
     finally:
         server.kill()
