@@ -11,7 +11,8 @@ RUN python -m venv /opt/verdict \
     && /opt/verdict/bin/pip install --no-cache-dir --disable-pip-version-check .
 
 FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin verdict
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin verdict \
+    && install -d -o verdict -g verdict -m 0700 /var/lib/verdict
 COPY --from=build /opt/verdict /opt/verdict
 COPY policies /srv/verdict/policies
 COPY rules /srv/verdict/rules
