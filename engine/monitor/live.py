@@ -1,8 +1,9 @@
 """Rolling windows of the inputs and scores each served model sees, and their PSI gauges.
 
-The request path only appends (model, values, score) to a bounded queue (``observe``: a deque
-append, no encoding, no numpy). ``refresh`` — every ``interval`` seconds on a daemon thread of the
-server, or called by tests — encodes the queued rows as the model does (``Model.encode``), keeps
+The request path only appends (model, values, score) to a queue of at most ``window`` entries
+(``observe``: a deque append, no encoding, no numpy; past it the oldest is dropped). ``drain`` —
+every second on a daemon thread of the server — encodes the queued rows as the model does
+(``Model.encode``); ``refresh`` — every ``interval`` seconds, or called by tests — drains, keeps
 the last ``window`` of them per model version, and sets ``verdict_feature_psi``,
 ``verdict_score_psi``, ``verdict_psi_sample_size`` and the missing and unseen-category shares
 (``engine.metrics``) against the model's training baseline (``engine.monitor.baseline``). A
@@ -127,13 +128,18 @@ class DriftMonitor:
             if w is not None and bound.output in outcome.scores:
                 self._queue.append((w, outcome.features, outcome.scores[bound.output]))
 
-    def refresh(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Move the queued rows into the windows and set the gauges; the stability by (model, version)."""
+    def drain(self) -> None:
+        """Move the queued rows into the windows (encoding them), so the queue holds no input long."""
         with self._lock:
             queue = self._queue
             while queue:
                 w, values, score = queue.popleft()
                 w.add(values, score)
+
+    def refresh(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Drain the queue and set the gauges; the stability by (model, version)."""
+        self.drain()
+        with self._lock:
             result = {}
             for w in self._windows.values():
                 if w.count == 0:
@@ -156,9 +162,15 @@ class DriftMonitor:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        ticks = 0
+        every = max(1, round(self._interval))
+        while not self._stop.wait(1.0):  # drain every second (bounded memory), gauges every interval
+            ticks += 1
             try:
-                self.refresh()
+                if ticks % every:
+                    self.drain()
+                else:
+                    self.refresh()
             except Exception as exc:  # noqa: BLE001 - monitoring must never take the server down
                 _log.error("drift_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 

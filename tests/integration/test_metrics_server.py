@@ -35,7 +35,8 @@ def settled(port: int, answered: int, timeout: float = 10.0) -> dict[str, Counte
     deadline = time.monotonic() + timeout
     while True:
         samples = scrape(port)
-        if sum(samples.get("verdict_decisions_total", Counter()).values()) >= answered or time.monotonic() > deadline:
+        counted = [sum(samples.get(name, Counter()).values()) for name in ("verdict_decisions_total", "verdict_decision_duration_seconds_count")]
+        if min(counted) >= answered or time.monotonic() > deadline:
             return samples
         time.sleep(0.2)
 
