@@ -2,7 +2,8 @@
 
 ``pip install verdict`` (or ``pip install .``) installs what ``verdict serve`` needs and nothing
 more. The training and plotting stack, the PostgreSQL driver and the benchmark peers are extras
-(``pyproject.toml``): ``[train]`` (``verdict train``, ``verdict models rebuild``), ``[postgres]``
+(``pyproject.toml``): ``[train]`` (``verdict train``, ``verdict models rebuild``), ``[plots]``
+(``verdict monitor``'s figures), ``[postgres]``
 (a decision log in PostgreSQL), ``[bench]`` (``verdict bench``) and ``[test]`` (the test suite).
 Code that needs an extra imports its packages inside the function that uses them and calls
 :func:`require` first, so a missing extra is one clear line (``MissingExtra``; the command line
@@ -20,6 +21,7 @@ __all__ = ["EXTRAS", "MissingExtra", "require"]
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "train": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib"),
     "postgres": ("psycopg",),
+    "plots": ("matplotlib",),
     "bench": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib", "zen"),
 }
 

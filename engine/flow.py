@@ -4,7 +4,9 @@
 scores the flow's models, evaluates every rule, and resolves the action and ranked reasons. It
 does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
 the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
-``expired`` (a callable the service builds from its clock); it is asked before each model.
+``expired`` (a callable the service builds from its clock); it is asked before each model. A
+caller that times the steps passes ``mark``, called with each step's name as it ends (validate,
+features, score, rules, explain); the flow itself still reads no clock.
 """
 
 from __future__ import annotations
@@ -135,15 +137,24 @@ class CompiledFlow:
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
 
-    def evaluate(self, raw: Mapping[str, Any], expired: Callable[[], bool] | None = None) -> Outcome:
+    def evaluate(
+        self, raw: Mapping[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None
+    ) -> Outcome:
         """Decide on one input; raises InvalidInput when it does not fit the input schema, and
-        DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model."""
+        DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model.
+        ``mark(step)`` (optional) is called as each step ends (see the module docstring)."""
         values = self.validator(raw)
-        return self.evaluate_clean(values, expired)
+        if mark is not None:
+            mark("validate")
+        return self.evaluate_clean(values, expired, mark=mark)
 
-    def evaluate_clean(self, values: dict[str, Any], expired: Callable[[], bool] | None = None) -> Outcome:
+    def evaluate_clean(
+        self, values: dict[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None
+    ) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
         self.program.derive(values)
+        if mark is not None:
+            mark("features")
         scores: dict[str, float] = {}
         rows: list[np.ndarray] = []
         for bound in self.models:
@@ -154,10 +165,17 @@ class CompiledFlow:
             values[bound.output] = s
             scores[bound.output] = s
             rows.append(x)
+        if mark is not None:
+            mark("score")
         hits = self.program.fired(values)
         if self.durable is not None:
             hits += self.durable.fired(values)
-        return self._resolve(hits, values, scores, rows)
+        if mark is None:
+            return self._resolve(hits, values, scores, rows)
+        mark("rules")
+        outcome = self._resolve(hits, values, scores, rows)
+        mark("explain")
+        return outcome
 
     def evaluate_prepared(self, features: Mapping[str, Any]) -> Outcome:
         """Decide on the features of another version's outcome with the same ``prepare_key``.

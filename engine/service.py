@@ -34,6 +34,7 @@ from engine.errors import (
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet
 from engine.metrics import Metrics
+from engine.monitor.live import DriftMonitor
 from engine.shadow import ShadowPool
 from engine.types import Decision
 from engine.validation import check_call
@@ -89,6 +90,9 @@ class Decider:
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
+        self.drift = DriftMonitor(self.metrics)  # PSI of live inputs and scores (engine.monitor.live)
+        if policies is not None:
+            self.drift.watch(policies)
         self._shadow = ShadowPool(
             sink.record if sink is not None else None, self.metrics,
             workers=shadow_workers, queue_size=shadow_queue, new_id=new_decision_id,
@@ -107,6 +111,7 @@ class Decider:
 
     def swap(self, policies: PolicySet) -> None:
         """Make `policies` the state every following request sees (atomic)."""
+        self.drift.watch(policies)
         self._policies = policies
 
     def flows(self) -> dict[str, list[str]]:
@@ -165,10 +170,16 @@ class Decider:
             raise DeadlineExceeded("the caller's deadline passed before the decision started")
         idempotency = self._idempotency
         if idempotency is not None and request_id:  # a retry within the window gets the stored decision
-            return idempotency.once(
-                request_id, flow, version, input,
-                lambda: self._decide(flow, input, version, request_id, caller, deadline), caller=caller,
-            )
+            decided: list[Decision] = []
+
+            def fresh() -> Decision:
+                decided.append(self._decide(flow, input, version, request_id, caller, deadline))
+                return decided[0]
+
+            decision = idempotency.once(request_id, flow, version, input, fresh, caller=caller)
+            if not decided:  # answered from the window: counted as a replay, not as a decision
+                self.metrics.inc("verdict_idempotent_replays", flow=decision.flow)
+            return decision
         return self._decide(flow, input, version, request_id, caller, deadline)
 
     def _decide(
@@ -182,8 +193,16 @@ class Decider:
         if expired is not None and expired():
             raise DeadlineExceeded("the caller's deadline passed before evaluation")
         start = time.perf_counter_ns()
+        steps: dict[str, float] = {}  # step -> seconds (engine.flow's marks, then the log)
+        last = [start]
+
+        def mark(step: str) -> None:
+            now = time.perf_counter_ns()
+            steps[step] = (now - last[0]) / 1e9
+            last[0] = now
+
         try:
-            outcome = compiled.evaluate(input) if expired is None else compiled.evaluate(input, expired)
+            outcome = compiled.evaluate(input, expired, mark=mark)
         except VerdictError:
             raise
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
@@ -206,10 +225,23 @@ class Decider:
                 self._sink.record(decision, input, delivery="unknown")
             else:
                 self._sink.record(decision, input)
+            mark("log")
+        self._count(compiled, decision, (time.perf_counter_ns() - start) / 1e9, steps)
         shadows = policies.flows[compiled.flow].shadow
         if shadows:
             self._submit_shadows(policies, decision, shadows, input)
         return decision
+
+    def _count(self, compiled: CompiledFlow, decision: Decision, seconds: float, steps: dict[str, float]) -> None:
+        """Count an answered decision in the metrics (engine.metrics.Metrics.decision)."""
+        outcome = decision.outcome
+        self.metrics.decision(
+            decision.flow, decision.version, decision.route, outcome.action.name,
+            (rule.id for rule in outcome.fired), (reason.code for reason in outcome.reasons),
+            {bound.model.name: outcome.scores[bound.output] for bound in compiled.models if bound.output in outcome.scores},
+            seconds, steps,
+        )
+        self.drift.observe(compiled, outcome)
 
     def _submit_shadows(self, policies: PolicySet, decision: Decision, shadows: tuple[str, ...], input: Mapping[str, Any]) -> None:
         """Queue the flow's shadow versions (but the one that decided) for evaluation off this thread."""
@@ -227,8 +259,9 @@ class Decider:
         return self._shadow.drain(timeout)
 
     def close(self) -> None:
-        """Finish the queued shadow evaluations and stop their workers."""
+        """Finish the queued shadow evaluations and stop their workers (and the drift refresh)."""
         self._shadow.close()
+        self.drift.stop()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:

@@ -23,6 +23,8 @@ Every setting is read here and nowhere else: first its default, then the environ
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
 | idempotency_max_bytes | VERDICT_IDEMPOTENCY_MAX_BYTES | 134217728 | estimated bytes the remembered decisions may hold (oldest forgotten first; docs/limits.md) |
 | reload_interval | VERDICT_RELOAD_INTERVAL | 0.5 | seconds between checks of the root for changed policy files; 0 = only on SIGHUP |
+| metrics_port | VERDICT_METRICS_PORT | (none) | serve Prometheus `/metrics` on this port (0 picks a free one); unset: no endpoint (docs/operations.md) |
+| metrics_host | VERDICT_METRICS_HOST | 127.0.0.1 | address the `/metrics` endpoint binds (plain HTTP, no authentication) |
 | tls_cert | VERDICT_TLS_CERT | (none) | PEM certificate chain of the server; with tls_key the server speaks TLS only |
 | tls_key | VERDICT_TLS_KEY | (none) | PEM private key of tls_cert |
 | tls_client_ca | VERDICT_TLS_CLIENT_CA | (none) | PEM CA bundle; when set every client must present a certificate it signed (mutual TLS) |
@@ -149,6 +151,8 @@ class Settings(BaseModel):
     reload_interval: float = Field(
         0.5, ge=0, le=3600, description="Seconds between checks of the root for changes (hot reload); 0: only on SIGHUP."
     )
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; None: none.")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="Address the /metrics endpoint binds (plain HTTP).")
 
     @field_validator("audit_hash_key")
     @classmethod

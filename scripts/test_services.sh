@@ -7,6 +7,9 @@
 # Exports VERDICT_TEST_PG_DSN. Set VERDICT_TEST_PG_DSN yourself to use a server you already have.
 # Under CI=true a failure to start it fails the run; elsewhere the PostgreSQL tests then skip,
 # saying why.
+#
+# promtool (Debian package prometheus): checks and unit-tests deploy/prometheus/alerts.yaml
+# (tests/unit/test_deploy_prometheus.py, which fails under CI=true when promtool is missing).
 
 verdict_pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
@@ -21,6 +24,18 @@ verdict_install_postgres() {
   fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+}
+
+verdict_install_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  echo "== installing promtool (Debian package prometheus)"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "not root and no sudo: cannot install prometheus" >&2; return 1; }
+    sudo=(sudo -n)
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 }
 
 verdict_start_postgres() {
@@ -57,6 +72,14 @@ verdict_stop_services() {
     rm -rf "$VERDICT_PG_DIR"
   fi
 }
+
+if ! verdict_install_promtool; then
+  if [[ "${CI:-}" == "true" ]]; then
+    echo "== promtool could not be installed; the alerting-rules tests need it" >&2
+    exit 1
+  fi
+  echo "== promtool could not be installed: the alerting-rules tests will skip" >&2
+fi
 
 if [[ -z "${VERDICT_TEST_PG_DSN:-}" ]]; then
   trap verdict_stop_services EXIT

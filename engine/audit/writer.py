@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 import structlog
@@ -97,6 +98,9 @@ class GroupCommitWriter:
         self._closed = False
         self._close_lock = threading.Lock()
         self.stats = WriterStats()
+        # Called after each durable batch with (records, seconds the write and fsync took); the
+        # server points it at engine.metrics.Metrics.commit. Runs on the writer thread: keep it cheap.
+        self.on_commit: Callable[[int, float], None] | None = None
         self._thread = threading.Thread(target=self._run, name="verdict-audit-writer", daemon=True)
         self._thread.start()
 
@@ -166,7 +170,9 @@ class GroupCommitWriter:
                     self._reopen = False
                 chain = self._chain.copy()
                 lines = [chain.seal(item.payload) for item in batch]
+                started = time.perf_counter()
                 self._store.append(lines, [item.meta for item in batch])
+                spent = time.perf_counter() - started
             except Exception as exc:  # noqa: BLE001 - any failure to persist fails the batch
                 error = exc
                 _log.error("audit_write_failed", store=self._store.describe(), error=str(exc), records=len(batch))
@@ -176,6 +182,8 @@ class GroupCommitWriter:
                     self._failed = AuditUnavailable(f"the decision log at {self._store.describe()} failed: {exc}")
             else:
                 self._chain = chain
+                if self.on_commit is not None:
+                    self.on_commit(len(batch), spent)
                 stats = self.stats
                 stats.records += len(batch)
                 stats.batches += 1

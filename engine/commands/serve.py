@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--audit-dsn", metavar="DSN", help="PostgreSQL DSN of the decision log (instead of --audit)")
     p.add_argument("--idempotency-window", type=float, metavar="SECONDS", help="retry window of request ids, 0 = off (default 600)")
     p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on this port (docs/operations.md)")
+    p.add_argument("--metrics-host", metavar="HOST", help="address of /metrics (default 127.0.0.1)")
     g = p.add_argument_group("security (docs/security.md)")
     g.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain of the server: serve TLS (with --tls-key)")
     g.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             audit_dsn=args.audit_dsn,
             idempotency_window_seconds=args.idempotency_window,
             reload_interval=args.reload_interval,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,

@@ -9,7 +9,7 @@ from typing import Any
 from engine.commands._channel import CallFailed, add_connection_flags, call_policy_service
 from engine.commands._io import write_out
 
-__all__ = ["format_status", "register", "run"]
+__all__ = ["format_status", "metric_value", "register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -72,8 +72,18 @@ def format_status(status: Any, *, metrics: bool = False) -> str:
         lines += [f"  FAIL {t}" for t in last.failed_tests]
         lines += [_problem(p) for p in last.warnings]
     if metrics:
-        lines += [f"  {name} = {value:g}" for name, value in sorted(status.metrics.items())]
+        lines += [f"  {name} = {metric_value(value)}" for name, value in sorted(status.metrics.items())]
     return "\n".join(lines)
+
+
+def metric_value(value: float) -> str:
+    """A metric as people read it: whole numbers in full (a Unix time as 1795970000, not 1.79597e+09)."""
+    if value == value and abs(value) < 1e15:
+        if value == int(value):
+            return str(int(value))
+        if abs(value) >= 1e5:  # e.g. a Unix time with its fraction: milliseconds, never an exponent
+            return f"{value:.3f}"
+    return f"{value:.6g}"
 
 
 def failed(status: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 from engine.commands._io import UsageError, report
 from engine.extras import require
 
-__all__ = ["parse_monotone", "register", "run_rebuild", "run_train"]
+__all__ = ["parse_monotone", "register", "run_baseline", "run_rebuild", "run_train"]
 
 
 def _csv_list(text: str) -> tuple[str, ...]:
@@ -85,6 +85,10 @@ def register(subparsers: Any) -> None:
     rb.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
     rb.add_argument("--quiet", action="store_true")
     rb.set_defaults(run=run_rebuild)
+    bl = sub.add_parser("baseline", help="write the drift baseline (baseline.json) of bundled models without retraining")
+    bl.add_argument("names", nargs="*", help="models (default: all)")
+    bl.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
+    bl.set_defaults(run=run_baseline)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -188,4 +192,18 @@ def run_rebuild(args: argparse.Namespace) -> int:
     except TrainingError as exc:
         report(f"rebuild failed: [{exc.code}] {exc}")
         return 1
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    """``verdict models baseline``: write baseline.json of the bundled models; exit 2 on a bad name or data."""
+    from engine.training.errors import DataError
+    from engine.training.rebuild import write_baselines
+
+    try:
+        written = write_baselines(args.root, args.names or None)
+    except (ValueError, DataError) as exc:
+        report(str(exc))
+        return 2
+    print("\n".join(f"wrote {path}" for path in written.values()))
     return 0

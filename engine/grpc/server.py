@@ -15,19 +15,27 @@ version) and NOT_SERVING when it has no good version (or was removed). Updated a
 ``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
 supports ``fork`` only before any gRPC object exists, so the parent forks first and creates no
 server, channel or health object of its own (grpc/examples/python/multiprocessing).
+
+Metrics (``metrics_port``): a lone server serves its own registry on ``/metrics``; with workers
+the parent makes a private directory for prometheus-client's multiprocess files before forking,
+serves the sum over workers itself, and removes the directory when the workers have stopped
+(engine/metrics.py, docs/operations.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -41,6 +49,8 @@ from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handle
 from engine.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from engine.audit.wiring import Audit
     from engine.reload import Reloader, ReloadStatus
     from engine.service import Decider as CoreDecider
@@ -201,6 +211,8 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
             running.stop(0)
         return 1
     decider, reloader = _load(settings, audit)
+    if audit.sink is not None:
+        audit.sink.writer.on_commit = decider.metrics.commit
     if not decider.ready:
         last = reloader.last
         log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in last.problems] if last else [])
@@ -220,6 +232,17 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         _log_security(log, settings, security)
     else:
         running.ready(decider)
+    exporter = None
+    if settings.metrics_port is not None and worker is None:  # workers: the parent serves the sum
+        try:
+            exporter = _serve_metrics(settings, decider.metrics.registry, log)
+        except OSError:
+            running.stop(0)
+            decider.close()
+            audit.close()
+            return 1
+    decider.metrics.start()  # applies the queued decision counts every second (engine/metrics.py)
+    decider.drift.start()  # PSI gauges refreshed off the request path
     held = {f.name: f.state for f in reloader.flows if f.state != "ok"}
     log.info("serving", port=running.port, flows=decider.flows(), audit=audit.location, root=str(settings.root), held_back=held)
     if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
@@ -231,8 +254,27 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     running.stop(settings.grace_seconds)
     decider.close()  # finish the queued shadow evaluations: they are logged too
     audit.close()  # after the last in-flight call: everything answered is in the log
+    decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
+    if exporter is not None:
+        exporter.shutdown()
     log.info("stopped")
     return 0
+
+
+def _serve_metrics(settings: Settings, registry: CollectorRegistry, log: structlog.typing.FilteringBoundLogger) -> Any:
+    """Serve ``registry`` on ``settings.metrics_host:metrics_port``/metrics; logs and re-raises OSError."""
+    from engine.metrics import serve_metrics
+
+    assert settings.metrics_port is not None
+    try:
+        exporter, port = serve_metrics(registry, settings.metrics_port, settings.metrics_host)
+    except OSError as exc:
+        log.error("metrics_bind_failed", host=settings.metrics_host, port=settings.metrics_port, error=str(exc))
+        raise
+    log.info("metrics_listening", host=settings.metrics_host, port=port, path="/metrics")
+    if not is_loopback(settings.metrics_host):
+        log.warning("metrics_public", host=settings.metrics_host, detail="/metrics is plain HTTP without authentication")
+    return exporter
 
 
 def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings, security: Security) -> None:
@@ -285,7 +327,24 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
 
 
 def _run_workers(settings: Settings) -> int:
-    """Fork ``settings.workers`` server processes on one port; forward signals; 0 if all exit 0."""
+    """Fork ``settings.workers`` server processes on one port; forward signals; 0 if all exit 0.
+
+    With ``metrics_port`` the workers keep their metrics in a fresh private directory and this
+    parent serves their sum; the directory is removed at the end.
+    """
+    if settings.metrics_port is None:
+        return _fork_workers(settings, None)
+    from engine.metrics import enable_multiprocess
+
+    directory = tempfile.mkdtemp(prefix="verdict-metrics-")  # mode 0700, empty: no stale worker files
+    try:
+        enable_multiprocess(directory)
+        return _fork_workers(settings, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _fork_workers(settings: Settings, metrics_dir: str | None) -> int:
     with _reserved_port(settings.host, settings.port) as port:
         shared = settings.model_copy(update={"port": port})
         children: list[int] = []
@@ -302,6 +361,16 @@ def _run_workers(settings: Settings) -> int:
                     os._exit(code)
             children.append(pid)
         _log.info("workers_started", port=port, workers=len(children), pids=children)
+        exporter = None
+        if metrics_dir is not None:  # after forking: the children inherit no HTTP thread
+            from engine.metrics import multiprocess_registry
+
+            try:
+                exporter = _serve_metrics(settings, multiprocess_registry(metrics_dir), _log.bind(pid=os.getpid()))
+            except OSError:
+                for child in children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGTERM)
 
         def forward(signum: int) -> None:
             for child in children:
@@ -311,6 +380,10 @@ def _run_workers(settings: Settings) -> int:
         _on_signals(forward)
         signal.signal(signal.SIGHUP, lambda signum, frame: forward(signum))  # each worker reloads
         codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+        if exporter is not None:
+            exporter.shutdown()
+        elif metrics_dir is not None:
+            codes.append(1)  # /metrics was asked for and could not be served
     _log.info("workers_stopped", exit_codes=codes)
     return 0 if all(code == 0 for code in codes) else 1
 

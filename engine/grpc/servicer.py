@@ -51,6 +51,12 @@ class DecisionServicer:
         """Attach the loaded decider; calls before this get UNAVAILABLE."""
         self._decider = decider
 
+    def on_error(self, method: str, code: grpc.StatusCode) -> None:
+        """Count an error answer by status code (``verdict_errors_total``), once a core with metrics is attached."""
+        metrics = getattr(self._decider, "metrics", None)
+        if metrics is not None:
+            metrics.inc("verdict_errors", method=method, code=code.name)
+
     def _core(self) -> Decider:
         decider = self._decider
         if decider is None:

@@ -145,12 +145,19 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def translate_errors(method: _F) -> _F:
-    """Decorate a servicer method so that any exception ends the call with its mapped status."""
+    """Decorate a servicer method so that any exception ends the call with its mapped status.
+
+    A servicer with an ``on_error(method, code)`` attribute hears of each error and its status
+    code first (the DecisionServicer counts them in the metrics).
+    """
 
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
         except Exception as exc:  # noqa: BLE001 - every error must become a status, never UNKNOWN
+            on_error = getattr(self, "on_error", None)
+            if on_error is not None:
+                on_error(method.__name__, status_for(exc)[0])
             abort(context, exc)
 
     wrapper.__name__ = method.__name__

@@ -21,7 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from engine.models import ModelCard
-from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir
+from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir, write_training_baseline
 from engine.training.binary import card_features
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.derived import DerivedFeature
@@ -71,6 +71,7 @@ class TrainedAnomaly:
         """Write ``model.onnx`` and ``card.json`` (and the report) into ``out``."""
         with staged_dir(Path(out)) as tmp:  # nothing appears at ``out`` unless every step succeeds
             card = write_model_dir(tmp, self.card, self.files, previous=Path(out))
+            write_training_baseline(tmp, self.prepared.x)  # the drift monitor's bins (engine.monitor)
             if report:
                 y = self.prepared.y if self.card["metrics"].get("label_auc") is not None else None
                 write_report(tmp, card.model_dump(mode="json", by_alias=True, exclude_none=True), y, self.scores, None)

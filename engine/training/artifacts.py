@@ -18,7 +18,7 @@ from engine.errors import ModelLoadError
 from engine.models import CARD_FILE, ModelCard, load_model, sha256_bytes
 from engine.training.errors import TrainingError
 
-__all__ = ["file_sha256", "library_versions", "now_iso", "staged_dir", "write_model_dir"]
+__all__ = ["file_sha256", "library_versions", "now_iso", "staged_dir", "write_model_dir", "write_training_baseline"]
 
 _LIBRARIES = ("lightgbm", "onnxruntime", "onnxmltools", "onnx", "skl2onnx", "scikit-learn", "numpy")
 
@@ -86,6 +86,17 @@ def write_model_dir(out: Path, card: dict[str, Any], files: Mapping[str, bytes],
     except ModelLoadError as exc:  # pragma: no cover - would be a bug in the writer
         raise TrainingError(f"the written model does not load: {exc}", "written_model_invalid") from exc
     return validated
+
+
+def write_training_baseline(directory: Path, x: Any) -> Path:
+    """Write ``baseline.json`` (engine.monitor.baseline) beside the card in ``directory``: the
+    training deciles and shares of each input of the encoded training rows ``x`` (rows, n) and of
+    the written model's scores on them. Not part of the card, so the revision does not change."""
+    from engine.monitor.baseline import build_baseline, write_baseline
+
+    model = load_model(directory)
+    baseline = build_baseline(model.name, model.version, model.features, x, model.score_batch(x))
+    return write_baseline(directory, baseline)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 
 from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
-from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir
+from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir, write_training_baseline
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.errors import DataError
 from engine.training.faithfulness import faithfulness
@@ -74,9 +74,10 @@ class TrainedModel:
         out = Path(out)
         with staged_dir(out) as tmp:  # nothing appears at ``out`` unless every step below succeeds
             card = write_model_dir(tmp, self.card, self.files, previous=out)
+            p = self.prepared
+            write_training_baseline(tmp, p.x)  # the drift monitor's bins (engine.monitor)
             if not report:
                 return card
-            p = self.prepared
             quantile = max(0.9, 1.0 - float(p.y.mean()))
             faith = faithfulness(load_model(tmp), p.x, quantile=quantile, seed=int(self.card["training"]["seed"]))
             doc = card.model_dump(mode="json", by_alias=True, exclude_none=True)

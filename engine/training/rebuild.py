@@ -131,6 +131,30 @@ def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress =
     return cards
 
 
+def write_baselines(root: Path, names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Write ``baseline.json`` beside the bundled models' cards (all, or ``names``) from their
+    training data, without retraining: the card and the revision stay as they are."""
+    from engine.training.artifacts import write_training_baseline
+    from engine.training.dataset import DataOptions, prepare
+
+    root = Path(root)
+    wanted = list(names) if names else list(BUNDLED)
+    unknown = [n for n in wanted if n not in BUNDLED]
+    if unknown:
+        raise ValueError(f"unknown bundled model(s): {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
+    written: dict[str, Path] = {}
+    for name in wanted:
+        if name in LIGHTGBM_MODELS:
+            spec = LIGHTGBM_MODELS[name](root)
+            opts, out = spec.data, root / "model_artifacts" / spec.name / spec.version
+        else:
+            a = ANOMALY_MODELS[name](root)
+            opts = DataOptions(a.data, target=a.label or "", positive=a.label_positive, features=a.features, derived=a.derived)
+            out = root / "model_artifacts" / a.name / a.version
+        written[name] = write_training_baseline(out, prepare(opts).x)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line for :func:`rebuild`."""
     ap = argparse.ArgumentParser(prog="python -m engine.training.rebuild", description="Rebuild bundled models.")

@@ -78,9 +78,9 @@ def test_metrics_keep_at_most_max_series_and_count_the_rest():
     """Past max_series a new series is not created; the refused updates are counted; existing series still move."""
     metrics = Metrics(max_series=3)
     for i in range(5):
-        metrics.inc("decisions", flow=f"f{i}")
-    metrics.inc("decisions", flow="f0")
+        metrics.inc("verdict_idempotent_replays", flow=f"f{i}")
+    metrics.inc("verdict_idempotent_replays", flow="f0")
     snapshot = metrics.snapshot()
-    assert snapshot["decisions{flow=f0}"] == 2 and "decisions{flow=f4}" not in snapshot
-    assert snapshot["metrics_series_dropped"] == 2  # f3 and f4 refused; the counter itself is the one series past the bound
-    assert len(snapshot) == 4
+    assert snapshot["verdict_idempotent_replays_total{flow=f0}"] == 2 and "verdict_idempotent_replays_total{flow=f4}" not in snapshot
+    assert snapshot["metrics_series_dropped"] == 2  # f3 and f4 refused; the drop counter is outside the bound
+    assert len([k for k in snapshot if k.startswith("verdict_idempotent_replays")]) == 3

@@ -56,10 +56,10 @@ def test_shadows_use_prepared_values_only_when_the_keys_match(tmp_path, monkeypa
     cls = type(versions["2"])
     evaluate, prepared = cls.evaluate, cls.evaluate_prepared
 
-    def counting_evaluate(self, raw):
+    def counting_evaluate(self, raw, expired=None, *, mark=None):
         if self.version == "2":
             calls["evaluate"] += 1
-        return evaluate(self, raw)
+        return evaluate(self, raw, expired, mark=mark)
 
     def counting_prepared(self, features):
         calls["prepared"] += 1

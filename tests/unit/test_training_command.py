@@ -13,6 +13,7 @@ from engine.cli import main
 from engine.commands._io import UsageError
 from engine.commands.train import parse_monotone
 from engine.models import load_model
+from engine.monitor.baseline import read_baseline
 from engine.training import onnx_export
 from engine.training.fraud_data import generate, to_csv
 from engine.training.rebuild import rebuild
@@ -35,7 +36,7 @@ def _train(data: Path, out: Path, *extra: str, target: str = "is_fraud", positiv
 
 
 def test_train_writes_model_card_and_report(payments: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A run writes a loadable model, its card, a Markdown report with two PNG figures, and shows progress."""
+    """A run writes a loadable model, its card, its drift baseline, a Markdown report with two PNG figures, and shows progress."""
     out = tmp_path / "m"
     assert _train(payments, out, *FAST) == 0
     captured = capsys.readouterr()
@@ -53,6 +54,8 @@ def test_train_writes_model_card_and_report(payments: Path, tmp_path: Path, caps
     assert "customer_id" not in features and "merchant_category" in features
     assert model.card.features[features.index("merchant_category")].type == "categorical"
     assert 0 <= model.card.metrics["faithfulness"]["rate"] <= 1
+    baseline = read_baseline(out, model.feature_names)  # the drift monitor's training bins, beside the card
+    assert baseline is not None and sum(baseline.score_shares) == pytest.approx(1.0)
 
 
 def test_train_is_deterministic_for_a_seed(payments: Path, tmp_path: Path) -> None:
@@ -153,6 +156,6 @@ def test_rebuild_reproduces_the_committed_credit_model(tmp_path: Path) -> None:
     out.mkdir(parents=True)
     shutil.copy(committed / "card.json", out / "card.json")  # lets the rebuild keep created_at
     rebuild(tmp_path, ["credit_default"])
-    for name in ("model.onnx", "model.txt", "card.json"):
+    for name in ("model.onnx", "model.txt", "card.json", "baseline.json"):
         assert (out / name).read_bytes() == (committed / name).read_bytes(), name
     assert json.loads((out / "card.json").read_text())["metrics"]["cv_auc"] >= 0.84
