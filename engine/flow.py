@@ -45,6 +45,7 @@ class ScoringModel(Protocol):
     sha256: str
     content_sha256: str
     files: Mapping[str, str]
+    feature_names: tuple[str, ...]  # the model's inputs, in the order ``encode`` lays them out
 
     @property
     def has_explainer(self) -> bool: ...

@@ -118,7 +118,7 @@ def _build(family: Family, registry: CollectorRegistry) -> Any:
     if family.kind == "counter":
         return Counter(family.name, family.help, family.labels, registry=registry)
     if family.kind == "gauge":
-        return Gauge(family.name, family.help, family.labels, registry=registry, multiprocess_mode=family.mode)
+        return Gauge(family.name, family.help, family.labels, registry=registry, multiprocess_mode=family.mode)  # type: ignore[arg-type]  # Family.mode is one of Gauge's literals, checked in Family
     return Histogram(family.name, family.help, family.labels, registry=registry, buckets=family.buckets)
 
 
@@ -316,7 +316,7 @@ def enable_multiprocess(directory: str | os.PathLike[str]) -> None:
     """Keep the values of every ``Metrics`` created from now on in ``directory`` (shared by the
     worker processes; empty it first). Call in the parent before forking."""
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.fspath(directory)
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # prometheus-client ships no annotation for it
 
 
 def multiprocess_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:
@@ -324,7 +324,7 @@ def multiprocess_registry(directory: str | os.PathLike[str]) -> CollectorRegistr
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=os.fspath(directory))
+    multiprocess.MultiProcessCollector(registry, path=os.fspath(directory))  # type: ignore[no-untyped-call]  # unannotated in prometheus-client
     return registry
 
 

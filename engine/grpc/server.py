@@ -34,7 +34,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -177,7 +176,7 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
 
 # Long (66 lines): the application's assembly (log, load, serve, stop); it moves out of the transport into
 # engine/app.py with the restructuring (issue 13, item 3).
-def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
+def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:  # noqa: C901, PLR0915 - the composition root, one step per part it assembles; moves to engine/app.py with issue 13 item 3
     """One server process: open the decision log, load, serve until ``stop``, stop gracefully.
 
     A lone server binds first (health NOT_SERVING and Ping answer while it loads). A worker that

@@ -56,7 +56,7 @@ def shares(counts: np.ndarray) -> np.ndarray:
     return c / total if total > 0 else np.zeros_like(c)
 
 
-def psi(train_shares: Sequence[float], live_counts: Sequence[float], epsilon: float = EPSILON) -> float:
+def psi(train_shares: Sequence[float] | np.ndarray, live_counts: Sequence[float] | np.ndarray, epsilon: float = EPSILON) -> float:
     """PSI of ``live_counts`` against ``train_shares`` over the same bins; NaN when no live value.
 
     Raises ValueError when the two have different lengths.

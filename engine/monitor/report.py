@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine.loader import PolicySet
-from engine.monitor.baseline import BaselineError, read_baseline
+from engine.monitor.baseline import read_baseline
 from engine.monitor.live import ModelWindow
 from engine.monitor.psi import ACT, WATCH, bin_counts, grade, shares
 
@@ -46,9 +46,9 @@ class Stability:
     first: str = ""
     last: str = ""
     models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # ModelWindow.stability() + baseline
-    actions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # period -> action -> n
-    rules: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # period -> rule id -> n
-    per_period: Counter = field(default_factory=Counter)  # period -> decisions
+    actions: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # period -> action -> n
+    rules: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # period -> rule id -> n
+    per_period: Counter[str] = field(default_factory=Counter)  # period -> decisions
 
 
 def stability_from_records(
@@ -163,7 +163,7 @@ def _num(v: float) -> float:
 
 
 def _top_rules(s: Stability, n: int = 8) -> list[str]:
-    total: Counter = Counter()
+    total: Counter[str] = Counter()
     for c in s.rules.values():
         total.update(c)
     return [r for r, _ in total.most_common(n)]

@@ -76,7 +76,7 @@ def test_a_baseline_round_trips_and_refuses_other_inputs(tmp_path):
     (tmp_path / "baseline.json").write_text(baseline.to_json())
     assert read_baseline(tmp_path, ["a", "c"]) == baseline
     assert baseline.features[1].missing == 0.25 and baseline.features[1].shares == pytest.approx((1 / 3, 2 / 3))
-    with pytest.raises(BaselineError, match="baseline.json: inputs"):
+    with pytest.raises(BaselineError, match=r"baseline\.json: inputs"):
         read_baseline(tmp_path, ["a", "b"])
     (tmp_path / "baseline.json").write_text(json.dumps({"schema": "other"}))
     with pytest.raises(BaselineError, match="schema"):

@@ -72,7 +72,7 @@ def test_action_and_rule_rates_match_the_log(shifted_log, tmp_path):
     import subprocess
     import sys
 
-    log_dir, start, boundary = shifted_log
+    log_dir, start, _boundary = shifted_log
     assert main(["monitor", "--from-log", str(log_dir), "--out", str(tmp_path), "--every", "hour", "--root", str(ROOT)]) == 0
     report = (tmp_path / "report.md").read_text()
     shown = subprocess.run([sys.executable, "-m", "engine.cli", "audit", "show", str(log_dir)], capture_output=True, text=True, check=True)
