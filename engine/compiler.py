@@ -63,7 +63,7 @@ class _Ctx:
     flow: FlowSource
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, message: str, code: str, *, loc: tuple = (), src: RuleSource | None = None, **kw: object) -> None:
+    def add(self, message: str, code: str, *, loc: tuple[str | int, ...] = (), src: RuleSource | None = None, **kw: object) -> None:
         doc = src.doc if src else self.flow.doc
         path = src.path if src else self.flow.path
         self.problems.append(Problem(path=path, message=message, code=code, line=doc.line_of(loc), **kw))  # type: ignore[arg-type]
@@ -81,7 +81,7 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
     return env
 
 
-def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple, src: RuleSource | None, **kw: object) -> None:
+def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple[str | int, ...], src: RuleSource | None, **kw: object) -> None:
     if isinstance(exc, ExprSyntaxError):
         ctx.add(f"syntax error in expression: {exc.message}, column {exc.column}", "expression_syntax", loc=loc, src=src, **kw)
     elif isinstance(exc, ExprTypeError):
@@ -97,13 +97,13 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = " -> ".join(trail[trail.index(name) :] + [name])
+            cycle = " -> ".join([*trail[trail.index(name):], name])
             ctx.add(f"derived features depend on each other in a cycle: {cycle}", "derived_cycle", loc=("derived", name))
             return
         state[name] = 1
         for dep in sorted(names_in(parsed[name])):
             if dep in parsed:
-                visit(dep, trail + [name])
+                visit(dep, [*trail, name])
         state[name] = 2
         order.append(name)
 
@@ -112,7 +112,7 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
     return order
 
 
-def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple) -> None:
+def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple[str | int, ...]) -> None:
     """Warnings where the flow can send a model a value its card says it never learned to score.
 
     ``model_never_saw_missing``: the flow can send the feature missing, but the card records no
@@ -150,7 +150,9 @@ def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Sy
             )
 
 
-def compile_flow(
+# Long (208 lines): derived features, model binding, default outcome and rules in line; each becomes
+# a function of its own in the restructuring (issue 13, item 2).
+def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived features, model binding, default outcome, rules; to split in issue 13 item 2)
     source: FlowSource,
     rulesets: Mapping[str, RuleSource],
     models: Mapping[tuple[str, str], ScoringModel],
@@ -194,7 +196,7 @@ def compile_flow(
     bound: list[CompiledModel] = []
     model_index: dict[str, int] = {}
     for i, ref in enumerate(flow.models):
-        loc = ("models", i)
+        loc: tuple[str | int, ...] = ("models", i)
         model = models.get((ref.name, ref.version))
         if model is None:
             ctx.add(
@@ -228,21 +230,21 @@ def compile_flow(
         reasons: dict[str, tuple[str, str]] = {}
         for feat, code in ref.reasons.items():
             if feature_names and feat not in feature_names:
-                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=loc + ("reasons", feat))
+                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=(*loc, "reasons", feat))
             if code not in catalogue:
-                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=loc + ("reasons", feat))
+                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=(*loc, "reasons", feat))
             reasons[feat] = (code, catalogue.get(code, code))
         explains = bool(getattr(model, "has_explainer", True))
         if not explains and ref.reasons:
             ctx.add(
                 f"model {ref.name} has no explainer, so it can give none of the reasons mapped under 'reasons'",
                 "model_has_no_explainer",
-                loc=loc + ("reasons",),
+                loc=(*loc, "reasons"),
                 hint="remove 'reasons' (a rule reading its score gives the rule's own reason), or use a model "
                 "whose card lists an explainer (LightGBM, logistic)",
             )
         if ref.output in env:
-            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
         env[ref.output] = Symbol("number", False, "score")
         model_index[ref.output] = len(bound)
         positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
@@ -261,7 +263,7 @@ def compile_flow(
     # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
     rules: list[CompiledRule] = []
     conditions: list[Node] = []
-    condition_at: list[tuple[RuleSource, tuple, str]] = []  # where each condition was written
+    condition_at: list[tuple[RuleSource, tuple[str | int, ...], str]] = []  # where each condition was written
     durable_rules: list[tuple[int, Node]] = []  # (index in `rules`, condition) of `engine: durable` rulesets
     seen_ids: dict[str, str] = {}
     for j, name in enumerate(flow.rulesets):
@@ -270,7 +272,7 @@ def compile_flow(
             hint = did_you_mean(name, rulesets) or "check the 'ruleset:' name at the top of the rule file"
             ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint=hint)
             continue
-        entries: list[tuple[RuleSpec | RowRule, tuple, Node | None]] = [
+        entries: list[tuple[RuleSpec | RowRule, tuple[str | int, ...], Node | None]] = [
             (spec, ("rules", k), None) for k, spec in enumerate(src.file.rules) if spec.enabled
         ]
         table_rules, table_problems = expand_tables(src.file.tables, src.path, src.doc, env)
@@ -279,35 +281,35 @@ def compile_flow(
         for spec, loc, prebuilt in entries:
             where = f"{src.path}:{src.doc.line_of(loc)}"
             if spec.id in seen_ids:
-                ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=loc + ("id",), src=src, rule=spec.id)
+                ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=(*loc, "id"), src=src, rule=spec.id)
                 continue
             seen_ids[spec.id] = where
             if spec.reason not in catalogue:
                 ctx.add(
                     f"reason code {spec.reason} is not in the reasons of flow {flow.flow} {flow.version}",
                     "unknown_reason",
-                    loc=loc + ("reason",),
+                    loc=(*loc, "reason"),
                     src=src,
                     rule=spec.id,
                     hint="add it under 'reasons:' in the flow file",
                 )
             if spec.action not in allowed_actions:
-                ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=loc + ("action",), src=src, rule=spec.id)
+                ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=(*loc, "action"), src=src, rule=spec.id)
             try:
                 node = prebuilt if prebuilt is not None else parse(spec.when)
                 t = check(node, env)
             except (ExprSyntaxError, ExprTypeError) as exc:
-                _expr_problem(ctx, exc, loc=loc + ("when",), src=src, rule=spec.id)
+                _expr_problem(ctx, exc, loc=(*loc, "when"), src=src, rule=spec.id)
                 continue
             if t.type != "bool":
-                ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=loc + ("when",), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
+                ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=(*loc, "when"), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
                 continue
             on_durable = src.file.engine == "durable"
             if on_durable:
                 try:
                     to_durable(node, env)
                 except NotExpressible as exc:
-                    ctx.add(f"durable-rules cannot evaluate this condition: {exc.reason}", "not_expressible_in_durable", loc=loc + ("when",), src=src, rule=spec.id, hint="rewrite it, or remove 'engine: durable' from the rule file (docs/durable-rules.md)")
+                    ctx.add(f"durable-rules cannot evaluate this condition: {exc.reason}", "not_expressible_in_durable", loc=(*loc, "when"), src=src, rule=spec.id, hint="rewrite it, or remove 'engine: durable' from the rule file (docs/durable-rules.md)")
                     continue
             used = tuple(sorted(model_index[n] for n in names_in(node) if n in model_index))
             message = spec.message or catalogue.get(spec.reason, spec.reason)
@@ -329,7 +331,7 @@ def compile_flow(
             if on_durable:
                 durable_rules.append((len(conditions), node))
             conditions.append(Literal(False) if on_durable else node)  # durable rules never fire in the compiled function
-            condition_at.append((src, loc + ("when",), spec.id))
+            condition_at.append((src, (*loc, "when"), spec.id))
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
@@ -361,7 +363,7 @@ def compile_flow(
 
 
 def _codegen_problem(
-    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple, str]]
+    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple[str | int, ...], str]]
 ) -> None:
     """Report the derived feature or rule whose generated code CPython cannot compile."""
     hint = "split it into derived features, each a part of the expression"
