@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
@@ -150,22 +151,12 @@ def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Sy
             )
 
 
-# Long (208 lines): derived features, model binding, default outcome and rules in line; each becomes
-# a function of its own in the restructuring (issue 13, item 2).
-def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived features, model binding, default outcome, rules; to split in issue 13 item 2)
-    source: FlowSource,
-    rulesets: Mapping[str, RuleSource],
-    models: Mapping[tuple[str, str], ScoringModel],
-    revision: str,
-) -> tuple[CompiledFlow | None, list[Problem]]:
-    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
-    ctx = _Ctx(source)
-    flow = source.file
-    env = flow_env(flow)
-    catalogue = dict(flow.reasons)
-    allowed_actions = set(flow.actions)
+def _compile_derived(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> tuple[list[tuple[str, Node]], set[str]]:
+    """Derived features: parse all, order by dependency, type-check in order, adding each to `env`.
 
-    # Derived features: parse all, order by dependency, type-check in order.
+    Returns the (name, expression) pairs in evaluation order, and the names of those that can
+    never be missing; problems go to `ctx`.
+    """
     parsed: dict[str, Node] = {}
     for name, text in flow.derived.items():
         if name in env:
@@ -191,8 +182,22 @@ def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived featur
         name for name, node in derived
         if env[name].bounds is not None and all(n in env and not env[n].nullable for n in names_in(node))
     }
+    return derived, never_missing
 
-    # Models: resolve, check their features are supplied with compatible types.
+
+# Long (69 lines): per model, the checks of its features, reasons, explainer and output name, then the binding.
+def _bind_models(
+    ctx: _Ctx,
+    flow: FlowFile,
+    models: Mapping[tuple[str, str], ScoringModel],
+    env: dict[str, Symbol],
+    catalogue: Mapping[str, str],
+    never_missing: set[str],
+) -> tuple[list[CompiledModel], dict[str, int]]:
+    """Models: resolve each, check its features are supplied with compatible types, add its score to `env`.
+
+    Returns the bound models in the flow's order and each score's name -> index in that list.
+    """
     bound: list[CompiledModel] = []
     model_index: dict[str, int] = {}
     for i, ref in enumerate(flow.models):
@@ -249,8 +254,11 @@ def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived featur
         model_index[ref.output] = len(bound)
         positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
         bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
+    return bound, model_index
 
-    # Default outcome.
+
+def _default_outcome(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> tuple[Action, Reason | None]:
+    """The default outcome (action, reason) when no rule fires; a REVIEW or DECLINE needs a reason."""
     default_action = Action[flow.default.action]
     default_reason: Reason | None = None
     if flow.default.reason:
@@ -259,8 +267,29 @@ def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived featur
         default_reason = Reason(flow.default.reason, catalogue.get(flow.default.reason, ""), "rule", "default")
     elif default_action != Action.APPROVE:
         ctx.add("a default of REVIEW or DECLINE needs a 'reason'", "missing_reason", loc=("default",))
+    return default_action, default_reason
 
-    # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
+
+class _Rules(NamedTuple):
+    """The rules of a flow, compiled: each with its condition and where that condition was written."""
+
+    rules: list[CompiledRule]
+    conditions: list[Node]  # one per rule; Literal(False) for a rule durable-rules evaluates
+    condition_at: list[tuple[RuleSource, tuple[str | int, ...], str]]  # where each condition was written
+    durable_rules: list[tuple[int, Node]]  # (index in `rules`, condition) of `engine: durable` rulesets
+
+
+# Long (82 lines): per rule, the checks of its id, reason, action and condition, then the rule itself.
+def _compile_rules(
+    ctx: _Ctx,
+    flow: FlowFile,
+    rulesets: Mapping[str, RuleSource],
+    env: dict[str, Symbol],
+    catalogue: Mapping[str, str],
+    model_index: Mapping[str, int],
+) -> _Rules:
+    """Rules from every ruleset, in a deterministic order (outcomes never depend on it)."""
+    allowed_actions = set(flow.actions)
     rules: list[CompiledRule] = []
     conditions: list[Node] = []
     condition_at: list[tuple[RuleSource, tuple[str | int, ...], str]] = []  # where each condition was written
@@ -332,6 +361,24 @@ def compile_flow(  # noqa: C901, PLR0915 (runs its steps in line: derived featur
                 durable_rules.append((len(conditions), node))
             conditions.append(Literal(False) if on_durable else node)  # durable rules never fire in the compiled function
             condition_at.append((src, (*loc, "when"), spec.id))
+    return _Rules(rules, conditions, condition_at, durable_rules)
+
+
+def compile_flow(
+    source: FlowSource,
+    rulesets: Mapping[str, RuleSource],
+    models: Mapping[tuple[str, str], ScoringModel],
+    revision: str,
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
+    ctx = _Ctx(source)
+    flow = source.file
+    env = flow_env(flow)
+    catalogue = dict(flow.reasons)
+    derived, never_missing = _compile_derived(ctx, flow, env)
+    bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
+    default_action, default_reason = _default_outcome(ctx, flow, catalogue)
+    rules, conditions, condition_at, durable_rules = _compile_rules(ctx, flow, rulesets, env, catalogue, model_index)
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
