@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
@@ -63,7 +64,7 @@ class _Ctx:
     flow: FlowSource
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, message: str, code: str, *, loc: tuple = (), src: RuleSource | None = None, **kw: object) -> None:
+    def add(self, message: str, code: str, *, loc: tuple[str | int, ...] = (), src: RuleSource | None = None, **kw: object) -> None:
         doc = src.doc if src else self.flow.doc
         path = src.path if src else self.flow.path
         self.problems.append(Problem(path=path, message=message, code=code, line=doc.line_of(loc), **kw))  # type: ignore[arg-type]
@@ -81,7 +82,7 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
     return env
 
 
-def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple, src: RuleSource | None, **kw: object) -> None:
+def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple[str | int, ...], src: RuleSource | None, **kw: object) -> None:
     if isinstance(exc, ExprSyntaxError):
         ctx.add(f"syntax error in expression: {exc.message}, column {exc.column}", "expression_syntax", loc=loc, src=src, **kw)
     elif isinstance(exc, ExprTypeError):
@@ -97,13 +98,13 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = " -> ".join(trail[trail.index(name) :] + [name])
+            cycle = " -> ".join([*trail[trail.index(name):], name])
             ctx.add(f"derived features depend on each other in a cycle: {cycle}", "derived_cycle", loc=("derived", name))
             return
         state[name] = 1
         for dep in sorted(names_in(parsed[name])):
             if dep in parsed:
-                visit(dep, trail + [name])
+                visit(dep, [*trail, name])
         state[name] = 2
         order.append(name)
 
@@ -112,7 +113,7 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
     return order
 
 
-def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple) -> None:
+def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple[str | int, ...]) -> None:
     """Warnings where the flow can send a model a value its card says it never learned to score.
 
     ``model_never_saw_missing``: the flow can send the feature missing, but the card records no
@@ -150,20 +151,12 @@ def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Sy
             )
 
 
-def compile_flow(
-    source: FlowSource,
-    rulesets: Mapping[str, RuleSource],
-    models: Mapping[tuple[str, str], ScoringModel],
-    revision: str,
-) -> tuple[CompiledFlow | None, list[Problem]]:
-    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
-    ctx = _Ctx(source)
-    flow = source.file
-    env = flow_env(flow)
-    catalogue = dict(flow.reasons)
-    allowed_actions = set(flow.actions)
+def _compile_derived(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> tuple[list[tuple[str, Node]], set[str]]:
+    """Derived features: parse all, order by dependency, type-check in order, adding each to `env`.
 
-    # Derived features: parse all, order by dependency, type-check in order.
+    Returns the (name, expression) pairs in evaluation order, and the names of those that can
+    never be missing; problems go to `ctx`.
+    """
     parsed: dict[str, Node] = {}
     for name, text in flow.derived.items():
         if name in env:
@@ -189,12 +182,26 @@ def compile_flow(
         name for name, node in derived
         if env[name].bounds is not None and all(n in env and not env[n].nullable for n in names_in(node))
     }
+    return derived, never_missing
 
-    # Models: resolve, check their features are supplied with compatible types.
+
+# Long (69 lines): per model, the checks of its features, reasons, explainer and output name, then the binding.
+def _bind_models(
+    ctx: _Ctx,
+    flow: FlowFile,
+    models: Mapping[tuple[str, str], ScoringModel],
+    env: dict[str, Symbol],
+    catalogue: Mapping[str, str],
+    never_missing: set[str],
+) -> tuple[list[CompiledModel], dict[str, int]]:
+    """Models: resolve each, check its features are supplied with compatible types, add its score to `env`.
+
+    Returns the bound models in the flow's order and each score's name -> index in that list.
+    """
     bound: list[CompiledModel] = []
     model_index: dict[str, int] = {}
     for i, ref in enumerate(flow.models):
-        loc = ("models", i)
+        loc: tuple[str | int, ...] = ("models", i)
         model = models.get((ref.name, ref.version))
         if model is None:
             ctx.add(
@@ -228,27 +235,30 @@ def compile_flow(
         reasons: dict[str, tuple[str, str]] = {}
         for feat, code in ref.reasons.items():
             if feature_names and feat not in feature_names:
-                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=loc + ("reasons", feat))
+                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=(*loc, "reasons", feat))
             if code not in catalogue:
-                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=loc + ("reasons", feat))
+                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=(*loc, "reasons", feat))
             reasons[feat] = (code, catalogue.get(code, code))
         explains = bool(getattr(model, "has_explainer", True))
         if not explains and ref.reasons:
             ctx.add(
                 f"model {ref.name} has no explainer, so it can give none of the reasons mapped under 'reasons'",
                 "model_has_no_explainer",
-                loc=loc + ("reasons",),
+                loc=(*loc, "reasons"),
                 hint="remove 'reasons' (a rule reading its score gives the rule's own reason), or use a model "
                 "whose card lists an explainer (LightGBM, logistic)",
             )
         if ref.output in env:
-            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
         env[ref.output] = Symbol("number", False, "score")
         model_index[ref.output] = len(bound)
         positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
         bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
+    return bound, model_index
 
-    # Default outcome.
+
+def _default_outcome(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> tuple[Action, Reason | None]:
+    """The default outcome (action, reason) when no rule fires; a REVIEW or DECLINE needs a reason."""
     default_action = Action[flow.default.action]
     default_reason: Reason | None = None
     if flow.default.reason:
@@ -257,11 +267,32 @@ def compile_flow(
         default_reason = Reason(flow.default.reason, catalogue.get(flow.default.reason, ""), "rule", "default")
     elif default_action != Action.APPROVE:
         ctx.add("a default of REVIEW or DECLINE needs a 'reason'", "missing_reason", loc=("default",))
+    return default_action, default_reason
 
-    # Rules from every ruleset, in a deterministic order (outcomes never depend on it).
+
+class _Rules(NamedTuple):
+    """The rules of a flow, compiled: each with its condition and where that condition was written."""
+
+    rules: list[CompiledRule]
+    conditions: list[Node]  # one per rule; Literal(False) for a rule durable-rules evaluates
+    condition_at: list[tuple[RuleSource, tuple[str | int, ...], str]]  # where each condition was written
+    durable_rules: list[tuple[int, Node]]  # (index in `rules`, condition) of `engine: durable` rulesets
+
+
+# Long (82 lines): per rule, the checks of its id, reason, action and condition, then the rule itself.
+def _compile_rules(
+    ctx: _Ctx,
+    flow: FlowFile,
+    rulesets: Mapping[str, RuleSource],
+    env: dict[str, Symbol],
+    catalogue: Mapping[str, str],
+    model_index: Mapping[str, int],
+) -> _Rules:
+    """Rules from every ruleset, in a deterministic order (outcomes never depend on it)."""
+    allowed_actions = set(flow.actions)
     rules: list[CompiledRule] = []
     conditions: list[Node] = []
-    condition_at: list[tuple[RuleSource, tuple, str]] = []  # where each condition was written
+    condition_at: list[tuple[RuleSource, tuple[str | int, ...], str]] = []  # where each condition was written
     durable_rules: list[tuple[int, Node]] = []  # (index in `rules`, condition) of `engine: durable` rulesets
     seen_ids: dict[str, str] = {}
     for j, name in enumerate(flow.rulesets):
@@ -270,7 +301,7 @@ def compile_flow(
             hint = did_you_mean(name, rulesets) or "check the 'ruleset:' name at the top of the rule file"
             ctx.add(f"ruleset {name!r} not found under rules/", "unknown_ruleset", loc=("rulesets", j), hint=hint)
             continue
-        entries: list[tuple[RuleSpec | RowRule, tuple, Node | None]] = [
+        entries: list[tuple[RuleSpec | RowRule, tuple[str | int, ...], Node | None]] = [
             (spec, ("rules", k), None) for k, spec in enumerate(src.file.rules) if spec.enabled
         ]
         table_rules, table_problems = expand_tables(src.file.tables, src.path, src.doc, env)
@@ -279,35 +310,35 @@ def compile_flow(
         for spec, loc, prebuilt in entries:
             where = f"{src.path}:{src.doc.line_of(loc)}"
             if spec.id in seen_ids:
-                ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=loc + ("id",), src=src, rule=spec.id)
+                ctx.add(f"rule id {spec.id} is used twice (also at {seen_ids[spec.id]})", "duplicate_rule", loc=(*loc, "id"), src=src, rule=spec.id)
                 continue
             seen_ids[spec.id] = where
             if spec.reason not in catalogue:
                 ctx.add(
                     f"reason code {spec.reason} is not in the reasons of flow {flow.flow} {flow.version}",
                     "unknown_reason",
-                    loc=loc + ("reason",),
+                    loc=(*loc, "reason"),
                     src=src,
                     rule=spec.id,
                     hint="add it under 'reasons:' in the flow file",
                 )
             if spec.action not in allowed_actions:
-                ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=loc + ("action",), src=src, rule=spec.id)
+                ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=(*loc, "action"), src=src, rule=spec.id)
             try:
                 node = prebuilt if prebuilt is not None else parse(spec.when)
                 t = check(node, env)
             except (ExprSyntaxError, ExprTypeError) as exc:
-                _expr_problem(ctx, exc, loc=loc + ("when",), src=src, rule=spec.id)
+                _expr_problem(ctx, exc, loc=(*loc, "when"), src=src, rule=spec.id)
                 continue
             if t.type != "bool":
-                ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=loc + ("when",), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
+                ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=(*loc, "when"), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
                 continue
             on_durable = src.file.engine == "durable"
             if on_durable:
                 try:
                     to_durable(node, env)
                 except NotExpressible as exc:
-                    ctx.add(f"durable-rules cannot evaluate this condition: {exc.reason}", "not_expressible_in_durable", loc=loc + ("when",), src=src, rule=spec.id, hint="rewrite it, or remove 'engine: durable' from the rule file (docs/durable-rules.md)")
+                    ctx.add(f"durable-rules cannot evaluate this condition: {exc.reason}", "not_expressible_in_durable", loc=(*loc, "when"), src=src, rule=spec.id, hint="rewrite it, or remove 'engine: durable' from the rule file (docs/durable-rules.md)")
                     continue
             used = tuple(sorted(model_index[n] for n in names_in(node) if n in model_index))
             message = spec.message or catalogue.get(spec.reason, spec.reason)
@@ -329,7 +360,25 @@ def compile_flow(
             if on_durable:
                 durable_rules.append((len(conditions), node))
             conditions.append(Literal(False) if on_durable else node)  # durable rules never fire in the compiled function
-            condition_at.append((src, loc + ("when",), spec.id))
+            condition_at.append((src, (*loc, "when"), spec.id))
+    return _Rules(rules, conditions, condition_at, durable_rules)
+
+
+def compile_flow(
+    source: FlowSource,
+    rulesets: Mapping[str, RuleSource],
+    models: Mapping[tuple[str, str], ScoringModel],
+    revision: str,
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
+    ctx = _Ctx(source)
+    flow = source.file
+    env = flow_env(flow)
+    catalogue = dict(flow.reasons)
+    derived, never_missing = _compile_derived(ctx, flow, env)
+    bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
+    default_action, default_reason = _default_outcome(ctx, flow, catalogue)
+    rules, conditions, condition_at, durable_rules = _compile_rules(ctx, flow, rulesets, env, catalogue, model_index)
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
@@ -361,7 +410,7 @@ def compile_flow(
 
 
 def _codegen_problem(
-    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple, str]]
+    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple[str | int, ...], str]]
 ) -> None:
     """Report the derived feature or rule whose generated code CPython cannot compile."""
     hint = "split it into derived features, each a part of the expression"

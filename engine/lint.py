@@ -39,9 +39,9 @@ from engine.compiler import FlowSource, RuleSource
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
-from engine.schema import FieldSpec
 from engine.loader import LoadResult, load
 from engine.satisfy import Domain, covers, domains_of, never_true, show
+from engine.schema import FieldSpec
 from engine.tables import TableRow, table_rows
 from engine.testcases import Match, TestSuite, discover
 
@@ -99,7 +99,7 @@ def _cleaned(spec: FieldSpec, text: str) -> str | None:
     return None
 
 
-def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]:
+def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]:  # noqa: C901 (one case per comparison shape: ==/!= either side, in/not in)
     """Every comparison in `node` of a string field with a text literal it can never equal.
 
     `fields` are the flow's input fields (name -> spec). Covers ``==``/``!=`` (either side) and
@@ -159,7 +159,9 @@ class _Seen:
     where: str
 
 
-def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[Problem]) -> int:
+# Long (80 lines): one pass over a version's rules, table rows, models and reasons; it shortens when
+# compiled rules keep their parse trees (issue 13, item 2).
+def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines; to split with issue 13 item 2's compiled parse trees)
     flow = src.file
     domains = domains_of(flow.input.fields)
     inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
@@ -191,11 +193,11 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
                 Problem(rs.path, f"{what} can never fire in {flow.flow} {flow.version}: {why}", "unreachable_rule",
                         line=rs.doc.line_of(loc), rule=rid, hint="fix the condition, or remove it")
             )
-        for why in cleaning_mismatches(node, inputs):
-            out.append(
-                Problem(rs.path, f"{what} in {flow.flow} {flow.version}: {why}", "cleaning_mismatch",
-                        line=rs.doc.line_of(loc), rule=rid, hint="write the literal as cleaning leaves the value")
-            )
+        out.extend(
+            Problem(rs.path, f"{what} in {flow.flow} {flow.version}: {why}", "cleaning_mismatch",
+                    line=rs.doc.line_of(loc), rule=rid, hint="write the literal as cleaning leaves the value")
+            for why in cleaning_mismatches(node, inputs)
+        )
 
     for name in flow.rulesets:
         rs = rulesets.get(name)
@@ -231,13 +233,13 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
     if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
         return count
-    for code in flow.reasons:
-        if code not in used:
-            out.append(
-                Problem(src.path, f"reason code {code} is in the catalogue of {flow.flow} {flow.version} but no rule, table row, model or default gives it",
-                        "unused_reason", line=src.doc.line_of(("reasons", code)), severity="warning",
-                        hint="remove it, or give it from a rule")
-            )
+    out.extend(
+        Problem(src.path, f"reason code {code} is in the catalogue of {flow.flow} {flow.version} but no rule, table row, model or default gives it",
+                "unused_reason", line=src.doc.line_of(("reasons", code)), severity="warning",
+                hint="remove it, or give it from a rule")
+        for code in flow.reasons
+        if code not in used
+    )
     return count
 
 
@@ -269,7 +271,7 @@ def _shadowed(columns: tuple[str, ...], rows: list[TableRow], domains: dict[str,
                 break
 
 
-def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]) -> None:
+def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]) -> None:  # noqa: C901 (one pass over the cases, one branch per thing a case can name: fields, rules, reasons)
     """Cases that name what their flow version does not have: input fields, rules, reason codes."""
     for suite in suites:
         versions = result.flow_sources.get(suite.flow, {})
@@ -285,7 +287,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                     rules.update(row.id for row in table_rows(rs.file.tables, rs.path, rs.doc)[0])
             reasons = set(flow.reasons)
 
-            def bad(loc: tuple[str | int, ...], message: str, code: str, hint: str) -> None:
+            def bad(loc: tuple[str | int, ...], message: str, code: str, hint: str, *, suite: TestSuite = suite, where: str = where) -> None:
                 out.append(Problem(suite.path, f"{message} ({where})", code, line=suite.doc.line_of(loc), hint=hint, flow=suite.flow))
 
             if flow.input.unknown_fields == "reject":

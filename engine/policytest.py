@@ -7,6 +7,7 @@ report also lists the rules that no case fired, per flow version (``uncovered``)
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -111,22 +112,22 @@ def _check_list(what: str, expected: tuple[str, ...] | Match, actual: list[str],
     return out
 
 
-def _run_case(suite: TestSuite, index: int, case: Case, flow: CompiledFlow) -> CaseResult:
+def _run_case(suite: TestSuite, index: int, case: Case, flow: CompiledFlow) -> CaseResult:  # noqa: C901 (one branch per expectation a case may state)
     raw = {**suite.file.base, **case.input}
     expect = case.expect
     rules = {r.id: r for r in flow.rules}
-    base = {"suite": suite.path, "line": suite.case_line(index), "flow": flow.flow, "version": flow.version, "name": case.name, "rules": rules}
+    result = functools.partial(CaseResult, suite=suite.path, line=suite.case_line(index), flow=flow.flow, version=flow.version, name=case.name, rules=rules)
     try:
         outcome = flow.evaluate(raw)
     except InvalidInput as exc:
         named = [e.field for e in exc.errors]
         if expect.invalid is None:
-            return CaseResult(**base, failures=(f"the input was refused: {exc}",), error=str(exc))
+            return result(failures=(f"the input was refused: {exc}",), error=str(exc))
         missing = [f for f in expect.invalid if f not in named]
-        failures = (f"invalid: expected the fields {_fmt_list(missing)} to be named, got: {exc}",) if missing else ()
-        return CaseResult(**base, failures=failures, error=str(exc))
+        unnamed = (f"invalid: expected the fields {_fmt_list(missing)} to be named, got: {exc}",) if missing else ()
+        return result(failures=unnamed, error=str(exc))
     except (VerdictError, ArithmeticError, ValueError, TypeError, KeyError) as exc:  # a broken model or flow
-        return CaseResult(**base, failures=(f"evaluation failed: {type(exc).__name__}: {exc}",), error=str(exc))
+        return result(failures=(f"evaluation failed: {type(exc).__name__}: {exc}",), error=str(exc))
     failures: list[str] = []
     if expect.invalid is not None:
         failures.append(f"invalid: expected the input to be refused, but it was decided {outcome.action.name}")
@@ -153,14 +154,14 @@ def _run_case(suite: TestSuite, index: int, case: Case, flow: CompiledFlow) -> C
             failures.append(f"scores: cannot read the range {spec!r} for {name} (write e.g. '>= 0.6' or '[0.2..0.5)')")
         elif not ok:
             failures.append(f"scores: expected {name} {spec}, got {value:.4f}")
-    return CaseResult(**base, failures=tuple(failures), outcome=outcome)
+    return result(failures=tuple(failures), outcome=outcome)
 
 
 def _matches(pattern: str | None, text: str) -> bool:
     return not pattern or pattern.casefold() in text.casefold()
 
 
-def run(
+def run(  # noqa: C901 (one pass: resolve each suite's versions, run its matching cases, then tally coverage)
     flows: Mapping[tuple[str, str], CompiledFlow],
     suites: Sequence[TestSuite],
     *,
@@ -245,9 +246,7 @@ def format_failure(result: CaseResult) -> str:
 
 def format_report(report: TestReport, *, verbose: bool = False) -> str:
     """The whole report as text: problems, failures (and passes if verbose), coverage, summary."""
-    out: list[str] = []
-    for p in report.problems:
-        out.append(f"{'ERROR' if p.severity == 'error' else 'WARN '} {format_problem(p)}")
+    out: list[str] = [f"{'ERROR' if p.severity == 'error' else 'WARN '} {format_problem(p)}" for p in report.problems]
     for result in report.results:
         if not result.passed:
             out.append(format_failure(result))

@@ -29,7 +29,7 @@ MAX_CONJUNCTIONS = 64
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-def show(node: Node) -> str:
+def show(node: Node) -> str:  # noqa: C901 (the printer: one case per expression node kind)
     """The expression as text (canonical spacing), for messages."""
     if isinstance(node, Literal):
         if isinstance(node.value, bool):
@@ -191,7 +191,7 @@ def _number(node: Node) -> Decimal | None:
     return None
 
 
-def _narrow(dom: Domain, atom: Node) -> Domain | None:
+def _narrow(dom: Domain, atom: Node) -> Domain | None:  # noqa: C901 (one case per simple test shape on one name)
     """`dom` narrowed by `atom`, or None when the atom is not a simple test on one name."""
     text = show(atom)
     tests = (*dom.tests, text)
@@ -223,14 +223,14 @@ def _narrow(dom: Domain, atom: Node) -> Domain | None:
             value, op = atom.left.value, _FLIP[op]
         if value is None:
             return None
-        value = _key(value)
+        key = _key(value)
         if op == "==":
-            allowed = frozenset({value}) if present.allowed is None else present.allowed & {value}
+            allowed = frozenset({key}) if present.allowed is None else present.allowed & {key}
             return replace(present, allowed=allowed)
         if op == "!=":
-            return replace(present, excluded=present.excluded | {value})
-        if isinstance(value, Decimal):
-            return _bound(present, op, value)
+            return replace(present, excluded=present.excluded | {key})
+        if isinstance(key, Decimal):
+            return _bound(present, op, key)
     return None
 
 

@@ -105,7 +105,7 @@ def _literal_text(value: str | bool | int | float) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def cell_condition(column: str, cell: str | bool | int | float) -> str | None:
+def cell_condition(column: str, cell: str | bool | int | float) -> str | None:  # noqa: C901 (one branch per cell syntax in docs/policies.md, "A decision table")
     """The condition text of `cell` on `column`; None for '-'. Raises CellError for bad cells."""
     col = column.strip()
     ref = col if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", col) else f"({col})"
@@ -189,7 +189,8 @@ def _not_matched(node: Node) -> Node:
     return Call("if", (node, Literal(False), Literal(True)))
 
 
-def expand_tables(
+# Long (67 lines): per-table, per-column and per-cell checks, collecting every error before any row is kept.
+def expand_tables(  # noqa: C901 (per-table, per-column and per-cell error collection: all-at-once reporting)
     tables: Sequence[TableSpec], path: str, doc: LoadedYaml, env: Env
 ) -> tuple[list[RowRule], list[Problem]]:
     """Type-check every cell against `env` and turn every row into a rule.

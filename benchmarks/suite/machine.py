@@ -97,7 +97,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "libraries": _versions(),
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average_start": load_average(),
         "timer_overhead_ns": timer_overhead_ns(),
     }

@@ -69,28 +69,26 @@ def _f(v: Any, digits: int = 1) -> str:
 def _cases_table(cases: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| case | flow | workers | concurrency | p50 µs | p99 µs | p99.9 µs | mean µs | decisions/s | server CPU µs/req |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in cases:
-        lines.append(
-            f"| {r['name']} | {r.get('flow') or ''}{' / ' + r['kind'] if r.get('kind') else ''} | {_f(r.get('workers'))} | {_f(r.get('concurrency'))} | {_f(r['p50_us'])} | "
-            f"{_f(r['p99_us'])} | {_f(r['p999_us'])} | {_f(r['mean_us'])} | {_f(r.get('rps'), 0)} | "
-            f"{_f(r.get('server_cpu_us_per_request'), 0)} |"
-        )
+    lines += [
+        f"| {r['name']} | {r.get('flow') or ''}{' / ' + r['kind'] if r.get('kind') else ''} | {_f(r.get('workers'))} | {_f(r.get('concurrency'))} | {_f(r['p50_us'])} | "
+        f"{_f(r['p99_us'])} | {_f(r['p999_us'])} | {_f(r['mean_us'])} | {_f(r.get('rps'), 0)} | "
+        f"{_f(r.get('server_cpu_us_per_request'), 0)} |"
+        for r in cases
+    ]
     return "\n".join(lines)
 
 
 def _targets_table(targets: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| target | ratio | limit | met |", "| --- | ---: | --- | --- |"]
-    for t in targets:
-        met = {True: "yes", False: "**no**", None: "not run"}[t["met"]]
-        lines.append(f"| {t['name']} ({t['numerator']} / {t['denominator']}) | {_f(t['ratio'], 2)} | {t['limit']} | {met} |")
+    met = {True: "yes", False: "**no**", None: "not run"}
+    lines += [f"| {t['name']} ({t['numerator']} / {t['denominator']}) | {_f(t['ratio'], 2)} | {t['limit']} | {met[t['met']]} |" for t in targets]
     return "\n".join(lines)
 
 
 def _breakdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| flow | step | p50 µs | mean µs | share of requests | mean µs per request |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        lines.append(f"| {r['flow']} | {r['step']} | {_f(r['p50_us'])} | {_f(r['mean_us'])} | {r['share_of_requests']:.0%} | {_f(r['mean_per_request_us'])} |")
+    lines += [f"| {r['flow']} | {r['step']} | {_f(r['p50_us'])} | {_f(r['mean_us'])} | {r['share_of_requests']:.0%} | {_f(r['mean_per_request_us'])} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -139,7 +137,8 @@ def markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def plot(result: Mapping[str, Any], out: Path) -> list[Path]:
+# Long (85 lines): one figure after another, each a few matplotlib calls.
+def plot(result: Mapping[str, Any], out: Path) -> list[Path]:  # noqa: C901, PLR0915 (one figure after another, each a few matplotlib calls)
     """PNG plots: percentiles per case, throughput and latency vs concurrency, scaling curves."""
     import matplotlib
 

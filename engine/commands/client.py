@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             response = pb_grpc.DecisionServiceStub(channel).Decide(request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            report(f"{code.name}: {exc.details()}")  # type: ignore[attr-defined]
-            for error in field_errors_from(exc.trailing_metadata()):  # type: ignore[attr-defined]
+            code = exc.code()
+            report(f"{code.name}: {exc.details()}")
+            for error in field_errors_from(exc.trailing_metadata()):
                 report(f"  {error['field']}: {error['message']} [{error['code']}]")
-            omitted = omitted_field_errors(exc.trailing_metadata())  # type: ignore[attr-defined]
+            omitted = omitted_field_errors(exc.trailing_metadata())
             if omitted:
                 report(f"  and {omitted} more")
             client_fault = {

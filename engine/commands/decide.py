@@ -37,9 +37,8 @@ def register(subparsers: Any) -> None:
 def _as_sent(written: Any, carried: Any) -> Any:
     """The value the service gets (`carried`, from the Struct), or the number as `written` when
     the Struct's double is another number (so validation refuses it rather than decide on it)."""
-    if isinstance(written, (int, Decimal)) and not isinstance(written, bool) and isinstance(carried, float):
-        if written != Decimal(repr(carried)):
-            return written
+    if isinstance(written, (int, Decimal)) and not isinstance(written, bool) and isinstance(carried, float) and written != Decimal(repr(carried)):
+        return written
     return carried
 
 

@@ -26,7 +26,7 @@ _TINIEST = CONTEXT.Etiny()  # the exponent of the smallest non-zero decimal
 _DOUBLE_TINIEST = -324
 
 
-def bounds_of(node: Node, env: Env) -> tuple[float, float] | None:
+def bounds_of(node: Node, env: Env) -> tuple[float, float] | None:  # noqa: C901 (one case per expression node kind and arithmetic operator, as in the type checker)
     """(lo, hi) within ±2**53 holding every value of the number expression `node` when present,
     from the names' ``Symbol.bounds``; None when no such bounds are known.
 
@@ -90,7 +90,7 @@ def _tiniest(node: Node, env: Env) -> int:
     return _TINIEST
 
 
-def magnitude(node: Node, env: Env) -> int | None:
+def magnitude(node: Node, env: Env) -> int | None:  # noqa: C901 (one case per expression node kind and arithmetic operator, as in the type checker)
     """An upper bound on the digits before the point of the number expression `node` (and of
     every step of its arithmetic); None when it could overflow the decimal range."""
     out: int | None
@@ -132,7 +132,7 @@ def magnitude(node: Node, env: Env) -> int | None:
             return None
         out = max(parts) + (1 if node.func in ("round", "floor", "ceil") else 0)  # type: ignore[type-var, operator]
         if node.func == "sqrt":
-            out = out // 2 + 1  # type: ignore[operator]
+            out = out // 2 + 1
     else:
         return 0
     if out is not None and out > MAX_MAGNITUDE:

@@ -219,18 +219,18 @@ def _arith(ops: tuple[str, ...], first: Decimal | None, *rest: Decimal | None) -
 
 def _floor(x: float | Decimal) -> float | Decimal:
     if type(x) is Decimal:
-        return x.to_integral_value(rounding=ROUND_FLOOR)  # type: ignore[union-attr]
+        return x.to_integral_value(rounding=ROUND_FLOOR)
     return float(math.floor(x)) if math.isfinite(x) else x
 
 
 def _ceil(x: float | Decimal) -> float | Decimal:
     if type(x) is Decimal:
-        return x.to_integral_value(rounding=ROUND_CEILING)  # type: ignore[union-attr]
+        return x.to_integral_value(rounding=ROUND_CEILING)
     return float(math.ceil(x)) if math.isfinite(x) else x
 
 
 def _abs(x: float | Decimal) -> float | Decimal:
-    return x.copy_abs() if type(x) is Decimal else abs(x)  # type: ignore[union-attr]
+    return x.copy_abs() if isinstance(x, Decimal) else abs(x)
 
 
 def _finite(x: Decimal | None) -> Decimal | None:

@@ -78,7 +78,7 @@ def is_plain(value: object) -> bool:
     """
     if type(value) is float:
         return True
-    return type(value) is int and -EXACT <= value <= EXACT  # type: ignore[operator]
+    return type(value) is int and -EXACT <= value <= EXACT
 
 
 def parse_literal(text: str) -> int | float | Decimal:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Union
 
 from engine.expr.numbers import is_number, parse_literal
 
@@ -115,7 +114,7 @@ class Call:
     pos: int = 0
 
 
-Node = Union[Literal, Name, Neg, Not, BinOp, Compare, InList, BoolOp, Call]
+Node = Literal | Name | Neg | Not | BinOp | Compare | InList | BoolOp | Call
 
 _TOKEN = re.compile(
     r"""

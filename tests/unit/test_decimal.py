@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from engine.cli import main
-from engine.durable import DurableRuleset
 from engine.errors import InvalidInput
 from engine.expr import parse
 from engine.expr.check import Symbol
@@ -23,7 +22,7 @@ from engine.flow import CompiledFlow
 from engine.grpc.convert import struct_to_dict, to_struct
 from engine.loader import load
 from engine.satisfy import Domain, never_true
-from tests.unit.policy_roots import PROJECT, write
+from tests.unit.policy_roots import write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MARGIN = DATA / "decimal_boundary_margin"
@@ -211,7 +210,7 @@ class TestWholeNumbersBeyondTwoToThe53:
         for name, sent in (("input_2pow53_plus1.json", "9007199254740993"), ("input_2pow53_plus3.json", "9007199254740995")):
             code, _, err = _decide_cli(capsys, "qa", "--root", str(BIGINT / "root"), "--input", str(BIGINT / name))
             assert code == 2
-            assert f"account: must be at most 9007199254740991" in err and f"got {sent} [out_of_range]" in err
+            assert "account: must be at most 9007199254740991" in err and f"got {sent} [out_of_range]" in err
             assert "9007199254740996" not in err and "9007199254740992" not in err
 
     def test_grpc_struct_values_at_2_53_are_refused_without_quoting_them(self) -> None:
