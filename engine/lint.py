@@ -16,6 +16,8 @@ released version. Lint adds:
   ``case: upper`` field is then true for every request. (A category literal outside the field's
   ``values`` is already a load error, ``unknown_category``: values are cleaned to the canonical
   spelling.)
+- ``protected_feature``: a model of the flow uses an input field the flow marks ``protected: true``
+  (a prohibited basis such as marital status), directly or through a derived field (engine.protected);
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
@@ -32,6 +34,7 @@ its name (``Problem.flow``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,6 +44,7 @@ from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
 from engine.schema import FieldSpec
 from engine.loader import LoadResult, load
+from engine.protected import protected_uses
 from engine.satisfy import Domain, covers, domains_of, never_true, show
 from engine.tables import TableRow, table_rows
 from engine.testcases import Match, TestSuite, discover
@@ -326,6 +330,24 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                             "unknown_test_reason", "add the code to the flow's reasons:, or fix the expectation")
 
 
+def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
+    """Feature names of ``model_artifacts/<name>/<version>/card.json`` (None when unreadable: the loader says why)."""
+    from engine.errors import ModelLoadError
+    from engine.models import read_card
+
+    cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def features(name: str, version: str) -> tuple[str, ...] | None:
+        if (name, version) not in cache:
+            try:
+                cache[name, version] = tuple(f.name for f in read_card(root / "model_artifacts" / name / version).features)
+            except ModelLoadError:  # a missing or invalid card is the loader's problem to report
+                cache[name, version] = None
+        return cache[name, version]
+
+    return features
+
+
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
     """Lint everything under `root`.
 
@@ -337,12 +359,14 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
     found: list[Problem] = list(result.problems)
     report = LintReport(rule_files=len(result.rule_sources))
     applied: set[str] = set()
+    features = _card_features(root)
     for flow_name, versions in sorted(result.flow_sources.items()):
         report.flows += 1
         first = len(found)
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
+            found += protected_uses(src.file, src.path, src.doc.line_of, features)
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read (reported once): no cascade of guesses
             report.rules += _check_version(src, result.rule_sources, found)

@@ -57,6 +57,11 @@ class FieldSpec(_Frozen):
     max_length: int = Field(default=256, ge=1, le=65536)
     case: Literal["upper", "lower"] | None = Field(default=None, description="string fields: normalise the case")
     sensitive: Literal["mask_pan", "hash", "redact"] | None = None
+    protected: bool = Field(
+        default=False,
+        description="a prohibited basis (e.g. marital status under Reg B): lint refuses a model of the flow that "
+        "uses it, directly or through a derived field (engine.protected, docs/compliance.md)",
+    )
     default: bool | int | float | str | None = Field(
         default=None,
         description="the value an absent (or null) optional field takes; without it the field is missing, "
