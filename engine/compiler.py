@@ -345,6 +345,7 @@ def compile_flow(
         default_reason=default_reason,
         durable=DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None,
         prepare_key=prepare_key(flow, bound),
+        notices=flow.notices,
     )
     return compiled, ctx.problems
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
-from engine.types import Action, FiredRule, Outcome, Reason
+from engine.notice import principal_reasons
+from engine.types import Action, FiredRule, NoticeReason, Outcome, Reason
 from engine.validation import Validator
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class CompiledFlow:
         "flow",
         "model_versions",
         "models",
+        "notices",
         "prepare_key",
         "program",
         "revision",
@@ -114,6 +116,7 @@ class CompiledFlow:
         default_reason: Reason | None,
         durable: DurableRuleset | None = None,
         prepare_key: str = "",
+        notices: Mapping[str, str] | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -129,6 +132,8 @@ class CompiledFlow:
         # Equal non-empty keys: the two versions turn any input into the same values (same input
         # schema, derived features and models), so one's values can be reused by the other.
         self.prepare_key = prepare_key
+        # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
+        self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -176,7 +181,8 @@ class CompiledFlow:
         self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None
     ) -> Outcome:
         if not hits:
-            return Outcome(self.default_action, self._default_reasons, (), scores, values)
+            notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
+            return Outcome(self.default_action, self._default_reasons, (), scores, values, notice)
         rules = self.rules
         fired = sorted((rules[i] for i in hits), key=lambda r: (-r.action, -r.priority, r.id))
         action = fired[0].action
@@ -193,9 +199,11 @@ class CompiledFlow:
                         explained.add(m)
                         x = rows[m] if rows is not None else self.models[m].model.encode(values)
                         self._model_reasons(m, x, rule.id, reasons, seen)
+        notice: tuple[NoticeReason, ...] = ()
         if action == Action.DECLINE:
             del reasons[MAX_DECLINE_REASONS:]
-        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values)
+            notice = principal_reasons(action, reasons, [r.fired for r in fired], self.notices)
+        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values, notice)
 
     def _model_reasons(self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str]) -> None:
         bound = self.models[m]

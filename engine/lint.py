@@ -18,6 +18,9 @@ released version. Lint adds:
   spelling.)
 - ``protected_feature``: a model of the flow uses an input field the flow marks ``protected: true``
   (a prohibited basis such as marital status), directly or through a derived field (engine.protected);
+- ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.notice)
+  lacks the applicant-facing text of a code a DECLINE can give: a DECLINE rule's or table row's
+  reason, a model reason, or the default's reason when the default is DECLINE;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
@@ -172,6 +175,10 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         used.add(flow.default.reason)
     conditions: dict[str, _Seen] = {}
     count = 0
+    # code -> what gives it, for every reason a DECLINE can carry (adverse-action notices)
+    declines: dict[str, str] = {code: f"model {ref.name}/{ref.version}" for ref in flow.models for code in ref.reasons.values()}
+    if flow.default.reason and flow.default.action == "DECLINE":
+        declines.setdefault(flow.default.reason, "the default")
 
     def same_condition(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...]) -> None:
         key = _canon(node)
@@ -210,6 +217,8 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
                 continue
             count += 1
             used.add(spec.reason)
+            if spec.action == "DECLINE":
+                declines.setdefault(spec.reason, f"rule {spec.id}")
             node = _parse(spec.when)
             if node is None:
                 continue
@@ -220,6 +229,8 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         for row in rows:
             count += 1
             used.add(row.reason)
+            if row.action == "DECLINE":
+                declines.setdefault(row.reason, f"table {row.table} row {row.index + 1}")
             by_table[row.table].append(row)
             node = _parse(row.condition)
             if node is None:
@@ -235,6 +246,15 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
     if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
         return count
+    if flow.notices:
+        for code, what in sorted(declines.items()):
+            if code not in flow.notices:
+                out.append(
+                    Problem(src.path, f"{flow.flow} {flow.version} can DECLINE with reason {code} ({what}) but its notices: "
+                            "catalogue has no applicant-facing text for it", "missing_notice",
+                            line=src.doc.line_of(("notices",)),
+                            hint=f"add '{code}: <text for the applicant>' under notices: (docs/compliance.md)")
+                )
     for code in flow.reasons:
         if code not in used:
             out.append(

@@ -145,6 +145,11 @@ class FlowFile(_Frozen):
     rulesets: tuple[RulesetName, ...]
     default: DefaultSpec
     reasons: dict[ReasonCode, str]
+    notices: dict[ReasonCode, str] = Field(
+        default_factory=dict,
+        description="reason code -> applicant-facing text of the adverse-action notice (Reg B 1002.9); with it, "
+        "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
+    )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
 
     @field_validator("rulesets")
@@ -153,6 +158,16 @@ class FlowFile(_Frozen):
         if len(set(v)) != len(v):
             raise ValueError("a ruleset is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _notices_in_catalogue(self) -> FlowFile:
+        stray = sorted(set(self.notices) - set(self.reasons))
+        if stray:
+            raise ValueError(f"notices: {', '.join(stray)} not in the flow's reasons")
+        empty = sorted(code for code, text in self.notices.items() if not text.strip())
+        if empty:
+            raise ValueError(f"notices: empty text for {', '.join(empty)}")
+        return self
 
 
 class RuleSpec(_Frozen):
