@@ -20,6 +20,8 @@ from engine.expr.codegen import compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
+from engine.screening.lists import ScreeningList
+from engine.screening.step import CompiledScreen, feature_names
 from engine.suggest import did_you_mean
 from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
@@ -155,6 +157,7 @@ def compile_flow(
     rulesets: Mapping[str, RuleSource],
     models: Mapping[tuple[str, str], ScoringModel],
     revision: str,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
     ctx = _Ctx(source)
@@ -162,6 +165,7 @@ def compile_flow(
     env = flow_env(flow)
     catalogue = dict(flow.reasons)
     allowed_actions = set(flow.actions)
+    screens = _screens(ctx, flow, env, lists or {})
 
     # Derived features: parse all, order by dependency, type-check in order.
     parsed: dict[str, Node] = {}
@@ -346,8 +350,39 @@ def compile_flow(
         durable=DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None,
         prepare_key=prepare_key(flow, bound),
         notices=flow.notices,
+        screens=screens,
     )
     return compiled, ctx.problems
+
+
+def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[tuple[str, str], ScreeningList]) -> list[CompiledScreen]:
+    """Bind the flow's screening steps to their lists and fields; add their features to ``env``."""
+    out: list[CompiledScreen] = []
+    for i, spec in enumerate(flow.screening):
+        loc = ("screening", i)
+        lst = lists.get((spec.list, spec.version))
+        if lst is None:
+            ctx.add(f"screening list {spec.list} version {spec.version} is not available", "unknown_list", loc=loc,
+                    hint=f"expected lists/{spec.list}/{spec.version}/ with list.yaml and its entity file")
+        for key in ("name", "dob", "country"):
+            field_name = getattr(spec, key)
+            if field_name is None:
+                continue
+            sym = env.get(field_name)
+            if sym is None or sym.kind != "input":
+                ctx.add(f"screening {key} field {field_name!r} is not an input field", "unknown_field", loc=loc + (key,), field=field_name)
+            elif sym.type not in ("string", "category"):
+                ctx.add(f"screening {key} field {field_name!r} is a {sym.type}, not text", "type_error", loc=loc + (key,), field=field_name)
+        score, list_name, entity = feature_names(spec.output)
+        for n in (score, list_name, entity):
+            if n in env:
+                ctx.add(f"screening feature {n!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+        env[score] = Symbol("number", False, "screening", None, (0.0, 1.0))
+        env[list_name] = Symbol("string", False, "screening")
+        env[entity] = Symbol("string", False, "screening")
+        if lst is not None:
+            out.append(CompiledScreen(lst, spec.name, spec.dob, spec.country, spec.output))
+    return out
 
 
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
@@ -361,4 +396,6 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
         "derived": list(flow.derived.items()),
         "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
+    if flow.screening:  # screening writes features too (only then in the key: older keys are unchanged)
+        doc["screening"] = [s.model_dump(mode="json") for s in flow.screening]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

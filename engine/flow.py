@@ -24,6 +24,7 @@ from engine.validation import Validator
 
 if TYPE_CHECKING:
     from engine.durable import DurableRuleset
+    from engine.screening.step import CompiledScreen
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
@@ -97,6 +98,7 @@ class CompiledFlow:
         "program",
         "revision",
         "rules",
+        "screens",
         "validator",
         "version",
     )
@@ -117,6 +119,7 @@ class CompiledFlow:
         durable: DurableRuleset | None = None,
         prepare_key: str = "",
         notices: Mapping[str, str] | None = None,
+        screens: Sequence[CompiledScreen] = (),
     ) -> None:
         self.flow = flow
         self.version = version
@@ -134,6 +137,7 @@ class CompiledFlow:
         self.prepare_key = prepare_key
         # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
         self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
+        self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -146,8 +150,10 @@ class CompiledFlow:
 
     def evaluate_clean(self, values: dict[str, Any], expired: Callable[[], bool] | None = None) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
-        self.program.derive(values)
         scores: dict[str, float] = {}
+        for step in self.screens:
+            scores[step.score_name] = step.apply(values)
+        self.program.derive(values)
         rows: list[np.ndarray] = []
         for bound in self.models:
             if expired is not None and expired():
@@ -171,7 +177,8 @@ class CompiledFlow:
         ``evaluate`` of the same raw input (tests compare them).
         """
         values = dict(features)
-        scores = {bound.output: values[bound.output] for bound in self.models}
+        scores = {step.score_name: values[step.score_name] for step in self.screens}
+        scores.update((bound.output, values[bound.output]) for bound in self.models)
         hits = self.program.fired(values)
         if self.durable is not None:
             hits += self.durable.fired(values)

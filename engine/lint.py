@@ -27,7 +27,7 @@ released version. Lint adds:
   ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
   unknown fields), ``unknown_test_rule`` (an expected fired rule the version does not have) and
   ``unknown_test_reason`` (an expected reason code outside the version's catalogue) and
-  ``unknown_test_score`` (an expected score no model of the version produces).
+  ``unknown_test_score`` (an expected score no model or screening step of the version produces).
 
 Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
 hot reload and in ``verdict release`` (engine/activation.py). Problems found for one flow carry
@@ -338,7 +338,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                 codes = [*(given.exactly or ()), *given.contains, *given.excludes] if isinstance(given, Match) else list(given or ())
                 compiled = result.compiled.get((flow.flow, flow.version))
                 if compiled is not None:  # score names are the models' outputs, known once compiled
-                    outputs = {m.output for m in compiled.models}
+                    outputs = {m.output for m in compiled.models} | {s.score_name for s in compiled.screens}
                     for score in case.expect.scores:
                         if score not in outputs:
                             known = ", ".join(sorted(outputs)) or "none"

@@ -23,6 +23,7 @@ __all__ = [
     "RoutingFile",
     "RuleFile",
     "RuleSpec",
+    "ScreeningSpec",
     "TableRowSpec",
     "TableSpec",
 ]
@@ -126,6 +127,19 @@ class ModelRef(_Frozen):
     )
 
 
+class ScreeningSpec(_Frozen):
+    """A sanctions/PEP screening step: one name field against one list from lists/<list>/<version>/."""
+
+    list: Identifier = Field(description="the list's directory under lists/")
+    version: VersionName
+    name: Identifier = Field(description="input field holding the person's or company's name")
+    dob: Identifier | None = Field(default=None, description="input field with the date of birth, YYYY-MM-DD")
+    country: Identifier | None = Field(default=None, description="input field with the ISO 3166 alpha-2 country")
+    output: Identifier = Field(
+        default="sanctions", description="prefix of the features it adds: <output>_match_score, _list, _entity_id",
+    )
+
+
 class DefaultSpec(_Frozen):
     """The outcome when no rule fires."""
 
@@ -142,6 +156,7 @@ class FlowFile(_Frozen):
     input: InputSpec
     derived: dict[Identifier, str] = Field(default_factory=dict)
     models: tuple[ModelRef, ...] = ()
+    screening: tuple[ScreeningSpec, ...] = Field(default=(), max_length=8, description="engine.screening.step")
     rulesets: tuple[RulesetName, ...]
     default: DefaultSpec
     reasons: dict[ReasonCode, str]
