@@ -21,6 +21,10 @@ released version. Lint adds:
 - ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.notice)
   lacks the applicant-facing text of a code a DECLINE can give: a DECLINE rule's or table row's
   reason, a model reason, or the default's reason when the default is DECLINE;
+- ``model_not_approved``, ``model_restricted``, ``model_not_in_inventory``, ``inventory_invalid``: with
+  a model inventory (``model_artifacts/registry.yaml``, engine.inventory), a released or routed
+  (live, challenger, shadow) flow version runs a model that is not approved, or approved only for
+  pinned requests, or not listed;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
@@ -368,6 +372,28 @@ def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
     return features
 
 
+def _inventory(root: Path, result: LoadResult) -> list[Problem]:
+    """The model inventory's problems: its own, and released or routed versions running unapproved models."""
+    from engine.inventory import inventory_problems, read_inventory
+
+    inv, problems = read_inventory(root)
+    if inv is None:
+        return problems
+    uses, where, released, routed = {}, {}, set(), set()
+    for flow, versions in result.flow_sources.items():
+        for version, src in versions.items():
+            uses[flow, version] = tuple((m.name, m.version) for m in src.file.models)
+            where[flow, version] = (src.path, src.doc.line_of(("models",)))
+            if (root / "policies" / flow / version / "release.lock").is_file():
+                released.add((flow, version))
+    for flow, fv in result.flows.items():
+        routed |= {(flow, fv.live), *((flow, v) for v in fv.shadow)}
+        if fv.challenger is not None:
+            routed.add((flow, fv.challenger.version))
+    found = problems + inventory_problems(inv, uses, routed, released, where)
+    return [replace(p, flow=p.flow or (p.path.split("/")[1] if p.path.startswith("policies/") else None)) for p in found]
+
+
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
     """Lint everything under `root`.
 
@@ -398,6 +424,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
                 Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")
             )
+    found += _inventory(root, result)
     found_suites, test_problems = suites if suites is not None else discover(root)
     found += test_problems
     _check_tests(found_suites, result, found)

@@ -93,6 +93,9 @@ def register(subparsers: Any) -> None:
     rb.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
     rb.add_argument("--quiet", action="store_true")
     rb.set_defaults(run=run_rebuild)
+    from engine.commands.models import register_list
+
+    register_list(sub)
 
 
 def _validate(args: argparse.Namespace) -> None:
