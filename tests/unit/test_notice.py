@@ -156,3 +156,33 @@ def test_verdict_notice_prints_the_decline_from_the_log(decider: Decider, tmp_pa
     assert main(["notice", "nope", "--log", str(tmp_path / "audit"), "--root", str(ROOT)]) == 1
     assert "is not in" in capsys.readouterr().err
     assert main(["notice", "x", "--log", str(tmp_path / "none")]) == 2
+
+
+def test_the_fast_response_encoder_writes_the_notice(decider: Decider) -> None:
+    """The servers' ResponseEncoder writes notice_reasons that parse to decision_to_response's message."""
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+    from engine.grpc.wire import ResponseEncoder
+
+    encoder = ResponseEncoder()
+    declines = [d for d in (decider.decide("credit_application", r) for r in credit_applications(200))
+                if d.outcome.notice][:20]
+    assert len(declines) == 20
+    for d in declines:
+        raw = encoder.encode(d)
+        assert pb.DecideResponse.FromString(raw) == decision_to_response(d)
+        assert len(pb.DecideResponse.FromString(raw).notice_reasons) == len(d.outcome.notice) >= 1
+
+
+def test_verdict_decide_prints_the_notice(tmp_path: Path, capsys) -> None:
+    """`verdict decide` on a declined application prints its notice_reasons with the catalogue's texts."""
+    import json as _json
+
+    row = {"seniority": 1, "home": "rent", "time": 60, "age": 22, "marital": "single", "records": True, "job": "partime",
+           "expenses": 60, "income": 90, "assets": 0, "debt": 0, "amount": 1400, "price": 1500}
+    app = tmp_path / "app.json"
+    app.write_text(_json.dumps(row))
+    assert main(["decide", "credit_application", "--input", str(app), "--root", str(ROOT)]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert out["action"] == "DECLINE" and out["version"] == "3"
+    assert [n["code"] for n in out["notice_reasons"]] == ["DELINQUENCY_RECORDS", "SHORT_EMPLOYMENT", "EMPLOYMENT_TYPE"]
+    assert out["notice_reasons"][1]["text"] == "Length of employment"
