@@ -116,11 +116,7 @@ def read_inventory(root: Path) -> tuple[Inventory | None, list[Problem]]:
     except ValidationError as exc:
         return None, [Problem(REGISTRY, f"{'.'.join(map(str, e['loc'])) or '<file>'}: {e['msg']}", "inventory_invalid")
                       for e in exc.errors()]
-    problems = [
-        Problem(REGISTRY, f"{key}: validation report {e.validation.report} does not exist", "inventory_invalid")
-        for key, e in inv.models.items() if e.validation and not (Path(root) / e.validation.report).is_file()
-    ]
-    return inv, problems
+    return inv, []
 
 
 def inventory_problems(

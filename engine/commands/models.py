@@ -4,7 +4,8 @@ One row per model version under ``model_artifacts/`` (and each inventory entry w
 directory): its lifecycle state from ``model_artifacts/registry.yaml`` (``unlisted`` when it has
 none), owner, trainer, validation and approval (who, when), restriction, the headline metric from
 its card (cv_auc, or label_auc for an anomaly detector), whether the card has a fairness report,
-and the flow versions that run it. Exit 0; 1 when the inventory file is invalid; 2 for bad usage.
+and the flow versions that run it; ``--json`` adds the validation report's path, marked
+``(MISSING)`` when it is not under the root. Exit 0; 1 when the inventory file is invalid; 2 for bad usage.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def inventory_rows(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
         if e:
             row |= {"owner": e.owner, "trainer": e.trainer,
                     "validated": f"{e.validation.at} by {e.validation.by}" if e.validation else "",
+                    "report": (e.validation.report + ("" if (root / e.validation.report).is_file() else " (MISSING)"))
+                    if e.validation else "",
                     "approved": f"{e.approval.at} by {e.approval.by}" if e.approval else "",
                     "restriction": e.restriction or "", "findings": list(e.findings)}
         try:

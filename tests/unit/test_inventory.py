@@ -92,9 +92,11 @@ def test_a_released_version_needs_its_models_in_the_inventory(tmp_path: Path) ->
     assert bad == ["credit_application 1", "credit_application 2"]
 
 
-def test_a_missing_validation_report_is_an_inventory_error(tmp_path: Path) -> None:
-    """A validation report path that does not exist makes the inventory invalid (inventory_invalid)."""
+def test_a_missing_validation_report_is_shown_missing(tmp_path: Path, capsys) -> None:
+    """`models list --json` marks a validation report that is not under the root as MISSING."""
     root = _root(tmp_path)
     (root / "model_artifacts" / "card_fraud" / "1" / "report.md").unlink()
-    bad = [p for p in lint(root).errors if p.code == "inventory_invalid"]
-    assert len(bad) == 1 and "card_fraud/1" in bad[0].message
+    assert main(["models", "list", "--root", str(root), "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["card_fraud/1"]["report"] == "model_artifacts/card_fraud/1/report.md (MISSING)"
+    assert rows["credit_default/2"]["report"] == "model_artifacts/credit_default/2/report.md"
