@@ -67,7 +67,6 @@ _ARTICLES = frozenset({"al", "el", "ul", "ad", "ar", "as", "at", "az", "an"})
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
-@lru_cache(maxsize=65536)
 def normalise_name(text: str) -> str:
     """``text`` in one canonical spelling: ASCII letters and digits, single spaces (module docstring).
 
@@ -104,12 +103,17 @@ _CODES = {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"), **dict
           "l": "4", **dict.fromkeys("mn", "5"), "r": "6"}
 
 
-@lru_cache(maxsize=65536)
 def phonetic_key(token: str) -> str:
     """A Soundex-like key of one normalised token: first letter, then up to 4 consonant-class codes.
 
-    ``"smith"`` and ``"smyth"`` → ``"s53"``; ``"ivanov"`` and ``"ivanoff"`` → ``"i51"``. Digits are kept as is.
+    ``"smith"`` and ``"smyth"`` → ``"s53"``; ``"ivanov"`` and ``"ivanoff"`` → ``"i151"``. A token not
+    starting with a letter is its own key (at most 32 characters).
     """
+    return _phonetic(token[:32])
+
+
+@lru_cache(maxsize=65536)  # tokens are cut to 32 characters: the cache holds at most ~4 MB
+def _phonetic(token: str) -> str:
     if not token or not token[0].isalpha():
         return token
     out = [token[0]]

@@ -176,3 +176,23 @@ def test_candidate_blocking_bounds_the_work() -> None:
     assert len(match._candidates(lst, match.blocking_keys(normalise_name(target.names[0])))) <= match.MAX_CANDIDATES
     r = screen(lst, target.names[0], target.birth_dates[0] if target.birth_dates else "")
     assert r.hit and normalise_name(lst.entities[[e.id for e in lst.entities].index(r.entity_id)].names[0]) == normalise_name(target.names[0])
+
+
+def test_hot_reload_watches_the_lists(tmp_path: Path) -> None:
+    """A change under lists/ changes the reloader's fingerprint, so a running server reloads it."""
+    from engine.reload import fingerprint
+
+    root = _onboarding_root(tmp_path)
+    before = fingerprint(root)
+    path = root / "lists" / "pep_synthetic" / "1" / "entities.jsonl"
+    path.write_text(path.read_text() + "\n")
+    assert fingerprint(root) != before
+
+
+def test_a_very_long_name_is_screened_at_bounded_cost(small) -> None:
+    """A name of 60,000 characters is cut to MAX_QUERY_CHARS and still matches by its beginning."""
+    from engine.screening.match import MAX_QUERY_CHARS
+
+    assert MAX_QUERY_CHARS == 200
+    assert screen(small, "Ivan Ivanov " + "x" * 60000).entity_id == "e1"  # the listed words lead the name
+    assert screen(small, "x" * 60000 + " Ivan Ivanov").entity_id == ""  # cut before the listed words
