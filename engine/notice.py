@@ -1,10 +1,11 @@
 """Adverse-action notices: the principal reasons for a DECLINE, in applicant-facing words.
 
 Regulation B (12 CFR 1002.9(a)(2), (b)(2)) requires a creditor that takes adverse action to give
-the applicant a statement of the **specific** principal reasons; the Official Interpretation
-(comment 9(b)(2)-1) says disclosing more than four reasons is not likely to be helpful, and
-(comment 9(b)(2)-4, -5) that "insufficient score" or "failed our scoring system" is not a
-specific reason: the reasons must be the factors the scoring system actually weighed. FCRA §615(a)
+the applicant a statement of the **specific** principal reasons, and 1002.9(b)(2) itself says that
+a statement that the applicant failed to achieve the qualifying score on the creditor's scoring
+system is insufficient: the reasons must be the factors the scoring system actually weighed. The
+Official Interpretation (comment 9(b)(2)-1) says disclosing more than four reasons is not likely
+to be helpful. FCRA §615(a)
 (15 U.S.C. 1681m) adds the key factors of a credit score used in the decision.
 
 So, for a DECLINE, :func:`principal_reasons` takes the outcome's reasons and keeps those of the
