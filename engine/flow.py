@@ -1,7 +1,9 @@
 """A compiled, immutable flow version and its pure evaluation.
 
-``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, computes derived features,
-scores the flow's models, evaluates every rule, and resolves the action and ranked reasons. It
+``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, runs its screening steps
+(engine.screening.step), computes derived features, scores the flow's models, evaluates every
+rule, and resolves the action, ranked reasons and, for a DECLINE, the adverse-action notice
+(engine.notice). It
 does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
 the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
 ``expired`` (a callable the service builds from its clock); it is asked before each model.
