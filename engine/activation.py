@@ -8,7 +8,8 @@
   (``Problem.flow``);
 - otherwise by its file: ``policies/<flow>/...`` is that flow's; a rule file belongs to every flow
   whose versions apply its ruleset (even a file that does not parse, when its ``ruleset:`` line can
-  be read); ``model_artifacts/<name>/<version>/...`` to every flow that runs that model;
+  be read); ``model_artifacts/<name>/<version>/...`` to every flow that runs that model (``lists/<name>/<version>/...``
+  to every flow that screens against that list);
 - an error that cannot be tied to any flow (e.g. a rule file whose ruleset cannot be read at all)
   holds back *every* flow, since none can be shown unaffected. A broken file that provably no flow
   uses (a rule file of an unused ruleset) holds back none, but still fails the check.
@@ -95,6 +96,13 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
             return None
         return frozenset(
             flow for flow, versions in result.flow_sources.items() if any(name in src.file.rulesets for src in versions.values())
+        )
+    if len(parts) >= 3 and parts[0] == "lists":  # a screening list holds back the flows that screen against it
+        key = (parts[1], parts[2])
+        return frozenset(
+            flow
+            for flow, versions in result.flow_sources.items()
+            if any((s.list, s.version) == key for src in versions.values() for s in src.file.screening)
         )
     if len(parts) >= 3 and parts[0] == "model_artifacts":
         key = (parts[1], parts[2])

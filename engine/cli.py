@@ -11,12 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.commands import audit, auth, bench, client, decide, lint, monitor, release, reload, replay, serve, status, testing, train
+from engine.commands import (
+    audit, auth, bench, client, decide, lint, monitor, notice, release, reload, replay, serve, status, testing, train,
+)
 from engine.extras import MissingExtra
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor)
+COMMANDS = (serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,8 @@ from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
+from engine.screening.lists import ScreeningList
+from engine.screening.step import CompiledScreen, feature_names
 from engine.suggest import did_you_mean
 from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
@@ -369,12 +371,14 @@ def compile_flow(
     rulesets: Mapping[str, RuleSource],
     models: Mapping[tuple[str, str], ScoringModel],
     revision: str,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
     ctx = _Ctx(source)
     flow = source.file
     env = flow_env(flow)
     catalogue = dict(flow.reasons)
+    screens = _screens(ctx, flow, env, lists or {})
     derived, never_missing = _compile_derived(ctx, flow, env)
     bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
@@ -405,6 +409,8 @@ def compile_flow(
         default_reason=default_reason,
         durable=durable,
         prepare_key=prepare_key(flow, bound),
+        notices=flow.notices,
+        screens=screens,
     )
     return compiled, ctx.problems
 
@@ -424,6 +430,36 @@ def _codegen_problem(
         ctx.add(f"the flow cannot be compiled: {exc.message}", "compile_failed", loc=("flow",), hint=hint)
 
 
+def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[tuple[str, str], ScreeningList]) -> list[CompiledScreen]:
+    """Bind the flow's screening steps to their lists and fields; add their features to ``env``."""
+    out: list[CompiledScreen] = []
+    for i, spec in enumerate(flow.screening):
+        loc = ("screening", i)
+        lst = lists.get((spec.list, spec.version))
+        if lst is None:
+            ctx.add(f"screening list {spec.list} version {spec.version} is not available", "unknown_list", loc=loc,
+                    hint=f"expected lists/{spec.list}/{spec.version}/ with list.yaml and its entity file")
+        for key in ("name", "dob", "country"):
+            field_name = getattr(spec, key)
+            if field_name is None:
+                continue
+            sym = env.get(field_name)
+            if sym is None or sym.kind != "input":
+                ctx.add(f"screening {key} field {field_name!r} is not an input field", "unknown_field", loc=loc + (key,), field=field_name)
+            elif sym.type not in ("string", "category"):
+                ctx.add(f"screening {key} field {field_name!r} is a {sym.type}, not text", "type_error", loc=loc + (key,), field=field_name)
+        score, list_name, entity = feature_names(spec.output)
+        for n in (score, list_name, entity):
+            if n in env:
+                ctx.add(f"screening feature {n!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+        env[score] = Symbol("number", False, "screening", None, (0.0, 1.0))
+        env[list_name] = Symbol("string", False, "screening")
+        env[entity] = Symbol("string", False, "screening")
+        if lst is not None:
+            out.append(CompiledScreen(lst, spec.name, spec.dob, spec.country, spec.output))
+    return out
+
+
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     """What turns an input into a version's values: its input schema, derived features and models.
 
@@ -435,4 +471,6 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
         "derived": list(flow.derived.items()),
         "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
+    if flow.screening:  # screening writes features too (only then in the key: older keys are unchanged)
+        doc["screening"] = [s.model_dump(mode="json") for s in flow.screening]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,7 +1,9 @@
 """A compiled, immutable flow version and its pure evaluation.
 
-``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, computes derived features,
-scores the flow's models, evaluates every rule, and resolves the action and ranked reasons. It
+``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, runs its screening steps
+(engine.screening.step), computes derived features, scores the flow's models, evaluates every
+rule, and resolves the action, ranked reasons and, for a DECLINE, the adverse-action notice
+(engine.notice). It
 does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
 the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
 ``expired`` (a callable the service builds from its clock); it is asked before each model. A
@@ -20,11 +22,13 @@ import numpy as np
 
 from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
-from engine.types import Action, FiredRule, Outcome, Reason
+from engine.notice import principal_reasons
+from engine.types import Action, FiredRule, NoticeReason, Outcome, Reason
 from engine.validation import Validator
 
 if TYPE_CHECKING:
     from engine.durable import DurableRuleset
+    from engine.screening.step import CompiledScreen
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
@@ -96,10 +100,12 @@ class CompiledFlow:
         "flow",
         "model_versions",
         "models",
+        "notices",
         "prepare_key",
         "program",
         "revision",
         "rules",
+        "screens",
         "validator",
         "version",
     )
@@ -119,6 +125,8 @@ class CompiledFlow:
         default_reason: Reason | None,
         durable: DurableRuleset | None = None,
         prepare_key: str = "",
+        notices: Mapping[str, str] | None = None,
+        screens: Sequence[CompiledScreen] = (),
     ) -> None:
         self.flow = flow
         self.version = version
@@ -134,6 +142,9 @@ class CompiledFlow:
         # Equal non-empty keys: the two versions turn any input into the same values (same input
         # schema, derived features and models), so one's values can be reused by the other.
         self.prepare_key = prepare_key
+        # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
+        self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
+        self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -153,10 +164,12 @@ class CompiledFlow:
         self, values: dict[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None
     ) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
+        scores: dict[str, float] = {}
+        for step in self.screens:
+            scores[step.score_name] = step.apply(values)
         self.program.derive(values)
         if mark is not None:
             mark("features")
-        scores: dict[str, float] = {}
         rows: list[np.ndarray] = []
         for bound in self.models:
             if expired is not None and expired():
@@ -187,7 +200,8 @@ class CompiledFlow:
         ``evaluate`` of the same raw input (tests compare them).
         """
         values = dict(features)
-        scores = {bound.output: values[bound.output] for bound in self.models}
+        scores = {step.score_name: values[step.score_name] for step in self.screens}
+        scores.update((bound.output, values[bound.output]) for bound in self.models)
         hits = self.program.fired(values)
         if self.durable is not None:
             hits += self.durable.fired(values)
@@ -197,7 +211,8 @@ class CompiledFlow:
         self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None
     ) -> Outcome:
         if not hits:
-            return Outcome(self.default_action, self._default_reasons, (), scores, values)
+            notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
+            return Outcome(self.default_action, self._default_reasons, (), scores, values, notice)
         rules = self.rules
         fired = sorted((rules[i] for i in hits), key=lambda r: (-r.action, -r.priority, r.id))
         action = fired[0].action
@@ -214,9 +229,11 @@ class CompiledFlow:
                         explained.add(m)
                         x = rows[m] if rows is not None else self.models[m].model.encode(values)
                         self._model_reasons(m, x, rule.id, reasons, seen)
+        notice: tuple[NoticeReason, ...] = ()
         if action == Action.DECLINE:
             del reasons[MAX_DECLINE_REASONS:]
-        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values)
+            notice = principal_reasons(action, reasons, [r.fired for r in fired], self.notices)
+        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values, notice)
 
     def _model_reasons(self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str]) -> None:
         bound = self.models[m]

@@ -16,13 +16,22 @@ released version. Lint adds:
   ``case: upper`` field is then true for every request. (A category literal outside the field's
   ``values`` is already a load error, ``unknown_category``: values are cleaned to the canonical
   spelling.)
+- ``protected_feature``: a model of the flow uses an input field the flow marks ``protected: true``
+  (a prohibited basis such as marital status), directly or through a derived field (engine.protected);
+- ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.notice)
+  lacks the applicant-facing text of a code a DECLINE can give: a DECLINE rule's or table row's
+  reason, a model reason, or the default's reason when the default is DECLINE;
+- ``model_not_approved``, ``model_restricted``, ``model_not_in_inventory``, ``inventory_invalid``: with
+  a model inventory (``model_artifacts/registry.yaml``, engine.inventory), a released or routed
+  (live, challenger, shadow) flow version runs a model that is not approved, or approved only for
+  pinned requests, or not listed;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
   ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
   unknown fields), ``unknown_test_rule`` (an expected fired rule the version does not have) and
   ``unknown_test_reason`` (an expected reason code outside the version's catalogue) and
-  ``unknown_test_score`` (an expected score no model of the version produces).
+  ``unknown_test_score`` (an expected score no model or screening step of the version produces).
 
 Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
 hot reload and in ``verdict release`` (engine/activation.py). Problems found for one flow carry
@@ -32,6 +41,7 @@ its name (``Problem.flow``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +50,7 @@ from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
 from engine.loader import LoadResult, load
+from engine.protected import protected_uses
 from engine.satisfy import Domain, covers, domains_of, never_true, show
 from engine.schema import FieldSpec
 from engine.tables import TableRow, table_rows
@@ -170,6 +181,10 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         used.add(flow.default.reason)
     conditions: dict[str, _Seen] = {}
     count = 0
+    # code -> what gives it, for every reason a DECLINE can carry (adverse-action notices)
+    declines: dict[str, str] = {code: f"model {ref.name}/{ref.version}" for ref in flow.models for code in ref.reasons.values()}
+    if flow.default.reason and flow.default.action == "DECLINE":
+        declines.setdefault(flow.default.reason, "the default")
 
     def same_condition(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...]) -> None:
         key = _canon(node)
@@ -208,6 +223,8 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
                 continue
             count += 1
             used.add(spec.reason)
+            if spec.action == "DECLINE":
+                declines.setdefault(spec.reason, f"rule {spec.id}")
             node = _parse(spec.when)
             if node is None:
                 continue
@@ -218,6 +235,8 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
         for row in rows:
             count += 1
             used.add(row.reason)
+            if row.action == "DECLINE":
+                declines.setdefault(row.reason, f"table {row.table} row {row.index + 1}")
             by_table[row.table].append(row)
             node = _parse(row.condition)
             if node is None:
@@ -233,6 +252,15 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
     if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
         return count
+    if flow.notices:
+        for code, what in sorted(declines.items()):
+            if code not in flow.notices:
+                out.append(
+                    Problem(src.path, f"{flow.flow} {flow.version} can DECLINE with reason {code} ({what}) but its notices: "
+                            "catalogue has no applicant-facing text for it", "missing_notice",
+                            line=src.doc.line_of(("notices",)),
+                            hint=f"add '{code}: <text for the applicant>' under notices: (docs/compliance.md)")
+                )
     out.extend(
         Problem(src.path, f"reason code {code} is in the catalogue of {flow.flow} {flow.version} but no rule, table row, model or default gives it",
                 "unused_reason", line=src.doc.line_of(("reasons", code)), severity="warning",
@@ -316,7 +344,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                 codes = [*(given.exactly or ()), *given.contains, *given.excludes] if isinstance(given, Match) else list(given or ())
                 compiled = result.compiled.get((flow.flow, flow.version))
                 if compiled is not None:  # score names are the models' outputs, known once compiled
-                    outputs = {m.output for m in compiled.models}
+                    outputs = {m.output for m in compiled.models} | {s.score_name for s in compiled.screens}
                     for score in case.expect.scores:
                         if score not in outputs:
                             known = ", ".join(sorted(outputs)) or "none"
@@ -326,6 +354,46 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                     if code not in reasons:
                         bad(("cases", i, "expect", "reasons"), f"{name}: expects reason {code}, which is not in the version's reasons",
                             "unknown_test_reason", "add the code to the flow's reasons:, or fix the expectation")
+
+
+def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
+    """Feature names of ``model_artifacts/<name>/<version>/card.json`` (None when unreadable: the loader says why)."""
+    from engine.errors import ModelLoadError
+    from engine.models import read_card
+
+    cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def features(name: str, version: str) -> tuple[str, ...] | None:
+        if (name, version) not in cache:
+            try:
+                cache[name, version] = tuple(f.name for f in read_card(root / "model_artifacts" / name / version).features)
+            except ModelLoadError:  # a missing or invalid card is the loader's problem to report
+                cache[name, version] = None
+        return cache[name, version]
+
+    return features
+
+
+def _inventory(root: Path, result: LoadResult) -> list[Problem]:
+    """The model inventory's problems: its own, and released or routed versions running unapproved models."""
+    from engine.inventory import inventory_problems, read_inventory
+
+    inv, problems = read_inventory(root)
+    if inv is None:
+        return problems
+    uses, where, released, routed = {}, {}, set(), set()
+    for flow, versions in result.flow_sources.items():
+        for version, src in versions.items():
+            uses[flow, version] = tuple((m.name, m.version) for m in src.file.models)
+            where[flow, version] = (src.path, src.doc.line_of(("models",)))
+            if (root / "policies" / flow / version / "release.lock").is_file():
+                released.add((flow, version))
+    for flow, fv in result.flows.items():
+        routed |= {(flow, fv.live), *((flow, v) for v in fv.shadow)}
+        if fv.challenger is not None:
+            routed.add((flow, fv.challenger.version))
+    found = problems + inventory_problems(inv, uses, routed, released, where)
+    return [replace(p, flow=p.flow or (p.path.split("/")[1] if p.path.startswith("policies/") else None)) for p in found]
 
 
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
@@ -339,12 +407,14 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
     found: list[Problem] = list(result.problems)
     report = LintReport(rule_files=len(result.rule_sources))
     applied: set[str] = set()
+    features = _card_features(root)
     for flow_name, versions in sorted(result.flow_sources.items()):
         report.flows += 1
         first = len(found)
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
+            found += protected_uses(src.file, src.path, src.doc.line_of, features)
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read (reported once): no cascade of guesses
             report.rules += _check_version(src, result.rule_sources, found)
@@ -356,6 +426,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
                 Problem(rs.path, f"ruleset {name} is not applied by any flow version", "unused_ruleset",
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")
             )
+    found += _inventory(root, result)
     found_suites, test_problems = suites if suites is not None else discover(root)
     found += test_problems
     _check_tests(found_suites, result, found)

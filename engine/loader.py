@@ -26,6 +26,7 @@ from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
+from engine.screening.lists import ScreeningList
 from engine.schema_messages import explain_errors
 from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
@@ -299,6 +300,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                     problems.extend(Problem(_rel(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
                     models[key] = None  # type: ignore[assignment]  # reported; do not retry
     models = {k: v for k, v in models.items() if v is not None}
+    lists = _load_lists(root, flow_sources, problems)
 
     flows: dict[str, FlowVersions] = {}
     contents: dict[tuple[str, str], Content] = {}
@@ -310,9 +312,9 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             if any(name in broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read: that file's problem says why
-            revision = _revision(src, rulesets, models)
+            revision = _revision(src, rulesets, models, lists)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, rulesets, models, revision)
+            flow, found = _compile_guarded(src, rulesets, models, revision, lists)
             problems.extend(_model_hints(root, src, found))
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision)
             problems.extend(check_release(root, content, flow_name, version))
@@ -338,11 +340,12 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
 
 
 def _compile_guarded(
-    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision)
+        flow, found = compile_flow(src, rulesets, models, revision, lists)
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
@@ -368,11 +371,15 @@ def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Prob
     return out
 
 
-def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel]) -> str:
-    """Content revision of a flow version: its flow file, rule files and every file of its models.
+def _revision(
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel],
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+) -> str:
+    """Content revision of a flow version: its flow file, rule files, every file of its models and its screening lists.
 
     A model counts by ``content_sha256``: its card (feature order, category encodings, output),
     graph and explainer, so a change to any of them is a new revision (docs/versions-and-routing.md).
+    A screening list counts by its list.yaml and entity file (engine.screening.lists).
     """
     h = hashlib.sha256()
     h.update(b"flow\0" + src.digest.encode())
@@ -382,7 +389,33 @@ def _revision(src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mappi
     for ref in src.file.models:
         m = models.get((ref.name, ref.version))
         h.update(f"\0model\0{ref.name}\0{ref.version}\0{m.content_sha256 if m else '-'}".encode())
+    for spec in src.file.screening:  # absent from flows without screening: their revisions are unchanged
+        lst = (lists or {}).get((spec.list, spec.version))
+        h.update(f"\0list\0{spec.list}\0{spec.version}\0{lst.content_sha256 if lst else '-'}".encode())
     return h.hexdigest()
+
+
+def _load_lists(
+    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
+) -> dict[tuple[str, str], ScreeningList]:
+    """Every screening list a flow version names, from lists/<list>/<version>/ (problems reported once)."""
+    from engine.screening.lists import ListLoadError, load_list
+
+    lists: dict[tuple[str, str], ScreeningList | None] = {}
+    for versions in flow_sources.values():
+        for src in versions.values():
+            for i, spec in enumerate(src.file.screening):
+                key = (spec.list, spec.version)
+                directory = root / "lists" / spec.list / spec.version
+                if key in lists or not directory.is_dir():
+                    continue  # an absent list is the compiler's unknown_list
+                try:
+                    lists[key] = load_list(directory, f"lists/{spec.list}/{spec.version}")
+                except ListLoadError as exc:
+                    for p in exc.problems:
+                        problems.append(dataclasses.replace(p, hint=f"referenced by {src.path}:{src.doc.line_of(('screening', i))}"))
+                    lists[key] = None
+    return {k: v for k, v in lists.items() if v is not None}
 
 
 @dataclass(frozen=True)

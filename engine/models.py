@@ -181,6 +181,10 @@ class ModelCard(_Frozen):
     metrics: dict[str, Any] = Field(default_factory=dict)
     parity: CardParity
     libraries: dict[str, str] = Field(default_factory=dict)
+    fairness: dict[str, Any] | None = Field(
+        default=None, description="fair-lending report per protected group (engine.training.fairness); absent "
+        "when the model was trained without --protected/--age",
+    )
     created_at: str
 
     @field_validator("features")

@@ -1,6 +1,6 @@
 """Safe hot reload, flow by flow: load, lint and self-test the root; swap in every flow that passes.
 
-A ``Reloader`` watches a policy root (``policies/``, ``rules/``, ``model_artifacts/``) by polling
+A ``Reloader`` watches a policy root (``policies/``, ``rules/``, ``model_artifacts/``, ``lists/``) by polling
 file sizes and modification times, and reloads on SIGHUP or on request. A reload
 (``engine.activation.check``):
 
@@ -42,7 +42,7 @@ from engine.service import Decider
 __all__ = ["ReloadStatus", "Reloader", "fingerprint"]
 
 _log = structlog.get_logger("verdict.reload")
-WATCHED = ("policies", "rules", "model_artifacts")
+WATCHED = ("policies", "rules", "model_artifacts", "lists")
 
 
 def fingerprint(root: Path) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "RoutingFile",
     "RuleFile",
     "RuleSpec",
+    "ScreeningSpec",
     "TableRowSpec",
     "TableSpec",
 ]
@@ -57,6 +58,11 @@ class FieldSpec(_Frozen):
     max_length: int = Field(default=256, ge=1, le=65536)
     case: Literal["upper", "lower"] | None = Field(default=None, description="string fields: normalise the case")
     sensitive: Literal["mask_pan", "hash", "redact"] | None = None
+    protected: bool = Field(
+        default=False,
+        description="a prohibited basis (e.g. marital status under Reg B): lint refuses a model of the flow that "
+        "uses it, directly or through a derived field (engine.protected, docs/compliance.md)",
+    )
     default: bool | int | float | str | None = Field(
         default=None,
         description="the value an absent (or null) optional field takes; without it the field is missing, "
@@ -121,6 +127,19 @@ class ModelRef(_Frozen):
     )
 
 
+class ScreeningSpec(_Frozen):
+    """A sanctions/PEP screening step: one name field against one list from lists/<list>/<version>/."""
+
+    list: Identifier = Field(description="the list's directory under lists/")
+    version: VersionName
+    name: Identifier = Field(description="input field holding the person's or company's name")
+    dob: Identifier | None = Field(default=None, description="input field with the date of birth, YYYY-MM-DD")
+    country: Identifier | None = Field(default=None, description="input field with the ISO 3166 alpha-2 country")
+    output: Identifier = Field(
+        default="sanctions", description="prefix of the features it adds: <output>_match_score, _list, _entity_id",
+    )
+
+
 class DefaultSpec(_Frozen):
     """The outcome when no rule fires."""
 
@@ -137,9 +156,15 @@ class FlowFile(_Frozen):
     input: InputSpec
     derived: dict[Identifier, str] = Field(default_factory=dict)
     models: tuple[ModelRef, ...] = ()
+    screening: tuple[ScreeningSpec, ...] = Field(default=(), max_length=8, description="engine.screening.step")
     rulesets: tuple[RulesetName, ...]
     default: DefaultSpec
     reasons: dict[ReasonCode, str]
+    notices: dict[ReasonCode, str] = Field(
+        default_factory=dict,
+        description="reason code -> applicant-facing text of the adverse-action notice (Reg B 1002.9); with it, "
+        "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
+    )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
 
     @field_validator("rulesets")
@@ -148,6 +173,16 @@ class FlowFile(_Frozen):
         if len(set(v)) != len(v):
             raise ValueError("a ruleset is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _notices_in_catalogue(self) -> FlowFile:
+        stray = sorted(set(self.notices) - set(self.reasons))
+        if stray:
+            raise ValueError(f"notices: {', '.join(stray)} not in the flow's reasons")
+        empty = sorted(code for code, text in self.notices.items() if not text.strip())
+        if empty:
+            raise ValueError(f"notices: empty text for {', '.join(empty)}")
+        return self
 
 
 class RuleSpec(_Frozen):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-__all__ = ["Action", "Decision", "FiredRule", "Outcome", "Reason"]
+__all__ = ["Action", "Decision", "FiredRule", "NoticeReason", "Outcome", "Reason"]
 
 
 class Action(IntEnum):
@@ -37,6 +37,16 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeReason:
+    """One principal reason of an adverse-action notice, in the applicant's words (engine.notice)."""
+
+    code: str
+    text: str  # the flow's notices: entry for the code
+    source: str  # "rule" or "model"
+    feature: str = ""  # the model feature behind it (source "model")
+
+
+@dataclass(frozen=True, slots=True)
 class FiredRule:
     """A rule whose condition held."""
 
@@ -57,6 +67,7 @@ class Outcome:
     fired: tuple[FiredRule, ...]
     scores: Mapping[str, float]
     features: Mapping[str, object] = field(default_factory=dict)
+    notice: tuple[NoticeReason, ...] = ()  # a DECLINE's principal reasons when the flow has notices: (engine.notice)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import yaml
 
 __all__ = ["PARTS", "copy_root"]
 
-PARTS = ("policies", "rules", "model_artifacts")
+PARTS = ("policies", "rules", "model_artifacts", "lists")
 
 
 def copy_root(source: Path, dest: Path) -> Path:

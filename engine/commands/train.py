@@ -58,6 +58,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--number-format", choices=("auto", "plain", "thousands_comma", "decimal_comma"), default="auto",
                    help="how numbers are written: detected per column (auto), plain 1234.5, thousands_comma "
                         "1,234.5 or decimal_comma 1.234,5")
+    p.add_argument("--protected", type=_csv_list, default=(), metavar="COL[,COL]",
+                   help="protected attributes (e.g. marital): kept out of the features; approval rate, adverse "
+                        "impact ratio, score distribution and AUC reported per group (docs/compliance.md)")
+    p.add_argument("--age", default=None, metavar="COL",
+                   help="the applicant's age column: a feature constrained so risk never rises with age, checked "
+                        "against Reg B's 62-and-over rule, and reported per age band (docs/compliance.md)")
+    p.add_argument("--cutoff", dest="cutoffs", action="append", type=float, default=[], metavar="SCORE",
+                   help="score cut-off below which an application counts as approved in the fairness report "
+                        "(repeatable; default 0.5)")
     p.add_argument("--monotone", default="", help="monotone constraints, e.g. income:-1,debt:+1 (lightgbm)")
     p.add_argument("--algorithm", choices=("lightgbm", "logistic"), default="lightgbm")
     p.add_argument("--seed", type=int, default=42)
@@ -90,6 +99,10 @@ def register(subparsers: Any) -> None:
     bl.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
     bl.set_defaults(run=run_baseline)
 
+    from engine.commands.models import register_list
+
+    register_list(sub)
+
 
 def _validate(args: argparse.Namespace) -> None:
     import re
@@ -102,6 +115,11 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--data {args.data}: no such file")
     if args.monotone and args.algorithm != "lightgbm":
         raise UsageError("--monotone applies to --algorithm lightgbm only")
+    if (args.protected or args.age or args.cutoffs) and args.algorithm != "lightgbm":
+        raise UsageError("--protected, --age and --cutoff apply to --algorithm lightgbm only")
+    bad = [c for c in args.cutoffs if not 0 < c <= 1]
+    if bad:
+        raise UsageError(f"--cutoff must be a score in (0, 1], got {', '.join(f'{c:g}' for c in bad)}")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -136,6 +154,9 @@ def run_train(args: argparse.Namespace) -> int:
     lines = [f"wrote {args.out}/model.onnx, card.json, report.md"]
     lines += [f"  note: {line}" for line in reading_messages(trained.prepared)]
     lines += [f"  WARNING: {w}" for w in m.get("warnings", [])]
+    if card.fairness is not None:
+        lines += [f"  FAIR LENDING: AIR {f['air']:.3f} < 0.8 for {f['attribute']} = {f['group']} at cut-off {f['cutoff']:g}"
+                  for f in card.fairness["flagged"]] or ["  fair lending: no group's adverse impact ratio is below 0.8"]
     lines += [
         f"  cv_auc {m['cv_auc']:.4f}  cv_ks {m['cv_ks']:.4f}  cv_gini {m['cv_gini']:.4f}  "
         f"cv_brier {m['cv_brier']:.4f}  cv_logloss {m['cv_logloss']:.4f}",
@@ -154,6 +175,7 @@ def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) ->
         args.data, target=args.target, positive=args.positive, features=args.features,
         drop=tuple(args.drop), categorical=tuple(args.categorical),
         keep=tuple(name for group in args.keep for name in group), number_format=args.number_format,
+        protected=tuple(args.protected), age=args.age,
     )
     if args.algorithm == "logistic":
         from engine.training.logistic import LogisticSpec, train_logistic
@@ -172,7 +194,8 @@ def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) ->
         iteration_selection=args.iteration_selection,
     )
     spec = ModelSpec(name=args.name, data=data, version=args.version, description=args.description,
-                     monotone=monotone, settings=settings, tuning_grid=TUNING_GRID if args.tune else ())
+                     monotone=monotone, settings=settings, tuning_grid=TUNING_GRID if args.tune else (),
+                     cutoffs=tuple(args.cutoffs))
     return train_lightgbm(spec, progress)
 
 

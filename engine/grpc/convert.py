@@ -88,6 +88,9 @@ def decision_to_response(decision: Decision) -> pb.DecideResponse:
         eval_us=decision.eval_us,
         route=decision.route,
         request_id=decision.request_id,
+        notice_reasons=[
+            pb.NoticeReason(code=n.code, text=n.text, source=n.source, feature=n.feature) for n in outcome.notice
+        ],
     )
 
 

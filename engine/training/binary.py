@@ -13,7 +13,8 @@ import numpy as np
 from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
 from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir, write_training_baseline
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
-from engine.training.errors import DataError
+from engine.training.errors import DataError, TrainingError
+from engine.training.fairness import age_check, fairness_report
 from engine.training.faithfulness import faithfulness
 from engine.training.learned import chance_warning, refuse_if_constant
 from engine.training.lightgbm_trainer import (
@@ -53,6 +54,7 @@ class ModelSpec:
     monotone: Mapping[str, int] = field(default_factory=dict)
     settings: LightGBMSettings = field(default_factory=LightGBMSettings)
     tuning_grid: tuple[Mapping[str, Any], ...] = ()  # settings overrides to choose from by CV AUC
+    cutoffs: tuple[float, ...] = ()  # score cut-offs for the fairness report (default 0.5 with --protected/--age)
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,11 @@ class TrainedModel:
             doc = card.model_dump(mode="json", by_alias=True, exclude_none=True)
             doc["metrics"]["faithfulness"] = faith
             card = write_model_dir(tmp, doc, self.files, previous=out)
+            sections = [faithfulness_section(faith)]
+            if card.fairness is not None:
+                sections.append(fairness_section(card.fairness))
             write_report(tmp, card.model_dump(mode="json", by_alias=True, exclude_none=True), p.y, self.cv.oof,
-                         self.cv.fold_of_row, extra_sections=[faithfulness_section(faith)])
+                         self.cv.fold_of_row, extra_sections=sections)
         return card
 
 
@@ -129,6 +134,12 @@ def _monotone_vector(spec: ModelSpec, prepared: Prepared) -> list[int]:
     names = prepared.names
     by_column = {col: feat for feat, col in prepared.columns.items()}
     monotone = {by_column.get(f, f): d for f, d in spec.monotone.items()}  # CSV column or feature name
+    age = by_column.get(spec.data.age) if spec.data.age else None
+    if age is not None:  # Reg B: risk may not rise with age (engine.training.fairness)
+        if monotone.get(age, -1) != -1:
+            raise DataError(f"--age {spec.data.age}: the model must be non-increasing in age, not --monotone +1",
+                            "bad_option")
+        monotone[age] = -1
     unknown = [f for f in monotone if f not in names]
     if unknown:
         raise DataError(f"--monotone names unknown features: {', '.join(unknown)}", "data_unknown_column")
@@ -246,7 +257,10 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     progress(ProgressEvent("parity", f"  ONNX vs LightGBM: max |diff| {diff:.2e} (with missing cells {diff_missing:.2e}, "
                                      f"at {len(probes)} threshold probes {diff_thresholds:.2e})"))
     card = _card(replace(spec, settings=s), prepared, params, cv, oof, booster, diff, diff_missing)
-    card["parity"]["threshold_probes"] = len(probes)
+    fairness = _fairness(spec, prepared, cv, predict, progress)
+    if fairness is not None:
+        card["fairness"] = fairness
+    card["parity"]["threshold_probes"] = int(len(probes))
     card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
     warning = chance_warning(oof["auc"], prepared.y)
     if warning:
@@ -264,6 +278,66 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
         }
     return TrainedModel(card=card, files={"model.onnx": onnx_bytes, "model.txt": native},
                         prepared=prepared, cv=cv, oof_metrics=oof)
+
+
+AGE_CHECK_ROWS = 2000  # rows of the training data the Reg B age check scores at every age
+DEFAULT_CUTOFF = 0.5
+
+
+def _fairness(spec: ModelSpec, p: Prepared, cv: CVResult, predict: Any, progress: Progress) -> dict[str, Any] | None:
+    """The card's fairness section (None without --protected/--age); raises TrainingError
+    ``age_rule_violated`` when the final model scores some applicant worse at 62+ than younger."""
+    d = spec.data
+    if not d.protected and not d.age:
+        return None
+    age_result = None
+    if d.age:
+        name = next(f for f, col in p.columns.items() if col == d.age)
+        j = p.names.index(name)
+        rows = p.x[np.random.default_rng(spec.settings.seed).permutation(len(p.x))[:AGE_CHECK_ROWS]]
+        observed = p.x[:, j][~np.isnan(p.x[:, j])]
+        ages = sorted({float(a) for a in np.unique(observed)} | {18.0, 61.0, 62.0, 99.0})
+        age_result = age_check(predict, rows, j, ages)
+        progress(ProgressEvent("fairness", f"  Reg B age check: {age_result['violations']} of {age_result['rows']} "
+                                           f"rows score worse at 62+ ({'passed' if age_result['passed'] else 'FAILED'})"))
+        if not age_result["passed"]:
+            raise TrainingError(
+                f"the model scores {age_result['violations']} applicants worse at age 62 or over than at a younger age "
+                f"(by up to {age_result['max_excess']:.4f}); Reg B 12 CFR 1002.6(b)(2)(ii) forbids it", "age_rule_violated",
+            )
+    report = fairness_report(p.attributes, p.y, cv.oof, spec.cutoffs or (DEFAULT_CUTOFF,), d.age, age_result)
+    report = {"protected": list(d.protected), "age_column": d.age, **report}
+    for f in report["flagged"]:
+        progress(ProgressEvent("fairness", f"  AIR {f['air']:.3f} < 0.8: {f['attribute']} = {f['group']} at cut-off "
+                                           f"{f['cutoff']:g} (reference {f['reference']})"))
+    return report
+
+
+def fairness_section(fairness: Mapping[str, Any]) -> str:
+    """The report's Markdown section on fair lending: per attribute, a row per group."""
+    cuts = [f"{c:g}" for c in fairness["cutoffs"]]
+    lines = ["## Fair lending", "", f"{fairness['definition']}.", ""]
+    for attr, table in fairness["attributes"].items():
+        lines += [f"### By `{attr}`", "",
+                  "| group | rows | bad rate | AUC | score p10 / p50 / p90 | "
+                  + " | ".join(f"approved < {c} | AIR at {c}" for c in cuts) + " |",
+                  "| --- " * (5 + 2 * len(cuts)) + "|"]
+        for g in table["groups"]:
+            q = g["score_quantiles"]
+            auc_text = "n/a" if g["auc"] is None else f"{g['auc']:.3f}"
+            cells = [f"{g['approval_rate'][c]:.1%} | " + ("n/a" if g["air"][c] is None else
+                     (f"**{g['air'][c]:.3f}**" if g["air"][c] < 0.8 else f"{g['air'][c]:.3f}")) for c in cuts]
+            lines.append(f"| {g['group']} | {g['rows']} | {g['bad_rate']:.1%} | {auc_text} | "
+                         f"{q['p10']:.3f} / {q['p50']:.3f} / {q['p90']:.3f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    flagged = fairness["flagged"]
+    lines.append("Flagged (AIR below 0.8): " + ("none." if not flagged else "; ".join(
+        f"{f['attribute']} = {f['group']} at {f['cutoff']:g}: {f['air']:.3f}" for f in flagged) + "."))
+    age = fairness.get("age")
+    if age:
+        lines += ["", f"Age check ({age['rule']}): {'passed' if age['passed'] else 'FAILED'} on {age['rows']} rows at "
+                      f"{len(age['ages'])} ages; violations {age['violations']}, max excess {age['max_excess']:.2e}."]
+    return "\n".join(lines)
 
 
 def flush_zero(x: np.ndarray) -> np.ndarray:

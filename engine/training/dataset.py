@@ -43,6 +43,8 @@ class DataOptions:
     derived: tuple[DerivedFeature, ...] = ()
     keep: tuple[str, ...] = ()  # CSV columns to train on even when they look like row identifiers
     number_format: str = "auto"  # auto, plain, thousands_comma or decimal_comma (engine.tabular.numbers)
+    protected: tuple[str, ...] = ()  # CSV columns kept out of the features, read only to report fairness per group
+    age: str | None = None  # CSV column of the applicant's age: a feature, also reported per age band (Reg B)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Prepared:
     dropped_missing_target: int
     labels: Mapping[str, int]
     left_out: Mapping[str, str] = field(default_factory=dict)  # CSV column -> why it looks like an identifier
+    attributes: Mapping[str, list[object]] = field(default_factory=dict)  # protected/age column -> value per row
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -171,14 +174,19 @@ def _left_out(table: Table, cols: Sequence[str], opts: DataOptions) -> dict[str,
 
 def _selected_columns(table: Table, opts: DataOptions) -> list[str]:
     known = set(table.names)
-    for flag, names in (("--features", opts.features or ()), ("--drop", opts.drop), ("--keep-column", opts.keep)):
+    for flag, names in (("--features", opts.features or ()), ("--drop", opts.drop), ("--keep-column", opts.keep),
+                        ("--protected", opts.protected), ("--age", (opts.age,) if opts.age else ())):
         unknown = [n for n in names if n not in known]
         if unknown:
             raise DataError(f"{flag} names unknown columns: {', '.join(unknown)}", "data_unknown_column")
     if opts.features is not None:
-        cols = [c for c in opts.features if c not in opts.drop]
+        cols = [c for c in opts.features if c not in opts.drop and c not in opts.protected]
     else:
-        cols = [c for c in table.names if c != opts.target and c not in opts.drop]
+        cols = [c for c in table.names if c != opts.target and c not in opts.drop and c not in opts.protected]
+    if opts.age and opts.age in opts.protected:
+        raise DataError(f"--age {opts.age} is also --protected: a protected column is never a feature", "bad_option")
+    if opts.age and opts.age not in cols:
+        raise DataError(f"--age {opts.age} is not among the feature columns", "data_unknown_column")
     if opts.target in cols:
         raise DataError(f"the target column {opts.target!r} cannot also be a feature", "target_is_feature")
     if not cols:
@@ -214,6 +222,9 @@ def prepare(opts: DataOptions) -> Prepared:
     missing_inputs = sorted(i for i in inputs if i not in by_snake)
     if missing_inputs:
         raise DataError(f"derived features need columns that are absent: {', '.join(missing_inputs)}", "data_unknown_column")
+    shielded = sorted(i for i in inputs if by_snake[i] in opts.protected)
+    if shielded:
+        raise DataError(f"derived features use protected columns: {', '.join(shielded)}", "protected_in_derived")
     source = dict(names) | {by_snake[i]: i for i in inputs}
     _refuse_problem_columns(table, [c for c in source if c not in cols])  # inputs of derived features
     col_values = {c: table.columns[c] for c in source}
@@ -232,6 +243,7 @@ def prepare(opts: DataOptions) -> Prepared:
     return Prepared(
         table=table, x=x, y=y_all[idx], specs=tuple(specs), columns=columns,
         dropped_missing_target=int((~keep).sum()), labels=labels, left_out=left_out,
+        attributes={c: [table.columns[c][i] for i in idx] for c in (*opts.protected, *((opts.age,) if opts.age else ()))},
     )
 
 

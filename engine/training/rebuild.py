@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from engine.models import ModelCard
@@ -21,8 +22,8 @@ from engine.training.lightgbm_trainer import LightGBMSettings
 from engine.training.progress import Progress, ProgressEvent, TextProgress, silent
 
 __all__ = [
-    "ANOMALY_MODELS", "BUNDLED", "LIGHTGBM_MODELS", "account_anomaly_spec", "card_fraud_spec",
-    "credit_default_spec", "main", "rebuild",
+    "ANOMALY_MODELS", "BUNDLED", "LATER_VERSIONS", "LIGHTGBM_MODELS", "account_anomaly_spec", "card_fraud_spec",
+    "credit_default_spec", "credit_default_v2_spec", "main", "rebuild",
 ]
 
 CREDIT_CSV = "data/credit_data.csv"
@@ -57,6 +58,27 @@ def credit_default_spec(root: Path) -> ModelSpec:
         output_meaning="probability that the application defaults",
         data_label=CREDIT_CSV,
         settings=CREDIT_SETTINGS,
+    )
+
+
+CREDIT_PROTECTED = ("Marital",)  # a prohibited basis under Reg B, 12 CFR 1002.6(b) (docs/compliance.md)
+CREDIT_AGE = "Age"  # kept, with risk non-increasing in age (Reg B 12 CFR 1002.6(b)(2)(ii))
+CREDIT_CUTOFFS = (0.3, 0.5)  # credit_application v3: REVIEW from pd 0.3, DECLINE from 0.5
+
+
+def credit_default_v2_spec(root: Path) -> ModelSpec:
+    """credit_default version 2: version 1's data and settings without marital status, age monotone."""
+    v1 = credit_default_spec(root)
+    return replace(
+        v1,
+        version="2",
+        data=replace(v1.data, protected=CREDIT_PROTECTED, age=CREDIT_AGE),
+        description=(
+            "Probability that a consumer-credit application defaults (Status = bad), LightGBM on the CreditScoring "
+            "data with three derived affordability ratios; without marital status (a prohibited basis under "
+            "Regulation B) and with risk non-increasing in age (no applicant aged 62+ scored worse for age)."
+        ),
+        cutoffs=CREDIT_CUTOFFS,
     )
 
 
@@ -104,8 +126,10 @@ LIGHTGBM_MODELS: dict[str, Callable[[Path], ModelSpec]] = {
     "credit_default": credit_default_spec,
     "card_fraud": card_fraud_spec,
 }
+# Versions after the first, named "<model>/<version>" (LIGHTGBM_MODELS are each model's version 1).
+LATER_VERSIONS: dict[str, Callable[[Path], ModelSpec]] = {"credit_default/2": credit_default_v2_spec}
 ANOMALY_MODELS: dict[str, Callable[[Path], AnomalySpec]] = {"account_anomaly": account_anomaly_spec}
-BUNDLED: tuple[str, ...] = (*LIGHTGBM_MODELS, *ANOMALY_MODELS)
+BUNDLED: tuple[str, ...] = (*LIGHTGBM_MODELS, *LATER_VERSIONS, *ANOMALY_MODELS)
 
 
 def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress = silent) -> dict[str, ModelCard]:
@@ -117,8 +141,8 @@ def rebuild(root: Path, names: Sequence[str] | None = None, progress: Progress =
         raise ValueError(f"unknown bundled model(s): {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
     cards: dict[str, ModelCard] = {}
     for name in wanted:
-        if name in LIGHTGBM_MODELS:
-            spec = LIGHTGBM_MODELS[name](root)
+        if name in LIGHTGBM_MODELS or name in LATER_VERSIONS:
+            spec = (LIGHTGBM_MODELS.get(name) or LATER_VERSIONS[name])(root)
             trained: TrainedModel | TrainedAnomaly = train_lightgbm(spec, progress)
             out = root / "model_artifacts" / spec.name / spec.version
         else:

@@ -52,9 +52,10 @@ def test_real_credit_applications_decide_as_in_process(stub, decider):
         response = stub.Decide(message, timeout=10)
         assert comparable(response) == comparable(_in_process(decider, message))
         assert response.request_id == f"r{i}" and response.decision_id and response.revision
-        assert "pd" in response.scores and response.models["credit_default"].startswith("1@")
+        assert "pd" in response.scores and response.models["credit_default"].startswith("2@")  # v3 is live
         if response.action == pb.DECLINE:
             assert 1 <= len(response.reasons) <= 4
+            assert 1 <= len(response.notice_reasons) <= 4 and all(n.text for n in response.notice_reasons)
         if response.action == pb.REVIEW:
             assert response.reasons
         actions[pb.Action.Name(response.action)] += 1

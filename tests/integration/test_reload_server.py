@@ -21,6 +21,7 @@ from engine.service import load_decider
 from engine.settings import Settings
 from tests.unit.policy_roots import project_copy
 
+from ..unit.policy_roots import project_copy, routed_copy
 from .helpers import ServeProcess, card_payments, credit_applications, request, wait_serving
 
 pytestmark = pytest.mark.integration
@@ -35,26 +36,35 @@ def _flip_byte(path: Path) -> None:
 
 
 def test_status_rpc_reports_flows_routing_and_revisions(stub, channel, decider):
-    """GetStatus lists each flow's versions, live, challenger, shadows and revisions."""
+    """GetStatus lists each flow's versions, live version, (absent) challenger and shadows, and revisions."""
     status = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=10)
     assert status.revision == decider.policies.revision
     credit = {f.name: f for f in status.flows}["credit_application"]
-    assert list(credit.versions) == ["1", "2"] and credit.live_version == "1"
-    assert (credit.challenger_version, credit.challenger_share, credit.challenger_key) == ("2", 0.1, "customer_id")
-    assert list(credit.shadow_versions) == ["2"]
-    assert credit.revisions["2"] == decider.policies.flows["credit_application"].versions["2"].revision
+    assert list(credit.versions) == ["1", "2", "3"] and credit.live_version == "3"
+    assert (credit.challenger_version, credit.challenger_share, credit.challenger_key) == ("", 0.0, "")
+    assert list(credit.shadow_versions) == []
+    assert credit.revisions["3"] == decider.policies.flows["credit_application"].versions["3"].revision
 
 
-def test_challenger_and_pinned_routes_over_grpc(stub):
+def test_challenger_and_pinned_routes_over_grpc(tmp_path):
     """The response says which version decided and how: live, challenger (by customer) or pinned."""
-    application = credit_applications(1)[0]
-    routes = set()
-    for i in range(60):
-        response = stub.Decide(request("credit_application", {**application, "customer_id": f"C{i:05d}"}), timeout=10)
-        routes.add((response.version, response.route))
-    assert routes == {("1", "live"), ("2", "challenger")}
-    pinned = stub.Decide(request("credit_application", application, version="2"), timeout=10)
-    assert (pinned.version, pinned.route) == ("2", "pinned")
+    root = routed_copy(tmp_path / "root")
+    decider = load_decider(root)
+    running = start_server(Settings.load(env={}, port=0, root=root, threads=4), decider)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.DecisionServiceStub(channel)
+            application = credit_applications(1)[0]
+            routes = set()
+            for i in range(60):
+                response = stub.Decide(request("credit_application", {**application, "customer_id": f"C{i:05d}"}), timeout=10)
+                routes.add((response.version, response.route))
+            assert routes == {("3", "live"), ("4", "challenger")}
+            pinned = stub.Decide(request("credit_application", application, version="2"), timeout=10)
+            assert (pinned.version, pinned.route) == ("2", "pinned")
+    finally:
+        running.stop(grace=1)
+        decider.close()
 
 
 def test_reload_storm_through_grpc_under_load(tmp_path):  # noqa: PLR0915 (one scenario read top to bottom)
@@ -190,14 +200,15 @@ def test_verdict_serve_picks_up_changes_by_itself_and_on_sighup(tmp_path):
 
 
 def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
-    """Concurrent clients call `verdict serve` (bundled routing: live 1, challenger 2 for 10% of
-    customers, shadow 2): every request version 1 decided (live, pinned, or without a customer id)
-    has exactly one shadow record of version 2 in the log, under its request id; the challenger's
-    have none; the counters agree."""
+    """Concurrent clients call `verdict serve` (routing: live 3, challenger 4 for 10% of customers,
+    shadow 4): every request version 3 decided (live, pinned, or without a customer id) has exactly
+    one shadow record of version 4 in the log, under its request id; the challenger's have none;
+    the counters agree."""
     from engine.audit.source import open_source
 
     log_dir = tmp_path / "audit"
-    server = ServeProcess(tmp_path, "--audit", str(log_dir), "--threads", "4", "--reload-interval", "0")
+    root = routed_copy(tmp_path / "root")
+    server = ServeProcess(tmp_path, "--root", str(root), "--audit", str(log_dir), "--threads", "4", "--reload-interval", "0")
     applications = credit_applications(50)
     answered: dict[str, tuple[str, str]] = {}
     errors: list[str] = []
@@ -212,7 +223,7 @@ def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
                     data = dict(applications[i])
                     if i % 10:  # one request in ten carries no customer id: the live version decides
                         data["customer_id"] = f"C{n}-{i}"
-                    pin = {"version": "1"} if i % 25 == 7 else {}
+                    pin = {"version": "3"} if i % 25 == 7 else {}
                     try:
                         response = stub.Decide(request("credit_application", data, request_id=f"r{n}-{i}", **pin), timeout=30)
                     except grpc.RpcError as exc:
@@ -229,7 +240,7 @@ def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
         assert errors == [] and len(answered) == 200
         routes = {route for _, route in answered.values()}
         assert routes == {"live", "challenger", "pinned"}
-        by_v1 = {rid for rid, (version, _) in answered.items() if version == "1"}
+        by_v1 = {rid for rid, (version, _) in answered.items() if version == "3"}
         with grpc.insecure_channel(server.target) as channel:
             status = pb_grpc.PolicyServiceStub(channel)
             deadline = time.monotonic() + 30
@@ -248,7 +259,7 @@ def test_shadow_outcomes_of_every_request_reach_the_decision_log(tmp_path):
     assert source.verify().ok
     records = list(source.decisions())
     shadows = sorted((r["request_id"], r["version"]) for r in records if r["route"] == "shadow")
-    assert shadows == sorted((rid, "2") for rid in by_v1)
+    assert shadows == sorted((rid, "4") for rid in by_v1)
     assert sorted(r["request_id"] for r in records if r["route"] != "shadow") == sorted(answered)
 
 
@@ -311,7 +322,7 @@ def test_a_server_started_with_one_broken_flow_serves_the_others_and_reports_it(
 
 def test_a_routing_only_change_is_visible_in_status(tmp_path):
     """Changing only routing.yaml changes the state revision and the flow's routing revision that GetStatus reports."""
-    root = project_copy(tmp_path / "root")
+    root = routed_copy(tmp_path / "root")
     decider = load_decider(root)
     reloader = Reloader(root, decider)
     running = start_server(Settings.load(env={}, port=0, root=root, threads=2), decider)

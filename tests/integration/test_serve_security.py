@@ -154,9 +154,9 @@ def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_pat
     """`verdict reload` with ops's token (admin reload) makes the server take a routing change now; lending-app's token is refused."""
     from engine.cli import main
     from engine.tokens import add_token
-    from tests.unit.policy_roots import project_copy
+    from tests.unit.policy_roots import project_copy, routed_copy
 
-    root = project_copy(tmp_path / "root")
+    root = routed_copy(tmp_path / "root")
     tokens = tmp_path / "tokens.yaml"
     ops, lending = add_token(tokens, "ops"), add_token(tokens, "lending-app")
     authz = tmp_path / "authz.yaml"
@@ -168,7 +168,7 @@ def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_pat
     try:
         server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "start")  # the reloader is attached
         routing = root / "policies" / "credit_application" / "routing.yaml"
-        routing.write_text('live: "1"\n')  # no challenger, no shadow
+        routing.write_text('live: "3"\n')  # no challenger, no shadow
         assert main(["reload", "--target", server.target, "--token", lending]) == 1
         assert "PERMISSION_DENIED" in capsys.readouterr().err
         assert main(["reload", "--target", server.target, "--token", ops]) == 0

@@ -190,7 +190,7 @@ def test_admin_methods_are_guarded(pki, mtls_server):
     with channel(pki, mtls_server.port, "bob") as ch:
         assert pb_grpc.PolicyServiceStub(ch).GetStatus(pb.StatusRequest(), timeout=10).revision
         names = {f.name for f in pb_grpc.DecisionServiceStub(ch).ListFlows(pb.ListFlowsRequest(), timeout=10).flows}
-        assert names == {"credit_application", "card_payment"}
+        assert names == {"credit_application", "card_payment", "customer_onboarding"}
         code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).Reload(pb.ReloadRequest(), timeout=10))
         assert code is grpc.StatusCode.PERMISSION_DENIED and "needs admin permission 'reload'" in details
 

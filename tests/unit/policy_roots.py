@@ -92,7 +92,28 @@ def demo_root(root: Path, *, versions: tuple[str, ...] = ("1",), limit: int = 10
 
 
 def project_copy(root: Path, *, models: bool = True) -> Path:
-    """A copy of the project's own policies/, rules/ (and model_artifacts/) under `root`."""
-    for name in ("policies", "rules") + (("model_artifacts",) if models else ()):
+    """A copy of the project's own policies/, rules/, lists/ (and model_artifacts/) under `root`."""
+    for name in ("policies", "rules", "lists") + (("model_artifacts",) if models else ()):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("*.png", "report.md"))
+    return root
+
+
+ROUTED = """\
+# A copy's routing with a challenger and a shadow (the bundled routing has only live 3).
+live: "3"
+challenger: {version: "4", share: 0.1, key: customer_id}
+shadow: ["4"]
+"""
+
+
+def routed_copy(root: Path, *, models: bool = True) -> Path:
+    """``project_copy`` plus credit_application version 4 (version 3's content, unreleased), routed as the
+    challenger of live version 3 for 10% of customers and evaluated as its shadow on every other request."""
+    project_copy(root, models=models)
+    flow = root / "policies" / "credit_application"
+    shutil.copytree(flow / "3", flow / "4")
+    (flow / "4" / "release.lock").unlink()
+    text = (flow / "4" / "flow.yaml").read_text()
+    (flow / "4" / "flow.yaml").write_text(text.replace('\nversion: "3"\n', '\nversion: "4"\n', 1))
+    (flow / "routing.yaml").write_text(ROUTED)
     return root

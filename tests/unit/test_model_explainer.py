@@ -33,6 +33,10 @@ def _with_anomaly_model(tmp_path: Path, reasons: str = "") -> Path:
     text = text.replace("reasons:\n  SANCTIONED_COUNTRY:", "reasons:\n  UNUSUAL_PAYMENT: Unusual payment for this account\n  SANCTIONED_COUNTRY:", 1)
     flow.write_text(text)
     write(root, "rules/fraud/anomaly.yaml", ANOMALY_RULES)
+    registry = root / "model_artifacts/registry.yaml"  # a routed version may only run approved models
+    registry.write_text(registry.read_text().replace(
+        "    state: validated\n    owner: Head of Operational Risk",
+        "    state: approved\n    approval: {by: Operational Risk Committee, at: 2026-11-25}\n    owner: Head of Operational Risk", 1))
     return root
 
 

@@ -208,7 +208,7 @@ def case_variants_root(tmp_path):
     version 2 is a copy of version 1, the challenger for 50% of customers by customer_id, and both
     versions declare customer_id {type: string, case: upper}."""
     root = tmp_path / "root"
-    for part in ("policies", "rules", "model_artifacts"):
+    for part in ("policies", "rules", "model_artifacts", "lists"):
         shutil.copytree(PROJECT / part, root / part)
     card = root / "policies" / "card_payment"
     shutil.copytree(card / "1", card / "2")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19verdict/v1/decision.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\"j\n\rDecideRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"o\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x06 \x01(\x01\"s\n\tFiredRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x12.verdict.v1.Action\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\"\xcd\x03\n\x0e\x44\x65\x63ideResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x12.verdict.v1.Action\x12#\n\x07reasons\x18\x03 \x03(\x0b\x32\x12.verdict.v1.Reason\x12\x36\n\x06scores\x18\x04 \x03(\x0b\x32&.verdict.v1.DecideResponse.ScoresEntry\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x36\n\x06models\x18\x08 \x03(\x0b\x32&.verdict.v1.DecideResponse.ModelsEntry\x12*\n\x0b\x66ired_rules\x18\t \x03(\x0b\x32\x15.verdict.v1.FiredRule\x12\x0f\n\x07\x65val_us\x18\n \x01(\x01\x12\r\n\x05route\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10ListFlowsRequest\"@\n\x08\x46lowInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\"8\n\x11ListFlowsResponse\x12#\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x14.verdict.v1.FlowInfo\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"\x0f\n\rReloadRequest\"\x86\x01\n\rPolicyProblem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12\x10\n\x08severity\x18\x07 \x01(\t\x12\x0c\n\x04\x66low\x18\x08 \x01(\t\"\x8b\x02\n\x0cReloadResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x12\n\nat_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12+\n\x08problems\x18\x06 \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12\x11\n\ttests_run\x18\x07 \x01(\x05\x12\x14\n\x0ctests_failed\x18\x08 \x01(\x05\x12\x14\n\x0c\x66\x61iled_tests\x18\t \x03(\t\x12\x0e\n\x06result\x18\n \x01(\t\x12+\n\x08warnings\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\"\x98\x03\n\nFlowStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x14\n\x0clive_version\x18\x03 \x01(\t\x12\x1a\n\x12\x63hallenger_version\x18\x04 \x01(\t\x12\x18\n\x10\x63hallenger_share\x18\x05 \x01(\x01\x12\x16\n\x0e\x63hallenger_key\x18\x06 \x01(\t\x12\x17\n\x0fshadow_versions\x18\x07 \x03(\t\x12\x38\n\trevisions\x18\x08 \x03(\x0b\x32%.verdict.v1.FlowStatus.RevisionsEntry\x12\x18\n\x10routing_revision\x18\t \x01(\t\x12\r\n\x05state\x18\n \x01(\t\x12+\n\x08problems\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12+\n\x08warnings\x18\x0c \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x1a\x30\n\x0eRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0eStatusResponse\x12\x10\n\x08revision\x18\x01 \x01(\t\x12%\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x16.verdict.v1.FlowStatus\x12-\n\x0blast_reload\x18\x03 \x01(\x0b\x32\x18.verdict.v1.ReloadResult\x12\x1d\n\x15serving_since_unix_ms\x18\x04 \x01(\x03\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.verdict.v1.StatusResponse.MetricsEntry\x12\x0c\n\x04root\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REVIEW\x10\x02\x12\x0b\n\x07\x44\x45\x43LINE\x10\x03\x32\xd7\x01\n\x0f\x44\x65\x63isionService\x12?\n\x06\x44\x65\x63ide\x12\x19.verdict.v1.DecideRequest\x1a\x1a.verdict.v1.DecideResponse\x12H\n\tListFlows\x12\x1c.verdict.v1.ListFlowsRequest\x1a\x1d.verdict.v1.ListFlowsResponse\x12\x39\n\x04Ping\x12\x17.verdict.v1.PingRequest\x1a\x18.verdict.v1.PingResponse2\x92\x01\n\rPolicyService\x12\x42\n\tGetStatus\x12\x19.verdict.v1.StatusRequest\x1a\x1a.verdict.v1.StatusResponse\x12=\n\x06Reload\x12\x19.verdict.v1.ReloadRequest\x1a\x18.verdict.v1.ReloadResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19verdict/v1/decision.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\"j\n\rDecideRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"o\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x06 \x01(\x01\"s\n\tFiredRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x12.verdict.v1.Action\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\"\xff\x03\n\x0e\x44\x65\x63ideResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x12.verdict.v1.Action\x12#\n\x07reasons\x18\x03 \x03(\x0b\x32\x12.verdict.v1.Reason\x12\x36\n\x06scores\x18\x04 \x03(\x0b\x32&.verdict.v1.DecideResponse.ScoresEntry\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x36\n\x06models\x18\x08 \x03(\x0b\x32&.verdict.v1.DecideResponse.ModelsEntry\x12*\n\x0b\x66ired_rules\x18\t \x03(\x0b\x32\x15.verdict.v1.FiredRule\x12\x0f\n\x07\x65val_us\x18\n \x01(\x01\x12\r\n\x05route\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x30\n\x0enotice_reasons\x18\x14 \x03(\x0b\x32\x18.verdict.v1.NoticeReason\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x0cNoticeReason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x04 \x01(\t\"\x12\n\x10ListFlowsRequest\"@\n\x08\x46lowInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\"8\n\x11ListFlowsResponse\x12#\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x14.verdict.v1.FlowInfo\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"\x0f\n\rReloadRequest\"\x86\x01\n\rPolicyProblem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12\x10\n\x08severity\x18\x07 \x01(\t\x12\x0c\n\x04\x66low\x18\x08 \x01(\t\"\x8b\x02\n\x0cReloadResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x12\n\nat_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12+\n\x08problems\x18\x06 \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12\x11\n\ttests_run\x18\x07 \x01(\x05\x12\x14\n\x0ctests_failed\x18\x08 \x01(\x05\x12\x14\n\x0c\x66\x61iled_tests\x18\t \x03(\t\x12\x0e\n\x06result\x18\n \x01(\t\x12+\n\x08warnings\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\"\x98\x03\n\nFlowStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x14\n\x0clive_version\x18\x03 \x01(\t\x12\x1a\n\x12\x63hallenger_version\x18\x04 \x01(\t\x12\x18\n\x10\x63hallenger_share\x18\x05 \x01(\x01\x12\x16\n\x0e\x63hallenger_key\x18\x06 \x01(\t\x12\x17\n\x0fshadow_versions\x18\x07 \x03(\t\x12\x38\n\trevisions\x18\x08 \x03(\x0b\x32%.verdict.v1.FlowStatus.RevisionsEntry\x12\x18\n\x10routing_revision\x18\t \x01(\t\x12\r\n\x05state\x18\n \x01(\t\x12+\n\x08problems\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12+\n\x08warnings\x18\x0c \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x1a\x30\n\x0eRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0eStatusResponse\x12\x10\n\x08revision\x18\x01 \x01(\t\x12%\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x16.verdict.v1.FlowStatus\x12-\n\x0blast_reload\x18\x03 \x01(\x0b\x32\x18.verdict.v1.ReloadResult\x12\x1d\n\x15serving_since_unix_ms\x18\x04 \x01(\x03\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.verdict.v1.StatusResponse.MetricsEntry\x12\x0c\n\x04root\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REVIEW\x10\x02\x12\x0b\n\x07\x44\x45\x43LINE\x10\x03\x32\xd7\x01\n\x0f\x44\x65\x63isionService\x12?\n\x06\x44\x65\x63ide\x12\x19.verdict.v1.DecideRequest\x1a\x1a.verdict.v1.DecideResponse\x12H\n\tListFlows\x12\x1c.verdict.v1.ListFlowsRequest\x1a\x1d.verdict.v1.ListFlowsResponse\x12\x39\n\x04Ping\x12\x17.verdict.v1.PingRequest\x1a\x18.verdict.v1.PingResponse2\x92\x01\n\rPolicyService\x12\x42\n\tGetStatus\x12\x19.verdict.v1.StatusRequest\x1a\x1a.verdict.v1.StatusResponse\x12=\n\x06Reload\x12\x19.verdict.v1.ReloadRequest\x1a\x18.verdict.v1.ReloadResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,8 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSRESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_ACTION']._serialized_start=2208
-  _globals['_ACTION']._serialized_end=2278
+  _globals['_ACTION']._serialized_start=2335
+  _globals['_ACTION']._serialized_end=2405
   _globals['_DECIDEREQUEST']._serialized_start=71
   _globals['_DECIDEREQUEST']._serialized_end=177
   _globals['_REASON']._serialized_start=179
@@ -49,39 +49,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIREDRULE']._serialized_start=292
   _globals['_FIREDRULE']._serialized_end=407
   _globals['_DECIDERESPONSE']._serialized_start=410
-  _globals['_DECIDERESPONSE']._serialized_end=871
-  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_start=779
-  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_end=824
-  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_start=826
-  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_end=871
-  _globals['_LISTFLOWSREQUEST']._serialized_start=873
-  _globals['_LISTFLOWSREQUEST']._serialized_end=891
-  _globals['_FLOWINFO']._serialized_start=893
-  _globals['_FLOWINFO']._serialized_end=957
-  _globals['_LISTFLOWSRESPONSE']._serialized_start=959
-  _globals['_LISTFLOWSRESPONSE']._serialized_end=1015
-  _globals['_PINGREQUEST']._serialized_start=1017
-  _globals['_PINGREQUEST']._serialized_end=1047
-  _globals['_PINGRESPONSE']._serialized_start=1049
-  _globals['_PINGRESPONSE']._serialized_end=1080
-  _globals['_STATUSREQUEST']._serialized_start=1082
-  _globals['_STATUSREQUEST']._serialized_end=1097
-  _globals['_RELOADREQUEST']._serialized_start=1099
-  _globals['_RELOADREQUEST']._serialized_end=1114
-  _globals['_POLICYPROBLEM']._serialized_start=1117
-  _globals['_POLICYPROBLEM']._serialized_end=1251
-  _globals['_RELOADRESULT']._serialized_start=1254
-  _globals['_RELOADRESULT']._serialized_end=1521
-  _globals['_FLOWSTATUS']._serialized_start=1524
-  _globals['_FLOWSTATUS']._serialized_end=1932
-  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_start=1884
-  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_end=1932
-  _globals['_STATUSRESPONSE']._serialized_start=1935
-  _globals['_STATUSRESPONSE']._serialized_end=2206
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=2160
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=2206
-  _globals['_DECISIONSERVICE']._serialized_start=2281
-  _globals['_DECISIONSERVICE']._serialized_end=2496
-  _globals['_POLICYSERVICE']._serialized_start=2499
-  _globals['_POLICYSERVICE']._serialized_end=2645
+  _globals['_DECIDERESPONSE']._serialized_end=921
+  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_start=829
+  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_end=874
+  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_start=876
+  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_end=921
+  _globals['_NOTICEREASON']._serialized_start=923
+  _globals['_NOTICEREASON']._serialized_end=998
+  _globals['_LISTFLOWSREQUEST']._serialized_start=1000
+  _globals['_LISTFLOWSREQUEST']._serialized_end=1018
+  _globals['_FLOWINFO']._serialized_start=1020
+  _globals['_FLOWINFO']._serialized_end=1084
+  _globals['_LISTFLOWSRESPONSE']._serialized_start=1086
+  _globals['_LISTFLOWSRESPONSE']._serialized_end=1142
+  _globals['_PINGREQUEST']._serialized_start=1144
+  _globals['_PINGREQUEST']._serialized_end=1174
+  _globals['_PINGRESPONSE']._serialized_start=1176
+  _globals['_PINGRESPONSE']._serialized_end=1207
+  _globals['_STATUSREQUEST']._serialized_start=1209
+  _globals['_STATUSREQUEST']._serialized_end=1224
+  _globals['_RELOADREQUEST']._serialized_start=1226
+  _globals['_RELOADREQUEST']._serialized_end=1241
+  _globals['_POLICYPROBLEM']._serialized_start=1244
+  _globals['_POLICYPROBLEM']._serialized_end=1378
+  _globals['_RELOADRESULT']._serialized_start=1381
+  _globals['_RELOADRESULT']._serialized_end=1648
+  _globals['_FLOWSTATUS']._serialized_start=1651
+  _globals['_FLOWSTATUS']._serialized_end=2059
+  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_start=2011
+  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_end=2059
+  _globals['_STATUSRESPONSE']._serialized_start=2062
+  _globals['_STATUSRESPONSE']._serialized_end=2333
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=2287
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=2333
+  _globals['_DECISIONSERVICE']._serialized_start=2408
+  _globals['_DECISIONSERVICE']._serialized_end=2623
+  _globals['_POLICYSERVICE']._serialized_start=2626
+  _globals['_POLICYSERVICE']._serialized_end=2772
 # @@protoc_insertion_point(module_scope)

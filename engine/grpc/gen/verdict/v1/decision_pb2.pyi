@@ -62,7 +62,7 @@ class FiredRule(_message.Message):
     def __init__(self, id: _Optional[str] = ..., ruleset: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reason_code: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us", "route", "request_id")
+    __slots__ = ("decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us", "route", "request_id", "notice_reasons")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class DecideResponse(_message.Message):
     EVAL_US_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_REASONS_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     action: Action
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
@@ -101,7 +102,20 @@ class DecideResponse(_message.Message):
     eval_us: float
     route: str
     request_id: str
-    def __init__(self, decision_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[str] = ..., models: _Optional[_Mapping[str, str]] = ..., fired_rules: _Optional[_Iterable[_Union[FiredRule, _Mapping]]] = ..., eval_us: _Optional[float] = ..., route: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    notice_reasons: _containers.RepeatedCompositeFieldContainer[NoticeReason]
+    def __init__(self, decision_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[str] = ..., models: _Optional[_Mapping[str, str]] = ..., fired_rules: _Optional[_Iterable[_Union[FiredRule, _Mapping]]] = ..., eval_us: _Optional[float] = ..., route: _Optional[str] = ..., request_id: _Optional[str] = ..., notice_reasons: _Optional[_Iterable[_Union[NoticeReason, _Mapping]]] = ...) -> None: ...
+
+class NoticeReason(_message.Message):
+    __slots__ = ("code", "text", "source", "feature")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    text: str
+    source: str
+    feature: str
+    def __init__(self, code: _Optional[str] = ..., text: _Optional[str] = ..., source: _Optional[str] = ..., feature: _Optional[str] = ...) -> None: ...
 
 class ListFlowsRequest(_message.Message):
     __slots__ = ()
