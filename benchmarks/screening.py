@@ -25,10 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.screening import ListFile, build_list, screen  # noqa: E402
-from engine.screening.match import _candidates  # noqa: E402
-from engine.screening.normalise import blocking_keys, normalise_name  # noqa: E402
-from engine.screening.synthetic import generate_entities, labelled_queries  # noqa: E402
+from engine.screening import ListFile, build_list, screen
+from engine.screening.match import _candidates
+from engine.screening.normalise import blocking_keys, normalise_name
+from engine.screening.synthetic import generate_entities, labelled_queries
 
 SPEC = ListFile(list="bench", version="1", kind="sanctions", format="ftm_jsonl", file="-", threshold=0.88)
 

@@ -12,7 +12,21 @@ import sys
 from collections.abc import Sequence
 
 from engine.commands import (
-    audit, auth, bench, client, decide, lint, monitor, notice, release, reload, replay, serve, status, testing, train,
+    audit,
+    auth,
+    bench,
+    client,
+    decide,
+    lint,
+    monitor,
+    notice,
+    release,
+    reload,
+    replay,
+    serve,
+    status,
+    testing,
+    train,
 )
 from engine.extras import MissingExtra
 

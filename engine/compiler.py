@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
@@ -445,13 +445,13 @@ def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[t
                 continue
             sym = env.get(field_name)
             if sym is None or sym.kind != "input":
-                ctx.add(f"screening {key} field {field_name!r} is not an input field", "unknown_field", loc=loc + (key,), field=field_name)
+                ctx.add(f"screening {key} field {field_name!r} is not an input field", "unknown_field", loc=(*loc, key), field=field_name)
             elif sym.type not in ("string", "category"):
-                ctx.add(f"screening {key} field {field_name!r} is a {sym.type}, not text", "type_error", loc=loc + (key,), field=field_name)
+                ctx.add(f"screening {key} field {field_name!r} is a {sym.type}, not text", "type_error", loc=(*loc, key), field=field_name)
         score, list_name, entity = feature_names(spec.output)
         for n in (score, list_name, entity):
             if n in env:
-                ctx.add(f"screening feature {n!r} clashes with another name", "duplicate_name", loc=loc + ("output",))
+                ctx.add(f"screening feature {n!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
         env[score] = Symbol("number", False, "screening", None, (0.0, 1.0))
         env[list_name] = Symbol("string", False, "screening")
         env[entity] = Symbol("string", False, "screening")
@@ -466,7 +466,7 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     Two versions with the same key validate, derive and score any input alike, so a shadow
     version can reuse the values of the version that decided (engine.shadow).
     """
-    doc = {
+    doc: dict[str, Any] = {
         "input": flow.input.model_dump(mode="json"),
         "derived": list(flow.derived.items()),
         "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],

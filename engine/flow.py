@@ -211,8 +211,8 @@ class CompiledFlow:
         self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None
     ) -> Outcome:
         if not hits:
-            notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
-            return Outcome(self.default_action, self._default_reasons, (), scores, values, notice)
+            default_notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
+            return Outcome(self.default_action, self._default_reasons, (), scores, values, default_notice)
         rules = self.rules
         fired = sorted((rules[i] for i in hits), key=lambda r: (-r.action, -r.priority, r.id))
         action = fired[0].action

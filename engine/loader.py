@@ -26,8 +26,8 @@ from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
-from engine.screening.lists import ScreeningList
 from engine.schema_messages import explain_errors
+from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
@@ -412,8 +412,8 @@ def _load_lists(
                 try:
                     lists[key] = load_list(directory, f"lists/{spec.list}/{spec.version}")
                 except ListLoadError as exc:
-                    for p in exc.problems:
-                        problems.append(dataclasses.replace(p, hint=f"referenced by {src.path}:{src.doc.line_of(('screening', i))}"))
+                    where = f"referenced by {src.path}:{src.doc.line_of(('screening', i))}"
+                    problems.extend(dataclasses.replace(p, hint=where) for p in exc.problems)
                     lists[key] = None
     return {k: v for k, v in lists.items() if v is not None}
 

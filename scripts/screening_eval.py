@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.screening.lists import load_list  # noqa: E402
-from engine.screening.match import screen  # noqa: E402
-from engine.screening.synthetic import labelled_queries  # noqa: E402
+from engine.screening.lists import load_list
+from engine.screening.match import screen
+from engine.screening.synthetic import labelled_queries
 
 
 def evaluate(root: Path, queries: int, seed: int) -> dict[str, object]:

@@ -10,6 +10,7 @@ credit flow. Memory is what the compiled policy set keeps (tracemalloc), per 1,0
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import random
@@ -195,7 +196,7 @@ def scale_models(
         # The decisions that carry model reasons (a rule reading the score fired): the cost "reasons included".
         driven = [raw for raw in bench.inputs.decoded if any(f.uses_model for f in compiled.evaluate(raw).fired)]
         if driven:
-            stats = time_rounds(lambda raw: bench.decider.decide("credit_trees", raw), driven, warmup=min(warmup, len(driven)),
+            stats = time_rounds(functools.partial(bench.decider.decide, "credit_trees"), driven, warmup=min(warmup, len(driven)),
                                 iterations=max(1, iterations // 4), rounds=rounds)
             point["decide_with_reasons"] = {k: stats[k] for k in ("p50_us", "p99_us", "p999_us", "mean_us")}
         points.append(point)

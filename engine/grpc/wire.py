@@ -320,9 +320,11 @@ class ResponseEncoder:
         parts.append(_double(_T_EVAL_US, d.eval_us))
         parts.append(_text(_T_ROUTE, d.route))
         parts.append(_text(_T_REQUEST_ID, scrub_text(d.request_id)))  # a card number is echoed masked
-        for n in outcome.notice:  # only a DECLINE of a flow with a notices: catalogue has any
-            parts.append(_delimited(_T_NOTICE, b"".join(
-                _text(t, v) for t, v in zip((b"\x0a", b"\x12", b"\x1a", b"\x22"), (n.code, n.text, n.source, n.feature)))))
+        parts.extend(  # only a DECLINE of a flow with a notices: catalogue has any
+            _delimited(_T_NOTICE, b"".join(
+                _text(t, v) for t, v in zip((b"\x0a", b"\x12", b"\x1a", b"\x22"), (n.code, n.text, n.source, n.feature), strict=True)))
+            for n in outcome.notice
+        )
         return b"".join(parts)
 
     def _header(self, d: Decision) -> bytes:

@@ -79,8 +79,7 @@ def normalise_name(text: str) -> str:
     t = text.translate(_TABLE)
     t = unicodedata.normalize("NFKD", t)
     t = "".join(c for c in t if not unicodedata.combining(c)).translate(_TABLE)
-    t = _NON_ALNUM.sub(" ", t.casefold()).split()
-    words = [ARABIC_VARIANTS.get(w, w) for w in t]
+    words = [ARABIC_VARIANTS.get(w, w) for w in _NON_ALNUM.sub(" ", t.casefold()).split()]
     out: list[str] = []
     i = 0
     while i < len(words):

@@ -260,7 +260,7 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     fairness = _fairness(spec, prepared, cv, predict, progress)
     if fairness is not None:
         card["fairness"] = fairness
-    card["parity"]["threshold_probes"] = int(len(probes))
+    card["parity"]["threshold_probes"] = len(probes)
     card["parity"]["max_abs_diff_at_thresholds"] = diff_thresholds
     warning = chance_warning(oof["auc"], prepared.y)
     if warning:

@@ -169,7 +169,7 @@ def age_check(
     violations = int((excess > tolerance).sum())
     return {
         "rule": f"Reg B 12 CFR 1002.6(b)(2)(ii): no applicant aged {REG_B_ELDERLY_AGE}+ scores worse than at a younger age",
-        "rows": int(len(x)),
+        "rows": len(x),
         "ages": [*young, *old],
         "passed": violations == 0,
         "violations": violations,

@@ -19,9 +19,8 @@ from engine.loader import load
 from engine.reload import Reloader
 from engine.service import load_decider
 from engine.settings import Settings
-from tests.unit.policy_roots import project_copy
+from tests.unit.policy_roots import project_copy, routed_copy
 
-from ..unit.policy_roots import project_copy, routed_copy
 from .helpers import ServeProcess, card_payments, credit_applications, request, wait_serving
 
 pytestmark = pytest.mark.integration

@@ -154,7 +154,7 @@ def test_verdict_reload_needs_the_reload_permission_and_applies_a_change(tmp_pat
     """`verdict reload` with ops's token (admin reload) makes the server take a routing change now; lending-app's token is refused."""
     from engine.cli import main
     from engine.tokens import add_token
-    from tests.unit.policy_roots import project_copy, routed_copy
+    from tests.unit.policy_roots import routed_copy
 
     root = routed_copy(tmp_path / "root")
     tokens = tmp_path / "tokens.yaml"
