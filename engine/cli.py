@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return exc.code if isinstance(exc.code, int) else 2
+    # Log lines of one-shot commands go to stderr, warnings and worse only: stdout carries their
+    # answer (often JSON). `verdict serve` configures its own structured logging from its settings.
+    from engine.logging import configure
+
+    configure("warning", "console")
     try:
         return int(args.run(args))
     except MissingExtra as exc:  # an optional part of the installation (engine/extras.py): one line, exit 2

@@ -168,8 +168,8 @@ def write_baselines(root: Path, names: Sequence[str] | None = None) -> dict[str,
         raise ValueError(f"unknown bundled model(s): {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
     written: dict[str, Path] = {}
     for name in wanted:
-        if name in LIGHTGBM_MODELS:
-            spec = LIGHTGBM_MODELS[name](root)
+        if name in LIGHTGBM_MODELS or name in LATER_VERSIONS:
+            spec = (LIGHTGBM_MODELS.get(name) or LATER_VERSIONS[name])(root)
             opts, out = spec.data, root / "model_artifacts" / spec.name / spec.version
         else:
             a = ANOMALY_MODELS[name](root)
