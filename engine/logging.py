@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import cast, Literal, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -35,7 +35,7 @@ def configure(
     stream: TextIO | None = None,
 ) -> None:
     """Route structlog, stdlib logging and warnings to ``stream`` (stderr) at ``level``, as JSON lines or for a console."""
-    out = stream or sys.stderr
+    out = stream or cast(TextIO, _Stderr())  # duck-typed: write, flush, isatty
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -60,6 +60,20 @@ def configure(
         cache_logger_on_first_use=False,
     )
     _route_stdlib(level, out, shared, tail, renderer)
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at each write (a test's capture, a redirected stream), never the
+    stream that was current at ``configure``: a thread logging later must not write to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def _route_stdlib(

@@ -12,6 +12,7 @@ written can be trusted to be on disk, so the log refuses to acknowledge anything
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -162,36 +163,46 @@ class GroupCommitWriter:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Persist ``batch`` and release its callers: always, whatever fails here (a caller is never
+        left waiting), each with the error of its batch or None once its record is durable."""
         error: BaseException | None = self._failed
-        if error is None:
-            try:
-                if self._reopen:
-                    self._chain = self._store.reopen()
-                    self._reopen = False
-                chain = self._chain.copy()
-                lines = [chain.seal(item.payload) for item in batch]
-                started = time.perf_counter()
-                self._store.append(lines, [item.meta for item in batch])
-                spent = time.perf_counter() - started
-            except Exception as exc:  # noqa: BLE001 - any failure to persist fails the batch
-                error = exc
+        try:
+            if error is None:
+                error = self._persist(batch)
+        finally:
+            for item in batch:
+                item.error = error
+                item.lock.release()
+
+    def _persist(self, batch: list[_Pending]) -> BaseException | None:
+        """Seal, write and fsync ``batch``; the failure that keeps it from being durable, or None."""
+        try:
+            if self._reopen:
+                self._chain = self._store.reopen()
+                self._reopen = False
+            chain = self._chain.copy()
+            lines = [chain.seal(item.payload) for item in batch]
+            started = time.perf_counter()
+            self._store.append(lines, [item.meta for item in batch])
+            spent = time.perf_counter() - started
+        except Exception as exc:  # noqa: BLE001 - any failure to persist fails the batch
+            if self._store.retryable:  # nothing half-written can stay: a new chain follows
+                self._reopen = True
+            else:  # a failed fsync leaves the file's state unknown: acknowledge nothing more
+                self._failed = AuditUnavailable(f"the decision log at {self._store.describe()} failed: {exc}")
+            with contextlib.suppress(Exception):  # a broken log stream must not hide the failure itself
                 _log.error("audit_write_failed", store=self._store.describe(), error=str(exc), records=len(batch))
-                if self._store.retryable:  # nothing half-written can stay: a new chain follows
-                    self._reopen = True
-                else:  # a failed fsync leaves the file's state unknown: acknowledge nothing more
-                    self._failed = AuditUnavailable(f"the decision log at {self._store.describe()} failed: {exc}")
-            else:
-                self._chain = chain
-                if self.on_commit is not None:
-                    self.on_commit(len(batch), spent)
-                stats = self.stats
-                stats.records += len(batch)
-                stats.batches += 1
-                stats.max_batch = max(stats.max_batch, len(batch))
-                self._maybe_rotate()
-        for item in batch:
-            item.error = error
-            item.lock.release()
+            return exc
+        self._chain = chain
+        stats = self.stats
+        stats.records += len(batch)
+        stats.batches += 1
+        stats.max_batch = max(stats.max_batch, len(batch))
+        with contextlib.suppress(Exception):  # metrics and rotation are after durability: they never fail the batch
+            if self.on_commit is not None:
+                self.on_commit(len(batch), spent)
+            self._maybe_rotate()
+        return None
 
     def _maybe_rotate(self) -> None:
         if not self._store.should_rotate():
