@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import cast, Literal, TextIO
+from typing import Literal, TextIO, cast
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
