@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.commands import audit, auth, batch, bench, client, decide, lint, release, reload, replay, serve, status, testing, train
+from engine.commands import audit, auth, backtest, batch, bench, client, decide, lint, release, reload, replay, serve, status, testing, train
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, batch)
+COMMANDS = (serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, batch, backtest)
 
 
 def build_parser() -> argparse.ArgumentParser:

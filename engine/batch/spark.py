@@ -134,16 +134,18 @@ def decide(
     root: str | Path,
     id_column: str | None = None,
     csv_plans: Sequence[ColumnPlan] | None = None,
+    carry: Sequence[str] = (),
 ) -> DataFrame:
     """The decisions of every row of ``df``, as a DataFrame (lazy, like any Spark transformation).
 
     Columns are those of ``engine.batch.records`` but ``row``: ``id`` (when ``id_column`` names a
     column of ``df``), action, reason_codes, reasons, fired_rules, one ``score_<output>`` double
-    per model output, flow, version, revision, route, error_code, error. ``df``'s columns feed the
-    flow's fields by name (exactly, else ignoring case); the others are not sent. Typed columns
-    (numbers, booleans, strings) are sent as they are; ``csv_plans`` types text columns as
-    ``verdict batch`` types a CSV's cells. Without ``version`` rows are routed as online.
-    Raises FlowNotFound / VersionNotFound / FlowUnavailable, PolicyError for a broken root, at once.
+    per model output, flow, version, revision, route, error_code, error; then each column of
+    ``carry`` as text (e.g. a backtest's outcome column). ``df``'s columns feed the flow's fields by
+    name (exactly, else ignoring case); the others are not sent. Typed columns (numbers, booleans,
+    strings) are sent as they are; ``csv_plans`` types text columns as ``verdict batch`` types a
+    CSV's cells. Without ``version`` rows are routed as online. Raises FlowNotFound /
+    VersionNotFound / FlowUnavailable, or PolicyError for a broken root, at once (in the driver).
     """
     from engine.service import load_decider
 
@@ -153,19 +155,10 @@ def decide(
     columns = OutputColumns.of(versions, id_column)
     used, _ = match_columns(df.columns, fields, id_column)
     names = tuple(n for n in columns.names if n != "row")
-    schema = _spark_schema(names, columns.float_columns)
-    data, digest = pack_root(root)
-    session = df.sparkSession
-    tar_path = Path(tempfile.gettempdir()) / f"verdict-root-{digest[:16]}.tar.gz"
-    if not tar_path.exists():
-        tar_path.write_bytes(data)
-    name = tar_path.name
-    shipped = session.conf.get(f"verdict.shipped.{digest[:16]}", "")
-    if not shipped:
-        session.sparkContext.addFile(str(tar_path))
-        session.conf.set(f"verdict.shipped.{digest[:16]}", "1")
+    schema = ", ".join([_spark_schema(names, columns.float_columns), *(f"`{c}` string" for c in carry)])
+    name, digest = _ship(df.sparkSession, root)
     plans = {p.column: p for p in csv_plans} if csv_plans is not None else None
-    selected = [*used, *([id_column] if id_column else [])]
+    selected = list(dict.fromkeys([*used, *([id_column] if id_column else []), *carry]))
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
@@ -176,9 +169,50 @@ def decide(
             ids = pdf[id_column].tolist() if id_column else [None] * len(results)
             records = [to_record(columns, 0, r, ids[k]) for k, r in enumerate(results)]
             out = pd.DataFrame.from_records(records, columns=list(columns.names)).drop(columns=["row"])
+            for c in carry:
+                out[c] = [None if _absent(v) else str(v) for v in pdf[c].tolist()]
             yield out
 
     return df.select(*[f"`{c}`" for c in selected]).mapInPandas(run, schema)
+
+
+def _absent(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _ship(session: SparkSession, root: Path) -> tuple[str, str]:
+    """Ship the packed root to the executors once per session and hash; its file name and hash."""
+    data, digest = pack_root(root)
+    tar_path = Path(tempfile.gettempdir()) / f"verdict-root-{digest[:16]}.tar.gz"
+    if not tar_path.exists():
+        tar_path.write_bytes(data)
+    key = f"verdict.shipped.{digest[:16]}"
+    if not session.conf.get(key, ""):
+        session.sparkContext.addFile(str(tar_path))
+        session.conf.set(key, "1")
+    return tar_path.name, digest
+
+
+def csv_plans(source: Path, fields: Mapping[str, Any], id_column: str | None) -> list[ColumnPlan] | None:
+    """How ``verdict batch`` types each column of a CSV (found on its first chunk); None for Parquet."""
+    if table_format(Path(source)) != "csv":
+        return None
+    probe = InputTable(Path(source), fields, id_column, 10_000)
+    next(probe.chunks(), None)
+    return probe.plans
+
+
+def read_table(spark: SparkSession, source: Path, fields: Mapping[str, Any], id_column: str | None) -> DataFrame:
+    """``source`` as a DataFrame: Parquet as it is; CSV as text with the delimiter our reader finds
+    (cells trimmed, empty as null; typed later by ``csv_plans``). The CSV must be UTF-8."""
+    source = Path(source)
+    if table_format(source) == "parquet":
+        return spark.read.parquet(str(source))
+    from engine.tabular import read_chunks
+
+    sep = next(read_chunks(source, size=1)).delimiter
+    return spark.read.csv(str(source), header=True, sep=sep, inferSchema=False, encoding="UTF-8",
+                          ignoreLeadingWhiteSpace=True, ignoreTrailingWhiteSpace=True)
 
 
 def session(master: str = "local[2]", app: str = "verdict-batch") -> SparkSession:
@@ -226,20 +260,12 @@ def decide_file_spark(
     from engine.service import load_decider
 
     source, dest = Path(source), Path(dest)
-    fmt = table_format(source)
+    table_format(source)
     table_format(dest)
     began = time.monotonic()
     local = load_decider(Path(root))
     fields, versions = flow_fields(local, flow, version)
-    plans = None
-    sep = ","
-    if fmt == "csv":
-        probe = InputTable(source, fields, id_column, 10_000)
-        first = next(probe.chunks(), None)
-        plans = probe.plans
-        from engine.tabular import read_chunks
-
-        sep = next(read_chunks(source, size=1)).delimiter if first is not None else ","
+    plans = csv_plans(source, fields, id_column)
     own = False
     if spark is None:
         from pyspark.sql import SparkSession
@@ -247,11 +273,7 @@ def decide_file_spark(
         own = SparkSession.getActiveSession() is None  # stop only a session started here
         spark = session(master)
     try:
-        if fmt == "csv":
-            df = spark.read.csv(str(source), header=True, sep=sep, inferSchema=False, encoding="UTF-8",
-                                ignoreLeadingWhiteSpace=True, ignoreTrailingWhiteSpace=True)
-        else:
-            df = spark.read.parquet(str(source))
+        df = read_table(spark, source, fields, id_column)
         decisions = decide(df, flow, version, root=root, id_column=id_column, csv_plans=plans)
         columns = OutputColumns.of(versions, id_column)
         writer = Writer(dest, columns.names, columns.float_columns)

@@ -107,11 +107,13 @@ def match_columns(header: Sequence[str], fields: Mapping[str, FieldSpec], id_col
 
 @dataclass
 class Chunk:
-    """Consecutive input rows: the first one's 1-based position, the raw inputs and the id column's values."""
+    """Consecutive input rows: the first one's 1-based position, the raw inputs and the id column's values
+    (``carried``: the values of the other columns asked for, e.g. a backtest's outcome column)."""
 
     start: int
     rows: list[dict[str, Any]]
     ids: list[Any]
+    carried: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +124,7 @@ class InputTable:
     fields: Mapping[str, FieldSpec]
     id_column: str | None = None
     size: int = 10_000
+    carry: tuple[str, ...] = ()  # columns whose values each chunk carries as they are (not sent)
     ignored: list[str] = field(default_factory=list)
     plans: list[ColumnPlan] = field(default_factory=list)
 
@@ -134,6 +137,9 @@ class InputTable:
     def _check_id(self, header: Sequence[str]) -> None:
         if self.id_column is not None and self.id_column not in header:
             raise TableFormatError(f"{self.path}: no id column {self.id_column!r}; columns: {', '.join(header)}")
+        missing = [c for c in self.carry if c not in header]
+        if missing:
+            raise TableFormatError(f"{self.path}: no column {', '.join(map(repr, missing))}; columns: {', '.join(header)}")
 
     def _csv_chunks(self) -> Iterator[Chunk]:
         start = 1
@@ -160,7 +166,8 @@ class InputTable:
                         row[plan.field] = value
                 rows.append(row)
             ids = [cells[id_at] for cells in raw.rows] if id_at is not None else []
-            yield Chunk(start, rows, ids)
+            carried = {c: list(raw.column(c)) for c in self.carry}
+            yield Chunk(start, rows, ids, carried)
             start += len(rows)
 
     def _parquet_chunks(self) -> Iterator[Chunk]:
@@ -176,7 +183,7 @@ class InputTable:
         self._check_id(header)
         used, self.ignored = match_columns(header, self.fields, self.id_column)
         self.plans = [ColumnPlan(c, f, self.fields[f].type) for c, f in used.items()]
-        wanted = [*used, *([self.id_column] if self.id_column else [])]
+        wanted = list(dict.fromkeys([*used, *([self.id_column] if self.id_column else []), *self.carry]))
         start = 1
         for batch in pf.iter_batches(batch_size=self.size, columns=wanted):
             data = batch.to_pydict()
@@ -187,7 +194,7 @@ class InputTable:
                     if not _missing(value):
                         row[name] = value
             ids = data[self.id_column] if self.id_column else []
-            yield Chunk(start, rows, ids)
+            yield Chunk(start, rows, ids, {c: data[c] for c in self.carry})
             start += n
 
 

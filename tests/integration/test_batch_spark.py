@@ -87,3 +87,15 @@ def test_cli_engine_spark(tmp_path, capsys, session):
         assert code == 0, capsys.readouterr().err
         assert json.loads(capsys.readouterr().out)["rows"] == 400
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "spark.csv").read_bytes()
+
+
+def test_backtest_on_spark_equals_local(session, decider, tmp_path):
+    """verdict backtest on Spark reports exactly what the local engine reports (rates, transitions, rules, outcomes)."""
+    from engine.batch.backtest import backtest
+
+    src, _ = _credit_csv(tmp_path)
+    local = backtest(decider, "credit_application", ["1", "2"], src, id_column="customer_id", outcome_column="Status")
+    on_spark = backtest(decider, "credit_application", ["1", "2"], src, id_column="customer_id", outcome_column="Status",
+                        engine="spark", root=ROOT)
+    assert on_spark.as_dict() == local.as_dict()
+    assert local.rows == 400 and local.comparisons["2"].changed > 0
