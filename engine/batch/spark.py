@@ -183,7 +183,8 @@ def _absent(v: Any) -> bool:
 def _ship(session: SparkSession, root: Path) -> tuple[str, str]:
     """Ship the packed root to the executors once per session and hash; its file name and hash."""
     data, digest = pack_root(root)
-    tar_path = Path(tempfile.gettempdir()) / f"verdict-root-{digest[:16]}.tar.gz"
+    # Not named *.tar.gz: SparkContext.addFile unpacks such names itself (deprecated behaviour).
+    tar_path = Path(tempfile.gettempdir()) / f"verdict-root-{digest[:16]}.vroot"
     if not tar_path.exists():
         tar_path.write_bytes(data)
     key = f"verdict.shipped.{digest[:16]}"
@@ -204,8 +205,15 @@ def csv_plans(source: Path, fields: Mapping[str, Any], id_column: str | None) ->
 
 def read_table(spark: SparkSession, source: Path, fields: Mapping[str, Any], id_column: str | None) -> DataFrame:
     """``source`` as a DataFrame: Parquet as it is; CSV as text with the delimiter our reader finds
-    (cells trimmed, empty as null; typed later by ``csv_plans``). The CSV must be UTF-8."""
+    (cells trimmed, empty as null; typed later by ``csv_plans``). The CSV must be UTF-8. Sets the
+    session's ``spark.sql.files.maxPartitionBytes`` so the file is split into at least one partition
+    per core (at least 1 MiB each), in file order."""
     source = Path(source)
+    # Split even a small file into a partition per core (file order is kept: a split is a byte
+    # range), else one task on one core decides it all.
+    slots = max(1, spark.sparkContext.defaultParallelism)
+    size = source.stat().st_size if source.exists() else 0
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(1 << 20, size // slots + 1)))
     if table_format(source) == "parquet":
         return spark.read.parquet(str(source))
     from engine.tabular import read_chunks

@@ -65,7 +65,7 @@ def test_flows_load_once_per_process(session, monkeypatch, tmp_path):
 
     data, digest = verdict_spark.pack_root(ROOT)
     assert verdict_spark.pack_root(ROOT)[1] == digest  # reproducible: the same files, the same hash
-    path = tmp_path / f"verdict-root-test-{digest[:16]}.tar.gz"
+    path = tmp_path / f"verdict-root-test-{digest[:16]}.vroot"
     path.write_bytes(data)
     session.sparkContext.addFile(str(path))
     loads = []
