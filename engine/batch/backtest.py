@@ -31,7 +31,7 @@ from engine.flow import CompiledFlow
 from engine.service import Decider
 from engine.types import Action
 
-__all__ = ["Backtest", "OutcomeError", "backtest", "compared_of", "plot"]
+__all__ = ["Backtest", "OutcomeError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes"]
 
 
 class OutcomeError(ValueError):

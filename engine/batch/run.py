@@ -21,7 +21,7 @@ from engine.batch.table import Chunk, InputTable, Writer
 from engine.flow import CompiledFlow
 from engine.service import Decider
 
-__all__ = ["DEFAULT_CHUNK", "Summary", "decide_file", "flow_fields", "resolver"]
+__all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_file", "flow_fields", "resolver"]
 
 DEFAULT_CHUNK = 10_000  # rows held at a time: ~10 MB of Python objects for a 15-field flow
 

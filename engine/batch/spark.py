@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from engine.service import Decider
 
-__all__ = ["ROOT_DIRS", "decide", "decide_file_spark", "pack_root"]
+__all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session"]
 
 ROOT_DIRS = ("policies", "rules", "model_artifacts")  # what a decision reads from a policy root
 

@@ -11,7 +11,6 @@ import pytest
 
 from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-from engine.tabular import read_rows
 
 from .helpers import CARD_CSV, CREDIT_CSV, ROOT, card_payments, request
 
