@@ -42,7 +42,9 @@ from typing import TYPE_CHECKING, Any
 from engine.batch.core import decide_rows
 from engine.batch.records import OutputColumns, to_record
 from engine.batch.run import Summary, flow_fields, resolver
-from engine.batch.table import ColumnPlan, InputTable, Writer, convert_cell, match_columns, table_format
+from engine.batch.table import (
+    ColumnPlan, InputTable, TableFormatError, Writer, convert_cell, match_columns, table_format,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,10 +147,14 @@ def decide(
     name (exactly, else ignoring case); the others are not sent. Typed columns (numbers, booleans,
     strings) are sent as they are; ``csv_plans`` types text columns as ``verdict batch`` types a
     CSV's cells. Without ``version`` rows are routed as online. Raises FlowNotFound /
-    VersionNotFound / FlowUnavailable, or PolicyError for a broken root, at once (in the driver).
+    VersionNotFound / FlowUnavailable, PolicyError for a broken root, or TableFormatError when
+    ``id_column`` or a ``carry`` column is not in ``df``, at once (in the driver).
     """
     from engine.service import load_decider
 
+    missing = [c for c in (*([id_column] if id_column else []), *carry) if c not in df.columns]
+    if missing:
+        raise TableFormatError(f"no column {', '.join(map(repr, missing))}; columns: {', '.join(df.columns)}")
     root = Path(root).resolve()
     local = load_decider(root)  # in the driver: fail fast, and the flow's fields and outputs
     fields, versions = flow_fields(local, flow, version)

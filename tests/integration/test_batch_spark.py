@@ -12,6 +12,7 @@ import pytest
 
 from engine.batch import spark as verdict_spark
 from engine.batch.run import decide_file
+from engine.batch.table import TableFormatError
 from engine.cli import main
 
 from .helpers import ROOT
@@ -41,7 +42,8 @@ def test_spark_file_equals_grpc_and_local(session, stub, decider, tmp_path):
 
 
 def test_python_api_on_a_typed_dataframe(session, decider, tmp_path):
-    """decide(df, flow, version, root=...) on typed columns keeps ids, fails bad rows alone and matches local."""
+    """decide(df, flow, version, root=...) on typed columns keeps ids, fails bad rows alone, matches local,
+    and refuses an id column the DataFrame lacks."""
     _, inputs = _credit_csv(tmp_path)
     rows = [dict(r, app_id=f"a{i}") for i, r in enumerate(inputs[:120])]
     rows[5] = dict(rows[5], age=-3.0, home="castle")
@@ -53,6 +55,8 @@ def test_python_api_on_a_typed_dataframe(session, decider, tmp_path):
     assert len(out) == len(rows)
     bad = out["a5"]
     assert bad["error_code"] == "invalid_input" and "age" in bad["error"] and "home" in bad["error"]
+    with pytest.raises(TableFormatError, match="no column 'nope'"):
+        verdict_spark.decide(df, "credit_application", "2", root=ROOT, id_column="nope")
     decide_file(decider, "credit_application", path, tmp_path / "local.parquet", version="2", id_column="app_id")
     for rec in pq.read_table(tmp_path / "local.parquet").to_pylist():
         rec.pop("row")
