@@ -42,8 +42,7 @@ def test_spark_file_equals_grpc_and_local(session, stub, decider, tmp_path):
 
 
 def test_python_api_on_a_typed_dataframe(session, decider, tmp_path):
-    """decide(df, flow, version, root=...) on typed columns keeps ids, fails bad rows alone, matches local,
-    and refuses an id column the DataFrame lacks."""
+    """decide(df, ...) on typed columns keeps ids, fails bad rows alone, matches local, refuses a missing id column."""
     _, inputs = _credit_csv(tmp_path)
     rows = [dict(r, app_id=f"a{i}") for i, r in enumerate(inputs[:120])]
     rows[5] = dict(rows[5], age=-3.0, home="castle")

@@ -14,8 +14,7 @@ STATS = ("p50_us", "p99_us", "p999_us", "mean_us")
 
 
 def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
-    """benchmarks/run.py runs in-process, zen, model, gRPC, scaling and local batch cases and writes the documented
-    JSON shape (batch_spark is left out: a Spark session alone takes ~20 s; the Spark engine has its own tests)."""
+    """benchmarks/run.py runs every case but batch_spark (Spark has its own tests) and writes the documented JSON shape."""
     out, plots = tmp_path / "result.json", tmp_path / "plots"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--iterations", "30", "--rounds", "1",
