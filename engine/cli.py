@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from engine.commands import (
     audit,
     auth,
+    backtest,
+    batch,
     bench,
     client,
     decide,
@@ -32,7 +34,10 @@ from engine.extras import MissingExtra
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice)
+COMMANDS = (
+    serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
+    backtest,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

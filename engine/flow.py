@@ -60,6 +60,10 @@ class ScoringModel(Protocol):
 
     def explain(self, x: np.ndarray) -> tuple[tuple[str, float], ...]: ...
 
+    def score_batch(self, x: np.ndarray) -> np.ndarray: ...
+
+    def explain_batch(self, x: np.ndarray) -> list[tuple[tuple[str, float], ...]]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
@@ -191,6 +195,58 @@ class CompiledFlow:
         mark("explain")
         return outcome
 
+    def derive(self, values: dict[str, Any]) -> None:
+        """Add the screening features and derived features to validated ``values`` (in place): what
+        ``evaluate_clean`` does before the models run. A batch calls it per row, then scores a chunk."""
+        for step in self.screens:
+            step.apply(values)
+        self.program.derive(values)
+
+    def hits(self, values: Mapping[str, Any]) -> list[int]:
+        """Indexes (into ``rules``) of every rule that holds for validated, derived and scored ``values``."""
+        hits = self.program.fired(values)
+        if self.durable is not None:
+            hits += self.durable.fired(values)
+        return hits
+
+    def models_to_explain(self, hits: Sequence[int]) -> list[int]:
+        """Indexes (into ``models``) whose reasons the outcome of ``hits`` gives, in the order it asks.
+
+        A model is explained when a rule of the winning action reads its score and the model has an
+        explainer (``_resolve``); a batch computes exactly these explanations for many rows at once.
+        """
+        if not hits:
+            return []
+        rules = self.rules
+        action = max(rules[i].action for i in hits)
+        out: list[int] = []
+        for i in hits:
+            rule = rules[i]
+            if rule.action == action:
+                out.extend(m for m in rule.models if m not in out and self.models[m].explains)
+        return out
+
+    def evaluate_scored(
+        self,
+        values: dict[str, Any],
+        hits: list[int],
+        rows: Sequence[np.ndarray] | None = None,
+        explanations: Mapping[int, Sequence[tuple[str, float]]] | None = None,
+    ) -> Outcome:
+        """Decide on validated, derived values whose scores and explanations were computed elsewhere.
+
+        A batch (``engine.batch``) validates and derives each row, scores a whole chunk per model at
+        once, finds each row's ``hits`` and computes the TreeSHAP explanations of
+        ``models_to_explain(hits)`` for all rows at once. ``values`` holds each model's score under
+        its output name, ``rows`` the encoded (1, n) row of each model and ``explanations`` model
+        index -> ``Model.explain`` of that row (a model absent from it is explained here). Only
+        the resolution of action and reasons runs. Equals ``evaluate`` of the same raw input when
+        scores and explanations are the same (tests compare them).
+        """
+        scores = {step.score_name: values[step.score_name] for step in self.screens}
+        scores.update((bound.output, values[bound.output]) for bound in self.models)
+        return self._resolve(hits, values, scores, list(rows) if rows is not None else None, explanations)
+
     def evaluate_prepared(self, features: Mapping[str, Any]) -> Outcome:
         """Decide on the features of another version's outcome with the same ``prepare_key``.
 
@@ -208,7 +264,8 @@ class CompiledFlow:
         return self._resolve(hits, values, scores, None)
 
     def _resolve(
-        self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None
+        self, hits: list[int], values: dict[str, Any], scores: dict[str, float], rows: list[np.ndarray] | None,
+        explanations: Mapping[int, Sequence[tuple[str, float]]] | None = None,
     ) -> Outcome:
         if not hits:
             default_notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
@@ -228,18 +285,22 @@ class CompiledFlow:
                     if m not in explained and self.models[m].explains:
                         explained.add(m)
                         x = rows[m] if rows is not None else self.models[m].model.encode(values)
-                        self._model_reasons(m, x, rule.id, reasons, seen)
+                        given = explanations.get(m) if explanations is not None else None
+                        self._model_reasons(m, x, rule.id, reasons, seen, given)
         notice: tuple[NoticeReason, ...] = ()
         if action == Action.DECLINE:
             del reasons[MAX_DECLINE_REASONS:]
             notice = principal_reasons(action, reasons, [r.fired for r in fired], self.notices)
         return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values, notice)
 
-    def _model_reasons(self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str]) -> None:
+    def _model_reasons(
+        self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str],
+        explained: Sequence[tuple[str, float]] | None = None,
+    ) -> None:
         bound = self.models[m]
         given = 0
         row = x[0]
-        for feature, contribution in bound.model.explain(x):
+        for feature, contribution in explained if explained is not None else bound.model.explain(x):
             if contribution <= 0 or given >= bound.max_reasons:
                 break
             entry = bound.reasons.get(feature)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "MAX_BATCH_REQUESTS",
     "MAX_FIELD_ERRORS",
     "MAX_FIELD_ERRORS_TRAILER_BYTES",
     "MAX_FLOW_CHARS",
@@ -36,6 +37,9 @@ __all__ = [
 
 #: Fields a request's ``input`` may carry; also the most input fields a flow may declare.
 MAX_INPUT_FIELDS = 256
+#: Requests in one DecideBatch call (more: INVALID_ARGUMENT, nothing decided); the message size
+#: limit (``max_message_bytes``) also bounds the whole call.
+MAX_BATCH_REQUESTS = 1000
 #: Field errors listed in one reply; the rest are counted ("and 80 more").
 MAX_FIELD_ERRORS = 10
 #: Unknown field names that get a "did you mean" look-up in one request (the first ones, sorted).

@@ -442,6 +442,14 @@ class Model:
         pairs = sorted(zip(self.feature_names, contrib.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
         return tuple(pairs)
 
+    def explain_batch(self, x: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+        """``explain`` of each row of an (m, n) array, from one batched explainer call (equal values)."""
+        contrib = self.contributions_batch(x)
+        names = self.feature_names
+        return [
+            tuple(sorted(zip(names, row, strict=True), key=lambda p: (-p[1], p[0]))) for row in contrib.tolist()
+        ]
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
         x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)

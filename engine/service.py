@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +39,7 @@ from engine.shadow import ShadowPool
 from engine.types import Decision
 from engine.validation import check_call
 
-__all__ = ["Decider", "DecisionSink", "Idempotency", "load_decider", "new_decision_id"]
+__all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
 
 
 class Idempotency(Protocol):
@@ -55,6 +55,22 @@ class Idempotency(Protocol):
         *,
         caller: str = "",
     ) -> Decision: ...
+
+
+class Request(Protocol):
+    """One request of a batch (``Decider.decide_many``): what ``Decider.decide`` takes."""
+
+    @property
+    def flow(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def input(self) -> Mapping[str, Any]: ...
 
 
 class DecisionSink(Protocol):
@@ -181,6 +197,28 @@ class Decider:
                 self.metrics.inc("verdict_idempotent_replays", flow=decision.flow)
             return decision
         return self._decide(flow, input, version, request_id, caller, deadline)
+
+    def decide_many(
+        self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None
+    ) -> list[Decision | VerdictError]:
+        """Decide each request as ``decide`` does (routing, decision log, idempotency per request id),
+        one after the other; the result of each is its Decision or the typed error it raised.
+
+        An item that is already a VerdictError (a request the transport could not decode) is its
+        own result. Past ``deadline`` the remaining requests fail with DeadlineExceeded. Never
+        raises for one request; the caller bounds how many there are (engine.limits.MAX_BATCH_REQUESTS).
+        """
+        out: list[Decision | VerdictError] = []
+        for r in requests:
+            if isinstance(r, VerdictError):
+                out.append(r)
+                continue
+            try:
+                out.append(self.decide(r.flow, r.input, version=r.version, request_id=r.request_id,
+                                       caller=caller, deadline=deadline))
+            except VerdictError as exc:
+                out.append(exc)
+        return out
 
     def _decide(
         self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str = "", deadline: float | None = None

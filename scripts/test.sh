@@ -11,7 +11,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,spark]'  # spark: the batch tests on a local Spark session
 
 # Services the integration tests talk to (installed from Debian's packages when missing).
 source scripts/test_services.sh

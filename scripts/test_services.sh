@@ -66,6 +66,20 @@ verdict_start_postgres() {
   echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (VERDICT_TEST_PG_DSN)"
 }
 
+# Java (Apache Spark, for the batch tests on a local Spark session): Debian's
+# openjdk-17-jre-headless when no `java` is on PATH.
+verdict_install_java() {
+  command -v java >/dev/null 2>&1 && return 0
+  echo "== installing Java (Debian package openjdk-17-jre-headless) for Spark"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "not root and no sudo: cannot install openjdk-17-jre-headless" >&2; return 1; }
+    sudo=(sudo -n)
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+}
+
 verdict_stop_services() {
   if [[ -n "${VERDICT_PG_DIR:-}" && -d "$VERDICT_PG_DIR" ]]; then
     "${VERDICT_PG_AS[@]}" "$VERDICT_PG_BIN/pg_ctl" -D "$VERDICT_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
@@ -90,4 +104,9 @@ if [[ -z "${VERDICT_TEST_PG_DSN:-}" ]]; then
     fi
     echo "== PostgreSQL could not be started: its tests will skip (set VERDICT_TEST_PG_DSN to use a server)" >&2
   fi
+fi
+
+if ! verdict_install_java; then
+  echo "== Java could not be installed; the Spark batch tests need it" >&2
+  [[ "${CI:-}" == "true" ]] && exit 1
 fi

@@ -67,7 +67,8 @@ def _profile(manifest: Manifest, args: argparse.Namespace) -> Profile:
     if args.iterations:
         n = args.iterations
         changes.update(iterations=n, warmup=max(1, n // 10), grpc_requests=n, grpc_warmup=max(1, n // 10),
-                       scaling_iterations=n, agreement_inputs=min(profile.agreement_inputs, max(n, 100)))
+                       scaling_iterations=n, agreement_inputs=min(profile.agreement_inputs, max(n, 100)),
+                       batch_rows=max(n, 10))
     if args.rounds:
         changes.update(rounds=args.rounds, grpc_rounds=args.rounds)
     for key in ("concurrency", "workers", "scaling_rules", "scaling_trees"):
@@ -139,6 +140,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 (one branch p
             credit = inputs.get("credit_application") or flow_inputs(root, "credit_application", manifest.inputs_per_flow, data_root=PROJECT)
             for row in run_bad_requests(root, credit, profile, work, PROJECT):
                 _say(f"  {row['name']:<18} {row['kind']:<20} server CPU {row['server_cpu_us_per_request']:9.1f} µs/req  {row['statuses']}")
+                cases.append(row)
+        batch_cases = [c for c in ("batch_local", "batch_spark") if c in selected]
+        if batch_cases:
+            from benchmarks.suite.batch_cases import run_batch_cases
+
+            for row in run_batch_cases(root, profile.batch_rows, work / "batch", PROJECT, batch_cases):
+                _say(f"  {row['name']:<18} {row['kind']:<6} {row['rows']:,} rows  {row['rps'] or 0:9.0f} rows/s"
+                     + (f"  peak RSS {row['peak_rss_mb']} MB" if "peak_rss_mb" in row else f"  start-up {row['startup_seconds']} s"))
                 cases.append(row)
         if "scaling_rules" in selected or "scaling_models" in selected:
             from benchmarks.suite.scaling import scale_models, scale_rules

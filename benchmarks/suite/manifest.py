@@ -14,7 +14,7 @@ __all__ = ["CASE_NAMES", "Case", "Manifest", "Profile", "Ref", "Target", "load_m
 CASE_NAMES = (
     "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
     "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
-    "bad_request_cost",
+    "bad_request_cost", "batch_local", "batch_spark",
 )
 
 
@@ -38,6 +38,7 @@ class Profile(_Frozen):
     scaling_trees: tuple[int, ...] = Field(min_length=1, description="tree counts of the throwaway models")
     scaling_iterations: int = Field(ge=1)
     agreement_inputs: int = Field(ge=1, description="inputs on which rules_zen must agree with rules_verdict")
+    batch_rows: int = Field(default=100_000, ge=10, description="credit rows (resampled from data/) of the batch cases")
 
 
 class Case(_Frozen):
@@ -46,7 +47,7 @@ class Case(_Frozen):
     name: Literal[
         "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
         "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
-        "bad_request_cost",
+        "bad_request_cost", "batch_local", "batch_spark",
     ]
     description: str
 
@@ -55,9 +56,9 @@ class Ref(_Frozen):
     """One statistic of one case result, e.g. grpc_decide p50 at concurrency 1 with 1 worker."""
 
     case: str
-    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request"]
+    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request", "peak_rss_mb"]
     flow: str | None = None
-    kind: str | None = None  # bad_request_cost: good, worst or one bad kind
+    kind: str | None = None  # bad_request_cost: good, worst or one bad kind; batch_local: small or large
     concurrency: int | None = None
     workers: int | None = None
 

@@ -149,7 +149,7 @@ def plot(result: Mapping[str, Any], out: Path) -> list[Path]:  # noqa: C901, PLR
     written: list[Path] = []
     cases = result["cases"]
 
-    single = [r for r in cases if r.get("concurrency") in (None, 1)]
+    single = [r for r in cases if r.get("concurrency") in (None, 1) and r.get("p50_us") is not None]  # batch rows have no latency
     if single:
         fig, ax = plt.subplots(figsize=(10, 5))
         labels = [f"{r['name']}\n{(r.get('flow') or '')[:18]}{' w=' + str(r['workers']) if r.get('workers') else ''}" for r in single]

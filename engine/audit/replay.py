@@ -31,7 +31,9 @@ from engine.flow import CompiledFlow
 from engine.tabular import TableError, parse_number, read_rows
 from engine.types import Action, Outcome
 
-__all__ = ["Metrics", "OutcomesError", "ReplayReport", "load_outcomes", "replay"]
+__all__ = [
+    "Compared", "Metrics", "OutcomesError", "ReplayReport", "comparable", "load_outcomes", "outcome_label", "replay",
+]
 
 ACTIONS = (Action.APPROVE, Action.REVIEW, Action.DECLINE)
 _BAD = {"bad", "1", "true", "yes", "y", "default", "fraud", "chargeback"}
@@ -52,6 +54,11 @@ def _outcome(value: str) -> bool | None:
         return value in _BAD
     number = parse_number(value, "plain")
     return {1.0: True, 0.0: False}.get(number) if number is not None else None
+
+
+def outcome_label(value: str) -> bool | None:
+    """An outcome label as is_bad: True for bad (bad, 1, default, fraud, ...), False for good, None otherwise."""
+    return _outcome(value)
 
 
 def load_outcomes(path: Path) -> dict[str, bool]:
@@ -165,6 +172,31 @@ class ReplayReport:
         """True when the whole log was read (no gap): the report covers every logged decision."""
         return not self.gaps
 
+    def compare(self, before: Compared, after: Compared, example_id: str) -> None:
+        """Count one decision decided ``before`` and ``after`` (as ``comparable``): rates, transitions,
+        rule hits, score sums, differences, the rules behind an action change and examples of it."""
+        b_action, a_action = before[0], after[0]
+        self.replayed += 1
+        self.before[b_action.name] += 1
+        self.after[a_action.name] += 1
+        self.transitions[(b_action.name, a_action.name)] += 1
+        self.hits_before.update(f[0] for f in before[2])
+        self.hits_after.update(f[0] for f in after[2])
+        for name in set(before[3]) | set(after[3]):
+            sums = self.score_sums.setdefault(name, [0.0, 0.0, 0])
+            if name in before[3] and name in after[3]:
+                sums[0] += before[3][name]
+                sums[1] += after[3][name]
+                sums[2] += 1
+        if before != after:
+            self.differs += 1
+        if b_action != a_action:
+            self.changed += 1
+            self.drivers.update(_drivers(b_action, before[2], a_action, after[2]))
+            examples = self.examples.setdefault(f"{b_action.name}->{a_action.name}", [])
+            if len(examples) < MAX_EXAMPLES:
+                examples.append(example_id)
+
     def rate(self, counter: Counter[str], action: str) -> float | None:
         return _ratio(counter[action], self.replayed)
 
@@ -228,10 +260,20 @@ def _logged_outcome(record: Mapping[str, Any]) -> tuple[Action, tuple[Any, ...],
     return Action[record["action"]], reasons, fired, {k: float(v) for k, v in record["scores"].items()}
 
 
+#: A decision reduced to what a comparison looks at: action, reasons (code, message, source, rule,
+#: feature, contribution), fired rules (id, ruleset, action name, reason code, priority), scores.
+Compared = tuple[Action, tuple[Any, ...], tuple[Any, ...], dict[str, float]]
+
+
 def _new_outcome(outcome: Outcome) -> tuple[Action, tuple[Any, ...], tuple[Any, ...], dict[str, float]]:
     reasons = tuple((r.code, r.message, r.source, r.rule_id, r.feature, float(r.contribution)) for r in outcome.reasons)
     fired = tuple((f.id, f.ruleset, f.action.name, f.reason_code, f.priority) for f in outcome.fired)
     return outcome.action, reasons, fired, {k: float(v) for k, v in outcome.scores.items()}
+
+
+def comparable(outcome: Outcome) -> Compared:
+    """``outcome`` reduced to what ``ReplayReport.compare`` looks at."""
+    return _new_outcome(outcome)
 
 
 def _drivers(before_action: Action, before_fired: tuple[Any, ...], after_action: Action, after_fired: tuple[Any, ...]) -> list[tuple[str, str]]:
@@ -281,32 +323,13 @@ def replay(  # noqa: C901 (one pass over records: verify, re-decide, compare, ta
         except Exception:  # noqa: BLE001 - a broken version is counted, not fatal
             report.failed += 1
             continue
-        report.replayed += 1
         before = _logged_outcome(record)
         after = _new_outcome(outcome)
         b_action, a_action = before[0], after[0]
-        report.before[b_action.name] += 1
-        report.after[a_action.name] += 1
-        report.transitions[(b_action.name, a_action.name)] += 1
-        report.hits_before.update(f[0] for f in before[2])
-        report.hits_after.update(f[0] for f in after[2])
-        for name in set(before[3]) | set(after[3]):
-            sums = report.score_sums.setdefault(name, [0.0, 0.0, 0])
-            if name in before[3] and name in after[3]:
-                sums[0] += before[3][name]
-                sums[1] += after[3][name]
-                sums[2] += 1
-        if before != after:
-            report.differs += 1
+        report.compare(before, after, str(record.get("decision_id", "")))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
             report.same_version += 1
             report.same_version_differs += before != after
-        if b_action != a_action:
-            report.changed += 1
-            report.drivers.update(_drivers(b_action, before[2], a_action, after[2]))
-            examples = report.examples.setdefault(f"{b_action.name}->{a_action.name}", [])
-            if len(examples) < MAX_EXAMPLES:
-                examples.append(str(record.get("decision_id", "")))
         if outcomes is not None:
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
             key = did if did in outcomes else rid if rid and rid in outcomes else None

@@ -1,10 +1,14 @@
-"""The replay report as a plain-text table for an analyst (the JSON form is ``ReplayReport.as_dict``)."""
+"""The replay report as a plain-text table for an analyst (the JSON form is ``ReplayReport.as_dict``).
+
+``comparison_lines`` is the part any comparison of two decision sets shares; a backtest of
+history (engine.batch.backtest) renders its comparisons with it too.
+"""
 
 from __future__ import annotations
 
 from engine.audit.replay import ACTIONS, Metrics, ReplayReport
 
-__all__ = ["render_table"]
+__all__ = ["comparison_lines", "pct", "render_table", "table"]
 
 MAX_DRIVERS = 15
 MAX_RULES = 15
@@ -29,11 +33,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [_row(header, widths, right), *(_row(r, widths, right) for r in rows)]
 
 
+pct = _pct  # a share as "12.3%" ("-" for none), for other reports (engine.batch.backtest)
+table = _table  # aligned text rows, for other reports
+
+
 # Long (70 lines): one text table per section of the report, written top to bottom.
 def render_table(report: ReplayReport) -> str:
     """The report as aligned text tables."""
     r = report
-    names = [a.name for a in ACTIONS]
     logged = ", ".join(f"{v} x{n:,}" for v, n in r.produced_by.most_common()) or "none"
     out = [
         f"Replay of {r.flow} through version {r.version} (revision {r.revision[:12]})",
@@ -53,11 +60,26 @@ def render_table(report: ReplayReport) -> str:
             f"logged by this same version and revision: {r.same_version:,}, "
             f"reproduced exactly: {r.same_version - r.same_version_differs:,}"
         )
-    out.append(
+    out += comparison_lines(r)
+    return "\n".join(out) + "\n"
+
+
+def comparison_lines(
+    r: ReplayReport,
+    *,
+    before: str = "logged action",
+    after: str = "action with the replayed version",
+    examples: str = "decision ids",
+) -> list[str]:
+    """The comparison part of a report (also a backtest's, engine.batch.backtest): changes, action
+    rates before and after, transitions, the rules behind the changes, rule hits, scores, examples
+    and, with outcomes, the metrics of both sides."""
+    names = [a.name for a in ACTIONS]
+    out = [
         f"action changed: {r.changed:,} ({_pct(r.changed / r.replayed if r.replayed else None)}); "
-        f"any difference (action, reasons, rules or scores): {r.differs:,}"
-    )
-    out.append("")
+        f"any difference (action, reasons, rules or scores): {r.differs:,}",
+        "",
+    ]
     rows = []
     for a in names:
         delta = r.after[a] - r.before[a]
@@ -66,7 +88,7 @@ def render_table(report: ReplayReport) -> str:
         )
     out += _table(["action", "before", "rate", "after", "rate", "change"], rows)
     out.append("")
-    out.append("transitions (rows: logged action, columns: action with the replayed version)")
+    out.append(f"transitions (rows: {before}, columns: {after})")
     out += _table(["", *names], [[b, *(f"{r.transitions[(b, a)]:,}" for a in names)] for b in names])
     if r.drivers:
         out.append("")
@@ -93,13 +115,13 @@ def render_table(report: ReplayReport) -> str:
         out += _table(["mean score", "before", "after"], rows)
     if r.examples:
         out.append("")
-        out.append("examples of changed decisions (decision ids)")
+        out.append(f"examples of changed decisions ({examples})")
         for transition, ids in sorted(r.examples.items()):
             out.append(f"  {transition}: {', '.join(ids)}")
     if r.outcomes_given:
         out.append("")
         out += _outcomes(r.metrics_before, r.metrics_after, r.unmatched_outcomes)
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _outcomes(before: Metrics, after: Metrics, unmatched: int) -> list[str]:

@@ -9,6 +9,7 @@ server interceptor: for each method it looks up the permission the method needs 
    the token file), else the verified client certificate of a mutual-TLS connection (its subject
    CN, or its first subject alternative name when it has no CN); neither gives UNAUTHENTICATED;
 2. authorizes with the pure policy (``engine.authz``): Decide needs the flow named in the request,
+   DecideBatch every flow its requests name (one not granted refuses the whole call),
    ListFlows, GetStatus and Reload their admin permission; a refusal is PERMISSION_DENIED naming the method
    or flow;
 3. hands the servicer a context that also carries the caller (``caller_of``), which scopes request
@@ -49,6 +50,7 @@ class Rule(enum.Enum):
     PUBLIC = "public"  # nothing: no credential is asked for
     AUTHENTICATED = "authenticated"  # any known caller
     DECIDE = "decide"  # a caller that may Decide the request's flow
+    DECIDE_BATCH = "decide_batch"  # a caller that may Decide every flow the batch's requests name
     STATUS = "status"  # admin permission "status"
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
     RELOAD = "reload"  # admin permission "reload"
@@ -56,6 +58,7 @@ class Rule(enum.Enum):
 
 METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/Decide": Rule.DECIDE,
+    "/verdict.v1.DecisionService/DecideBatch": Rule.DECIDE_BATCH,
     "/verdict.v1.DecisionService/ListFlows": Rule.LIST_FLOWS,
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
@@ -253,6 +256,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if rule is Rule.DECIDE:
             flow = getattr(request, "flow", None)
             if isinstance(flow, str):  # a malformed request names no flow; the servicer refuses it
+                authz.check_decide(caller, flow)
+            return
+        if rule is Rule.DECIDE_BATCH:  # the whole call is refused when one request's flow is not granted
+            flows = getattr(request, "flows", None)
+            for flow in sorted(flows()) if callable(flows) else ():
                 authz.check_decide(caller, flow)
             return
         authz.check_admin(caller, rule.value, method.rsplit("/", 1)[-1])

@@ -16,6 +16,7 @@ import grpc
 
 from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.auth import caller_of
+from engine.grpc.batch import BatchCall, decode_batch_request, encode_batch_response, requests_of
 from engine.grpc.convert import flows_to_response
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
@@ -34,6 +35,10 @@ class Decider(Protocol):
         self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = "",
         deadline: float | None = None,
     ) -> Decision: ...
+
+    def decide_many(
+        self, requests: Any, *, caller: str = "", deadline: float | None = None
+    ) -> list[Decision | Any]: ...
 
     def flows(self) -> dict[str, list[str]]: ...
 
@@ -76,6 +81,14 @@ class DecisionServicer:
         return self._encode(decision)
 
     @translate_errors
+    def DecideBatch(self, batch: BatchCall | Malformed, context: grpc.ServicerContext) -> bytes:  # noqa: N802
+        """Decide each request of the batch on its own; answers serialized DecideBatchResponse bytes."""
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        results = self._core().decide_many(requests_of(batch), caller=caller_of(context), deadline=deadline)
+        return encode_batch_response(results, self._encode)
+
+    @translate_errors
     def ListFlows(self, request: pb.ListFlowsRequest | Malformed, context: grpc.ServicerContext) -> pb.ListFlowsResponse:  # noqa: N802
         """The loaded flows, their versions and live versions."""
         if isinstance(request, Malformed):
@@ -97,6 +110,11 @@ def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler[Any,
             servicer.Decide,
             request_deserializer=decode_decide_request,
             response_serializer=None,  # Decide returns serialized bytes already
+        ),
+        "DecideBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.DecideBatch,
+            request_deserializer=decode_batch_request,
+            response_serializer=None,  # DecideBatch returns serialized bytes already
         ),
         "ListFlows": grpc.unary_unary_rpc_method_handler(
             servicer.ListFlows,

@@ -23,9 +23,11 @@ Every refusal is a :class:`TableError` with a stable ``code`` and a message that
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +35,9 @@ from typing import Any
 
 from engine.errors import VerdictError
 
-__all__ = ["DELIMITERS", "SNIFF_ROWS", "RawTable", "TableError", "decode", "read_rows", "sniff_delimiter"]
+__all__ = [
+    "DELIMITERS", "SNIFF_ROWS", "RawTable", "TableError", "decode", "read_chunks", "read_rows", "sniff_delimiter",
+]
 
 DELIMITERS = (",", ";", "\t", "|")
 ONE_COLUMN = "\x00"  # the "delimiter" of a one-column file: NUL never occurs in a file that is read
@@ -148,21 +152,104 @@ def read_rows(path: Path, *, limit: int | None = None) -> RawTable:  # noqa: C90
         raise TableError(f"{path}: cannot read: {exc.strerror or exc}", "data_unreadable") from None
     text, encoding = decode(data, path)
     delimiter = sniff_delimiter(text)
-    reader = _records(text, delimiter)
-    header: list[str] | None = None
+    header: tuple[str, ...] = ()
     rows: list[tuple[str | None, ...]] = []
     lines: list[int] = []
-    width = header_line = last_line = 0
+    for header, row, line in _parse(path, _records(text, delimiter), delimiter):
+        rows.append(row)
+        lines.append(line)
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise TableError(f"{path}: the file has a header but no data rows", "data_empty")
+    return RawTable(path, encoding, delimiter, header, tuple(rows), tuple(lines))
+
+
+def read_chunks(path: Path, *, size: int = 10_000) -> Iterator[RawTable]:
+    """Read ``path`` as :func:`read_rows` does, as successive tables of at most ``size`` rows.
+
+    Memory is flat in the file's length: the encoding is found in one streaming pass (the same
+    order as ``decode``), the delimiter is sniffed on the first ``SNIFF_ROWS`` lines, and the rows
+    are parsed as they are read. Each chunk carries the file's header and the rows' own line
+    numbers. Raises TableError as ``read_rows`` does (a fault in a later row is raised when its
+    chunk is reached, after the earlier chunks were yielded).
+    """
+    path = Path(path)
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    encoding = _stream_encoding(path)
+    with open(path, encoding=encoding, newline="") as f:
+        head = "".join(itertools.islice(f, SNIFF_ROWS + 1))
+        delimiter = sniff_delimiter(head)
+        lines_in = itertools.chain(io.StringIO(head, newline=""), f)
+        reader = csv.reader(lines_in, delimiter=delimiter, skipinitialspace=True, strict=False)
+        rows: list[tuple[str | None, ...]] = []
+        lines: list[int] = []
+        header: tuple[str, ...] = ()
+        given = 0
+        for header, row, line in _parse(path, reader, delimiter):
+            rows.append(row)
+            lines.append(line)
+            if len(rows) >= size:
+                yield RawTable(path, encoding, delimiter, header, tuple(rows), tuple(lines))
+                given += len(rows)
+                rows, lines = [], []
+        if rows:
+            yield RawTable(path, encoding, delimiter, header, tuple(rows), tuple(lines))
+        elif not given:
+            raise TableError(f"{path}: the file has a header but no data rows", "data_empty")
+
+
+_BLOCK = 1 << 20
+
+
+def _stream_encoding(path: Path) -> str:
+    """The encoding ``decode`` would choose for the file, found block by block (flat memory)."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(3)
+            if start.startswith(_UTF16_BOMS):
+                return "utf-16"
+            bom = start == b"\xef\xbb\xbf"
+            for encoding in ("utf-8", "cp1252"):
+                f.seek(3 if bom else 0)
+                decoder = codecs.getincrementaldecoder(encoding)()
+                try:
+                    while block := f.read(_BLOCK):
+                        if b"\x00" in block:
+                            raise TableError(f"{path}: contains NUL bytes; not a text CSV file", "data_unreadable")
+                        decoder.decode(block)
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    continue
+                return "utf-8-sig" if bom and encoding == "utf-8" else encoding
+            return "latin-1"
+    except FileNotFoundError:
+        raise TableError(f"{path}: no such file", "data_missing") from None
+    except OSError as exc:
+        raise TableError(f"{path}: cannot read: {exc.strerror or exc}", "data_unreadable") from None
+
+
+def _parse(path: Path, reader: Any, delimiter: str) -> Iterator[tuple[tuple[str, ...], tuple[str | None, ...], int]]:
+    """(header, row of trimmed cells, first line) for every data row; checks the header and row widths.
+
+    Raises TableError for an empty file, a bad header, a ragged row or invalid CSV.
+    """
+    header: tuple[str, ...] | None = None
+    width = last_line = 0
     try:
         for record in reader:
             start, last_line = last_line + 1, reader.line_num
             if _blank(record):
                 continue
             if header is None:
-                header, header_line = [_clean_name(n) for n in record], start
-                while len(header) > 1 and not header[-1]:
-                    header.pop()
-                width = len(header)
+                names = [_clean_name(n) for n in record]
+                while len(names) > 1 and not names[-1]:
+                    names.pop()
+                if not any(names):
+                    break  # reported below as an empty file
+                _check_header(path, start, names)
+                header, width = tuple(names), len(names)
                 continue
             cells = [c.strip() for c in record]
             if len(cells) > width and not any(cells[width:]):
@@ -172,18 +259,11 @@ def read_rows(path: Path, *, limit: int | None = None) -> RawTable:  # noqa: C90
                     f"{path}:{start}: this row has {len(cells)} cells, the header has {width} "
                     f"(delimiter {_show(delimiter)})", "data_ragged",
                 )
-            rows.append(tuple(c or None for c in cells))
-            lines.append(start)
-            if limit is not None and len(rows) >= limit:
-                break
+            yield header, tuple(c or None for c in cells), start
     except csv.Error as exc:
         raise TableError(f"{path}:{reader.line_num}: not valid CSV: {exc}", "data_unreadable") from None
     if header is None or not any(header):
         raise TableError(f"{path}: the file is empty (no header row)", "data_empty")
-    _check_header(path, header_line, header)
-    if not rows:
-        raise TableError(f"{path}: the file has a header but no data rows", "data_empty")
-    return RawTable(path, encoding, delimiter, tuple(header), tuple(rows), tuple(lines))
 
 
 def _show(delimiter: str) -> str:

@@ -1,6 +1,8 @@
 // A Node.js client of verdict.v1.DecisionService that has only proto/ (no generated code, no
 // Python): it decides real credit applications from data/credit_data.csv, checks every answer
-// is complete, checks error statuses, and prints its answers as one JSON document on stdout.
+// is complete, checks error statuses, decides the same applications again in one DecideBatch call
+// (each answer equal to its Decide answer, a bad request failed on its own with INVALID_ARGUMENT),
+// and prints its answers as one JSON document on stdout.
 //
 // usage: node decide_credit.mjs TARGET PROTO_DIR CREDIT_CSV [COUNT]
 //          [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--server-name NAME]] [--denied-flow FLOW]
@@ -90,6 +92,12 @@ function decide(request) {
   });
 }
 
+function decideBatch(requests) {
+  return new Promise((resolve, reject) => {
+    client.DecideBatch({ requests }, { deadline: Date.now() + 30000 }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+}
+
 const failures = [];
 function check(condition, message) {
   if (!condition) failures.push(message);
@@ -151,10 +159,37 @@ async function main() {
   }
   await expectError({ flow: "credit_application", version: "99", input: toStruct(decided[0].input) }, "NOT_FOUND", ["99"]);
 
+  // The same applications in one DecideBatch, with a bad request in the middle: each answered on its own.
+  const batchRequests = decided.map((d) => ({ flow: "credit_application", request_id: `${d.request_id}-b`, input: toStruct(d.input) }));
+  batchRequests.splice(1, 0, { flow: "credit_application", request_id: "node-batch-bad", input: toStruct(bad) });
+  const batch = await decideBatch(batchRequests);
+  check(batch.results.length === batchRequests.length, `DecideBatch: ${batch.results.length} results for ${batchRequests.length} requests`);
+  const badResult = batch.results[1];
+  check(badResult?.result === "error" && badResult.error.code === grpc.status.INVALID_ARGUMENT, `DecideBatch bad request: ${JSON.stringify(badResult)}`);
+  check(["age", "home", "seniority"].every((f) => badResult?.error?.field_errors?.some((e) => e.field === f)), "DecideBatch field errors");
+  const batched = batch.results.filter((_, i) => i !== 1);
+  batched.forEach((r, i) => {
+    check(r.result === "response", `DecideBatch result ${i}: ${r.result}`);
+    if (r.result !== "response") return;
+    checkComplete(r.response, `${decided[i].request_id}-b`);
+    const one = decided[i].response;
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    check(r.response.action === one.action && same(r.response.reasons, one.reasons) && same(r.response.scores, one.scores),
+      `DecideBatch answer ${i} differs from Decide's`);
+  });
+  if (DENIED_FLOW) {
+    try {
+      await decideBatch([batchRequests[0], { flow: DENIED_FLOW, input: toStruct(decided[0].input) }]);
+      failures.push(`DecideBatch naming ${DENIED_FLOW}: expected PERMISSION_DENIED, got an answer`);
+    } catch (err) {
+      check(err.code === grpc.status.PERMISSION_DENIED && err.details.includes(DENIED_FLOW), `DecideBatch naming ${DENIED_FLOW}: ${err.details}`);
+    }
+  }
+
   const after = await decide({ flow: "credit_application", request_id: "node-after", input: toStruct(decided[0].input) });
   check(after.action === decided[0].response.action, "the server answers differently after the errors");
 
-  process.stdout.write(JSON.stringify({ decided, failures }) + "\n");
+  process.stdout.write(JSON.stringify({ decided, batch: batched.map((r) => r.response), failures }) + "\n");
   client.close();
   if (failures.length) {
     for (const f of failures) console.error(`FAIL ${f}`);

@@ -76,7 +76,7 @@ def _essence(doc: dict) -> dict:
 
 
 def test_node_client_decides_real_applications(node_deps, target, decider, tmp_path):
-    """The Node client's checks pass, and each of its 25 answers equals the in-process decision."""
+    """The Node client's checks pass, and each of its 25 answers, by Decide and by DecideBatch, equals the in-process decision."""
     proto_only = tmp_path / "proto"
     shutil.copytree(ROOT / "proto", proto_only)  # the client gets the contract and nothing else
     result = subprocess.run(
@@ -90,6 +90,9 @@ def test_node_client_decides_real_applications(node_deps, target, decider, tmp_p
     for item in report["decided"]:
         assert _essence(item["response"]) == _essence(_expected(decider, item["input"])), item["line"]
     assert {item["response"]["action"] for item in report["decided"]} >= {"APPROVE", "DECLINE"}
+    assert len(report["batch"]) == 25
+    for item, batched in zip(report["decided"], report["batch"], strict=True):
+        assert _essence(batched) == _essence(_expected(decider, item["input"])), item["line"]
 
 
 @pytest.fixture(scope="module")

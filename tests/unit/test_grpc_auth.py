@@ -152,3 +152,19 @@ def test_tls_files_that_grpc_would_only_call_a_bind_failure_are_named(tmp_path):
             Security.from_settings(settings)
         assert [p.code for p in err.value.problems] == ["tls_invalid"] and named in str(err.value), flags
     assert Security.from_settings(Settings.load(env={}, tls_cert=pki.path("server.pem"), tls_key=pki.path("server.key"))).tls
+
+
+def test_decide_batch_needs_every_flow_it_names():
+    """DecideBatch is admitted only when the caller may Decide every flow of its requests; else PERMISSION_DENIED naming one."""
+    from engine.grpc.batch import BatchCall
+    from engine.grpc.wire import DecideCall, Malformed
+
+    gate = _interceptor()
+    ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
+    credit = DecideCall("credit_application", "", "", {})
+    ok = BatchCall((credit, Malformed("bad bytes"), credit))
+    assert _call(gate, "/verdict.v1.DecisionService/DecideBatch", ctx, ok) == ("answered", ["alice"])
+    with pytest.raises(AbortError) as err:
+        _call(gate, "/verdict.v1.DecisionService/DecideBatch", ctx, BatchCall((credit, DecideCall("card_payment", "", "", {}))))
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert "card_payment" in err.value.details

@@ -31,6 +31,48 @@ class DecideRequest(_message.Message):
     input: _struct_pb2.Struct
     def __init__(self, flow: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
+class DecideBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[DecideRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[DecideRequest, _Mapping]]] = ...) -> None: ...
+
+class DecideBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DecideBatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[DecideBatchResult, _Mapping]]] = ...) -> None: ...
+
+class DecideBatchResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: DecideResponse
+    error: DecideError
+    def __init__(self, response: _Optional[_Union[DecideResponse, _Mapping]] = ..., error: _Optional[_Union[DecideError, _Mapping]] = ...) -> None: ...
+
+class DecideError(_message.Message):
+    __slots__ = ("code", "message", "field_errors", "field_errors_omitted")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_ERRORS_OMITTED_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field_errors: _containers.RepeatedCompositeFieldContainer[FieldError]
+    field_errors_omitted: int
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field_errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., field_errors_omitted: _Optional[int] = ...) -> None: ...
+
+class FieldError(_message.Message):
+    __slots__ = ("field", "message", "code")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    message: str
+    code: str
+    def __init__(self, field: _Optional[str] = ..., message: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
 class Reason(_message.Message):
     __slots__ = ("code", "message", "source", "rule_id", "feature", "contribution")
     CODE_FIELD_NUMBER: _ClassVar[int]

@@ -40,6 +40,11 @@ class DecisionServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.DecideResponse.FromString,
                 _registered_method=True)
+        self.DecideBatch = channel.unary_unary(
+                '/verdict.v1.DecisionService/DecideBatch',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.DecideBatchRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.DecideBatchResponse.FromString,
+                _registered_method=True)
         self.ListFlows = channel.unary_unary(
                 '/verdict.v1.DecisionService/ListFlows',
                 request_serializer=verdict_dot_v1_dot_decision__pb2.ListFlowsRequest.SerializeToString,
@@ -58,6 +63,19 @@ class DecisionServiceServicer:
 
     def Decide(self, request, context):
         """Decides one request with the named flow (its live version unless one is pinned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideBatch(self, request, context):
+        """Decides up to 1,000 requests in one call (engine.limits.MAX_BATCH_REQUESTS; more:
+        INVALID_ARGUMENT for the whole call, nothing decided). Each request is decided exactly as a
+        Decide of its own: routed, validated, written to the decision log, idempotent per request id,
+        and answered or failed on its own (DecideBatchResult) in the order sent; the call itself fails
+        only when the batch is malformed or too large, or the caller may not call it. The call's
+        deadline covers the whole batch: requests not started before it fail with DEADLINE_EXCEEDED.
+        The whole call is also held to the server's message size limit (max_message_bytes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,6 +104,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Decide,
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.DecideRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.DecideResponse.SerializeToString,
+            ),
+            'DecideBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideBatch,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.DecideBatchRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.DecideBatchResponse.SerializeToString,
             ),
             'ListFlows': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFlows,
@@ -126,6 +149,33 @@ class DecisionService:
             '/verdict.v1.DecisionService/Decide',
             verdict_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.DecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.DecisionService/DecideBatch',
+            verdict_dot_v1_dot_decision__pb2.DecideBatchRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.DecideBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,84 @@
+"""The batch cases: ``verdict batch`` throughput and memory, locally and on Spark local[2].
+
+Input: ``rows`` credit applications resampled with replacement (seeded) from data/credit_data.csv,
+with a ``customer_id`` column so that routing applies as online, written as CSV. ``batch_local``
+runs ``verdict batch --engine local`` in its own process, twice: on a tenth of the rows (``small``)
+and on all of them (``large``); rows/s is the command's own figure (the clock starts after the
+policies are loaded) and peak RSS comes from ``os.wait4`` (the child's ``ru_maxrss``): flat memory
+means the two peaks are close. ``batch_spark`` starts a local[2] session (start-up reported apart),
+runs a warm-up batch of a tenth of the rows (workers started, policy root shipped and loaded), then
+times the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["make_history", "run_batch_cases"]
+
+
+def make_history(path: Path, source: Path, rows: int, seed: int = 18) -> Path:
+    """``rows`` rows of ``source`` (a CSV) drawn with replacement, plus a customer_id column."""
+    import numpy as np
+
+    lines = source.read_text(encoding="utf-8").splitlines()
+    header, body = lines[0], lines[1:]
+    picks = np.random.default_rng(seed).integers(0, len(body), size=rows)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"customer_id,{header}\n")
+        for i, k in enumerate(picks.tolist()):
+            f.write(f"c{i},{body[k]}\n")
+    return path
+
+
+def _row(kind: str, rows: int, rps: float | None, **extra: Any) -> dict[str, Any]:
+    return {"name": extra.pop("name"), "flow": "credit_application", "kind": kind, "rows": rows, "rps": rps,
+            "p50_us": None, "p99_us": None, "p999_us": None, "mean_us": None, **extra}
+
+
+def _local(root: Path, src: Path, out: Path, project: Path) -> tuple[dict[str, Any], float]:
+    """Run verdict batch in a child process; its summary and peak RSS in MB."""
+    cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+           "batch", "credit_application", "--input", str(src), "--output", str(out), "--root", str(root)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=project, text=True)
+    assert proc.stdout is not None
+    text = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"verdict batch exited {proc.returncode}")
+    return json.loads(text), usage.ru_maxrss / 1024
+
+
+def run_batch_cases(root: Path, rows: int, work: Path, project: Path, cases: list[str]) -> list[dict[str, Any]]:
+    """The batch_local (small, large) and batch_spark rows of the result."""
+    work.mkdir(parents=True, exist_ok=True)
+    large = make_history(work / "history_large.csv", project / "data" / "credit_data.csv", rows)
+    small = make_history(work / "history_small.csv", project / "data" / "credit_data.csv", max(10, rows // 10))
+    out: list[dict[str, Any]] = []
+    if "batch_local" in cases:
+        for kind, src in (("small", small), ("large", large)):
+            summary, rss = _local(root, src, work / f"out_{kind}.parquet", project)
+            out.append(_row(kind, summary["rows"], summary["rows_per_second"], name="batch_local",
+                            peak_rss_mb=round(rss, 1), failed=summary["failed"], seconds=summary["seconds"]))
+    if "batch_spark" in cases:
+        from engine.batch import spark as verdict_spark
+
+        began = time.perf_counter()
+        session = verdict_spark.session("local[2]", "verdict-bench")
+        startup = time.perf_counter() - began
+        try:
+            warm = verdict_spark.decide_file_spark(root, "credit_application", small, work / "spark_warm.parquet", spark=session)
+            timed = verdict_spark.decide_file_spark(root, "credit_application", large, work / "spark.parquet", spark=session)
+        finally:
+            session.stop()
+        out.append(_row("large", timed.rows, round(timed.rows / timed.seconds, 1), name="batch_spark",
+                        startup_seconds=round(startup, 1), warmup_seconds=round(warm.seconds, 1),
+                        seconds=round(timed.seconds, 2), failed=timed.failed))
+    return out

@@ -1,0 +1,312 @@
+"""Backtests from history: decide the same rows with several flow versions side by side and compare.
+
+``verdict backtest FLOW --versions A,B[,C...] --input HISTORY`` decides every row of a CSV or
+Parquet history with each version (pinned: no routing), streamed a chunk at a time through the
+batch core, and reports for each version its action counts and rates and the rows it could not
+decide; for each later version against the first (the baseline) the comparison of ``verdict
+replay`` (``ReplayReport.compare`` and ``engine.audit.report.comparison_lines``: rates before and
+after, the transition matrix, the rules behind the changes, rule hits, mean scores, example rows);
+and, with known outcomes (an outcome column of the history, or an outcomes file joined on an id
+column), the approval rate, bad rate of approved business and decline / review+decline precision
+and recall of each version (``engine.audit.replay.Metrics``). A row counts in a comparison when
+both versions decided it. Rendered as text tables, JSON and PNG plots. The same on Spark with
+``engine="spark"``: each version's decisions come from ``engine.batch.spark.decide``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.audit.replay import ACTIONS, Compared, Metrics, ReplayReport, outcome_label
+from engine.audit.report import comparison_lines, pct, table
+from engine.batch.records import OutputColumns
+from engine.batch.run import decide_chunk, flow_fields, resolver
+from engine.batch.table import InputTable
+from engine.flow import CompiledFlow
+from engine.service import Decider
+from engine.types import Action
+
+__all__ = ["Backtest", "OutcomeError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes"]
+
+
+class OutcomeError(ValueError):
+    """An outcome in the history or the outcomes file is neither good nor bad; the message says where."""
+
+
+def compared_of(record: Mapping[str, Any], rules: Mapping[str, Any]) -> Compared:
+    """A decided output record (engine.batch.records) as ``ReplayReport.compare`` takes it.
+
+    ``rules`` maps the deciding version's rule ids to its CompiledRule (for each fired rule's
+    ruleset, action, reason code and priority). Reason messages are not compared (not in records).
+    """
+    reasons = tuple(
+        (r["code"], "", r["source"], r["rule_id"], r["feature"], float(r["contribution"]))
+        for r in json.loads(record["reasons"])
+    )
+    fired = tuple(
+        (rule.id, rule.ruleset, rule.action.name, rule.reason_code, rule.priority)
+        for rid in record["fired_rules"].split(";") if rid for rule in (rules[rid],)
+    )
+    scores = {k[len("score_"):]: float(v) for k, v in record.items() if k.startswith("score_") and v is not None}
+    return Action[record["action"]], reasons, fired, scores
+
+
+@dataclass
+class VersionResult:
+    """One version's decisions of the history: counts, errors and outcome metrics."""
+
+    version: str
+    revision: str
+    decided: int = 0
+    failed: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def as_dict(self) -> dict[str, Any]:
+        rates = {a.name: (self.actions[a.name] / self.decided if self.decided else None) for a in ACTIONS}
+        return {
+            "version": self.version, "revision": self.revision, "decided": self.decided, "failed": self.failed,
+            "actions": {a.name: self.actions[a.name] for a in ACTIONS}, "rates": rates,
+            "errors": dict(self.errors.most_common()), "outcomes": self.metrics.as_dict(),
+        }
+
+
+@dataclass
+class Backtest:
+    """What a backtest found; ``as_dict`` is its JSON, ``render`` its text tables."""
+
+    flow: str
+    source: str
+    versions: dict[str, VersionResult]
+    comparisons: dict[str, ReplayReport]  # later version -> its comparison with the first (baseline)
+    outcomes_given: bool = False
+    rows: int = 0
+    labelled: int = 0
+    keyed: bool = False  # rows are named by an id column (else by their 1-based number)
+
+    @property
+    def baseline(self) -> str:
+        return next(iter(self.versions))
+
+    def add(self, key: str, records: Mapping[str, Mapping[str, Any]], rules: Mapping[str, Mapping[str, Any]],
+            is_bad: bool | None) -> None:
+        """Count one history row decided by every version (``records``: version -> output record)."""
+        self.rows += 1
+        self.labelled += is_bad is not None
+        compared: dict[str, Compared] = {}
+        for version, rec in records.items():
+            result = self.versions[version]
+            if rec["error_code"] is not None:
+                result.failed += 1
+                result.errors[rec["error_code"]] += 1
+                continue
+            result.decided += 1
+            result.actions[rec["action"]] += 1
+            compared[version] = compared_of(rec, rules[version])
+            if is_bad is not None:
+                result.metrics.add(Action[rec["action"]], is_bad)
+        base = compared.get(self.baseline)
+        for version, report in self.comparisons.items():
+            after = compared.get(version)
+            if base is not None and after is not None:
+                report.compare(base, after, key)
+                if is_bad is not None:
+                    report.metrics_before.add(base[0], is_bad)
+                    report.metrics_after.add(after[0], is_bad)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The backtest as JSON-ready data."""
+        return {
+            "flow": self.flow, "input": self.source, "rows": self.rows, "baseline": self.baseline,
+            "labelled": self.labelled if self.outcomes_given else None,
+            "versions": {v: r.as_dict() for v, r in self.versions.items()},
+            "comparisons": {v: _comparison_dict(r) for v, r in self.comparisons.items()},
+        }
+
+    def render(self) -> str:
+        """Aligned text tables: every version side by side, then each comparison with the baseline."""
+        out = [f"Backtest of {self.flow} on {self.source}: {self.rows:,} rows, versions {', '.join(self.versions)}"]
+        rows = [[f"version {v}", f"{r.decided:,}", f"{r.failed:,}",
+                 *(pct(r.actions[a.name] / r.decided if r.decided else None) for a in ACTIONS)]
+                for v, r in self.versions.items()]
+        out += ["", *table(["", "decided", "failed", *(f"{a.name} rate" for a in ACTIONS)], rows)]
+        if self.outcomes_given:
+            out += ["", f"known outcomes: {self.labelled:,} rows labelled"]
+            metrics = [(v, r.metrics.as_dict(), r.metrics) for v, r in self.versions.items()]
+            out += table(
+                ["", "approval rate", "bad rate of approved", "bad approved", "decline precision", "decline recall",
+                 "review+decline precision", "review+decline recall"],
+                [[f"version {v}", pct(m["approval_rate"]), pct(m["bad_rate_of_approved"]), f"{raw.approved_bad:,}",
+                  pct(m["decline_precision"]), pct(m["decline_recall"]), pct(m["flag_precision"]),
+                  pct(m["flag_recall"])] for v, m, raw in metrics],
+            )
+        for version, report in self.comparisons.items():
+            out += ["", f"== version {version} against version {self.baseline} (before = {self.baseline}, after = {version}), "
+                        f"{report.replayed:,} rows decided by both"]
+            out += comparison_lines(report, before=f"version {self.baseline}", after=f"version {version}",
+                                    examples="row ids" if self.keyed else "row numbers")
+        return "\n".join(out) + "\n"
+
+
+def _comparison_dict(report: ReplayReport) -> dict[str, Any]:
+    data = report.as_dict()
+    keep = ("changed", "changed_rate", "differs", "actions", "transitions", "drivers", "rule_hits", "scores", "examples")
+    out = {k: data[k] for k in keep}
+    out["rows"] = report.replayed
+    if report.outcomes_given:
+        out["outcomes"] = {"before": report.metrics_before.as_dict(), "after": report.metrics_after.as_dict()}
+    return out
+
+
+def _is_bad(value: Any, where: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    label = outcome_label(str(value).strip())
+    if label is None:
+        raise OutcomeError(f"{where}: outcome {str(value)!r} is neither good nor bad")
+    return label
+
+
+def backtest(
+    decider: Decider,
+    flow: str,
+    versions: Sequence[str],
+    source: Path,
+    *,
+    id_column: str | None = None,
+    outcome_column: str | None = None,
+    outcomes: Mapping[str, bool] | None = None,
+    chunk_rows: int = 10_000,
+    engine: str = "local",
+    root: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Backtest:
+    """Decide ``source`` with every version of ``versions`` (the first is the baseline) and compare.
+
+    Outcomes come from ``outcome_column`` of the history or from ``outcomes`` (id -> is_bad,
+    ``engine.audit.replay.load_outcomes``) joined on ``id_column``. Raises ValueError for fewer
+    than two distinct versions or outcomes without an id column, VersionNotFound / FlowNotFound
+    for the flow, TableError / TableFormatError for the input, OutcomeError for a bad label.
+    """
+    if len(versions) < 2 or len(set(versions)) != len(versions):
+        raise ValueError(f"a backtest needs at least two distinct versions, got {', '.join(versions) or 'none'}")
+    if outcomes is not None and id_column is None:
+        raise ValueError("an outcomes file is joined on an id column: name it (--id-column)")
+    compiled: dict[str, CompiledFlow] = {}
+    fields: dict[str, Any] = {}
+    for v in versions:
+        f, (c,) = flow_fields(decider, flow, v)
+        compiled[v] = c
+        fields.update({k: spec for k, spec in f.items() if k not in fields})
+    result = Backtest(
+        flow, str(source), {v: VersionResult(v, c.revision) for v, c in compiled.items()},
+        {v: ReplayReport(flow, v, compiled[v].revision, str(source), outcomes_given=bool(outcomes is not None or outcome_column))
+         for v in versions[1:]},
+        outcomes_given=outcomes is not None or outcome_column is not None,
+        keyed=id_column is not None,
+    )
+    rules = {v: {r.id: r for r in c.rules} for v, c in compiled.items()}
+    rows = _spark_rows if engine == "spark" else _local_rows
+    for key, records, label in rows(decider, flow, versions, Path(source), fields, id_column, outcome_column, chunk_rows, root):
+        is_bad = _is_bad(label, f"{source}, row {key}") if outcome_column else (
+            outcomes.get(key) if outcomes is not None else None)
+        result.add(key, records, rules, is_bad)
+        if progress is not None:
+            progress(result.rows)
+    return result
+
+
+_Rows = Iterator[tuple[str, dict[str, dict[str, Any]], Any]]
+
+
+def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Path, fields: Mapping[str, Any],
+                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None) -> _Rows:
+    """(row key, version -> record, outcome label) for every row, decided a chunk at a time."""
+    table = InputTable(source, fields, id_column, chunk_rows, carry=(outcome_column,) if outcome_column else ())
+    columns = {v: OutputColumns.of([decider.resolve(flow, v)[0]], id_column) for v in versions}
+    resolves = {v: resolver(decider, flow, v) for v in versions}
+    for chunk in table.chunks():
+        decided = {v: decide_chunk(resolves[v], columns[v], chunk) for v in versions}
+        labels = chunk.carried.get(outcome_column, []) if outcome_column else []
+        for k in range(len(chunk.rows)):
+            key = str(chunk.ids[k]) if chunk.ids else str(chunk.start + k)
+            yield key, {v: decided[v][k] for v in versions}, labels[k] if labels else None
+
+
+def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Path, fields: Mapping[str, Any],
+                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None) -> _Rows:
+    """As ``_local_rows``, each version's decisions from Spark (engine.batch.spark), in input order."""
+    from engine.batch import spark as verdict_spark
+
+    if root is None:
+        raise ValueError("a backtest on Spark needs the policy root")
+    spark = verdict_spark.session()
+    df = verdict_spark.read_table(spark, source, fields, id_column)
+    carry = (outcome_column,) if outcome_column else ()
+    streams = [verdict_spark.decide(df, flow, v, root=root, id_column=id_column, carry=carry,
+                                    csv_plans=verdict_spark.csv_plans(source, fields, id_column)).toLocalIterator()
+               for v in versions]
+    for n, rows in enumerate(zip(*streams, strict=True), start=1):
+        records = {v: r.asDict() for v, r in zip(versions, rows, strict=True)}
+        first = records[versions[0]]
+        key = str(first["id"]) if id_column else str(n)
+        yield key, records, first.get(outcome_column) if outcome_column else None
+
+
+def plot(result: Backtest, directory: Path) -> list[Path]:
+    """PNG plots into ``directory``: action rates per version, and each comparison's transition matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    names = [a.name for a in ACTIONS]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(result.versions)
+    for i, (v, r) in enumerate(result.versions.items()):
+        rates = [100 * r.actions[a] / r.decided if r.decided else 0 for a in names]
+        ax.bar(np.arange(len(names)) + i * width, rates, width, label=f"version {v}")
+    ax.set_xticks(np.arange(len(names)) + width * (len(result.versions) - 1) / 2, names)
+    ax.set_ylabel("% of decided rows")
+    ax.set_title(f"{result.flow}: actions by version ({result.rows:,} rows)")
+    ax.legend()
+    path = directory / "actions.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    for version, report in result.comparisons.items():
+        matrix = np.array([[report.transitions[(b, a)] for a in names] for b in names])
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), n in np.ndenumerate(matrix):
+            ax.text(j, i, f"{n:,}", ha="center", va="center")
+        ax.set_xticks(range(3), names)
+        ax.set_yticks(range(3), names)
+        ax.set_xlabel(f"version {version}")
+        ax.set_ylabel(f"version {result.baseline}")
+        ax.set_title("transitions")
+        path = directory / f"transitions_{result.baseline}_to_{version}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def read_outcomes(path: Path) -> dict[str, bool]:
+    """``engine.audit.replay.load_outcomes`` (id -> is_bad from a CSV), for the command line."""
+    from engine.audit.replay import load_outcomes
+
+    return load_outcomes(path)
+
+
