@@ -202,7 +202,7 @@ class CompiledFlow:
             step.apply(values)
         self.program.derive(values)
 
-    def hits(self, values: Mapping[str, Any]) -> list[int]:
+    def hits(self, values: dict[str, Any]) -> list[int]:
         """Indexes (into ``rules``) of every rule that holds for validated, derived and scored ``values``."""
         hits = self.program.fired(values)
         if self.durable is not None:

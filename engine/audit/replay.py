@@ -291,7 +291,7 @@ def _drivers(before_action: Action, before_fired: tuple[Any, ...], after_action:
     return found or [("(flow default)", f"{before_action.name} -> {after_action.name}")]
 
 
-def replay(  # noqa: C901 (one pass over records: verify, re-decide, compare, tally; each branch is a record outcome)
+def replay(
     records: Iterable[Mapping[str, Any]],
     compiled: CompiledFlow,
     *,

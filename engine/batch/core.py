@@ -65,7 +65,7 @@ def decide_rows(resolve: Resolve, rows: Sequence[Mapping[str, Any]]) -> list[Row
             compiled, route = resolve(raw)
             values = compiled.validator(raw)
             compiled.derive(values)
-        except Exception as exc:  # a row's fault (or a bug) fails that row, never the batch
+        except Exception as exc:  # noqa: BLE001 - a row's fault (or a bug) fails that row, never the batch
             results[i] = _failed(exc)
             continue
         groups.setdefault(id(compiled), (compiled, []))[1].append((i, route, values))
@@ -96,7 +96,7 @@ def _decide_group(
         for m, js in wanted.items():
             for j, pairs in zip(js, compiled.models[m].model.explain_batch(encoded[m][js]), strict=True):
                 explanations[j][m] = pairs
-    except Exception as exc:  # a broken model or ruleset fails this version's rows, the others go on
+    except Exception as exc:  # noqa: BLE001 - a broken model or ruleset fails this version's rows, the others go on
         failed = _failed(exc)
         for i, _, _ in members:
             results[i] = failed
@@ -105,5 +105,5 @@ def _decide_group(
         try:
             rows = [x[j : j + 1] for x in encoded]
             results[i] = Decided(compiled, route, compiled.evaluate_scored(values, hits[j], rows, explanations[j]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one row's failure is that row's error column, never the batch's
             results[i] = _failed(exc)

@@ -43,7 +43,13 @@ from engine.batch.core import decide_rows
 from engine.batch.records import OutputColumns, to_record
 from engine.batch.run import Summary, flow_fields, resolver
 from engine.batch.table import (
-    ColumnPlan, InputTable, TableFormatError, Writer, convert_cell, match_columns, table_format,
+    ColumnPlan,
+    InputTable,
+    TableFormatError,
+    Writer,
+    convert_cell,
+    match_columns,
+    table_format,
 )
 
 if TYPE_CHECKING:

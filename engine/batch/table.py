@@ -177,7 +177,7 @@ class InputTable:
             pf = pq.ParquetFile(self.path)
         except FileNotFoundError:
             raise TableFormatError(f"{self.path}: no such file") from None
-        except Exception as exc:  # pyarrow's ArrowInvalid and kin: not a Parquet file
+        except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid and kin: not a Parquet file
             raise TableFormatError(f"{self.path}: not a readable Parquet file: {exc}") from None
         header = pf.schema_arrow.names
         self._check_id(header)

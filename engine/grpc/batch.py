@@ -89,10 +89,10 @@ def requests_of(batch: BatchCall | Malformed) -> list[DecideCall | VerdictError]
     """
     if isinstance(batch, Malformed):
         raise InvalidInput([FieldError(batch.field, batch.message, batch.code)])
-    out: list[DecideCall | VerdictError] = []
-    for call in batch.requests:
-        out.append(InvalidInput([FieldError(call.field, call.message, call.code)]) if isinstance(call, Malformed) else call)
-    return out
+    return [
+        InvalidInput([FieldError(call.field, call.message, call.code)]) if isinstance(call, Malformed) else call
+        for call in batch.requests
+    ]
 
 
 def _error(error: VerdictError) -> bytes:

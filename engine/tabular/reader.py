@@ -141,7 +141,7 @@ def _clean_name(name: str) -> str:
     return name.replace("\ufeff", "").strip()
 
 
-def read_rows(path: Path, *, limit: int | None = None) -> RawTable:  # noqa: C901 (one branch per unreadable-file kind, each with its own message)
+def read_rows(path: Path, *, limit: int | None = None) -> RawTable:
     """Read ``path`` into a :class:`RawTable` (at most ``limit`` data rows). Raises TableError."""
     path = Path(path)
     try:
@@ -155,7 +155,7 @@ def read_rows(path: Path, *, limit: int | None = None) -> RawTable:  # noqa: C90
     header: tuple[str, ...] = ()
     rows: list[tuple[str | None, ...]] = []
     lines: list[int] = []
-    for header, row, line in _parse(path, _records(text, delimiter), delimiter):
+    for header, row, line in _parse(path, _records(text, delimiter), delimiter):  # noqa: B007 - header is read after the loop
         rows.append(row)
         lines.append(line)
         if limit is not None and len(rows) >= limit:

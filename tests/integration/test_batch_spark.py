@@ -6,6 +6,7 @@ One Spark session for the module (starting one takes ~15 s on 2 cores)."""
 from __future__ import annotations
 
 import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

@@ -171,7 +171,7 @@ def test_unknown_format_and_flow_are_usage_errors(tmp_path, capsys):
 def test_missing_id_column_is_named(tmp_path, decider):
     """An --id-column the file lacks is refused naming it and the columns there are."""
     src = _write_csv(tmp_path / "in.csv", "age,income\n30,100\n")
-    with pytest.raises(TableFormatError, match="no id column 'key'.*age, income"):
+    with pytest.raises(TableFormatError, match=r"no id column 'key'.*age, income"):
         decide_file(decider, "credit_application", src, tmp_path / "o.csv", id_column="key")
 
 
@@ -187,7 +187,7 @@ def test_read_chunks_equals_read_rows(size):
 
 
 @pytest.mark.parametrize(("data", "encoding"), [
-    ("a;b\n1;2\n\"x;y\";3\n".encode("utf-8"), "utf-8"),
+    (b"a;b\n1;2\n\"x;y\";3\n", "utf-8"),
     ("\ufeffa,b\nä,2\n".encode("utf-8"), "utf-8-sig"),
     ("a,b\né,2\n".encode("cp1252"), "cp1252"),
     ("a\tb\n1\t2\n".encode("utf-16"), "utf-16"),
