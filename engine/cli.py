@@ -32,7 +32,7 @@ from engine.commands import (
 )
 from engine.extras import MissingExtra
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
@@ -59,11 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return exc.code if isinstance(exc.code, int) else 2
-    # Log lines of one-shot commands go to stderr, warnings and worse only: stdout carries their
-    # answer (often JSON). `verdict serve` configures its own structured logging from its settings.
-    from engine.logging import configure
-
-    configure("warning", "console")
     try:
         return int(args.run(args))
     except MissingExtra as exc:  # an optional part of the installation (engine/extras.py): one line, exit 2
@@ -71,5 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def console_main() -> int:
+    """The ``verdict`` executable: ``main`` with the process's logging set up first.
+
+    Log lines of one-shot commands go to stderr, warnings and worse only: stdout carries their
+    answer (often JSON). `verdict serve` configures its own structured logging from its settings.
+    (``main`` itself leaves logging alone, so tests can call it in-process.)
+    """
+    from engine.logging import configure
+
+    configure("warning", "console")
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

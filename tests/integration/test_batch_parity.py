@@ -11,12 +11,36 @@ import pytest
 
 from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+from engine.grpc.server import start_server
+from engine.service import load_decider
+from engine.settings import Settings
+from tests.unit.policy_roots import routed_copy
 
 from .helpers import CARD_CSV, CREDIT_CSV, ROOT, card_payments, request
 
 pytestmark = pytest.mark.integration
 
 ROWS = 400
+
+
+@pytest.fixture(scope="module")
+def routed_root(tmp_path_factory) -> Path:
+    """The bundled policies with a challenger of credit_application for 10% of customers (the bundled
+    routing has none since version 3 went live alone), so both routes are compared."""
+    return routed_copy(tmp_path_factory.mktemp("routed"))
+
+
+@pytest.fixture(scope="module")
+def routed_stub(routed_root):
+    """A real gRPC server on 127.0.0.1:0 serving ``routed_root``."""
+    import grpc
+
+    decider = load_decider(routed_root)
+    running = start_server(Settings.load(env={}, port=0, root=routed_root), decider)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield pb_grpc.DecisionServiceStub(channel), decider
+    running.stop(grace=1)
 
 
 
@@ -37,9 +61,9 @@ def _online(stub, flow: str, inputs: list[dict]) -> list[dict]:
     return out
 
 
-def _batch(tmp_path: Path, flow: str, src: Path, capsys, *extra: str) -> list[dict]:
+def _batch(tmp_path: Path, flow: str, src: Path, capsys, *extra: str, root: Path = ROOT) -> list[dict]:
     out = tmp_path / f"{flow}.parquet"
-    code = main(["batch", flow, "--input", str(src), "--output", str(out), "--root", str(ROOT), *extra])
+    code = main(["batch", flow, "--input", str(src), "--output", str(out), "--root", str(root), *extra])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0, summary
     return pq.read_table(out).to_pylist()
@@ -67,11 +91,14 @@ def _credit_csv(tmp_path: Path) -> tuple[Path, list[dict]]:
     return src, inputs
 
 
-def test_credit_batch_equals_grpc(stub, tmp_path, capsys):
+def test_credit_batch_equals_grpc(routed_stub, routed_root, tmp_path, capsys):
     """credit_application (live and challenger routes, model reasons): batch == Decide over gRPC, row for row."""
     src, inputs = _credit_csv(tmp_path)
+    stub, decider = routed_stub
     online = _online(stub, "credit_application", inputs)
-    batch = _batch(tmp_path, "credit_application", src, capsys)
+    assert decider.drain_shadows()  # the shadow evaluations (and their log lines) are done before the batch prints
+    capsys.readouterr()
+    batch = _batch(tmp_path, "credit_application", src, capsys, root=routed_root)
     assert {r["route"] for r in batch} == {"live", "challenger"}
     assert any(r["source"] == "model" for o in online for r in o["reasons"])
     _compare(online, batch)

@@ -79,7 +79,7 @@ def test_flows_load_once_per_process(session, monkeypatch, tmp_path):
     first = verdict_spark._decider(path.name, digest)
     assert verdict_spark._decider(path.name, digest) is first
     assert len(loads) == 1
-    assert first.flows()["credit_application"] == ["1", "2"]
+    assert first.flows()["credit_application"] == ["1", "2", "3"]
 
 
 def test_cli_engine_spark(tmp_path, capsys, session):

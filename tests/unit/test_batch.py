@@ -58,8 +58,11 @@ def test_batch_equals_one_by_one(decider, flow, version, rows):
         assert explained > 10  # the batched explanations were exercised
 
 
-def test_batch_routes_like_the_service(decider):
+def test_batch_routes_like_the_service(tmp_path):
     """Without --version a row goes where the service routes it: the challenger takes its customers."""
+    from tests.unit.policy_roots import routed_copy
+
+    decider = load_decider(routed_copy(tmp_path))  # credit_application 3 live, 4 its challenger
     rows = [dict(r, customer_id=f"c{i}") for i, r in enumerate(read_credit_applications(CREDIT_CSV, 300, integers=False))]
     results = decide_rows(resolver(decider, "credit_application"), rows)
     for raw, result in zip(rows, results, strict=True):
