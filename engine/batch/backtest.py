@@ -11,6 +11,14 @@ column), the approval rate, bad rate of approved business and decline / review+d
 and recall of each version (``engine.audit.replay.Metrics``). A row counts in a comparison when
 both versions decided it. Rendered as text tables, JSON and PNG plots. The same on Spark with
 ``engine="spark"``: each version's decisions come from ``engine.batch.spark.decide``.
+
+Fairness: with ``protected`` columns of the history (and an ``age`` column, grouped into
+``engine.training.fairness.AGE_BANDS``), each version's decided rows are counted per group and the
+report gains, per version and attribute, each group's rows, approval rate (APPROVE actions),
+adverse impact ratio against the most favoured group (``engine.training.fairness.adverse_impact``,
+flagged below 0.8: the four-fifths rule, 29 CFR 1607.4(D)) and, with outcomes, the bad rate of
+approved business. Those columns are carried beside the rows, never sent to the flow: a flow that
+declares one as an input field is refused (ProtectedColumnError). Local engine only.
 """
 
 from __future__ import annotations
@@ -29,13 +37,21 @@ from engine.batch.run import decide_chunk, flow_fields, resolver
 from engine.batch.table import InputTable
 from engine.flow import CompiledFlow
 from engine.service import Decider
+from engine.tabular import MISSING_MARKERS
+from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, adverse_impact, age_band
 from engine.types import Action
 
-__all__ = ["Backtest", "OutcomeError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes"]
+__all__ = [
+    "Backtest", "OutcomeError", "ProtectedColumnError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes",
+]
 
 
 class OutcomeError(ValueError):
     """An outcome in the history or the outcomes file is neither good nor bad; the message says where."""
+
+
+class ProtectedColumnError(ValueError):
+    """A protected column asked for is an input field of a backtested version: it would be fed to the flow."""
 
 
 def compared_of(record: Mapping[str, Any], rules: Mapping[str, Any]) -> Compared:
@@ -67,6 +83,28 @@ class VersionResult:
     actions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     metrics: Metrics = field(default_factory=Metrics)
+    # attribute -> group -> [decided rows, approved, approved with a known outcome, approved bad]
+    groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    def count_groups(self, attributes: Mapping[str, str], approved: bool, is_bad: bool | None) -> None:
+        """Count one decided row in its group of every protected attribute."""
+        for attribute, group in attributes.items():
+            c = self.groups.setdefault(attribute, {}).setdefault(group, [0, 0, 0, 0])
+            c[0] += 1
+            c[1] += approved
+            c[2] += approved and is_bad is not None
+            c[3] += approved and bool(is_bad)
+
+    def fairness(self, order: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """Per attribute: ``adverse_impact``'s table, each group with its bad rate of approved (None if unknown)."""
+        out: dict[str, Any] = {}
+        for attribute, counts in self.groups.items():
+            t = adverse_impact({g: (c[0], c[1]) for g, c in counts.items()}, order.get(attribute, ()))
+            for row in t["groups"]:
+                c = counts[row["group"]]
+                row["bad_rate_of_approved"] = c[3] / c[2] if c[2] else None
+            out[attribute] = t
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         rates = {a.name: (self.actions[a.name] / self.decided if self.decided else None) for a in ACTIONS}
@@ -89,14 +127,17 @@ class Backtest:
     rows: int = 0
     labelled: int = 0
     keyed: bool = False  # rows are named by an id column (else by their 1-based number)
+    protected: tuple[str, ...] = ()  # protected attributes reported per group (the age column last)
+    age: str | None = None  # the protected column grouped into age bands
 
     @property
     def baseline(self) -> str:
         return next(iter(self.versions))
 
     def add(self, key: str, records: Mapping[str, Mapping[str, Any]], rules: Mapping[str, Mapping[str, Any]],
-            is_bad: bool | None) -> None:
-        """Count one history row decided by every version (``records``: version -> output record)."""
+            is_bad: bool | None, attributes: Mapping[str, str] | None = None) -> None:
+        """Count one history row decided by every version (``records``: version -> output record;
+        ``attributes``: protected attribute -> the row's group)."""
         self.rows += 1
         self.labelled += is_bad is not None
         compared: dict[str, Compared] = {}
@@ -111,6 +152,8 @@ class Backtest:
             compared[version] = compared_of(rec, rules[version])
             if is_bad is not None:
                 result.metrics.add(Action[rec["action"]], is_bad)
+            if attributes:
+                result.count_groups(attributes, rec["action"] == Action.APPROVE.name, is_bad)
         base = compared.get(self.baseline)
         for version, report in self.comparisons.items():
             after = compared.get(version)
@@ -127,7 +170,31 @@ class Backtest:
             "labelled": self.labelled if self.outcomes_given else None,
             "versions": {v: r.as_dict() for v, r in self.versions.items()},
             "comparisons": {v: _comparison_dict(r) for v, r in self.comparisons.items()},
+            **({"fairness": self.fairness()} if self.protected else {}),
         }
+
+    def fairness(self) -> dict[str, Any]:
+        """Version -> attribute -> per-group approval rate, AIR and bad rate of approved (engine.training.fairness)."""
+        order = {self.age: [b[0] for b in AGE_BANDS]} if self.age else {}
+        return {
+            "definition": f"approval = APPROVE; AIR = a group's approval rate / the most favoured group's; flagged below "
+                          f"{AIR_THRESHOLD} (four-fifths rule, 29 CFR 1607.4(D)) for groups of at least {MIN_GROUP_ROWS} rows",
+            "attributes": list(self.protected),
+            "versions": {v: r.fairness(order) for v, r in self.versions.items()},
+        }
+
+    def _fairness_lines(self) -> list[str]:
+        out = ["", "fairness by protected attribute (approval = APPROVE; AIR flagged below 0.8, 29 CFR 1607.4(D))"]
+        for version, by in self.fairness()["versions"].items():
+            for attribute, t in by.items():
+                out += ["", f"version {version}, {attribute} (reference group: {t['reference']})"]
+                out += table(
+                    ["group", "rows", "approval rate", "AIR", "flag", *(["bad rate of approved"] if self.outcomes_given else [])],
+                    [[g["group"], f"{g['rows']:,}", pct(g["approval_rate"]),
+                      "-" if g["air"] is None else f"{g['air']:.3f}", "AIR < 0.8" if g["flagged"] else "",
+                      *([pct(g["bad_rate_of_approved"])] if self.outcomes_given else [])] for g in t["groups"]],
+                )
+        return out
 
     def render(self) -> str:
         """Aligned text tables: every version side by side, then each comparison with the baseline."""
@@ -146,6 +213,8 @@ class Backtest:
                   pct(m["decline_precision"]), pct(m["decline_recall"]), pct(m["flag_precision"]),
                   pct(m["flag_recall"])] for v, m, raw in metrics],
             )
+        if self.protected:
+            out += self._fairness_lines()
         for version, report in self.comparisons.items():
             out += ["", f"== version {version} against version {self.baseline} (before = {self.baseline}, after = {version}), "
                         f"{report.replayed:,} rows decided by both"]
@@ -186,13 +255,19 @@ def backtest(
     engine: str = "local",
     root: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    protected: Sequence[str] = (),
+    age: str | None = None,
 ) -> Backtest:
     """Decide ``source`` with every version of ``versions`` (the first is the baseline) and compare.
 
     Outcomes come from ``outcome_column`` of the history or from ``outcomes`` (id -> is_bad,
     ``engine.audit.replay.load_outcomes``) joined on ``id_column``. Raises ValueError for fewer
     than two distinct versions or outcomes without an id column, VersionNotFound / FlowNotFound
-    for the flow, TableError / TableFormatError for the input, OutcomeError for a bad label.
+    for the flow, TableError / TableFormatError for the input (a missing protected column too),
+    OutcomeError for a bad label. ``protected`` columns (and ``age``, in age bands; a missing or
+    non-numeric age is ``(missing)``) are reported per group and never sent to the flow: raises
+    ProtectedColumnError when a version declares one as an input field (names match ignoring case,
+    as columns feed fields), ValueError for them on Spark.
     """
     if len(versions) < 2 or len(set(versions)) != len(versions):
         raise ValueError(f"a backtest needs at least two distinct versions, got {', '.join(versions) or 'none'}")
@@ -204,31 +279,65 @@ def backtest(
         f, (c,) = flow_fields(decider, flow, v)
         compiled[v] = c
         fields.update({k: spec for k, spec in f.items() if k not in fields})
+    attributes = tuple(dict.fromkeys([*protected, *([age] if age else [])]))
+    _check_protected(flow, versions, attributes, fields, (id_column, outcome_column))
+    if attributes and engine == "spark":
+        raise ValueError("protected attributes in a backtest need the local engine (--engine local)")
     result = Backtest(
         flow, str(source), {v: VersionResult(v, c.revision) for v, c in compiled.items()},
         {v: ReplayReport(flow, v, compiled[v].revision, str(source), outcomes_given=bool(outcomes is not None or outcome_column))
          for v in versions[1:]},
         outcomes_given=outcomes is not None or outcome_column is not None,
-        keyed=id_column is not None,
+        keyed=id_column is not None, protected=attributes, age=age,
     )
     rules = {v: {r.id: r for r in c.rules} for v, c in compiled.items()}
     rows = _spark_rows if engine == "spark" else _local_rows
-    for key, records, label in rows(decider, flow, versions, Path(source), fields, id_column, outcome_column, chunk_rows, root):
+    for key, records, label, groups in rows(decider, flow, versions, Path(source), fields, id_column, outcome_column,
+                                            chunk_rows, root, attributes):
         is_bad = _is_bad(label, f"{source}, row {key}") if outcome_column else (
             outcomes.get(key) if outcomes is not None else None)
-        result.add(key, records, rules, is_bad)
+        result.add(key, records, rules, is_bad, {a: _group(g, a == age) for a, g in zip(attributes, groups, strict=True)})
         if progress is not None:
             progress(result.rows)
     return result
 
 
-_Rows = Iterator[tuple[str, dict[str, dict[str, Any]], Any]]
+def _check_protected(flow: str, versions: Sequence[str], attributes: Sequence[str], fields: Mapping[str, Any],
+                     other: Sequence[str | None]) -> None:
+    declared = {k.casefold(): k for k in fields}
+    fed = [f"{a!r} (input field {declared[a.casefold()]!r})" for a in attributes if a.casefold() in declared]
+    if fed:
+        raise ProtectedColumnError(
+            f"{flow} version(s) {', '.join(versions)} declare protected column(s) {', '.join(fed)} as input: "
+            "a protected attribute is reported beside the decisions, never fed to the flow; give the attribute "
+            "under a column name the flow does not read, or backtest versions that do not take it")
+    clash = [a for a in attributes if a in other]
+    if clash:
+        raise ValueError(f"protected column(s) {', '.join(map(repr, clash))} are also the id or outcome column")
+
+
+def _group(value: Any, is_age: bool) -> str:
+    """A protected cell as its group: ``(missing)`` when empty, an age band for the age column."""
+    if value is None or str(value).strip().lower() in ("", *MISSING_MARKERS):
+        return "(missing)"
+    if not is_age:
+        return str(value).strip()
+    try:
+        years = float(value)
+    except (TypeError, ValueError):
+        return "(missing)"
+    return age_band(years) or "(missing)"
+
+
+_Rows = Iterator[tuple[str, dict[str, dict[str, Any]], Any, tuple[Any, ...]]]
 
 
 def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Path, fields: Mapping[str, Any],
-                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None) -> _Rows:
-    """(row key, version -> record, outcome label) for every row, decided a chunk at a time."""
-    table = InputTable(source, fields, id_column, chunk_rows, carry=(outcome_column,) if outcome_column else ())
+                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None,
+                attributes: Sequence[str] = ()) -> _Rows:
+    """(row key, version -> record, outcome label, protected values) for every row, a chunk at a time."""
+    carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
+    table = InputTable(source, fields, id_column, chunk_rows, carry=carry)
     columns = {v: OutputColumns.of([decider.resolve(flow, v)[0]], id_column) for v in versions}
     resolves = {v: resolver(decider, flow, v) for v in versions}
     for chunk in table.chunks():
@@ -236,12 +345,14 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
         labels = chunk.carried.get(outcome_column, []) if outcome_column else []
         for k in range(len(chunk.rows)):
             key = str(chunk.ids[k]) if chunk.ids else str(chunk.start + k)
-            yield key, {v: decided[v][k] for v in versions}, labels[k] if labels else None
+            yield (key, {v: decided[v][k] for v in versions}, labels[k] if labels else None,
+                   tuple(chunk.carried[a][k] for a in attributes))
 
 
 def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Path, fields: Mapping[str, Any],
-                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None) -> _Rows:
-    """As ``_local_rows``, each version's decisions from Spark (engine.batch.spark), in input order."""
+                id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None,
+                attributes: Sequence[str] = ()) -> _Rows:
+    """As ``_local_rows`` (no protected attributes), each version's decisions from Spark (engine.batch.spark), in input order."""
     from engine.batch import spark as verdict_spark
 
     if root is None:
@@ -256,7 +367,7 @@ def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
         records = {v: r.asDict() for v, r in zip(versions, rows, strict=True)}
         first = records[versions[0]]
         key = str(first["id"]) if id_column else str(n)
-        yield key, records, first.get(outcome_column) if outcome_column else None
+        yield key, records, first.get(outcome_column) if outcome_column else None, ()
 
 
 def plot(result: Backtest, directory: Path) -> list[Path]:

@@ -1,12 +1,15 @@
 """``verdict backtest``: decide a history file with several flow versions side by side and compare them.
 
 ``verdict backtest FLOW --versions A,B[,...] --input HISTORY.csv|parquet [--outcome-column COL |
---outcomes CSV --id-column COL] [--engine local|spark] [--json FILE|-] [--plots DIR] [--root DIR]``
+--outcomes CSV --id-column COL] [--protected COL[,COL]] [--age COL] [--engine local|spark] [--json FILE|-]
+[--plots DIR] [--root DIR]``
 prints every version's action rates (and, with outcomes, approval rate, bad rate of approved
 business, precision and recall), then each later version against the first: the transition
-matrix, the rules behind the changes, rule hits and mean scores (engine.batch.backtest). Nothing is
-written to the decision log. Exit codes: 0 done, 1 broken policies, 2 bad usage (unknown flow or
-version, unreadable input or outcomes, an outcome that is neither good nor bad).
+matrix, the rules behind the changes, rule hits and mean scores (engine.batch.backtest); with
+``--protected``/``--age``, each version's approval rate, adverse impact ratio and bad rate of
+approved per group (docs/compliance.md). Nothing is written to the decision log. Exit codes: 0 done,
+1 broken policies, 2 bad usage (unknown flow or version, unreadable input or outcomes, an outcome
+that is neither good nor bad, a protected column the flow declares as an input).
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--outcomes", type=Path, default=None, metavar="CSV",
                    help="outcomes file (id,outcome) joined on --id-column")
     p.add_argument("--id-column", default=None, help="column of the history identifying each row")
+    p.add_argument("--protected", default="", metavar="COL[,COL]",
+                   help="protected attribute columns of the history (e.g. marital status): never sent to the flow; "
+                        "the report gains approval rate, adverse impact ratio and bad rate of approved per group")
+    p.add_argument("--age", default=None, metavar="COL",
+                   help="an age column of the history, reported like --protected in age bands (62 and over: Reg B)")
     p.add_argument("--engine", choices=("local", "spark"), default="local", help="local (default) or spark")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE (- for stdout, no table)")
     p.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots (actions by version, transitions) to DIR")
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         result = backtest(
             decider, args.flow, versions, args.input, id_column=args.id_column, outcome_column=args.outcome_column,
             outcomes=outcomes, engine=args.engine, root=root,
+            protected=[c.strip() for c in args.protected.split(",") if c.strip()], age=args.age,
         )
     except FlowUnavailable as exc:
         report(f"{exc.flow} is not loaded; its problems:\n" + "\n".join(f"  {p}" for p in exc.problems))

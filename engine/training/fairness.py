@@ -32,7 +32,8 @@ import numpy as np
 from engine.training.metrics import auc
 
 __all__ = [
-    "AIR_THRESHOLD", "AGE_BANDS", "REG_B_ELDERLY_AGE", "age_band", "age_check", "fairness_report", "group_table",
+    "AIR_THRESHOLD", "AGE_BANDS", "REG_B_ELDERLY_AGE", "adverse_impact", "age_band", "age_check", "fairness_report",
+    "group_table",
 ]
 
 AIR_THRESHOLD = 0.8  # the four-fifths rule, 29 CFR 1607.4(D)
@@ -94,15 +95,50 @@ def group_table(
     flagged: list[dict[str, Any]] = []
     for c in cutoffs:
         k = _key(c)
-        eligible = [r for r in rows if r["rows"] >= MIN_GROUP_ROWS] or rows
-        best = max(eligible, key=lambda r: r["approval_rate"][k])
-        top = best["approval_rate"][k]
-        for r in rows:
-            air = r["approval_rate"][k] / top if top > 0 else None
+        reference, ratios = _impact(rows, [r["approval_rate"][k] for r in rows])
+        for r, air in zip(rows, ratios, strict=True):
             r.setdefault("air", {})[k] = air
-            if air is not None and air < AIR_THRESHOLD and r["rows"] >= MIN_GROUP_ROWS:
-                flagged.append({"group": r["group"], "cutoff": c, "air": air, "reference": best["group"]})
+            if _flagged(r["rows"], air):
+                flagged.append({"group": r["group"], "cutoff": c, "air": air, "reference": reference})
     return {"cutoffs": list(cutoffs), "groups": rows, "flagged": flagged}
+
+
+def _impact(rows: Sequence[Mapping[str, Any]], rates: Sequence[float]) -> tuple[str, list[float | None]]:
+    """The most favoured group (highest rate among groups of MIN_GROUP_ROWS rows, else among all) and each AIR."""
+    eligible = [k for k, r in enumerate(rows) if r["rows"] >= MIN_GROUP_ROWS] or list(range(len(rows)))
+    best = max(eligible, key=lambda k: rates[k])
+    top = rates[best]
+    return str(rows[best]["group"]), [rate / top if top > 0 else None for rate in rates]
+
+
+def _flagged(rows: int, air: float | None) -> bool:
+    return air is not None and air < AIR_THRESHOLD and rows >= MIN_GROUP_ROWS
+
+
+def adverse_impact(approvals: Mapping[str, tuple[int, int]], order: Sequence[str] = ()) -> dict[str, Any]:
+    """Approval rate and AIR per group from counts: ``approvals`` maps a group to (rows, approved rows).
+
+    For decisions already made (a backtest or replay: an APPROVE action counts as approved) rather
+    than scores against cut-offs (:func:`group_table`). Groups come in ``order`` first, then sorted.
+    Returns ``{"reference": the most favoured group, "groups": [{"group", "rows", "approved",
+    "approval_rate", "air", "flagged"}], "flagged": [group names]}``: AIR is the group's approval
+    rate / the reference's (None when the reference approves nobody), flagged below 0.8 (the
+    four-fifths rule, 29 CFR 1607.4(D)) for groups of at least MIN_GROUP_ROWS (30) rows, the same
+    rule as :func:`group_table`. Groups with no rows are left out; an empty mapping gives no groups.
+    """
+    present = [g for g, (n, _) in approvals.items() if n > 0]
+    names = [g for g in order if g in present] + sorted(set(present) - set(order))
+    rows: list[dict[str, Any]] = [
+        {"group": g, "rows": approvals[g][0], "approved": approvals[g][1], "approval_rate": approvals[g][1] / approvals[g][0]}
+        for g in names
+    ]
+    if not rows:
+        return {"reference": None, "groups": [], "flagged": []}
+    reference, ratios = _impact(rows, [r["approval_rate"] for r in rows])
+    for r, air in zip(rows, ratios, strict=True):
+        r["air"] = air
+        r["flagged"] = _flagged(r["rows"], air)
+    return {"reference": reference, "groups": rows, "flagged": [r["group"] for r in rows if r["flagged"]]}
 
 
 def _key(cutoff: float) -> str:
