@@ -15,6 +15,11 @@ answers anyone received).
 A report over part of a log says so: the gaps the reader met (``engine.audit.follow.Gap``: missing
 or vanished segments, missing records) are listed in it, and ``considered`` is then the number of
 decisions it covers, not the number the log held.
+
+Fairness: protected attributes are never in the log; ``load_protected`` reads them from a CSV keyed
+by request id and ``replay(protected=...)`` joins them in memory, reporting per group of each
+attribute, for the logged and the new decisions, the approval rate, adverse impact ratio and
+(with outcomes) bad rate of approved (``engine.training.fairness.GroupTally``).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from engine.audit.follow import Gap
 from engine.errors import InvalidInput
 from engine.flow import CompiledFlow
 from engine.tabular import TableError, parse_number, read_rows
+from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, GroupTally, group_of
 from engine.types import Action, Outcome
 
 __all__ = [
-    "Compared", "Metrics", "OutcomesError", "ReplayReport", "comparable", "load_outcomes", "outcome_label", "replay",
+    "Compared", "Metrics", "OutcomesError", "Protected", "ProtectedFileError", "ReplayReport", "comparable",
+    "load_outcomes", "load_protected", "outcome_label", "replay",
 ]
 
 ACTIONS = (Action.APPROVE, Action.REVIEW, Action.DECLINE)
@@ -90,6 +97,48 @@ def load_outcomes(path: Path) -> dict[str, bool]:
             raise OutcomesError(f"{table.where(row)}: outcome {(value or '').lower()!r} is neither good nor bad")
         result[key] = is_bad
     return result
+
+
+class ProtectedFileError(ValueError):
+    """The protected-attributes file cannot be used (unreadable, no key column, a duplicate key); says where."""
+
+
+@dataclass(frozen=True)
+class Protected:
+    """Protected attributes joined to logged decisions by request id: attribute names, then each id's groups."""
+
+    attributes: tuple[str, ...]
+    groups: Mapping[str, Mapping[str, str]]  # request_id -> attribute -> group
+    age: str | None = None  # the attribute grouped into age bands
+
+
+def load_protected(path: Path, key: str = "request_id", age: str | None = None) -> Protected:
+    """Protected attributes from a CSV: a ``key`` column matching the log's request ids, the rest attributes.
+
+    Read by the one CSV reader (``engine.tabular``). Every column but ``key`` is an attribute,
+    grouped by ``engine.training.fairness.group_of`` (the ``age`` column into age bands). Raises
+    ProtectedFileError when the file cannot be read, lacks the key or ``age`` column or any
+    attribute, or repeats a key (naming the line).
+    """
+    try:
+        t = read_rows(Path(path))
+    except TableError as exc:
+        raise ProtectedFileError(f"cannot read {exc}" if exc.code in {"data_missing", "data_unreadable"} else str(exc)) from None
+    attributes = tuple(c for c in t.header if c != key)
+    problems = [f"no key column {key!r}"] if key not in t.header else []
+    problems += [f"no age column {age!r}"] if age is not None and age not in attributes else []
+    problems += ["no attribute column besides the key"] if not attributes else []
+    if problems:
+        raise ProtectedFileError(f"{path}: {'; '.join(problems)}; columns: {', '.join(t.header)}")
+    columns = {a: t.column(a) for a in attributes}
+    groups: dict[str, dict[str, str]] = {}
+    for row, rid in enumerate(t.column(key)):
+        if not rid:  # a row without a request id joins nothing
+            continue
+        if rid in groups:
+            raise ProtectedFileError(f"{t.where(row)}: request id {rid!r} appears twice")
+        groups[rid] = {a: group_of(columns[a][row], a == age) for a in attributes}
+    return Protected(attributes, groups, age)
 
 
 @dataclass
@@ -166,6 +215,10 @@ class ReplayReport:
     metrics_before: Metrics = field(default_factory=Metrics)
     metrics_after: Metrics = field(default_factory=Metrics)
     gaps: list[Gap] = field(default_factory=list)  # parts of the log that were not there to read
+    protected: Protected | None = None  # protected attributes joined by request id (never from the log)
+    groups_before: GroupTally = field(default_factory=GroupTally)  # logged decisions per group
+    groups_after: GroupTally = field(default_factory=GroupTally)  # new decisions per group
+    unmatched_protected: int = 0  # replayed decisions whose request id the protected file lacks
 
     @property
     def complete(self) -> bool:
@@ -196,6 +249,11 @@ class ReplayReport:
             examples = self.examples.setdefault(f"{b_action.name}->{a_action.name}", [])
             if len(examples) < MAX_EXAMPLES:
                 examples.append(example_id)
+
+    def fairness(self) -> dict[str, Any]:
+        """``before``/``after`` -> attribute -> per-group approval rate, AIR and bad rate of approved."""
+        order = {self.protected.age: [b[0] for b in AGE_BANDS]} if self.protected and self.protected.age else {}
+        return {"before": self.groups_before.table(order), "after": self.groups_after.table(order)}
 
     def rate(self, counter: Counter[str], action: str) -> float | None:
         return _ratio(counter[action], self.replayed)
@@ -248,6 +306,14 @@ class ReplayReport:
                 "before": self.metrics_before.as_dict(),
                 "after": self.metrics_after.as_dict(),
             }
+        if self.protected is not None:
+            out["fairness"] = {
+                "definition": f"approval = APPROVE; AIR = a group's approval rate / the most favoured group's; flagged "
+                              f"below {AIR_THRESHOLD} (four-fifths rule, 29 CFR 1607.4(D)) for groups of at least "
+                              f"{MIN_GROUP_ROWS} rows",
+                "attributes": list(self.protected.attributes), "unmatched_decisions": self.unmatched_protected,
+                **self.fairness(),
+            }
         return out
 
 
@@ -299,13 +365,19 @@ def replay(
     location: str = "",
     progress: Callable[[int], None] | None = None,
     gaps: Sequence[Gap] | None = None,
+    protected: Protected | None = None,
 ) -> ReplayReport:
     """Re-decide every logged (non-shadow) decision of ``compiled.flow`` with ``compiled``.
+
+    ``protected`` (``load_protected``) is joined on each decision's request id, in memory only:
+    the report counts the logged and the new decisions per group (a decision whose id it lacks is
+    counted in ``unmatched_protected``).
 
     ``gaps`` is the list the log source fills while ``records`` are read (``decisions(gaps=…)``);
     its gaps are stated in the report.
     """
-    report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None)
+    report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None,
+                          protected=protected)
     matched_ids: set[str] = set()
     for n, record in enumerate(records, start=1):
         if progress is not None:
@@ -330,13 +402,22 @@ def replay(
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
             report.same_version += 1
             report.same_version_differs += before != after
+        is_bad: bool | None = None
         if outcomes is not None:
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
             key = did if did in outcomes else rid if rid and rid in outcomes else None
             if key is not None:
                 matched_ids.add(key)
-                report.metrics_before.add(b_action, outcomes[key])
-                report.metrics_after.add(a_action, outcomes[key])
+                is_bad = outcomes[key]
+                report.metrics_before.add(b_action, is_bad)
+                report.metrics_after.add(a_action, is_bad)
+        if protected is not None:
+            groups = protected.groups.get(str(record.get("request_id", "")))
+            if groups is None:
+                report.unmatched_protected += 1
+            else:
+                report.groups_before.add(groups, b_action is Action.APPROVE, is_bad)
+                report.groups_after.add(groups, a_action is Action.APPROVE, is_bad)
     if outcomes is not None:
         report.unmatched_outcomes = len(set(outcomes) - matched_ids)
     report.gaps = list(gaps or ())

@@ -6,9 +6,11 @@ history (engine.batch.backtest) renders its comparisons with it too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.audit.replay import ACTIONS, Metrics, ReplayReport
 
-__all__ = ["comparison_lines", "pct", "render_table", "table"]
+__all__ = ["comparison_lines", "fairness_lines", "pct", "render_table", "table"]
 
 MAX_DRIVERS = 15
 MAX_RULES = 15
@@ -61,7 +63,25 @@ def render_table(report: ReplayReport) -> str:
             f"reproduced exactly: {r.same_version - r.same_version_differs:,}"
         )
     out += comparison_lines(r)
+    if r.protected:
+        for side, version in (("before", "logged"), ("after", f"version {r.version}")):
+            out += fairness_lines(f"{version} ({side})", r.fairness()[side], r.outcomes_given)
     return "\n".join(out) + "\n"
+
+
+def fairness_lines(title: str, by_attribute: dict[str, Any], outcomes: bool) -> list[str]:
+    """One table per protected attribute (``GroupTally.table``): rows, approval rate, AIR, flag, bad rate of approved."""
+    out: list[str] = []
+    for attribute, t in by_attribute.items():
+        out += ["", f"fairness, {title}, {attribute} (reference group: {t['reference']}; "
+                    "approval = APPROVE; AIR flagged below 0.8, 29 CFR 1607.4(D))"]
+        out += _table(
+            ["group", "rows", "approval rate", "AIR", "flag", *(["bad rate of approved"] if outcomes else [])],
+            [[g["group"], f"{g['rows']:,}", _pct(g["approval_rate"]), "-" if g["air"] is None else f"{g['air']:.3f}",
+              "AIR < 0.8" if g["flagged"] else "", *([_pct(g["bad_rate_of_approved"])] if outcomes else [])]
+             for g in t["groups"]],
+        )
+    return out
 
 
 def comparison_lines(

@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit.replay import ACTIONS, Compared, Metrics, ReplayReport, outcome_label
-from engine.audit.report import comparison_lines, pct, table
+from engine.audit.report import comparison_lines, fairness_lines, pct, table
 from engine.batch.records import OutputColumns
 from engine.batch.run import decide_chunk, flow_fields, resolver
 from engine.batch.table import InputTable
 from engine.flow import CompiledFlow
 from engine.service import Decider
-from engine.tabular import MISSING_MARKERS
-from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, adverse_impact, age_band
+from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, GroupTally, group_of
 from engine.types import Action
 
 __all__ = [
@@ -83,28 +82,7 @@ class VersionResult:
     actions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     metrics: Metrics = field(default_factory=Metrics)
-    # attribute -> group -> [decided rows, approved, approved with a known outcome, approved bad]
-    groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-
-    def count_groups(self, attributes: Mapping[str, str], approved: bool, is_bad: bool | None) -> None:
-        """Count one decided row in its group of every protected attribute."""
-        for attribute, group in attributes.items():
-            c = self.groups.setdefault(attribute, {}).setdefault(group, [0, 0, 0, 0])
-            c[0] += 1
-            c[1] += approved
-            c[2] += approved and is_bad is not None
-            c[3] += approved and bool(is_bad)
-
-    def fairness(self, order: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        """Per attribute: ``adverse_impact``'s table, each group with its bad rate of approved (None if unknown)."""
-        out: dict[str, Any] = {}
-        for attribute, counts in self.groups.items():
-            t = adverse_impact({g: (c[0], c[1]) for g, c in counts.items()}, order.get(attribute, ()))
-            for row in t["groups"]:
-                c = counts[row["group"]]
-                row["bad_rate_of_approved"] = c[3] / c[2] if c[2] else None
-            out[attribute] = t
-        return out
+    groups: GroupTally = field(default_factory=GroupTally)  # decided rows per protected attribute and group
 
     def as_dict(self) -> dict[str, Any]:
         rates = {a.name: (self.actions[a.name] / self.decided if self.decided else None) for a in ACTIONS}
@@ -153,7 +131,7 @@ class Backtest:
             if is_bad is not None:
                 result.metrics.add(Action[rec["action"]], is_bad)
             if attributes:
-                result.count_groups(attributes, rec["action"] == Action.APPROVE.name, is_bad)
+                result.groups.add(attributes, rec["action"] == Action.APPROVE.name, is_bad)
         base = compared.get(self.baseline)
         for version, report in self.comparisons.items():
             after = compared.get(version)
@@ -180,20 +158,13 @@ class Backtest:
             "definition": f"approval = APPROVE; AIR = a group's approval rate / the most favoured group's; flagged below "
                           f"{AIR_THRESHOLD} (four-fifths rule, 29 CFR 1607.4(D)) for groups of at least {MIN_GROUP_ROWS} rows",
             "attributes": list(self.protected),
-            "versions": {v: r.fairness(order) for v, r in self.versions.items()},
+            "versions": {v: r.groups.table(order) for v, r in self.versions.items()},
         }
 
     def _fairness_lines(self) -> list[str]:
-        out = ["", "fairness by protected attribute (approval = APPROVE; AIR flagged below 0.8, 29 CFR 1607.4(D))"]
+        out = []
         for version, by in self.fairness()["versions"].items():
-            for attribute, t in by.items():
-                out += ["", f"version {version}, {attribute} (reference group: {t['reference']})"]
-                out += table(
-                    ["group", "rows", "approval rate", "AIR", "flag", *(["bad rate of approved"] if self.outcomes_given else [])],
-                    [[g["group"], f"{g['rows']:,}", pct(g["approval_rate"]),
-                      "-" if g["air"] is None else f"{g['air']:.3f}", "AIR < 0.8" if g["flagged"] else "",
-                      *([pct(g["bad_rate_of_approved"])] if self.outcomes_given else [])] for g in t["groups"]],
-                )
+            out += fairness_lines(f"version {version}", by, self.outcomes_given)
         return out
 
     def render(self) -> str:
@@ -296,7 +267,7 @@ def backtest(
                                             chunk_rows, root, attributes):
         is_bad = _is_bad(label, f"{source}, row {key}") if outcome_column else (
             outcomes.get(key) if outcomes is not None else None)
-        result.add(key, records, rules, is_bad, {a: _group(g, a == age) for a, g in zip(attributes, groups, strict=True)})
+        result.add(key, records, rules, is_bad, {a: group_of(g, a == age) for a, g in zip(attributes, groups, strict=True)})
         if progress is not None:
             progress(result.rows)
     return result
@@ -314,19 +285,6 @@ def _check_protected(flow: str, versions: Sequence[str], attributes: Sequence[st
     clash = [a for a in attributes if a in other]
     if clash:
         raise ValueError(f"protected column(s) {', '.join(map(repr, clash))} are also the id or outcome column")
-
-
-def _group(value: Any, is_age: bool) -> str:
-    """A protected cell as its group: ``(missing)`` when empty, an age band for the age column."""
-    if value is None or str(value).strip().lower() in ("", *MISSING_MARKERS):
-        return "(missing)"
-    if not is_age:
-        return str(value).strip()
-    try:
-        years = float(value)
-    except (TypeError, ValueError):
-        return "(missing)"
-    return age_band(years) or "(missing)"
 
 
 _Rows = Iterator[tuple[str, dict[str, dict[str, Any]], Any, tuple[Any, ...]]]

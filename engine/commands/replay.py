@@ -1,12 +1,15 @@
 """``verdict replay``: re-decide a flow's logged requests with another version and report the change.
 
-``verdict replay LOG --flow F --version V [--outcomes CSV] [--json FILE|-] [--root DIR] [--allow-gaps]`` reads the
+``verdict replay LOG --flow F --version V [--outcomes CSV] [--protected CSV [--age COL]] [--json FILE|-] [--root DIR]
+[--allow-gaps]`` reads the
 decision log (a directory or a PostgreSQL DSN), re-decides every logged decision of flow F with
 version V of the policies under --root, and prints a table: how many actions change, the action
 rates before and after, the transition matrix, the rules behind the changes and, with an outcomes
 file (decision or request id -> good/bad), precision/recall and the bad rate of approved business
 for both versions. ``--json FILE`` also writes the report as JSON (``-``: JSON on stdout instead of
-the table). Progress goes to stderr on long replays.
+the table). ``--protected CSV`` (request_id plus protected attribute columns, never in the log) is
+joined in memory: the report gains approval rate, adverse impact ratio and bad rate of approved per
+group, logged and replayed (docs/compliance.md). Progress goes to stderr on long replays.
 
 The log is followed as it is read (engine.audit.follow): a gap — a missing segment, one that
 disappears while the replay reads (rotated or archived), records missing from a chain — stops the
@@ -14,7 +17,7 @@ replay with exit 1 and one line naming it; with ``--allow-gaps`` the replay goes
 there and the report lists every gap and how many decisions it covers.
 
 Exit codes: 0 done, 1 the log or the policies cannot be read (a gap without --allow-gaps), 2 bad
-usage (unknown flow/version, unreadable outcomes file).
+usage (unknown flow/version, unreadable outcomes or protected-attributes file).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--flow", required=True, help="flow whose decisions to replay")
     p.add_argument("--version", required=True, help="flow version to replay them through")
     p.add_argument("--outcomes", type=Path, metavar="CSV", help="known outcomes: decision_id|request_id,outcome (good/bad)")
+    p.add_argument("--protected", type=Path, metavar="CSV",
+                   help="protected attributes (request_id plus one column per attribute), joined in memory, never logged: "
+                        "approval rate, adverse impact ratio and bad rate of approved per group")
+    p.add_argument("--age", default=None, metavar="COL", help="the --protected column holding ages, grouped into age bands")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE (- for stdout, no table)")
     p.add_argument("--root", type=Path, help=ROOT_HELP)
     p.add_argument("--no-progress", action="store_true", help="do not report progress on stderr")
@@ -90,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the version, replay the log through it, print the report."""
     from engine.audit.errors import AuditError, LogGap
     from engine.audit.follow import Gap
-    from engine.audit.replay import OutcomesError, load_outcomes, replay
+    from engine.audit.replay import OutcomesError, ProtectedFileError, load_outcomes, load_protected, replay
     from engine.audit.report import render_table
     from engine.audit.source import open_source
     from engine.errors import FlowNotFound, PolicyError
@@ -100,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         root = policy_root(args.root)
         outcomes = load_outcomes(args.outcomes) if args.outcomes is not None else None
-    except (SettingsError, OutcomesError) as exc:
+        if args.age is not None and args.protected is None:
+            raise ProtectedFileError("--age names a column of the --protected file: give --protected")
+        protected = load_protected(args.protected, age=args.age) if args.protected is not None else None
+    except (SettingsError, OutcomesError, ProtectedFileError) as exc:
         report(str(exc))
         return 2
     try:
@@ -131,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             location=source.describe(),
             progress=progress,
             gaps=gaps,
+            protected=protected,
         )
         if progress is not None:
             progress.finish()

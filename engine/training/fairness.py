@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.tabular import MISSING_MARKERS
 from engine.training.metrics import auc
 
 __all__ = [
-    "AIR_THRESHOLD", "AGE_BANDS", "REG_B_ELDERLY_AGE", "adverse_impact", "age_band", "age_check", "fairness_report",
+    "AIR_THRESHOLD", "AGE_BANDS", "REG_B_ELDERLY_AGE", "GroupTally", "adverse_impact", "age_band", "group_of", "age_check", "fairness_report",
     "group_table",
 ]
 
@@ -53,6 +54,21 @@ def age_band(age: object) -> str | None:
         if lo <= age < hi:
             return label
     return None  # pragma: no cover - the bands cover the real line
+
+
+def group_of(value: object, is_age: bool = False) -> str:
+    """A protected attribute's cell as its group: ``(missing)`` when empty or NA-like, else the trimmed
+    text, or for an age column (``is_age``) its band of ``AGE_BANDS`` (``(missing)`` if not a number)."""
+    text = "" if value is None else str(value).strip()
+    if text.lower() in ("", *MISSING_MARKERS):
+        return "(missing)"
+    if not is_age:
+        return text
+    try:
+        years = float(text)
+    except ValueError:
+        return "(missing)"
+    return age_band(years) or "(missing)"
 
 
 def group_table(
@@ -143,6 +159,39 @@ def adverse_impact(approvals: Mapping[str, tuple[int, int]], order: Sequence[str
 
 def _key(cutoff: float) -> str:
     return f"{cutoff:g}"
+
+
+class GroupTally:
+    """Decided rows counted per protected attribute and group, for decisions already made (backtest, replay).
+
+    Memory grows with the number of groups, not rows. ``add`` counts one decided row; ``table``
+    gives, per attribute, :func:`adverse_impact`'s table with each group's ``bad_rate_of_approved``
+    (bad outcomes among approved rows with a known outcome; None when there are none).
+    """
+
+    def __init__(self) -> None:
+        # attribute -> group -> [decided rows, approved, approved with a known outcome, approved bad]
+        self.counts: dict[str, dict[str, list[int]]] = {}
+
+    def add(self, groups: Mapping[str, str], approved: bool, is_bad: bool | None) -> None:
+        """Count one decided row in its group of every attribute (``groups``: attribute -> group)."""
+        for attribute, group in groups.items():
+            c = self.counts.setdefault(attribute, {}).setdefault(group, [0, 0, 0, 0])
+            c[0] += 1
+            c[1] += approved
+            c[2] += approved and is_bad is not None
+            c[3] += approved and bool(is_bad)
+
+    def table(self, order: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+        """Attribute -> ``adverse_impact`` table (groups of ``order[attribute]`` first) with bad rates of approved."""
+        out: dict[str, Any] = {}
+        for attribute, counts in self.counts.items():
+            t = adverse_impact({g: (c[0], c[1]) for g, c in counts.items()}, (order or {}).get(attribute, ()))
+            for row in t["groups"]:
+                c = counts[row["group"]]
+                row["bad_rate_of_approved"] = c[3] / c[2] if c[2] else None
+            out[attribute] = t
+        return out
 
 
 def fairness_report(

@@ -150,6 +150,64 @@ def test_outcomes_give_precision_recall_and_bad_rate_for_both(log, policies, out
     assert metrics["decline_recall"] == pytest.approx(after.declined_bad / after.bad)
 
 
+@pytest.fixture(scope="module")
+def protected_csv(tmp_path_factory) -> Path:
+    """Marital status and age of the logged credit applications (data/credit_data.csv), by request id, kept apart from the log."""
+    path = tmp_path_factory.mktemp("protected") / "protected.csv"
+    rows = credit_applications(N_CREDIT)
+    path.write_text("request_id,marital_status,applicant_age\n"
+                    + "".join(f"row-{i},{r.get('marital', '')},{r['age']:g}\n" for i, r in enumerate(rows)))
+    return path
+
+
+def test_protected_attributes_joined_per_group_before_and_after(log, policies, outcomes_csv, protected_csv):
+    """Per group (marital status, age band), the logged and replayed approvals, AIR and bad rate of approved equal a row-by-row count."""
+    from engine.audit.replay import load_protected
+
+    segments = {p: p.read_bytes() for _, p in list_segments(log)}
+    outcomes = load_outcomes(outcomes_csv)
+    report = replay(open_source(log).decisions(flow="credit_application"), candidate(policies), outcomes=outcomes,
+                    protected=load_protected(protected_csv, age="applicant_age"))
+    assert {p: p.read_bytes() for _, p in list_segments(log)} == segments  # nothing written to the log
+    rows = credit_applications(N_CREDIT)
+    bands = ["under 25" if r["age"] < 25 else "25-39" if r["age"] < 40 else "40-61" if r["age"] < 62 else "62 and over"
+             for r in rows]
+    doc = report.as_dict()["fairness"]
+    assert doc["unmatched_decisions"] == 0 and doc["attributes"] == ["marital_status", "applicant_age"]
+    for side, flow in (("before", live(policies, "credit_application")), ("after", candidate(policies))):
+        approved = [flow.evaluate(r).action.name == "APPROVE" for r in rows]
+        bad = [outcomes[f"row-{i}"] for i in range(N_CREDIT)]
+        for attribute, groups in (("marital_status", [r.get("marital", "(missing)") for r in rows]), ("applicant_age", bands)):
+            table = {g["group"]: g for g in doc[side][attribute]["groups"]}
+            n = {g: groups.count(g) for g in set(groups)}
+            yes = {g: sum(a for x, a in zip(groups, approved, strict=True) if x == g) for g in n}
+            top = max(yes[g] / n[g] for g in n if n[g] >= 30)
+            assert set(table) == set(n)
+            for g in n:
+                approved_bad = sum(a and b for x, a, b in zip(groups, approved, bad, strict=True) if x == g)
+                assert (table[g]["rows"], table[g]["approved"]) == (n[g], yes[g])
+                assert table[g]["air"] == pytest.approx(yes[g] / n[g] / top)
+                assert table[g]["flagged"] == (n[g] >= 30 and yes[g] / n[g] / top < 0.8)
+                assert table[g]["bad_rate_of_approved"] == (approved_bad / yes[g] if yes[g] else None)
+
+
+def test_replay_protected_cli_and_bad_file(log, policies, protected_csv, tmp_path, capsys):
+    """--protected prints the per-group tables; a file without request_id or with a repeated id exits 2 naming it."""
+    root, v = str(Path(policies.root)), CANDIDATE
+    args = ["replay", str(log), "--flow", "credit_application", "--version", v, "--root", root, "--no-progress"]
+    assert main([*args, "--protected", str(protected_csv), "--age", "applicant_age"]) == 0
+    out = capsys.readouterr().out
+    assert f"fairness, version {v} (after), applicant_age (reference group:" in out and "marital_status" in out
+    no_key = tmp_path / "no_key.csv"
+    no_key.write_text("id,marital_status\nrow-0,single\n")
+    assert main([*args, "--protected", str(no_key)]) == 2
+    assert "no key column 'request_id'" in capsys.readouterr().err
+    twice = tmp_path / "twice.csv"
+    twice.write_text("request_id,marital_status\nrow-0,single\nrow-0,married\n")
+    assert main([*args, "--protected", str(twice)]) == 2
+    assert "'row-0' appears twice" in capsys.readouterr().err
+
+
 def test_rejected_and_shadow_records(policies, log):
     """A logged input the version refuses is counted with its field; shadow records are skipped."""
     records = list(open_source(log).decisions(flow="credit_application"))[:3]
