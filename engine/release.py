@@ -2,7 +2,8 @@
 
 ``verdict release FLOW VERSION`` writes ``policies/<flow>/<version>/release.lock`` with the
 version's content revision and the sha256 of every file behind it (its flow file, its rule files,
-and each model's ``card.json``, graph and explainer: everything that can change a decision). From then on the loader compares the content with the lock on every load and
+each model's ``card.json``, graph and explainer, and each screening list's ``list.yaml`` and entity
+file under ``lists/<list>/<version>/``: everything that can change a decision). From then on the loader compares the content with the lock on every load and
 reload; any difference is an error naming the file that changed, so ``verdict lint`` fails and the
 server refuses to activate the change and keeps serving what it had. The way to change a released
 version is to create a new version.
@@ -34,6 +35,7 @@ from engine.yamlio import YamlSyntaxError, load_yaml
 if TYPE_CHECKING:
     from engine.compiler import FlowSource, RuleSource
     from engine.flow import ScoringModel
+    from engine.screening.lists import ScreeningList
 
 __all__ = [
     "LOCK_NAME", "Content", "ReleaseLock", "Reissue", "check_release", "content_of", "lock_path", "read_lock",
@@ -84,12 +86,15 @@ def lock_path(root: Path, flow: str, version: str) -> Path:
 
 
 def content_of(
-    src: FlowSource,
-    rulesets: Mapping[str, RuleSource],
-    models: Mapping[tuple[str, str], ScoringModel],
-    revision: str,
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
+    *, lists: Mapping[tuple[str, str], ScreeningList] | None = None,
 ) -> Content:
-    """The files and models behind a flow version, with their digests ('-' when unavailable)."""
+    """The files and models behind a flow version, with their digests ('-' when unavailable).
+
+    The screening lists it uses count by their files (``lists/<list>/<version>/list.yaml`` and the
+    entity file): a list changed under a released version is refused like a changed rule file. A
+    list that does not load is left out here (the loader reports it, and its revision differs).
+    """
     files = {src.path: src.digest}
     for name in src.file.rulesets:
         rs = rulesets.get(name)
@@ -101,6 +106,10 @@ def content_of(
         found[f"{ref.name}/{ref.version}"] = model.sha256 if model is not None else "-"
         for name, digest in (model.files.items() if model is not None else ()):
             files[f"model_artifacts/{ref.name}/{ref.version}/{name}"] = digest
+    for spec in src.file.screening:
+        lst = (lists or {}).get((spec.list, spec.version))
+        for name, digest in (lst.files.items() if lst is not None else ()):
+            files[f"lists/{spec.list}/{spec.version}/{name}"] = digest
     return Content(revision, files, found)
 
 

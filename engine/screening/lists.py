@@ -22,7 +22,8 @@ import csv
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -74,7 +75,8 @@ class ListLoadError(Exception):
 
 @dataclass(frozen=True)
 class ScreeningList:
-    """A loaded, indexed list. ``content_sha256`` covers list.yaml and the entity file."""
+    """A loaded, indexed list. ``content_sha256`` covers list.yaml and the entity file; ``files`` maps
+    each of the two file names to the sha256 of its bytes (what a release lock records)."""
 
     spec: ListFile
     entities: tuple[Entity, ...]
@@ -85,6 +87,7 @@ class ScreeningList:
     postings: np.ndarray  # (pairs,) int32 name indexes, grouped by key
     content_sha256: str
     skipped: int = 0  # entities of other schemata
+    files: Mapping[str, str] = field(default_factory=dict)  # file name in the list directory -> sha256
 
     @property
     def name(self) -> str:
@@ -205,5 +208,7 @@ def load_list(directory: Path, rel: str) -> ScreeningList:
         raise ListLoadError(problems[:50])
     if not entities:
         raise ListLoadError([Problem(f"{rel}/{spec.file}", "the list has no person or organisation to screen", "list_empty")])
-    digest = hashlib.sha256(hashlib.sha256(meta_raw).digest() + hashlib.sha256(data).digest()).hexdigest()
-    return build_list(spec, entities, digest, skipped)
+    meta_sha, data_sha = hashlib.sha256(meta_raw), hashlib.sha256(data)
+    digest = hashlib.sha256(meta_sha.digest() + data_sha.digest()).hexdigest()
+    built = build_list(spec, entities, digest, skipped)
+    return replace(built, files={"list.yaml": meta_sha.hexdigest(), spec.file: data_sha.hexdigest()})

@@ -123,3 +123,25 @@ def test_reissue_is_refused_when_a_rule_file_changed(tmp_path, capsys):
     rules.write_text(rules.read_text() + "\n# edited\n")
     assert main(["release", "credit_application", "1", "--root", str(root), "--reissue", "--reason", "x"]) == 1
     assert "rules/credit/eligibility.yaml changed since the release" in capsys.readouterr().out
+
+
+def test_a_changed_screening_list_under_a_released_version_is_refused(tmp_path):
+    """The lock records a screening flow's list files; a list changed after the release fails the load naming the entity file."""
+    from .policy_roots import project_copy
+
+    root = project_copy(tmp_path)
+    assert main(["release", "customer_onboarding", "1", "--root", str(root)]) == 0
+    lock, _ = read_lock(lock_path(root, "customer_onboarding", "1"), "lock")
+    assert lock is not None
+    listed = {p for p in lock.files if p.startswith("lists/")}
+    assert {"lists/sanctions_synthetic/1/list.yaml", "lists/sanctions_synthetic/1/entities.jsonl"} <= listed
+    entities = root / "lists/sanctions_synthetic/1/entities.jsonl"
+    original = entities.read_text()
+    entities.write_text(original.replace("Ahmad Mansour", "Ahmad Mansur", 1))
+    result = load(root)
+    assert result.policies is None
+    (problem,) = result.errors
+    assert problem.code == "released_version_changed" and problem.path == "lists/sanctions_synthetic/1/entities.jsonl"
+    assert "customer_onboarding version 1 is released" in problem.message
+    entities.write_text(original)  # the released list again: loadable
+    assert load(root).policies is not None
