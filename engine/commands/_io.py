@@ -11,11 +11,14 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.privacy import scrub_text, scrub_value
 
-__all__ = ["ROOT_HELP", "UsageError", "as_doubles", "note", "policy_root", "print_json", "read_input", "report", "write_out"]
+if TYPE_CHECKING:
+    from engine.service import Decider
+
+__all__ = ["ROOT_HELP", "UsageError", "as_doubles", "load_decider_or_report", "note", "policy_root", "print_json", "read_input", "report", "write_out"]
 
 
 ROOT_HELP = (
@@ -94,3 +97,16 @@ def policy_root(flag: Path | None) -> Path:
     root = Settings.load(root=flag).root.resolve()
     note(f"policy root {root} ({root_origin(flag)})")
     return root
+
+
+def load_decider_or_report(root: Path) -> Decider | None:
+    """The policies at ``root`` loaded as a server loads them (flow by flow), or None once the
+    reason is reported on stderr (the command then exits 1)."""
+    from engine.errors import PolicyError
+    from engine.service import load_decider
+
+    try:
+        return load_decider(root)
+    except PolicyError as exc:
+        report(f"cannot load policies from {root}:\n{exc}")
+        return None

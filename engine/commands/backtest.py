@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, note, policy_root, report, write_out
+from engine.commands._io import ROOT_HELP, load_decider_or_report, note, policy_root, report, write_out
 
 __all__ = ["register", "run"]
 
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.replay import OutcomesError
     from engine.batch.backtest import OutcomeError, backtest, plot, read_outcomes
     from engine.batch.table import TableFormatError
-    from engine.errors import FlowNotFound, FlowUnavailable, PolicyError, VersionNotFound
-    from engine.service import load_decider
+    from engine.errors import FlowNotFound, FlowUnavailable, VersionNotFound
     from engine.settings import SettingsError
     from engine.tabular import TableError
 
@@ -73,10 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, OutcomesError) as exc:
         report(str(exc))
         return 2
-    try:
-        decider = load_decider(root)
-    except PolicyError as exc:
-        report(f"cannot load policies from {root}:\n{exc}")
+    decider = load_decider_or_report(root)
+    if decider is None:
         return 1
     try:
         result = backtest(

@@ -13,8 +13,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.commands._io import ROOT_HELP, UsageError, as_doubles, policy_root, print_json, read_input, report
-from engine.errors import FlowNotFound, FlowUnavailable, InvalidInput, PolicyError, RequestTooLarge, VerdictError
+from engine.commands._io import (
+    ROOT_HELP,
+    UsageError,
+    as_doubles,
+    load_decider_or_report,
+    policy_root,
+    print_json,
+    read_input,
+    report,
+)
+from engine.errors import FlowNotFound, FlowUnavailable, InvalidInput, RequestTooLarge, VerdictError
 
 __all__ = ["register", "run"]
 
@@ -47,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from engine.grpc.convert import response_to_dict
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
     from engine.grpc.wire import Malformed, ResponseEncoder, decode_decide_request
-    from engine.service import load_decider
     from engine.settings import SettingsError
 
     try:
@@ -64,10 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, SettingsError) as exc:
         report(str(exc))
         return 2
-    try:
-        decider = load_decider(root)
-    except PolicyError as exc:
-        report(f"cannot load policies from {root}:\n{exc}")
+    decider = load_decider_or_report(root)
+    if decider is None:
         return 1
     try:
         # The numbers as written, not as the Struct rounded them: validation refuses one that a
