@@ -192,7 +192,7 @@ def test_reload_storm_under_concurrent_load(tmp_path):
     assert seen <= good and len(seen) == 2
 
 
-CASE = Path(__file__).resolve().parents[1] / "data" / "deep-expression-loader-crash"
+CASE = Path(__file__).resolve().parents[1] / "data" / "deep_expression" / "root"  # case deep-expression-loader-crash (ORIGIN.txt there)
 
 
 def test_a_crashing_check_is_a_failed_reload_everywhere(tmp_path, monkeypatch, capsys):
