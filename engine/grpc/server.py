@@ -1,7 +1,7 @@
 """The gRPC server: DecisionService, standard health, reflection, graceful stop, worker processes.
 
 Start-up order (one process): bind and start with health NOT_SERVING, load, lint and self-test
-every flow and model flow by flow (engine/activation.py), then mark SERVING. A request that arrives
+every flow and model flow by flow (engine/policy/activation.py), then mark SERVING. A request that arrives
 while loading gets UNAVAILABLE. The server starts when at least one flow loads; a flow with
 errors is reported (log, status, health) and not served until its files are fixed. A worker of
 several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from engine.audit.wiring import Audit
-    from engine.reload import Reloader, ReloadStatus
-    from engine.service import Decider as CoreDecider
+    from engine.runtime.reload import Reloader, ReloadStatus
+    from engine.runtime.service import Decider as CoreDecider
 
 __all__ = ["RunningServer", "flow_health_name", "serve", "start_server"]
 
@@ -160,12 +160,12 @@ def start_server(
 
 
 def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
-    """The core and its reloader after the first check of the root (flow by flow; see engine/activation.py).
+    """The core and its reloader after the first check of the root (flow by flow; see engine/policy/activation.py).
 
     The decider is not ready (``decider.ready`` False) when no flow could be loaded.
     """
-    from engine.reload import Reloader
-    from engine.service import Decider
+    from engine.runtime.reload import Reloader
+    from engine.runtime.service import Decider
 
     decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
@@ -292,7 +292,7 @@ def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings
 
 
 def _start_reloading(reloader: Reloader, decider: CoreDecider, running: RunningServer) -> None:
-    """Hot reload (engine/reload.py): watch the root, reload on SIGHUP, report through PolicyService and health."""
+    """Hot reload (engine/runtime/reload.py): watch the root, reload on SIGHUP, report through PolicyService and health."""
 
     def on_activation(status: ReloadStatus) -> None:
         if status.result != "error":  # a crash changed nothing

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.limits import MAX_INPUT_FIELDS
-from engine.privacy import scrub_text
+from engine.runtime.privacy import scrub_text
 from engine.types import Decision, FiredRule
 
 __all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "tolerant_decoder"]
@@ -62,7 +62,7 @@ class _TooManyFields(Exception):
     """The input has more entries than a request may carry; decoding stops at once."""
 
 
-#: What a too-large input is told (the same words as engine.validation's own check).
+#: What a too-large input is told (the same words as engine.runtime.validation's own check).
 TOO_MANY_FIELDS = f"has more than {MAX_INPUT_FIELDS} fields; a request may carry at most {MAX_INPUT_FIELDS}"
 
 

@@ -20,16 +20,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from engine.compiler import FlowSource, RuleSource, compile_flow
 from engine.errors import ModelLoadError, PolicyError, Problem
-from engine.flow import CompiledFlow, ScoringModel
-from engine.release import Content, check_release, content_of
-from engine.routing import Challenger
-from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
-from engine.schema_messages import explain_errors
+from engine.policy.compiler import FlowSource, RuleSource, compile_flow
+from engine.policy.release import Content, check_release, content_of
+from engine.policy.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
+from engine.policy.schema_messages import explain_errors
+from engine.policy.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
+from engine.runtime.flow import CompiledFlow, ScoringModel
+from engine.runtime.routing import Challenger
 from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
-from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
 
@@ -58,7 +58,7 @@ class PolicySet:
     revision: str  # hash of every file that went into this state
     warnings: tuple[Problem, ...] = ()
     # Flows under the root that have no good version to serve, with the problems that keep them out
-    # (per-flow activation, engine.activation); a request for one gets FlowUnavailable.
+    # (per-flow activation, engine.policy.activation); a request for one gets FlowUnavailable.
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def flow_names(self) -> list[str]:
@@ -249,7 +249,7 @@ def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], nam
 
 
 def _load_model(root: Path, name: str, version: str) -> ScoringModel:
-    from engine.models import load_model
+    from engine.models.runtime import load_model
 
     return load_model(root / "model_artifacts" / name / version)
 
@@ -476,7 +476,7 @@ def _routing(
 
 
 def _key_cleaner(compiled: Mapping[str, CompiledFlow], live: str, key: str) -> Callable[[Any], Any] | None:
-    """The live version's cleaning of the routing key (engine.routing), or None without one."""
+    """The live version's cleaning of the routing key (engine.runtime.routing), or None without one."""
     flow_version = compiled.get(live)
     if flow_version is None or key not in flow_version.validator.fields:
         return None

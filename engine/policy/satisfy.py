@@ -21,7 +21,7 @@ from decimal import Decimal
 from engine.expr.check import negate
 from engine.expr.numbers import is_number, to_decimal
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
-from engine.schema import FieldSpec
+from engine.policy.schema import FieldSpec
 
 __all__ = ["Domain", "covers", "domains_of", "never_true", "show"]
 

@@ -2,7 +2,7 @@
 
 A model directory holds ``card.json`` (the model card, schema ``verdict.model_card/v1``),
 ``model.onnx`` and, for LightGBM models, ``model.txt`` (the native booster the ONNX graph was
-converted from, read by ``engine.explain.TreeExplainer`` for exact TreeSHAP contributions without
+converted from, read by ``engine.models.explain.TreeExplainer`` for exact TreeSHAP contributions without
 LightGBM itself, so serving does not need the training stack). Every artifact is verified against the sha256
 the card records *before* any session is created; a model that fails verification never serves.
 
@@ -37,8 +37,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import FieldError, InvalidInput, ModelLoadError
-from engine.explain import TreeExplainer
-from engine.onnx_runtime import ort
+from engine.models.explain import TreeExplainer
+from engine.models.onnx_runtime import ort
 
 __all__ = [
     "CARD_FILE",
@@ -320,7 +320,7 @@ class Model:
     """A loaded, verified model: encode a mapping of values, score rows, explain a score."""
 
     # Long (69 lines): checks the card against the graph one fact after another; it splits when
-    # engine/models.py becomes a package (issue 13, item 4).
+    # engine/models/runtime.py becomes a package (issue 13, item 4).
     def __init__(
         self,
         card: ModelCard,
@@ -388,7 +388,7 @@ class Model:
         self._explainer_bytes = explainer_bytes
         self._explainer_lock = threading.RLock()
         # Built now, never on a request: a lazy build would cost the first explained request the
-        # parse of the trees and the tabulation of their contributions (0.1-0.3 s, engine.explain).
+        # parse of the trees and the tabulation of their contributions (0.1-0.3 s, engine.models.explain).
         self._explainer: Any = self._build_explainer() if explainer_bytes is not None else None
 
     @property
@@ -434,7 +434,7 @@ class Model:
         """Every feature's contribution to the score of one row, most score-raising first.
 
         LightGBM: exact TreeSHAP contributions in log-odds of the trees the ONNX graph was
-        converted from (``engine.explain``; equal to LightGBM's ``pred_contrib``, and they sum,
+        converted from (``engine.models.explain``; equal to LightGBM's ``pred_contrib``, and they sum,
         with the bias, to the raw score). Logistic: coefficient times
         (standardised value minus its training mean), in log-odds.
         """
