@@ -19,7 +19,8 @@ Each run does two steps:
    wrote it: ``from engine.loader import x``, ``import engine.loader``, ``from engine import loader``
    (becomes ``from engine.policy import loader``), dotted names in strings and prose
    (``mock.patch("engine.service.time")``, logger names, configuration), and file paths
-   (``engine/loader.py`` in docs and comments). Python files the rewrite changed get their imports
+   (``engine/loader.py`` in docs and comments), and names moved out of a module that stays
+   (``SYMBOL_MOVES``: ``from engine.grpc.server import serve`` becomes ``from engine.app import serve``). Python files the rewrite changed get their imports
    re-sorted by ruff (rule ``I``), as the static gate wants them.
 
 Because the rewrite runs over everything each time, running it again after another branch is merged
@@ -79,6 +80,21 @@ MOVES: dict[str, str] = {
     "engine/inventory.py": "engine/models/inventory.py",
 }
 
+# Names moved out of a module that stays: (old module, name) -> new module. The code was moved by
+# hand (it is one commit on the branch that made this script); the script rewrites the references
+# to it that a branch merged later brings in: ``from engine.grpc.server import serve``,
+# ``mock.patch("engine.grpc.server._run_one")``.
+SYMBOL_MOVES: dict[tuple[str, str], str] = {
+    # issue 13, item 3: the composition root out of the transport
+    **{
+        ("engine.grpc.server", name): "engine.app"
+        for name in (
+            "serve", "_run_one", "_load", "_serve_metrics", "_log_security", "_start_reloading",
+            "_on_signals", "_reserved_port", "_run_workers", "_fork_workers",
+        )
+    },
+}
+
 # The docstring of each new package's __init__.py (written only when the file is missing).
 PACKAGES: dict[str, str] = {
     "engine/policy": (
@@ -111,8 +127,9 @@ def module_of(path: str) -> str:
 class Rewriter:
     """Rewrites module names and paths of ``MOVES`` in one text, whatever kind of file it is."""
 
-    def __init__(self, moves: dict[str, str], root: Path) -> None:
+    def __init__(self, moves: dict[str, str], root: Path, symbols: dict[tuple[str, str], str] | None = None) -> None:
         self.modules = {module_of(old): module_of(new) for old, new in moves.items()}
+        self.symbols = symbols or {}
         # Names below a module that became a package (engine.models -> engine/models/...): there
         # ``engine.models.explain`` is the new submodule, not an attribute of the old module.
         self.children: dict[str, set[str]] = {}
@@ -126,6 +143,8 @@ class Rewriter:
                 self.children[old] = names
         alternatives = "|".join(re.escape(m) for m in sorted(self.modules, key=len, reverse=True))
         self._dotted = re.compile(rf"(?<![\w.])({alternatives})(?![\w])(?:\.(\w+))?")
+        symbol_alternatives = "|".join(re.escape(f"{module}.{name}") for module, name in sorted(self.symbols, key=lambda k: -len(k[0] + k[1])))
+        self._symbol = re.compile(rf"(?<![\w.])({symbol_alternatives})(?![\w])") if self.symbols else None
         self._paths = {f"{old}": f"{new}" for old, new in moves.items()}
         path_alternatives = "|".join(re.escape(p) for p in sorted(self._paths, key=len, reverse=True))
         self._path = re.compile(rf"(?<![\w./-])({path_alternatives})(?![\w])")
@@ -146,8 +165,14 @@ class Rewriter:
 
     def _rewrite_names(self, text: str) -> str:
         text = self._import.sub(lambda m: m.group(1) + self.modules[m.group(2)], text)
+        if self._symbol is not None:
+            text = self._symbol.sub(self._symbol_replacement, text)
         text = self._dotted.sub(self._dotted_replacement, text)
         return self._path.sub(lambda m: self._paths[m.group(1)], text)
+
+    def _symbol_replacement(self, match: re.Match[str]) -> str:
+        module, _, name = match.group(1).rpartition(".")
+        return f"{self.symbols[(module, name)]}.{name}"
 
     def _dotted_replacement(self, match: re.Match[str]) -> str:
         old, attribute = match.group(1), match.group(2)
@@ -168,6 +193,9 @@ class Rewriter:
         for name in names:
             real, _, alias = (part.strip() for part in name.partition(" as "))
             moved = self.modules.get(f"{package}.{real}")
+            if moved is None and (package, real) in self.symbols:
+                groups.setdefault(self.symbols[(package, real)], []).append(name)
+                continue
             if moved is None:
                 groups.setdefault(package, []).append(name)
                 continue
@@ -221,7 +249,7 @@ def move(root: Path, check: bool) -> tuple[list[str], list[str]]:
 
 def rewrite(root: Path, check: bool) -> list[str]:
     """Rewrite every reference in every text file; return the files changed (or to change)."""
-    rewriter = Rewriter(MOVES, root)
+    rewriter = Rewriter(MOVES, root, SYMBOL_MOVES)
     changed = []
     for path in text_files(root):
         try:

@@ -21,6 +21,9 @@ MOVES = {
 }
 
 
+SYMBOLS = {("engine.grpc.server", "serve"): "engine.app", ("engine.grpc.server", "_run_one"): "engine.app"}
+
+
 def _script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("restructure", SCRIPT)
     assert spec is not None and spec.loader is not None
@@ -32,8 +35,8 @@ def _script() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def rewriter(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """A rewriter of the four moves above over an empty tree."""
-    return _script().Rewriter(MOVES, tmp_path_factory.mktemp("tree"))
+    """A rewriter of the moves and moved names above over an empty tree."""
+    return _script().Rewriter(MOVES, tmp_path_factory.mktemp("tree"), SYMBOLS)
 
 
 @pytest.mark.parametrize(
@@ -50,11 +53,13 @@ def rewriter(tmp_path_factory: pytest.TempPathFactory) -> object:
         ('structlog.get_logger("engine.loader")\n', 'structlog.get_logger("engine.policy.loader")\n'),
         ("see ``engine.models.Model`` and engine/models.py, engine/loader.py.\n", "see ``engine.models.runtime.Model`` and engine/models/runtime.py, engine/policy/loader.py.\n"),
         ("from engine.models import FeatureSpec\n", "from engine.models.runtime import FeatureSpec\n"),
+        ("from engine.grpc.server import serve, start_server\n", "from engine.app import serve\nfrom engine.grpc.server import start_server\n"),
+        ('mock.patch("engine.grpc.server._run_one")\n', 'mock.patch("engine.app._run_one")\n'),
         ("import engine.models\nimport engine.service  # why\n", "import engine.models.runtime\nimport engine.runtime.service  # why\n"),
     ],
 )
 def test_each_kind_of_reference_is_rewritten(rewriter: object, old: str, new: str) -> None:
-    """Imports of every form, dotted names in strings and prose, and file paths become the new module's."""
+    """Imports of every form, dotted names in strings and prose, file paths and moved names become the new module's."""
     assert rewriter.rewrite(old) == new  # type: ignore[attr-defined]
 
 
@@ -62,7 +67,7 @@ def test_each_kind_of_reference_is_rewritten(rewriter: object, old: str, new: st
     "text",
     [
         "from engine.loader_cache import x\nengine.services\nengine/loader.pyc\nmy.engine.loader\n",
-        "from engine.errors import PolicyError\nimport engine.types\n",
+        "from engine.errors import PolicyError\nimport engine.types\nfrom engine.grpc.server import start_server\nengine.grpc.server.serve_forever\n",
         "from engine.models import runtime, explain\nimport engine.models.explain\n",
         'the engine.models package; source_modules = ["engine.models"]\n',
     ],
