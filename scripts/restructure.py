@@ -93,6 +93,9 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
             "_on_signals", "_reserved_port", "_run_workers", "_fork_workers",
         )
     },
+    # issue 13, item 5: one vocabulary of the expression language
+    ("engine.expr.check", "negate"): "engine.expr.vocabulary",
+    ("engine.policy.satisfy", "show"): "engine.expr.vocabulary",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
@@ -153,7 +156,14 @@ class Rewriter:
         self._import = re.compile(rf"^([ \t]*import[ \t]+)({alternatives})(?=[ \t]+as[ \t]|[ \t]*(?:#|$))", re.MULTILINE)
 
     def rewrite(self, text: str) -> str:
-        """The text with every reference to an old module or path replaced by the new one."""
+        """The text with every reference to an old module or path replaced by the new one.
+
+        Two passes: a name moved out of a module that itself moved (``show`` of the old satisfy
+        module) reaches its new module in the second.
+        """
+        return self._pass(self._pass(text))
+
+    def _pass(self, text: str) -> str:
         out: list[str] = []
         last = 0
         for match in self._from.finditer(text):

@@ -48,10 +48,11 @@ from pathlib import Path
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
+from engine.expr.vocabulary import children, show
 from engine.policy.compiler import FlowSource, RuleSource
 from engine.policy.loader import LoadResult, load
 from engine.policy.protected import protected_uses
-from engine.policy.satisfy import Domain, covers, domains_of, never_true, show
+from engine.policy.satisfy import Domain, covers, domains_of, never_true
 from engine.policy.schema import FieldSpec
 from engine.policy.tables import TableRow, table_rows
 from engine.policy.testcases import Match, TestSuite, discover
@@ -149,18 +150,10 @@ def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]: 
                     )
                     values = ", ".join(repr(v) for v, _ in bad)
                     out.append(f"{show(n)} {effect}: {name} can never be {values}; {bad[0][1]}")
-        for child in _children(n):
+        for child in children(n):
             visit(child)
 
     visit(node)
-    return out
-
-
-def _children(n: Node) -> list[Node]:
-    out: list[Node] = [getattr(n, a) for a in ("operand", "left", "right") if getattr(n, a, None) is not None]
-    if isinstance(n, BoolOp):
-        out += n.items
-    out += getattr(n, "args", ())
     return out
 
 

@@ -14,6 +14,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 SCRIPT = PROJECT / "scripts" / "restructure.py"
 MOVES = {
+    "engine/satisfy.py": "engine/policy/satisfy.py",
     "engine/loader.py": "engine/policy/loader.py",
     "engine/service.py": "engine/runtime/service.py",
     "engine/models.py": "engine/models/runtime.py",
@@ -21,7 +22,11 @@ MOVES = {
 }
 
 
-SYMBOLS = {("engine.grpc.server", "serve"): "engine.app", ("engine.grpc.server", "_run_one"): "engine.app"}
+SYMBOLS = {
+    ("engine.grpc.server", "serve"): "engine.app",
+    ("engine.grpc.server", "_run_one"): "engine.app",
+    ("engine.policy.satisfy", "show"): "engine.expr.vocabulary",
+}
 
 
 def _script() -> ModuleType:
@@ -55,6 +60,7 @@ def rewriter(tmp_path_factory: pytest.TempPathFactory) -> object:
         ("from engine.models import FeatureSpec\n", "from engine.models.runtime import FeatureSpec\n"),
         ("from engine.grpc.server import serve, start_server\n", "from engine.app import serve\nfrom engine.grpc.server import start_server\n"),
         ('mock.patch("engine.grpc.server._run_one")\n', 'mock.patch("engine.app._run_one")\n'),
+        ("from engine.satisfy import Domain, show\n", "from engine.policy.satisfy import Domain\nfrom engine.expr.vocabulary import show\n"),
         ("import engine.models\nimport engine.service  # why\n", "import engine.models.runtime\nimport engine.runtime.service  # why\n"),
     ],
 )
