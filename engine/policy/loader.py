@@ -3,8 +3,8 @@
 All file I/O of policy loading happens here. Every problem in every file is collected and
 reported at once; if any is an error, nothing is returned to serve (``PolicyError``).
 
-Size: about 480 lines; ``load`` splits along its steps (read files, load models, compile versions)
-in issue 13, item 2.
+``load`` runs its steps in order: ``_load_rules`` and ``_read_flows`` (files), ``_load_models`` and
+``_load_lists`` (what the flows name), ``_compile_flows`` (every version, then routing).
 """
 
 from __future__ import annotations
@@ -254,18 +254,34 @@ def _load_model(root: Path, name: str, version: str) -> ScoringModel:
     return load_model(root / "model_artifacts" / name / version)
 
 
-def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in line: split into read/load-models/compile in issue 13 item 2)
-    """Read, validate and compile everything under `root`; never raises for bad files."""
+def load(root: Path) -> LoadResult:
+    """Read, validate and compile everything under `root`; never raises for bad files.
+
+    The steps, each collecting its problems into the one list: read the rule files and flow
+    files, load the models and screening lists they name, compile every flow version.
+    """
     root = Path(root).resolve()
     problems: list[Problem] = []
     if not (root / "policies").is_dir():
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
-    ruleset_paths: dict[str, str] = {}
-    broken_rulesets: dict[str, str] = {}
-    broken_versions: dict[str, set[str]] = {}
-    rulesets = _load_rules(root, problems, broken_rulesets, ruleset_paths)
+    result = LoadResult(None, problems)
+    result.rule_sources = _load_rules(root, problems, result.broken_rulesets, result.ruleset_paths)
+    result.flow_sources = _read_flows(root, problems, result.broken_versions)
+    models = _load_models(root, result.flow_sources, problems)
+    lists = _load_lists(root, result.flow_sources, problems)
+    revision = _compile_flows(root, result, models, lists)
+    if not any(p.severity == "error" for p in problems):
+        warnings = tuple(p for p in problems if p.severity != "error")
+        result.policies = PolicySet(root, MappingProxyType(result.flows), revision, warnings)
+    return result
 
+
+def _read_flows(root: Path, problems: list[Problem], broken_versions: dict[str, set[str]]) -> dict[str, dict[str, FlowSource]]:
+    """Every ``policies/<flow>/<version>/flow.yaml`` that parses and matches its directories, by flow and version.
+
+    A flow file that cannot be read is recorded in ``broken_versions`` (its problem says why).
+    """
     flow_sources: dict[str, dict[str, FlowSource]] = {}
     for flow_dir in sorted(p for p in (root / "policies").iterdir() if p.is_dir()):
         for version_dir in sorted(p for p in flow_dir.iterdir() if p.is_dir()):
@@ -285,8 +301,18 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                 problems.append(Problem(rel, f"version {parsed.version!r} does not match its directory {version_dir.name!r}", "version_mismatch", line=doc.line_of(("version",))))
                 continue
             flow_sources.setdefault(parsed.flow, {})[parsed.version] = FlowSource(rel, doc, parsed, _sha256(raw))
+    return flow_sources
 
-    models: dict[tuple[str, str], ScoringModel] = {}
+
+def _load_models(
+    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
+) -> dict[tuple[str, str], ScoringModel]:
+    """Every model a flow version names that exists under model_artifacts/, loaded and verified once.
+
+    A model that fails to load is reported once, at the first flow file naming it, and left out
+    (the compiler then reports the flows that need it).
+    """
+    models: dict[tuple[str, str], ScoringModel | None] = {}
     for versions in flow_sources.values():
         for src in versions.values():
             for i, ref in enumerate(src.file.models):
@@ -298,45 +324,44 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                 except ModelLoadError as exc:
                     hint = f"referenced by {src.path}:{src.doc.line_of(('models', i))}"
                     problems.extend(Problem(_rel(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
-                    models[key] = None  # type: ignore[assignment]  # reported; do not retry
-    models = {k: v for k, v in models.items() if v is not None}
-    lists = _load_lists(root, flow_sources, problems)
+                    models[key] = None  # reported; do not retry
+    return {k: v for k, v in models.items() if v is not None}
 
-    flows: dict[str, FlowVersions] = {}
-    contents: dict[tuple[str, str], Content] = {}
-    every: dict[tuple[str, str], CompiledFlow] = {}
+
+def _compile_flows(
+    root: Path, result: LoadResult, models: Mapping[tuple[str, str], ScoringModel], lists: Mapping[tuple[str, str], ScreeningList],
+) -> str:
+    """Compile every version of every flow into ``result`` (compiled, contents, flows); the state's revision.
+
+    A flow enters ``result.flows`` when its live version compiled, whatever else failed (per-flow
+    activation). The revision hashes every version's content revision and every routing file.
+    """
     state_hash = hashlib.sha256()
-    for flow_name, versions in sorted(flow_sources.items()):
+    problems = result.problems
+    for flow_name, versions in sorted(result.flow_sources.items()):
         first_problem = len(problems)
         compiled: dict[str, CompiledFlow] = {}
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
-            if any(name in broken_rulesets for name in src.file.rulesets):
+            if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read: that file's problem says why
-            revision = _revision(src, rulesets, models, lists)
+            revision = _revision(src, result.rule_sources, models, lists)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, rulesets, models, revision, lists)
+            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists)
             problems.extend(_model_hints(root, src, found))
-            contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision, lists=lists)
+            result.contents[(flow_name, version)] = content = content_of(src, result.rule_sources, models, revision, lists=lists)
             problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
                 compiled[version] = flow
-                every[(flow_name, version)] = flow
-        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken_versions.get(flow_name, set()))
+                result.compiled[(flow_name, version)] = flow
+        broken = result.broken_versions.get(flow_name, set())
+        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken)
         state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
         problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
-            flows[flow_name] = FlowVersions(
+            result.flows[flow_name] = FlowVersions(
                 flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow, routing.revision
             )
-
-    policies = None
-    if not any(p.severity == "error" for p in problems):
-        warnings = tuple(p for p in problems if p.severity != "error")
-        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings)
-    return LoadResult(
-        policies, problems, flow_sources=flow_sources, rule_sources=rulesets, contents=contents, compiled=every, flows=flows,
-        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions,
-    )
+    return state_hash.hexdigest()
 
 
 def _compile_guarded(
