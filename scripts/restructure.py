@@ -93,6 +93,19 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
             "_on_signals", "_reserved_port", "_run_workers", "_fork_workers",
         )
     },
+    # issue 13, item 4: the models package (card, encoding shared with training, explainers, runtime)
+    **{
+        ("engine.models.runtime", name): "engine.models.card"
+        for name in ("CARD_FILE", "CARD_SCHEMA", "CardArtifact", "CardArtifacts", "CardFeature", "CardOutput", "ModelCard", "read_card")
+    },
+    **{
+        ("engine.models.runtime", name): "engine.models.encoding"
+        for name in ("LIGHTGBM_ZERO", "NAN", "FeatureSpec", "encode_value", "make_encoder")
+    },
+    ("engine.models.runtime", "LinearExplainer"): "engine.models.explainers",
+    # issue 13, items 2 and 6: reading one policy file and the routing file out of the loader
+    ("engine.policy.loader", "read_document"): "engine.policy.documents",
+    ("engine.policy.loader", "MAX_POLICY_FILE_BYTES"): "engine.policy.documents",
     # issue 13, item 5: one vocabulary of the expression language
     ("engine.expr.check", "negate"): "engine.expr.vocabulary",
     ("engine.policy.satisfy", "show"): "engine.expr.vocabulary",

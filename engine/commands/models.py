@@ -32,8 +32,8 @@ def register_list(models_subparsers: Any) -> None:
 def inventory_rows(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The inventory as rows (dicts), and the inventory file's problems as text."""
     from engine.errors import ModelLoadError
+    from engine.models.card import read_card
     from engine.models.inventory import read_inventory
-    from engine.models.runtime import read_card
     from engine.policy.loader import load
 
     inv, problems = read_inventory(root)

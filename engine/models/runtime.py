@@ -1,303 +1,49 @@
-"""Model runtime: verified loading of a model directory, fast encoding, ONNX scoring, reasons.
+"""Model runtime: a verified model directory loaded into an ONNX session that scores and explains.
 
-A model directory holds ``card.json`` (the model card, schema ``verdict.model_card/v1``),
-``model.onnx`` and, for LightGBM models, ``model.txt`` (the native booster the ONNX graph was
-converted from, read by ``engine.models.explain.TreeExplainer`` for exact TreeSHAP contributions without
-LightGBM itself, so serving does not need the training stack). Every artifact is verified against the sha256
-the card records *before* any session is created; a model that fails verification never serves.
+A model directory holds ``card.json`` (``engine.models.card``), ``model.onnx`` and, for LightGBM
+models, ``model.txt`` (the native booster the ONNX graph was converted from, read by
+``engine.models.explain.TreeExplainer`` for exact TreeSHAP contributions without LightGBM itself,
+so serving does not need the training stack). Every artifact is verified against the sha256 the
+card records *before* any session is created; a model that fails verification never serves
+(``ModelLoadError``).
 
-Encoding rules, shared with training (``engine.training`` encodes through the same functions):
-numeric -> float; boolean -> 1.0 / 0.0; categorical -> index in ``categories`` as float;
-None, NaN or an unknown category -> NaN. A row has the dtype of the graph's input: float64 for the
-LightGBM graphs (double thresholds, see ``engine.training.onnx_export``), float32 for a graph that
-declares float input. The explainer always receives the same values widened to float64, so the
-reasons explain exactly the row that was scored. For LightGBM models a value within
-``±LIGHTGBM_ZERO`` (``1e-35f`` = 1.0000000180025095e-35) is encoded as 0, as LightGBM itself reads
-its input (``kZeroThreshold`` in LightGBM's ``include/LightGBM/meta.h``; its dense-row reader keeps
-only ``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as
-the trained model does.
+A row is encoded by ``engine.models.encoding`` (shared with training) and has the dtype of the
+graph's input: float64 for the LightGBM graphs (double thresholds, see
+``engine.training.onnx_export``), float32 for a graph that declares float input. The explainer
+(``engine.models.explainers``) always receives the same values widened to float64, so the reasons
+explain exactly the row that was scored. For LightGBM models a value within ``±LIGHTGBM_ZERO`` is
+encoded as 0, as LightGBM itself reads its input (its dense-row reader keeps only
+``|x| > kZeroThreshold`` or NaN), so the graph's ``-1e-35`` zero splits route such a value as the
+trained model does.
 
-Size: over 600 lines and five concepts; it becomes the ``engine/models/`` package in issue 13, item 4.
+Private APIs of the libraries this package relies on, named here once;
+``tests/unit/test_models_private_apis.py`` fails loudly when an upgrade removes or changes one:
+
+- onnxruntime: ``InferenceSession._sess.run(output_names, feed, run_options)``, the native session's
+  run without the Python wrapper's per-call validation of the feed (~10 µs of a ~30 µs row,
+  measured). Without it ``Model`` falls back to the public ``InferenceSession.run``: correct, slower.
+- LightGBM: ``kZeroThreshold`` (``1e-35f``, ``include/LightGBM/meta.h``), copied as
+  ``engine.models.encoding.LIGHTGBM_ZERO``; and the text model format of ``model.txt``
+  (``Booster.model_to_string``) that ``engine.models.explain.TreeExplainer`` parses.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import FieldError, InvalidInput, ModelLoadError
-from engine.models.explain import TreeExplainer
+from engine.errors import ModelLoadError
+from engine.models.card import CARD_FILE, CardArtifact, ModelCard, parse_card, read_file
+from engine.models.encoding import LIGHTGBM_ZERO, FeatureSpec, make_encoder
+from engine.models.explainers import Explainer, build_explainer
 from engine.models.onnx_runtime import ort
 
-__all__ = [
-    "CARD_FILE",
-    "CARD_SCHEMA",
-    "LIGHTGBM_ZERO",
-    "FeatureSpec",
-    "Model",
-    "ModelCard",
-    "encode_value",
-    "load_model",
-    "make_encoder",
-    "session_options",
-    "sha256_bytes",
-]
-
-CARD_SCHEMA = "verdict.model_card/v1"
-CARD_FILE = "card.json"
-NAN = float("nan")
-# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h): it reads |x| <= this as 0.
-LIGHTGBM_ZERO = 1.0000000180025095e-35
-
-_TRUE_TEXT = frozenset({"true", "yes", "y", "t", "1"})
-_FALSE_TEXT = frozenset({"false", "no", "n", "f", "0"})
-
-
-# --------------------------------------------------------------------------- card schema
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class _Open(BaseModel):
-    """A card section that may carry extra, free-form evidence keys."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-
-class CardFeature(_Frozen):
-    """One model input, in ONNX input order."""
-
-    name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
-    type: Literal["numeric", "categorical", "boolean"]
-    categories: tuple[str, ...] | None = None
-    encoding: Literal["ordinal"] | None = None
-    description: str | None = None
-    missing_in_training: int | None = Field(
-        default=None, ge=0,
-        description="training rows where the feature was missing; 0 means the model never learned a missing "
-        "branch for it (LightGBM then scores a missing value as 0), None: not recorded (older cards)",
-    )
-
-    @model_validator(mode="after")
-    def _categories_fit_type(self) -> CardFeature:
-        if self.type == "categorical":
-            if not self.categories:
-                raise ValueError(f"categorical feature {self.name!r} needs a non-empty categories list")
-            if len(set(self.categories)) != len(self.categories):
-                raise ValueError(f"categorical feature {self.name!r} has duplicate categories")
-            if self.encoding is None:
-                raise ValueError(f"categorical feature {self.name!r} needs encoding 'ordinal'")
-        elif self.categories is not None or self.encoding is not None:
-            raise ValueError(f"{self.type} feature {self.name!r} must not have categories/encoding")
-        return self
-
-
-class CardOutput(_Frozen):
-    """Which ONNX output (and column) is the score, and what it means."""
-
-    meaning: str
-    onnx_output: str
-    index: int = Field(ge=0)
-
-
-class CardArtifact(_Frozen):
-    """One file of the model directory with its recorded sha256."""
-
-    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    kind: Literal["lightgbm_treeshap", "linear_contributions"] | None = None
-
-
-class CardArtifacts(_Frozen):
-    """The served graph and, optionally, the explainer behind reason codes."""
-
-    onnx: CardArtifact
-    explainer: CardArtifact | None = None
-
-
-class CardTarget(_Frozen):
-    """The training target: column and positive label (absent for anomaly detectors)."""
-
-    column: str
-    positive: str
-
-
-class CardData(_Open):
-    """The training data: file, its sha256 and counts (extra evidence keys allowed)."""
-
-    file: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    rows: int = Field(ge=0)
-    positives: int | None = Field(default=None, ge=0)
-
-
-class CardTraining(_Open):
-    """How the model was trained (extra keys allowed)."""
-
-    params: dict[str, Any] = Field(default_factory=dict)
-    seed: int
-    cv_folds: int | None = None
-    num_trees: int | None = None
-
-
-class CardParity(_Open):
-    """ONNX vs native-library agreement on the training rows."""
-
-    rows: int = Field(ge=0)
-    max_abs_diff: float = Field(ge=0)
-
-
-class ModelCard(_Frozen):
-    """The validated content of ``card.json``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    schema_: Literal["verdict.model_card/v1"] = Field(alias="schema")
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    algorithm: Literal["lightgbm", "logistic", "isolation_forest"]
-    task: Literal["binary_classification", "anomaly_detection"]
-    description: str
-    output: CardOutput
-    features: tuple[CardFeature, ...] = Field(min_length=1)
-    missing_values: str
-    artifacts: CardArtifacts
-    target: CardTarget | None = None
-    data: CardData
-    training: CardTraining
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    parity: CardParity
-    libraries: dict[str, str] = Field(default_factory=dict)
-    fairness: dict[str, Any] | None = Field(
-        default=None, description="fair-lending report per protected group (engine.training.fairness); absent "
-        "when the model was trained without --protected/--age",
-    )
-    created_at: str
-
-    @field_validator("features")
-    @classmethod
-    def _unique_names(cls, v: tuple[CardFeature, ...]) -> tuple[CardFeature, ...]:
-        names = [f.name for f in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelCard:
-        if self.task == "binary_classification" and self.target is None:
-            raise ValueError("a binary_classification card needs a target")
-        if self.algorithm == "isolation_forest" and self.task != "anomaly_detection":
-            raise ValueError("isolation_forest models are anomaly_detection models")
-        explainer = self.artifacts.explainer
-        if self.algorithm == "lightgbm" and (explainer is None or explainer.kind != "lightgbm_treeshap"):
-            raise ValueError("a lightgbm card needs an explainer artifact of kind lightgbm_treeshap")
-        if self.algorithm == "logistic" and (explainer is None or explainer.kind != "linear_contributions"):
-            raise ValueError("a logistic card needs an explainer artifact of kind linear_contributions")
-        return self
-
-    def feature_specs(self) -> tuple[FeatureSpec, ...]:
-        """The features as the runtime's small immutable specs."""
-        return tuple(FeatureSpec(f.name, f.type, tuple(f.categories or ())) for f in self.features)
-
-    def to_json(self) -> str:
-        """The card as canonical, human-diffable JSON text."""
-        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One model input: its name, type and (for categoricals) the ordered categories."""
-
-    name: str
-    type: str
-    categories: tuple[str, ...] = ()
-
-
-def _encode_numeric(name: str) -> Callable[[object], float]:
-    def enc(v: object) -> float:
-        if v is None:
-            return NAN
-        if isinstance(v, (float, int, Decimal)):  # bool is an int: True -> 1.0; a derived Decimal: the nearest double
-            return float(v)
-        if isinstance(v, str):
-            try:
-                return float(v)
-            except ValueError:
-                pass
-        raise InvalidInput([FieldError(name, f"expected a number, got {type(v).__name__}", "type")])
-
-    return enc
-
-
-def _encode_boolean(name: str) -> Callable[[object], float]:
-    def enc(v: object) -> float:
-        if v is None:
-            return NAN
-        if v is True:
-            return 1.0
-        if v is False:
-            return 0.0
-        if isinstance(v, (int, float)):
-            return NAN if math.isnan(v) else (1.0 if v else 0.0)
-        if isinstance(v, str):
-            t = v.strip().lower()
-            if t in _TRUE_TEXT:
-                return 1.0
-            if t in _FALSE_TEXT:
-                return 0.0
-        raise InvalidInput([FieldError(name, f"expected a boolean, got {v!r}", "type")])
-
-    return enc
-
-
-def _encode_categorical(categories: Sequence[str]) -> Callable[[object], float]:
-    index = {c: float(i) for i, c in enumerate(categories)}
-    get = index.get
-
-    def enc(v: object) -> float:
-        if isinstance(v, str):
-            return get(v, NAN)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return NAN
-        return get(str(v), NAN)
-
-    return enc
-
-
-def make_encoder(spec: FeatureSpec) -> Callable[[object], float]:
-    """The function turning one raw value of ``spec`` into its float code (see module doc)."""
-    if spec.type == "numeric":
-        return _encode_numeric(spec.name)
-    if spec.type == "boolean":
-        return _encode_boolean(spec.name)
-    if spec.type == "categorical":
-        return _encode_categorical(spec.categories)
-    raise ValueError(f"unknown feature type {spec.type!r}")
-
-
-def encode_value(spec: FeatureSpec, value: object) -> float:
-    """Encode one value (slow path: builds the encoder; use ``make_encoder`` in loops)."""
-    return make_encoder(spec)(value)
-
-
-# --------------------------------------------------------------------------- runtime
+__all__ = ["Model", "load_model", "session_options", "sha256_bytes"]
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -389,7 +135,7 @@ class Model:
         self._explainer_lock = threading.RLock()
         # Built now, never on a request: a lazy build would cost the first explained request the
         # parse of the trees and the tabulation of their contributions (0.1-0.3 s, engine.models.explain).
-        self._explainer: Any = self._build_explainer() if explainer_bytes is not None else None
+        self._explainer: Explainer | None = self._build_explainer() if explainer_bytes is not None else None
 
     @property
     def has_explainer(self) -> bool:
@@ -467,13 +213,10 @@ class Model:
 
     def _contributions_with_bias(self, x: np.ndarray) -> np.ndarray:
         explainer = self._load_explainer()
-        kind = self.card.artifacts.explainer.kind if self.card.artifacts.explainer else None
-        if kind in ("lightgbm_treeshap", "linear_contributions"):
-            out: np.ndarray = explainer.contributions(x)  # both immutable after load: no lock on the request path
-            return out
-        raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
+        out: np.ndarray = explainer.contributions(x)  # immutable after load: no lock on the request path
+        return out
 
-    def _load_explainer(self) -> Any:
+    def _load_explainer(self) -> Explainer:
         if self._explainer is not None:
             return self._explainer
         with self._explainer_lock:
@@ -481,86 +224,16 @@ class Model:
                 self._explainer = self._build_explainer()
         return self._explainer
 
-    def _build_explainer(self) -> Any:
+    def _build_explainer(self) -> Explainer:
         art = self.card.artifacts.explainer
-        if art is None or self._explainer_bytes is None:
+        if art is None or art.kind is None or self._explainer_bytes is None:
             raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
-        if art.kind == "lightgbm_treeshap":
-            try:
-                return TreeExplainer(self._explainer_bytes.decode("utf-8"), self._width)
-            except (ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:  # a text that is not a usable model
-                raise ModelLoadError(
-                    str(self.directory / art.file), f"cannot read the LightGBM trees: {exc}", "model_explainer_invalid"
-                ) from exc
-        if art.kind == "linear_contributions":
-            return LinearExplainer.from_json(self._explainer_bytes, self.feature_names)
-        raise NotImplementedError(f"unknown explainer kind {art.kind!r}")
-
-
-class LinearExplainer:
-    """Contributions of a standardised logistic model: coef * (z - mean_z), z = (impute(x) - mu) / sd."""
-
-    def __init__(self, intercept: float, fill: np.ndarray, center: np.ndarray, scale: np.ndarray,
-                 coef: np.ndarray, mean_z: np.ndarray) -> None:
-        self.intercept = intercept
-        self.fill, self.center, self.scale, self.coef, self.mean_z = fill, center, scale, coef, mean_z
-
-    @classmethod
-    def from_json(cls, data: bytes, names: Sequence[str]) -> LinearExplainer:
-        doc = json.loads(data)
-        by_name = {f["name"]: f for f in doc["features"]}
-        cols = [by_name[n] for n in names]
-
-        def arr(key: str) -> np.ndarray:
-            return np.array([c[key] for c in cols], dtype=np.float64)
-
-        return cls(float(doc["intercept"]), arr("fill"), arr("center"), arr("scale"), arr("coef"), arr("mean_z"))
-
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        """(rows, n+1): per-feature contributions and, last, the bias (intercept + sum coef*mean_z)."""
-        x = np.asarray(x, dtype=np.float64)
-        filled = np.where(np.isnan(x), self.fill, x)
-        z = (filled - self.center) / self.scale
-        contrib = self.coef * (z - self.mean_z)
-        bias = self.intercept + float(np.dot(self.coef, self.mean_z))
-        return np.concatenate([contrib, np.full((x.shape[0], 1), bias)], axis=1)
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelLoadError(str(path), "file is missing", "model_missing_file") from exc
-    except OSError as exc:
-        raise ModelLoadError(str(path), f"cannot read: {exc}", "model_unreadable") from exc
-
-
-def read_card(directory: Path) -> ModelCard:
-    """Read and validate ``card.json`` of a model directory; ``ModelLoadError`` when it is not valid."""
-    path = directory / CARD_FILE
-    return _parse_card(path, _read(path))
-
-
-def _parse_card(path: Path, raw: bytes) -> ModelCard:
-    try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(str(path), f"not valid JSON: {exc}", "model_card_invalid") from exc
-    try:
-        return ModelCard.model_validate(doc)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<card>'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ModelLoadError(str(path), f"invalid model card: {details}", "model_card_invalid") from exc
+        return build_explainer(art.kind, self._explainer_bytes, self.feature_names, self.directory / art.file)
 
 
 def _verified(directory: Path, artifact: CardArtifact) -> bytes:
     path = directory / artifact.file
-    data = _read(path)
+    data = read_file(path)
     actual = sha256_bytes(data)
     if actual != artifact.sha256:
         raise ModelLoadError(
@@ -574,8 +247,8 @@ def _verified(directory: Path, artifact: CardArtifact) -> bytes:
 def load_model(directory: Path) -> Model:
     """Load a model directory, verifying the card and every artifact's sha256 before any session."""
     directory = Path(directory)
-    raw = _read(directory / CARD_FILE)
-    card = _parse_card(directory / CARD_FILE, raw)
+    raw = read_file(directory / CARD_FILE)
+    card = parse_card(directory / CARD_FILE, raw)
     onnx_bytes = _verified(directory, card.artifacts.onnx)
     explainer = card.artifacts.explainer
     explainer_bytes = _verified(directory, explainer) if explainer is not None else None

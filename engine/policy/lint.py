@@ -352,7 +352,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
 def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
     """Feature names of ``model_artifacts/<name>/<version>/card.json`` (None when unreadable: the loader says why)."""
     from engine.errors import ModelLoadError
-    from engine.models.runtime import read_card
+    from engine.models.card import read_card
 
     cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 

@@ -147,7 +147,7 @@ class TestDecimalSemantics:
 
     def test_models_receive_derived_decimals_as_the_nearest_double(self) -> None:
         """A model's numeric encoder turns a derived Decimal into the nearest float (model inputs stay floats)."""
-        from engine.models.runtime import FeatureSpec, make_encoder
+        from engine.models.encoding import FeatureSpec, make_encoder
 
         encode = make_encoder(FeatureSpec("ratio", "numeric"))
         assert encode(Decimal("0.4")) == 0.4 and type(encode(Decimal("1") / Decimal("3"))) is float

@@ -132,7 +132,8 @@ def test_a_broken_model_txt_is_a_model_load_error(tmp_path: Path) -> None:
     """A model.txt that is not a usable model fails the load with model_explainer_invalid, never later."""
     import shutil
 
-    from engine.models.runtime import Model, read_card
+    from engine.models.card import read_card
+    from engine.models.runtime import Model
 
     d = tmp_path / "m"
     shutil.copytree(ARTIFACTS / "credit_default" / "1", d)

@@ -12,7 +12,9 @@ import pytest
 
 import engine.models.runtime as models_mod
 from engine.errors import InvalidInput, ModelLoadError
-from engine.models.runtime import FeatureSpec, ModelCard, encode_value, load_model, make_encoder
+from engine.models.card import ModelCard
+from engine.models.encoding import FeatureSpec, encode_value, make_encoder
+from engine.models.runtime import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDIT = ROOT / "model_artifacts" / "credit_default" / "1"
