@@ -3,8 +3,9 @@
 All file I/O of policy loading happens here. Every problem in every file is collected and
 reported at once; if any is an error, nothing is returned to serve (``PolicyError``).
 
-``load`` runs its steps in order: ``_load_rules`` and ``_read_flows`` (files), ``_load_models`` and
-``_load_lists`` (what the flows name), ``_compile_flows`` (every version, then routing).
+``load`` runs its steps in order: ``_load_rules`` and ``_read_flows`` (files, each read by
+``engine.policy.documents``), ``_load_models`` and ``_load_lists`` (what the flows name),
+``_compile_flows`` (every version, then its routing file, ``engine.policy.routing_file``).
 """
 
 from __future__ import annotations
@@ -12,29 +13,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.policy.compiler import FlowSource, RuleSource, compile_flow
+from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
 from engine.policy.release import Content, check_release, content_of
-from engine.policy.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
-from engine.policy.schema_messages import explain_errors
-from engine.policy.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
+from engine.policy.routing_file import read_routing
+from engine.policy.schema import FlowFile, RuleFile
 from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.routing import Challenger
 from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
 
-__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
+__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
 
-_M = TypeVar("_M", bound=BaseModel)
-MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,126 +91,6 @@ def version_key(version: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", version))
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _rel(root: Path, path: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _read_doc(root: Path, path: Path, schema: type[_M], problems: list[Problem]) -> tuple[Any, _M | None, bytes]:
-    rel = _rel(root, path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(rel, f"cannot read file: {exc.strerror}", "unreadable"))
-        return None, None, b""
-    if len(raw) > MAX_POLICY_FILE_BYTES:
-        problems.append(Problem(rel, f"file is larger than {MAX_POLICY_FILE_BYTES} bytes", "file_too_large"))
-        return None, None, raw
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        problems.append(Problem(rel, "file is not valid UTF-8 text", "not_utf8", line=line))
-        return None, None, raw
-    try:
-        doc = load_yaml(text)
-    except YamlSyntaxError as exc:
-        problems.append(Problem(rel, str(exc), exc.code, line=exc.line, hint=exc.hint))
-        return None, None, raw
-    if not isinstance(doc.data, dict):
-        problems.append(Problem(rel, "expected a mapping of keys at the top of the file", "not_a_mapping", line=1))
-        return doc, None, raw
-    try:
-        return doc, schema.model_validate(doc.data), raw
-    except ValidationError as exc:
-        for loc, message, hint in explain_errors(schema, exc.errors()):
-            rule = _rule_id_at(doc.data, loc)
-            keys = [p for p in loc if isinstance(p, str) and p != "[key]"]
-            problems.append(
-                Problem(rel, message, "schema", line=doc.line_of(loc), rule=rule, field=keys[-1] if keys else None, hint=hint)
-            )
-        return doc, _salvage(schema, doc.data), raw
-
-
-def read_document(root: Path, path: Path, schema: type[_M], problems: list[Problem]) -> tuple[LoadedYaml | None, _M | None]:
-    """Read and validate one YAML file against `schema`; every problem (with its line) goes to `problems`."""
-    doc, parsed, _ = _read_doc(root, path, schema, problems)
-    return doc, parsed
-
-
-def _salvage(schema: type[_M], data: dict[str, Any]) -> _M | None:
-    """The file with its invalid rules left out, so the rest can still be checked and reported.
-
-    The load fails anyway (the schema errors are already problems); this only lets one run report
-    the mistakes in the valid-looking rules too.
-    """
-    if schema is not RuleFile:
-        return None
-    fixed = dict(data)
-    placeholders: tuple[tuple[str, type[BaseModel], dict[str, Any]], ...] = (
-        ("rules", RuleSpec, {"id": "invalid", "when": "false", "action": "APPROVE", "reason": "X", "enabled": False}),
-        ("tables", TableSpec, _INVALID_TABLE),
-    )
-    for key, item_schema, placeholder in placeholders:
-        items = data.get(key)
-        if items is None:
-            continue
-        if not isinstance(items, list):
-            return None
-        good = []
-        for item in items:
-            try:
-                item_schema.model_validate(item)
-                good.append(item)
-            except ValidationError:
-                good.append(placeholder)
-        fixed[key] = good
-    try:  # invalid rules and tables become disabled placeholders, so each keeps its position (and line)
-        return schema.model_validate(fixed)
-    except ValidationError:
-        return None
-
-
-_INVALID_TABLE = {
-    "id": "invalid",
-    "hit": "collect",
-    "columns": ["false"],
-    "rows": [{"when": ["-"], "action": "APPROVE", "reason": "X"}],
-    "enabled": False,
-}
-
-
-def _rule_id_at(data: Any, loc: tuple[Any, ...]) -> str | None:
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        try:
-            rid = data["rules"][loc[1]].get("id")
-            return str(rid) if rid is not None else None
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return None
-    if len(loc) >= 2 and loc[0] == "tables" and isinstance(loc[1], int):
-        try:
-            table = data["tables"][loc[1]]
-            tid = str(table.get("id", f"#{loc[1] + 1}"))
-            if len(loc) >= 4 and loc[2] == "rows" and isinstance(loc[3], int):
-                return str(table["rows"][loc[3]].get("id") or f"{tid}.{loc[3] + 1}")
-            return tid
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return None
-    return None
-
-
-def _yaml_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
 _RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)
 
 
@@ -223,11 +100,11 @@ def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], nam
     ``names`` (when given) receives, for every rule file, the ruleset it defines or seems to.
     """
     out: dict[str, RuleSource] = {}
-    for path in _yaml_files(root / "rules"):
+    for path in yaml_files(root / "rules"):
         if path.name.endswith((".test.yaml", ".test.yml")) or "tests" in path.relative_to(root / "rules").parts[:-1]:
             continue
-        doc, parsed, raw = _read_doc(root, path, RuleFile, problems)
-        rel = _rel(root, path)
+        doc, parsed, raw = read_doc(root, path, RuleFile, problems)
+        rel = relative(root, path)
         if names is not None:  # which ruleset the file defines, even when it does not parse (its problems hold back that ruleset's flows)
             named = _RULESET_LINE.search(raw)
             if parsed is not None:
@@ -237,14 +114,14 @@ def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], nam
         if parsed is None or doc is None:
             named = _RULESET_LINE.search(raw)
             if named is not None:
-                broken[named.group(1).decode()] = _rel(root, path)
+                broken[named.group(1).decode()] = relative(root, path)
             continue
         if parsed.ruleset in out:
             problems.append(
                 Problem(rel, f"ruleset {parsed.ruleset!r} is also defined in {out[parsed.ruleset].path}", "duplicate_ruleset", line=doc.line_of(("ruleset",)))
             )
             continue
-        out[parsed.ruleset] = RuleSource(rel, doc, parsed, _sha256(raw))
+        out[parsed.ruleset] = RuleSource(rel, doc, parsed, sha256_hex(raw))
     return out
 
 
@@ -288,19 +165,19 @@ def _read_flows(root: Path, problems: list[Problem], broken_versions: dict[str, 
             path = version_dir / "flow.yaml"
             if not path.is_file():
                 continue
-            doc, parsed, raw = _read_doc(root, path, FlowFile, problems)
+            doc, parsed, raw = read_doc(root, path, FlowFile, problems)
             if parsed is None or doc is None:
                 flow_sources.setdefault(flow_dir.name, {})
                 broken_versions.setdefault(flow_dir.name, set()).add(version_dir.name)
                 continue
-            rel = _rel(root, path)
+            rel = relative(root, path)
             if parsed.flow != flow_dir.name:
                 problems.append(Problem(rel, f"flow {parsed.flow!r} does not match its directory {flow_dir.name!r}", "flow_name_mismatch", line=doc.line_of(("flow",))))
                 continue
             if parsed.version != version_dir.name:
                 problems.append(Problem(rel, f"version {parsed.version!r} does not match its directory {version_dir.name!r}", "version_mismatch", line=doc.line_of(("version",))))
                 continue
-            flow_sources.setdefault(parsed.flow, {})[parsed.version] = FlowSource(rel, doc, parsed, _sha256(raw))
+            flow_sources.setdefault(parsed.flow, {})[parsed.version] = FlowSource(rel, doc, parsed, sha256_hex(raw))
     return flow_sources
 
 
@@ -323,7 +200,7 @@ def _load_models(
                     models[key] = _load_model(root, ref.name, ref.version)
                 except ModelLoadError as exc:
                     hint = f"referenced by {src.path}:{src.doc.line_of(('models', i))}"
-                    problems.extend(Problem(_rel(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
+                    problems.extend(Problem(relative(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
                     models[key] = None  # reported; do not retry
     return {k: v for k, v in models.items() if v is not None}
 
@@ -354,7 +231,7 @@ def _compile_flows(
                 compiled[version] = flow
                 result.compiled[(flow_name, version)] = flow
         broken = result.broken_versions.get(flow_name, set())
-        routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken)
+        routing = read_routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken)
         state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
         problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
@@ -441,97 +318,6 @@ def _load_lists(
                     problems.extend(dataclasses.replace(p, hint=where) for p in exc.problems)
                     lists[key] = None
     return {k: v for k, v in lists.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class _Routing:
-    live: str
-    challenger: Challenger | None = None
-    shadow: tuple[str, ...] = ()
-    revision: str = ""  # sha256 of routing.yaml
-
-
-def _routing(
-    root: Path, flow: str, versions: list[str], compiled: Mapping[str, CompiledFlow], problems: list[Problem], broken: set[str]
-) -> _Routing:
-    """The flow's routing file, checked against its versions (the newest is live without one).
-
-    A version in ``broken`` (its flow.yaml could not be read; that is reported already) is not
-    reported again as missing.
-    """
-    path = root / "policies" / flow / "routing.yaml"
-    if not path.is_file():
-        return _Routing(versions[-1] if versions else "")
-    doc, parsed, raw = _read_doc(root, path, RoutingFile, problems)
-    if parsed is None or doc is None:
-        return _Routing("", revision=_sha256(raw))
-    rel = _rel(root, path)
-    known = ", ".join(versions) or "none"
-
-    def missing(version: str, what: str, loc: tuple[str | int, ...]) -> bool:
-        if version in versions:
-            return False
-        if version not in broken:
-            close = did_you_mean(version, versions)
-            problems.append(Problem(rel, f"{what} version {version!r} does not exist; versions: {known}", "unknown_version",
-                                    line=doc.line_of(loc), hint=close))
-        return True
-
-    missing(parsed.live, "live", ("live",))
-    challenger = None
-    spec = parsed.challenger
-    if spec is not None and not missing(spec.version, "challenger", ("challenger", "version")):
-        if spec.version == parsed.live:
-            problems.append(Problem(rel, f"the challenger is the live version {spec.version!r}", "challenger_is_live", line=doc.line_of(("challenger", "version"))))
-        lacking = [v for v in dict.fromkeys((parsed.live, spec.version)) if v in compiled and spec.key not in compiled[v].validator.fields]
-        if lacking:  # one problem for both versions: it is one key
-            fields = {name for v in lacking for name in compiled[v].validator.fields}
-            which = "version " + lacking[0] if len(lacking) == 1 else "versions " + " and ".join(lacking)
-            problems.append(
-                Problem(rel, f"routing key {spec.key!r} is not an input field of {which}", "unknown_routing_key",
-                        line=doc.line_of(("challenger", "key")),
-                        hint=did_you_mean(spec.key, fields) or "route on a field every request carries, e.g. a customer id")
-            )
-        challenger = Challenger(spec.version, spec.share, spec.key, clean=_key_cleaner(compiled, parsed.live, spec.key))
-        _check_key_cleaning(compiled, parsed.live, spec.version, spec.key, rel, doc.line_of(("challenger", "key")), problems)
-    for i, version in enumerate(parsed.shadow):
-        if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:
-            problems.append(Problem(rel, f"shadow version {version!r} is the live version", "shadow_is_live", line=doc.line_of(("shadow", i))))
-    return _Routing(parsed.live, challenger, tuple(parsed.shadow), _sha256(raw))
-
-
-def _key_cleaner(compiled: Mapping[str, CompiledFlow], live: str, key: str) -> Callable[[Any], Any] | None:
-    """The live version's cleaning of the routing key (engine.runtime.routing), or None without one."""
-    flow_version = compiled.get(live)
-    if flow_version is None or key not in flow_version.validator.fields:
-        return None
-    return flow_version.validator.cleaner(key)
-
-
-def _cleaning(spec: FieldSpec) -> tuple[Any, ...]:
-    """What decides how a field's value is cleaned: its type, case and allowed category spellings."""
-    return (spec.type, spec.case, tuple(sorted(spec.values or ())))
-
-
-def _check_key_cleaning(
-    compiled: Mapping[str, CompiledFlow], live: str, challenger: str, key: str, rel: str, line: int | None, problems: list[Problem]
-) -> None:
-    """Warn when the challenger cleans the routing key otherwise than the live version (which routes)."""
-    a, b = compiled.get(live), compiled.get(challenger)
-    if a is None or b is None or key not in a.validator.fields or key not in b.validator.fields:
-        return
-    if _cleaning(a.validator.fields[key]) != _cleaning(b.validator.fields[key]):
-        problems.append(
-            Problem(
-                rel,
-                f"routing key {key!r} is cleaned differently by version {live} (live) and version {challenger} "
-                f"(challenger); requests are routed on the value as the live version cleans it",
-                "routing_key_cleaning_differs",
-                line=line,
-                hint="declare the key field alike (type, case, values) in both versions",
-                severity="warning",
-            )
-        )
 
 
 def load_policies(root: Path) -> PolicySet:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.errors import Problem
-from engine.policy.loader import read_document
+from engine.policy.documents import read_document
 from engine.policy.schema import ActionName
 from engine.policy.yamlio import LoadedYaml
 
