@@ -34,6 +34,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -65,8 +66,6 @@ def session_options() -> ort.SessionOptions:
 class Model:
     """A loaded, verified model: encode a mapping of values, score rows, explain a score."""
 
-    # Long (69 lines): checks the card against the graph one fact after another; it splits when
-    # engine/models/runtime.py becomes a package (issue 13, item 4).
     def __init__(
         self,
         card: ModelCard,
@@ -93,36 +92,7 @@ class Model:
         self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
         self._width = len(self.features)
         self._zero = LIGHTGBM_ZERO if card.algorithm == "lightgbm" else 0.0
-        onnx_path = directory / card.artifacts.onnx.file
-        try:
-            self._session = ort.InferenceSession(
-                onnx_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(str(onnx_path), f"onnxruntime cannot load the graph: {exc}", "model_onnx_invalid") from exc
-        inputs = self._session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelLoadError(str(onnx_path), f"expected one graph input, found {len(inputs)}", "model_input_mismatch")
-        shape = inputs[0].shape
-        width = shape[1] if len(shape) == 2 else None
-        if width != self._width:
-            raise ModelLoadError(
-                str(onnx_path),
-                f"graph input {inputs[0].name!r} has shape {shape}; the card declares {self._width} features",
-                "model_input_mismatch",
-            )
-        self._input_name = inputs[0].name
-        kinds: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
-        if inputs[0].type not in kinds:
-            raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
-        self.dtype: type[np.floating] = kinds[inputs[0].type]
-        outputs = {o.name for o in self._session.get_outputs()}
-        if card.output.onnx_output not in outputs:
-            raise ModelLoadError(
-                str(onnx_path),
-                f"graph has no output {card.output.onnx_output!r} (outputs: {', '.join(sorted(outputs))})",
-                "model_output_mismatch",
-            )
+        self._session, self._input_name, self.dtype = _checked_session(card, directory / card.artifacts.onnx.file, onnx_bytes)
         self._output_names = [card.output.onnx_output]
         # The single-row path calls the session's native run directly with run options made once:
         # InferenceSession.run re-validates the feed names and builds default options on every
@@ -229,6 +199,41 @@ class Model:
         if art is None or art.kind is None or self._explainer_bytes is None:
             raise NotImplementedError(f"model {self.name!r} ({self.card.algorithm}) has no explainer")
         return build_explainer(art.kind, self._explainer_bytes, self.feature_names, self.directory / art.file)
+
+
+def _checked_session(card: ModelCard, onnx_path: Path, onnx_bytes: bytes) -> tuple[Any, str, type[np.floating]]:
+    """An ONNX session of the graph, checked against the card: (session, input name, input dtype).
+
+    Raises ``ModelLoadError``: ``model_onnx_invalid`` when onnxruntime cannot load the graph,
+    ``model_input_mismatch`` unless it has one input of shape (rows, len(card.features)) and type
+    float or double, ``model_output_mismatch`` when it lacks the card's output.
+    """
+    try:
+        session = ort.InferenceSession(onnx_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelLoadError(str(onnx_path), f"onnxruntime cannot load the graph: {exc}", "model_onnx_invalid") from exc
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelLoadError(str(onnx_path), f"expected one graph input, found {len(inputs)}", "model_input_mismatch")
+    shape = inputs[0].shape
+    width = shape[1] if len(shape) == 2 else None
+    if width != len(card.features):
+        raise ModelLoadError(
+            str(onnx_path),
+            f"graph input {inputs[0].name!r} has shape {shape}; the card declares {len(card.features)} features",
+            "model_input_mismatch",
+        )
+    kinds: dict[str, type[np.floating]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+    if inputs[0].type not in kinds:
+        raise ModelLoadError(str(onnx_path), f"graph input type {inputs[0].type} is neither float nor double", "model_input_mismatch")
+    outputs = {o.name for o in session.get_outputs()}
+    if card.output.onnx_output not in outputs:
+        raise ModelLoadError(
+            str(onnx_path),
+            f"graph has no output {card.output.onnx_output!r} (outputs: {', '.join(sorted(outputs))})",
+            "model_output_mismatch",
+        )
+    return session, inputs[0].name, kinds[inputs[0].type]
 
 
 def _verified(directory: Path, artifact: CardArtifact) -> bytes:
