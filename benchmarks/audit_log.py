@@ -39,10 +39,10 @@ from engine.audit.segments import FileStore  # noqa: E402
 from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
-from engine.idempotency import Fingerprinter  # noqa: E402
-from engine.loader import load_policies  # noqa: E402
-from engine.privacy import HashKey  # noqa: E402
-from engine.service import Decider  # noqa: E402
+from engine.policy.loader import load_policies  # noqa: E402
+from engine.runtime.idempotency import Fingerprinter  # noqa: E402
+from engine.runtime.privacy import HashKey  # noqa: E402
+from engine.runtime.service import Decider  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 SINKS = ("none", "file-nofsync", "file", "postgres")

@@ -110,8 +110,8 @@ def main() -> int:
         return 0
 
     from engine.grpc.server import start_server
-    from engine.loader import load_policies
-    from engine.service import Decider
+    from engine.policy.loader import load_policies
+    from engine.runtime.service import Decider
     from engine.settings import Settings
     from engine.tokens import add_token
     from tests.pki import make_pki

@@ -39,7 +39,7 @@ def _worker(iterations: int, with_zen: bool) -> dict[str, Any]:
     from benchmarks.suite.inprocess import prepare_flow
     from benchmarks.suite.inputs import flow_inputs
     from benchmarks.suite.timing import time_rounds
-    from engine.service import load_decider
+    from engine.runtime.service import load_decider
 
     root = Path.cwd()
     decider = load_decider(root)

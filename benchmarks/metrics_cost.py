@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.datasets import read_credit_applications  # noqa: E402
-from engine.loader import load_policies  # noqa: E402
-from engine.service import Decider  # noqa: E402
+from engine.policy.loader import load_policies  # noqa: E402
+from engine.runtime.service import Decider  # noqa: E402
 
 
 def _round(decider: Decider, apps: list[dict[str, Any]]) -> float:

@@ -32,14 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import engine.audit.record as record_module  # noqa: E402
-import engine.privacy as privacy_module  # noqa: E402
+import engine.runtime.privacy as privacy_module  # noqa: E402
 from engine.audit.record import decision_payload  # noqa: E402
 from engine.audit.segments import FileStore  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
-from engine.loader import load_policies  # noqa: E402
-from engine.pan import mask_pans  # noqa: E402
-from engine.privacy import HashKey, Masker  # noqa: E402
-from engine.service import Decider  # noqa: E402
+from engine.policy.loader import load_policies  # noqa: E402
+from engine.runtime.pan import mask_pans  # noqa: E402
+from engine.runtime.privacy import HashKey, Masker  # noqa: E402
+from engine.runtime.service import Decider  # noqa: E402
 
 
 def timed(fn: Callable[[int], object], n: int, rounds: int = 3) -> dict[str, float]:

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.clients import timed_clients  # noqa: E402
-from engine.loader import load_policies  # noqa: E402
-from engine.service import Decider  # noqa: E402
+from engine.policy.loader import load_policies  # noqa: E402
+from engine.runtime.service import Decider  # noqa: E402
 
 ROUTINGS = {"no shadow": 'live: "1"\n', "shadow v2": 'live: "1"\nshadow: ["2"]\n'}
 CONCURRENCY = (1, 8)

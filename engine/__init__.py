@@ -28,7 +28,7 @@ from engine import errors as _errors
 from engine.errors import *  # noqa: F403  (the error classes: the CLI imports them anyway)
 
 if TYPE_CHECKING:  # imported on first use (below): the service pulls in the models and the loader
-    from engine.service import Decider, load_decider
+    from engine.runtime.service import Decider, load_decider
     from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [
@@ -42,13 +42,13 @@ __all__ = [
 ]
 __all__ += _errors.__all__  # the error classes, Problem and FieldError (and the message helper clip)
 _LAZY = {
-    **dict.fromkeys(("Decider", "load_decider"), "engine.service"),
+    **dict.fromkeys(("Decider", "load_decider"), "engine.runtime.service"),
     **dict.fromkeys(("Action", "Decision", "FiredRule", "Outcome", "Reason"), "engine.types"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """A public name of ``engine.service`` or ``engine.types``, imported from it on first use.
+    """A public name of ``engine.runtime.service`` or ``engine.types``, imported from it on first use.
 
     Raises AttributeError for any other missing name.
     """

@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import PermissionDenied, PolicyError, Problem
-from engine.yamlio import YamlSyntaxError, load_yaml
+from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["ADMIN_PERMISSIONS", "AuthzPolicy", "Grant", "load_authz", "parse_authz"]
 

@@ -58,7 +58,7 @@ class Problem:
     field: str | None = None
     hint: str | None = None
     severity: str = "error"
-    flow: str | None = None  # the flow it holds back, when known (per-flow activation, engine.activation)
+    flow: str | None = None  # the flow it holds back, when known (per-flow activation, engine.policy.activation)
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")

@@ -9,7 +9,7 @@ Why these figures:
 - The cost of checking a bad request must stay in proportion to deciding a good one: the number of
   input fields, of reported errors and of "did you mean" look-ups are capped, and every quoted
   name or value is clipped, so a reply never grows with the request.
-- Names are at most what a policy file may declare (``engine.schema``: identifiers 64 characters,
+- Names are at most what a policy file may declare (``engine.policy.schema``: identifiers 64 characters,
   versions 32), request ids at most ``MAX_REQUEST_ID_CHARS`` (a UUID is 36, a ULID 26).
 """
 
@@ -58,7 +58,7 @@ MAX_VERSION_CHARS = 32
 MAX_STATUS_MESSAGE_BYTES = 2048
 #: Bytes of the ``verdict-field-errors`` trailer (JSON, ASCII).
 MAX_FIELD_ERRORS_TRAILER_BYTES = 3072
-#: Estimated bytes of the requests waiting in the shadow queue (``engine.shadow``).
+#: Estimated bytes of the requests waiting in the shadow queue (``engine.runtime.shadow``).
 SHADOW_QUEUE_BYTES = 16 * 1024 * 1024
 #: Distinct metric series (name plus labels) one process keeps (``engine.metrics``).
 MAX_METRIC_SERIES = 10_000

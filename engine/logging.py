@@ -22,7 +22,7 @@ from typing import Literal, TextIO, cast
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
-from engine.privacy import scrub_event
+from engine.runtime.privacy import scrub_event
 
 __all__ = ["configure"]
 

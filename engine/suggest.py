@@ -1,7 +1,7 @@
 """'Did you mean ...?': the closest known name to a misspelt one, at a bounded cost.
 
-One helper for every place a name can be misspelt: request fields (``engine.validation``), keys
-of policy files, ruleset names, routing keys, flow and model names (``engine.loader``).
+One helper for every place a name can be misspelt: request fields (``engine.runtime.validation``), keys
+of policy files, ruleset names, routing keys, flow and model names (``engine.policy.loader``).
 
 The score is ``difflib.SequenceMatcher.ratio`` (2·M / T, M matching characters, T the total
 length of both names; Python's standard library), with the usual pre-filters

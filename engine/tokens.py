@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engine.errors import PolicyError, Problem
-from engine.yamlio import YamlSyntaxError, load_yaml
+from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["TOKEN_PREFIX", "TokenStore", "add_token", "load_tokens", "new_token", "revoke_tokens", "token_digest"]
 

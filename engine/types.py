@@ -38,7 +38,7 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class NoticeReason:
-    """One principal reason of an adverse-action notice, in the applicant's words (engine.notice)."""
+    """One principal reason of an adverse-action notice, in the applicant's words (engine.runtime.notice)."""
 
     code: str
     text: str  # the flow's notices: entry for the code
@@ -67,7 +67,7 @@ class Outcome:
     fired: tuple[FiredRule, ...]
     scores: Mapping[str, float]
     features: Mapping[str, object] = field(default_factory=dict)
-    notice: tuple[NoticeReason, ...] = ()  # a DECLINE's principal reasons when the flow has notices: (engine.notice)
+    notice: tuple[NoticeReason, ...] = ()  # a DECLINE's principal reasons when the flow has notices: (engine.runtime.notice)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The static gate: ruff, mypy and the duplicate budget. scripts/test.sh runs it before the tests;
+# The static gate: ruff, mypy, the import direction, the folder layout and the duplicate budget. scripts/test.sh runs it before the tests;
 # run it alone with `bash scripts/static_checks.sh` (after `pip install -e '.[test]'`).
 # Exit 0 when all pass; 1 when any fails (every check runs, so one run shows every finding).
 # docs/testing.md, "Static checks", says what each check does and how to fix or lower it.
@@ -13,6 +13,12 @@ echo "== ruff (rules: pyproject.toml [tool.ruff])"
 
 echo "== mypy -p engine (pyproject.toml [tool.mypy])"
 "$BIN/mypy" || failed+=(mypy)
+
+echo "== imports point down (lint-imports: pyproject.toml [tool.importlinter]; docs/architecture.md)"
+"$BIN/lint-imports" --no-logo --cache-dir .verdict/import_linter_cache || failed+=(imports)
+
+echo "== layout (scripts/restructure.py --check: no module at an old path, no reference to one)"
+"$BIN/python" scripts/restructure.py --check || failed+=(layout)
 
 echo "== duplicates (budget: scripts/duplicates_budget.txt)"
 # `duplicates` is a tool of the developers' workplace, not a package: where it is missing (a clean

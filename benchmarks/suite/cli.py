@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 (one branch p
         if selected & set(IN_PROCESS):
             from benchmarks.suite.inprocess import breakdown as step_breakdown
             from benchmarks.suite.inprocess import prepare_flow, run_case
-            from engine.service import load_decider
+            from engine.runtime.service import load_decider
 
             decider = load_decider(root)
             benches = {flow: prepare_flow(decider, inputs[flow]) for flow in manifest.flows}

@@ -15,8 +15,8 @@ import numpy as np
 
 from benchmarks.suite.inputs import FlowInputs
 from benchmarks.suite.timing import time_rounds
-from engine.flow import CompiledFlow
-from engine.service import Decider
+from engine.runtime.flow import CompiledFlow
+from engine.runtime.service import Decider
 
 __all__ = ["FlowBench", "Pinned", "breakdown", "prepare_flow", "run_case"]
 

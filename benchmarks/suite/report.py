@@ -106,7 +106,7 @@ def _scaling_tables(scaling: Mapping[str, Any]) -> str:
         out.append(f"\nMemory per 1,000 rules (compiled, retained): **{rules['memory_per_1000_rules_bytes'] / 1024:,.0f} KiB**.\n")
     models = scaling.get("models")
     if models:
-        out += ["| trees | ONNX p50 µs | LightGBM p50 µs | reasons (engine/explain.py) p50 µs | LightGBM TreeSHAP p50 µs | "
+        out += ["| trees | ONNX p50 µs | LightGBM p50 µs | reasons (engine/models/explain.py) p50 µs | LightGBM TreeSHAP p50 µs | "
                 "decide p50 µs | decide p99 µs | decide with model reasons p50 µs |",
                 "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for p in models["points"]:

@@ -27,8 +27,8 @@ import yaml
 from benchmarks.suite.inprocess import Pinned, prepare_flow, run_case
 from benchmarks.suite.inputs import FlowInputs
 from benchmarks.suite.timing import time_rounds
-from engine.loader import load_policies
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 
 __all__ = ["generated_rules", "scale_models", "scale_rules"]
 

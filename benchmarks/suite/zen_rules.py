@@ -22,14 +22,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.compiler import flow_env
 from engine.expr import check, names_in, parse
 from engine.expr.check import Env, Symbol
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not
-from engine.schema import FlowFile, RuleFile
-from engine.tables import expand_tables
+from engine.policy.compiler import flow_env
+from engine.policy.schema import FlowFile, RuleFile
+from engine.policy.tables import expand_tables
+from engine.policy.yamlio import load_yaml
 from engine.types import Action
-from engine.yamlio import load_yaml
 
 __all__ = ["FlowRules", "Unsupported", "ZenRules", "agreement", "flow_rules", "jdm", "zen_condition", "zen_values"]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from engine.audit.errors import AuditError
-from engine.privacy import HashKey
+from engine.runtime.privacy import HashKey
 from engine.settings import MIN_HASH_KEY_BYTES
 
 __all__ = ["KEY_FILE", "MIN_KEY_BYTES", "load_or_create_key"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.privacy import scrub_text
+from engine.runtime.privacy import scrub_text
 from engine.types import Action, Decision, FiredRule, Outcome, Reason
 
 __all__ = [

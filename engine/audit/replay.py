@@ -32,7 +32,7 @@ from typing import Any
 
 from engine.audit.follow import Gap
 from engine.errors import InvalidInput
-from engine.flow import CompiledFlow
+from engine.runtime.flow import CompiledFlow
 from engine.tabular import TableError, parse_number, read_rows
 from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, GroupTally, group_of
 from engine.types import Action, Outcome

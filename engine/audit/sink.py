@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine.audit.record import decision_payload
 from engine.audit.writer import GroupCommitWriter, Meta
-from engine.idempotency import Fingerprinter
-from engine.privacy import HashKey, Masker, scrub_text
+from engine.runtime.idempotency import Fingerprinter
+from engine.runtime.privacy import HashKey, Masker, scrub_text
 from engine.types import Decision
 
 if TYPE_CHECKING:
-    from engine.loader import PolicySet
+    from engine.policy.loader import PolicySet
 
 __all__ = ["AuditSink", "MaskRegistry"]
 

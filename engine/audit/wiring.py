@@ -25,9 +25,9 @@ from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import LogSource, open_source
 from engine.audit.writer import GroupCommitWriter, Store
 from engine.extras import require
-from engine.idempotency import Fingerprinter, IdempotencyCache
-from engine.loader import PolicySet
-from engine.privacy import HashKey
+from engine.policy.loader import PolicySet
+from engine.runtime.idempotency import Fingerprinter, IdempotencyCache
+from engine.runtime.privacy import HashKey
 from engine.settings import Settings
 from engine.types import Decision
 

@@ -35,8 +35,8 @@ from engine.audit.report import comparison_lines, fairness_lines, pct, table
 from engine.batch.records import OutputColumns
 from engine.batch.run import decide_chunk, flow_fields, resolver
 from engine.batch.table import InputTable
-from engine.flow import CompiledFlow
-from engine.service import Decider
+from engine.runtime.flow import CompiledFlow
+from engine.runtime.service import Decider
 from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, GroupTally, group_of
 from engine.types import Action
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import VerdictError
-from engine.flow import CompiledFlow
+from engine.runtime.flow import CompiledFlow
 from engine.types import Outcome
 
 __all__ = ["Decided", "Failed", "Resolve", "RowResult", "decide_rows"]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.batch.core import Decided, Failed, RowResult
-from engine.flow import CompiledFlow
+from engine.runtime.flow import CompiledFlow
 
 __all__ = ["OutputColumns", "to_record"]
 

@@ -18,8 +18,8 @@ from typing import Any
 from engine.batch.core import decide_rows
 from engine.batch.records import OutputColumns, to_record
 from engine.batch.table import Chunk, InputTable, Writer
-from engine.flow import CompiledFlow
-from engine.service import Decider
+from engine.runtime.flow import CompiledFlow
+from engine.runtime.service import Decider
 
 __all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_file", "flow_fields", "resolver"]
 

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-    from engine.service import Decider
+    from engine.runtime.service import Decider
 
 __all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session"]
 
@@ -105,7 +105,7 @@ def _decider(name: str, digest: str) -> Decider:
         if found is None:
             from pyspark import SparkFiles
 
-            from engine.service import load_decider
+            from engine.runtime.service import load_decider
 
             target = Path(tempfile.gettempdir()) / f"verdict-root-{digest[:16]}-{os.getpid()}"
             with tarfile.open(SparkFiles.get(name), "r:gz") as tar:
@@ -159,7 +159,7 @@ def decide(
     VersionNotFound / FlowUnavailable, PolicyError for a broken root, or TableFormatError when
     ``id_column`` or a ``carry`` column is not in ``df``, at once (in the driver).
     """
-    from engine.service import load_decider
+    from engine.runtime.service import load_decider
 
     missing = [c for c in (*([id_column] if id_column else []), *carry) if c not in df.columns]
     if missing:
@@ -281,7 +281,7 @@ def decide_file_spark(
     """
     import time
 
-    from engine.service import load_decider
+    from engine.runtime.service import load_decider
 
     source, dest = Path(source), Path(dest)
     table_format(source)

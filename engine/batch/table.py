@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import VerdictError
-from engine.schema import FieldSpec
+from engine.policy.schema import FieldSpec
 from engine.tabular import MISSING_MARKERS, parse_number, read_chunks, type_columns
 
 __all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "Chunk", "ColumnPlan", "InputTable", "TableFormatError", "Writer",

@@ -1,7 +1,7 @@
 """Helpers the commands share: reading a JSON input document, printing JSON, reporting errors.
 
 Everything a command prints goes through ``print_json``, ``write_out`` or ``report``, which mask
-card numbers (``engine.privacy``) on the way out: a PAN in an input, a request id or a log record
+card numbers (``engine.runtime.privacy``) on the way out: a PAN in an input, a request id or a log record
 is never echoed to a terminal, a pipe or a CI log.
 """
 
@@ -13,10 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from engine.privacy import scrub_text, scrub_value
+from engine.runtime.privacy import scrub_text, scrub_value
 
 if TYPE_CHECKING:
-    from engine.service import Decider
+    from engine.runtime.service import Decider
 
 __all__ = ["ROOT_HELP", "UsageError", "as_doubles", "load_decider_or_report", "note", "policy_root", "print_json", "read_input", "report", "write_out"]
 
@@ -103,7 +103,7 @@ def load_decider_or_report(root: Path) -> Decider | None:
     """The policies at ``root`` loaded as a server loads them (flow by flow), or None once the
     reason is reported on stderr (the command then exits 1)."""
     from engine.errors import PolicyError
-    from engine.service import load_decider
+    from engine.runtime.service import load_decider
 
     try:
         return load_decider(root)

@@ -100,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
     except AuditError as exc:
         report(str(exc))
         return 2
-    from engine.privacy import scrub_value
+    from engine.runtime.privacy import scrub_value
 
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     out = sys.stdout

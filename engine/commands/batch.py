@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.batch.run import Summary, decide_file
     from engine.batch.table import TableFormatError
     from engine.errors import FlowNotFound, FlowUnavailable, PolicyError, VersionNotFound
-    from engine.service import load_decider
+    from engine.runtime.service import load_decider
     from engine.settings import SettingsError
     from engine.tabular import TableError
 

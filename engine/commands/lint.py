@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Lint and print; 0 clean, 1 errors, 2 bad usage."""
-    from engine.lint import format_lint, lint
+    from engine.policy.lint import format_lint, lint
     from engine.settings import SettingsError
 
     try:

@@ -32,9 +32,9 @@ def register_list(models_subparsers: Any) -> None:
 def inventory_rows(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The inventory as rows (dicts), and the inventory file's problems as text."""
     from engine.errors import ModelLoadError
-    from engine.inventory import read_inventory
-    from engine.loader import load
-    from engine.models import read_card
+    from engine.models.card import read_card
+    from engine.models.inventory import read_inventory
+    from engine.policy.loader import load
 
     inv, problems = read_inventory(root)
     entries = inv.models if inv is not None else {}

@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError
     from engine.audit.source import open_source
     from engine.errors import PolicyError
-    from engine.loader import load_policies
     from engine.monitor.baseline import BaselineError
     from engine.monitor.report import stability_from_records, write_report
+    from engine.policy.loader import load_policies
     from engine.settings import SettingsError
 
     problems = []

@@ -3,7 +3,7 @@
 Reads the decision's record from the decision log, takes its reasons and fired rules, and the
 applicant-facing texts from the ``notices:`` catalogue of the flow version that decided (under the
 policy root), and prints the notice as Markdown: date, decision id, flow version and revision,
-then the 1-4 principal reasons, most important first (engine.notice; docs/compliance.md).
+then the 1-4 principal reasons, most important first (engine.runtime.notice; docs/compliance.md).
 
 Exit codes: 0 printed; 1 the decision is not in the log, was not a DECLINE, or its flow version
 (or its notices: catalogue) is not under the root; 2 no log there or bad usage. When the version's
@@ -43,8 +43,8 @@ def run_notice(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError
     from engine.audit.record import decision_from_record
     from engine.audit.source import open_source
-    from engine.loader import load
-    from engine.notice import principal_reasons, render_markdown
+    from engine.policy.loader import load
+    from engine.runtime.notice import principal_reasons, render_markdown
     from engine.settings import SettingsError
     from engine.types import Action
 

@@ -10,7 +10,7 @@ from engine.commands._io import ROOT_HELP, policy_root, report, write_out
 
 if TYPE_CHECKING:
     from engine.errors import Problem
-    from engine.loader import LoadResult
+    from engine.policy.loader import LoadResult
 
 __all__ = ["register", "run"]
 
@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
 
 
 def _holds_back(problem: Problem, flow: str, result: LoadResult) -> bool:
-    """Whether `problem` keeps `flow` from activating (engine.activation.owners; None: every flow)."""
-    from engine.activation import owners
+    """Whether `problem` keeps `flow` from activating (engine.policy.activation.owners; None: every flow)."""
+    from engine.policy.activation import owners
 
     who = owners(problem, result)
     return who is None or flow in who
@@ -45,9 +45,9 @@ def _holds_back(problem: Problem, flow: str, result: LoadResult) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Release; 0 released (or already released unchanged), 1 refused, 2 bad usage."""
-    from engine.lint import format_problem, lint
-    from engine.loader import load
-    from engine.release import lock_path, read_lock, render_lock
+    from engine.policy.lint import format_problem, lint
+    from engine.policy.loader import load
+    from engine.policy.release import lock_path, read_lock, render_lock
     from engine.settings import SettingsError
 
     try:
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _tests_pass(args: argparse.Namespace, result: Any, root: Path) -> int | None:
     """Run the version's policy tests: how many passed, or None (report printed) unless some ran and all passed."""
-    from engine.policytest import format_report, run
-    from engine.testcases import discover
+    from engine.policy.policytest import format_report, run
+    from engine.policy.testcases import discover
 
     key = (args.flow, args.version)
     suites, problems = discover(root)
@@ -108,8 +108,8 @@ def _reissue(root: Path, args: argparse.Namespace, result: Any) -> int:
     """Rewrite the lock of a released version after a model-serving fix; 0 done, 1 refused."""
     import datetime as dt
 
-    from engine.lint import format_problem
-    from engine.release import Reissue, changed_files, lock_path, read_lock, reissue_refusals, render_lock
+    from engine.policy.lint import format_problem
+    from engine.policy.release import Reissue, changed_files, lock_path, read_lock, reissue_refusals, render_lock
 
     key = (args.flow, args.version)
     path = lock_path(root, *key)

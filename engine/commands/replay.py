@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.commands._io import ROOT_HELP, policy_root, report, write_out
-from engine.privacy import scrub_value
+from engine.runtime.privacy import scrub_value
 
 __all__ = ["Progress", "register", "run"]
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.report import render_table
     from engine.audit.source import open_source
     from engine.errors import FlowNotFound, PolicyError
-    from engine.loader import load_policies
+    from engine.policy.loader import load_policies
     from engine.settings import SettingsError
 
     try:

@@ -49,9 +49,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, configure logging, serve."""
+    from engine.app import serve
     from engine.errors import PolicyError
     from engine.grpc.auth import Security
-    from engine.grpc.server import serve
     from engine.logging import configure
 
     try:

@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the tests and print the report."""
-    from engine.policytest import format_report, run_root
+    from engine.policy.policytest import format_report, run_root
     from engine.settings import SettingsError
 
     try:

@@ -6,8 +6,9 @@ fields (``check``), and compiled to Python source built only from the checked AS
 User text is never passed to ``eval``.
 """
 
-from engine.expr.check import Env, ExprTypeError, Typed, check, negate
+from engine.expr.check import Env, ExprTypeError, Typed, check
 from engine.expr.syntax import ExprSyntaxError, Node, names_in, parse
+from engine.expr.vocabulary import negate
 
 __all__ = [
     "Env",

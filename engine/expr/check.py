@@ -14,7 +14,7 @@ from engine.expr.functions import FUNCTIONS
 from engine.expr.numbers import is_number
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
-__all__ = ["Env", "ExprTypeError", "Symbol", "Typed", "check", "negate"]
+__all__ = ["Env", "ExprTypeError", "Symbol", "Typed", "check"]
 
 
 class ExprTypeError(ValueError):
@@ -50,8 +50,6 @@ class Symbol:
 
 
 Env = Mapping[str, Symbol]
-
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 
 def _literal_type(value: object) -> str:
@@ -182,14 +180,3 @@ def _suggest(name: str, known: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def negate(node: Node) -> Node:
-    """The logical negation of a condition, with 'not' pushed down to the leaves."""
-    if isinstance(node, Not):
-        return node.operand
-    if isinstance(node, Compare):
-        return Compare(_NEGATED[node.op], node.left, node.right, node.pos)
-    if isinstance(node, InList):
-        return InList(node.operand, node.items, not node.negated, node.pos)
-    if isinstance(node, BoolOp):
-        return BoolOp("or" if node.op == "and" else "and", tuple(negate(i) for i in node.items), node.pos)
-    return Not(node, getattr(node, "pos", 0))

@@ -37,10 +37,10 @@ from engine.expr.check import Env, Typed, check
 from engine.expr.functions import RUNTIME
 from engine.expr.numbers import CONTEXT, is_number, is_plain, to_decimal
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
+from engine.expr.vocabulary import NEGATED
 
 __all__ = ["MAX_NESTING", "CodegenLimit", "Program", "bounds_of", "compile_program", "derived_symbol", "magnitude"]
 
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _SAFE = {"<": "_safe_lt", "<=": "_safe_le", ">": "_safe_gt", ">=": "_safe_ge", "==": "_safe_eq", "!=": "_safe_ne"}
 _STEP = {"+": "_add", "-": "_sub", "*": "_mul"}
 
@@ -299,7 +299,7 @@ class _Gen:
         if isinstance(node, Not):
             return self.cond(node.operand, not positive)
         if isinstance(node, Compare):
-            return self._compare(node.op if positive else _NEGATED[node.op], node.left, node.right, "is not None")
+            return self._compare(node.op if positive else NEGATED[node.op], node.left, node.right, "is not None")
         if isinstance(node, InList):
             negated = node.negated != (not positive)
             operand, items = self._members(node)

@@ -13,7 +13,7 @@ server interceptor: for each method it looks up the permission the method needs 
    ListFlows, GetStatus and Reload their admin permission; a refusal is PERMISSION_DENIED naming the method
    or flow;
 3. hands the servicer a context that also carries the caller (``caller_of``), which scopes request
-   ids (engine/idempotency.py).
+   ids (engine/runtime/idempotency.py).
 
 Health (``grpc.health.v1.Health``) is public: load balancers and orchestrators probe it without
 credentials. Reflection and Ping need an authenticated caller and no permission. A method the

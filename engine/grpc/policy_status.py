@@ -15,13 +15,13 @@ from engine.errors import FieldError, InvalidInput, NotReady, Problem
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.grpc.wire import Malformed, tolerant_decoder
-from engine.loader import PolicySet, version_key
-from engine.privacy import scrub_text
+from engine.policy.loader import PolicySet, version_key
+from engine.runtime.privacy import scrub_text
 
 if TYPE_CHECKING:
-    from engine.activation import FlowHealth
-    from engine.reload import Reloader, ReloadStatus
-    from engine.service import Decider
+    from engine.policy.activation import FlowHealth
+    from engine.runtime.reload import Reloader, ReloadStatus
+    from engine.runtime.service import Decider
 
 __all__ = ["POLICY_SERVICE_NAME", "PolicyStatusServicer", "policy_handlers", "status_to_response"]
 

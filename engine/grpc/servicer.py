@@ -29,7 +29,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
 
 class Decider(Protocol):
-    """What the servicer needs from the core (``engine.service.Decider``)."""
+    """What the servicer needs from the core (``engine.runtime.service.Decider``)."""
 
     def decide(
         self, flow: str, input: Mapping[str, Any], *, version: str = "", request_id: str = "", caller: str = "",

@@ -12,7 +12,7 @@ reaches the client as RESOURCE_EXHAUSTED instead of its status): each message is
 ``MAX_ERROR_MESSAGE_CHARS``, the status message to ``MAX_STATUS_MESSAGE_BYTES`` and the trailer to
 ``MAX_FIELD_ERRORS_TRAILER_BYTES`` (engine.limits), dropping trailing entries into the count.
 Card numbers in the message and the trailer (a PAN sent as a flow name, request id or field) are
-masked here, where every error leaves for a client (``engine.privacy.scrub_text``).
+masked here, where every error leaves for a client (``engine.runtime.privacy.scrub_text``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from engine.limits import (
     MAX_QUOTED_CHARS,
     MAX_STATUS_MESSAGE_BYTES,
 )
-from engine.privacy import scrub_text
+from engine.runtime.privacy import scrub_text
 
 __all__ = [
     "FIELD_ERRORS_KEY",

@@ -8,8 +8,11 @@ format directly for the shapes real clients send, and falls back to the referenc
 sub-messages, malformed bytes), so the meaning is always protobuf's own. Tests check both paths
 agree on generated and real requests and responses.
 
-Wire facts used (protobuf encoding): a tag byte is ``field_number << 3 | wire_type``; strings and
-sub-messages are ``tag, varint length, bytes``; doubles are ``tag, 8 bytes little-endian``.
+Wire facts used (protobuf encoding): a tag is the varint ``field_number << 3 | wire_type``; strings
+and sub-messages are ``tag, varint length, bytes``; doubles are ``tag, 8 bytes little-endian``.
+Every tag is derived from the generated descriptors (``field_tag``), never written by hand, so a
+renumbered field in proto/ changes the codec with it; a test checks each against protobuf's own
+serializer.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from google.protobuf import struct_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from engine.grpc.convert import decision_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.limits import MAX_INPUT_FIELDS
-from engine.privacy import scrub_text
+from engine.runtime.privacy import scrub_text
 from engine.types import Decision, FiredRule
 
-__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "tolerant_decoder"]
+__all__ = ["DecideCall", "Malformed", "ResponseEncoder", "decode_decide_request", "field_tag", "tolerant_decoder"]
 
 _unpack_double = struct.Struct("<d").unpack_from
 _pack_double = struct.Struct("<d").pack
@@ -62,7 +67,7 @@ class _TooManyFields(Exception):
     """The input has more entries than a request may carry; decoding stops at once."""
 
 
-#: What a too-large input is told (the same words as engine.validation's own check).
+#: What a too-large input is told (the same words as engine.runtime.validation's own check).
 TOO_MANY_FIELDS = f"has more than {MAX_INPUT_FIELDS} fields; a request may carry at most {MAX_INPUT_FIELDS}"
 
 
@@ -101,11 +106,13 @@ def _fast_struct(data: bytes, i: int, end: int) -> dict[str, Any] | None:  # noq
     """
     out: dict[str, Any] = {}
     unpack = _unpack_double
+    entry, key_tag, value_tag = _S_FIELDS, _E_KEY, _E_VALUE  # locals: the loop runs once per input field
+    number, string, boolean, null = _V_NUMBER, _V_STRING, _V_BOOL, _V_NULL
     while i < end:
         if len(out) >= MAX_INPUT_FIELDS:  # a further entry: more than a request may carry
             raise _TooManyFields
-        # map entry: 0x0a len | key: 0x0a klen bytes | value: 0x12 vlen | Value fields
-        if data[i] != 0x0A or data[i + 2] != 0x0A:
+        # map entry: fields tag, len | key tag, klen, bytes | value tag, vlen | Value fields
+        if data[i] != entry or data[i + 2] != key_tag:
             return None
         entry_len = data[i + 1]
         key_len = data[i + 3]
@@ -121,19 +128,19 @@ def _fast_struct(data: bytes, i: int, end: int) -> dict[str, Any] | None:  # noq
             i = entry_end
             continue
         value_len = data[k + 1]
-        if data[k] != 0x12 or value_len >= 0x80 or k + 2 + value_len != entry_end:
+        if data[k] != value_tag or value_len >= 0x80 or k + 2 + value_len != entry_end:
             return None
         if value_len == 0:
             out[key] = None
         else:
             tag = data[k + 2]
-            if tag == 0x11 and value_len == 9:  # number_value, fixed64
+            if tag == number and value_len == 9:  # number_value, fixed64
                 out[key] = unpack(data, k + 3)[0]
-            elif tag == 0x1A and data[k + 3] == value_len - 2:  # string_value
+            elif tag == string and data[k + 3] == value_len - 2:  # string_value
                 out[key] = data[k + 4 : entry_end].decode()
-            elif tag == 0x20 and value_len == 2 and data[k + 3] < 2:  # bool_value
+            elif tag == boolean and value_len == 2 and data[k + 3] < 2:  # bool_value
                 out[key] = data[k + 3] == 1
-            elif tag == 0x08 and value_len == 2 and data[k + 3] == 0:  # null_value
+            elif tag == null and value_len == 2 and data[k + 3] == 0:  # null_value
                 out[key] = None
             else:
                 return None
@@ -157,13 +164,13 @@ def _fast_request(data: bytes) -> DecideCall | None:
         stop = i + n
         if stop > end:
             return None
-        if tag == 0x0A:
+        if tag == _R_FLOW:
             flow = data[i:stop].decode()
-        elif tag == 0x12:
+        elif tag == _R_VERSION:
             version = data[i:stop].decode()
-        elif tag == 0x1A:
+        elif tag == _R_REQUEST_ID:
             request_id = data[i:stop].decode()
-        elif tag == 0x22 and input_ is None:
+        elif tag == _R_INPUT and input_ is None:
             input_ = _fast_struct(data, i, stop)
             if input_ is None:
                 return None
@@ -252,23 +259,63 @@ def _double(tag: bytes, value: float) -> bytes:
     return tag + _pack_double(value)
 
 
-# DecideResponse field tags
-_T_DECISION_ID = b"\x0a"
-_T_ACTION = b"\x10"
-_T_REASON = b"\x1a"
-_T_SCORE = b"\x22"
-_T_FLOW = b"\x2a"
-_T_VERSION = b"\x32"
-_T_REVISION = b"\x3a"
-_T_MODEL = b"\x42"
-_T_FIRED = b"\x4a"
-_T_EVAL_US = b"\x51"
-_T_ROUTE = b"\x5a"
-_T_REQUEST_ID = b"\x62"
-_T_NOTICE = b"\xa2\x01"  # notice_reasons = 20, length-delimited: (20 << 3) | 2 = 162 as a varint
-# Reason field tags: code 1, message 2, source 3, rule_id 4, feature 5, contribution 6 (double)
-# FiredRule field tags: id 1, ruleset 2, action 3 (varint), reason_code 4, priority 5 (varint)
-# NoticeReason field tags: code 1, text 2, source 3, feature 4
+# --- field tags, from the descriptors ---------------------------------------------------------
+
+#: The wire type of each scalar field type (protobuf encoding: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+_WIRE_TYPES = {
+    **dict.fromkeys((FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64), 1),
+    **dict.fromkeys((FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32), 5),
+    **dict.fromkeys((FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_MESSAGE), 2),
+    **dict.fromkeys((
+        FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_ENUM,
+    ), 0),
+}
+
+
+def field_tag(message: Any, name: str) -> bytes:  # Any: a Descriptor, of the Python or the upb implementation
+    """The tag bytes protobuf writes before field ``name`` of ``message`` (one element of it, if repeated).
+
+    The varint of ``number << 3 | wire_type``, both read from the descriptor (protobuf encoding
+    guide, "Message Structure"). Raises ``KeyError`` for a field the message does not have.
+    """
+    field = message.fields_by_name[name]
+    return _varint_bytes(field.number << 3 | _WIRE_TYPES[field.type])
+
+
+def _tags(message: Any, *names: str) -> tuple[bytes, ...]:
+    return tuple(field_tag(message, name) for name in names)
+
+
+def _byte(tag: bytes) -> int:
+    """A one-byte tag as the int the decoder compares with (fields 1-15 have one-byte tags)."""
+    if len(tag) != 1:
+        raise ValueError(f"tag {tag!r} is not one byte: the fast decoder reads one-byte tags only")
+    return tag[0]
+
+
+_REQUEST = pb.DecideRequest.DESCRIPTOR
+_R_FLOW, _R_VERSION, _R_REQUEST_ID, _R_INPUT = (_byte(t) for t in _tags(_REQUEST, "flow", "version", "request_id", "input"))
+_S_FIELDS = _byte(field_tag(struct_pb2.Struct.DESCRIPTOR, "fields"))
+_E_KEY, _E_VALUE = (_byte(t) for t in _tags(struct_pb2.Struct.DESCRIPTOR.fields_by_name["fields"].message_type, "key", "value"))
+_V_NULL, _V_NUMBER, _V_STRING, _V_BOOL = (
+    _byte(t) for t in _tags(struct_pb2.Value.DESCRIPTOR, "null_value", "number_value", "string_value", "bool_value")
+)
+
+_RESPONSE = pb.DecideResponse.DESCRIPTOR
+(_T_DECISION_ID, _T_ACTION, _T_REASON, _T_SCORE, _T_FLOW, _T_VERSION, _T_REVISION, _T_MODEL, _T_FIRED, _T_EVAL_US, _T_ROUTE,
+ _T_REQUEST_ID, _T_NOTICE) = _tags(
+    _RESPONSE, "decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us",
+    "route", "request_id", "notice_reasons",
+)
+_REASON_TEXTS = _tags(pb.Reason.DESCRIPTOR, "code", "message", "source", "rule_id", "feature")  # the key of ResponseEncoder._reasons, in order
+_T_CONTRIBUTION = field_tag(pb.Reason.DESCRIPTOR, "contribution")
+_SCORE_KEY, _SCORE_VALUE = _tags(_RESPONSE.fields_by_name["scores"].message_type, "key", "value")
+_MODEL_KEY, _MODEL_VALUE = _tags(_RESPONSE.fields_by_name["models"].message_type, "key", "value")
+_FIRED_ID, _FIRED_RULESET, _FIRED_ACTION, _FIRED_REASON, _FIRED_PRIORITY = _tags(
+    pb.FiredRule.DESCRIPTOR, "id", "ruleset", "action", "reason_code", "priority"
+)
+_NOTICE_TEXTS = _tags(pb.NoticeReason.DESCRIPTOR, "code", "text", "source", "feature")
 _INT32 = range(-(2**31), 2**31)
 
 
@@ -302,12 +349,12 @@ class ResponseEncoder:
             key = (r.code, r.message, r.source, r.rule_id, r.feature)
             head = reasons.get(key)
             if head is None:
-                head = b"".join(_text(t, s) for t, s in zip((b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a"), key))
+                head = b"".join(_text(t, s) for t, s in zip(_REASON_TEXTS, key))
                 if len(reasons) < self._limit:
                     reasons[key] = head
-            parts.append(_delimited(_T_REASON, head + _double(b"\x31", r.contribution)))
+            parts.append(_delimited(_T_REASON, head + _double(_T_CONTRIBUTION, r.contribution)))
         for name, score in outcome.scores.items():
-            parts.append(_delimited(_T_SCORE, _text(b"\x0a", name) + _double(b"\x11", score)))
+            parts.append(_delimited(_T_SCORE, _text(_SCORE_KEY, name) + _double(_SCORE_VALUE, score)))
         parts.append(self._header(d))
         fired = self._fired
         for f in outcome.fired:
@@ -322,7 +369,7 @@ class ResponseEncoder:
         parts.append(_text(_T_REQUEST_ID, scrub_text(d.request_id)))  # a card number is echoed masked
         parts.extend(  # only a DECLINE of a flow with a notices: catalogue has any
             _delimited(_T_NOTICE, b"".join(
-                _text(t, v) for t, v in zip((b"\x0a", b"\x12", b"\x1a", b"\x22"), (n.code, n.text, n.source, n.feature), strict=True)))
+                _text(t, v) for t, v in zip(_NOTICE_TEXTS, (n.code, n.text, n.source, n.feature), strict=True)))
             for n in outcome.notice
         )
         return b"".join(parts)
@@ -338,7 +385,7 @@ class ResponseEncoder:
                 _text(_T_VERSION, d.version),
                 _text(_T_REVISION, d.revision),
                 *(
-                    _delimited(_T_MODEL, _text(b"\x0a", name) + _text(b"\x12", ref))
+                    _delimited(_T_MODEL, _text(_MODEL_KEY, name) + _text(_MODEL_VALUE, ref))
                     for name, ref in d.models.items()
                 ),
             ]
@@ -352,10 +399,10 @@ class ResponseEncoder:
         if f.priority not in _INT32:
             raise ValueError(f"priority {f.priority} of rule {f.id} is not an int32")
         body = (
-            _text(b"\x0a", f.id)
-            + _text(b"\x12", f.ruleset)
-            + _enum(b"\x18", int(f.action))
-            + _text(b"\x22", f.reason_code)
-            + _enum(b"\x28", f.priority)
+            _text(_FIRED_ID, f.id)
+            + _text(_FIRED_RULESET, f.ruleset)
+            + _enum(_FIRED_ACTION, int(f.action))
+            + _text(_FIRED_REASON, f.reason_code)
+            + _enum(_FIRED_PRIORITY, f.priority)
         )
         return _delimited(_T_FIRED, body)

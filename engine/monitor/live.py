@@ -27,9 +27,9 @@ from engine.monitor.baseline import Baseline, BaselineError, read_baseline
 from engine.monitor.psi import bin_counts, psi
 
 if TYPE_CHECKING:
-    from engine.flow import CompiledFlow
-    from engine.loader import PolicySet
     from engine.metrics import Metrics
+    from engine.policy.loader import PolicySet
+    from engine.runtime.flow import CompiledFlow
     from engine.types import Outcome
 
 __all__ = ["DEFAULT_WINDOW", "DriftMonitor", "ModelWindow"]

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.loader import PolicySet
 from engine.monitor.baseline import read_baseline
 from engine.monitor.live import ModelWindow
 from engine.monitor.psi import ACT, WATCH, bin_counts, grade, shares
+from engine.policy.loader import PolicySet
 
 __all__ = ["Stability", "period_key", "stability_from_records", "write_report"]
 

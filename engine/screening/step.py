@@ -1,6 +1,6 @@
 """The screening step of a flow: screen one input name against one list, write the result as features.
 
-A flow's ``screening:`` entry (engine.schema.ScreeningSpec) compiles to a :class:`CompiledScreen`;
+A flow's ``screening:`` entry (engine.policy.schema.ScreeningSpec) compiles to a :class:`CompiledScreen`;
 evaluation calls :meth:`CompiledScreen.apply` on the validated values before derived features and
 models, so rules (and derived features) read, for ``output: sanctions``:
 

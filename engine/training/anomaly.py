@@ -20,7 +20,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
-from engine.models import ModelCard
+from engine.models.card import ModelCard
 from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir, write_training_baseline
 from engine.training.binary import card_features
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelLoadError
-from engine.models import CARD_FILE, ModelCard, load_model, sha256_bytes
+from engine.models.card import CARD_FILE, ModelCard
+from engine.models.runtime import load_model, sha256_bytes
 from engine.training.errors import TrainingError
 
 __all__ = ["file_sha256", "library_versions", "now_iso", "staged_dir", "write_model_dir", "write_training_baseline"]

@@ -10,7 +10,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from engine.models import LIGHTGBM_ZERO, FeatureSpec, ModelCard, load_model
+from engine.models.card import ModelCard
+from engine.models.encoding import LIGHTGBM_ZERO, FeatureSpec
+from engine.models.runtime import load_model
 from engine.training.artifacts import file_sha256, library_versions, now_iso, staged_dir, write_model_dir, write_training_baseline
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages
 from engine.training.errors import DataError, TrainingError
@@ -250,7 +252,7 @@ def train_lightgbm(spec: ModelSpec, progress: Progress = silent) -> TrainedModel
     diff = max_abs_diff(predict, onnx_bytes, x, "probabilities", 1, "the training rows")
     missing = with_missing(x, s.seed)
     diff_missing = max_abs_diff(predict, onnx_bytes, missing, "probabilities", 1, "training rows with 10% cells missing")
-    # The rows as the server sends them: LightGBM reads |x| <= 1e-35 as 0 (engine.models.LIGHTGBM_ZERO).
+    # The rows as the server sends them: LightGBM reads |x| <= 1e-35 as 0 (engine.models.encoding.LIGHTGBM_ZERO).
     probes = flush_zero(probe_rows(lightgbm_splits(booster), probe_base(x)))
     diff_thresholds = max_abs_diff(predict, onnx_bytes, probes, "probabilities", 1,
                                    f"{len(probes)} rows on each side of every split threshold")

@@ -7,7 +7,7 @@ A selected column the reader could not type (mostly numbers, or ambiguous number
 naming every such column; a column that identifies rows (``engine.training.identifiers``) is left
 out unless kept.
 
-The matrix is built with the runtime's own encoders (``engine.models.make_encoder``), so a row
+The matrix is built with the runtime's own encoders (``engine.models.encoding.make_encoder``), so a row
 encoded at serving time is exactly the row the model was trained and parity-checked on.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.models import FeatureSpec, make_encoder
+from engine.models.encoding import FeatureSpec, make_encoder
 from engine.tabular import parse_number
 from engine.training.derived import DerivedFeature, add_derived
 from engine.training.errors import DataError

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.models import Model
+from engine.models.runtime import Model
 
 __all__ = ["candidate_values", "faithfulness"]
 

@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from engine.models import FeatureSpec
+from engine.models.encoding import FeatureSpec
 from engine.training.artifacts import file_sha256, library_versions, now_iso
 from engine.training.binary import TrainedModel, card_features
 from engine.training.dataset import DataOptions, Prepared, card_data_notes, prepare, reading_messages

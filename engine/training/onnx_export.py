@@ -20,8 +20,8 @@ import lightgbm as lgb
 import numpy as np
 import onnx
 
-from engine.models import session_options
-from engine.onnx_runtime import ort
+from engine.models.onnx_runtime import ort
+from engine.models.runtime import session_options
 from engine.training.errors import ParityError
 
 __all__ = [

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from engine.models import ModelCard
+from engine.models.card import ModelCard
 from engine.training.anomaly import AnomalySpec, TrainedAnomaly, train_anomaly
 from engine.training.binary import ModelSpec, TrainedModel, train_lightgbm
 from engine.training.dataset import DataOptions

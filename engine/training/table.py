@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.models import FeatureSpec
+from engine.models.encoding import FeatureSpec
 from engine.tabular import NUMBER_FORMATS, ColumnType, RawTable, TableError, convert, read_rows, type_columns
 from engine.tabular.numbers import fitting_conventions
 from engine.training.errors import DataError

@@ -7,7 +7,7 @@ import pytest
 
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from engine.grpc.server import start_server
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 from engine.settings import Settings
 
 from .helpers import ROOT

@@ -21,10 +21,10 @@ from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.writer import GroupCommitWriter
 from engine.errors import DecisionFailed
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
-from engine.idempotency import Fingerprinter
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 from tests.unit.audit_helpers import decide_concurrently
 
 from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving

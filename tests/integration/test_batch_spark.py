@@ -65,7 +65,7 @@ def test_python_api_on_a_typed_dataframe(session, decider, tmp_path):
 
 def test_flows_load_once_per_process(session, monkeypatch, tmp_path):
     """The shipped root is loaded once per process and hash: a second task reuses the cached flows."""
-    import engine.service
+    import engine.runtime.service
 
     data, digest = verdict_spark.pack_root(ROOT)
     assert verdict_spark.pack_root(ROOT)[1] == digest  # reproducible: the same files, the same hash
@@ -73,8 +73,8 @@ def test_flows_load_once_per_process(session, monkeypatch, tmp_path):
     path.write_bytes(data)
     session.sparkContext.addFile(str(path))
     loads = []
-    real = engine.service.load_decider
-    monkeypatch.setattr(engine.service, "load_decider", lambda root: loads.append(root) or real(root))
+    real = engine.runtime.service.load_decider
+    monkeypatch.setattr(engine.runtime.service, "load_decider", lambda root: loads.append(root) or real(root))
     monkeypatch.setattr(verdict_spark, "_cache", {})
     first = verdict_spark._decider(path.name, digest)
     assert verdict_spark._decider(path.name, digest) is first

@@ -18,9 +18,9 @@ from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from engine.grpc.server import start_server
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 from engine.settings import Settings
 
 from .helpers import ROOT, credit_applications, request

@@ -9,10 +9,10 @@ import pytest
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from engine.grpc.server import start_server
-from engine.idempotency import Fingerprinter, IdempotencyCache
 from engine.limits import MAX_BATCH_REQUESTS
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.runtime.idempotency import Fingerprinter, IdempotencyCache
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 from engine.settings import Settings
 
 from .helpers import ROOT, card_payments, comparable, credit_applications, request

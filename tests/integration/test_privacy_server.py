@@ -55,7 +55,7 @@ FORMS = [
     PANS[4],
 ]
 
-# --- the detector: independent of engine.pan, it sees what a PCI scanner would see ----------------
+# --- the detector: independent of engine.runtime.pan, it sees what a PCI scanner would see ----------------
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"})

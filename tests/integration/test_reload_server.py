@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from engine.grpc.server import start_server
-from engine.loader import load
-from engine.reload import Reloader
-from engine.service import load_decider
+from engine.policy.loader import load
+from engine.runtime.reload import Reloader
+from engine.runtime.service import load_decider
 from engine.settings import Settings
 from tests.unit.policy_roots import project_copy, routed_copy
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine.grpc.convert import decision_to_response, response_to_dict, struct_to_dict, to_struct
 from engine.grpc.server import start_server
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 from engine.settings import Settings
 from tests.pki import make_pki
 

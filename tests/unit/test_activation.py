@@ -2,11 +2,11 @@
 
 import pytest
 
-from engine.activation import check
 from engine.errors import FlowUnavailable
-from engine.loader import load
-from engine.reload import Reloader
-from engine.service import Decider
+from engine.policy.activation import check
+from engine.policy.loader import load
+from engine.runtime.reload import Reloader
+from engine.runtime.service import Decider
 
 from .policy_roots import demo_root, write
 
@@ -221,7 +221,7 @@ def test_a_removed_flow_stops_serving(tmp_path):
 
 def test_a_mixed_state_is_hashed_like_the_loader_hashes_a_clean_one(tmp_path):
     """The revision of a partly held-back state uses the loader's formula, so a clean root gets the same revision either way."""
-    from engine.activation import _state_revision
+    from engine.policy.activation import _state_revision
 
     root = two_flows(tmp_path, versions=("1", "2"))
     policies = check(root).policies
@@ -230,16 +230,16 @@ def test_a_mixed_state_is_hashed_like_the_loader_hashes_a_clean_one(tmp_path):
 
 def test_a_compiler_crash_in_one_flow_holds_back_only_that_flow(tmp_path, monkeypatch):
     """compile_flow raising for demo is a compile_failed problem of demo's flow file; other still loads."""
-    import engine.loader
+    import engine.policy.loader
 
-    real = engine.loader.compile_flow
+    real = engine.policy.loader.compile_flow
 
     def crash_on_demo(src, *args):
         if src.file.flow == "demo":
             raise RecursionError("maximum recursion depth exceeded")
         return real(src, *args)
 
-    monkeypatch.setattr(engine.loader, "compile_flow", crash_on_demo)
+    monkeypatch.setattr(engine.policy.loader, "compile_flow", crash_on_demo)
     outcome = check(two_flows(tmp_path))
     assert {n: f.state for n, f in outcome.flows.items()} == {"demo": "unavailable", "other": "ok"}
     (problem,) = outcome.flows["demo"].problems

@@ -26,10 +26,10 @@ from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import FileSource
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
-from engine.idempotency import Fingerprinter
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 
 from .audit_helpers import credit_applications, payload_of, write_log
 

@@ -11,10 +11,10 @@ from engine.audit.segments import FileStore, list_segments
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
-from engine.idempotency import Fingerprinter
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 
 from .audit_helpers import PAN, ROOT, card_payments
 

@@ -10,8 +10,8 @@ from engine.audit.segments import list_segments
 from engine.audit.source import open_source
 from engine.audit.wiring import open_audit
 from engine.errors import IdempotencyConflict
-from engine.loader import load_policies
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 from engine.batch.backtest import ProtectedColumnError, backtest
 from engine.cli import main
 from engine.datasets import read_credit_applications
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 from engine.tabular import read_rows
 from engine.training.fairness import adverse_impact
 

@@ -16,7 +16,7 @@ from engine.batch.run import decide_file, resolver
 from engine.batch.table import InputTable, TableFormatError, match_columns
 from engine.cli import main
 from engine.datasets import read_card_payments, read_credit_applications
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 from engine.tabular import read_chunks, read_rows
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from benchmarks.suite.report import evaluate_targets
 from engine.errors import InvalidInput
 from engine.grpc.wire import Malformed, decode_decide_request
 from engine.limits import MAX_INPUT_FIELDS
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"seniority": 1.0, "home": "rent", "time": 60.0, "age": 22.0, "marital": "single", "records": True,

@@ -14,7 +14,7 @@ from benchmarks.suite.stats import median_of_rounds, percentile, summarize
 from benchmarks.suite.zen_rules import ZenRules, agreement, flow_rules, zen_condition
 from engine.expr import parse
 from engine.expr.check import Symbol
-from engine.service import load_decider
+from engine.runtime.service import load_decider
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import engine.service
+import engine.runtime.service
 from engine.cli import COMMANDS, build_parser, main
 
 from .grpc_fakes import FakeDecider
@@ -15,7 +15,7 @@ from .grpc_fakes import FakeDecider
 def fake_core(monkeypatch):
     """verdict decide loads a FakeDecider instead of the bundled policies."""
     core = FakeDecider()
-    monkeypatch.setattr(engine.service, "load_decider", lambda root: core)
+    monkeypatch.setattr(engine.runtime.service, "load_decider", lambda root: core)
     return core
 
 
@@ -89,7 +89,7 @@ def test_decide_broken_policies_exit_1(tmp_path, capsys, monkeypatch):
     def broken(root):
         raise PolicyError([Problem("rules/x.yaml", "unknown field 'pd'", "unknown_field", line=6, rule="R-1")])
 
-    monkeypatch.setattr(engine.service, "load_decider", broken)
+    monkeypatch.setattr(engine.runtime.service, "load_decider", broken)
     assert main(["decide", "credit_application", "--input", _write(tmp_path, {})]) == 1
     err = capsys.readouterr().err
     assert "rules/x.yaml:6" in err and "R-1" in err

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.lint import lint
-from engine.loader import load_policies
-from engine.models import load_model
-from engine.service import Decider
+from engine.models.runtime import load_model
+from engine.policy.lint import lint
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 from engine.training.rebuild import rebuild
 
 from .audit_helpers import credit_applications

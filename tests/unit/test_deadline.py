@@ -12,8 +12,8 @@ from engine.errors import DeadlineExceeded
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.servicer import DecisionServicer
 from engine.grpc.wire import decode_decide_request
-from engine.loader import load_policies
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 
 from .grpc_fakes import AbortError, FakeContext
 

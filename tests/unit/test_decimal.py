@@ -18,10 +18,10 @@ from engine.errors import InvalidInput
 from engine.expr import parse
 from engine.expr.check import Symbol
 from engine.expr.codegen import MAX_NESTING, compile_program, derived_symbol
-from engine.flow import CompiledFlow
 from engine.grpc.convert import struct_to_dict, to_struct
-from engine.loader import load
-from engine.satisfy import Domain, never_true
+from engine.policy.loader import load
+from engine.policy.satisfy import Domain, never_true
+from engine.runtime.flow import CompiledFlow
 from tests.unit.policy_roots import write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -147,7 +147,7 @@ class TestDecimalSemantics:
 
     def test_models_receive_derived_decimals_as_the_nearest_double(self) -> None:
         """A model's numeric encoder turns a derived Decimal into the nearest float (model inputs stay floats)."""
-        from engine.models import FeatureSpec, make_encoder
+        from engine.models.encoding import FeatureSpec, make_encoder
 
         encode = make_encoder(FeatureSpec("ratio", "numeric"))
         assert encode(Decimal("0.4")) == 0.4 and type(encode(Decimal("1") / Decimal("3"))) is float
@@ -231,7 +231,7 @@ class TestWholeNumbersBeyondTwoToThe53:
         root = tmp_path / "root"
         shutil.copytree(BIGINT / "root", root)
         write(root, "policies/qa/1/tests/big.yaml", "cases:\n  - name: beyond 2**53\n    input: {account: 9007199254740993}\n    expect: {invalid: [account]}\n")
-        from engine.policytest import run_root
+        from engine.policy.policytest import run_root
 
         report = run_root(root)
         assert report.ok and len(report.results) == 1
@@ -304,13 +304,13 @@ class TestLongExpressions:
     def test_any_failure_while_compiling_a_flow_is_a_problem(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A RecursionError, MemoryError or SyntaxError out of compiling becomes a problem with the
         flow file, its line and the code compile_failed; load() never raises."""
-        import engine.compiler
+        import engine.policy.compiler
 
         for error in (RecursionError("deep"), MemoryError(), SyntaxError("too many nested parentheses")):
             def boom(*args: Any, error: BaseException = error, **kwargs: Any) -> Any:
                 raise error
 
-            monkeypatch.setattr(engine.compiler, "compile_program", boom)
+            monkeypatch.setattr(engine.policy.compiler, "compile_program", boom)
             result = load(DEEP / "root")
             (problem,) = result.errors
             assert (problem.code, problem.path, problem.line) == ("compile_failed", "policies/qa/1/flow.yaml", 1)

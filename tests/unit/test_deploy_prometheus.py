@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from engine.datasets import read_credit_applications
-from engine.loader import load_policies
 from engine.metrics import Metrics
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import compiler
-from engine.durable import MARKER, DurableRuleset, NotExpressible, dumps, field_key, to_durable
 from engine.errors import InvalidInput
 from engine.expr import parse
 from engine.expr.check import Env, Symbol
 from engine.expr.codegen import compile_program
 from engine.expr.numbers import to_decimal
 from engine.expr.syntax import Literal, Node
-from engine.flow import CompiledFlow
-from engine.loader import LoadResult, load
+from engine.policy import compiler
+from engine.policy.durable import MARKER, DurableRuleset, NotExpressible, dumps, field_key, to_durable
+from engine.policy.loader import LoadResult, load
+from engine.runtime.flow import CompiledFlow
 from tests.unit.audit_helpers import card_payments, credit_applications
 from tests.unit.policy_roots import PROJECT, project_copy, write
 

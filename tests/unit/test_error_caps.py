@@ -19,8 +19,8 @@ from engine.limits import (
     MAX_STATUS_MESSAGE_BYTES,
     MAX_SUGGESTIONS,
 )
-from engine.schema import InputSpec
-from engine.validation import check_call, compile_validator
+from engine.policy.schema import InputSpec
+from engine.runtime.validation import check_call, compile_validator
 
 SPEC = InputSpec.model_validate(
     {
@@ -148,7 +148,7 @@ def test_other_errors_have_a_bounded_message():
 
 def test_suggestion_and_scrub_work_is_capped(monkeypatch):
     """250 unknown names cost at most MAX_SUGGESTIONS look-ups and MAX_FIELD_ERRORS scrubs, however many there are."""
-    from engine import validation
+    from engine.runtime import validation
 
     calls = {"suggest": 0, "scrub": 0}
 

@@ -1,4 +1,4 @@
-"""engine.explain's TreeSHAP equals LightGBM's pred_contrib and explains exactly the served score."""
+"""engine.models.explain's TreeSHAP equals LightGBM's pred_contrib and explains exactly the served score."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from engine import explain
 from engine.errors import ModelLoadError
-from engine.explain import TreeExplainer
-from engine.models import load_model
+from engine.models import explain
+from engine.models.explain import TreeExplainer
+from engine.models.runtime import load_model
 from engine.training.binary import flush_zero
 from engine.training.dataset import prepare
 from engine.training.onnx_export import with_missing
@@ -132,7 +132,8 @@ def test_a_broken_model_txt_is_a_model_load_error(tmp_path: Path) -> None:
     """A model.txt that is not a usable model fails the load with model_explainer_invalid, never later."""
     import shutil
 
-    from engine.models import Model, read_card
+    from engine.models.card import read_card
+    from engine.models.runtime import Model
 
     d = tmp_path / "m"
     shutil.copytree(ARTIFACTS / "credit_default" / "1", d)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.training.fairness import AIR_THRESHOLD, age_band, age_check, fairness_report, group_table
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -114,7 +114,7 @@ def test_the_start_log_says_when_callers_are_not_authenticated(flags, warnings):
     """Without credentials the server warns 'unauthenticated'; plaintext beyond loopback also warns 'insecure'; one 'security' line always."""
     import structlog
 
-    from engine.grpc.server import _log_security
+    from engine.app import _log_security
     from engine.settings import Settings
 
     settings = Settings.load(env={}, **flags)

@@ -206,3 +206,53 @@ def test_priority_outside_int32_falls_back_to_protobuf():
     fired = (FiredRule("R", "s", Action.DECLINE, "X", 2**40),)
     with pytest.raises(ValueError):
         ResponseEncoder().encode(make_decision(fired=fired))
+
+
+def _with_one_field(message_class, field):
+    """A message of ``message_class`` with only ``field`` set, to a value protobuf writes."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    message = message_class()
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        target = getattr(message, field.name)
+        if field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                target["k"].SetInParent()
+            else:
+                target["k"] = 1.5 if value_field.type == FieldDescriptor.TYPE_DOUBLE else "v"
+        elif field.is_repeated:
+            target.add()
+        else:
+            target.SetInParent()
+    else:
+        value = {
+            FieldDescriptor.TYPE_STRING: "x", FieldDescriptor.TYPE_DOUBLE: 1.5, FieldDescriptor.TYPE_BOOL: True,
+            FieldDescriptor.TYPE_INT32: 7,
+        }.get(field.type)
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            value = field.enum_type.values[-1].number
+        setattr(message, field.name, value)
+    return message
+
+
+_CODEC_MESSAGES = [pb.DecideRequest, pb.DecideResponse, pb.Reason, pb.FiredRule, pb.NoticeReason]
+
+
+@pytest.mark.parametrize(
+    ("message_class", "name"),
+    [(m, f.name) for m in _CODEC_MESSAGES for f in m.DESCRIPTOR.fields]
+    + [(wire.struct_pb2.Value, f.name) for f in wire.struct_pb2.Value.DESCRIPTOR.fields],
+)
+def test_every_field_tag_is_the_one_protobuf_writes(message_class, name):
+    """field_tag (from the descriptor) equals the bytes protobuf's serializer writes first for that field alone."""
+    field = message_class.DESCRIPTOR.fields_by_name[name]
+    data = _with_one_field(message_class, field).SerializeToString()
+    assert data.startswith(wire.field_tag(message_class.DESCRIPTOR, name))
+
+
+def test_the_fast_decoder_reads_one_byte_tags_only():
+    """A tag of a field numbered past 15 is refused when the decoder's constants are built, not misread."""
+    assert len(wire.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons")) == 2
+    with pytest.raises(ValueError, match="not one byte"):
+        wire._byte(wire.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons"))

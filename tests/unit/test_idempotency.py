@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import IdempotencyConflict, InvalidInput
-from engine.idempotency import Fingerprinter, IdempotencyCache, canonical_json
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter, IdempotencyCache, canonical_json
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 
 from .audit_helpers import make_decision
 

@@ -10,11 +10,11 @@ import pytest
 
 from engine.datasets import read_card_payments, read_credit_applications
 from engine.errors import InvalidInput
-from engine.idempotency import Fingerprinter, IdempotencyCache, entry_bytes
 from engine.limits import MAX_REQUEST_ID_CHARS
-from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter, IdempotencyCache, entry_bytes
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 
 from .audit_helpers import make_decision
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from engine.activation import check
 from engine.cli import main
-from engine.inventory import ModelEntry
-from engine.lint import lint
+from engine.models.inventory import ModelEntry
+from engine.policy.activation import check
+from engine.policy.lint import lint
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"owner": "Head of Risk", "trainer": "Ana Trainer",

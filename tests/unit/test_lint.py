@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from engine.cli import main
-from engine.lint import format_lint, lint
+from engine.policy.lint import format_lint, lint
 
 from .policy_roots import demo_root, write
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidInput, PolicyError
-from engine.loader import load, load_policies
+from engine.policy.loader import load, load_policies
 from engine.types import Action
 
 FLOW = """\

@@ -13,7 +13,7 @@ from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.wire import decode_decide_request
 from engine.limits import mapping_bytes
 from engine.metrics import Metrics
-from engine.shadow import ShadowPool
+from engine.runtime.shadow import ShadowPool
 from engine.types import Action, Outcome
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.grpc.servicer import DecisionServicer
 from engine.grpc.wire import DecideCall, Malformed
-from engine.idempotency import Fingerprinter, IdempotencyCache
-from engine.loader import load_policies
 from engine.metrics import FAMILIES, Metrics, serve_metrics
-from engine.privacy import HashKey
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.idempotency import Fingerprinter, IdempotencyCache
+from engine.runtime.privacy import HashKey
+from engine.runtime.service import Decider
 
 from .grpc_fakes import AbortError, FakeContext
 

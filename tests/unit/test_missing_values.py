@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.lint import lint
-from engine.loader import load
-from engine.models import load_model
-from engine.service import load_decider
+from engine.models.runtime import load_model
+from engine.policy.lint import lint
+from engine.policy.loader import load
+from engine.runtime.service import load_decider
 
 from .policy_roots import project_copy
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.lint import lint
-from engine.loader import load, load_policies
-from engine.service import Decider
+from engine.policy.lint import lint
+from engine.policy.loader import load, load_policies
+from engine.runtime.service import Decider
 
 from .policy_roots import project_copy, write
 

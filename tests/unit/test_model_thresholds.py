@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 import pytest
 
-from engine.models import load_model
-from engine.service import load_decider
+from engine.models.runtime import load_model
+from engine.runtime.service import load_decider
 from engine.training.binary import flush_zero
 from engine.training.errors import ParityError
 from engine.training.onnx_export import INPUT_NAME, canonical_bytes, max_abs_diff

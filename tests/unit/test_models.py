@@ -1,4 +1,4 @@
-"""Unit tests of the model runtime (engine.models): card validation, verified loading, encode, explain."""
+"""Unit tests of the model runtime (engine.models.runtime): card validation, verified loading, encode, explain."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.models as models_mod
+import engine.models.runtime as models_mod
 from engine.errors import InvalidInput, ModelLoadError
-from engine.models import FeatureSpec, ModelCard, encode_value, load_model, make_encoder
+from engine.models.card import ModelCard
+from engine.models.encoding import FeatureSpec, encode_value, make_encoder
+from engine.models.runtime import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDIT = ROOT / "model_artifacts" / "credit_default" / "1"

@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.training.dataset import prepare
 from engine.training.derived import CARD_FRAUD_DERIVED, CREDIT_DEFAULT_DERIVED
 from engine.training.onnx_export import with_missing

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from engine.datasets import read_credit_applications
-from engine.loader import load_policies
 from engine.metrics import Metrics
 from engine.monitor.baseline import BaselineError, build_baseline, read_baseline
 from engine.monitor.psi import EPSILON, bin_counts, decile_edges, grade, psi, shares
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +130,7 @@ def test_missing_and_unseen_categories_are_counted_apart(applications):
     The credit flow's schema refuses unknown categories, so the window is fed directly, as a
     flow with an open categorical input would feed it.
     """
-    from engine.models import load_model
+    from engine.models.runtime import load_model
     from engine.monitor.live import ModelWindow
 
     directory = ROOT / "model_artifacts" / "credit_default" / "1"

@@ -13,8 +13,8 @@ import pytest
 from engine.audit.wiring import open_audit
 from engine.cli import main
 from engine.datasets import read_credit_applications
-from engine.loader import load_policies
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ from engine.audit.segments import FileStore
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
 from engine.grpc.convert import decision_to_response
-from engine.lint import lint
-from engine.loader import load_policies
-from engine.notice import principal_reasons, render_markdown
-from engine.service import Decider
+from engine.policy.lint import lint
+from engine.policy.loader import load_policies
+from engine.runtime.notice import principal_reasons, render_markdown
+from engine.runtime.service import Decider
 from engine.types import Action, FiredRule, NoticeReason, Reason
 
 from .audit_helpers import credit_applications

@@ -7,13 +7,13 @@ import sys
 
 import engine
 import engine.errors
-import engine.service
+import engine.runtime.service
 import engine.types
 
 
 def test_every_public_name_resolves_to_its_home() -> None:
     """Each name in engine.__all__ is the object of the module that defines it."""
-    homes = (engine.errors, engine.types, engine.service)
+    homes = (engine.errors, engine.types, engine.runtime.service)
     for name in engine.__all__:
         value = getattr(engine, name)
         assert any(getattr(home, name, None) is value for home in homes), name
@@ -39,6 +39,6 @@ def test_unknown_name_is_an_attribute_error() -> None:
 
 def test_importing_the_package_does_not_import_the_service() -> None:
     """`import engine` (and so the CLI's start-up) does not load the decision service or its models."""
-    code = "import sys, engine; print('engine.service' in sys.modules, 'engine.models' in sys.modules)"
+    code = "import sys, engine; print('engine.runtime.service' in sys.modules, 'engine.models.runtime' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

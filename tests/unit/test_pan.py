@@ -1,4 +1,4 @@
-"""Tests of engine.pan (the card-number scanner) and of the choke points that apply it."""
+"""Tests of engine.runtime.pan (the card-number scanner) and of the choke points that apply it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from engine.audit.record import decision_payload
 from engine.commands._io import print_json, report, write_out
 from engine.errors import FieldError, FlowNotFound, IdempotencyConflict, InvalidInput
 from engine.grpc.status import status_for
-from engine.pan import SEPARATORS, find_pans, luhn_valid, mask_pans
-from engine.privacy import HashKey, Masker, scrub_value
-from engine.schema import FieldSpec
+from engine.policy.schema import FieldSpec
+from engine.runtime.pan import SEPARATORS, find_pans, luhn_valid, mask_pans
+from engine.runtime.privacy import HashKey, Masker, scrub_value
 
 from .grpc_fakes import make_decision
 

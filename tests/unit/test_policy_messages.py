@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.lint import format_problem, lint
-from engine.loader import load
+from engine.policy.lint import format_problem, lint
+from engine.policy.loader import load
 
 from .policy_roots import demo_root, write
 

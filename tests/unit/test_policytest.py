@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from engine.cli import main
-from engine.policytest import format_report, run_root
-from engine.testcases import discover
+from engine.policy.policytest import format_report, run_root
+from engine.policy.testcases import discover
 
 from .policy_roots import demo_root, write
 

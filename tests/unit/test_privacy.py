@@ -1,4 +1,4 @@
-"""Tests of engine.privacy: masking card numbers, keyed hashes, redaction, scrubbing text and logs."""
+"""Tests of engine.runtime.privacy: masking card numbers, keyed hashes, redaction, scrubbing text and logs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import structlog
 
 from engine.errors import InvalidInput
-from engine.privacy import HASH_PREFIX, REDACTED, HashKey, Masker, keyed_hash, luhn_valid, mask_pan, scrub_text, scrub_value
-from engine.schema import FieldSpec, InputSpec
-from engine.validation import compile_validator
+from engine.policy.schema import FieldSpec, InputSpec
+from engine.runtime.privacy import HASH_PREFIX, REDACTED, HashKey, Masker, keyed_hash, luhn_valid, mask_pan, scrub_text, scrub_value
+from engine.runtime.validation import compile_validator
 
 PAN = "4111111111111111"  # a Luhn-valid test card number
 PAN_19 = "6011000990139424123"
@@ -146,7 +146,7 @@ def test_invalid_input_masks_a_card_number_put_in_the_wrong_field():
 
 def test_scrub_event_masks_log_lines():
     """The structlog processor masks card numbers in every value, exceptions included."""
-    from engine.privacy import scrub_event
+    from engine.runtime.privacy import scrub_event
 
     out = io.StringIO()
     structlog.configure(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.lint import lint
-from engine.protected import protected_inputs, protected_uses
-from engine.schema import FlowFile
+from engine.policy.lint import lint
+from engine.policy.protected import protected_inputs, protected_uses
+from engine.policy.schema import FlowFile
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from engine.cli import main
-from engine.lint import lint
-from engine.loader import load
-from engine.release import lock_path, read_lock
+from engine.policy.lint import lint
+from engine.policy.loader import load
+from engine.policy.release import lock_path, read_lock
 
 from .policy_roots import demo_root, write
 

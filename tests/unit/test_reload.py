@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
-from engine.loader import load, load_policies
-from engine.reload import Reloader, fingerprint
-from engine.service import Decider
+from engine.policy.loader import load, load_policies
+from engine.runtime.reload import Reloader, fingerprint
+from engine.runtime.service import Decider
 
 from .policy_roots import RULES, demo_root, project_copy
 
@@ -197,7 +197,7 @@ CASE = Path(__file__).resolve().parents[1] / "data" / "deep_expression" / "root"
 
 def test_a_crashing_check_is_a_failed_reload_everywhere(tmp_path, monkeypatch, capsys):
     """A loader that raises: nothing is swapped, and status (FAILED, exit 1), metrics and log all say the reload failed."""
-    import engine.activation
+    import engine.policy.activation
     from engine.commands.status import failed, format_status
     from engine.grpc.policy_status import status_to_response
 
@@ -210,7 +210,7 @@ def test_a_crashing_check_is_a_failed_reload_everywhere(tmp_path, monkeypatch, c
     def crash(root):
         raise SyntaxError("too many nested parentheses")
 
-    monkeypatch.setattr(engine.activation, "load", crash)
+    monkeypatch.setattr(engine.policy.activation, "load", crash)
     status = reloader.reload("watch")
     assert not status.ok and status.result == "error" and status.serving == good == decider.policies.revision
     assert [p.code for p in status.problems] == ["reload_crashed"] and "SyntaxError" in status.problems[0].message

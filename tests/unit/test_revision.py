@@ -14,9 +14,9 @@ from pathlib import Path
 import onnx
 import pytest
 
-from engine.loader import load, load_policies
-from engine.reload import Reloader
-from engine.service import Decider
+from engine.policy.loader import load, load_policies
+from engine.runtime.reload import Reloader
+from engine.runtime.service import Decider
 
 from .policy_roots import project_copy
 

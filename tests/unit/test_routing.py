@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from engine.datasets import read_card_payments
-from engine.loader import load, load_policies
-from engine.routing import Challenger, bucket, key_text
-from engine.service import Decider
+from engine.policy.loader import load, load_policies
+from engine.runtime.routing import Challenger, bucket, key_text
+from engine.runtime.service import Decider
 from engine.types import Decision
 
 from .policy_roots import PROJECT, demo_root, write

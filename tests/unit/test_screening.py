@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.loader import load, load_policies
+from engine.policy.loader import load, load_policies
+from engine.runtime.service import Decider
 from engine.screening import Entity, ListFile, ListLoadError, build_list, load_list, normalise_name, screen
 from engine.screening.lists import read_entities
 from engine.screening.normalise import phonetic_key
 from engine.screening.synthetic import generate_entities, write_list
-from engine.service import Decider
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ListFile(list="t", version="1", kind="sanctions", format="csv", file="x.csv", threshold=0.88)
@@ -180,7 +180,7 @@ def test_candidate_blocking_bounds_the_work() -> None:
 
 def test_hot_reload_watches_the_lists(tmp_path: Path) -> None:
     """A change under lists/ changes the reloader's fingerprint, so a running server reloads it."""
-    from engine.reload import fingerprint
+    from engine.runtime.reload import fingerprint
 
     root = _onboarding_root(tmp_path)
     before = fingerprint(root)

@@ -4,8 +4,8 @@ must equal a full evaluation of the raw input."""
 
 from pathlib import Path
 
-from engine.loader import load_policies
-from engine.service import Decider
+from engine.policy.loader import load_policies
+from engine.runtime.service import Decider
 
 from .audit_helpers import card_payments, credit_applications
 from .test_routing import ListSink, routed_root

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.loader import load, load_policies
-from engine.tables import CellError, cell_condition
+from engine.policy.loader import load, load_policies
+from engine.policy.tables import CellError, cell_condition
 from engine.types import Action
 
 FLOW = """\

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.training import onnx_export
 from engine.training.binary import ModelSpec, train_lightgbm
 from engine.training.dataset import DataOptions, encode_matrix, prepare

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.training.anomaly import AnomalySpec, train_anomaly
 from engine.training.dataset import DataOptions
 from engine.training.derived import CARD_FRAUD_DERIVED

@@ -12,7 +12,7 @@ import pytest
 from engine.cli import main
 from engine.commands._io import UsageError
 from engine.commands.train import parse_monotone
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.monitor.baseline import read_baseline
 from engine.training import onnx_export
 from engine.training.fraud_data import generate, to_csv

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.models import load_model
+from engine.models.runtime import load_model
 from engine.training import binary
 from engine.training.binary import faithfulness_section
 from engine.training.dataset import DataOptions, prepare
@@ -245,7 +245,7 @@ def test_lightgbm_leaves_identifiers_out_too(tmp_path: Path) -> None:
 
 def test_category_order_uses_only_the_fitting_rows() -> None:
     """Order by positive rate over the given rows; a category absent from them maps to NaN (unseen)."""
-    from engine.models import FeatureSpec
+    from engine.models.encoding import FeatureSpec
 
     specs = (FeatureSpec("c", "categorical", ("a", "b", "z")),)
     x = np.array([[0], [0], [1], [1]], dtype=np.float32)

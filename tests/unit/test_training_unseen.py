@@ -47,7 +47,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from engine.cli import main
-from engine.models import Model, load_model
+from engine.models.runtime import Model, load_model
 from engine.training.artifacts import library_versions
 from engine.training.errors import DataError
 from engine.training.lightgbm_trainer import AUTO_INNER_CV_ROWS, LightGBMSettings, iteration_selection

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import InvalidInput
-from engine.schema import InputSpec
-from engine.validation import compile_validator
+from engine.policy.schema import InputSpec
+from engine.runtime.validation import compile_validator
 
 SPEC = InputSpec.model_validate(
     {

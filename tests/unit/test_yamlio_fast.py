@@ -1,4 +1,4 @@
-"""engine.yamlio composes with libyaml when PyYAML has it, with the same data, lines and errors as its Python parser."""
+"""engine.policy.yamlio composes with libyaml when PyYAML has it, with the same data, lines and errors as its Python parser."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import yamlio
-from engine.yamlio import YamlSyntaxError, load_yaml
+from engine.policy import yamlio
+from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted([*ROOT.glob("policies/**/*.yaml"), *ROOT.glob("rules/**/*.yaml")])

@@ -8,7 +8,7 @@ the error list of one file into (location, message, hint) triples:
 - each error type pydantic raises for our schemas (``missing``, ``extra_forbidden``,
   ``string_pattern_mismatch``, ``literal_error``, ``enum``, the ``*_type`` and ``*_parsing`` type
   errors, length and range bounds, our own ``value_error``\\s) has a sentence naming the key;
-- a pattern is said in words (``PATTERN_WORDS``, one entry per pattern in ``engine.schema``), with a
+- a pattern is said in words (``PATTERN_WORDS``, one entry per pattern in ``engine.policy.schema``), with a
   corrected spelling as the hint when one fits;
 - an unknown key gets "did you mean" among the keys allowed at that place (``engine.suggest``);
 - pydantic's own cascades are folded: the errors of each member of a union become one, and an
@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine import schema
 from engine.errors import clip
+from engine.policy import schema
 from engine.suggest import closest, did_you_mean
 
 __all__ = ["PATTERN_WORDS", "explain_errors"]
@@ -51,7 +51,7 @@ def _fix_id(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")
 
 
-#: Each pattern of engine.schema in words: (what the value is, what it is made of, a fixer or None).
+#: Each pattern of engine.policy.schema in words: (what the value is, what it is made of, a fixer or None).
 PATTERN_WORDS: dict[str, tuple[str, str, Callable[[str], str] | None]] = {
     schema.REASON_CODE_PATTERN: (
         "a reason code", "upper-case letters, digits and underscores, starting with a letter (e.g. HIGH_DEBT_BURDEN)", _fix_reason,

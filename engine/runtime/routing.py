@@ -10,7 +10,7 @@ without their outcome being returned::
 
 The challenger's share is deterministic: the key field's value is first cleaned as the *live*
 version's input schema cleans that field (trimmed, its ``case``, a category's allowed spelling:
-``engine.validation.Validator.cleaner``, the very code validation runs), then hashed (sha256 of
+``engine.runtime.validation.Validator.cleaner``, the very code validation runs), then hashed (sha256 of
 the flow name, key name and value) to a number in [0, 1); values below ``share`` go to the
 challenger. So one customer always sees the same version however the caller spells the id
 (``C00043``, ``c00043`` and ``" C00043 "`` are one customer when the field says ``case: upper``),

@@ -21,9 +21,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.errors import Problem
-from engine.loader import read_document
-from engine.schema import ActionName
-from engine.yamlio import LoadedYaml
+from engine.policy.documents import read_document
+from engine.policy.schema import ActionName
+from engine.policy.yamlio import LoadedYaml
 
 __all__ = ["Case", "Expect", "Match", "TestFile", "TestSuite", "discover"]
 

@@ -1,6 +1,6 @@
 """Masking of sensitive input before anything reaches the decision log or a log line.
 
-A flow marks input fields ``sensitive: mask_pan | hash | redact`` (``engine.schema.FieldSpec``):
+A flow marks input fields ``sensitive: mask_pan | hash | redact`` (``engine.policy.schema.FieldSpec``):
 
 - ``mask_pan``: a card number keeps its first 6 and last 4 digits (PCI DSS 3.3); every other
   character becomes ``*``. Values shorter than 13 characters are masked whole.
@@ -11,7 +11,7 @@ A flow marks input fields ``sensitive: mask_pan | hash | redact`` (``engine.sche
 
 A ``Masker`` is built once per flow version from its input schema. Every other field, declared
 or not, is kept, but any card number found in its name, its text or a whole number is masked
-(``engine.pan``: 13-19 digits passing Luhn, with or without separators, any Unicode digits).
+(``engine.runtime.pan``: 13-19 digits passing Luhn, with or without separators, any Unicode digits).
 ``scrub_text``, ``scrub_value`` and ``scrub_event`` apply the same scanner to free text, JSON-like
 values and structlog events at the places where strings leave the process: the decision-log
 record encoder, the structured-log processor chain, gRPC errors and trailers, the status service
@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.pan import PAN_MIN_DIGITS, luhn_valid, mask_digits, mask_pans
-from engine.schema import FieldSpec
+from engine.policy.schema import FieldSpec
+from engine.runtime.pan import PAN_MIN_DIGITS, luhn_valid, mask_digits, mask_pans
 
 __all__ = [
     "HASH_PREFIX",
@@ -99,7 +99,7 @@ def keyed_hash(value: Any, key: HashKey) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """``text`` with every card number (``engine.pan``) masked to first 6 / last 4."""
+    """``text`` with every card number (``engine.runtime.pan``) masked to first 6 / last 4."""
     return mask_pans(text)
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import structlog
 
-from engine.flow import CompiledFlow
 from engine.limits import SHADOW_QUEUE_BYTES, mapping_bytes
 from engine.metrics import Metrics
+from engine.runtime.flow import CompiledFlow
 from engine.types import Action, Decision
 
 __all__ = ["ShadowPool", "ShadowTask"]

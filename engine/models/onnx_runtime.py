@@ -12,7 +12,7 @@ switches, both needed:
   every event after import.
 
 An operator who sets ``ORT_DISABLE_TELEMETRY`` to something else keeps their value. Modules use
-``from engine.onnx_runtime import ort``; a test imports the package with a fresh ``HOME`` and checks
+``from engine.models.onnx_runtime import ort``; a test imports the package with a fresh ``HOME`` and checks
 that nothing is written.
 """
 

@@ -18,54 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from engine.expr.check import negate
 from engine.expr.numbers import is_number, to_decimal
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
-from engine.schema import FieldSpec
+from engine.expr.syntax import Call, Compare, InList, Literal, Name, Node, Not
+from engine.expr.vocabulary import MIRRORED, dnf, nnf, show
+from engine.policy.schema import FieldSpec
 
-__all__ = ["Domain", "covers", "domains_of", "never_true", "show"]
+__all__ = ["Domain", "covers", "domains_of", "never_true"]
 
 MAX_CONJUNCTIONS = 64
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-
-
-def show(node: Node) -> str:  # noqa: C901 (the printer: one case per expression node kind)
-    """The expression as text (canonical spacing), for messages."""
-    if isinstance(node, Literal):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        if node.value is None:
-            return "null"
-        if isinstance(node.value, str):
-            return "'" + node.value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        return str(node.value) if isinstance(node.value, Decimal) else repr(node.value)
-    if isinstance(node, Name):
-        return node.name
-    if isinstance(node, Neg):
-        return f"-{_wrap(node.operand)}"
-    if isinstance(node, Not):
-        return f"not {_wrap(node.operand)}"
-    if isinstance(node, BinOp):  # a left-deep chain with a loop (syntax.chain): no recursion per term
-        first, spine = chain(node)
-        text = _wrap(first)
-        for step in spine:
-            text = f"{text} {step.op} {_wrap(step.right)}"
-        return text
-    if isinstance(node, Compare):
-        return f"{_wrap(node.left)} {node.op} {_wrap(node.right)}"
-    if isinstance(node, InList):
-        items = ", ".join(show(i) for i in node.items)
-        return f"{_wrap(node.operand)} {'not in' if node.negated else 'in'} [{items}]"
-    if isinstance(node, BoolOp):
-        return f" {node.op} ".join(_wrap(i) if isinstance(i, BoolOp) else show(i) for i in node.items)
-    if isinstance(node, Call):
-        return f"{node.func}(" + ", ".join(show(a) for a in node.args) + ")"
-    raise TypeError(type(node).__name__)  # pragma: no cover
-
-
-def _wrap(node: Node) -> str:
-    text = show(node)
-    return f"({text})" if isinstance(node, (BinOp, Compare, BoolOp, InList, Not)) else text
 
 
 @dataclass(frozen=True)
@@ -149,42 +109,6 @@ def domains_of(fields: Mapping[str, FieldSpec]) -> dict[str, Domain]:
     return out
 
 
-def _nnf(node: Node) -> Node:
-    if isinstance(node, Not):
-        inner = node.operand
-        if isinstance(inner, (Compare, InList, BoolOp, Not)):
-            return _nnf(negate(inner))
-        return node
-    if isinstance(node, BoolOp):
-        return BoolOp(node.op, tuple(_nnf(i) for i in node.items), node.pos)
-    return node
-
-
-def _dnf(node: Node) -> list[list[Node]] | None:
-    """The condition as an 'or' of 'and's of atoms; None when that grows too large."""
-    if isinstance(node, BoolOp) and node.op == "or":
-        out: list[list[Node]] = []
-        for item in node.items:
-            sub = _dnf(item)
-            if sub is None:
-                return None
-            out += sub
-            if len(out) > MAX_CONJUNCTIONS:
-                return None
-        return out
-    if isinstance(node, BoolOp) and node.op == "and":
-        acc: list[list[Node]] = [[]]
-        for item in node.items:
-            sub = _dnf(item)
-            if sub is None:
-                return None
-            acc = [a + b for a in acc for b in sub]
-            if len(acc) > MAX_CONJUNCTIONS:
-                return None
-        return acc
-    return [[node]]
-
-
 def _number(node: Node) -> Decimal | None:
     if isinstance(node, Literal) and is_number(node.value):
         return to_decimal(node.value)  # type: ignore[arg-type]
@@ -220,7 +144,7 @@ def _narrow(dom: Domain, atom: Node) -> Domain | None:  # noqa: C901 (one case p
         value = atom.right.value if isinstance(atom.right, Literal) else None
         op = atom.op
         if isinstance(atom.left, Literal):
-            value, op = atom.left.value, _FLIP[op]
+            value, op = atom.left.value, MIRRORED[op]
         if value is None:
             return None
         key = _key(value)
@@ -280,7 +204,7 @@ def _why_empty(name: str, dom: Domain, schema: Domain | None) -> str:
 
 def never_true(node: Node, domains: Mapping[str, Domain]) -> str | None:
     """Why `node` can never be true under `domains`, or None if that cannot be proved."""
-    conjunctions = _dnf(_nnf(node))
+    conjunctions = dnf(nnf(node), MAX_CONJUNCTIONS)
     if conjunctions is None:
         return None
     reasons: list[str] = []
@@ -310,7 +234,7 @@ def never_true(node: Node, domains: Mapping[str, Domain]) -> str | None:
 
 def _cell_domain(cell: Node, column: str, domain: Domain) -> Domain | None:
     """The domain a cell allows on its column, or None when it is not a simple test."""
-    conjunctions = _dnf(_nnf(cell))
+    conjunctions = dnf(nnf(cell), MAX_CONJUNCTIONS)
     if conjunctions is None or len(conjunctions) != 1:
         return None
     dom: Domain | None = domain

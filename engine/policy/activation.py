@@ -1,8 +1,8 @@
 """Per-flow activation: which flows of a policy root may serve, and why the others may not.
 
-``check(root, previous)`` loads and compiles the root (``engine.loader``), lints it
-(``engine.lint``, whose errors include every load error) and runs every policy test
-(``engine.policytest``). Each error is tied to the flow it belongs to:
+``check(root, previous)`` loads and compiles the root (``engine.policy.loader``), lints it
+(``engine.policy.lint``, whose errors include every load error) and runs every policy test
+(``engine.policy.policytest``). Each error is tied to the flow it belongs to:
 
 - a problem found while compiling, routing, linting or testing a flow carries its name
   (``Problem.flow``);
@@ -34,10 +34,10 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from engine.errors import Problem
-from engine.lint import lint
-from engine.loader import FlowVersions, LoadResult, PolicySet, load, version_key
-from engine.policytest import run
-from engine.testcases import discover
+from engine.policy.lint import lint
+from engine.policy.loader import FlowVersions, LoadResult, PolicySet, load, version_key
+from engine.policy.policytest import run
+from engine.policy.testcases import discover
 
 __all__ = ["Activation", "FlowHealth", "check", "owners"]
 

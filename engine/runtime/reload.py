@@ -2,7 +2,7 @@
 
 A ``Reloader`` watches a policy root (``policies/``, ``rules/``, ``model_artifacts/``, ``lists/``) by polling
 file sizes and modification times, and reloads on SIGHUP or on request. A reload
-(``engine.activation.check``):
+(``engine.policy.activation.check``):
 
 1. loads and compiles everything (every problem with file and line; model files are verified
    against their sha256; released versions against their locks) and lints it (``verdict lint``:
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import structlog
 
-from engine import activation
-from engine.activation import FlowHealth
 from engine.errors import Problem
 from engine.metrics import Metrics
-from engine.service import Decider
+from engine.policy import activation
+from engine.policy.activation import FlowHealth
+from engine.runtime.service import Decider
 
 __all__ = ["ReloadStatus", "Reloader", "fingerprint"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, names_in, parse
-from engine.schema import FlowFile
+from engine.policy.schema import FlowFile
 
 __all__ = ["protected_inputs", "protected_uses"]
 

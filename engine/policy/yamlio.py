@@ -1,6 +1,6 @@
 """YAML loading that remembers the line of every value, so errors can name file and line.
 
-Errors are one plain sentence at the line to fix, with a hint (``engine.yaml_messages``): PyYAML's
+Errors are one plain sentence at the line to fix, with a hint (``engine.policy.yaml_messages``): PyYAML's
 parser messages are translated, a key given twice names both lines, tags are refused, and the
 YAML 1.1 number traps (``0742`` read as 482, ``1:30`` as 90) are refused with a hint to quote.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from engine.yaml_messages import explain, number_trap
+from engine.policy.yaml_messages import explain, number_trap
 
 __all__ = ["LoadedYaml", "YamlSyntaxError", "load_yaml"]
 
@@ -69,7 +69,7 @@ _SafeLoader.add_implicit_resolver(
 # thousands of rules (issue 15.5); libyaml's parser (PyYAML's C extension, in PyYAML's wheels)
 # builds the same nodes with the same marks ~10x faster. Same resolvers as _SafeLoader. A text it
 # refuses is parsed again by the Python parser so that error messages stay PyYAML's, which
-# ``engine.yaml_messages`` translates. libyaml marks a plain scalar's style "" where Python has None.
+# ``engine.policy.yaml_messages`` translates. libyaml marks a plain scalar's style "" where Python has None.
 _FAST_COMPOSER: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
 

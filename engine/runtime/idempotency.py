@@ -36,7 +36,7 @@ from typing import Any
 
 from engine.errors import IdempotencyConflict
 from engine.limits import MAX_REQUEST_ID_CHARS
-from engine.privacy import HashKey
+from engine.runtime.privacy import HashKey
 from engine.types import Decision
 
 __all__ = ["DEFAULT_MAX_BYTES", "Fingerprinter", "IdempotencyCache", "canonical_json", "entry_bytes"]

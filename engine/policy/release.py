@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import Problem
-from engine.yamlio import YamlSyntaxError, load_yaml
+from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 if TYPE_CHECKING:
-    from engine.compiler import FlowSource, RuleSource
-    from engine.flow import ScoringModel
+    from engine.policy.compiler import FlowSource, RuleSource
+    from engine.runtime.flow import ScoringModel
     from engine.screening.lists import ScreeningList
 
 __all__ = [

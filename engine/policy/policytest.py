@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InvalidInput, Problem, VerdictError
-from engine.flow import CompiledFlow, CompiledRule
-from engine.lint import format_problem
-from engine.loader import PolicySet, load, version_key
+from engine.policy.lint import format_problem
+from engine.policy.loader import PolicySet, load, version_key
+from engine.policy.testcases import Case, Match, TestSuite, discover
+from engine.runtime.flow import CompiledFlow, CompiledRule
 from engine.suggest import did_you_mean
-from engine.testcases import Case, Match, TestSuite, discover
 from engine.types import Outcome
 
 __all__ = ["CaseResult", "TestReport", "format_report", "run", "run_root"]

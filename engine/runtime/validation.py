@@ -37,8 +37,8 @@ from engine.limits import (
     MAX_SUGGESTIONS,
     MAX_VERSION_CHARS,
 )
-from engine.privacy import scrub_text
-from engine.schema import FieldSpec, InputSpec
+from engine.policy.schema import FieldSpec, InputSpec
+from engine.runtime.privacy import scrub_text
 from engine.suggest import did_you_mean
 
 __all__ = ["Validator", "check_call", "compile_validator", "field_bounds"]
@@ -227,7 +227,7 @@ class Validator:
         It returns the clean value (trimmed text, the field's ``case``, a category's allowed
         spelling, an ``int`` for an integer field), or None for an absent value or one the field
         refuses (``__call__`` would name it in ``InvalidInput``). Champion-challenger routing
-        uses it so that a key is routed on the value the flow's rules see (engine.routing).
+        uses it so that a key is routed on the value the flow's rules see (engine.runtime.routing).
         Raises KeyError when ``name`` is not a field of the schema.
         """
         check = next((c for n, _, c in self._checks if n == name), None)
@@ -250,7 +250,7 @@ class Validator:
         Raises InvalidInput naming the bad fields: at most ``MAX_FIELD_ERRORS`` listed (declared
         fields first, in schema order, then unknown names in sorted order), the rest counted in
         ``omitted``; or one ``too_many_fields`` error when ``raw`` has more than
-        ``MAX_INPUT_FIELDS`` entries (a flow declares at most that many, engine.schema).
+        ``MAX_INPUT_FIELDS`` entries (a flow declares at most that many, engine.policy.schema).
         """
         if len(raw) > MAX_INPUT_FIELDS:
             raise InvalidInput([FieldError("input", _TOO_MANY_FIELDS, "too_many_fields")])

@@ -35,8 +35,8 @@ from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, Node, parse
 from engine.expr.check import Env, check
 from engine.expr.syntax import BoolOp, Call, Literal
-from engine.schema import ActionName, TableSpec
-from engine.yamlio import LoadedYaml
+from engine.policy.schema import ActionName, TableSpec
+from engine.policy.yamlio import LoadedYaml
 
 __all__ = ["CellTest", "RowRule", "TableRow", "cell_condition", "expand_tables", "table_rows"]
 

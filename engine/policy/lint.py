@@ -12,17 +12,17 @@ released version. Lint adds:
 - ``cleaning_mismatch``: a text literal compared (``==``, ``!=``, ``in``, ``not in``) with a string
   field whose input cleaning means it can never be equal: the field is declared ``case: upper``
   (or ``lower``) and the literal is not in that case, or the literal has leading or trailing
-  spaces, which cleaning trims (engine/validation.py). ``country not in ['de']`` on a
+  spaces, which cleaning trims (engine/runtime/validation.py). ``country not in ['de']`` on a
   ``case: upper`` field is then true for every request. (A category literal outside the field's
   ``values`` is already a load error, ``unknown_category``: values are cleaned to the canonical
   spelling.)
 - ``protected_feature``: a model of the flow uses an input field the flow marks ``protected: true``
-  (a prohibited basis such as marital status), directly or through a derived field (engine.protected);
-- ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.notice)
+  (a prohibited basis such as marital status), directly or through a derived field (engine.policy.protected);
+- ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.runtime.notice)
   lacks the applicant-facing text of a code a DECLINE can give: a DECLINE rule's or table row's
   reason, a model reason, or the default's reason when the default is DECLINE;
 - ``model_not_approved``, ``model_restricted``, ``model_not_in_inventory``, ``inventory_invalid``: with
-  a model inventory (``model_artifacts/registry.yaml``, engine.inventory), a released or routed
+  a model inventory (``model_artifacts/registry.yaml``, engine.models.inventory), a released or routed
   (live, challenger, shadow) flow version runs a model that is not approved, or approved only for
   pinned requests, or not listed;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
@@ -34,7 +34,7 @@ released version. Lint adds:
   ``unknown_test_score`` (an expected score no model or screening step of the version produces).
 
 Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
-hot reload and in ``verdict release`` (engine/activation.py). Problems found for one flow carry
+hot reload and in ``verdict release`` (engine/policy/activation.py). Problems found for one flow carry
 its name (``Problem.flow``).
 """
 
@@ -45,16 +45,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.compiler import FlowSource, RuleSource
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
-from engine.loader import LoadResult, load
-from engine.protected import protected_uses
-from engine.satisfy import Domain, covers, domains_of, never_true, show
-from engine.schema import FieldSpec
-from engine.tables import TableRow, table_rows
-from engine.testcases import Match, TestSuite, discover
+from engine.expr.vocabulary import children, show
+from engine.policy.compiler import FlowSource, RuleSource
+from engine.policy.loader import LoadResult, load
+from engine.policy.protected import protected_uses
+from engine.policy.satisfy import Domain, covers, domains_of, never_true
+from engine.policy.schema import FieldSpec
+from engine.policy.tables import TableRow, table_rows
+from engine.policy.testcases import Match, TestSuite, discover
 
 __all__ = ["LintReport", "format_lint", "lint"]
 
@@ -149,18 +150,10 @@ def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]: 
                     )
                     values = ", ".join(repr(v) for v, _ in bad)
                     out.append(f"{show(n)} {effect}: {name} can never be {values}; {bad[0][1]}")
-        for child in _children(n):
+        for child in children(n):
             visit(child)
 
     visit(node)
-    return out
-
-
-def _children(n: Node) -> list[Node]:
-    out: list[Node] = [getattr(n, a) for a in ("operand", "left", "right") if getattr(n, a, None) is not None]
-    if isinstance(n, BoolOp):
-        out += n.items
-    out += getattr(n, "args", ())
     return out
 
 
@@ -359,7 +352,7 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
 def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
     """Feature names of ``model_artifacts/<name>/<version>/card.json`` (None when unreadable: the loader says why)."""
     from engine.errors import ModelLoadError
-    from engine.models import read_card
+    from engine.models.card import read_card
 
     cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
@@ -376,7 +369,7 @@ def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
 
 def _inventory(root: Path, result: LoadResult) -> list[Problem]:
     """The model inventory's problems: its own, and released or routed versions running unapproved models."""
-    from engine.inventory import inventory_problems, read_inventory
+    from engine.models.inventory import inventory_problems, read_inventory
 
     inv, problems = read_inventory(root)
     if inv is None:
@@ -399,7 +392,7 @@ def _inventory(root: Path, result: LoadResult) -> list[Problem]:
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
     """Lint everything under `root`.
 
-    Reuses `result` (from ``engine.loader.load``) and `suites` (from ``engine.testcases.discover``)
+    Reuses `result` (from ``engine.policy.loader.load``) and `suites` (from ``engine.policy.testcases.discover``)
     when the caller has them already. Never raises for bad files.
     """
     root = Path(root).resolve()

@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from engine.durable import DurableRuleset, NotExpressible, to_durable
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import Symbol, check
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
-from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
-from engine.schema import FlowFile, RuleFile, RuleSpec
+from engine.policy.durable import DurableRuleset, NotExpressible, to_durable
+from engine.policy.schema import FlowFile, RuleFile, RuleSpec
+from engine.policy.tables import RowRule, expand_tables
+from engine.policy.yamlio import LoadedYaml
+from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
+from engine.runtime.validation import compile_validator, field_bounds
 from engine.screening.lists import ScreeningList
 from engine.screening.step import CompiledScreen, feature_names
 from engine.suggest import did_you_mean
-from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
-from engine.validation import compile_validator, field_bounds
-from engine.yamlio import LoadedYaml
 
 __all__ = ["FlowSource", "RuleSource", "compile_flow", "flow_env"]
 
@@ -464,7 +464,7 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     """What turns an input into a version's values: its input schema, derived features and models.
 
     Two versions with the same key validate, derive and score any input alike, so a shadow
-    version can reuse the values of the version that decided (engine.shadow).
+    version can reuse the values of the version that decided (engine.runtime.shadow).
     """
     doc: dict[str, Any] = {
         "input": flow.input.model_dump(mode="json"),

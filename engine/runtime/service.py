@@ -31,19 +31,19 @@ from engine.errors import (
     VerdictError,
     VersionNotFound,
 )
-from engine.flow import CompiledFlow
-from engine.loader import PolicySet
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
-from engine.shadow import ShadowPool
+from engine.policy.loader import PolicySet
+from engine.runtime.flow import CompiledFlow
+from engine.runtime.shadow import ShadowPool
+from engine.runtime.validation import check_call
 from engine.types import Decision
-from engine.validation import check_call
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
 
 
 class Idempotency(Protocol):
-    """Retries with the same request id get the stored decision (``engine.idempotency``)."""
+    """Retries with the same request id get the stored decision (``engine.runtime.idempotency``)."""
 
     def once(
         self,
@@ -131,7 +131,7 @@ class Decider:
         self._policies = policies
 
     def flows(self) -> dict[str, list[str]]:
-        from engine.loader import version_key
+        from engine.policy.loader import version_key
 
         return {name: sorted(f.versions, key=version_key) for name, f in self.policies.flows.items()}
 
@@ -142,7 +142,7 @@ class Decider:
         """The compiled flow version a request gets, and its route: 'pinned', 'challenger' or 'live'.
 
         A pinned `version` wins; otherwise the challenger takes its share of key values (see
-        engine.routing) and the live version the rest.
+        engine.runtime.routing) and the live version the rest.
         """
         return self._resolve(self.policies, flow, version, input)
 
@@ -231,7 +231,7 @@ class Decider:
         if expired is not None and expired():
             raise DeadlineExceeded("the caller's deadline passed before evaluation")
         start = time.perf_counter_ns()
-        steps: dict[str, float] = {}  # step -> seconds (engine.flow's marks, then the log)
+        steps: dict[str, float] = {}  # step -> seconds (engine.runtime.flow's marks, then the log)
         last = [start]
 
         def mark(step: str) -> None:
@@ -303,13 +303,13 @@ class Decider:
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
-    """Load, lint and self-test the policy root flow by flow, as a server starts (engine.activation).
+    """Load, lint and self-test the policy root flow by flow, as a server starts (engine.policy.activation).
 
     Every flow without an error serves; a flow with one is not loaded and its requests raise
     ``FlowUnavailable`` naming its problems. Raises ``PolicyError`` listing every problem when no
     flow can serve at all.
     """
-    from engine.activation import check
+    from engine.policy.activation import check
 
     outcome = check(Path(root))
     if outcome.policies is None:

@@ -3,7 +3,7 @@
 ``CompiledFlow.evaluate(raw_input) -> Outcome`` validates the input, runs its screening steps
 (engine.screening.step), computes derived features, scores the flow's models, evaluates every
 rule, and resolves the action, ranked reasons and, for a DECLINE, the adverse-action notice
-(engine.notice). It
+(engine.runtime.notice). It
 does no file I/O, reads no clock and keeps no state between calls, so the same input always gives
 the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
 ``expired`` (a callable the service builds from its clock); it is asked before each model. A
@@ -22,12 +22,12 @@ import numpy as np
 
 from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
-from engine.notice import principal_reasons
+from engine.runtime.notice import principal_reasons
+from engine.runtime.validation import Validator
 from engine.types import Action, FiredRule, NoticeReason, Outcome, Reason
-from engine.validation import Validator
 
 if TYPE_CHECKING:
-    from engine.durable import DurableRuleset
+    from engine.policy.durable import DurableRuleset
     from engine.screening.step import CompiledScreen
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
@@ -36,7 +36,7 @@ MAX_DECLINE_REASONS = 4
 
 
 class ScoringModel(Protocol):
-    """What the flow needs of a loaded model (see engine.models.Model).
+    """What the flow needs of a loaded model (see engine.models.runtime.Model).
 
     ``sha256`` is the graph's; ``content_sha256`` covers every file that decides (card, graph,
     explainer) and ``files`` lists them (file name -> sha256). ``has_explainer`` is False for a

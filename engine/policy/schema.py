@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 ActionName = Literal["APPROVE", "REVIEW", "DECLINE"]
-# The patterns, named so that engine.schema_messages can say each in words.
+# The patterns, named so that engine.policy.schema_messages can say each in words.
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 REASON_CODE_PATTERN = r"^[A-Z][A-Z0-9_]*$"
@@ -61,7 +61,7 @@ class FieldSpec(_Frozen):
     protected: bool = Field(
         default=False,
         description="a prohibited basis (e.g. marital status under Reg B): lint refuses a model of the flow that "
-        "uses it, directly or through a derived field (engine.protected, docs/compliance.md)",
+        "uses it, directly or through a derived field (engine.policy.protected, docs/compliance.md)",
     )
     default: bool | int | float | str | None = Field(
         default=None,
@@ -163,7 +163,7 @@ class FlowFile(_Frozen):
     notices: dict[ReasonCode, str] = Field(
         default_factory=dict,
         description="reason code -> applicant-facing text of the adverse-action notice (Reg B 1002.9); with it, "
-        "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
+        "lint requires one for every code a DECLINE can give (engine.runtime.notice, docs/compliance.md)",
     )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
 

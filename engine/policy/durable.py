@@ -56,6 +56,7 @@ from engine.errors import DecisionFailed, VerdictError
 from engine.expr.check import Env, check
 from engine.expr.numbers import EXACT, bracket, is_number, is_plain, to_decimal
 from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
+from engine.expr.vocabulary import MIRRORED, NEGATED
 
 __all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "to_durable"]
 
@@ -63,8 +64,6 @@ __all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "
 MARKER = "verdict_request"
 
 _OPS = {"==": "$eq", "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-_MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _HI = "__hi"  # suffix of the key of a decimal field's upper double (see ``decimal_key``)
 _ARITHMETIC = (
     "durable-rules computes arithmetic in binary floating point (0.1 + 0.2 is not 0.3 there), not in "
@@ -132,7 +131,7 @@ class _Translator:
                 return _TRUE if node.value == positive else _FALSE
             raise NotExpressible(f"the value {node.value!r} is not a condition")
         if isinstance(node, Compare):
-            return self.compare(node.op if positive else _NEGATED[node.op], node.left, node.right)
+            return self.compare(node.op if positive else NEGATED[node.op], node.left, node.right)
         if isinstance(node, InList):
             return self.in_list(node, node.negated != positive)
         if isinstance(node, Name):
@@ -182,7 +181,7 @@ class _Translator:
         if isinstance(left, Name) and not (self.decimal(right) and not self.decimal(left)):
             field, other = left, right
         elif isinstance(right, Name):
-            field, other, op = right, left, _MIRRORED[op]
+            field, other, op = right, left, MIRRORED[op]
         else:
             if isinstance(left, (BinOp, Neg)) or isinstance(right, (BinOp, Neg)):
                 raise NotExpressible(_ARITHMETIC)

@@ -1,0 +1,328 @@
+"""Load a policy root (policies/, rules/, model_artifacts/) into an immutable PolicySet.
+
+All file I/O of policy loading happens here. Every problem in every file is collected and
+reported at once; if any is an error, nothing is returned to serve (``PolicyError``).
+
+``load`` runs its steps in order: ``_load_rules`` and ``_read_flows`` (files, each read by
+``engine.policy.documents``), ``_load_models`` and ``_load_lists`` (what the flows name),
+``_compile_flows`` (every version, then its routing file, ``engine.policy.routing_file``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine.errors import ModelLoadError, PolicyError, Problem
+from engine.policy.compiler import FlowSource, RuleSource, compile_flow
+from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
+from engine.policy.release import Content, check_release, content_of
+from engine.policy.routing_file import read_routing
+from engine.policy.schema import FlowFile, RuleFile
+from engine.runtime.flow import CompiledFlow, ScoringModel
+from engine.runtime.routing import Challenger
+from engine.screening.lists import ScreeningList
+from engine.suggest import did_you_mean
+
+__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
+
+
+
+@dataclass(frozen=True)
+class FlowVersions:
+    """Every loaded version of one flow and which one is live."""
+
+    name: str
+    versions: Mapping[str, CompiledFlow]
+    live: str
+    challenger: Challenger | None = None  # decides a deterministic share of the unpinned requests
+    shadow: tuple[str, ...] = ()  # versions evaluated on every request off the caller's path
+    routing_revision: str = ""  # sha256 of the flow's routing.yaml; "" without one (the newest version is live)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Everything a server needs to decide: compiled flows by name and version."""
+
+    root: Path
+    flows: Mapping[str, FlowVersions]
+    revision: str  # hash of every file that went into this state
+    warnings: tuple[Problem, ...] = ()
+    # Flows under the root that have no good version to serve, with the problems that keep them out
+    # (per-flow activation, engine.policy.activation); a request for one gets FlowUnavailable.
+    unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def flow_names(self) -> list[str]:
+        return sorted(self.flows)
+
+
+@dataclass
+class LoadResult:
+    """What loading found: the policy set (None when there were errors) and every problem."""
+
+    policies: PolicySet | None
+    problems: list[Problem] = field(default_factory=list)
+    # What was read, for `verdict lint` and `verdict release`, whether or not it compiled:
+    flow_sources: dict[str, dict[str, FlowSource]] = field(default_factory=dict)
+    rule_sources: dict[str, RuleSource] = field(default_factory=dict)
+    contents: dict[tuple[str, str], Content] = field(default_factory=dict)  # (flow, version) -> content
+    compiled: dict[tuple[str, str], CompiledFlow] = field(default_factory=dict)  # every version that compiled
+    # Every flow whose live version compiled, even when other files have errors (per-flow activation):
+    flows: dict[str, FlowVersions] = field(default_factory=dict)
+    ruleset_paths: dict[str, str] = field(default_factory=dict)  # rule file -> the ruleset it defines (or seems to)
+    # Files that could not be read at all (their own problem is reported once): what depends on
+    # them is not checked further, so one slip gives one problem instead of a cascade.
+    broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
+    broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def version_key(version: str) -> tuple[Any, ...]:
+    """Sort key that orders '2' before '10' and 'v2' before 'v10'."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", version))
+
+
+_RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)
+
+
+def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], names: dict[str, str] | None = None) -> dict[str, RuleSource]:
+    """The rule files by ruleset name; a file that cannot be read goes to ``broken`` under the name it declares.
+
+    ``names`` (when given) receives, for every rule file, the ruleset it defines or seems to.
+    """
+    out: dict[str, RuleSource] = {}
+    for path in yaml_files(root / "rules"):
+        if path.name.endswith((".test.yaml", ".test.yml")) or "tests" in path.relative_to(root / "rules").parts[:-1]:
+            continue
+        doc, parsed, raw = read_doc(root, path, RuleFile, problems)
+        rel = relative(root, path)
+        if names is not None:  # which ruleset the file defines, even when it does not parse (its problems hold back that ruleset's flows)
+            named = _RULESET_LINE.search(raw)
+            if parsed is not None:
+                names[rel] = parsed.ruleset
+            elif named is not None:
+                names[rel] = named.group(1).decode()
+        if parsed is None or doc is None:
+            named = _RULESET_LINE.search(raw)
+            if named is not None:
+                broken[named.group(1).decode()] = relative(root, path)
+            continue
+        if parsed.ruleset in out:
+            problems.append(
+                Problem(rel, f"ruleset {parsed.ruleset!r} is also defined in {out[parsed.ruleset].path}", "duplicate_ruleset", line=doc.line_of(("ruleset",)))
+            )
+            continue
+        out[parsed.ruleset] = RuleSource(rel, doc, parsed, sha256_hex(raw))
+    return out
+
+
+def _load_model(root: Path, name: str, version: str) -> ScoringModel:
+    from engine.models.runtime import load_model
+
+    return load_model(root / "model_artifacts" / name / version)
+
+
+def load(root: Path) -> LoadResult:
+    """Read, validate and compile everything under `root`; never raises for bad files.
+
+    The steps, each collecting its problems into the one list: read the rule files and flow
+    files, load the models and screening lists they name, compile every flow version.
+    """
+    root = Path(root).resolve()
+    problems: list[Problem] = []
+    if not (root / "policies").is_dir():
+        problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
+        return LoadResult(None, problems)
+    result = LoadResult(None, problems)
+    result.rule_sources = _load_rules(root, problems, result.broken_rulesets, result.ruleset_paths)
+    result.flow_sources = _read_flows(root, problems, result.broken_versions)
+    models = _load_models(root, result.flow_sources, problems)
+    lists = _load_lists(root, result.flow_sources, problems)
+    revision = _compile_flows(root, result, models, lists)
+    if not any(p.severity == "error" for p in problems):
+        warnings = tuple(p for p in problems if p.severity != "error")
+        result.policies = PolicySet(root, MappingProxyType(result.flows), revision, warnings)
+    return result
+
+
+def _read_flows(root: Path, problems: list[Problem], broken_versions: dict[str, set[str]]) -> dict[str, dict[str, FlowSource]]:
+    """Every ``policies/<flow>/<version>/flow.yaml`` that parses and matches its directories, by flow and version.
+
+    A flow file that cannot be read is recorded in ``broken_versions`` (its problem says why).
+    """
+    flow_sources: dict[str, dict[str, FlowSource]] = {}
+    for flow_dir in sorted(p for p in (root / "policies").iterdir() if p.is_dir()):
+        for version_dir in sorted(p for p in flow_dir.iterdir() if p.is_dir()):
+            path = version_dir / "flow.yaml"
+            if not path.is_file():
+                continue
+            doc, parsed, raw = read_doc(root, path, FlowFile, problems)
+            if parsed is None or doc is None:
+                flow_sources.setdefault(flow_dir.name, {})
+                broken_versions.setdefault(flow_dir.name, set()).add(version_dir.name)
+                continue
+            rel = relative(root, path)
+            if parsed.flow != flow_dir.name:
+                problems.append(Problem(rel, f"flow {parsed.flow!r} does not match its directory {flow_dir.name!r}", "flow_name_mismatch", line=doc.line_of(("flow",))))
+                continue
+            if parsed.version != version_dir.name:
+                problems.append(Problem(rel, f"version {parsed.version!r} does not match its directory {version_dir.name!r}", "version_mismatch", line=doc.line_of(("version",))))
+                continue
+            flow_sources.setdefault(parsed.flow, {})[parsed.version] = FlowSource(rel, doc, parsed, sha256_hex(raw))
+    return flow_sources
+
+
+def _load_models(
+    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
+) -> dict[tuple[str, str], ScoringModel]:
+    """Every model a flow version names that exists under model_artifacts/, loaded and verified once.
+
+    A model that fails to load is reported once, at the first flow file naming it, and left out
+    (the compiler then reports the flows that need it).
+    """
+    models: dict[tuple[str, str], ScoringModel | None] = {}
+    for versions in flow_sources.values():
+        for src in versions.values():
+            for i, ref in enumerate(src.file.models):
+                key = (ref.name, ref.version)
+                if key in models or not (root / "model_artifacts" / ref.name / ref.version).is_dir():
+                    continue
+                try:
+                    models[key] = _load_model(root, ref.name, ref.version)
+                except ModelLoadError as exc:
+                    hint = f"referenced by {src.path}:{src.doc.line_of(('models', i))}"
+                    problems.extend(Problem(relative(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
+                    models[key] = None  # reported; do not retry
+    return {k: v for k, v in models.items() if v is not None}
+
+
+def _compile_flows(
+    root: Path, result: LoadResult, models: Mapping[tuple[str, str], ScoringModel], lists: Mapping[tuple[str, str], ScreeningList],
+) -> str:
+    """Compile every version of every flow into ``result`` (compiled, contents, flows); the state's revision.
+
+    A flow enters ``result.flows`` when its live version compiled, whatever else failed (per-flow
+    activation). The revision hashes every version's content revision and every routing file.
+    """
+    state_hash = hashlib.sha256()
+    problems = result.problems
+    for flow_name, versions in sorted(result.flow_sources.items()):
+        first_problem = len(problems)
+        compiled: dict[str, CompiledFlow] = {}
+        for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
+            if any(name in result.broken_rulesets for name in src.file.rulesets):
+                continue  # a rule file it needs could not be read: that file's problem says why
+            revision = _revision(src, result.rule_sources, models, lists)
+            state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
+            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists)
+            problems.extend(_model_hints(root, src, found))
+            result.contents[(flow_name, version)] = content = content_of(src, result.rule_sources, models, revision, lists=lists)
+            problems.extend(check_release(root, content, flow_name, version))
+            if flow is not None:
+                compiled[version] = flow
+                result.compiled[(flow_name, version)] = flow
+        broken = result.broken_versions.get(flow_name, set())
+        routing = read_routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken)
+        state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
+        problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
+        if compiled and routing.live in compiled:
+            result.flows[flow_name] = FlowVersions(
+                flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow, routing.revision
+            )
+    return state_hash.hexdigest()
+
+
+def _compile_guarded(
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+) -> tuple[CompiledFlow | None, list[Problem]]:
+    """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
+    try:
+        flow, found = compile_flow(src, rulesets, models, revision, lists)
+        return flow, list(found)
+    except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
+        message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, [Problem(src.path, message, "compile_failed", line=src.doc.line_of(("flow",)),
+                              hint="a bug in Verdict: please report it, with the files; simplify the expressions meanwhile")]
+
+
+def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Problem]:
+    """``found`` with a "did you mean" (or the versions there are) on each unknown_model problem."""
+    out = []
+    artifacts = root / "model_artifacts"
+    names = sorted(p.name for p in artifacts.iterdir() if p.is_dir()) if artifacts.is_dir() else []
+    for p in found:
+        ref = next((r for i, r in enumerate(src.file.models) if src.doc.line_of(("models", i)) == p.line), None)
+        if p.code == "unknown_model" and ref is not None:
+            if ref.name in names:
+                versions = sorted((q.name for q in (artifacts / ref.name).iterdir() if q.is_dir()), key=version_key)
+                hint = did_you_mean(ref.version, versions) or f"versions of {ref.name}: {', '.join(versions) or 'none'}"
+            else:
+                hint = did_you_mean(ref.name, names) or f"models under model_artifacts/: {', '.join(names) or 'none'}"
+            p = dataclasses.replace(p, hint=hint)
+        out.append(p)
+    return out
+
+
+def _revision(
+    src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel],
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+) -> str:
+    """Content revision of a flow version: its flow file, rule files, every file of its models and its screening lists.
+
+    A model counts by ``content_sha256``: its card (feature order, category encodings, output),
+    graph and explainer, so a change to any of them is a new revision (docs/versions-and-routing.md).
+    A screening list counts by its list.yaml and entity file (engine.screening.lists).
+    """
+    h = hashlib.sha256()
+    h.update(b"flow\0" + src.digest.encode())
+    for name in src.file.rulesets:
+        rs = rulesets.get(name)
+        h.update(f"\0ruleset\0{name}\0{rs.digest if rs else '-'}".encode())
+    for ref in src.file.models:
+        m = models.get((ref.name, ref.version))
+        h.update(f"\0model\0{ref.name}\0{ref.version}\0{m.content_sha256 if m else '-'}".encode())
+    for spec in src.file.screening:  # absent from flows without screening: their revisions are unchanged
+        lst = (lists or {}).get((spec.list, spec.version))
+        h.update(f"\0list\0{spec.list}\0{spec.version}\0{lst.content_sha256 if lst else '-'}".encode())
+    return h.hexdigest()
+
+
+def _load_lists(
+    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
+) -> dict[tuple[str, str], ScreeningList]:
+    """Every screening list a flow version names, from lists/<list>/<version>/ (problems reported once)."""
+    from engine.screening.lists import ListLoadError, load_list
+
+    lists: dict[tuple[str, str], ScreeningList | None] = {}
+    for versions in flow_sources.values():
+        for src in versions.values():
+            for i, spec in enumerate(src.file.screening):
+                key = (spec.list, spec.version)
+                directory = root / "lists" / spec.list / spec.version
+                if key in lists or not directory.is_dir():
+                    continue  # an absent list is the compiler's unknown_list
+                try:
+                    lists[key] = load_list(directory, f"lists/{spec.list}/{spec.version}")
+                except ListLoadError as exc:
+                    where = f"referenced by {src.path}:{src.doc.line_of(('screening', i))}"
+                    problems.extend(dataclasses.replace(p, hint=where) for p in exc.problems)
+                    lists[key] = None
+    return {k: v for k, v in lists.items() if v is not None}
+
+
+def load_policies(root: Path) -> PolicySet:
+    """Load a policy root or raise PolicyError listing every problem."""
+    result = load(root)
+    if result.policies is None:
+        raise PolicyError(result.errors or result.problems)
+    return result.policies
