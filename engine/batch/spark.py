@@ -12,7 +12,7 @@ For data teams (see docs/batch.md)::
 
 How it runs. The driver loads the policy root once (``load_decider``: lint and policy tests, as a
 server starts) to check the flow and version and to fix the output schema; it packs the root's
-``policies/``, ``rules/`` and ``model_artifacts/`` into one tarball named by its SHA-256 and ships
+``policies/``, ``rules/``, ``model_artifacts/`` and ``lists/`` into one tarball named by its SHA-256 and ships
 it to the executors once with ``SparkContext.addFile``. Each executor's Python worker extracts and
 loads it the first time a task needs it and keeps the loaded flows in a process-wide cache keyed by
 that hash (``_decider``): never per row, nor per batch. Each Arrow batch of rows (at most
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session"]
 
-ROOT_DIRS = ("policies", "rules", "model_artifacts")  # what a decision reads from a policy root
+ROOT_DIRS = ("policies", "rules", "model_artifacts", "lists")  # what a decision reads from a policy root
 #: Input bytes per partition at most when reading a file (~65,000 credit rows of CSV): a partition of
 #: 500,000 rows' decisions overflowed a 1 GiB driver heap in toLocalIterator (measured, 1,000,000 rows).
 MAX_PARTITION_BYTES = 4 << 20
