@@ -140,7 +140,7 @@ class FileSource:
     ) -> Iterator[dict[str, Any]]:
         """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order."""
         for chain_dir, segments in self._snapshot(gaps):
-            yield from self._chain_decisions(chain_dir, segments, flow, decision_id, gaps)
+            yield from self._chain_records(chain_dir, segments, flow, decision_id, gaps, decisions_only=True)
 
     def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(chain, record)`` for every record (of any kind; decisions of ``flow`` only), chain by
@@ -149,17 +149,6 @@ class FileSource:
             name = str(chain_dir)
             for data in self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=False):
                 yield name, data
-
-    def _chain_decisions(
-        self,
-        chain_dir: Path,
-        segments: list[tuple[int, Path]],
-        flow: str | None,
-        decision_id: str | None,
-        gaps: list[Gap] | None,
-    ) -> Iterator[dict[str, Any]]:
-        """The decision records of one chain's ``segments``, following the chain through them."""
-        return self._chain_records(chain_dir, segments, flow, decision_id, gaps, decisions_only=True)
 
     def _chain_records(
         self,
@@ -207,7 +196,7 @@ class FileSource:
         tails: list[dict[str, Any]] = []
         for chain_dir, segments in self._snapshot(gaps):
             tail: deque[dict[str, Any]] = deque(maxlen=n)
-            tail.extend(self._chain_decisions(chain_dir, segments, flow, None, gaps))
+            tail.extend(self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=True))
             tails.extend(tail)
         tails.sort(key=lambda d: str(d.get("ts", "")))
         return tails[-n:]
@@ -225,7 +214,7 @@ class FileSource:
                 if _segment_created(segments[i][1]) < cutoff:
                     break
             read_past: list[Gap] = []  # starting mid-chain is a "gap" too: noted here and dropped
-            decisions = self._chain_decisions(chain_dir, segments[start:], None, None, read_past)
+            decisions = self._chain_records(chain_dir, segments[start:], None, None, read_past, decisions_only=True)
             found.extend(data for data in decisions if str(data.get("ts", "")) >= cutoff)
         found.sort(key=lambda d: str(d.get("ts", "")))
         return iter(found)

@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.commands._io import report, write_out
+
+if TYPE_CHECKING:
+    from engine.audit.source import LogSource
 
 __all__ = ["register", "run_export", "run_recover", "run_show", "run_verify"]
 
@@ -66,14 +69,23 @@ def register(subparsers: Any) -> None:
     recover.set_defaults(run=run_recover)
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def _open(location: str) -> LogSource | None:
+    """The log at ``location``; None (the reason said on stderr) when there is none."""
     from engine.audit.errors import AuditError
     from engine.audit.source import open_source
 
     try:
-        source = open_source(args.log)
+        return open_source(location)
     except AuditError as exc:
         report(str(exc))
+        return None
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from engine.audit.errors import AuditError
+
+    source = _open(args.log)
+    if source is None:
         return 2
     try:
         result = source.verify()
@@ -107,15 +119,12 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError, LogGap
     from engine.audit.follow import Gap
-    from engine.audit.source import open_source
 
     if args.last is not None and args.last < 0:
         report("--last must be 0 or more")
         return 2
-    try:
-        source = open_source(args.log)
-    except AuditError as exc:
-        report(str(exc))
+    source = _open(args.log)
+    if source is None:
         return 2
     from engine.privacy import scrub_value
 
@@ -193,7 +202,6 @@ def run_export(args: argparse.Namespace) -> int:
 
     from engine.audit.errors import AuditError, LogGap
     from engine.audit.export import PARTITION_KEYS, export_log, parse_when
-    from engine.audit.source import open_source
     from engine.extras import require
 
     require("batch", "verdict audit export (Parquet)")
@@ -207,10 +215,8 @@ def run_export(args: argparse.Namespace) -> int:
     if any(k not in PARTITION_KEYS for k in partition_by) or len(set(partition_by)) != len(partition_by):
         report(f"--partition-by {args.partition_by!r}: each of {', '.join(PARTITION_KEYS)} at most once, comma-separated")
         return 2
-    try:
-        source = open_source(args.log)
-    except AuditError as exc:
-        report(str(exc))
+    source = _open(args.log)
+    if source is None:
         return 2
     try:
         summary = export_log(source, Path(args.output), flow=args.flow, since=since, until=until,

@@ -9,7 +9,6 @@ through version 1 must reproduce exactly the records of the current revision onl
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ from engine.reload import Reloader
 from engine.service import Decider
 
 from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses
+from .test_revision import _sort_home_categories as sort_home_categories
 
 PROJECT = Path(__file__).resolve().parents[2]
-MODEL = Path("model_artifacts/credit_default/1")
 N_PER_PHASE = 120  # credit applications per version and per side of the reload
 
 
@@ -37,16 +36,6 @@ def unlocked_root(directory: Path) -> Path:
     for lock in directory.glob("policies/*/*/release.lock"):
         lock.unlink()
     return directory
-
-
-def sort_home_categories(root: Path) -> None:
-    """The case's edit: ``home`` categories of credit_default/1 sorted (the encoding changes, the graph does not)."""
-    path = root / MODEL / "card.json"
-    card = json.loads(path.read_text())
-    for f in card["features"]:
-        if f["name"] == "home":
-            f["categories"] = sorted(f["categories"])
-    path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def _decide(decider: Decider, rows: list[dict[str, Any]], start: int, version: str) -> None:
