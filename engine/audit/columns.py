@@ -40,7 +40,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["FORMAT", "META_KEY", "ExportColumns", "FieldKinds", "input_kinds", "record_of"]
@@ -108,7 +108,7 @@ class ExportColumns:
     def names(self) -> tuple[str, ...]:
         return (*self.FIXED, *(f"score_{s}" for s in self.scores), *(f"input_{f}" for f, _ in self.inputs))
 
-    def arrow_schema(self, metadata: Mapping[bytes, bytes] | None = None) -> Any:
+    def arrow_schema(self) -> Any:
         """The ``pyarrow.Schema`` of the export (pyarrow is imported here: the [batch] extra)."""
         import pyarrow as pa
 
@@ -117,7 +117,7 @@ class ExportColumns:
         fields = [pa.field(n, types.get(n, pa.string())) for n in self.FIXED]
         fields += [pa.field(f"score_{s}", pa.float64()) for s in self.scores]
         fields += [pa.field(f"input_{f}", getattr(pa, _ARROW[k])()) for f, k in self.inputs]
-        return pa.schema(fields, metadata=metadata)
+        return pa.schema(fields)
 
     def row(self, order: int, chain: str, record: Mapping[str, Any]) -> list[Any]:
         """One exported row (values in ``names`` order) of a decision ``record``."""
@@ -126,7 +126,7 @@ class ExportColumns:
         ts = record.get("ts")
         row: list[Any] = [
             order, chain, record.get("seq"), record.get("prev"), record.get("hash"),
-            datetime.fromisoformat(ts) if isinstance(ts, str) else None,
+            _micros(ts) if isinstance(ts, str) else None,
             *(_text(record.get(c)) for c in _TEXT),
             ";".join(str(r.get("code", "")) for r in reasons), ";".join(str(f.get("id", "")) for f in fired),
             _encode(reasons), _encode(fired), _encode(record.get("models") or {}),
@@ -143,6 +143,15 @@ class ExportColumns:
             else:
                 row.append(_encode(values[name]) if kind == "json" else values[name])
         return row
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _micros(ts: str) -> int:
+    """Microseconds since the epoch of a logged ``ts`` (exact; Arrow takes them as its timestamp, no pandas)."""
+    return (datetime.fromisoformat(ts) - _EPOCH) // _MICRO
 
 
 def _text(value: Any) -> str | None:

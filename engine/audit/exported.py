@@ -21,15 +21,9 @@ from engine.audit.export import MANIFEST
 from engine.audit.follow import Gap
 from engine.extras import require
 
-__all__ = ["BATCH_ROWS", "ExportedLog", "is_export"]
+__all__ = ["BATCH_ROWS", "ExportedLog"]
 
 BATCH_ROWS = 10_000
-
-
-def is_export(location: str | Path) -> bool:
-    """Whether ``location`` names an export (a .parquet file, or a directory with its description)."""
-    path = Path(location)
-    return path.suffix.lower() == ".parquet" or (path / MANIFEST).is_file()
 
 
 def _gap(data: dict[str, Any]) -> Gap:

@@ -36,7 +36,7 @@ from engine.audit.columns import record_of
 from engine.audit.exported import ExportedLog
 from engine.audit.replay import Protected, ReplayReport, replay
 from engine.batch.run import flow_fields
-from engine.batch.spark import _decider, _ship, session
+from engine.batch.spark import _decider, _ship, session, split_by_size
 from engine.flow import CompiledFlow
 
 if TYPE_CHECKING:
@@ -58,12 +58,15 @@ def replay_export(
     protected: Protected | None = None,
     spark: SparkSession | None = None,
     master: str = "local[2]",
+    partitions: int | None = None,
 ) -> ReplayReport:
     """The report of ``engine.audit.replay.replay`` over ``export``'s decisions of ``flow``, through
     ``version`` of the policies under ``root``, computed on Spark.
 
     Without ``spark`` the active session is used, else one on ``master`` is started and stopped at
-    the end. Raises FlowNotFound / VersionNotFound / FlowUnavailable (in the driver, before Spark
+    the end. The export is read in partitions of at most ``MAX_PARTITION_BYTES`` and at least one
+    per core; ``partitions`` spreads its rows over that many instead (a shuffle: rows in any order,
+    which the report does not depend on). Raises FlowNotFound / VersionNotFound / FlowUnavailable (in the driver, before Spark
     runs anything), PolicyError for a broken root, AuditError when the export cannot be read.
     """
     from engine.service import load_decider
@@ -77,7 +80,7 @@ def replay_export(
         own = SparkSession.getActiveSession() is None
         spark = session(master, app="verdict-replay")
     try:
-        total = _run(spark, export, compiled, root, outcomes, protected)
+        total = _run(spark, export, compiled, root, outcomes, protected, partitions)
     finally:
         if own:
             spark.stop()
@@ -90,15 +93,16 @@ def replay_export(
 
 
 def _run(spark: SparkSession, export: ExportedLog, compiled: CompiledFlow, root: Path,
-         outcomes: Mapping[str, bool] | None, protected: Protected | None) -> ReplayReport:
+         outcomes: Mapping[str, bool] | None, protected: Protected | None, partitions: int | None) -> ReplayReport:
     """Replay every partition in the executors and add up their reports in the driver."""
     from pyspark.sql import functions as sf
 
     flow, version = compiled.flow, compiled.version
     name, digest = _ship(spark, root)
     kinds = export.kinds
-    df = spark.read.option("basePath", str(export.path)).parquet(str(export.path)) if export.path.is_dir() \
-        else spark.read.parquet(str(export.path))
+    files = [p for p in export.path.rglob("*.parquet")] if export.path.is_dir() else [export.path]
+    split_by_size(spark, sum(p.stat().st_size for p in files))
+    df = spark.read.parquet(str(export.path))
     wanted = [*_COLUMNS, *(c for c in df.columns if c.startswith("score_")), *(c for c in df.columns if c in kinds)]
     selected = [sf.col(f"`{c}`").cast("string").alias(c) if kinds.get(c) == "int" else sf.col(f"`{c}`") for c in wanted]
     context = spark.sparkContext
@@ -121,7 +125,10 @@ def _run(spark: SparkSession, export: ExportedLog, compiled: CompiledFlow, root:
             part.protected = None  # the driver has it: not sent back with every partition
             yield pd.DataFrame({"report": [pickle.dumps(part)]})
 
-    parts = df.where(sf.col("flow") == flow).select(*selected).mapInPandas(run, "report binary")
+    rows = df.where(sf.col("flow") == flow).select(*selected)
+    if partitions is not None:
+        rows = rows.repartition(partitions)
+    parts = rows.mapInPandas(run, "report binary")
     total: ReplayReport | None = None
     for row in parts.toLocalIterator():
         part = pickle.loads(row["report"])  # our own executors' reports of this very run
