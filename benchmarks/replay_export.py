@@ -54,6 +54,10 @@ sys.exit(code)
 """
 
 
+def _note(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def make_log(directory: Path, n: int) -> float:
     """``n`` decisions of resampled credit applications into a log at ``directory``; decisions/s."""
     rows = read_credit_applications(ROOT / "data" / "credit_data.csv", integers=False)
@@ -98,10 +102,12 @@ def replays(log: Path, parquet: Path) -> dict[str, Any]:
     baseline = replay(source.decisions(flow=FLOW), compiled)
     source.close()
     out["log_local"] = {"seconds": time.monotonic() - began}
+    _note(f"replay of the log: {out['log_local']}")
     exported = ExportedLog(parquet)
     began = time.monotonic()
     local = replay(exported.decisions(FLOW), compiled, order=lambda r: int(r["log_order"]))
     out["export_local"] = {"seconds": time.monotonic() - began, "same_report": _report(local) == _report(baseline)}
+    _note(f"replay of the export: {out['export_local']}")
     began = time.monotonic()
     session = verdict_spark.session("local[2]", "verdict-replay-bench")
     out["spark_startup_seconds"] = time.monotonic() - began
@@ -110,6 +116,7 @@ def replays(log: Path, parquet: Path) -> dict[str, Any]:
             began = time.monotonic()
             on_spark = replay_export(exported, FLOW, VERSION, root=ROOT, spark=session)
             out[name] = {"seconds": time.monotonic() - began, "same_report": _report(on_spark) == _report(baseline)}
+            _note(f"{name}: {out[name]}")
     finally:
         session.stop()
     for name in ("log_local", "export_local", "export_spark_first", "export_spark"):
@@ -130,9 +137,11 @@ def main() -> int:
                            "decisions": args.decisions}
     log = work / "audit"
     doc["log_decisions_per_s"] = make_log(log, args.decisions)
+    _note(f"log made: {doc['log_decisions_per_s']:,.0f} decisions/s")
     tenth = work / "tenth"
     make_log(tenth, args.decisions // 10)
     doc["export"] = export(log, work / "log.parquet")
+    _note(f"export: {doc['export']}")
     doc["export_tenth"] = export(tenth, work / "tenth.parquet")
     doc["export"]["decisions_per_s"] = args.decisions / doc["export"]["seconds"]
     doc["export_tenth"]["decisions_per_s"] = args.decisions / 10 / doc["export_tenth"]["seconds"]

@@ -242,7 +242,7 @@ class _Sink:
         elif dest.suffix.lower() != ".parquet":
             raise AuditError(f"{dest}: the export is a .parquet file (or a directory with partitions)")
         try:
-            dest.mkdir(parents=True, exist_ok=True) if partition_by else dest.parent.mkdir(parents=True, exist_ok=True)
+            (dest if partition_by else dest.parent).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AuditError(f"cannot write {dest}: {exc}") from None
 
@@ -283,7 +283,10 @@ class _Sink:
         if part.rows:
             columns = list(zip(*part.rows, strict=True))
             arrays = [pa.array(values, type=f.type) for values, f in zip(columns, self.schema, strict=True)]
-            part.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            try:
+                part.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            except OSError as exc:  # e.g. the disk is full
+                raise AuditError(f"cannot write {part.path}: {exc}") from None
             part.rows = []
 
     def _finish(self, part: _Part, metadata: bytes | None = None) -> None:
