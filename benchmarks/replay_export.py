@@ -11,7 +11,9 @@ only the log's own CPU cost), then measures, in one run:
   ``--engine spark`` on ``local[2]`` in this process, on a session already started (start-up and
   a first, warm-up run reported apart); each replay's report must equal the baseline's.
 
-    python benchmarks/replay_export.py [--decisions 200000] [--out results.json] [--keep DIR]
+    python benchmarks/replay_export.py [--decisions 200000] [--out results.json] [--keep DIR] [--stages export,replay]
+
+With ``--keep DIR`` holding the logs of an earlier run, they are reused (not made again).
 
 Prints a table and writes JSON with the machine, the commit and every number. The machine is
 shared and noisy: compare the ratios of one run, not absolute figures across runs.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,41 +133,57 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=200_000)
     parser.add_argument("--out", type=Path, help="write the JSON results here")
-    parser.add_argument("--keep", type=Path, help="make the log and the exports under DIR and keep them")
+    parser.add_argument("--keep", type=Path, help="make the log and the exports under DIR and keep them (reused when there)")
+    parser.add_argument("--stages", default="export,replay", help="what to measure: export, replay or both")
     args = parser.parse_args()
+    stages = set(args.stages.split(","))
     work = args.keep or Path(tempfile.mkdtemp(prefix="verdict-replay-bench-"))
     doc: dict[str, Any] = {"benchmark": "replay_export", "machine": machine_info(), "commit": git_commit(ROOT),
                            "decisions": args.decisions}
-    log = work / "audit"
-    doc["log_decisions_per_s"] = make_log(log, args.decisions)
-    _note(f"log made: {doc['log_decisions_per_s']:,.0f} decisions/s")
-    tenth = work / "tenth"
-    make_log(tenth, args.decisions // 10)
+    log, tenth = work / "audit", work / "tenth"
+    if not log.exists():
+        doc["log_decisions_per_s"] = make_log(log, args.decisions)
+        _note(f"log made: {doc['log_decisions_per_s']:,.0f} decisions/s")
+        make_log(tenth, args.decisions // 10)
+    if "export" in stages:
+        _exports(doc, log, tenth, work, args.decisions)
+    if "replay" in stages:
+        _replays(doc, log, work / "log.parquet")
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    replayed = doc.get("replay", {})
+    return 0 if all(replayed[n]["same_report"] for n in ("export_local", "export_spark_first", "export_spark") if n in replayed) else 1
+
+
+def _exports(doc: dict[str, Any], log: Path, tenth: Path, work: Path, decisions: int) -> None:
+    """The export of the log and of a tenth of it (peak RSS flat?), and a partitioned one."""
+    for path in (work / "log.parquet", work / "tenth.parquet"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(work / "parts", ignore_errors=True)
     doc["export"] = export(log, work / "log.parquet")
     _note(f"export: {doc['export']}")
     doc["export_tenth"] = export(tenth, work / "tenth.parquet")
-    doc["export"]["decisions_per_s"] = args.decisions / doc["export"]["seconds"]
-    doc["export_tenth"]["decisions_per_s"] = args.decisions / 10 / doc["export_tenth"]["seconds"]
+    doc["export"]["decisions_per_s"] = decisions / doc["export"]["seconds"]
+    doc["export_tenth"]["decisions_per_s"] = decisions / 10 / doc["export_tenth"]["seconds"]
     doc["export_partitioned"] = export(log, work / "parts", "--partition-by", "flow,date") | {"bytes": None}
-    doc["replay"] = replays(log, work / "log.parquet")
-    r = doc["replay"]
+    doc["export_rss_full_vs_tenth"] = doc["export"]["peak_rss_mb"] / doc["export_tenth"]["peak_rss_mb"]
+    print(f"export: {doc['export']['decisions_per_s']:,.0f} decisions/s, {doc['export']['bytes'] / 1e6:.1f} MB, "
+          f"peak RSS {doc['export']['peak_rss_mb']:.0f} MB (a tenth of the log: {doc['export_tenth']['peak_rss_mb']:.0f} MB)")
+    print(f"export partitioned by flow,date: {decisions / doc['export_partitioned']['seconds']:,.0f} decisions/s")
+
+
+def _replays(doc: dict[str, Any], log: Path, parquet: Path) -> None:
+    """The replays, each against the log's own, and their ratios."""
+    doc["replay"] = r = replays(log, parquet)
     doc["ratios"] = {
-        "export_rss_full_vs_tenth": doc["export"]["peak_rss_mb"] / doc["export_tenth"]["peak_rss_mb"],
         "export_local_vs_log_local": r["export_local"]["decisions_per_s"] / r["log_local"]["decisions_per_s"],
         "spark_vs_log_local": r["export_spark"]["decisions_per_s"] / r["log_local"]["decisions_per_s"],
     }
-    print(f"{args.decisions:,} logged decisions ({doc['log_decisions_per_s']:,.0f}/s to make)")
-    print(f"export: {doc['export']['decisions_per_s']:,.0f} decisions/s, {doc['export']['bytes'] / 1e6:.1f} MB, "
-          f"peak RSS {doc['export']['peak_rss_mb']:.0f} MB (a tenth of the log: {doc['export_tenth']['peak_rss_mb']:.0f} MB)")
-    print(f"export partitioned by flow,date: {args.decisions / doc['export_partitioned']['seconds']:,.0f} decisions/s")
     for name in ("log_local", "export_local", "export_spark_first", "export_spark"):
         same = r[name].get("same_report")
         print(f"replay {name:<19} {r[name]['decisions_per_s']:>9,.0f} decisions/s  {r[name]['seconds']:7.1f} s"
               + ("" if same is None else f"  same report as the log's: {same}"))
     print(f"Spark session start-up {r['spark_startup_seconds']:.1f} s; ratios {json.dumps(doc['ratios'])}")
-    if args.out:
-        args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return 0 if all(r[n]["same_report"] for n in ("export_local", "export_spark_first", "export_spark")) else 1
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ __all__ = ["MANIFEST", "MAX_OPEN_PARTITIONS", "PARTITION_KEYS", "ChainRange", "E
 MANIFEST = "_verdict_export.json"  # a partitioned export's description (Spark and pyarrow skip names starting with _)
 PARTITION_KEYS = ("flow", "date")
 MAX_OPEN_PARTITIONS = 16  # open partition files at most; the least recently written is closed (a new part follows)
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = 16_384  # rows buffered per file before a row group is written (~100 MB of Python values at most)
 
 
 def parse_when(text: str) -> str:
@@ -216,7 +216,8 @@ class _Part:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.writer = pq.ParquetWriter(str(path), schema, compression="zstd")
-        self.rows: list[list[Any]] = []
+        self.columns: list[list[Any]] = [[] for _ in schema]  # the buffered rows, column by column
+        self.rows = 0
 
 
 class _Sink:
@@ -257,8 +258,10 @@ class _Sink:
             part = self._open(key)
         else:
             self.parts.move_to_end(key)
-        part.rows.append([row[i] for i in self.keep] if len(self.keep) != len(row) else row)
-        if len(part.rows) >= self.row_group_rows:
+        for column, i in zip(part.columns, self.keep, strict=True):
+            column.append(row[i])
+        part.rows += 1
+        if part.rows >= self.row_group_rows:
             self._flush(part)
 
     def _open(self, key: str) -> _Part:
@@ -281,13 +284,13 @@ class _Sink:
         import pyarrow as pa
 
         if part.rows:
-            columns = list(zip(*part.rows, strict=True))
-            arrays = [pa.array(values, type=f.type) for values, f in zip(columns, self.schema, strict=True)]
+            arrays = [pa.array(values, type=f.type) for values, f in zip(part.columns, self.schema, strict=True)]
             try:
                 part.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             except OSError as exc:  # e.g. the disk is full
                 raise AuditError(f"cannot write {part.path}: {exc}") from None
-            part.rows = []
+            part.columns = [[] for _ in self.schema]
+            part.rows = 0
 
     def _finish(self, part: _Part, metadata: bytes | None = None) -> None:
         self._flush(part)
