@@ -3,6 +3,7 @@
 Modules: ``record`` (format and hash chain), ``segments`` (the embedded log's files),
 ``postgres`` (the PostgreSQL store), ``writer`` (group commit), ``sink`` (the Decider's
 ``DecisionSink``), ``source``, ``follow`` and ``verify`` (reading, gaps and checking), ``replay`` (backtests),
+``export``, ``columns`` and ``exported`` (the log to Parquet and back, for replays on Spark),
 ``wiring`` (what ``verdict serve`` opens from its settings).
 """
 

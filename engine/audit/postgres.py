@@ -311,6 +311,21 @@ class PgSource:
         where, params = self._filters(flow, decision_id)
         yield from self._query(where, params, "ts, writer, seq", gaps=gaps)
 
+    def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``("writer <id>", record)`` for every record (decisions of ``flow`` only): decisions by time
+        (as ``decisions`` gives them), then the records of other kinds; gaps as in ``decisions``."""
+        where = " WHERE kind <> 'decision' OR flow = %s" if flow is not None else ""
+        sql = (f"SELECT writer, line FROM verdict_audit_record{where} "
+               "ORDER BY kind <> 'decision', ts, writer, seq")
+        with self._conn.transaction(), self._conn.cursor(name=f"records_{uuid.uuid4().hex[:8]}") as cur:
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for gap in self.chain_gaps():
+                note_gap(gap, gaps)
+            cur.itersize = 2000
+            cur.execute(sql.encode(), [flow] if flow is not None else [])
+            for writer, line in cur:
+                yield f"writer {writer}", json.loads(line)
+
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]:
         """The last ``n`` decision records, oldest first; gaps as in ``decisions``."""
         where, params = self._filters(flow, None)

@@ -24,6 +24,8 @@ attribute, for the logged and the new decisions, the approval rate, adverse impa
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +40,8 @@ from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, G
 from engine.types import Action, Outcome
 
 __all__ = [
-    "Compared", "Metrics", "OutcomesError", "Protected", "ProtectedFileError", "ReplayReport", "comparable",
-    "load_outcomes", "load_protected", "outcome_label", "replay",
+    "Compared", "ExactSum", "Metrics", "OutcomesError", "Protected", "ProtectedFileError", "ReplayReport", "comparable",
+    "load_outcomes", "load_protected", "outcome_label", "ranked", "replay",
 ]
 
 ACTIONS = (Action.APPROVE, Action.REVIEW, Action.DECLINE)
@@ -167,6 +169,11 @@ class Metrics:
                 self.declined += 1
                 self.declined_bad += is_bad
 
+    def merge(self, other: Metrics) -> None:
+        """Add ``other``'s counts (a replay's parts decided apart, e.g. on Spark)."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "labelled": self.labelled,
@@ -182,6 +189,53 @@ class Metrics:
 
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
+
+
+class ExactSum:
+    """A sum of floats without rounding error until read, so the order of adding does not matter.
+
+    Shewchuk's exact partials ("Adaptive Precision Floating-Point Arithmetic and Fast Robust
+    Geometric Predicates", 1997; the algorithm of ``math.fsum``): ``value`` is the correctly
+    rounded sum of everything added, so a replay split into parts and ``merge``d (on Spark) gives
+    the same means, bit for bit, as one read in order. Non-finite values are summed apart.
+    """
+
+    __slots__ = ("partials", "special")
+
+    def __init__(self) -> None:
+        self.partials: list[float] = []
+        self.special = 0.0
+
+    def add(self, x: float) -> None:
+        if not math.isfinite(x):
+            self.special += x
+            return
+        partials = self.partials
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    def merge(self, other: ExactSum) -> None:
+        for x in other.partials:
+            self.add(x)
+        self.special += other.special
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self.partials) + self.special if self.special else math.fsum(self.partials)
+
+
+def ranked(counter: Mapping[Any, int]) -> list[tuple[Any, int]]:
+    """``counter``'s items, most first and equal counts by key: the same order however it was counted."""
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 @dataclass
@@ -208,8 +262,9 @@ class ReplayReport:
     drivers: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule, effect) -> changed decisions
     hits_before: Counter[str] = field(default_factory=Counter)
     hits_after: Counter[str] = field(default_factory=Counter)
-    score_sums: dict[str, list[float]] = field(default_factory=dict)  # name -> [sum before, sum after, n]
-    examples: dict[str, list[str]] = field(default_factory=dict)  # "A->B" -> decision ids
+    score_sums: dict[str, tuple[ExactSum, ExactSum, list[int]]] = field(default_factory=dict)  # name -> sums before, after, [n]
+    examples: dict[str, list[str]] = field(default_factory=dict)  # "A->B" -> decision ids, the first in log order
+    example_order: dict[str, list[int]] = field(default_factory=dict)  # "A->B" -> each example's place in the log
     outcomes_given: bool = False
     unmatched_outcomes: int = 0
     metrics_before: Metrics = field(default_factory=Metrics)
@@ -219,15 +274,19 @@ class ReplayReport:
     groups_before: GroupTally = field(default_factory=GroupTally)  # logged decisions per group
     groups_after: GroupTally = field(default_factory=GroupTally)  # new decisions per group
     unmatched_protected: int = 0  # replayed decisions whose request id the protected file lacks
+    matched_outcomes: set[str] = field(default_factory=set)  # ids of the outcomes file that matched a replayed decision
 
     @property
     def complete(self) -> bool:
         """True when the whole log was read (no gap): the report covers every logged decision."""
         return not self.gaps
 
-    def compare(self, before: Compared, after: Compared, example_id: str) -> None:
+    def compare(self, before: Compared, after: Compared, example_id: str, order: int | None = None) -> None:
         """Count one decision decided ``before`` and ``after`` (as ``comparable``): rates, transitions,
-        rule hits, score sums, differences, the rules behind an action change and examples of it."""
+        rule hits, score sums, differences, the rules behind an action change and examples of it.
+
+        ``order`` is the decision's place in the log (default: the order of the calls); the examples
+        kept are the ``MAX_EXAMPLES`` first in that order, whatever order the calls come in."""
         b_action, a_action = before[0], after[0]
         self.replayed += 1
         self.before[b_action.name] += 1
@@ -236,19 +295,63 @@ class ReplayReport:
         self.hits_before.update(f[0] for f in before[2])
         self.hits_after.update(f[0] for f in after[2])
         for name in set(before[3]) | set(after[3]):
-            sums = self.score_sums.setdefault(name, [0.0, 0.0, 0])
+            sums = self.score_sums.get(name)
+            if sums is None:
+                sums = self.score_sums[name] = (ExactSum(), ExactSum(), [0])
             if name in before[3] and name in after[3]:
-                sums[0] += before[3][name]
-                sums[1] += after[3][name]
-                sums[2] += 1
+                sums[0].add(before[3][name])
+                sums[1].add(after[3][name])
+                sums[2][0] += 1
         if before != after:
             self.differs += 1
         if b_action != a_action:
             self.changed += 1
             self.drivers.update(_drivers(b_action, before[2], a_action, after[2]))
-            examples = self.examples.setdefault(f"{b_action.name}->{a_action.name}", [])
-            if len(examples) < MAX_EXAMPLES:
-                examples.append(example_id)
+            self._example(f"{b_action.name}->{a_action.name}", example_id, self.replayed if order is None else order)
+
+    def _example(self, transition: str, example_id: str, order: int) -> None:
+        ids = self.examples.setdefault(transition, [])
+        keys = self.example_order.setdefault(transition, [])
+        if len(keys) >= MAX_EXAMPLES and order >= keys[-1]:
+            return
+        at = bisect.bisect(keys, order)
+        keys.insert(at, order)
+        ids.insert(at, example_id)
+        del keys[MAX_EXAMPLES:], ids[MAX_EXAMPLES:]
+
+    def mean_scores(self) -> dict[str, tuple[float, float, int]]:
+        """Score name -> (mean before, mean after, decisions with the score on both sides), by name."""
+        return {name: (s[0].value / s[2][0], s[1].value / s[2][0], s[2][0])
+                for name, s in sorted(self.score_sums.items()) if s[2][0]}
+
+    def merge(self, other: ReplayReport) -> None:
+        """Add ``other``, a report of another part of the same log (``replay`` over each part, e.g. a
+        Spark partition): the sum is the report of the whole, the same as one replay in log order
+        (examples by ``order``, sums exact, ``ranked`` orders). Gaps and ``location`` stay ``self``'s."""
+        for name in ("considered", "replayed", "rejected", "failed", "same_version", "same_version_differs", "changed",
+                     "differs", "unmatched_protected"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in ("rejected_fields", "produced_by", "before", "after", "transitions", "drivers", "hits_before",
+                        "hits_after"):
+            getattr(self, counter).update(getattr(other, counter))
+        for name, (b, a, n) in other.score_sums.items():
+            mine = self.score_sums.setdefault(name, (ExactSum(), ExactSum(), [0]))
+            mine[0].merge(b)
+            mine[1].merge(a)
+            mine[2][0] += n[0]
+        for transition, ids in other.examples.items():
+            for example_id, order in zip(ids, other.example_order[transition], strict=True):
+                self._example(transition, example_id, order)
+        self.metrics_before.merge(other.metrics_before)
+        self.metrics_after.merge(other.metrics_after)
+        self.groups_before.merge(other.groups_before)
+        self.groups_after.merge(other.groups_after)
+        self.matched_outcomes |= other.matched_outcomes
+
+    def count_unmatched(self, outcomes: Mapping[str, bool] | None) -> None:
+        """Set ``unmatched_outcomes``: ids of ``outcomes`` that matched no replayed decision."""
+        if outcomes is not None:
+            self.unmatched_outcomes = len(set(outcomes) - self.matched_outcomes)
 
     def fairness(self) -> dict[str, Any]:
         """``before``/``after`` -> attribute -> per-group approval rate, AIR and bad rate of approved."""
@@ -260,11 +363,7 @@ class ReplayReport:
 
     def as_dict(self) -> dict[str, Any]:
         names = [a.name for a in ACTIONS]
-        scores = {
-            name: {"mean_before": s[0] / s[2], "mean_after": s[1] / s[2], "n": int(s[2])}
-            for name, s in sorted(self.score_sums.items())
-            if s[2]
-        }
+        scores = {name: {"mean_before": b, "mean_after": a, "n": n} for name, (b, a, n) in self.mean_scores().items()}
         rules = sorted(set(self.hits_before) | set(self.hits_after))
         out: dict[str, Any] = {
             "flow": self.flow,
@@ -273,11 +372,11 @@ class ReplayReport:
             "log": self.location,
             "complete": self.complete,
             "gaps": [g.as_dict() for g in self.gaps],
-            "logged_versions": dict(self.produced_by),
+            "logged_versions": dict(ranked(self.produced_by)),
             "considered": self.considered,
             "replayed": self.replayed,
             "rejected": self.rejected,
-            "rejected_fields": dict(self.rejected_fields.most_common()),
+            "rejected_fields": dict(ranked(self.rejected_fields)),
             "failed": self.failed,
             "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs},
             "changed": self.changed,
@@ -294,11 +393,11 @@ class ReplayReport:
             },
             "transitions": {b: {a: self.transitions[(b, a)] for a in names} for b in names},
             "drivers": [
-                {"rule": rule, "effect": effect, "decisions": n} for (rule, effect), n in self.drivers.most_common()
+                {"rule": rule, "effect": effect, "decisions": n} for (rule, effect), n in ranked(self.drivers)
             ],
             "rule_hits": {r: {"before": self.hits_before[r], "after": self.hits_after[r]} for r in rules},
             "scores": scores,
-            "examples": self.examples,
+            "examples": dict(sorted(self.examples.items())),
         }
         if self.outcomes_given:
             out["outcomes"] = {
@@ -366,6 +465,7 @@ def replay(
     progress: Callable[[int], None] | None = None,
     gaps: Sequence[Gap] | None = None,
     protected: Protected | None = None,
+    order: Callable[[Mapping[str, Any]], int] | None = None,
 ) -> ReplayReport:
     """Re-decide every logged (non-shadow) decision of ``compiled.flow`` with ``compiled``.
 
@@ -374,11 +474,12 @@ def replay(
     counted in ``unmatched_protected``).
 
     ``gaps`` is the list the log source fills while ``records`` are read (``decisions(gaps=…)``);
-    its gaps are stated in the report.
+    its gaps are stated in the report. ``order`` gives a record's place in the whole log (default:
+    its place among ``records``), for a replay of one part of a log whose reports are then
+    ``ReplayReport.merge``d (engine.batch.replay_spark).
     """
     report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None,
                           protected=protected)
-    matched_ids: set[str] = set()
     for n, record in enumerate(records, start=1):
         if progress is not None:
             progress(n)
@@ -398,7 +499,7 @@ def replay(
         before = _logged_outcome(record)
         after = _new_outcome(outcome)
         b_action, a_action = before[0], after[0]
-        report.compare(before, after, str(record.get("decision_id", "")))
+        report.compare(before, after, str(record.get("decision_id", "")), n if order is None else order(record))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
             report.same_version += 1
             report.same_version_differs += before != after
@@ -407,7 +508,7 @@ def replay(
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
             key = did if did in outcomes else rid if rid and rid in outcomes else None
             if key is not None:
-                matched_ids.add(key)
+                report.matched_outcomes.add(key)
                 is_bad = outcomes[key]
                 report.metrics_before.add(b_action, is_bad)
                 report.metrics_after.add(a_action, is_bad)
@@ -418,7 +519,6 @@ def replay(
             else:
                 report.groups_before.add(groups, b_action is Action.APPROVE, is_bad)
                 report.groups_after.add(groups, a_action is Action.APPROVE, is_bad)
-    if outcomes is not None:
-        report.unmatched_outcomes = len(set(outcomes) - matched_ids)
+    report.count_unmatched(outcomes)
     report.gaps = list(gaps or ())
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.audit.replay import ACTIONS, Metrics, ReplayReport
+from engine.audit.replay import ACTIONS, Metrics, ReplayReport, ranked
 
 __all__ = ["comparison_lines", "fairness_lines", "pct", "render_table", "table"]
 
@@ -43,7 +43,7 @@ table = _table  # aligned text rows, for other reports
 def render_table(report: ReplayReport) -> str:
     """The report as aligned text tables."""
     r = report
-    logged = ", ".join(f"{v} x{n:,}" for v, n in r.produced_by.most_common()) or "none"
+    logged = ", ".join(f"{v} x{n:,}" for v, n in ranked(r.produced_by)) or "none"
     out = [
         f"Replay of {r.flow} through version {r.version} (revision {r.revision[:12]})",
         f"log: {r.location}: {r.considered:,} decisions of {r.flow} (logged by {logged})",
@@ -56,7 +56,7 @@ def render_table(report: ReplayReport) -> str:
         )
         out += [f"  gap: {g}" for g in r.gaps]
     if r.rejected_fields:
-        out.append("  rejected for: " + ", ".join(f"{f} x{n:,}" for f, n in r.rejected_fields.most_common(8)))
+        out.append("  rejected for: " + ", ".join(f"{f} x{n:,}" for f, n in ranked(r.rejected_fields)[:8]))
     if r.same_version:
         out.append(
             f"logged by this same version and revision: {r.same_version:,}, "
@@ -113,7 +113,7 @@ def comparison_lines(
     if r.drivers:
         out.append("")
         out.append("rules behind the changed actions")
-        drivers = r.drivers.most_common(MAX_DRIVERS)
+        drivers = ranked(r.drivers)[:MAX_DRIVERS]
         out += _table(["rule", "decisions", "effect"], [[rule, f"{n:,}", effect] for (rule, effect), n in drivers])
     moved = sorted(
         set(r.hits_before) | set(r.hits_after),
@@ -127,12 +127,10 @@ def comparison_lines(
             ["rule", "before", "after", "change"],
             [[k, f"{r.hits_before[k]:,}", f"{r.hits_after[k]:,}", f"{r.hits_after[k] - r.hits_before[k]:+,}"] for k in moved],
         )
-    if r.score_sums:
+    means = r.mean_scores()
+    if means:
         out.append("")
-        rows = [
-            [name, f"{s[0] / s[2]:.4f}", f"{s[1] / s[2]:.4f}"] for name, s in sorted(r.score_sums.items()) if s[2]
-        ]
-        out += _table(["mean score", "before", "after"], rows)
+        out += _table(["mean score", "before", "after"], [[name, f"{b:.4f}", f"{a:.4f}"] for name, (b, a, _) in means.items()])
     if r.examples:
         out.append("")
         out.append(f"examples of changed decisions ({examples})")

@@ -40,6 +40,7 @@ __all__ = ["FileSource", "LogSource", "is_dsn", "numbering_holes", "open_source"
 _DSN_RE = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 _MISSING = "is missing (found segment {found} next)"
 _MISSING_AT_START = "is missing (the log starts at segment {found})"
+_DECISION = b'"kind":"decision"'
 
 
 class LogSource(Protocol):
@@ -56,6 +57,8 @@ class LogSource(Protocol):
     def decisions(
         self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
     ) -> Iterator[dict[str, Any]]: ...
+
+    def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]: ...
 
@@ -137,17 +140,28 @@ class FileSource:
     ) -> Iterator[dict[str, Any]]:
         """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order."""
         for chain_dir, segments in self._snapshot(gaps):
-            yield from self._chain_decisions(chain_dir, segments, flow, decision_id, gaps)
+            yield from self._chain_records(chain_dir, segments, flow, decision_id, gaps, decisions_only=True)
 
-    def _chain_decisions(
+    def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(chain, record)`` for every record (of any kind; decisions of ``flow`` only), chain by
+        chain in chain order; ``chain`` is the chain's directory. Gaps as in ``decisions``."""
+        for chain_dir, segments in self._snapshot(gaps):
+            name = str(chain_dir)
+            for data in self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=False):
+                yield name, data
+
+    def _chain_records(
         self,
         chain_dir: Path,
         segments: list[tuple[int, Path]],
         flow: str | None,
         decision_id: str | None,
         gaps: list[Gap] | None,
+        *,
+        decisions_only: bool,
     ) -> Iterator[dict[str, Any]]:
-        """The decision records of one chain's ``segments``, following the chain through them."""
+        """The records of one chain's ``segments`` (decisions of ``flow`` / ``decision_id`` and, unless
+        ``decisions_only``, every record of another kind), following the chain through them."""
         flow_marker = b'"flow":' + json.dumps(flow).encode() if flow is not None else b""
         id_marker = decision_id.encode() if decision_id is not None else b""
         follower = ChainFollower(str(chain_dir), gaps)
@@ -163,19 +177,14 @@ class FileSource:
                         continue
                     if not follower.follows(raw):
                         follower.break_at(f"{path}: line {line_no}", raw)
-                    if flow_marker not in raw or id_marker not in raw:
+                    if (flow_marker not in raw or id_marker not in raw) and (decisions_only or _DECISION in raw):
                         continue
                     try:
                         data = json.loads(raw)
                     except ValueError:
                         continue
-                    if data.get("kind") != "decision":
-                        continue
-                    if flow is not None and data.get("flow") != flow:
-                        continue
-                    if decision_id is not None and data.get("decision_id") != decision_id:
-                        continue
-                    yield data
+                    if _wanted(data, flow, decision_id, decisions_only):
+                        yield data
             except SegmentVanished:
                 follower.segments_missing(MissingSegments(str(path), index, index, VANISHED))
         follower.end()
@@ -187,7 +196,7 @@ class FileSource:
         tails: list[dict[str, Any]] = []
         for chain_dir, segments in self._snapshot(gaps):
             tail: deque[dict[str, Any]] = deque(maxlen=n)
-            tail.extend(self._chain_decisions(chain_dir, segments, flow, None, gaps))
+            tail.extend(self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=True))
             tails.extend(tail)
         tails.sort(key=lambda d: str(d.get("ts", "")))
         return tails[-n:]
@@ -205,7 +214,7 @@ class FileSource:
                 if _segment_created(segments[i][1]) < cutoff:
                     break
             read_past: list[Gap] = []  # starting mid-chain is a "gap" too: noted here and dropped
-            decisions = self._chain_decisions(chain_dir, segments[start:], None, None, read_past)
+            decisions = self._chain_records(chain_dir, segments[start:], None, None, read_past, decisions_only=True)
             found.extend(data for data in decisions if str(data.get("ts", "")) >= cutoff)
         found.sort(key=lambda d: str(d.get("ts", "")))
         return iter(found)
@@ -226,6 +235,13 @@ class FileSource:
 
     def close(self) -> None:
         return None
+
+
+def _wanted(data: dict[str, Any], flow: str | None, decision_id: str | None, decisions_only: bool) -> bool:
+    """A decision record of ``flow`` / ``decision_id``, or (unless ``decisions_only``) a record of another kind."""
+    if data.get("kind") != "decision":
+        return not decisions_only
+    return (flow is None or data.get("flow") == flow) and (decision_id is None or data.get("decision_id") == decision_id)
 
 
 def _missing(chain_dir: Path, first: int, last: int, found: int) -> MissingSegments:

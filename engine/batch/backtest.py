@@ -18,7 +18,8 @@ report gains, per version and attribute, each group's rows, approval rate (APPRO
 adverse impact ratio against the most favoured group (``engine.training.fairness.adverse_impact``,
 flagged below 0.8: the four-fifths rule, 29 CFR 1607.4(D)) and, with outcomes, the bad rate of
 approved business. Those columns are carried beside the rows, never sent to the flow: a flow that
-declares one as an input field is refused (ProtectedColumnError). Local engine only.
+declares one as an input field is refused (ProtectedColumnError). The same on Spark: the columns are
+carried beside each row's decisions as their text (``engine.batch.spark.decide``'s ``carry``).
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def backtest(
     OutcomeError for a bad label. ``protected`` columns (and ``age``, in age bands; a missing or
     non-numeric age is ``(missing)``) are reported per group and never sent to the flow: raises
     ProtectedColumnError when a version declares one as an input field (names match ignoring case,
-    as columns feed fields), ValueError for them on Spark.
+    as columns feed fields).
     """
     if len(versions) < 2 or len(set(versions)) != len(versions):
         raise ValueError(f"a backtest needs at least two distinct versions, got {', '.join(versions) or 'none'}")
@@ -252,8 +253,6 @@ def backtest(
         fields.update({k: spec for k, spec in f.items() if k not in fields})
     attributes = tuple(dict.fromkeys([*protected, *([age] if age else [])]))
     _check_protected(flow, versions, attributes, fields, (id_column, outcome_column))
-    if attributes and engine == "spark":
-        raise ValueError("protected attributes in a backtest need the local engine (--engine local)")
     result = Backtest(
         flow, str(source), {v: VersionResult(v, c.revision) for v, c in compiled.items()},
         {v: ReplayReport(flow, v, compiled[v].revision, str(source), outcomes_given=bool(outcomes is not None or outcome_column))
@@ -310,14 +309,14 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
 def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Path, fields: Mapping[str, Any],
                 id_column: str | None, outcome_column: str | None, chunk_rows: int, root: Path | None,
                 attributes: Sequence[str] = ()) -> _Rows:
-    """As ``_local_rows`` (no protected attributes), each version's decisions from Spark (engine.batch.spark), in input order."""
+    """As ``_local_rows``, each version's decisions from Spark (engine.batch.spark), in input order."""
     from engine.batch import spark as verdict_spark
 
     if root is None:
         raise ValueError("a backtest on Spark needs the policy root")
     spark = verdict_spark.session()
     df = verdict_spark.read_table(spark, source, fields, id_column)
-    carry = (outcome_column,) if outcome_column else ()
+    carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
     streams = [verdict_spark.decide(df, flow, v, root=root, id_column=id_column, carry=carry,
                                     csv_plans=verdict_spark.csv_plans(source, fields, id_column)).toLocalIterator()
                for v in versions]
@@ -325,7 +324,8 @@ def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
         records = {v: r.asDict() for v, r in zip(versions, rows, strict=True)}
         first = records[versions[0]]
         key = str(first["id"]) if id_column else str(n)
-        yield key, records, first.get(outcome_column) if outcome_column else None, ()
+        yield (key, records, first.get(outcome_column) if outcome_column else None,
+               tuple(first.get(a) for a in attributes))
 
 
 def plot(result: Backtest, directory: Path) -> list[Path]:

@@ -12,7 +12,7 @@ For data teams (see docs/batch.md)::
 
 How it runs. The driver loads the policy root once (``load_decider``: lint and policy tests, as a
 server starts) to check the flow and version and to fix the output schema; it packs the root's
-``policies/``, ``rules/`` and ``model_artifacts/`` into one tarball named by its SHA-256 and ships
+``policies/``, ``rules/``, ``model_artifacts/`` and ``lists/`` into one tarball named by its SHA-256 and ships
 it to the executors once with ``SparkContext.addFile``. Each executor's Python worker extracts and
 loads it the first time a task needs it and keeps the loaded flows in a process-wide cache keyed by
 that hash (``_decider``): never per row, nor per batch. Each Arrow batch of rows (at most
@@ -29,6 +29,7 @@ partition; across partitions Spark gives no order (name an ``id_column`` to join
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -58,9 +59,9 @@ if TYPE_CHECKING:
 
     from engine.runtime.service import Decider
 
-__all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session"]
+__all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session", "split_by_size"]
 
-ROOT_DIRS = ("policies", "rules", "model_artifacts")  # what a decision reads from a policy root
+ROOT_DIRS = ("policies", "rules", "model_artifacts", "lists")  # what a decision reads from a policy root
 #: Input bytes per partition at most when reading a file (~65,000 credit rows of CSV): a partition of
 #: 500,000 rows' decisions overflowed a 1 GiB driver heap in toLocalIterator (measured, 1,000,000 rows).
 MAX_PARTITION_BYTES = 4 << 20
@@ -79,7 +80,8 @@ def pack_root(root: Path) -> tuple[bytes, str]:
     if not (root / "policies").is_dir():
         raise FileNotFoundError(f"{root}: no policies/ directory")
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+    # gzip's header holds a time: zeroed too (tarfile's "w:gz" writes the current one)
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for top in ROOT_DIRS:
             base = root / top
             if not base.is_dir():
@@ -174,6 +176,7 @@ def decide(
     name, digest = _ship(df.sparkSession, root)
     plans = {p.column: p for p in csv_plans} if csv_plans is not None else None
     selected = list(dict.fromkeys([*used, *([id_column] if id_column else []), *carry]))
+    whole = {c for c in carry if df.schema[c].dataType.typeName() in _WHOLE}  # pandas gives them as floats with nulls
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
@@ -185,7 +188,7 @@ def decide(
             records = [to_record(columns, 0, r, ids[k]) for k, r in enumerate(results)]
             out = pd.DataFrame.from_records(records, columns=list(columns.names)).drop(columns=["row"])
             for c in carry:
-                out[c] = [None if _absent(v) else str(v) for v in pdf[c].tolist()]
+                out[c] = [_carried(v, c in whole) for v in pdf[c].tolist()]
             yield out
 
     return df.select(*[f"`{c}`" for c in selected]).mapInPandas(run, schema)
@@ -193,6 +196,21 @@ def decide(
 
 def _absent(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
+
+
+_WHOLE = frozenset({"byte", "short", "integer", "long"})
+
+
+def _carried(v: Any, whole: bool) -> str | None:
+    """A carried cell as the text of the value ``--engine local`` reads (``str`` of the Python value):
+    an integer column's cells as integers even where pandas made them floats (a column with nulls)."""
+    import pandas as pd
+
+    if _absent(v) or v is pd.NA or v is pd.NaT:
+        return None
+    if whole:
+        return str(int(v))
+    return str(v.item() if hasattr(v, "item") else v)
 
 
 def _ship(session: SparkSession, root: Path) -> tuple[str, str]:
@@ -218,18 +236,23 @@ def csv_plans(source: Path, fields: Mapping[str, Any], id_column: str | None) ->
     return probe.plans
 
 
+def split_by_size(spark: SparkSession, size: int) -> None:
+    """Set the session's ``spark.sql.files.maxPartitionBytes`` for input of ``size`` bytes: at least
+    one partition per core (1 MiB to ``MAX_PARTITION_BYTES`` each)."""
+    # Split even a small file into a partition per core (file order is kept: a split is a byte
+    # range), else one task on one core decides it all; and a big one into partitions of at most
+    # MAX_PARTITION_BYTES, whose decisions the driver's JVM holds at once (toLocalIterator).
+    slots = max(1, spark.sparkContext.defaultParallelism)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(min(MAX_PARTITION_BYTES, max(1 << 20, size // slots + 1))))
+
+
 def read_table(spark: SparkSession, source: Path, fields: Mapping[str, Any], id_column: str | None) -> DataFrame:
     """``source`` as a DataFrame: Parquet as it is; CSV as text with the delimiter our reader finds
     (cells trimmed, empty as null; typed later by ``csv_plans``). The CSV must be UTF-8. Sets the
     session's ``spark.sql.files.maxPartitionBytes`` so the file is split into at least one partition
     per core (1 MiB to ``MAX_PARTITION_BYTES`` each), in file order."""
     source = Path(source)
-    # Split even a small file into a partition per core (file order is kept: a split is a byte
-    # range), else one task on one core decides it all; and a big one into partitions of at most
-    # MAX_PARTITION_BYTES, whose decisions the driver's JVM holds at once (toLocalIterator).
-    slots = max(1, spark.sparkContext.defaultParallelism)
-    size = source.stat().st_size if source.exists() else 0
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(min(MAX_PARTITION_BYTES, max(1 << 20, size // slots + 1))))
+    split_by_size(spark, source.stat().st_size if source.exists() else 0)
     if table_format(source) == "parquet":
         return spark.read.parquet(str(source))
     from engine.tabular import read_chunks

@@ -7,6 +7,10 @@
   records) exits 1 naming it, unless ``--allow-gaps``, which prints what is there and names every
   gap on stderr.
 - ``recover DIR``: what a restarting server does first: trims a torn last record left by a crash.
+- ``export LOG --output PATH.parquet [--flow F] [--from T] [--to T] [--partition-by flow,date]
+  [--allow-gaps]``: the decision records to Parquet, streamed (engine.audit.export), for
+  ``verdict replay --input`` (locally or on Spark) and for analysts; a gap exits 1 naming it, unless
+  ``--allow-gaps``, which exports what is there and states every gap in the export.
 
 Exit codes: 0 fine, 1 the log is bad, 2 no log there or bad usage.
 """
@@ -16,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.commands._io import report, write_out
 
-__all__ = ["register", "run_recover", "run_show", "run_verify"]
+if TYPE_CHECKING:
+    from engine.audit.source import LogSource
+
+__all__ = ["register", "run_export", "run_recover", "run_show", "run_verify"]
 
 
 def register(subparsers: Any) -> None:
@@ -44,19 +51,41 @@ def register(subparsers: Any) -> None:
     show.add_argument("--allow-gaps", action="store_true", help="print what is there when part of the log is missing (named on stderr)")
     show.set_defaults(run=run_show)
 
+    export = sub.add_parser("export", help="write the decision records to Parquet (for replays on Spark and analysts)",
+                            description="Export the decision log to Parquet, streamed; see docs/decision-log.md.")
+    export.add_argument("log", help="log directory or PostgreSQL DSN")
+    export.add_argument("--output", "-o", required=True, help="a .parquet file (with --partition-by: a new directory)")
+    export.add_argument("--flow", metavar="F", help="only decisions of this flow")
+    export.add_argument("--from", dest="since", metavar="T", help="only decisions at or after T (ISO-8601, UTC if no zone)")
+    export.add_argument("--to", dest="until", metavar="T", help="only decisions before T (ISO-8601, UTC if no zone)")
+    export.add_argument("--partition-by", default="", metavar="KEYS",
+                        help="flow, date or flow,date: Hive-style directories flow=F/date=YYYY-MM-DD (for large logs)")
+    export.add_argument("--allow-gaps", action="store_true",
+                        help="export what is there when part of the log is missing, and state the gaps in the export")
+    export.set_defaults(run=run_export)
+
     recover = sub.add_parser("recover", help="trim a torn last record left by a crash (as a restart does)")
     recover.add_argument("log", help="log directory")
     recover.set_defaults(run=run_recover)
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def _open(location: str) -> LogSource | None:
+    """The log at ``location``; None (the reason said on stderr) when there is none."""
     from engine.audit.errors import AuditError
     from engine.audit.source import open_source
 
     try:
-        source = open_source(args.log)
+        return open_source(location)
     except AuditError as exc:
         report(str(exc))
+        return None
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from engine.audit.errors import AuditError
+
+    source = _open(args.log)
+    if source is None:
         return 2
     try:
         result = source.verify()
@@ -90,15 +119,12 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError, LogGap
     from engine.audit.follow import Gap
-    from engine.audit.source import open_source
 
     if args.last is not None and args.last < 0:
         report("--last must be 0 or more")
         return 2
-    try:
-        source = open_source(args.log)
-    except AuditError as exc:
-        report(str(exc))
+    source = _open(args.log)
+    if source is None:
         return 2
     from engine.runtime.privacy import scrub_value
 
@@ -168,3 +194,50 @@ def run_recover(args: argparse.Namespace) -> int:
         removed = f"; removed empty {rec.removed_segment}" if rec and rec.removed_segment else ""
         write_out(f"ok: {directory} ends at seq {chain.seq - 1}; trimmed {trimmed} bytes of a torn record{removed}\n")
     return code
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export the log to Parquet; one line saying what was written and which chain ranges it covers."""
+    from pathlib import Path
+
+    from engine.audit.errors import AuditError, LogGap
+    from engine.audit.export import PARTITION_KEYS, export_log, parse_when
+    from engine.extras import require
+
+    require("batch", "verdict audit export (Parquet)")
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        report(f"--from/--to: {exc}")
+        return 2
+    partition_by = [k.strip() for k in args.partition_by.split(",") if k.strip()]
+    if any(k not in PARTITION_KEYS for k in partition_by) or len(set(partition_by)) != len(partition_by):
+        report(f"--partition-by {args.partition_by!r}: each of {', '.join(PARTITION_KEYS)} at most once, comma-separated")
+        return 2
+    source = _open(args.log)
+    if source is None:
+        return 2
+    try:
+        summary = export_log(source, Path(args.output), flow=args.flow, since=since, until=until,
+                             allow_gaps=args.allow_gaps, partition_by=partition_by)
+    except LogGap as exc:
+        report(f"{exc}; --allow-gaps exports what is there and states the gaps in the export")
+        return 1
+    except AuditError as exc:
+        report(str(exc))
+        return 1
+    finally:
+        source.close()
+    rate = summary.decisions / summary.seconds if summary.seconds else 0.0
+    write_out(f"exported {summary.decisions:,} decision records of {summary.log} to {summary.output} "
+              f"({summary.files} file{'s' if summary.files != 1 else ''}, {summary.seconds:.1f} s, {rate:,.0f}/s)\n")
+    for chain in summary.chains.values():
+        write_out(f"  {chain.chain}: seq {chain.first_seq} to {chain.last_seq}, last hash {chain.last_hash}, "
+                  f"{chain.decisions:,} decisions exported\n")
+    if summary.other_records:
+        skipped = ", ".join(f"{kind} x{n:,}" for kind, n in sorted(summary.other_records.items()))
+        write_out(f"  records of other kinds, not exported: {skipped}\n")
+    for gap in summary.gaps:
+        report(f"warning: part of the log is missing, the export covers only what was there: {gap}")
+    return 0

@@ -182,6 +182,15 @@ class GroupTally:
             c[2] += approved and is_bad is not None
             c[3] += approved and bool(is_bad)
 
+    def merge(self, other: GroupTally) -> None:
+        """Add ``other``'s counts (the same kind of rows counted elsewhere, e.g. a Spark partition)."""
+        for attribute, groups in other.counts.items():
+            mine = self.counts.setdefault(attribute, {})
+            for group, c in groups.items():
+                m = mine.setdefault(group, [0, 0, 0, 0])
+                for i, v in enumerate(c):
+                    m[i] += v
+
     def table(self, order: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """Attribute -> ``adverse_impact`` table (groups of ``order[attribute]`` first) with bad rates of approved."""
         out: dict[str, Any] = {}

@@ -233,3 +233,28 @@ def test_records_missing_from_a_chain_stop_replay_and_show_unless_gaps_are_allow
         assert [r["decision_id"] for r in source.recent(0.0)]  # the idempotency warm-up reads past gaps
     finally:
         source.close()
+
+
+def test_export_from_postgres_holds_every_decision_and_replays_the_same(dsn, policies, tmp_path):
+    """`verdict audit export DSN` writes each decision in the log's order, states each writer's chain range, replays as the DSN does."""
+    from engine.audit.export import export_log
+    from engine.audit.exported import ExportedLog
+    from engine.audit.replay import replay
+
+    log_decisions(dsn, policies, n_credit=80, n_card=20)
+    source = PgSource(dsn)
+    summary = export_log(source, tmp_path / "pg.parquet")
+    verified = source.verify()
+    logged = list(source.decisions())
+    compiled = policies.flows["credit_application"].versions[policies.flows["credit_application"].live]
+    from_log = replay(source.decisions(flow="credit_application"), compiled)
+    source.close()
+    exported = ExportedLog(tmp_path / "pg.parquet")
+    keys = ("decision_id", "input", "action", "reasons", "fired", "scores", "seq", "hash")
+    assert [{k: r[k] for k in keys} for r in exported.decisions()] == [{k: r[k] for k in keys} for r in logged]
+    (chain,) = exported.meta["chains"]
+    assert (chain["last_seq"], chain["last_hash"]) == (verified.chains[0].last_seq, verified.chains[0].last_hash)
+    assert summary.other_records == {"chain": 1} and summary.decisions == len(logged)
+    from_export = replay(exported.decisions("credit_application"), compiled, order=lambda r: r["log_order"])
+    assert {k: v for k, v in from_export.as_dict().items() if k != "log"} == \
+        {k: v for k, v in from_log.as_dict().items() if k != "log"}

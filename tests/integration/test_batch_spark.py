@@ -103,3 +103,27 @@ def test_backtest_on_spark_equals_local(session, decider, tmp_path):
                         engine="spark", root=ROOT)
     assert on_spark.as_dict() == local.as_dict()
     assert local.rows == 400 and local.comparisons["2"].changed > 0
+
+
+def test_backtest_with_protected_attributes_on_spark_equals_local(session, decider, tmp_path):
+    """Protected columns (an integer column with nulls, a boolean, an age) give the same per-group fairness on Spark as locally."""
+    import pyarrow.csv as pacsv
+
+    from engine.batch.backtest import backtest
+
+    src, _ = _credit_csv(tmp_path)
+    table = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(  # typed as a data team's Parquet would be
+        true_values=["yes"], false_values=["no"], strings_can_be_null=True))
+    n = table.num_rows
+    table = table.append_column("group_code", pa.array([None if i % 7 == 0 else i % 3 for i in range(n)], pa.int64()))
+    table = table.append_column("flag", pa.array([i % 5 == 0 for i in range(n)]))
+    table = table.append_column("applicant_age", table.column("Age"))
+    history = tmp_path / "history.parquet"
+    pq.write_table(table, history)
+    kw = dict(id_column="customer_id", outcome_column="Status", protected=["group_code", "flag"], age="applicant_age")
+    local = backtest(decider, "credit_application", ["1", "2"], history, **kw)
+    on_spark = backtest(decider, "credit_application", ["1", "2"], history, engine="spark", root=ROOT, **kw)
+    assert on_spark.as_dict() == local.as_dict()
+    assert local.versions["1"].decided == n and local.versions["2"].failed == 0
+    groups = local.fairness()["versions"]["1"]["group_code"]["groups"]
+    assert {g["group"] for g in groups} == {"0", "1", "2", "(missing)"}
