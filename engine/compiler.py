@@ -19,6 +19,7 @@ from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import Symbol, check
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
+from engine.fallback import Budget, Budgets, step_of
 from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
 from engine.screening.lists import ScreeningList
@@ -252,7 +253,9 @@ def _bind_models(
             )
         if ref.output in env:
             ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
-        env[ref.output] = Symbol("number", False, "score")
+        # A score the flow may decide without (budgets: rules_only) can be missing: rules are guarded.
+        skippable = (flow.budgets.get(f"score.{ref.name}") or flow.budgets.get("score"))
+        env[ref.output] = Symbol("number", skippable is not None and skippable.on_miss == "rules_only", "score")
         model_index[ref.output] = len(bound)
         positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
         bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
@@ -411,8 +414,22 @@ def compile_flow(
         prepare_key=prepare_key(flow, bound),
         notices=flow.notices,
         screens=screens,
+        budgets=compile_budgets(flow, catalogue),
     )
     return compiled, ctx.problems
+
+
+def compile_budgets(flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:
+    """The flow's ``budgets:`` as engine.fallback's compiled Budgets (the schema has checked them)."""
+    out: dict[str, Budget] = {}
+    for key, spec in flow.budgets.items():
+        step = step_of(key)
+        out[key] = Budget(
+            key, spec.budget_ms / 1000.0, spec.on_miss,
+            Action[spec.action] if spec.action else None, spec.reason or "", catalogue.get(spec.reason or "", ""),
+            preempt=step is not None and step.preempt,
+        )
+    return Budgets(out)
 
 
 def _codegen_problem(

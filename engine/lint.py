@@ -177,6 +177,7 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     domains = domains_of(flow.input.fields)
     inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
     used = {code for ref in flow.models for code in ref.reasons.values()}
+    used.update(b.reason for b in flow.budgets.values() if b.reason)  # a fallback's fixed action gives it
     if flow.default.reason:
         used.add(flow.default.reason)
     conditions: dict[str, _Seen] = {}

@@ -24,6 +24,7 @@ __all__ = [
     "RuleFile",
     "RuleSpec",
     "ScreeningSpec",
+    "StepBudgetSpec",
     "TableRowSpec",
     "TableSpec",
 ]
@@ -140,6 +141,32 @@ class ScreeningSpec(_Frozen):
     )
 
 
+class StepBudgetSpec(_Frozen):
+    """A step's latency budget and what happens when it misses it or fails (engine.fallback)."""
+
+    budget_ms: float = Field(gt=0, le=60_000, description="milliseconds the step may take")
+    on_miss: Literal["rules_only", "action", "error"] = Field(
+        description="rules_only: decide with the step's output missing; action: a fixed REVIEW/DECLINE "
+        "with `reason`; error: DEADLINE_EXCEEDED (budget) or UNAVAILABLE (failure)",
+    )
+    action: ActionName | None = Field(default=None, description="on_miss: action only; REVIEW or DECLINE, never APPROVE")
+    reason: ReasonCode | None = Field(default=None, description="on_miss: action only; a code of the flow's reasons")
+
+    @model_validator(mode="after")
+    def _action_fits(self) -> StepBudgetSpec:
+        if self.on_miss == "action":
+            if self.action is None or self.reason is None:
+                raise ValueError("on_miss: action needs both 'action' (REVIEW or DECLINE) and 'reason'")
+            if self.action == "APPROVE":
+                raise ValueError(
+                    "a fallback never approves: a step that missed its budget or failed must not let a request "
+                    "through unseen; use REVIEW or DECLINE (docs/fallbacks.md)"
+                )
+        elif self.action is not None or self.reason is not None:
+            raise ValueError(f"'action' and 'reason' apply to on_miss: action only, not {self.on_miss}")
+        return self
+
+
 class DefaultSpec(_Frozen):
     """The outcome when no rule fires."""
 
@@ -166,6 +193,11 @@ class FlowFile(_Frozen):
         "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
     )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
+    budgets: dict[str, StepBudgetSpec] = Field(
+        default_factory=dict,
+        description="step (validate, screening, features, score, score.<model>, rules, explain) -> latency "
+        "budget and fallback (engine.fallback, docs/fallbacks.md)",
+    )
 
     @field_validator("rulesets")
     @classmethod
@@ -173,6 +205,26 @@ class FlowFile(_Frozen):
         if len(set(v)) != len(v):
             raise ValueError("a ruleset is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _budget_steps(self) -> FlowFile:
+        from engine.fallback import STEPS, step_of
+
+        models = {m.name for m in self.models}
+        for key, spec in self.budgets.items():
+            step = step_of(key)
+            name = key.split(".", 1)[1] if "." in key else ""
+            if step is None or (name and (step.name != "score" or name not in models)):
+                known = ", ".join([*STEPS, *(f"score.{m}" for m in sorted(models))])
+                raise ValueError(f"budgets: unknown step {key!r}; the steps are {known}")
+            if spec.on_miss == "rules_only" and not step.skippable:
+                raise ValueError(
+                    f"budgets: {key}: rules_only applies to steps the rules can do without (model scores), "
+                    "not to this one; use action or error"
+                )
+            if spec.reason is not None and spec.reason not in self.reasons:
+                raise ValueError(f"budgets: {key}: reason {spec.reason} is not in the flow's reasons")
+        return self
 
     @model_validator(mode="after")
     def _notices_in_catalogue(self) -> FlowFile:

@@ -8,6 +8,10 @@ Deadlines: a caller may pass ``deadline`` (a ``time.monotonic()`` instant; the g
 derives it from the call's remaining time). If it has passed before evaluation or before a model,
 the call raises ``DeadlineExceeded`` and nothing is decided or logged. A decision finished after
 the deadline is logged with ``delivery="unknown"``: the caller has probably given up on it.
+
+Budgets: a flow version with ``budgets:`` is evaluated under a ``StepGuard`` (engine.fallback) that
+runs its model scores on this Decider's bounded worker pool; every fallback taken, and every step
+answered as an error by its fallback, counts in ``verdict_fallbacks_total{flow,version,step,reason}``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any, Protocol
 from engine.errors import (
     DeadlineExceeded,
     DecisionFailed,
+    StepFailed,
+    StepTimedOut,
     FieldError,
     FlowNotFound,
     FlowUnavailable,
@@ -31,6 +37,7 @@ from engine.errors import (
     VerdictError,
     VersionNotFound,
 )
+from engine.fallback import DEFAULT_WORKERS, StepGuard, WorkerPool
 from engine.flow import CompiledFlow
 from engine.loader import PolicySet
 from engine.metrics import Metrics
@@ -101,12 +108,14 @@ class Decider:
         metrics: Metrics | None = None,
         shadow_workers: int = 1,
         shadow_queue: int = 1024,
+        step_workers: int = DEFAULT_WORKERS,
     ) -> None:
         self._policies = policies
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
         self.drift = DriftMonitor(self.metrics)  # PSI of live inputs and scores (engine.monitor.live)
+        self.steps = WorkerPool(step_workers)  # runs the preempted steps of flows with budgets (engine.fallback)
         if policies is not None:
             self.drift.watch(policies)
         self._shadow = ShadowPool(
@@ -239,8 +248,13 @@ class Decider:
             steps[step] = (now - last[0]) / 1e9
             last[0] = now
 
+        guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
         try:
-            outcome = compiled.evaluate(input, expired, mark=mark)
+            outcome = compiled.evaluate(input, expired, mark=mark, guard=guard)
+        except (StepTimedOut, StepFailed) as exc:  # an `error` fallback: counted, then answered as the error
+            reason = exc.reason if isinstance(exc, StepFailed) else "budget"
+            self.metrics.inc("verdict_fallbacks", flow=compiled.flow, version=compiled.version, step=exc.step, reason=reason)
+            raise
         except VerdictError:
             raise
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
@@ -280,6 +294,8 @@ class Decider:
             seconds, steps,
         )
         self.drift.observe(compiled, outcome)
+        for taken in outcome.fallbacks:
+            self.metrics.inc("verdict_fallbacks", flow=decision.flow, version=decision.version, step=taken.step, reason=taken.reason)
 
     def _submit_shadows(self, policies: PolicySet, decision: Decision, shadows: tuple[str, ...], input: Mapping[str, Any]) -> None:
         """Queue the flow's shadow versions (but the one that decided) for evaluation off this thread."""
@@ -289,7 +305,8 @@ class Decider:
             served = versions[decision.version]
             self._shadow.submit(
                 flows, input, decision.request_id, decision.decision_id, decision.outcome.action,
-                prepare_key=served.prepare_key, features=decision.outcome.features,
+                # a fallback's values lack a score: the shadow computes its own
+                prepare_key="" if decision.outcome.fallbacks else served.prepare_key, features=decision.outcome.features,
             )
 
     def drain_shadows(self, timeout: float = 10.0) -> bool:
@@ -300,6 +317,7 @@ class Decider:
         """Finish the queued shadow evaluations and stop their workers (and the drift refresh)."""
         self._shadow.close()
         self.drift.stop()
+        self.steps.close()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:

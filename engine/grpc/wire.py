@@ -265,6 +265,9 @@ _T_FIRED = b"\x4a"
 _T_EVAL_US = b"\x51"
 _T_ROUTE = b"\x5a"
 _T_REQUEST_ID = b"\x62"
+_T_FALLBACK = b"\x68"  # fallback = 13, varint: (13 << 3) | 0
+_T_FALLBACK_STEP = b"\x72"  # fallback_step = 14, length-delimited
+_T_FALLBACK_REASON = b"\x7a"  # fallback_reason = 15, length-delimited
 _T_NOTICE = b"\xa2\x01"  # notice_reasons = 20, length-delimited: (20 << 3) | 2 = 162 as a varint
 # Reason field tags: code 1, message 2, source 3, rule_id 4, feature 5, contribution 6 (double)
 # FiredRule field tags: id 1, ruleset 2, action 3 (varint), reason_code 4, priority 5 (varint)
@@ -320,6 +323,9 @@ class ResponseEncoder:
         parts.append(_double(_T_EVAL_US, d.eval_us))
         parts.append(_text(_T_ROUTE, d.route))
         parts.append(_text(_T_REQUEST_ID, scrub_text(d.request_id)))  # a card number is echoed masked
+        if outcome.fallbacks:  # fields 13-15 come before notice_reasons (20), as protobuf orders them
+            first = outcome.fallbacks[0]
+            parts.extend((_enum(_T_FALLBACK, 1), _text(_T_FALLBACK_STEP, first.step), _text(_T_FALLBACK_REASON, first.reason)))
         parts.extend(  # only a DECLINE of a flow with a notices: catalogue has any
             _delimited(_T_NOTICE, b"".join(
                 _text(t, v) for t, v in zip((b"\x0a", b"\x12", b"\x1a", b"\x22"), (n.code, n.text, n.source, n.feature), strict=True)))

@@ -25,6 +25,8 @@ EXAMPLES = {
     errors.PolicyError: lambda: errors.PolicyError([Problem("rules/x.yaml", "bad", "bad")]),
     errors.ModelLoadError: lambda: errors.ModelLoadError("model_artifacts/m/1", "sha256 mismatch"),
     errors.FlowUnavailable: lambda: errors.FlowUnavailable("qa", [Problem("rules/qa.yaml", "bad", "bad", line=3)]),
+    errors.StepTimedOut: lambda: errors.StepTimedOut("score.m", "step score.m missed its budget of 50 ms"),
+    errors.StepFailed: lambda: errors.StepFailed("score.m", "error", "step score.m error"),
 }
 
 
@@ -52,6 +54,8 @@ def test_every_engine_error_class_is_in_the_table():
         (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
         (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+        (errors.StepTimedOut, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (errors.StepFailed, grpc.StatusCode.UNAVAILABLE),
     ],
 )
 def test_request_errors_map_to_their_status(cls, code):
