@@ -135,7 +135,7 @@ class Budgets:
         return sorted(self._by_key.items())
 
 
-class StepMissed(Exception):  # noqa: N818 - a signal inside the core, never raised to a caller
+class StepMissed(Exception):
     """A step missed its budget or failed; the flow applies ``budget``'s fallback."""
 
     def __init__(self, budget: Budget, key: str, reason: str, detail: str = "") -> None:
@@ -228,7 +228,7 @@ class StepGuard:
             result = fn(*args)
         except VerdictError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed step takes its declared fallback
+        except Exception as exc:
             raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
         if self._clock() - start > budget.seconds:
             raise StepMissed(budget, key, "budget")
@@ -255,6 +255,6 @@ class StepGuard:
             raise StepMissed(budget, key, "budget") from None
         except VerdictError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed step takes its declared fallback
+        except Exception as exc:
             raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
         return result

@@ -182,25 +182,20 @@ class CompiledFlow:
     ) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
         scores: dict[str, float] = {}
-        for step in self.screens:
-            scores[step.score_name] = step.apply(values)
+        self._screen(values, scores)
         self.program.derive(values)
         if mark is not None:
             mark("features")
         rows: list[np.ndarray] = []
         for bound in self.models:
-            if expired is not None and expired():
-                raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
-            x = bound.model.encode(values)
+            x = _encode(bound, values, expired)
             s = bound.model.score(x)
             values[bound.output] = s
             scores[bound.output] = s
             rows.append(x)
         if mark is not None:
             mark("score")
-        hits = self.program.fired(values)
-        if self.durable is not None:
-            hits += self.durable.fired(values)
+        hits = self.hits(values)
         if mark is None:
             return self._resolve(hits, values, scores, rows)
         mark("rules")
@@ -224,9 +219,7 @@ class CompiledFlow:
             mark("features")
             rows: list[np.ndarray] = []
             for bound in self.models:
-                if expired is not None and expired():
-                    raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
-                x = bound.model.encode(values)
+                x = _encode(bound, values, expired)
                 rows.append(x)
                 try:
                     s = guard.run("score." + bound.model.name, bound.model.score, x)
@@ -383,3 +376,10 @@ class CompiledFlow:
 
 def _no_mark(step: str) -> None:
     """A ``mark`` that records nothing."""
+
+
+def _encode(bound: CompiledModel, values: Mapping[str, Any], expired: Callable[[], bool] | None) -> np.ndarray:
+    """The model's encoded row of ``values``; raises DeadlineExceeded first when ``expired()`` says so."""
+    if expired is not None and expired():
+        raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
+    return bound.model.encode(values)

@@ -25,8 +25,6 @@ from typing import Any, Protocol
 from engine.errors import (
     DeadlineExceeded,
     DecisionFailed,
-    StepFailed,
-    StepTimedOut,
     FieldError,
     FlowNotFound,
     FlowUnavailable,
@@ -34,6 +32,8 @@ from engine.errors import (
     NotReady,
     PolicyError,
     Problem,
+    StepFailed,
+    StepTimedOut,
     VerdictError,
     VersionNotFound,
 )

@@ -270,3 +270,34 @@ def test_lint_refuses_bad_budgets(tmp_path, budgets, message):
     errors = [p for p in result.problems if p.severity == "error"]
     assert errors and all(p.path.endswith("card_payment/1/flow.yaml") for p in errors)
     assert any(re.search(re.escape(message), p.message) for p in errors), [p.message for p in errors]
+
+
+def test_slow_screening_sends_the_applicant_to_manual_review():
+    """The bundled customer_onboarding 1: screening over its 100 ms budget gives REVIEW/SCREENING_UNAVAILABLE,
+    flagged; screening is never skipped (its results are discarded, not approved without)."""
+    decider = Decider(load_policies(PROJECT))
+    compiled = decider.policies.flows["customer_onboarding"].versions["1"]
+    screens = compiled.screens
+
+    class Slow:
+        """A screening step that takes 150 ms before screening as the real one does."""
+
+        def __init__(self, real):
+            self.real, self.score_name = real, real.score_name
+
+        def apply(self, values):
+            time.sleep(0.15)
+            return self.real.apply(values)
+
+    compiled.screens = tuple(Slow(s) for s in screens)
+    applicant = {"full_name": "Anna Schmidt", "date_of_birth": "1990-01-01", "age": 36, "nationality": "de",
+                 "residence_country": "DE", "document_type": "passport"}
+    try:
+        decision = decider.decide("customer_onboarding", applicant)
+    finally:
+        compiled.screens = screens
+    normal = decider.decide("customer_onboarding", applicant)
+    decider.close()
+    assert decision.action is Action.REVIEW and [r.code for r in decision.reasons] == ["SCREENING_UNAVAILABLE"]
+    assert decision.outcome.fallbacks[0].step == "screening" and decision.outcome.fallbacks[0].reason == "budget"
+    assert normal.action is Action.APPROVE and not normal.outcome.fallbacks

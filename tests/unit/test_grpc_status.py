@@ -54,13 +54,17 @@ def test_every_engine_error_class_is_in_the_table():
         (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
         (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-        (errors.StepTimedOut, grpc.StatusCode.DEADLINE_EXCEEDED),
-        (errors.StepFailed, grpc.StatusCode.UNAVAILABLE),
     ],
 )
 def test_request_errors_map_to_their_status(cls, code):
     """The caller-facing errors get the status codes the contract documents."""
     assert status_for(_example(cls))[0] is code
+
+
+def test_step_fallback_errors_are_deadline_exceeded_and_unavailable():
+    """A step over its budget (on_miss: error) is DEADLINE_EXCEEDED; a failed one UNAVAILABLE (a retry may work)."""
+    assert status_for(_example(errors.StepTimedOut))[0] is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status_for(_example(errors.StepFailed))[0] is grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES)
