@@ -12,6 +12,9 @@ the deadline is logged with ``delivery="unknown"``: the caller has probably give
 Budgets: a flow version with ``budgets:`` is evaluated under a ``StepGuard`` (engine.fallback) that
 runs its model scores on this Decider's bounded worker pool; every fallback taken, and every step
 answered as an error by its fallback, counts in ``verdict_fallbacks_total{flow,version,step,reason}``.
+
+Traces: with ``tracing`` (engine.tracing) each decision, or error, is recorded as spans when it ends;
+``trace`` carries the caller's W3C trace context. Without it (the default) nothing is recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import (
     DeadlineExceeded,
@@ -45,6 +48,9 @@ from engine.monitor.live import DriftMonitor
 from engine.shadow import ShadowPool
 from engine.types import Decision
 from engine.validation import check_call
+
+if TYPE_CHECKING:
+    from engine.tracing import Tracing
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
 
@@ -109,6 +115,7 @@ class Decider:
         shadow_workers: int = 1,
         shadow_queue: int = 1024,
         step_workers: int = DEFAULT_WORKERS,
+        tracing: Tracing | None = None,
     ) -> None:
         self._policies = policies
         self._sink = sink
@@ -116,6 +123,7 @@ class Decider:
         self.metrics = metrics if metrics is not None else Metrics()
         self.drift = DriftMonitor(self.metrics)  # PSI of live inputs and scores (engine.monitor.live)
         self.steps = WorkerPool(step_workers)  # runs the preempted steps of flows with budgets (engine.fallback)
+        self.tracing = tracing  # spans of each decision (engine.tracing); None: off
         if policies is not None:
             self.drift.watch(policies)
         self._shadow = ShadowPool(
@@ -181,6 +189,7 @@ class Decider:
         request_id: str = "",
         caller: str = "",
         deadline: float | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Decision:
         """Decide one request for ``caller`` (its authenticated name, "" if none).
 
@@ -188,8 +197,25 @@ class Decider:
         stored decision; the same id from another caller is another request. ``deadline``: a
         ``time.monotonic()`` instant after which the caller no longer waits (None: no deadline);
         past it, DeadlineExceeded is raised before evaluation or before a model. Raises the
-        engine's typed errors; never anything else.
+        engine's typed errors; never anything else. ``trace``: the caller's W3C trace context
+        (``traceparent``, ``tracestate``), the parent of the decision's span when tracing is on.
         """
+        tracing = self.tracing
+        if tracing is None:
+            return self._decide_call(flow, input, version, request_id, caller, deadline)
+        start_ns = time.time_ns()
+        try:
+            decision = self._decide_call(flow, input, version, request_id, caller, deadline)
+        except VerdictError as exc:
+            tracing.failed(trace, start_ns, flow, exc)
+            raise
+        tracing.decided(trace, start_ns, decision)
+        return decision
+
+    def _decide_call(
+        self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str, deadline: float | None
+    ) -> Decision:
+        """``decide`` without tracing: checks, idempotency, then ``_decide``."""
         check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
         if deadline is not None and time.monotonic() >= deadline:
             raise DeadlineExceeded("the caller's deadline passed before the decision started")
@@ -208,7 +234,8 @@ class Decider:
         return self._decide(flow, input, version, request_id, caller, deadline)
 
     def decide_many(
-        self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None
+        self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> list[Decision | VerdictError]:
         """Decide each request as ``decide`` does (routing, decision log, idempotency per request id),
         one after the other; the result of each is its Decision or the typed error it raised.
@@ -224,7 +251,7 @@ class Decider:
                 continue
             try:
                 out.append(self.decide(r.flow, r.input, version=r.version, request_id=r.request_id,
-                                       caller=caller, deadline=deadline))
+                                       caller=caller, deadline=deadline, trace=trace))
             except VerdictError as exc:
                 out.append(exc)
         return out
@@ -248,9 +275,11 @@ class Decider:
             steps[step] = (now - last[0]) / 1e9
             last[0] = now
 
-        guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
         try:
-            outcome = compiled.evaluate(input, expired, mark=mark, guard=guard)
+            if compiled.budgets:
+                outcome = compiled.evaluate(input, expired, mark=mark, guard=StepGuard(compiled.budgets, self.steps, deadline))
+            else:
+                outcome = compiled.evaluate(input, expired, mark=mark)
         except (StepTimedOut, StepFailed) as exc:  # an `error` fallback: counted, then answered as the error
             reason = exc.reason if isinstance(exc, StepFailed) else "budget"
             self.metrics.inc("verdict_fallbacks", flow=compiled.flow, version=compiled.version, step=exc.step, reason=reason)
@@ -271,6 +300,7 @@ class Decider:
             eval_us=eval_us,
             route=route,
             caller=caller,
+            steps=steps,
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered

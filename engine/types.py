@@ -96,6 +96,7 @@ class Decision:
     eval_us: float
     route: str = "live"  # "live", "pinned", "challenger" or "shadow"
     caller: str = ""  # the authenticated caller (certificate subject or token name); "" when unauthenticated
+    steps: Mapping[str, float] = field(default_factory=dict, compare=False)  # step -> seconds, as measured (traces)
 
     @property
     def action(self) -> Action:

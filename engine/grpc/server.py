@@ -210,6 +210,11 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
             running.stop(0)
         return 1
     decider, reloader = _load(settings, audit)
+    if settings.otlp_endpoint:  # per process, after any fork: the exporter's thread and channel do not survive one
+        from engine.tracing import Tracing
+
+        decider.tracing = Tracing.otlp(settings.otlp_endpoint)
+        log.info("tracing", otlp_endpoint=settings.otlp_endpoint)
     if audit.sink is not None:
         audit.sink.writer.on_commit = decider.metrics.commit
     if not decider.ready:
@@ -256,6 +261,8 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
     if exporter is not None:
         exporter.shutdown()
+    if decider.tracing is not None:
+        decider.tracing.shutdown()  # the buffered spans go out
     log.info("stopped")
     return 0
 
