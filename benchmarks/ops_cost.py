@@ -8,11 +8,12 @@ card_payment 1, whose flow declares a 50 ms budget on its model (a preempted ste
   worker pool, the request waits on a future) against the same flow with no budgets.
 - ``budgets_boundary``: budgets only on steps checked at their boundary (validate, features, rules,
   explain: two clock reads each, no thread hand-off) against no budgets.
-- ``tracing_off``: tracing configured off (the default) against the same Decider before tracing
-  existed would run: the cost of the off switch (``tracing=None``).
-- ``tracing_on``: spans recorded (the SDK with an in-memory exporter; no network) against off.
+- ``tracing_off``: ``Decider.decide`` with tracing off (the default) against the same decision
+  without the tracing switch (``Decider._decide_call``): the cost of the off switch.
+- ``tracing_on``: spans recorded through the SDK's batching processor (to an exporter that drops
+  them: the SDK's cost, not the network's) against tracing off.
 
-    python benchmarks/ops_cost.py [--iterations 2000] [--rounds 5] [--out r.json]
+    python benchmarks/ops_cost.py [--iterations 2000] [--rounds 5] [--cases a,b] [--out r.json]
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ from engine.service import Decider  # noqa: E402
 FLOW = "card_payment"
 
 
-def _round(decider: Decider, inputs: list[dict[str, Any]]) -> float:
-    """Mean µs of one decide over ``inputs``."""
+Decide = Callable[[dict[str, Any]], Any]
+
+
+def _round(decide: Decide, inputs: list[dict[str, Any]]) -> float:
+    """Mean µs of one ``decide`` over ``inputs``."""
     t = time.perf_counter_ns()
     for row in inputs:
-        decider.decide(FLOW, row, version="1")
+        decide(row)
     return (time.perf_counter_ns() - t) / 1000.0 / len(inputs)
 
 
@@ -55,7 +59,17 @@ def _decider(budgets: Budgets | None, **kwargs: Any) -> Decider:
     return decider
 
 
-def compare(case: Decider, baseline: Decider, inputs: list[dict[str, Any]], rounds: int) -> dict[str, float]:
+def _public(decider: Decider) -> Decide:
+    """``Decider.decide`` of card_payment 1 (what the servicer calls)."""
+    return lambda row: decider.decide(FLOW, row, version="1")
+
+
+def _untraced(decider: Decider) -> Decide:
+    """The same decision without the tracing switch (``Decider._decide_call``): what decide was before traces."""
+    return lambda row: decider._decide_call(FLOW, row, "1", "", "", None)
+
+
+def compare(case: Decide, baseline: Decide, inputs: list[dict[str, Any]], rounds: int) -> dict[str, float]:
     """Median over alternating rounds of µs per decision, for ``case`` and ``baseline``, and the ratio."""
     for d in (case, baseline):
         _round(d, inputs[:300])
@@ -72,49 +86,69 @@ def boundary_budgets() -> Budgets:
     return Budgets({s: Budget(s, 1.0, "error") for s in ("validate", "features", "rules", "explain")})
 
 
-def cases(iterations: int, rounds: int, extra: dict[str, Callable[[], tuple[Decider, Decider]]] | None = None) -> dict[str, Any]:
-    inputs = read_card_payments(ROOT / "data" / "card_payments.csv", iterations)
-    pairs: dict[str, Callable[[], tuple[Decider, Decider]]] = {
-        "budgets_preempted": lambda: (_decider(None), _decider(Budgets({}))),
-        "budgets_boundary": lambda: (_decider(boundary_budgets()), _decider(Budgets({}))),
-        **(extra or {}),
+Pair = Callable[[], tuple[Decider, Decide, Decider, Decide]]
+
+
+def _pair(case: Decider, case_decide: Callable[[Decider], Decide], baseline: Decider,
+          baseline_decide: Callable[[Decider], Decide]) -> tuple[Decider, Decide, Decider, Decide]:
+    return case, case_decide(case), baseline, baseline_decide(baseline)
+
+
+def pairs() -> dict[str, Pair]:
+    """Every case: (case Decider, its decide, baseline Decider, its decide), built when run."""
+    out: dict[str, Pair] = {
+        "budgets_preempted": lambda: _pair(_decider(None), _public, _decider(Budgets({})), _public),
+        "budgets_boundary": lambda: _pair(_decider(boundary_budgets()), _public, _decider(Budgets({})), _public),
+        "tracing_off": lambda: _pair(_decider(Budgets({})), _public, _decider(Budgets({})), _untraced),
     }
+    try:
+        from engine.tracing import Tracing
+
+        Tracing.in_memory()  # raises MissingExtra (an ImportError) without the otel extra
+    except ImportError:
+        return out
+    out["tracing_on"] = lambda: _pair(_decider(Budgets({}), tracing=_discarding()), _public, _decider(Budgets({})), _public)
+    return out
+
+
+def _discarding() -> Any:
+    """Tracing whose spans go through the SDK's batching processor to an exporter that drops them."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from engine.tracing import Tracing, _provider
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = _provider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    return Tracing(provider)
+
+
+def cases(iterations: int, rounds: int, only: list[str] | None = None) -> dict[str, Any]:
+    inputs = read_card_payments(ROOT / "data" / "card_payments.csv", iterations)
     out: dict[str, Any] = {}
-    for name, make in pairs.items():
-        case, baseline = make()
+    for name, make in pairs().items():
+        if only and name not in only:
+            continue
+        case, case_decide, baseline, baseline_decide = make()
         try:
-            out[name] = compare(case, baseline, inputs, rounds)
+            out[name] = compare(case_decide, baseline_decide, inputs, rounds)
         finally:
             case.close()
             baseline.close()
     return out
 
 
-def tracing_pairs() -> dict[str, Callable[[], tuple[Decider, Decider]]]:
-    """The tracing cases, when engine.tracing and the otel extra are there."""
-    try:
-        from engine.tracing import Tracing
-    except ImportError:
-        return {}
-    try:
-        on = Tracing.in_memory()
-    except ImportError:  # the otel extra is not installed: only the off switch is measured
-        on = None
-    pairs: dict[str, Callable[[], tuple[Decider, Decider]]] = {
-        "tracing_off": lambda: (_decider(Budgets({}), tracing=Tracing.off()), _decider(Budgets({}))),
-    }
-    if on is not None:
-        pairs["tracing_on"] = lambda: (_decider(Budgets({}), tracing=on), _decider(Budgets({}), tracing=Tracing.off()))
-    return pairs
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=2000, help="decisions per round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
+    parser.add_argument("--cases", help="comma-separated subset of the cases")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
-    result = {"machine": machine(), **cases(args.iterations, args.rounds, tracing_pairs())}
+    result = {"machine": machine(), **cases(args.iterations, args.rounds, args.cases.split(",") if args.cases else None)}
     result["machine"]["load_end"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)

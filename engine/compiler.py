@@ -415,6 +415,7 @@ def compile_flow(
         notices=flow.notices,
         screens=screens,
         budgets=compile_budgets(flow, catalogue),
+        psi=(flow.psi.watch, flow.psi.act),
     )
     return compiled, ctx.problems
 

@@ -113,6 +113,7 @@ class CompiledFlow:
         "notices",
         "prepare_key",
         "program",
+        "psi",
         "revision",
         "rules",
         "screens",
@@ -138,6 +139,7 @@ class CompiledFlow:
         notices: Mapping[str, str] | None = None,
         screens: Sequence[CompiledScreen] = (),
         budgets: Budgets | None = None,
+        psi: tuple[float, float] = (0.1, 0.25),
     ) -> None:
         self.flow = flow
         self.version = version
@@ -157,6 +159,7 @@ class CompiledFlow:
         self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
         self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
         self.budgets = budgets if budgets is not None else Budgets({})  # latency budgets per step (engine.fallback)
+        self.psi = psi  # (watch, act) PSI thresholds of its models' drift (the flow's psi:, engine.monitor)
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )

@@ -19,6 +19,7 @@ __all__ = [
     "FieldSpec",
     "FlowFile",
     "InputSpec",
+    "PsiSpec",
     "ModelRef",
     "RoutingFile",
     "RuleFile",
@@ -141,6 +142,20 @@ class ScreeningSpec(_Frozen):
     )
 
 
+class PsiSpec(_Frozen):
+    """PSI thresholds of the flow's models (engine.monitor): 0.1 watch and 0.25 act by default, the
+    credit-scoring convention (Siddiqi, *Credit Risk Scorecards*, Wiley 2006, ch. 8)."""
+
+    watch: float = Field(default=0.1, gt=0, le=10, description="PSI from which an input or score is graded 'watch'")
+    act: float = Field(default=0.25, gt=0, le=10, description="PSI from which it is graded 'act' (above watch)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PsiSpec:
+        if not self.watch < self.act:
+            raise ValueError(f"psi: watch {self.watch:g} must be below act {self.act:g}")
+        return self
+
+
 class StepBudgetSpec(_Frozen):
     """A step's latency budget and what happens when it misses it or fails (engine.fallback)."""
 
@@ -193,6 +208,10 @@ class FlowFile(_Frozen):
         "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
     )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
+    psi: PsiSpec = Field(
+        default_factory=PsiSpec,
+        description="PSI watch/act thresholds of drift monitoring for the flow's models (verdict monitor, alerts)",
+    )
     budgets: dict[str, StepBudgetSpec] = Field(
         default_factory=dict,
         description="step (validate, screening, features, score, score.<model>, rules, explain) -> latency "
