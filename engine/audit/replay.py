@@ -200,6 +200,7 @@ class ReplayReport:
     produced_by: Counter[str] = field(default_factory=Counter)  # "version@revision[:12]" of the logged decisions
     same_version: int = 0  # logged by this very version and revision: must reproduce exactly
     same_version_differs: int = 0
+    same_version_fallbacks: int = 0  # of those, decided by a fallback (timing-dependent: not expected to reproduce)
     changed: int = 0  # the action changed
     differs: int = 0  # anything changed (action, reasons, fired rules or scores)
     before: Counter[str] = field(default_factory=Counter)
@@ -279,7 +280,8 @@ class ReplayReport:
             "rejected": self.rejected,
             "rejected_fields": dict(self.rejected_fields.most_common()),
             "failed": self.failed,
-            "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs},
+            "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs,
+                             "fallbacks_left_out": self.same_version_fallbacks},
             "changed": self.changed,
             "changed_rate": _ratio(self.changed, self.replayed),
             "differs": self.differs,
@@ -400,8 +402,11 @@ def replay(
         b_action, a_action = before[0], after[0]
         report.compare(before, after, str(record.get("decision_id", "")))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
-            report.same_version += 1
-            report.same_version_differs += before != after
+            if record.get("fallback"):  # a step missed its budget then: a replay need not reproduce it
+                report.same_version_fallbacks += 1
+            else:
+                report.same_version += 1
+                report.same_version_differs += before != after
         is_bad: bool | None = None
         if outcomes is not None:
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))

@@ -301,3 +301,23 @@ def test_slow_screening_sends_the_applicant_to_manual_review():
     assert decision.action is Action.REVIEW and [r.code for r in decision.reasons] == ["SCREENING_UNAVAILABLE"]
     assert decision.outcome.fallbacks[0].step == "screening" and decision.outcome.fallbacks[0].reason == "budget"
     assert normal.action is Action.APPROVE and not normal.outcome.fallbacks
+
+
+def test_a_replay_does_not_count_a_logged_fallback_as_a_failure_to_reproduce(tmp_path):
+    """Replaying with the version that decided: a fallback decision is counted apart, the others must reproduce."""
+    import json
+
+    from engine.audit.replay import replay
+
+    decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 10, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
+    model = decider.policies.flows["card_payment"].versions["1"].models[0].model
+    normal = decider.decide("card_payment", PAYMENT)
+    slow_model(decider, 0.2)
+    fallen = decider.decide("card_payment", PAYMENT)
+    del model.score
+    compiled = decider.policies.flows["card_payment"].versions["1"]
+    decider.close()
+    records = [json.loads(decision_payload(d, PAYMENT, [], ts=0.0)) for d in (normal, fallen)]
+    report = replay(records, compiled)
+    assert (report.same_version, report.same_version_differs, report.same_version_fallbacks) == (1, 0, 1)
+    assert report.as_dict()["reproduction"]["fallbacks_left_out"] == 1
