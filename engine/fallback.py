@@ -17,9 +17,10 @@ How a budget is enforced depends on the step (``Step.preempt``):
 * **Preempted** (model scores): the step runs on a bounded pool of worker threads and the request
   waits at most ``min(budget, time left before the caller's deadline)``. A late result is
   discarded; the worker finishes its call in the background (a synchronous onnxruntime ``run``
-  cannot be interrupted) and its thread stays busy until then. When every worker is busy the step
-  fails at once (reason ``busy``) instead of queueing: a stuck model costs at most
-  ``workers`` threads, never the whole server.
+  cannot be interrupted) and its thread stays busy until then. A request that finds every worker
+  busy waits for one within the same budget; none free in time is a miss with reason ``busy``. A
+  stuck model thus costs at most ``workers`` threads, never the whole server; the server sizes
+  the pool to its request threads (``--threads``), so in normal operation a worker is always free.
 * **Checked at the step boundary** (every other step: pure Python that cannot be interrupted): the
   step runs inline and its elapsed time is compared with the budget when it ends; a late result is
   discarded and the fallback applies. Such a step can overrun its budget by its own duration.
@@ -62,8 +63,9 @@ __all__ = [
     "step_of",
 ]
 
-#: Worker threads of the pool that runs preempted steps (per server process).
-DEFAULT_WORKERS = 4
+#: Worker threads of the pool that runs preempted steps (per server process): the default number
+#: of request threads (engine.settings ``threads``), so that every request in flight can have one.
+DEFAULT_WORKERS = 16
 
 _T = TypeVar("_T")
 
@@ -160,10 +162,10 @@ class StepMissed(Exception):
 
 
 class WorkerPool:
-    """A bounded pool of threads for preempted steps; ``try_submit`` never queues.
+    """A bounded pool of threads for preempted steps (created as needed, at most ``workers``).
 
-    At most ``workers`` calls run at once; a call that finds them all busy is refused (None), so a
-    stuck model ties up at most ``workers`` threads.
+    At most ``workers`` calls run at once; ``try_submit`` waits at most ``wait`` seconds for a free
+    worker and is refused (None) after, so a stuck model ties up at most ``workers`` threads.
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
@@ -172,9 +174,10 @@ class WorkerPool:
         self._workers = workers
         self._lock = threading.Lock()
 
-    def try_submit(self, fn: Callable[..., _T], *args: Any) -> Any:
-        """A future running ``fn(*args)``, or None when every worker is busy."""
-        if not self._free.acquire(blocking=False):
+    def try_submit(self, fn: Callable[..., _T], *args: Any, wait: float = 0.0) -> Any:
+        """A future running ``fn(*args)``, or None when no worker was free within ``wait`` seconds."""
+        acquired = self._free.acquire(timeout=wait) if wait > 0 else self._free.acquire(blocking=False)
+        if not acquired:
             return None
         executor = self._executor
         if executor is None:
@@ -243,11 +246,14 @@ class StepGuard:
                 raise DeadlineExceeded(f"the caller's deadline passed before step {key}")
             if left < wait:
                 wait, by_deadline = left, True
-        future = self._pool.try_submit(fn, *args)
+        start = self._clock()
+        future = self._pool.try_submit(fn, *args, wait=wait)
         if future is None:
-            raise StepMissed(budget, key, "busy", "every step worker is busy")
+            if by_deadline:
+                raise DeadlineExceeded(f"the caller's deadline passed waiting for a worker for step {key}")
+            raise StepMissed(budget, key, "busy", "no step worker was free within the budget")
         try:
-            result: _T = future.result(timeout=wait)
+            result: _T = future.result(timeout=max(0.0, wait - (self._clock() - start)))
         except FutureTimeout:
             future.cancel()
             if by_deadline:

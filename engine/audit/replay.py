@@ -251,6 +251,15 @@ class ReplayReport:
             if len(examples) < MAX_EXAMPLES:
                 examples.append(example_id)
 
+    def reproduce(self, before: Compared, after: Compared, *, fallback: bool) -> None:
+        """Count one decision logged by the replayed version itself: it must reproduce, unless a
+        fallback took it (a step missed its budget then: timing, not policy)."""
+        if fallback:
+            self.same_version_fallbacks += 1
+        else:
+            self.same_version += 1
+            self.same_version_differs += before != after
+
     def fairness(self) -> dict[str, Any]:
         """``before``/``after`` -> attribute -> per-group approval rate, AIR and bad rate of approved."""
         order = {self.protected.age: [b[0] for b in AGE_BANDS]} if self.protected and self.protected.age else {}
@@ -402,11 +411,7 @@ def replay(
         b_action, a_action = before[0], after[0]
         report.compare(before, after, str(record.get("decision_id", "")))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
-            if record.get("fallback"):  # a step missed its budget then: a replay need not reproduce it
-                report.same_version_fallbacks += 1
-            else:
-                report.same_version += 1
-                report.same_version_differs += before != after
+            report.reproduce(before, after, fallback=bool(record.get("fallback")))
         is_bad: bool | None = None
         if outcomes is not None:
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))

@@ -167,7 +167,8 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
     from engine.reload import Reloader
     from engine.service import Decider
 
-    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
+    # one step worker per request thread: a request in flight always finds one (engine.fallback)
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
     reloader.reload("start")

@@ -188,17 +188,20 @@ def test_the_callers_deadline_wins_over_a_longer_budget(tmp_path):
     assert sink.decisions == []
 
 
-def test_busy_workers_fail_fast_instead_of_queueing():
-    """With every worker held by a stuck call, the next preempted step misses at once with reason busy."""
+def test_busy_workers_are_waited_for_within_the_budget_only():
+    """With every worker held by a stuck call, the next preempted step waits for one within its budget,
+    then misses with reason busy; a worker freed in time is used."""
     pool = WorkerPool(1)
-    budget = Budget("score", 5.0, "action", Action.REVIEW, "X", "x", preempt=True)
+    budget = Budget("score", 0.2, "action", Action.REVIEW, "X", "x", preempt=True)
     guard = StepGuard(Budgets({"score": budget}), pool)
     release = threading.Event()
     stuck = pool.try_submit(release.wait)
     start = time.monotonic()
     with pytest.raises(StepMissed) as missed:
         guard.run("score.m", lambda: 1.0)
-    assert missed.value.reason == "busy" and time.monotonic() - start < 0.5
+    assert missed.value.reason == "busy" and 0.2 <= time.monotonic() - start < 0.6
+    threading.Timer(0.05, release.set).start()  # freed within the next call's budget
+    assert guard.run("score.m", lambda: 3.0) == 3.0
     release.set()
     stuck.result(timeout=5)
     assert guard.run("score.m", lambda: 2.0) == 2.0  # the worker is free again
@@ -321,3 +324,16 @@ def test_a_replay_does_not_count_a_logged_fallback_as_a_failure_to_reproduce(tmp
     report = replay(records, compiled)
     assert (report.same_version, report.same_version_differs, report.same_version_fallbacks) == (1, 0, 1)
     assert report.as_dict()["reproduction"]["fallbacks_left_out"] == 1
+
+
+def test_lint_warns_when_rules_only_would_approve_a_request_without_its_score(tmp_path):
+    """rules_only with an APPROVE default and no is_null(score) rule: a rules_only_unguarded warning at budgets:;
+    with the is_null rule, none."""
+    from engine.lint import lint
+
+    budgets = "  score: {budget_ms: 20, on_miss: rules_only}\n"
+    bare = [p for p in lint(card_root(tmp_path / "a", budgets)).problems if p.code == "rules_only_unguarded"]
+    guarded = [p for p in lint(card_root(tmp_path / "b", budgets, no_score_rule=True)).problems if p.code == "rules_only_unguarded"]
+    assert len(bare) == 1 and bare[0].severity == "warning" and "is_null(fraud_score)" in bare[0].message
+    assert bare[0].path.endswith("card_payment/1/flow.yaml") and bare[0].line
+    assert guarded == []
