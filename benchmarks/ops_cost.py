@@ -19,8 +19,6 @@ card_payment 1, whose flow declares a 50 ms budget on its model (a preempted ste
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -31,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.metrics_cost import machine  # noqa: E402
+from benchmarks.metrics_cost import machine, report  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
 from engine.fallback import Budget, Budgets  # noqa: E402
 from engine.loader import load_policies  # noqa: E402
@@ -148,13 +146,8 @@ def main() -> int:
     parser.add_argument("--cases", help="comma-separated subset of the cases")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
-    result = {"machine": machine(), **cases(args.iterations, args.rounds, args.cases.split(",") if args.cases else None)}
-    result["machine"]["load_end"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    only = args.cases.split(",") if args.cases else None
+    return report({"machine": machine(), **cases(args.iterations, args.rounds, only)}, args.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ from engine.grpc.wire import ResponseEncoder
 from engine.loader import load, load_policies
 from engine.service import Decider
 from engine.types import Action
+
+from .policy_roots import flows_copy
 
 PROJECT = Path(__file__).resolve().parents[2]
 # data/card_payments.csv line 2: an everyday chip payment the bundled flow approves (its policy tests)
@@ -51,12 +52,7 @@ rules:
 
 def card_root(tmp: Path, budgets: str, *, no_score_rule: bool = False) -> Path:
     """A policy root with the bundled card_payment flow whose budgets: block is ``budgets``."""
-    root = tmp / "root"
-    (root / "policies").mkdir(parents=True)
-    shutil.copytree(PROJECT / "policies" / "card_payment", root / "policies" / "card_payment")
-    shutil.copytree(PROJECT / "rules", root / "rules")
-    for name in ("model_artifacts", "lists"):
-        (root / name).symlink_to(PROJECT / name)
+    root = flows_copy(tmp, ("card_payment",))
     flow = root / "policies" / "card_payment" / "1" / "flow.yaml"
     text = flow.read_text()
     text = text[: text.index("\nbudgets:")] + "\nbudgets:\n" + budgets

@@ -111,14 +111,9 @@ def test_an_empty_period_exits_1_saying_so(shifted_log, tmp_path, capsys):
 
 def _root_with_psi(tmp_path: Path, psi: str, versions: tuple[str, ...] = ("1",)) -> Path:
     """A copy of the root where credit_application ``versions`` (release locks dropped) declare ``psi``."""
-    import shutil
+    from .policy_roots import flows_copy
 
-    root = tmp_path / "root"
-    (root / "policies").mkdir(parents=True)
-    shutil.copytree(ROOT / "policies" / "credit_application", root / "policies" / "credit_application")
-    shutil.copytree(ROOT / "rules", root / "rules")
-    for name in ("model_artifacts", "lists"):
-        (root / name).symlink_to(ROOT / name)
+    root = flows_copy(tmp_path, ("credit_application",))
     for lock in (root / "policies" / "credit_application").glob("*/release.lock"):
         lock.unlink()
     for version in versions:
