@@ -226,26 +226,6 @@ class FlowFile(_Frozen):
         return v
 
     @model_validator(mode="after")
-    def _budget_steps(self) -> FlowFile:
-        from engine.fallback import STEPS, step_of
-
-        models = {m.name for m in self.models}
-        for key, spec in self.budgets.items():
-            step = step_of(key)
-            name = key.split(".", 1)[1] if "." in key else ""
-            if step is None or (name and (step.name != "score" or name not in models)):
-                known = ", ".join([*STEPS, *(f"score.{m}" for m in sorted(models))])
-                raise ValueError(f"budgets: unknown step {key!r}; the steps are {known}")
-            if spec.on_miss == "rules_only" and not step.skippable:
-                raise ValueError(
-                    f"budgets: {key}: rules_only applies to steps the rules can do without (model scores), "
-                    "not to this one; use action or error"
-                )
-            if spec.reason is not None and spec.reason not in self.reasons:
-                raise ValueError(f"budgets: {key}: reason {spec.reason} is not in the flow's reasons")
-        return self
-
-    @model_validator(mode="after")
     def _notices_in_catalogue(self) -> FlowFile:
         stray = sorted(set(self.notices) - set(self.reasons))
         if stray:

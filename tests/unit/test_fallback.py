@@ -264,11 +264,25 @@ def test_an_unflagged_decision_has_no_fallback_fields(tmp_path):
     ],
 )
 def test_lint_refuses_bad_budgets(tmp_path, budgets, message):
-    """Each kind of bad budget is an error naming the file and what is wrong; the version is not loaded."""
-    result = load(card_root(tmp_path, budgets))
+    """Each kind of bad budget is an error naming the file, its line and what is wrong; the version is not loaded."""
+    root = card_root(tmp_path, budgets)
+    result = load(root)
     errors = [p for p in result.problems if p.severity == "error"]
     assert errors and all(p.path.endswith("card_payment/1/flow.yaml") for p in errors)
     assert any(re.search(re.escape(message), p.message) for p in errors), [p.message for p in errors]
+    lines = (root / "policies" / "card_payment" / "1" / "flow.yaml").read_text().splitlines()
+    assert all(p.line and lines[p.line - 1].startswith(budgets.split(":")[0]) for p in errors), [(p.line, p.message) for p in errors]
+    assert result.policies is None or "card_payment" not in result.policies.flows
+
+
+def test_every_bad_budget_is_reported_at_once(tmp_path):
+    """Three bad entries: three problems, each at its own line (policy owners fix them in one pass)."""
+    budgets = ("  scoring: {budget_ms: 50, on_miss: error}\n"
+               "  rules: {budget_ms: 50, on_miss: rules_only}\n"
+               "  score: {budget_ms: 50, on_miss: action, action: REVIEW, reason: NOT_A_CODE}\n")
+    problems = [p for p in load(card_root(tmp_path, budgets)).problems if p.severity == "error"]
+    assert sorted(p.code for p in problems) == ["rules_only_not_allowed", "unknown_reason", "unknown_step"]
+    assert len({p.line for p in problems}) == 3
 
 
 def test_slow_screening_sends_the_applicant_to_manual_review():
