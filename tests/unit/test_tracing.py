@@ -112,3 +112,39 @@ def test_the_otlp_endpoint_comes_from_the_flag_verdict_or_the_standard_variables
     assert Settings.load(env=std, otlp_endpoint="https://d:4317").otlp_endpoint == "https://d:4317"
     with pytest.raises(SettingsError, match="otlp_endpoint"):
         Settings.load(env={}, otlp_endpoint="collector:4317")  # no scheme: refused, named
+
+
+def test_each_request_of_a_batch_is_a_decide_span_in_the_callers_trace(policies):
+    """decide_many (DecideBatch) records one Decide span per request, each a child of the caller's span."""
+    from collections import namedtuple
+
+    tracing = Tracing.in_memory()
+    decider = Decider(policies, tracing=tracing)
+    request = namedtuple("request", "flow version request_id input")
+    results = decider.decide_many([request("credit_application", "", f"r{i}", APPLICATION) for i in range(3)],
+                                  trace={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    decider.close()
+    roots = [s for s in tracing.exporter.get_finished_spans() if s.name == "Decide"]
+    assert len(roots) == 3
+    assert sorted(s.attributes["verdict.decision_id"] for s in roots) == sorted(r.decision_id for r in results)
+    assert all(format(s.parent.span_id, "016x") == PARENT_ID for s in roots)
+
+
+def test_a_fallback_decision_says_so_on_its_span(tmp_path):
+    """A decision taken by a fallback has verdict.fallback true and verdict.fallback_step on its Decide span."""
+    import time
+
+    from .test_fallback import PAYMENT, card_root
+
+    root = card_root(tmp_path, "  score: {budget_ms: 10, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")
+    tracing = Tracing.in_memory()
+    decider = Decider(load_policies(root), tracing=tracing)
+    model = decider.policies.flows["card_payment"].versions["1"].models[0].model
+    score = model.score
+    model.score = lambda x: time.sleep(0.1) or score(x)
+    decider.decide("card_payment", PAYMENT)
+    decider.close()
+    (span,) = [s for s in tracing.exporter.get_finished_spans() if s.name == "Decide"]
+    assert span.attributes["verdict.fallback"] is True
+    assert span.attributes["verdict.fallback_step"] == "score.card_fraud"
+    assert span.attributes["verdict.action"] == "REVIEW"
