@@ -323,7 +323,8 @@ class Decider:
             {bound.model.name: outcome.scores[bound.output] for bound in compiled.models if bound.output in outcome.scores},
             seconds, steps,
         )
-        self.drift.observe(compiled, outcome)
+        if outcome.features:  # a fixed-action fallback carries no feature values: nothing to monitor
+            self.drift.observe(compiled, outcome)
         for taken in outcome.fallbacks:
             self.metrics.inc("verdict_fallbacks", flow=decision.flow, version=decision.version, step=taken.step, reason=taken.reason)
 

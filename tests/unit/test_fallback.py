@@ -113,6 +113,17 @@ def test_a_slow_model_gives_the_flagged_review_within_the_budget(tmp_path):
     assert decider.metrics.get("verdict_fallbacks", flow="card_payment", version="1", step="score.card_fraud", reason="budget") == 1
 
 
+def test_a_fixed_action_fallback_adds_nothing_to_the_drift_windows(tmp_path):
+    """A fallback REVIEW (no feature values) is not fed to drift monitoring: it would count every input as missing."""
+    decider = Decider(load_policies(card_root(tmp_path, "  rules: {budget_ms: 0.001, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
+    decision = decider.decide("card_payment", PAYMENT)
+    stability = decider.drift.refresh()
+    decider.close()
+    assert decision.outcome.fallbacks and decision.outcome.fallbacks[0].step == "rules"
+    assert "fraud_score" in decision.outcome.scores  # scored before the rules missed their budget
+    assert all(s["n"] == 0 for s in stability.values())
+
+
 def test_a_fast_model_is_unaffected_by_its_budget(tmp_path):
     """Within budget the decision equals the one without budgets and is not flagged."""
     root = card_root(tmp_path, "  score: {budget_ms: 5000, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")
