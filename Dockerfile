@@ -4,11 +4,14 @@
 # Checked in CI with hadolint (tests/unit/test_deploy_manifests.py). See docs/operations.md.
 
 FROM python:3.11-slim-bookworm AS build
+# Extras of the image: postgres for the decision log of replicas (deploy/kubernetes sets
+# VERDICT_AUDIT_DSN); add otel for traces: docker build --build-arg EXTRAS=postgres,otel .
+ARG EXTRAS=postgres
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 RUN python -m venv /opt/verdict \
-    && /opt/verdict/bin/pip install --no-cache-dir --disable-pip-version-check .
+    && /opt/verdict/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRAS}]"
 
 FROM python:3.11-slim-bookworm
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin verdict \
@@ -17,6 +20,7 @@ COPY --from=build /opt/verdict /opt/verdict
 COPY policies /srv/verdict/policies
 COPY rules /srv/verdict/rules
 COPY model_artifacts /srv/verdict/model_artifacts
+COPY lists /srv/verdict/lists
 ENV PATH=/opt/verdict/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

@@ -84,19 +84,23 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg(), "commit": commit}
 
 
+def report(result: dict[str, Any], out: Path | None) -> int:
+    """Stamp the end load, print ``result`` as JSON and write it to ``out`` (if given); exit code 0."""
+    result["machine"]["load_end"] = os.getloadavg()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=2000, help="decisions per round (at most the file's 4,454)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
-    result = {"machine": machine(), **cases(args.iterations, args.rounds)}
-    result["machine"]["load_end"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return report({"machine": machine(), **cases(args.iterations, args.rounds)}, args.out)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ class _Parts:
         self.decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
         if self.exporter is not None:
             self.exporter.shutdown()
+        if self.decider.tracing is not None:
+            self.decider.tracing.shutdown()  # the buffered spans go out
 
 
 def _load(settings: Settings, audit: Audit) -> tuple[Decider, Reloader]:
@@ -93,7 +95,8 @@ def _load(settings: Settings, audit: Audit) -> tuple[Decider, Reloader]:
     from engine.runtime.reload import Reloader
     from engine.runtime.service import Decider
 
-    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
+    # one step worker per request thread: a request in flight always finds one (engine.runtime.fallback)
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
     reloader.reload("start")
@@ -128,6 +131,11 @@ def _open(settings: Settings, running: RunningServer | None, worker: int | None,
             running.stop(0)
         return None
     decider, reloader = _load(settings, audit)
+    if settings.otlp_endpoint:  # per process, after any fork: the exporter's thread and channel do not survive one
+        from engine.tracing import Tracing
+
+        decider.tracing = Tracing.otlp(settings.otlp_endpoint)
+        log.info("tracing", otlp_endpoint=settings.otlp_endpoint)
     parts = _Parts(decider, reloader, audit, running)
     if not decider.ready:
         last = reloader.last

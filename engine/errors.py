@@ -22,6 +22,8 @@ __all__ = [
     "PolicyError",
     "Problem",
     "RequestTooLarge",
+    "StepFailed",
+    "StepTimedOut",
     "Unauthenticated",
     "VerdictError",
     "VersionNotFound",
@@ -170,6 +172,30 @@ class DeadlineExceeded(VerdictError):
     """The caller's deadline passed before the decision was made: nothing was decided or logged."""
 
     code = "deadline_exceeded"
+
+
+class StepTimedOut(DeadlineExceeded):
+    """A step missed its latency budget and the flow declares ``on_miss: error`` (engine.runtime.fallback)."""
+
+    code = "step_timed_out"
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class StepFailed(VerdictError):
+    """A step failed (or found no free worker) and the flow declares ``on_miss: error`` (engine.runtime.fallback).
+
+    ``reason`` is ``error`` or ``busy``. Transient by nature: a retry may succeed (UNAVAILABLE).
+    """
+
+    code = "step_failed"
+
+    def __init__(self, step: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.reason = reason
 
 
 class DecisionFailed(VerdictError):

@@ -3,7 +3,7 @@
 ``pip install verdict`` (or ``pip install .``) installs what ``verdict serve`` needs and nothing
 more. The training and plotting stack, the PostgreSQL driver and the benchmark peers are extras
 (``pyproject.toml``): ``[train]`` (``verdict train``, ``verdict models rebuild``), ``[plots]``
-(``verdict monitor``'s figures), ``[postgres]``
+(``verdict monitor``'s figures), ``[otel]`` (OpenTelemetry traces, engine.tracing), ``[postgres]``
 (a decision log in PostgreSQL), ``[bench]`` (``verdict bench``), ``[batch]`` (Parquet: ``verdict batch``,
 ``verdict audit export``), ``[spark]`` (``--engine spark``) and ``[test]`` (the test suite).
 Code that needs an extra imports its packages inside the function that uses them and calls
@@ -23,6 +23,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "train": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib"),
     "postgres": ("psycopg",),
     "plots": ("matplotlib",),
+    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.grpc"),
     "bench": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib", "zen"),
     "batch": ("pyarrow",),
     "spark": ("pyspark", "pandas", "pyarrow"),

@@ -25,6 +25,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | reload_interval | VERDICT_RELOAD_INTERVAL | 0.5 | seconds between checks of the root for changed policy files; 0 = only on SIGHUP |
 | metrics_port | VERDICT_METRICS_PORT | (none) | serve Prometheus `/metrics` on this port (0 picks a free one); unset: no endpoint (docs/operations.md) |
 | metrics_host | VERDICT_METRICS_HOST | 127.0.0.1 | address the `/metrics` endpoint binds (plain HTTP, no authentication) |
+| otlp_endpoint | VERDICT_OTLP_ENDPOINT, else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT | (none: tracing off) | OTLP/gRPC collector the decision traces go to, e.g. `http://127.0.0.1:4317` (needs the `otel` extra; engine/tracing.py) |
 | tls_cert | VERDICT_TLS_CERT | (none) | PEM certificate chain of the server; with tls_key the server speaks TLS only |
 | tls_key | VERDICT_TLS_KEY | (none) | PEM private key of tls_cert |
 | tls_client_ca | VERDICT_TLS_CLIENT_CA | (none) | PEM CA bundle; when set every client must present a certificate it signed (mutual TLS) |
@@ -153,6 +154,10 @@ class Settings(BaseModel):
     )
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; None: none.")
     metrics_host: str = Field("127.0.0.1", min_length=1, description="Address the /metrics endpoint binds (plain HTTP).")
+    otlp_endpoint: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+/?$", max_length=512,
+        description="OTLP/gRPC collector of the decision traces (http://host:port or https://host:port); None: tracing off.",
+    )
 
     @field_validator("audit_hash_key")
     @classmethod
@@ -220,6 +225,10 @@ class Settings(BaseModel):
         unknown = set(flags) - set(cls.model_fields)
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        if "otlp_endpoint" not in values:  # the OpenTelemetry SDK's standard variables (traces-specific first)
+            standard = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            if standard:
+                values["otlp_endpoint"] = standard
         values.update({k: v for k, v in flags.items() if v is not None})
         for name in ("log_level", "log_format"):  # INFO, Info and info are the same level
             if isinstance(values.get(name), str):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-__all__ = ["Action", "Decision", "FiredRule", "NoticeReason", "Outcome", "Reason"]
+__all__ = ["Action", "Decision", "FallbackTaken", "FiredRule", "NoticeReason", "Outcome", "Reason"]
 
 
 class Action(IntEnum):
@@ -59,6 +59,17 @@ class FiredRule:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackTaken:
+    """A declared fallback a decision took (engine.runtime.fallback): the step (e.g. ``score.card_fraud``),
+    why (``budget``: missed its budget, ``error``: raised, ``busy``: no free worker) and the mode
+    applied (``rules_only`` or ``action``)."""
+
+    step: str
+    reason: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What the pure evaluation of one flow version on one input produced."""
 
@@ -68,6 +79,7 @@ class Outcome:
     scores: Mapping[str, float]
     features: Mapping[str, object] = field(default_factory=dict)
     notice: tuple[NoticeReason, ...] = ()  # a DECLINE's principal reasons when the flow has notices: (engine.runtime.notice)
+    fallbacks: tuple[FallbackTaken, ...] = ()  # the declared fallbacks taken, in step order (engine.runtime.fallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,7 @@ class Decision:
     eval_us: float
     route: str = "live"  # "live", "pinned", "challenger" or "shadow"
     caller: str = ""  # the authenticated caller (certificate subject or token name); "" when unauthenticated
+    steps: Mapping[str, float] = field(default_factory=dict, compare=False)  # step -> seconds, as measured (traces)
 
     @property
     def action(self) -> Action:

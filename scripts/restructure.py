@@ -73,6 +73,7 @@ MOVES: dict[str, str] = {
     "engine/pan.py": "engine/runtime/pan.py",
     "engine/notice.py": "engine/runtime/notice.py",
     "engine/reload.py": "engine/runtime/reload.py",
+    "engine/fallback.py": "engine/runtime/fallback.py",  # issue 16 item 5, merged after the move
     # models: verified loading, encoding, ONNX scoring, reasons, the inventory
     "engine/models.py": "engine/models/runtime.py",
     "engine/explain.py": "engine/models/explain.py",

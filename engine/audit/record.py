@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.runtime.privacy import scrub_text
-from engine.types import Action, Decision, FiredRule, Outcome, Reason
+from engine.types import Action, Decision, FallbackTaken, FiredRule, Outcome, Reason
 
 __all__ = [
     "FORMAT",
@@ -225,6 +225,8 @@ def decision_payload(
         data["key_id"] = key_id
     if delivery:  # "unknown": decided after the caller's deadline; absent: answered in time
         data["delivery"] = delivery
+    if outcome.fallbacks:  # declared fallbacks taken (engine.runtime.fallback); absent: none
+        data["fallback"] = [{"step": f.step, "reason": f.reason, "mode": f.mode} for f in outcome.fallbacks]
     return payload(data)
 
 
@@ -249,6 +251,7 @@ def decision_from_record(data: Mapping[str, Any]) -> Decision:
         ),
         scores={str(k): float(v) for k, v in data["scores"].items()},
         features={},
+        fallbacks=tuple(FallbackTaken(str(f["step"]), str(f["reason"]), str(f["mode"])) for f in data.get("fallback", ())),
     )
     return Decision(
         decision_id=data["decision_id"],

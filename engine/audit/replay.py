@@ -254,6 +254,7 @@ class ReplayReport:
     produced_by: Counter[str] = field(default_factory=Counter)  # "version@revision[:12]" of the logged decisions
     same_version: int = 0  # logged by this very version and revision: must reproduce exactly
     same_version_differs: int = 0
+    same_version_fallbacks: int = 0  # of those, decided by a fallback (timing-dependent: not expected to reproduce)
     changed: int = 0  # the action changed
     differs: int = 0  # anything changed (action, reasons, fired rules or scores)
     before: Counter[str] = field(default_factory=Counter)
@@ -353,6 +354,15 @@ class ReplayReport:
         if outcomes is not None:
             self.unmatched_outcomes = len(set(outcomes) - self.matched_outcomes)
 
+    def reproduce(self, before: Compared, after: Compared, *, fallback: bool) -> None:
+        """Count one decision logged by the replayed version itself: it must reproduce, unless a
+        fallback took it (a step missed its budget then: timing, not policy)."""
+        if fallback:
+            self.same_version_fallbacks += 1
+        else:
+            self.same_version += 1
+            self.same_version_differs += before != after
+
     def fairness(self) -> dict[str, Any]:
         """``before``/``after`` -> attribute -> per-group approval rate, AIR and bad rate of approved."""
         order = {self.protected.age: [b[0] for b in AGE_BANDS]} if self.protected and self.protected.age else {}
@@ -378,7 +388,8 @@ class ReplayReport:
             "rejected": self.rejected,
             "rejected_fields": dict(ranked(self.rejected_fields)),
             "failed": self.failed,
-            "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs},
+            "reproduction": {"logged_by_this_version": self.same_version, "differs": self.same_version_differs,
+                             "fallbacks_left_out": self.same_version_fallbacks},
             "changed": self.changed,
             "changed_rate": _ratio(self.changed, self.replayed),
             "differs": self.differs,
@@ -501,8 +512,7 @@ def replay(
         b_action, a_action = before[0], after[0]
         report.compare(before, after, str(record.get("decision_id", "")), n if order is None else order(record))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
-            report.same_version += 1
-            report.same_version_differs += before != after
+            report.reproduce(before, after, fallback=bool(record.get("fallback")))
         is_bad: bool | None = None
         if outcomes is not None:
             did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))

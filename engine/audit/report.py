@@ -61,6 +61,7 @@ def render_table(report: ReplayReport) -> str:
         out.append(
             f"logged by this same version and revision: {r.same_version:,}, "
             f"reproduced exactly: {r.same_version - r.same_version_differs:,}"
+            + (f" (and {r.same_version_fallbacks:,} fallback decisions, not expected to reproduce)" if r.same_version_fallbacks else "")
         )
     out += comparison_lines(r)
     if r.protected:

@@ -1,10 +1,12 @@
 """``verdict monitor``: a stability report (PSI, score distribution, action and rule hit rates) from the decision log.
 
 ``verdict monitor --from-log LOG --out DIR [--since T] [--until T] [--every day|hour] [--flow F]
-[--watch 0.1] [--act 0.25] [--root DIR]`` reads the served decisions of the log (a directory or a
+[--watch W] [--act A] [--root DIR]`` reads the served decisions of the log (a directory or a
 PostgreSQL DSN) in ``[since, until)`` and writes ``DIR/report.md`` with PNG figures: PSI per model
 input against the training bins in each model's ``baseline.json``, the score distribution live vs
 training, approval/review/decline rates and rule hit rates per period (engine.monitor.report).
+Each model is graded with the PSI thresholds of the flows running it (their ``psi:``, default 0.1
+watch and 0.25 act); ``--watch`` and ``--act`` override them for every model.
 
 Exit codes: 0 written, 1 the log or the policies cannot be read, or no decision in the period;
 2 bad usage (a time that is not ISO 8601, thresholds out of order).
@@ -36,8 +38,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--until", metavar="TIME", help="first instant excluded, ISO 8601")
     p.add_argument("--every", choices=("day", "hour"), default="day", help="period of the rates over time (default day)")
     p.add_argument("--flow", help="only this flow's decisions")
-    p.add_argument("--watch", type=float, default=0.1, help="PSI from which an input is graded 'watch' (default 0.1)")
-    p.add_argument("--act", type=float, default=0.25, help="PSI from which an input is graded 'act' (default 0.25)")
+    p.add_argument("--watch", type=float, help="PSI from which an input is graded 'watch', for every model "
+                   "(default: each flow's psi: watch, 0.1 when it declares none)")
+    p.add_argument("--act", type=float, help="PSI from which an input is graded 'act', for every model "
+                   "(default: each flow's psi: act, 0.25 when it declares none)")
     p.add_argument("--root", type=Path, help=ROOT_HELP)
     p.set_defaults(run=run)
 
@@ -57,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.source import open_source
     from engine.errors import PolicyError
     from engine.monitor.baseline import BaselineError
+    from engine.monitor.live import psi_thresholds
+    from engine.monitor.psi import ACT, WATCH
     from engine.monitor.report import stability_from_records, write_report
     from engine.policy.loader import load_policies
     from engine.settings import SettingsError
@@ -72,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
                 problems.append(f"--{name} {text!r} is not an ISO 8601 date or time (e.g. 2026-11-29 or 2026-11-29T14:00)")
                 continue
             since, until = (value, until) if name == "since" else (since, value)
-    if not 0 < args.watch < args.act:
-        problems.append(f"--watch {args.watch:g} and --act {args.act:g}: need 0 < watch < act")
+    overrides = args.watch is not None or args.act is not None
+    watch = WATCH if args.watch is None else args.watch
+    act = ACT if args.act is None else args.act
+    if not 0 < watch < act:
+        problems.append(f"--watch {watch:g} and --act {act:g}: need 0 < watch < act")
     if problems:
         for problem in problems:
             report(problem)
@@ -99,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if stability.decisions == 0:
         report(f"no served decision in {args.from_log} for the period{' of flow ' + args.flow if args.flow else ''}")
         return 1
-    path = write_report(args.out, stability, source=source.describe(), watch=args.watch, act=args.act)
+    thresholds = None if overrides else psi_thresholds(policies)
+    path = write_report(args.out, stability, source=source.describe(), watch=watch, act=act, thresholds=thresholds)
     print(f"wrote {path} ({stability.decisions} decisions, {len(stability.models)} model(s))")
     return 0

@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on this port (docs/operations.md)")
     p.add_argument("--metrics-host", metavar="HOST", help="address of /metrics (default 127.0.0.1)")
+    p.add_argument("--otlp-endpoint", metavar="URL",
+                   help="export OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (needs the otel extra; docs/operations.md)")
     g = p.add_argument_group("security (docs/security.md)")
     g.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain of the server: serve TLS (with --tls-key)")
     g.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate the settings, configure logging, serve."""
     from engine.app import serve
     from engine.errors import PolicyError
+    from engine.extras import require
     from engine.grpc.auth import Security
     from engine.logging import configure
 
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             reload_interval=args.reload_interval,
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
+            otlp_endpoint=args.otlp_endpoint,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             insecure=args.insecure,
         )
         Security.from_settings(settings)  # every unreadable or invalid file named, before anything starts
+        if settings.otlp_endpoint:  # tracing needs the otel extra: MissingExtra is one line and exit 2 (engine/cli.py)
+            require("otel", "--otlp-endpoint (OpenTelemetry traces)")
     except SettingsError as exc:
         report(str(exc))
         return 2

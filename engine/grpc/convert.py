@@ -91,6 +91,9 @@ def decision_to_response(decision: Decision) -> pb.DecideResponse:
         notice_reasons=[
             pb.NoticeReason(code=n.code, text=n.text, source=n.source, feature=n.feature) for n in outcome.notice
         ],
+        fallback=bool(outcome.fallbacks),
+        fallback_step=outcome.fallbacks[0].step if outcome.fallbacks else "",
+        fallback_reason=outcome.fallbacks[0].reason if outcome.fallbacks else "",
     )
 
 

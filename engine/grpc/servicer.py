@@ -3,7 +3,8 @@
 Decide receives the request already decoded by ``engine.grpc.wire`` (registered as the method's
 deserializer) and returns serialized bytes (the serializer is the identity), so the request path
 never builds upb messages. ``handlers`` registers the methods under the contract's names.
-The call's deadline goes to the core as a ``time.monotonic()`` instant, never the context itself.
+The call's deadline goes to the core as a ``time.monotonic()`` instant, never the context itself;
+when the core traces (``tracing`` set, engine.tracing), the call's W3C trace headers go with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.grpc.convert import flows_to_response
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request, tolerant_decoder
+from engine.tracing import TRACE_HEADERS
 from engine.types import Decision
 
 __all__ = ["DecisionServicer", "Decider", "SERVICE_NAME", "handlers"]
@@ -75,8 +77,10 @@ class DecisionServicer:
             raise InvalidInput([FieldError(call.field, call.message, call.code)])
         remaining = context.time_remaining()  # seconds, None without a deadline
         deadline = None if remaining is None else time.monotonic() + remaining
-        decision = self._core().decide(
-            call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context), deadline=deadline
+        core = self._core()
+        decision = core.decide(
+            call.flow, call.input, version=call.version, request_id=call.request_id, caller=caller_of(context), deadline=deadline,
+            **_trace_of(core, context),
         )
         return self._encode(decision)
 
@@ -85,7 +89,8 @@ class DecisionServicer:
         """Decide each request of the batch on its own; answers serialized DecideBatchResponse bytes."""
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        results = self._core().decide_many(requests_of(batch), caller=caller_of(context), deadline=deadline)
+        core = self._core()
+        results = core.decide_many(requests_of(batch), caller=caller_of(context), deadline=deadline, **_trace_of(core, context))
         return encode_batch_response(results, self._encode)
 
     @translate_errors
@@ -101,6 +106,13 @@ class DecisionServicer:
     def Ping(payload: bytes, context: grpc.ServicerContext) -> bytes:  # noqa: N802
         """Echo the serialized PingRequest as the PingResponse (same wire layout: field 1, bytes)."""
         return payload
+
+
+def _trace_of(core: Decider, context: grpc.ServicerContext) -> dict[str, Any]:
+    """``{"trace": W3C headers of the call}`` for a core that traces, else nothing (no cost when off)."""
+    if getattr(core, "tracing", None) is None:
+        return {}
+    return {"trace": {k: v for k, v in context.invocation_metadata() if k in TRACE_HEADERS}}
 
 
 def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:

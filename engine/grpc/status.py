@@ -61,6 +61,10 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    # A step over its budget with `on_miss: error` (engine.runtime.fallback): the decision was not made in time.
+    errors.StepTimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
+    # A failed or saturated step with `on_miss: error`: transient, a retry may succeed.
+    errors.StepFailed: grpc.StatusCode.UNAVAILABLE,
     errors.DecisionFailed: grpc.StatusCode.INTERNAL,
     # Loading problems are the operator's, not the caller's; a request should never meet them.
     errors.PolicyError: grpc.StatusCode.INTERNAL,

@@ -316,6 +316,7 @@ _FIRED_ID, _FIRED_RULESET, _FIRED_ACTION, _FIRED_REASON, _FIRED_PRIORITY = _tags
     pb.FiredRule.DESCRIPTOR, "id", "ruleset", "action", "reason_code", "priority"
 )
 _NOTICE_TEXTS = _tags(pb.NoticeReason.DESCRIPTOR, "code", "text", "source", "feature")
+_T_FALLBACK, _T_FALLBACK_STEP, _T_FALLBACK_REASON = _tags(_RESPONSE, "fallback", "fallback_step", "fallback_reason")
 _INT32 = range(-(2**31), 2**31)
 
 
@@ -367,6 +368,9 @@ class ResponseEncoder:
         parts.append(_double(_T_EVAL_US, d.eval_us))
         parts.append(_text(_T_ROUTE, d.route))
         parts.append(_text(_T_REQUEST_ID, scrub_text(d.request_id)))  # a card number is echoed masked
+        if outcome.fallbacks:  # fields 13-15 come before notice_reasons (20), as protobuf orders them
+            first = outcome.fallbacks[0]
+            parts.extend((_enum(_T_FALLBACK, 1), _text(_T_FALLBACK_STEP, first.step), _text(_T_FALLBACK_REASON, first.reason)))
         parts.extend(  # only a DECLINE of a flow with a notices: catalogue has any
             _delimited(_T_NOTICE, b"".join(
                 _text(t, v) for t, v in zip(_NOTICE_TEXTS, (n.code, n.text, n.source, n.feature), strict=True)))

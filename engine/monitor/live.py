@@ -11,6 +11,11 @@ model without a ``baseline.json`` is not monitored (logged once when the policie
 
 With several worker processes each worker has its own window; the gauges combine as the
 maximum over workers (docs/operations.md).
+
+Thresholds: each flow version declares its PSI watch/act thresholds (``psi:``, default 0.1/0.25);
+``psi_thresholds`` gives each model version the strictest of the flow versions that run it, which
+``watch`` exports as ``verdict_psi_threshold{model,version,level}`` for the alerting rules to
+compare with (deploy/prometheus/alerts.yaml) and ``verdict monitor`` grades with.
 """
 
 from __future__ import annotations
@@ -32,10 +37,22 @@ if TYPE_CHECKING:
     from engine.runtime.flow import CompiledFlow
     from engine.types import Outcome
 
-__all__ = ["DEFAULT_WINDOW", "DriftMonitor", "ModelWindow"]
+__all__ = ["DEFAULT_WINDOW", "DriftMonitor", "ModelWindow", "psi_thresholds"]
 
 DEFAULT_WINDOW = 10_000  # decisions per model version: PSI on fewer than a few hundred is noise
 _log = structlog.get_logger("verdict.monitor")
+
+
+def psi_thresholds(policies: PolicySet) -> dict[tuple[str, str], tuple[float, float]]:
+    """(model, version) -> (watch, act): the lowest thresholds among the loaded flow versions running it."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for entry in policies.flows.values():
+        for compiled in entry.versions.values():
+            for bound in compiled.models:
+                key = (bound.model.name, bound.model.version)
+                watch, act = out.get(key, compiled.psi)
+                out[key] = (min(watch, compiled.psi[0]), min(act, compiled.psi[1]))
+    return out
 
 
 class ModelWindow:
@@ -115,6 +132,11 @@ class DriftMonitor:
                         _log.info("baseline_missing", model=model.name, version=model.version, detail="no drift gauges for it")
                         continue
                     windows[id(model)] = ModelWindow(model, baseline, self._window)
+        thresholds = psi_thresholds(policies)
+        for w in windows.values():
+            watch, act = thresholds[(w.model.name, w.model.version)]
+            self._metrics.set("verdict_psi_threshold", watch, model=w.model.name, version=w.model.version, level="watch")
+            self._metrics.set("verdict_psi_threshold", act, model=w.model.name, version=w.model.version, level="act")
         with self._lock:
             self._windows = windows
 

@@ -113,25 +113,36 @@ def _version(policies: PolicySet, flow: str, version: str) -> Any:
     return None if entry is None else entry.versions.get(version)
 
 
-def write_report(out_dir: Path, s: Stability, *, source: str, watch: float = WATCH, act: float = ACT) -> Path:
-    """Write ``out_dir/report.md`` and its PNG figures; the report's path."""
+def write_report(
+    out_dir: Path, s: Stability, *, source: str, watch: float = WATCH, act: float = ACT,
+    thresholds: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+) -> Path:
+    """Write ``out_dir/report.md`` and its PNG figures; the report's path.
+
+    ``thresholds``: (model, version) -> (watch, act) from the flows' ``psi:`` (engine.monitor.live.psi_thresholds);
+    a model not in it is graded with ``watch`` and ``act``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = _figures(out_dir, s, watch, act)
+    limits = {key: (thresholds or {}).get(key, (watch, act)) for key in s.models}
+    figures = _figures(out_dir, s, limits)
     lines = [
         "# Stability report",
         "",
         f"Decision log: `{source}`. Served decisions: **{s.decisions}** from {s.first or '-'} to {s.last or '-'}"
         + (f"; {s.skipped} left out of drift (input no longer validates)." if s.skipped else "."),
         "",
-        f"PSI = Σ (live% − train%) · ln(live% / train%) over the training deciles stored in each model's "
-        f"baseline.json (empty bins floored at 0.01 %). Below {watch:g}: stable; {watch:g}–{act:g}: watch; "
-        f"{act:g} and above: act. A PSI on fewer than a few hundred decisions is mostly noise: read it with n.",
+        "PSI = Σ (live% − train%) · ln(live% / train%) over the training deciles stored in each model's "
+        "baseline.json (empty bins floored at 0.01 %). Below a model's watch threshold: stable; from watch to act: "
+        "watch; act and above: act (each model's thresholds are the strictest psi: of the flows running it, by "
+        "default 0.1 and 0.25). A PSI on fewer than a few hundred decisions is mostly noise: read it with n.",
         "",
     ]
     for (name, version), m in sorted(s.models.items()):
+        watch, act = limits[(name, version)]
         lines += [f"## Model {name} {version}", "",
-                  f"n = {m['n']} (training rows: {m['baseline'].rows}). Score PSI: **{m['score_psi']:.4f}** ({grade(m['score_psi'], watch, act)}).", "",
+                  f"n = {m['n']} (training rows: {m['baseline'].rows}). Thresholds: watch {watch:g}, act {act:g}. "
+                  f"Score PSI: **{m['score_psi']:.4f}** ({grade(m['score_psi'], watch, act)}).", "",
                   "| input | PSI | grade | missing | unseen categories |", "| --- | ---: | --- | ---: | ---: |"]
         for feature, f in sorted(m["features"].items(), key=lambda kv: -_num(kv[1]["psi"])):
             lines.append(f"| {feature} | {f['psi']:.4f} | {grade(f['psi'], watch, act)} | {f['missing']:.1%} | {f['unseen']:.1%} |")
@@ -169,7 +180,7 @@ def _top_rules(s: Stability, n: int = 8) -> list[str]:
     return [r for r, _ in total.most_common(n)]
 
 
-def _figures(out_dir: Path, s: Stability, watch: float, act: float) -> dict[str, str]:
+def _figures(out_dir: Path, s: Stability, limits: Mapping[tuple[str, str], tuple[float, float]]) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +196,7 @@ def _figures(out_dir: Path, s: Stability, watch: float, act: float) -> dict[str,
         names[key] = file
 
     for (name, version), m in s.models.items():
+        watch, act = limits[(name, version)]
         features = sorted(m["features"])
         fig, ax = plt.subplots(figsize=(7, 0.3 * len(features) + 1.5))
         ax.barh(features, [_num(m["features"][f]["psi"]) for f in features], color="tab:blue")

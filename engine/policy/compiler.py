@@ -22,6 +22,7 @@ from engine.policy.durable import DurableRuleset, NotExpressible, to_durable
 from engine.policy.schema import FlowFile, RuleFile, RuleSpec
 from engine.policy.tables import RowRule, expand_tables
 from engine.policy.yamlio import LoadedYaml
+from engine.runtime.fallback import STEPS, Budget, Budgets, step_of
 from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.runtime.validation import compile_validator, field_bounds
 from engine.screening.lists import ScreeningList
@@ -252,7 +253,9 @@ def _bind_models(
             )
         if ref.output in env:
             ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
-        env[ref.output] = Symbol("number", False, "score")
+        # A score the flow may decide without (budgets: rules_only) can be missing: rules are guarded.
+        skippable = (flow.budgets.get(f"score.{ref.name}") or flow.budgets.get("score"))
+        env[ref.output] = Symbol("number", skippable is not None and skippable.on_miss == "rules_only", "score")
         model_index[ref.output] = len(bound)
         positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
         bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
@@ -382,6 +385,7 @@ def compile_flow(
     derived, never_missing = _compile_derived(ctx, flow, env)
     bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
+    budgets = compile_budgets(ctx, flow, catalogue)
     rules, conditions, condition_at, durable_rules = _compile_rules(ctx, flow, rulesets, env, catalogue, model_index)
 
     if any(p.severity == "error" for p in ctx.problems):
@@ -411,8 +415,37 @@ def compile_flow(
         prepare_key=prepare_key(flow, bound),
         notices=flow.notices,
         screens=screens,
+        budgets=budgets,
+        psi=(flow.psi.watch, flow.psi.act),
     )
     return compiled, ctx.problems
+
+
+def compile_budgets(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:
+    """The flow's ``budgets:`` as engine.runtime.fallback's compiled Budgets; every bad entry is a problem at its line:
+    ``unknown_step`` (not a step of engine.runtime.fallback.STEPS, or ``score.<model>`` of no model of the flow),
+    ``rules_only_not_allowed`` (a step the rules cannot do without) and ``unknown_reason``."""
+    out: dict[str, Budget] = {}
+    models = {m.name for m in flow.models}
+    for key, spec in flow.budgets.items():
+        step = step_of(key)
+        loc = ("budgets", key)
+        name = key.split(".", 1)[1] if "." in key else ""
+        if step is None or (name and (step.name != "score" or name not in models)):
+            known = ", ".join([*STEPS, *(f"score.{m}" for m in sorted(models))])
+            ctx.add(f"budgets: unknown step {key!r}", "unknown_step", loc=loc, hint=f"the steps are {known} (docs/fallbacks.md)")
+            continue
+        if spec.on_miss == "rules_only" and not step.skippable:
+            ctx.add(f"budgets: {key}: rules_only applies to steps the rules can do without (model scores), not to this one",
+                    "rules_only_not_allowed", loc=(*loc, "on_miss"), hint="use on_miss: action (REVIEW or DECLINE) or error")
+        if spec.reason is not None and spec.reason not in catalogue:
+            ctx.add(f"budgets: {key}: reason {spec.reason} is not in the flow's reasons", "unknown_reason", loc=(*loc, "reason"))
+        out[key] = Budget(
+            key, spec.budget_ms / 1000.0, spec.on_miss,
+            Action[spec.action] if spec.action else None, spec.reason or "", catalogue.get(spec.reason or "", ""),
+            preempt=step is not None and step.preempt,
+        )
+    return Budgets(out)
 
 
 def _codegen_problem(

@@ -26,6 +26,9 @@ released version. Lint adds:
   (live, challenger, shadow) flow version runs a model that is not approved, or approved only for
   pinned requests, or not listed;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
+- ``rules_only_unguarded`` (warning): a model's budget falls back to ``rules_only`` (docs/fallbacks.md)
+  in a flow whose default is APPROVE, and no rule or table tests ``is_null(<score>)``: a request
+  whose score is missing would be approved by default (flagged as a fallback, but approved);
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
 - problems in policy test files: the file itself (schema, flow/version directory) and, per case,
   ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
@@ -47,7 +50,7 @@ from pathlib import Path
 
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
-from engine.expr.syntax import BoolOp, Compare, InList, Literal, Name
+from engine.expr.syntax import BoolOp, Call, Compare, InList, Literal, Name
 from engine.expr.vocabulary import children, show
 from engine.policy.compiler import FlowSource, RuleSource
 from engine.policy.loader import LoadResult, load
@@ -157,6 +160,38 @@ def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]: 
     return out
 
 
+def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> list[Problem]:
+    """``rules_only_unguarded`` warnings of one flow version (see the module docstring)."""
+    flow = src.file
+    if flow.default.action != "APPROVE":
+        return []
+    skippable = [m for m in flow.models
+                 if (b := flow.budgets.get(f"score.{m.name}") or flow.budgets.get("score")) is not None and b.on_miss == "rules_only"]
+    if not skippable:
+        return []
+    texts: list[str] = []
+    for name in flow.rulesets:
+        rs = rulesets.get(name)
+        if rs is not None:
+            texts += [r.when for r in rs.file.rules if r.enabled]
+            texts += [c for t in rs.file.tables if t.enabled for c in t.columns]
+    tested: set[str] = set()
+    for text in texts:
+        stack = [node] if (node := _parse(text)) is not None else []
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Call) and n.func == "is_null" and len(n.args) == 1 and isinstance(n.args[0], Name):
+                tested.add(n.args[0].name)
+            stack += children(n)
+    return [
+        Problem(src.path, f"budgets: model {m.name} falls back to rules_only, but no rule of {flow.flow} {flow.version} tests "
+                f"is_null({m.output}): a request whose score is missing is approved by the default", "rules_only_unguarded",
+                line=src.doc.line_of(("budgets",)), severity="warning",
+                hint=f"add a rule `when: is_null({m.output})` with action REVIEW, or use on_miss: action (docs/fallbacks.md)")
+        for m in skippable if m.output not in tested
+    ]
+
+
 @dataclass(frozen=True)
 class _Seen:
     rule: str
@@ -170,6 +205,7 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     domains = domains_of(flow.input.fields)
     inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
     used = {code for ref in flow.models for code in ref.reasons.values()}
+    used.update(b.reason for b in flow.budgets.values() if b.reason)  # a fallback's fixed action gives it
     if flow.default.reason:
         used.add(flow.default.reason)
     conditions: dict[str, _Seen] = {}
@@ -411,6 +447,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read (reported once): no cascade of guesses
             report.rules += _check_version(src, result.rule_sources, found)
+            found += _unguarded_rules_only(src, result.rule_sources)
         found[first:] = [replace(p, flow=p.flow or flow_name) for p in found[first:]]
     every_flow_read = not any(result.broken_versions.values())
     for name, rs in sorted(result.rule_sources.items()):

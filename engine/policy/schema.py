@@ -19,11 +19,13 @@ __all__ = [
     "FieldSpec",
     "FlowFile",
     "InputSpec",
+    "PsiSpec",
     "ModelRef",
     "RoutingFile",
     "RuleFile",
     "RuleSpec",
     "ScreeningSpec",
+    "StepBudgetSpec",
     "TableRowSpec",
     "TableSpec",
 ]
@@ -140,6 +142,46 @@ class ScreeningSpec(_Frozen):
     )
 
 
+class PsiSpec(_Frozen):
+    """PSI thresholds of the flow's models (engine.monitor): 0.1 watch and 0.25 act by default, the
+    credit-scoring convention (Siddiqi, *Credit Risk Scorecards*, Wiley 2006, ch. 8)."""
+
+    watch: float = Field(default=0.1, gt=0, le=10, description="PSI from which an input or score is graded 'watch'")
+    act: float = Field(default=0.25, gt=0, le=10, description="PSI from which it is graded 'act' (above watch)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PsiSpec:
+        if not self.watch < self.act:
+            raise ValueError(f"psi: watch {self.watch:g} must be below act {self.act:g}")
+        return self
+
+
+class StepBudgetSpec(_Frozen):
+    """A step's latency budget and what happens when it misses it or fails (engine.runtime.fallback)."""
+
+    budget_ms: float = Field(gt=0, le=60_000, description="milliseconds the step may take")
+    on_miss: Literal["rules_only", "action", "error"] = Field(
+        description="rules_only: decide with the step's output missing; action: a fixed REVIEW/DECLINE "
+        "with `reason`; error: DEADLINE_EXCEEDED (budget) or UNAVAILABLE (failure)",
+    )
+    action: ActionName | None = Field(default=None, description="on_miss: action only; REVIEW or DECLINE, never APPROVE")
+    reason: ReasonCode | None = Field(default=None, description="on_miss: action only; a code of the flow's reasons")
+
+    @model_validator(mode="after")
+    def _action_fits(self) -> StepBudgetSpec:
+        if self.on_miss == "action":
+            if self.action is None or self.reason is None:
+                raise ValueError("on_miss: action needs both 'action' (REVIEW or DECLINE) and 'reason'")
+            if self.action == "APPROVE":
+                raise ValueError(
+                    "a fallback never approves: a step that missed its budget or failed must not let a request "
+                    "through unseen; use REVIEW or DECLINE (docs/fallbacks.md)"
+                )
+        elif self.action is not None or self.reason is not None:
+            raise ValueError(f"'action' and 'reason' apply to on_miss: action only, not {self.on_miss}")
+        return self
+
+
 class DefaultSpec(_Frozen):
     """The outcome when no rule fires."""
 
@@ -166,6 +208,15 @@ class FlowFile(_Frozen):
         "lint requires one for every code a DECLINE can give (engine.runtime.notice, docs/compliance.md)",
     )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
+    psi: PsiSpec = Field(
+        default_factory=PsiSpec,
+        description="PSI watch/act thresholds of drift monitoring for the flow's models (verdict monitor, alerts)",
+    )
+    budgets: dict[str, StepBudgetSpec] = Field(
+        default_factory=dict,
+        description="step (validate, screening, features, score, score.<model>, rules, explain) -> latency "
+        "budget and fallback (engine.runtime.fallback, docs/fallbacks.md)",
+    )
 
     @field_validator("rulesets")
     @classmethod

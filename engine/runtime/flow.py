@@ -8,13 +8,17 @@ does no file I/O, reads no clock and keeps no state between calls, so the same i
 the same outcome, alone or among thousands of concurrent calls. A caller with a deadline passes
 ``expired`` (a callable the service builds from its clock); it is asked before each model. A
 caller that times the steps passes ``mark``, called with each step's name as it ends (validate,
-features, score, rules, explain); the flow itself still reads no clock.
+features, score, rules, explain); the flow itself still reads no clock. A flow with latency
+budgets (``budgets``, engine.runtime.fallback) is evaluated under a ``StepGuard`` the caller builds: each
+step runs through it, and a step that misses its budget or fails takes the declared fallback
+(rules_only: its score is missing; action: a fixed REVIEW/DECLINE; error: a typed error), recorded
+in ``Outcome.fallbacks``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,9 +26,10 @@ import numpy as np
 
 from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
+from engine.runtime.fallback import Budgets, StepGuard, StepMissed
 from engine.runtime.notice import principal_reasons
 from engine.runtime.validation import Validator
-from engine.types import Action, FiredRule, NoticeReason, Outcome, Reason
+from engine.types import Action, FallbackTaken, FiredRule, NoticeReason, Outcome, Reason
 
 if TYPE_CHECKING:
     from engine.policy.durable import DurableRuleset
@@ -98,6 +103,7 @@ class CompiledFlow:
 
     __slots__ = (
         "_default_reasons",
+        "budgets",
         "default_action",
         "description",
         "durable",
@@ -107,6 +113,7 @@ class CompiledFlow:
         "notices",
         "prepare_key",
         "program",
+        "psi",
         "revision",
         "rules",
         "screens",
@@ -131,6 +138,8 @@ class CompiledFlow:
         prepare_key: str = "",
         notices: Mapping[str, str] | None = None,
         screens: Sequence[CompiledScreen] = (),
+        budgets: Budgets | None = None,
+        psi: tuple[float, float] = (0.1, 0.25),
     ) -> None:
         self.flow = flow
         self.version = version
@@ -149,16 +158,23 @@ class CompiledFlow:
         # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
         self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
         self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
+        self.budgets = budgets if budgets is not None else Budgets({})  # latency budgets per step (engine.runtime.fallback)
+        self.psi = psi  # (watch, act) PSI thresholds of its models' drift (the flow's psi:, engine.monitor)
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
 
     def evaluate(
-        self, raw: Mapping[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None
+        self, raw: Mapping[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None,
+        guard: StepGuard | None = None,
     ) -> Outcome:
         """Decide on one input; raises InvalidInput when it does not fit the input schema, and
         DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model.
-        ``mark(step)`` (optional) is called as each step ends (see the module docstring)."""
+        ``mark(step)`` (optional) is called as each step ends (see the module docstring).
+        ``guard`` (for a flow with ``budgets``) runs each step under its budget; a missed or failed
+        step takes its fallback, and an ``error`` fallback raises StepTimedOut or StepFailed."""
+        if guard is not None:
+            return self._evaluate_guarded(raw, expired, mark, guard)
         values = self.validator(raw)
         if mark is not None:
             mark("validate")
@@ -169,31 +185,76 @@ class CompiledFlow:
     ) -> Outcome:
         """Decide on already validated values (the dict is extended with derived features)."""
         scores: dict[str, float] = {}
-        for step in self.screens:
-            scores[step.score_name] = step.apply(values)
+        self._screen(values, scores)
         self.program.derive(values)
         if mark is not None:
             mark("features")
         rows: list[np.ndarray] = []
         for bound in self.models:
-            if expired is not None and expired():
-                raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
-            x = bound.model.encode(values)
+            x = _encode(bound, values, expired)
             s = bound.model.score(x)
             values[bound.output] = s
             scores[bound.output] = s
             rows.append(x)
         if mark is not None:
             mark("score")
-        hits = self.program.fired(values)
-        if self.durable is not None:
-            hits += self.durable.fired(values)
+        hits = self.hits(values)
         if mark is None:
             return self._resolve(hits, values, scores, rows)
         mark("rules")
         outcome = self._resolve(hits, values, scores, rows)
         mark("explain")
         return outcome
+
+    def _evaluate_guarded(
+        self, raw: Mapping[str, Any], expired: Callable[[], bool] | None, mark: Callable[[str], None] | None, guard: StepGuard,
+    ) -> Outcome:
+        """``evaluate`` with every step run by ``guard``; applies the fallback of a step that misses."""
+        mark = mark if mark is not None else _no_mark
+        scores: dict[str, float] = {}
+        taken: list[FallbackTaken] = []
+        try:
+            values: dict[str, Any] = guard.run("validate", self.validator, raw)
+            mark("validate")
+            if self.screens:
+                guard.run("screening", self._screen, values, scores)
+            guard.run("features", self.program.derive, values)
+            mark("features")
+            rows: list[np.ndarray] = []
+            for bound in self.models:
+                x = _encode(bound, values, expired)
+                rows.append(x)
+                try:
+                    s = guard.run("score." + bound.model.name, bound.model.score, x)
+                except StepMissed as missed:
+                    if missed.budget.on_miss != "rules_only":
+                        raise
+                    taken.append(missed.taken)
+                    values[bound.output] = None  # missing: rules over it follow docs/expressions.md
+                    continue
+                values[bound.output] = s
+                scores[bound.output] = s
+            mark("score")
+            hits = guard.run("rules", self.hits, values)
+            mark("rules")
+            outcome: Outcome = guard.run("explain", self._resolve, hits, values, scores, rows)
+            mark("explain")
+        except StepMissed as missed:
+            return self._fallback(missed, scores, taken)
+        return replace(outcome, fallbacks=tuple(taken)) if taken else outcome
+
+    def _screen(self, values: dict[str, Any], scores: dict[str, float]) -> None:
+        for step in self.screens:
+            scores[step.score_name] = step.apply(values)
+
+    def _fallback(self, missed: StepMissed, scores: dict[str, float], taken: list[FallbackTaken]) -> Outcome:
+        """The outcome of an ``action`` fallback; raises the typed error of an ``error`` one."""
+        budget = missed.budget
+        if budget.on_miss != "action" or budget.action is None:
+            raise missed.as_error() from missed
+        reasons = (Reason(budget.reason, budget.message, "fallback", ""),)
+        notice = principal_reasons(budget.action, reasons, (), self.notices)
+        return Outcome(budget.action, reasons, (), dict(scores), {}, notice, (*taken, missed.taken))
 
     def derive(self, values: dict[str, Any]) -> None:
         """Add the screening features and derived features to validated ``values`` (in place): what
@@ -282,7 +343,7 @@ class CompiledFlow:
                 reasons.append(Reason(rule.reason_code, rule.message, "rule", rule.id))
             if rule.action == action:
                 for m in rule.models:
-                    if m not in explained and self.models[m].explains:
+                    if m not in explained and self.models[m].explains and self.models[m].output in scores:
                         explained.add(m)
                         x = rows[m] if rows is not None else self.models[m].model.encode(values)
                         given = explanations.get(m) if explanations is not None else None
@@ -314,3 +375,14 @@ class CompiledFlow:
             seen.add(entry[0])
             out.append(Reason(entry[0], entry[1], "model", rule_id, feature, float(contribution)))
             given += 1
+
+
+def _no_mark(step: str) -> None:
+    """A ``mark`` that records nothing."""
+
+
+def _encode(bound: CompiledModel, values: Mapping[str, Any], expired: Callable[[], bool] | None) -> np.ndarray:
+    """The model's encoded row of ``values``; raises DeadlineExceeded first when ``expired()`` says so."""
+    if expired is not None and expired():
+        raise DeadlineExceeded(f"the caller's deadline passed before model {bound.model.name} ran")
+    return bound.model.encode(values)

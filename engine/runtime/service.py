@@ -8,6 +8,13 @@ Deadlines: a caller may pass ``deadline`` (a ``time.monotonic()`` instant; the g
 derives it from the call's remaining time). If it has passed before evaluation or before a model,
 the call raises ``DeadlineExceeded`` and nothing is decided or logged. A decision finished after
 the deadline is logged with ``delivery="unknown"``: the caller has probably given up on it.
+
+Budgets: a flow version with ``budgets:`` is evaluated under a ``StepGuard`` (engine.runtime.fallback) that
+runs its model scores on this Decider's bounded worker pool; every fallback taken, and every step
+answered as an error by its fallback, counts in ``verdict_fallbacks_total{flow,version,step,reason}``.
+
+Traces: with ``tracing`` (engine.tracing) each decision, or error, is recorded as spans when it ends;
+``trace`` carries the caller's W3C trace context. Without it (the default) nothing is recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import (
     DeadlineExceeded,
@@ -28,16 +35,22 @@ from engine.errors import (
     NotReady,
     PolicyError,
     Problem,
+    StepFailed,
+    StepTimedOut,
     VerdictError,
     VersionNotFound,
 )
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.policy.loader import PolicySet
+from engine.runtime.fallback import DEFAULT_WORKERS, StepGuard, WorkerPool
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.validation import check_call
 from engine.types import Decision
+
+if TYPE_CHECKING:
+    from engine.tracing import Tracing
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
 
@@ -101,12 +114,16 @@ class Decider:
         metrics: Metrics | None = None,
         shadow_workers: int = 1,
         shadow_queue: int = 1024,
+        step_workers: int = DEFAULT_WORKERS,
+        tracing: Tracing | None = None,
     ) -> None:
         self._policies = policies
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
         self.drift = DriftMonitor(self.metrics)  # PSI of live inputs and scores (engine.monitor.live)
+        self.steps = WorkerPool(step_workers)  # runs the preempted steps of flows with budgets (engine.runtime.fallback)
+        self.tracing = tracing  # spans of each decision (engine.tracing); None: off
         if policies is not None:
             self.drift.watch(policies)
         self._shadow = ShadowPool(
@@ -172,6 +189,7 @@ class Decider:
         request_id: str = "",
         caller: str = "",
         deadline: float | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Decision:
         """Decide one request for ``caller`` (its authenticated name, "" if none).
 
@@ -179,8 +197,25 @@ class Decider:
         stored decision; the same id from another caller is another request. ``deadline``: a
         ``time.monotonic()`` instant after which the caller no longer waits (None: no deadline);
         past it, DeadlineExceeded is raised before evaluation or before a model. Raises the
-        engine's typed errors; never anything else.
+        engine's typed errors; never anything else. ``trace``: the caller's W3C trace context
+        (``traceparent``, ``tracestate``), the parent of the decision's span when tracing is on.
         """
+        tracing = self.tracing
+        if tracing is None:
+            return self._decide_call(flow, input, version, request_id, caller, deadline)
+        start_ns = time.time_ns()
+        try:
+            decision = self._decide_call(flow, input, version, request_id, caller, deadline)
+        except VerdictError as exc:
+            tracing.failed(trace, start_ns, flow, exc)
+            raise
+        tracing.decided(trace, start_ns, decision)
+        return decision
+
+    def _decide_call(
+        self, flow: str, input: Mapping[str, Any], version: str, request_id: str, caller: str, deadline: float | None
+    ) -> Decision:
+        """``decide`` without tracing: checks, idempotency, then ``_decide``."""
         check_call(flow, version, request_id)  # bounded before it is routed, remembered or quoted
         if deadline is not None and time.monotonic() >= deadline:
             raise DeadlineExceeded("the caller's deadline passed before the decision started")
@@ -199,7 +234,8 @@ class Decider:
         return self._decide(flow, input, version, request_id, caller, deadline)
 
     def decide_many(
-        self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None
+        self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> list[Decision | VerdictError]:
         """Decide each request as ``decide`` does (routing, decision log, idempotency per request id),
         one after the other; the result of each is its Decision or the typed error it raised.
@@ -215,7 +251,7 @@ class Decider:
                 continue
             try:
                 out.append(self.decide(r.flow, r.input, version=r.version, request_id=r.request_id,
-                                       caller=caller, deadline=deadline))
+                                       caller=caller, deadline=deadline, trace=trace))
             except VerdictError as exc:
                 out.append(exc)
         return out
@@ -240,7 +276,14 @@ class Decider:
             last[0] = now
 
         try:
-            outcome = compiled.evaluate(input, expired, mark=mark)
+            if compiled.budgets:
+                outcome = compiled.evaluate(input, expired, mark=mark, guard=StepGuard(compiled.budgets, self.steps, deadline))
+            else:
+                outcome = compiled.evaluate(input, expired, mark=mark)
+        except (StepTimedOut, StepFailed) as exc:  # an `error` fallback: counted, then answered as the error
+            reason = exc.reason if isinstance(exc, StepFailed) else "budget"
+            self.metrics.inc("verdict_fallbacks", flow=compiled.flow, version=compiled.version, step=exc.step, reason=reason)
+            raise
         except VerdictError:
             raise
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
@@ -257,6 +300,7 @@ class Decider:
             eval_us=eval_us,
             route=route,
             caller=caller,
+            steps=steps,
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered
@@ -279,7 +323,10 @@ class Decider:
             {bound.model.name: outcome.scores[bound.output] for bound in compiled.models if bound.output in outcome.scores},
             seconds, steps,
         )
-        self.drift.observe(compiled, outcome)
+        if outcome.features:  # a fixed-action fallback carries no feature values: nothing to monitor
+            self.drift.observe(compiled, outcome)
+        for taken in outcome.fallbacks:
+            self.metrics.inc("verdict_fallbacks", flow=decision.flow, version=decision.version, step=taken.step, reason=taken.reason)
 
     def _submit_shadows(self, policies: PolicySet, decision: Decision, shadows: tuple[str, ...], input: Mapping[str, Any]) -> None:
         """Queue the flow's shadow versions (but the one that decided) for evaluation off this thread."""
@@ -289,7 +336,8 @@ class Decider:
             served = versions[decision.version]
             self._shadow.submit(
                 flows, input, decision.request_id, decision.decision_id, decision.outcome.action,
-                prepare_key=served.prepare_key, features=decision.outcome.features,
+                # a fallback's values lack a score: the shadow computes its own
+                prepare_key="" if decision.outcome.fallbacks else served.prepare_key, features=decision.outcome.features,
             )
 
     def drain_shadows(self, timeout: float = 10.0) -> bool:
@@ -300,6 +348,7 @@ class Decider:
         """Finish the queued shadow evaluations and stop their workers (and the drift refresh)."""
         self._shadow.close()
         self.drift.stop()
+        self.steps.close()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,31 @@ def wait_serving(target: str, timeout: float = 60.0, service: str = "") -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{target} not SERVING after {timeout}s")
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def logged_server(directory: Path, policies: Any) -> Iterator[tuple[grpc.Channel, Any]]:
+    """A real server on 127.0.0.1:0 serving ``policies`` with the file decision log in ``directory``:
+    yields (channel to it, the Decider); stops both after."""
+    from engine.audit.segments import FileStore
+    from engine.audit.sink import AuditSink, MaskRegistry
+    from engine.audit.writer import GroupCommitWriter
+    from engine.grpc.server import start_server
+    from engine.runtime.privacy import HashKey
+    from engine.runtime.service import Decider
+    from engine.settings import Settings
+
+    sink = AuditSink(GroupCommitWriter(FileStore(directory)), MaskRegistry(HashKey(b"k" * 32)))
+    decider = Decider(policies, sink=sink)
+    sink.masks.bind(lambda: decider.policies)
+    running = start_server(Settings.load(env={}, port=0, root=ROOT, threads=8), decider)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield channel, decider
+    finally:
+        running.stop(grace=1)
+        decider.close()
+        sink.close()
 
 
 def verdict_command() -> list[str]:

@@ -12,18 +12,11 @@ import time
 import grpc
 import pytest
 
-from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import open_source
-from engine.audit.writer import GroupCommitWriter
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
-from engine.grpc.server import start_server
 from engine.policy.loader import load_policies
-from engine.runtime.privacy import HashKey
-from engine.runtime.service import Decider
-from engine.settings import Settings
 
-from .helpers import ROOT, credit_applications, request
+from .helpers import ROOT, credit_applications, logged_server, request
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +29,9 @@ SLOW = 0.040  # seconds the injected step takes
 def served(tmp_path):
     """(stub, the credit flow's live compiled version, log directory, decider) over a real server."""
     policies = load_policies(ROOT)
-    writer = GroupCommitWriter(FileStore(tmp_path / "audit"))
-    sink = AuditSink(writer, MaskRegistry(HashKey(b"k" * 32)))
-    decider = Decider(policies, sink=sink)
-    sink.masks.bind(lambda: decider.policies)
-    settings = Settings.load(env={}, port=0, root=ROOT, threads=8)
-    running = start_server(settings, decider)
     entry = policies.flows["credit_application"]
-    compiled = entry.versions[entry.live]
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield pb_grpc.DecisionServiceStub(channel), compiled, tmp_path / "audit", decider
-    running.stop(grace=1)
-    decider.close()
-    sink.close()
+    with logged_server(tmp_path / "audit", policies) as (channel, decider):
+        yield pb_grpc.DecisionServiceStub(channel), entry.versions[entry.live], tmp_path / "audit", decider
 
 
 def call_all(stub, applications, timeout):

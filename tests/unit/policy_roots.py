@@ -117,3 +117,16 @@ def routed_copy(root: Path, *, models: bool = True) -> Path:
     (flow / "4" / "flow.yaml").write_text(text.replace('\nversion: "3"\n', '\nversion: "4"\n', 1))
     (flow / "routing.yaml").write_text(ROUTED)
     return root
+
+
+def flows_copy(tmp: Path, flows: tuple[str, ...]) -> Path:
+    """A policy root in ``tmp/root`` with the project's ``flows`` and rule files copied (to edit) and its
+    models and lists linked (read-only)."""
+    root = tmp / "root"
+    (root / "policies").mkdir(parents=True)
+    for flow in flows:
+        shutil.copytree(PROJECT / "policies" / flow, root / "policies" / flow)
+    shutil.copytree(PROJECT / "rules", root / "rules")
+    for name in ("model_artifacts", "lists"):
+        (root / name).symlink_to(PROJECT / name)
+    return root

@@ -41,6 +41,16 @@ def test_the_image_runs_unprivileged_and_serves():
     assert 'ENTRYPOINT ["verdict", "serve"]' in lines
 
 
+def test_the_image_has_what_the_manifests_and_the_policies_need():
+    """The Deployment logs to PostgreSQL, so the image installs the postgres extra; the policy root in the
+    image has every directory the bundled flows read (screening lists included)."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert "VERDICT_AUDIT_DSN" in (K8S / "deployment.yaml").read_text()
+    assert "ARG EXTRAS=postgres" in text and '".[${EXTRAS}]"' in text
+    for name in ("policies", "rules", "model_artifacts", "lists"):
+        assert f"COPY {name} /srv/verdict/{name}" in text, name
+
+
 def test_the_configmap_sets_only_real_settings_and_they_validate():
     """Every ConfigMap key is a VERDICT_* setting, and together they load (non-loopback host with insecure)."""
     data = _manifests()["ConfigMap"]["data"]

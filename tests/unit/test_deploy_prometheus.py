@@ -48,8 +48,9 @@ def test_the_alerting_rules_pass_their_unit_tests(promtool):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _income_psi(double: bool) -> tuple[float, float]:
-    """(income PSI, sample size) the server's drift gauges show after 600 applications (incomes x2 when ``double``)."""
+def _income_psi(double: bool) -> tuple[float, float, float, float]:
+    """(income PSI, sample size, watch and act thresholds) the server's drift gauges show after 600 applications
+    (incomes x2 when ``double``)."""
     sample = random.Random(3).sample(read_credit_applications(ROOT / "data" / "credit_data.csv"), 600)
     metrics = Metrics()
     decider = Decider(load_policies(ROOT), metrics=metrics)
@@ -58,7 +59,8 @@ def _income_psi(double: bool) -> tuple[float, float]:
     decider.close()
     decider.drift.refresh()
     labels = {"model": "credit_default", "version": "1"}
-    return metrics.get("verdict_feature_psi", **labels, feature="income"), metrics.get("verdict_psi_sample_size", **labels)
+    return (metrics.get("verdict_feature_psi", **labels, feature="income"), metrics.get("verdict_psi_sample_size", **labels),
+            metrics.get("verdict_psi_threshold", **labels, level="watch"), metrics.get("verdict_psi_threshold", **labels, level="act"))
 
 
 _PSI_TEST = """rule_files: [{rules}]
@@ -70,6 +72,10 @@ tests:
         values: '{psi}x60'
       - series: 'verdict_psi_sample_size{{job="verdict",model="credit_default",version="1"}}'
         values: '{n}x60'
+      - series: 'verdict_psi_threshold{{job="verdict",model="credit_default",version="1",level="watch"}}'
+        values: '{watch}x60'
+      - series: 'verdict_psi_threshold{{job="verdict",model="credit_default",version="1",level="act"}}'
+        values: '{act}x60'
     alert_rule_test:
       - eval_time: 45m
         alertname: VerdictFeaturePSIAct
@@ -78,18 +84,20 @@ tests:
 _FIRING = """
           - exp_labels: {severity: warning, job: verdict, model: credit_default, version: "1", feature: income}
             exp_annotations:
-              summary: "Input income of model credit_default 1 has shifted (PSI >= 0.25: act)"
+              summary: "Input income of model credit_default 1 has shifted (PSI at or above act)"
               runbook: "docs/operations.md#verdictfeaturepsi\""""
 
 
 @pytest.mark.parametrize("double", [True, False], ids=["incomes-x2", "training-like"])
 def test_doubled_incomes_raise_the_psi_alert(promtool, tmp_path, double):
     """The income PSI the server computes for incomes x2 fires VerdictFeaturePSIAct in promtool; training-like traffic does not."""
-    psi, n = _income_psi(double)
+    psi, n, watch, act = _income_psi(double)
     assert n == 600
+    assert (watch, act) == (0.1, 0.25)  # credit_application declares no psi:, so the defaults
     assert (psi >= 0.25) is double
     test = tmp_path / "psi_test.yaml"
-    test.write_text(_PSI_TEST.format(rules=RULES, psi=repr(psi), n=int(n), expected=_FIRING if double else "[]"))
+    test.write_text(_PSI_TEST.format(rules=RULES, psi=repr(psi), n=int(n), watch=watch, act=act,
+                                     expected=_FIRING if double else "[]"))
     done = _run(promtool, "test", "rules", str(test), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -27,13 +27,14 @@ def test_serving_dependencies_leave_out_training_plotting_and_postgres() -> None
 
 
 def test_extras_exist_and_the_readme_names_each() -> None:
-    """train, plots, postgres, bench and test are extras; test pulls train, plots and postgres; the README names each."""
+    """train, plots, postgres, otel, bench and test are extras; test pulls train, plots, postgres, batch and otel; the README names each."""
     extras = PROJECT["optional-dependencies"]
     assert {"train", "plots", "postgres", "bench", "test"} <= set(extras)
     assert {"lightgbm", "scikit-learn", "skl2onnx", "onnxmltools", "matplotlib"} <= {_name(r) for r in extras["train"]}
-    assert "verdict[train,plots,postgres,batch]" in extras["test"]
+    assert "verdict[train,plots,postgres,batch,otel]" in extras["test"]
+    assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc"} <= {_name(r) for r in extras["otel"]}
     readme = (ROOT / "README.md").read_text()
-    for extra in ("train", "plots", "postgres", "bench", "test"):
+    for extra in ("train", "plots", "postgres", "otel", "bench", "test"):
         assert f"'.[{extra}]'" in readme
 
 
@@ -50,5 +51,5 @@ def test_require_names_the_extra_and_the_missing_modules(monkeypatch: pytest.Mon
 
 def test_require_passes_when_installed() -> None:
     """With the test extra installed, every extra's modules are found (the suite's environment is complete)."""
-    for extra in ("train", "postgres", "bench"):
+    for extra in ("train", "postgres", "bench", "otel"):
         require(extra, "x")

@@ -25,6 +25,8 @@ EXAMPLES = {
     errors.PolicyError: lambda: errors.PolicyError([Problem("rules/x.yaml", "bad", "bad")]),
     errors.ModelLoadError: lambda: errors.ModelLoadError("model_artifacts/m/1", "sha256 mismatch"),
     errors.FlowUnavailable: lambda: errors.FlowUnavailable("qa", [Problem("rules/qa.yaml", "bad", "bad", line=3)]),
+    errors.StepTimedOut: lambda: errors.StepTimedOut("score.m", "step score.m missed its budget of 50 ms"),
+    errors.StepFailed: lambda: errors.StepFailed("score.m", "error", "step score.m error"),
 }
 
 
@@ -57,6 +59,12 @@ def test_every_engine_error_class_is_in_the_table():
 def test_request_errors_map_to_their_status(cls, code):
     """The caller-facing errors get the status codes the contract documents."""
     assert status_for(_example(cls))[0] is code
+
+
+def test_step_fallback_errors_are_deadline_exceeded_and_unavailable():
+    """A step over its budget (on_miss: error) is DEADLINE_EXCEEDED; a failed one UNAVAILABLE (a retry may work)."""
+    assert status_for(_example(errors.StepTimedOut))[0] is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status_for(_example(errors.StepFailed))[0] is grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES)

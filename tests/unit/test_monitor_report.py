@@ -107,3 +107,61 @@ def test_an_empty_period_exits_1_saying_so(shifted_log, tmp_path, capsys):
     assert main(["monitor", "--from-log", str(log_dir), "--out", str(tmp_path / "r"), "--until", "2000-01-01", "--root", str(ROOT)]) == 1
     assert re.search("no served decision in .* for the period", capsys.readouterr().err)
     assert not (tmp_path / "r").exists()
+
+
+def _root_with_psi(tmp_path: Path, psi: str, versions: tuple[str, ...] = ("1",)) -> Path:
+    """A copy of the root where credit_application ``versions`` (release locks dropped) declare ``psi``."""
+    from .policy_roots import flows_copy
+
+    root = flows_copy(tmp_path, ("credit_application",))
+    for lock in (root / "policies" / "credit_application").glob("*/release.lock"):
+        lock.unlink()
+    for version in versions:
+        flow = root / "policies" / "credit_application" / version / "flow.yaml"
+        flow.write_text(flow.read_text() + f"\npsi: {psi}\n")
+    return root
+
+
+def test_the_flows_psi_thresholds_grade_the_report_unless_overridden(shifted_log, tmp_path):
+    """A flow declaring psi: {watch: 0.5, act: 2} grades the doubled incomes 'watch' (0.25-2 away from act);
+    --watch/--act on the command line grade every model with theirs instead."""
+    log_dir, _, boundary = shifted_log
+    root = _root_with_psi(tmp_path, "{watch: 0.5, act: 2}", ("1", "2"))  # both versions running credit_default 1
+    assert load_policies(root).flows["credit_application"].versions["1"].psi == (0.5, 2.0)
+    own, given = tmp_path / "own", tmp_path / "given"
+    args = ["monitor", "--from-log", str(log_dir), "--since", _iso(boundary), "--root", str(root)]
+    assert main([*args, "--out", str(own)]) == 0
+    assert main([*args, "--out", str(given), "--watch", "0.1", "--act", "0.25"]) == 0
+    mine, theirs = (own / "report.md").read_text(), (given / "report.md").read_text()
+    assert "Thresholds: watch 0.5, act 2." in mine and "Thresholds: watch 0.1, act 0.25." in theirs
+    psi = float(_income_row(mine)[1])
+    assert 0.5 <= psi < 2 and _income_row(mine)[2] == "watch"
+    assert _income_row(theirs)[2] == "act"
+
+
+def test_the_strictest_flow_sets_a_models_thresholds_and_the_server_exports_them(tmp_path):
+    """A model run by flow versions with different psi: gets the lowest watch and act; the drift monitor
+    exports them as verdict_psi_threshold{level=watch|act}, the gauge the alerting rules compare with."""
+    from engine.metrics import Metrics
+    from engine.monitor.live import psi_thresholds
+
+    root = _root_with_psi(tmp_path, "{watch: 0.05, act: 0.2}")  # version 2 runs the same model with the defaults
+    policies = load_policies(root)
+    assert psi_thresholds(policies)[("credit_default", "1")] == (0.05, 0.2)
+    assert psi_thresholds(policies)[("credit_default", "2")] == (0.1, 0.25)
+    metrics = Metrics()
+    decider = Decider(policies, metrics=metrics)
+    decider.close()
+    assert metrics.get("verdict_psi_threshold", model="credit_default", version="1", level="watch") == 0.05
+    assert metrics.get("verdict_psi_threshold", model="credit_default", version="1", level="act") == 0.2
+
+
+@pytest.mark.parametrize("psi", ["{watch: 0.3, act: 0.2}", "{watch: 0, act: 0.2}", "{watch: 0.1, act: 0.25, warn: 1}"])
+def test_bad_psi_thresholds_are_refused_with_the_flow_file(tmp_path, psi):
+    """watch at or above act, a threshold not above 0, or an unknown key: an error naming flow.yaml; the version is held back."""
+    from engine.policy.loader import load
+
+    result = load(_root_with_psi(tmp_path, psi))
+    errors = [p for p in result.problems if p.severity == "error"]
+    assert errors and all(p.path.endswith("credit_application/1/flow.yaml") for p in errors)
+    assert "1" not in (result.policies.flows["credit_application"].versions if result.policies else {})

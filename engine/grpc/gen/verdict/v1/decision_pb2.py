@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19verdict/v1/decision.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\"j\n\rDecideRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"A\n\x12\x44\x65\x63ideBatchRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.verdict.v1.DecideRequest\"E\n\x13\x44\x65\x63ideBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.verdict.v1.DecideBatchResult\"w\n\x11\x44\x65\x63ideBatchResult\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.DecideResponseH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.verdict.v1.DecideErrorH\x00\x42\x08\n\x06result\"x\n\x0b\x44\x65\x63ideError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12,\n\x0c\x66ield_errors\x18\x03 \x03(\x0b\x32\x16.verdict.v1.FieldError\x12\x1c\n\x14\x66ield_errors_omitted\x18\x04 \x01(\x05\":\n\nFieldError\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"o\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x06 \x01(\x01\"s\n\tFiredRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x12.verdict.v1.Action\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\"\xff\x03\n\x0e\x44\x65\x63ideResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x12.verdict.v1.Action\x12#\n\x07reasons\x18\x03 \x03(\x0b\x32\x12.verdict.v1.Reason\x12\x36\n\x06scores\x18\x04 \x03(\x0b\x32&.verdict.v1.DecideResponse.ScoresEntry\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x36\n\x06models\x18\x08 \x03(\x0b\x32&.verdict.v1.DecideResponse.ModelsEntry\x12*\n\x0b\x66ired_rules\x18\t \x03(\x0b\x32\x15.verdict.v1.FiredRule\x12\x0f\n\x07\x65val_us\x18\n \x01(\x01\x12\r\n\x05route\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x30\n\x0enotice_reasons\x18\x14 \x03(\x0b\x32\x18.verdict.v1.NoticeReason\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x0cNoticeReason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x04 \x01(\t\"\x12\n\x10ListFlowsRequest\"@\n\x08\x46lowInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\"8\n\x11ListFlowsResponse\x12#\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x14.verdict.v1.FlowInfo\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"\x0f\n\rReloadRequest\"\x86\x01\n\rPolicyProblem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12\x10\n\x08severity\x18\x07 \x01(\t\x12\x0c\n\x04\x66low\x18\x08 \x01(\t\"\x8b\x02\n\x0cReloadResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x12\n\nat_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12+\n\x08problems\x18\x06 \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12\x11\n\ttests_run\x18\x07 \x01(\x05\x12\x14\n\x0ctests_failed\x18\x08 \x01(\x05\x12\x14\n\x0c\x66\x61iled_tests\x18\t \x03(\t\x12\x0e\n\x06result\x18\n \x01(\t\x12+\n\x08warnings\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\"\x98\x03\n\nFlowStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x14\n\x0clive_version\x18\x03 \x01(\t\x12\x1a\n\x12\x63hallenger_version\x18\x04 \x01(\t\x12\x18\n\x10\x63hallenger_share\x18\x05 \x01(\x01\x12\x16\n\x0e\x63hallenger_key\x18\x06 \x01(\t\x12\x17\n\x0fshadow_versions\x18\x07 \x03(\t\x12\x38\n\trevisions\x18\x08 \x03(\x0b\x32%.verdict.v1.FlowStatus.RevisionsEntry\x12\x18\n\x10routing_revision\x18\t \x01(\t\x12\r\n\x05state\x18\n \x01(\t\x12+\n\x08problems\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12+\n\x08warnings\x18\x0c \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x1a\x30\n\x0eRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0eStatusResponse\x12\x10\n\x08revision\x18\x01 \x01(\t\x12%\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x16.verdict.v1.FlowStatus\x12-\n\x0blast_reload\x18\x03 \x01(\x0b\x32\x18.verdict.v1.ReloadResult\x12\x1d\n\x15serving_since_unix_ms\x18\x04 \x01(\x03\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.verdict.v1.StatusResponse.MetricsEntry\x12\x0c\n\x04root\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REVIEW\x10\x02\x12\x0b\n\x07\x44\x45\x43LINE\x10\x03\x32\xa7\x02\n\x0f\x44\x65\x63isionService\x12?\n\x06\x44\x65\x63ide\x12\x19.verdict.v1.DecideRequest\x1a\x1a.verdict.v1.DecideResponse\x12N\n\x0b\x44\x65\x63ideBatch\x12\x1e.verdict.v1.DecideBatchRequest\x1a\x1f.verdict.v1.DecideBatchResponse\x12H\n\tListFlows\x12\x1c.verdict.v1.ListFlowsRequest\x1a\x1d.verdict.v1.ListFlowsResponse\x12\x39\n\x04Ping\x12\x17.verdict.v1.PingRequest\x1a\x18.verdict.v1.PingResponse2\x92\x01\n\rPolicyService\x12\x42\n\tGetStatus\x12\x19.verdict.v1.StatusRequest\x1a\x1a.verdict.v1.StatusResponse\x12=\n\x06Reload\x12\x19.verdict.v1.ReloadRequest\x1a\x18.verdict.v1.ReloadResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19verdict/v1/decision.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\"j\n\rDecideRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"A\n\x12\x44\x65\x63ideBatchRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.verdict.v1.DecideRequest\"E\n\x13\x44\x65\x63ideBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.verdict.v1.DecideBatchResult\"w\n\x11\x44\x65\x63ideBatchResult\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.DecideResponseH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.verdict.v1.DecideErrorH\x00\x42\x08\n\x06result\"x\n\x0b\x44\x65\x63ideError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12,\n\x0c\x66ield_errors\x18\x03 \x03(\x0b\x32\x16.verdict.v1.FieldError\x12\x1c\n\x14\x66ield_errors_omitted\x18\x04 \x01(\x05\":\n\nFieldError\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"o\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x06 \x01(\x01\"s\n\tFiredRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x12.verdict.v1.Action\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\"\xc1\x04\n\x0e\x44\x65\x63ideResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x12.verdict.v1.Action\x12#\n\x07reasons\x18\x03 \x03(\x0b\x32\x12.verdict.v1.Reason\x12\x36\n\x06scores\x18\x04 \x03(\x0b\x32&.verdict.v1.DecideResponse.ScoresEntry\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x36\n\x06models\x18\x08 \x03(\x0b\x32&.verdict.v1.DecideResponse.ModelsEntry\x12*\n\x0b\x66ired_rules\x18\t \x03(\x0b\x32\x15.verdict.v1.FiredRule\x12\x0f\n\x07\x65val_us\x18\n \x01(\x01\x12\r\n\x05route\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x30\n\x0enotice_reasons\x18\x14 \x03(\x0b\x32\x18.verdict.v1.NoticeReason\x12\x10\n\x08\x66\x61llback\x18\r \x01(\x08\x12\x15\n\rfallback_step\x18\x0e \x01(\t\x12\x17\n\x0f\x66\x61llback_reason\x18\x0f \x01(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x0cNoticeReason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x04 \x01(\t\"\x12\n\x10ListFlowsRequest\"@\n\x08\x46lowInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\t\x12\x10\n\x08versions\x18\x03 \x03(\t\"8\n\x11ListFlowsResponse\x12#\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x14.verdict.v1.FlowInfo\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"\x0f\n\rReloadRequest\"\x86\x01\n\rPolicyProblem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0c\n\x04hint\x18\x06 \x01(\t\x12\x10\n\x08severity\x18\x07 \x01(\t\x12\x0c\n\x04\x66low\x18\x08 \x01(\t\"\x8b\x02\n\x0cReloadResult\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x12\n\nat_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12+\n\x08problems\x18\x06 \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12\x11\n\ttests_run\x18\x07 \x01(\x05\x12\x14\n\x0ctests_failed\x18\x08 \x01(\x05\x12\x14\n\x0c\x66\x61iled_tests\x18\t \x03(\t\x12\x0e\n\x06result\x18\n \x01(\t\x12+\n\x08warnings\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\"\x98\x03\n\nFlowStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x14\n\x0clive_version\x18\x03 \x01(\t\x12\x1a\n\x12\x63hallenger_version\x18\x04 \x01(\t\x12\x18\n\x10\x63hallenger_share\x18\x05 \x01(\x01\x12\x16\n\x0e\x63hallenger_key\x18\x06 \x01(\t\x12\x17\n\x0fshadow_versions\x18\x07 \x03(\t\x12\x38\n\trevisions\x18\x08 \x03(\x0b\x32%.verdict.v1.FlowStatus.RevisionsEntry\x12\x18\n\x10routing_revision\x18\t \x01(\t\x12\r\n\x05state\x18\n \x01(\t\x12+\n\x08problems\x18\x0b \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x12+\n\x08warnings\x18\x0c \x03(\x0b\x32\x19.verdict.v1.PolicyProblem\x1a\x30\n\x0eRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\x0eStatusResponse\x12\x10\n\x08revision\x18\x01 \x01(\t\x12%\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x16.verdict.v1.FlowStatus\x12-\n\x0blast_reload\x18\x03 \x01(\x0b\x32\x18.verdict.v1.ReloadResult\x12\x1d\n\x15serving_since_unix_ms\x18\x04 \x01(\x03\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.verdict.v1.StatusResponse.MetricsEntry\x12\x0c\n\x04root\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REVIEW\x10\x02\x12\x0b\n\x07\x44\x45\x43LINE\x10\x03\x32\xa7\x02\n\x0f\x44\x65\x63isionService\x12?\n\x06\x44\x65\x63ide\x12\x19.verdict.v1.DecideRequest\x1a\x1a.verdict.v1.DecideResponse\x12N\n\x0b\x44\x65\x63ideBatch\x12\x1e.verdict.v1.DecideBatchRequest\x1a\x1f.verdict.v1.DecideBatchResponse\x12H\n\tListFlows\x12\x1c.verdict.v1.ListFlowsRequest\x1a\x1d.verdict.v1.ListFlowsResponse\x12\x39\n\x04Ping\x12\x17.verdict.v1.PingRequest\x1a\x18.verdict.v1.PingResponse2\x92\x01\n\rPolicyService\x12\x42\n\tGetStatus\x12\x19.verdict.v1.StatusRequest\x1a\x1a.verdict.v1.StatusResponse\x12=\n\x06Reload\x12\x19.verdict.v1.ReloadRequest\x1a\x18.verdict.v1.ReloadResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,8 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSRESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_ACTION']._serialized_start=2776
-  _globals['_ACTION']._serialized_end=2846
+  _globals['_ACTION']._serialized_start=2842
+  _globals['_ACTION']._serialized_end=2912
   _globals['_DECIDEREQUEST']._serialized_start=71
   _globals['_DECIDEREQUEST']._serialized_end=177
   _globals['_DECIDEBATCHREQUEST']._serialized_start=179
@@ -59,41 +59,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIREDRULE']._serialized_start=733
   _globals['_FIREDRULE']._serialized_end=848
   _globals['_DECIDERESPONSE']._serialized_start=851
-  _globals['_DECIDERESPONSE']._serialized_end=1362
-  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_start=1270
-  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_end=1315
-  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_start=1317
-  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_end=1362
-  _globals['_NOTICEREASON']._serialized_start=1364
-  _globals['_NOTICEREASON']._serialized_end=1439
-  _globals['_LISTFLOWSREQUEST']._serialized_start=1441
-  _globals['_LISTFLOWSREQUEST']._serialized_end=1459
-  _globals['_FLOWINFO']._serialized_start=1461
-  _globals['_FLOWINFO']._serialized_end=1525
-  _globals['_LISTFLOWSRESPONSE']._serialized_start=1527
-  _globals['_LISTFLOWSRESPONSE']._serialized_end=1583
-  _globals['_PINGREQUEST']._serialized_start=1585
-  _globals['_PINGREQUEST']._serialized_end=1615
-  _globals['_PINGRESPONSE']._serialized_start=1617
-  _globals['_PINGRESPONSE']._serialized_end=1648
-  _globals['_STATUSREQUEST']._serialized_start=1650
-  _globals['_STATUSREQUEST']._serialized_end=1665
-  _globals['_RELOADREQUEST']._serialized_start=1667
-  _globals['_RELOADREQUEST']._serialized_end=1682
-  _globals['_POLICYPROBLEM']._serialized_start=1685
-  _globals['_POLICYPROBLEM']._serialized_end=1819
-  _globals['_RELOADRESULT']._serialized_start=1822
-  _globals['_RELOADRESULT']._serialized_end=2089
-  _globals['_FLOWSTATUS']._serialized_start=2092
-  _globals['_FLOWSTATUS']._serialized_end=2500
-  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_start=2452
-  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_end=2500
-  _globals['_STATUSRESPONSE']._serialized_start=2503
-  _globals['_STATUSRESPONSE']._serialized_end=2774
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=2728
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=2774
-  _globals['_DECISIONSERVICE']._serialized_start=2849
-  _globals['_DECISIONSERVICE']._serialized_end=3144
-  _globals['_POLICYSERVICE']._serialized_start=3147
-  _globals['_POLICYSERVICE']._serialized_end=3293
+  _globals['_DECIDERESPONSE']._serialized_end=1428
+  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_start=1336
+  _globals['_DECIDERESPONSE_SCORESENTRY']._serialized_end=1381
+  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_start=1383
+  _globals['_DECIDERESPONSE_MODELSENTRY']._serialized_end=1428
+  _globals['_NOTICEREASON']._serialized_start=1430
+  _globals['_NOTICEREASON']._serialized_end=1505
+  _globals['_LISTFLOWSREQUEST']._serialized_start=1507
+  _globals['_LISTFLOWSREQUEST']._serialized_end=1525
+  _globals['_FLOWINFO']._serialized_start=1527
+  _globals['_FLOWINFO']._serialized_end=1591
+  _globals['_LISTFLOWSRESPONSE']._serialized_start=1593
+  _globals['_LISTFLOWSRESPONSE']._serialized_end=1649
+  _globals['_PINGREQUEST']._serialized_start=1651
+  _globals['_PINGREQUEST']._serialized_end=1681
+  _globals['_PINGRESPONSE']._serialized_start=1683
+  _globals['_PINGRESPONSE']._serialized_end=1714
+  _globals['_STATUSREQUEST']._serialized_start=1716
+  _globals['_STATUSREQUEST']._serialized_end=1731
+  _globals['_RELOADREQUEST']._serialized_start=1733
+  _globals['_RELOADREQUEST']._serialized_end=1748
+  _globals['_POLICYPROBLEM']._serialized_start=1751
+  _globals['_POLICYPROBLEM']._serialized_end=1885
+  _globals['_RELOADRESULT']._serialized_start=1888
+  _globals['_RELOADRESULT']._serialized_end=2155
+  _globals['_FLOWSTATUS']._serialized_start=2158
+  _globals['_FLOWSTATUS']._serialized_end=2566
+  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_start=2518
+  _globals['_FLOWSTATUS_REVISIONSENTRY']._serialized_end=2566
+  _globals['_STATUSRESPONSE']._serialized_start=2569
+  _globals['_STATUSRESPONSE']._serialized_end=2840
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=2794
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=2840
+  _globals['_DECISIONSERVICE']._serialized_start=2915
+  _globals['_DECISIONSERVICE']._serialized_end=3210
+  _globals['_POLICYSERVICE']._serialized_start=3213
+  _globals['_POLICYSERVICE']._serialized_end=3359
 # @@protoc_insertion_point(module_scope)

@@ -104,7 +104,7 @@ class FiredRule(_message.Message):
     def __init__(self, id: _Optional[str] = ..., ruleset: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reason_code: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us", "route", "request_id", "notice_reasons")
+    __slots__ = ("decision_id", "action", "reasons", "scores", "flow", "version", "revision", "models", "fired_rules", "eval_us", "route", "request_id", "notice_reasons", "fallback", "fallback_step", "fallback_reason")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,9 @@ class DecideResponse(_message.Message):
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NOTICE_REASONS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_STEP_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     action: Action
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
@@ -145,7 +148,10 @@ class DecideResponse(_message.Message):
     route: str
     request_id: str
     notice_reasons: _containers.RepeatedCompositeFieldContainer[NoticeReason]
-    def __init__(self, decision_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[str] = ..., models: _Optional[_Mapping[str, str]] = ..., fired_rules: _Optional[_Iterable[_Union[FiredRule, _Mapping]]] = ..., eval_us: _Optional[float] = ..., route: _Optional[str] = ..., request_id: _Optional[str] = ..., notice_reasons: _Optional[_Iterable[_Union[NoticeReason, _Mapping]]] = ...) -> None: ...
+    fallback: bool
+    fallback_step: str
+    fallback_reason: str
+    def __init__(self, decision_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., revision: _Optional[str] = ..., models: _Optional[_Mapping[str, str]] = ..., fired_rules: _Optional[_Iterable[_Union[FiredRule, _Mapping]]] = ..., eval_us: _Optional[float] = ..., route: _Optional[str] = ..., request_id: _Optional[str] = ..., notice_reasons: _Optional[_Iterable[_Union[NoticeReason, _Mapping]]] = ..., fallback: _Optional[bool] = ..., fallback_step: _Optional[str] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
 
 class NoticeReason(_message.Message):
     __slots__ = ("code", "text", "source", "feature")

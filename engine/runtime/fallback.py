@@ -1,0 +1,266 @@
+"""Latency budgets per step of a decision, and the declared fallback when a step misses one or fails.
+
+A flow declares, under ``budgets:``, a budget in milliseconds for any of its steps and what happens
+when the step misses it or fails (docs/fallbacks.md):
+
+* ``rules_only``: decide without the step's output. The step's values are **missing** (null), and
+  rules reading them follow the missing-value semantics of docs/expressions.md (a test on a missing
+  score is false; ``is_null(score)`` holds). Only steps whose output rules can do without
+  (``Step.skippable``: the model scores) allow it.
+* ``action``: answer a fixed REVIEW or DECLINE with the declared reason code. Never APPROVE: a
+  failure must not let a request through unseen (the schema refuses it outright).
+* ``error``: answer an error, DEADLINE_EXCEEDED for a missed budget (``StepTimedOut``) and
+  UNAVAILABLE for a failed or saturated step (``StepFailed``); nothing is decided or logged.
+
+How a budget is enforced depends on the step (``Step.preempt``):
+
+* **Preempted** (model scores): the step runs on a bounded pool of worker threads and the request
+  waits at most ``min(budget, time left before the caller's deadline)``. A late result is
+  discarded; the worker finishes its call in the background (a synchronous onnxruntime ``run``
+  cannot be interrupted) and its thread stays busy until then. A request that finds every worker
+  busy waits for one within the same budget; none free in time is a miss with reason ``busy``. A
+  stuck model thus costs at most ``workers`` threads, never the whole server; the server sizes
+  the pool to its request threads (``--threads``), so in normal operation a worker is always free.
+* **Checked at the step boundary** (every other step: pure Python that cannot be interrupted): the
+  step runs inline and its elapsed time is compared with the budget when it ends; a late result is
+  discarded and the fallback applies. Such a step can overrun its budget by its own duration.
+
+The caller's deadline (engine.runtime.service) is respected as before: when it, not the budget, is what
+ran out, the call raises ``DeadlineExceeded`` whatever the fallback (the caller is gone).
+
+Steps are a closed set registered in ``STEPS``; a new step (the state store of engine/state) plugs
+in with one line there and one ``guard.run("state", ...)`` call where it runs. A model's step is
+``score.<model name>``; a budget under ``score`` applies to every model without its own entry.
+
+The core stays pure: ``CompiledFlow`` receives a ``StepGuard`` built by the service (which owns the
+clock and the worker pool) and asks it to run each step; without budgets the flow runs as before,
+with no guard and no cost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from engine.errors import DeadlineExceeded, StepFailed, StepTimedOut, VerdictError
+from engine.types import Action, FallbackTaken
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "STEPS",
+    "Budget",
+    "Budgets",
+    "FallbackTaken",
+    "Step",
+    "StepGuard",
+    "StepMissed",
+    "WorkerPool",
+    "step_of",
+]
+
+#: Worker threads of the pool that runs preempted steps (per server process): the default number
+#: of request threads (engine.settings ``threads``), so that every request in flight can have one.
+DEFAULT_WORKERS = 16
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A step of a decision that can have a budget.
+
+    ``skippable``: the flow can decide without the step's output (``rules_only`` allowed).
+    ``preempt``: the request stops waiting at the budget (see the module docstring).
+    """
+
+    name: str
+    skippable: bool = False
+    preempt: bool = False
+
+
+#: Every step a budget may name. A new step is one line here (e.g. ``Step("state", True, True)``).
+STEPS: Mapping[str, Step] = {
+    s.name: s
+    for s in (
+        Step("validate"),
+        Step("screening"),
+        Step("features"),
+        Step("score", skippable=True, preempt=True),
+        Step("rules"),
+        Step("explain"),
+    )
+}
+
+
+def step_of(key: str) -> Step | None:
+    """The registered step a budget key names (``score.card_fraud`` -> score), else None."""
+    return STEPS.get(key.split(".", 1)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A compiled budget: seconds, the fallback mode, and for ``action`` the outcome it gives."""
+
+    step: str
+    seconds: float
+    on_miss: str  # "rules_only", "action" or "error"
+    action: Action | None = None
+    reason: str = ""  # reason code of an ``action`` fallback
+    message: str = ""  # its text, from the flow's reasons
+    preempt: bool = False
+
+
+class Budgets:
+    """A flow version's budgets by step key; ``get("score.m")`` falls back to ``score``."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, budgets: Mapping[str, Budget]) -> None:
+        self._by_key = dict(budgets)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def get(self, key: str) -> Budget | None:
+        """The budget of step ``key`` (its own, else its step's), or None."""
+        found = self._by_key.get(key)
+        if found is None and "." in key:
+            found = self._by_key.get(key.split(".", 1)[0])
+        return found
+
+    def items(self) -> list[tuple[str, Budget]]:
+        return sorted(self._by_key.items())
+
+
+class StepMissed(Exception):
+    """A step missed its budget or failed; the flow applies ``budget``'s fallback."""
+
+    def __init__(self, budget: Budget, key: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"step {key} {reason}: {detail}" if detail else f"step {key} {reason}")
+        self.budget = budget
+        self.key = key
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def taken(self) -> FallbackTaken:
+        return FallbackTaken(self.key, self.reason, self.budget.on_miss)
+
+    def as_error(self) -> VerdictError:
+        """The error an ``error`` fallback answers: DEADLINE_EXCEEDED for a budget, else UNAVAILABLE."""
+        text = f"step {self.key} {'missed its budget of %g ms' % (self.budget.seconds * 1000) if self.reason == 'budget' else self.reason}"
+        if self.detail:
+            text += f" ({self.detail})"
+        if self.reason == "budget":
+            return StepTimedOut(self.key, text)
+        return StepFailed(self.key, self.reason, text)
+
+
+class WorkerPool:
+    """A bounded pool of threads for preempted steps (created as needed, at most ``workers``).
+
+    At most ``workers`` calls run at once; ``try_submit`` waits at most ``wait`` seconds for a free
+    worker and is refused (None) after, so a stuck model ties up at most ``workers`` threads.
+    """
+
+    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
+        self._free = threading.BoundedSemaphore(workers)
+        self._executor: ThreadPoolExecutor | None = None
+        self._workers = workers
+        self._lock = threading.Lock()
+
+    def try_submit(self, fn: Callable[..., _T], *args: Any, wait: float = 0.0) -> Any:
+        """A future running ``fn(*args)``, or None when no worker was free within ``wait`` seconds."""
+        acquired = self._free.acquire(timeout=wait) if wait > 0 else self._free.acquire(blocking=False)
+        if not acquired:
+            return None
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="verdict-step")
+                executor = self._executor
+        try:
+            future = executor.submit(fn, *args)
+        except BaseException:
+            self._free.release()
+            raise
+        future.add_done_callback(lambda _f: self._free.release())
+        return future
+
+    def close(self) -> None:
+        """Stop accepting work; running calls finish in the background."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class StepGuard:
+    """Runs one request's steps under its flow's budgets and the caller's deadline.
+
+    Built per request by the service: ``clock`` is ``time.monotonic``, ``deadline`` a monotonic
+    instant or None. Raises ``StepMissed`` (for the flow to apply the fallback) or
+    ``DeadlineExceeded`` (the caller's deadline, not the budget, ran out).
+    """
+
+    __slots__ = ("_budgets", "_clock", "_deadline", "_pool")
+
+    def __init__(self, budgets: Budgets, pool: WorkerPool, deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._budgets = budgets
+        self._pool = pool
+        self._deadline = deadline
+        self._clock = clock
+
+    def run(self, key: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` under the budget of step ``key`` (directly when it has none).
+
+        Typed engine errors (InvalidInput, ...) pass through: they are the caller's, not a failure.
+        """
+        budget = self._budgets.get(key)
+        if budget is None:
+            return fn(*args)
+        if budget.preempt:
+            return self._preempted(budget, key, fn, args)
+        start = self._clock()
+        try:
+            result = fn(*args)
+        except VerdictError:
+            raise
+        except Exception as exc:
+            raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
+        if self._clock() - start > budget.seconds:
+            raise StepMissed(budget, key, "budget")
+        return result
+
+    def _preempted(self, budget: Budget, key: str, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        wait = budget.seconds
+        by_deadline = False
+        if self._deadline is not None:
+            left = self._deadline - self._clock()
+            if left <= 0:
+                raise DeadlineExceeded(f"the caller's deadline passed before step {key}")
+            if left < wait:
+                wait, by_deadline = left, True
+        start = self._clock()
+        future = self._pool.try_submit(fn, *args, wait=wait)
+        if future is None:
+            if by_deadline:
+                raise DeadlineExceeded(f"the caller's deadline passed waiting for a worker for step {key}")
+            raise StepMissed(budget, key, "busy", "no step worker was free within the budget")
+        try:
+            result: _T = future.result(timeout=max(0.0, wait - (self._clock() - start)))
+        except FutureTimeout:
+            future.cancel()
+            if by_deadline:
+                raise DeadlineExceeded(f"the caller's deadline passed during step {key}") from None
+            raise StepMissed(budget, key, "budget") from None
+        except VerdictError:
+            raise
+        except Exception as exc:
+            raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
+        return result
