@@ -35,6 +35,7 @@ from types import MappingProxyType
 
 from engine.errors import Problem
 from engine.lint import lint
+from engine.custom_lists.snapshot import ListView
 from engine.loader import FlowVersions, LoadResult, PolicySet, load, version_key
 from engine.policytest import run
 from engine.testcases import discover
@@ -116,13 +117,13 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
 
 # Long (71 lines): load, lint, test, then activate flow by flow, in the order the module docstring gives;
 # it splits with the loader's steps (issue 13, item 2).
-def check(root: Path, previous: PolicySet | None = None) -> Activation:
+def check(root: Path, previous: PolicySet | None = None, custom_lists: ListView | None = None) -> Activation:
     """Load, lint and test `root`; activate flow by flow against `previous` (see the module docstring).
 
     Never raises for bad files (a bug in a checker does raise: the reloader reports it as a crash).
     """
     root = Path(root).resolve()
-    result = load(root)
+    result = load(root, custom_lists)
     suites = discover(root)
     report = lint(root, result, suites)
     tests = run(result.compiled, suites[0])
@@ -174,9 +175,10 @@ def check(root: Path, previous: PolicySet | None = None) -> Activation:
         policies = None
     elif result.policies is not None and not all_errors and not failed:
         policies = result.policies
-        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings)
+        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings, custom_lists=result.custom_lists)
     else:
-        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable))
+        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable),
+                             custom_lists=result.custom_lists)
     return Activation(
         policies=policies,
         flows=MappingProxyType(health),

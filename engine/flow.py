@@ -27,6 +27,7 @@ from engine.types import Action, FiredRule, NoticeReason, Outcome, Reason
 from engine.validation import Validator
 
 if TYPE_CHECKING:
+    from engine.custom_lists.snapshot import ListView
     from engine.durable import DurableRuleset
     from engine.screening.step import CompiledScreen
 
@@ -98,6 +99,7 @@ class CompiledFlow:
 
     __slots__ = (
         "_default_reasons",
+        "custom_lists",
         "default_action",
         "description",
         "durable",
@@ -131,6 +133,7 @@ class CompiledFlow:
         prepare_key: str = "",
         notices: Mapping[str, str] | None = None,
         screens: Sequence[CompiledScreen] = (),
+        custom_lists: ListView | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -149,6 +152,9 @@ class CompiledFlow:
         # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
         self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
         self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
+        # The custom lists its ``x in list('name')`` tests read: the one input that changes between calls
+        # without a new version (docs/lists.md); a test fixes it with ``custom_lists.using(snapshot)``.
+        self.custom_lists = custom_lists
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )

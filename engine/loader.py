@@ -21,10 +21,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from engine.compiler import FlowSource, RuleSource, compile_flow
+from engine.custom_lists.declarations import read_declarations
+from engine.custom_lists.snapshot import ListView
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
+from engine.privacy import HashKey
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.schema_messages import explain_errors
 from engine.screening.lists import ScreeningList
@@ -60,6 +63,8 @@ class PolicySet:
     # Flows under the root that have no good version to serve, with the problems that keep them out
     # (per-flow activation, engine.activation); a request for one gets FlowUnavailable.
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # The custom lists (custom_lists.yaml) the flows' ``x in list('name')`` tests read (docs/lists.md)
+    custom_lists: ListView | None = None
 
     def flow_names(self) -> list[str]:
         return sorted(self.flows)
@@ -83,6 +88,7 @@ class LoadResult:
     # them is not checked further, so one slip gives one problem instead of a cascade.
     broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
     broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
+    custom_lists: ListView | None = None  # the view the compiled flows' list tests read
 
     @property
     def errors(self) -> list[Problem]:
@@ -254,13 +260,22 @@ def _load_model(root: Path, name: str, version: str) -> ScoringModel:
     return load_model(root / "model_artifacts" / name / version)
 
 
-def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in line: split into read/load-models/compile in issue 13 item 2)
-    """Read, validate and compile everything under `root`; never raises for bad files."""
+def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in line: split into read/load-models/compile in issue 13 item 2)
+    """Read, validate and compile everything under `root`; never raises for bad files.
+
+    ``custom_lists``: the view the flows' ``x in list('name')`` tests read (a server passes the one
+    its store refreshes; it takes the lists ``custom_lists.yaml`` declares). Without it the flows
+    read a new, empty view (``LoadResult.custom_lists``; policy tests give each case its lists).
+    """
     root = Path(root).resolve()
     problems: list[Problem] = []
     if not (root / "policies").is_dir():
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
+    declared = read_declarations(root, problems)
+    if custom_lists is None:
+        custom_lists = ListView({}, HashKey.from_setting(None))
+    custom_lists.declare(declared)
     ruleset_paths: dict[str, str] = {}
     broken_rulesets: dict[str, str] = {}
     broken_versions: dict[str, set[str]] = {}
@@ -314,7 +329,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                 continue  # a rule file it needs could not be read: that file's problem says why
             revision = _revision(src, rulesets, models, lists)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, rulesets, models, revision, lists)
+            flow, found = _compile_guarded(src, rulesets, models, revision, lists, custom_lists)
             problems.extend(_model_hints(root, src, found))
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision, lists=lists)
             problems.extend(check_release(root, content, flow_name, version))
@@ -332,20 +347,20 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
     policies = None
     if not any(p.severity == "error" for p in problems):
         warnings = tuple(p for p in problems if p.severity != "error")
-        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings)
+        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings, custom_lists=custom_lists)
     return LoadResult(
         policies, problems, flow_sources=flow_sources, rule_sources=rulesets, contents=contents, compiled=every, flows=flows,
-        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions,
+        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions, custom_lists=custom_lists,
     )
 
 
 def _compile_guarded(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
-    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None, custom_lists: ListView | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists)
+        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists)
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"

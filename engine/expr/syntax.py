@@ -6,12 +6,17 @@ Grammar (lowest precedence first)::
     or       := and ("or" and)*
     and      := not ("and" not)*
     not      := "not" not | compare
-    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | ["not"] "in" list)?
+    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | ["not"] "in" (list | named))?
     sum      := product (("+" | "-") product)*
     product  := unary (("*" | "/" | "%") unary)*
     unary    := "-" unary | primary
     primary  := NUMBER | STRING | "true" | "false" | "null" | list | NAME | NAME "(" args ")" | "(" expr ")"
     list     := "[" [literal ("," literal)*] [","] "]"
+    named    := "list" "(" STRING ")"
+
+``x in list('name')`` tests membership of a custom list (engine.custom_lists, docs/lists.md): it
+parses to ``Call(IN_LIST, (x, Literal('name')))`` (``not in``: that call under ``Not``), so every
+consumer treats it as a function call that is missing when ``x`` is missing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from decimal import Decimal
 from engine.expr.numbers import is_number, parse_literal
 
 __all__ = [
+    "IN_LIST",
     "BinOp",
     "BoolOp",
     "Call",
@@ -40,6 +46,7 @@ __all__ = [
 ]
 
 MAX_EXPRESSION_LENGTH = 4000
+IN_LIST = "in_list"  # the function a custom-list membership test parses to (not callable by name)
 MAX_DEPTH = 64
 
 
@@ -251,17 +258,31 @@ class _Parser:
             node: Node = Compare(tok.text, left, right, tok.pos)
         elif tok.kind == "kw" and tok.text == "in":
             self.take()
-            node = InList(left, self.list_(), False, tok.pos)
+            node = self.named(left, tok.pos) or InList(left, self.list_(), False, tok.pos)
         elif tok.kind == "kw" and tok.text == "not" and self.toks[self.i + 1].text == "in":
             self.take()
             self.take()
-            node = InList(left, self.list_(), True, tok.pos)
+            named = self.named(left, tok.pos)
+            node = Not(named, tok.pos) if named is not None else InList(left, self.list_(), True, tok.pos)
         else:
             return left
         nxt = self.peek()
         if nxt.kind == "op" and nxt.text in ("==", "!=", "<", "<=", ">", ">="):
             raise ExprSyntaxError("comparisons cannot be chained; join them with 'and'", nxt.pos)
         return node
+
+    def named(self, operand: Node, pos: int) -> Call | None:
+        """``list('name')`` after ``in``: a custom-list membership test, or None when a literal list follows."""
+        tok = self.peek()
+        if not (tok.kind == "name" and tok.text == "list" and self.toks[self.i + 1].text == "("):
+            return None
+        self.take()
+        self.take()
+        name = self.take()
+        if name.kind != "string":
+            raise ExprSyntaxError("list() takes the list's name in quotes, e.g. list('blocked_devices')", name.pos)
+        self.expect(")", "')' after the list's name")
+        return Call(IN_LIST, (operand, Literal(_unquote(name.text, name.pos), name.pos)), pos)
 
     def sum_(self) -> Node:
         node = self.product()
@@ -314,6 +335,8 @@ class _Parser:
         if tok.kind == "op" and tok.text == "[":
             raise ExprSyntaxError("a list may only follow 'in' or 'not in'", tok.pos)
         if tok.kind == "name":
+            if tok.text in ("list", IN_LIST) and self.peek().text == "(":
+                raise ExprSyntaxError("list('name') may only follow 'in' or 'not in'", tok.pos)
             if self.accept("("):
                 args: list[Node] = []
                 if not self.accept(")"):
