@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.lint import lint
-from engine.custom_lists.snapshot import ListView
 from engine.loader import FlowVersions, LoadResult, PolicySet, load, version_key
 from engine.policytest import run
 from engine.testcases import discover

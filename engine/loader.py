@@ -25,9 +25,9 @@ from engine.custom_lists.declarations import read_declarations
 from engine.custom_lists.snapshot import ListView
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.flow import CompiledFlow, ScoringModel
+from engine.privacy import HashKey
 from engine.release import Content, check_release, content_of
 from engine.routing import Challenger
-from engine.privacy import HashKey
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.schema_messages import explain_errors
 from engine.screening.lists import ScreeningList

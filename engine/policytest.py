@@ -8,7 +8,6 @@ report also lists the rules that no case fired, per flow version (``uncovered``)
 from __future__ import annotations
 
 import contextlib
-
 import functools
 import math
 import re
@@ -16,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.custom_lists.kinds import entry_key
+from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.errors import InvalidInput, Problem, VerdictError
 from engine.flow import CompiledFlow, CompiledRule
 from engine.lint import format_problem
-from engine.custom_lists.kinds import entry_key
-from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.loader import PolicySet, load, version_key
 from engine.suggest import did_you_mean
 from engine.testcases import Case, Match, TestSuite, discover

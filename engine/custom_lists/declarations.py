@@ -70,7 +70,9 @@ def read_declarations(root: Path, problems: list[Problem]) -> dict[str, ListDecl
             problems.append(Problem(DECLARATIONS_FILE, f"{where}: {err['msg']}", "list_schema", line=doc.line_of(loc)))
         return {}
     bad = [n for n in parsed.lists if not re.match(LIST_NAME_PATTERN, n)]
-    for name in bad:
-        problems.append(Problem(DECLARATIONS_FILE, f"list name {name!r} must be lower case letters, digits and _ (at most 64)",
-                                "list_name", line=doc.line_of(("lists", name))))
+    problems.extend(
+        Problem(DECLARATIONS_FILE, f"list name {name!r} must be lower case letters, digits and _ (at most 64)", "list_name",
+                line=doc.line_of(("lists", name)))
+        for name in bad
+    )
     return {n: d for n, d in parsed.lists.items() if n not in bad}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from enum import Enum
+from enum import StrEnum
 
 import idna
 
@@ -42,7 +42,7 @@ _CARD_CONTEXT = b"verdict-list-card\0"
 _CARD_SEPARATORS = frozenset(" -")
 
 
-class ListKind(str, Enum):
+class ListKind(StrEnum):
     """What the entries of a custom list identify."""
 
     CARD = "card"

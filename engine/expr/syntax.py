@@ -335,22 +335,26 @@ class _Parser:
         if tok.kind == "op" and tok.text == "[":
             raise ExprSyntaxError("a list may only follow 'in' or 'not in'", tok.pos)
         if tok.kind == "name":
-            if tok.text in ("list", IN_LIST) and self.peek().text == "(":
-                raise ExprSyntaxError("list('name') may only follow 'in' or 'not in'", tok.pos)
-            if self.accept("("):
-                args: list[Node] = []
-                if not self.accept(")"):
-                    self._enter()
-                    args.append(self.or_())
-                    while self.accept(","):
-                        args.append(self.or_())
-                    self.depth -= 1
-                    self.expect(")", "')' or ','")
-                return Call(tok.text, tuple(args), tok.pos)
-            return Name(tok.text, tok.pos)
+            return self.name_or_call(tok)
         if tok.kind == "name" or (tok.kind == "kw" and tok.text == "if"):
             return Name(tok.text, tok.pos)
         raise ExprSyntaxError(f"expected a value, found {_describe(tok)}", tok.pos)
+
+    def name_or_call(self, tok: _Tok) -> Node:
+        """A name, or a call of a named function when '(' follows it."""
+        if tok.text in ("list", IN_LIST) and self.peek().text == "(":
+            raise ExprSyntaxError("list('name') may only follow 'in' or 'not in'", tok.pos)
+        if not self.accept("("):
+            return Name(tok.text, tok.pos)
+        args: list[Node] = []
+        if not self.accept(")"):
+            self._enter()
+            args.append(self.or_())
+            while self.accept(","):
+                args.append(self.or_())
+            self.depth -= 1
+            self.expect(")", "')' or ','")
+        return Call(tok.text, tuple(args), tok.pos)
 
     def list_(self) -> tuple[Literal, ...]:
         self.expect("[", "'[' to start a list")
