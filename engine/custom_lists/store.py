@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -122,6 +123,7 @@ class ListStore:
         self._clock = clock
         self._lock = threading.RLock()  # one connection, shared by the server's threads: one statement run at a time
         self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        os.chmod(self.path, 0o600)  # fingerprints and notes: the server's user only (as the decision log)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -198,17 +200,20 @@ class ListStore:
         return Change(chain.seq - 1, json.loads(line))
 
     def add(
-        self, name: str, value: str, *, actor: str, reason: str, expires_at: float | None = None, note: str = "",
+        self, name: str, value: str, *, actor: str, reason: str, expires_at: float | None = None, note: str = "", via: str = "",
     ) -> Change:
-        """Add (or update the expiry and note of) ``value`` in list ``name``; the audited change."""
+        """Add (or update the expiry and note of) ``value`` in list ``name``; the audited change.
+
+        ``via`` names how the change came (the authenticated gRPC caller, or "cli"); it is audited too.
+        """
         kind = self._check_change(name, actor, reason, note, expires_at)
         key = self._entry_key(kind, value)
         with self._write() as db:
-            return self._put(db, name, kind, key, value, actor=actor, reason=reason, expires_at=expires_at, note=note)
+            return self._put(db, name, kind, key, value, actor=actor, reason=reason, expires_at=expires_at, note=note, via=via)
 
     def _put(
         self, db: sqlite3.Connection, name: str, kind: ListKind, key: str, value: str, *,
-        actor: str, reason: str, expires_at: float | None, note: str, action: str = "add",
+        actor: str, reason: str, expires_at: float | None, note: str, action: str = "add", via: str = "",
     ) -> Change:
         now = self._clock()
         before = self._row(db, name, key)
@@ -218,11 +223,11 @@ class ListStore:
             (name, key, shown(kind, value), expires_at, note, now, actor),
         )
         return self._audit(db, {
-            "kind": "list_change", "at": iso_time(now), "actor": actor, "reason": reason, "list": name, "action": action,
-            "key": key, "before": before, "after": self._row(db, name, key),
+            "kind": "list_change", "at": iso_time(now), "actor": actor, "via": via, "reason": reason, "list": name,
+            "action": action, "key": key, "before": before, "after": self._row(db, name, key),
         })
 
-    def remove(self, name: str, value: str, *, actor: str, reason: str) -> Change:
+    def remove(self, name: str, value: str, *, actor: str, reason: str, via: str = "") -> Change:
         """Remove ``value`` from list ``name``; InvalidInput (field ``value``) when it is not there."""
         kind = self._check_change(name, actor, reason)
         key = self._entry_key(kind, value)
@@ -232,12 +237,12 @@ class ListStore:
                 raise InvalidInput([FieldError("value", f"not in list {name!r}", "not_in_list")])
             db.execute("DELETE FROM entries WHERE list = ? AND key = ?", (name, key))
             return self._audit(db, {
-                "kind": "list_change", "at": iso_time(self._clock()), "actor": actor, "reason": reason, "list": name,
-                "action": "remove", "key": key, "before": before, "after": None,
+                "kind": "list_change", "at": iso_time(self._clock()), "actor": actor, "via": via, "reason": reason,
+                "list": name, "action": "remove", "key": key, "before": before, "after": None,
             })
 
     def import_entries(
-        self, name: str, values: Iterable[tuple[str, float | None, str]], *, actor: str, reason: str,
+        self, name: str, values: Iterable[tuple[str, float | None, str]], *, actor: str, reason: str, via: str = "",
     ) -> list[Change]:
         """Add every (value, expires_at, note) in one transaction: all or none (every bad one named)."""
         kind = self._check_change(name, actor, reason)
@@ -259,8 +264,8 @@ class ListStore:
         if problems:
             raise InvalidInput(problems[:50], omitted=max(0, len(problems) - 50))
         with self._write() as db:
-            return [self._put(db, name, kind, key, value, actor=actor, reason=reason, expires_at=exp, note=note, action="import")
-                    for key, value, exp, note in rows]
+            return [self._put(db, name, kind, key, value, actor=actor, reason=reason, expires_at=exp, note=note, action="import",
+                              via=via) for key, value, exp, note in rows]
 
     def entries(self, name: str | None = None) -> list[StoredEntry]:
         """The entries of one list (or of all), expired ones included, oldest first."""

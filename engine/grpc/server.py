@@ -43,6 +43,7 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.errors import PolicyError
 from engine.grpc.auth import Security
+from engine.grpc.lists import LIST_SERVICE_NAME, ListServicer, list_handlers
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
 from engine.settings import Settings, is_loopback
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from engine.audit.wiring import Audit
+    from engine.custom_lists.snapshot import ListView
     from engine.reload import Reloader, ReloadStatus
     from engine.service import Decider as CoreDecider
 
@@ -78,6 +80,7 @@ class RunningServer:
     servicer: DecisionServicer
     health: health.HealthServicer
     policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
+    lists: ListServicer = field(default_factory=ListServicer)
     _flows: set[str] = field(default_factory=set)  # flows with a health status
 
     def ready(self, decider: Decider) -> None:
@@ -134,13 +137,15 @@ def start_server(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(POLICY_SERVICE_NAME, policy_handlers(policy_status)),)
     )
+    lists = ListServicer()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LIST_SERVICE_NAME, list_handlers(lists)),))
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, POLICY_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, POLICY_SERVICE_NAME, LIST_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
 
     try:
@@ -153,13 +158,14 @@ def start_server(
     if port == 0:
         raise BindError(f"cannot listen on {settings.address}")
     server.start()
-    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status)
+    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status,
+                            lists=lists)
     if decider is not None:
         running.ready(decider)
     return running
 
 
-def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
+def _load(settings: Settings, audit: Audit, custom_lists: ListView | None = None) -> tuple[CoreDecider, Reloader]:
     """The core and its reloader after the first check of the root (flow by flow; see engine/activation.py).
 
     The decider is not ready (``decider.ready`` False) when no flow could be loaded.
@@ -169,7 +175,7 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
 
     decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
-    reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
+    reloader = Reloader(settings.root, decider, interval=settings.reload_interval, custom_lists=custom_lists)
     reloader.reload("start")
     return decider, reloader
 
@@ -184,8 +190,11 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     connections over every listening worker, so a worker still loading would refuse the calls
     that land on it while the others already serve.
     """
+    import sqlite3
+
     from engine.audit.errors import AuditError
     from engine.audit.wiring import open_audit
+    from engine.custom_lists.wiring import open_lists
 
     log = _log.bind(pid=os.getpid())
     try:
@@ -209,7 +218,17 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         if running is not None:
             running.stop(0)
         return 1
-    decider, reloader = _load(settings, audit)
+    try:
+        custom_lists, lists_refresher = open_lists(settings)
+    except (AuditError, sqlite3.Error, OSError) as exc:
+        log.error("lists_open_failed", directory=str(settings.lists_dir), error=str(exc))
+        if running is not None:
+            running.stop(0)
+        audit.close()
+        return 1
+    decider, reloader = _load(settings, audit, custom_lists)
+    if lists_refresher is not None:
+        lists_refresher.start()  # after the load: the declarations say which lists hold IP ranges
     if audit.sink is not None:
         audit.sink.writer.on_commit = decider.metrics.commit
     if not decider.ready:
@@ -223,6 +242,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     if running is None:
         try:
             running = start_server(settings, decider, reuse_port=True, security=security)
+            running.lists.attach(lists_refresher)
         except BindError as exc:
             log.error("bind_failed", address=settings.address, error=str(exc))
             decider.close()
@@ -230,6 +250,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
             return 1
         _log_security(log, settings, security)
     else:
+        running.lists.attach(lists_refresher)
         running.ready(decider)
     exporter = None
     if settings.metrics_port is not None and worker is None:  # workers: the parent serves the sum
@@ -251,6 +272,8 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     log.info("stopping", grace_seconds=settings.grace_seconds)
     reloader.stop()
     running.stop(settings.grace_seconds)
+    if lists_refresher is not None:
+        lists_refresher.stop()
     decider.close()  # finish the queued shadow evaluations: they are logged too
     audit.close()  # after the last in-flight call: everything answered is in the log
     decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
