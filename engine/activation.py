@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from engine.custom_lists.declarations import DECLARATIONS_FILE
 from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.lint import lint
@@ -89,6 +90,8 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
     if problem.flow:
         return frozenset((problem.flow,))
     parts = PurePosixPath(problem.path).parts
+    if problem.path == DECLARATIONS_FILE:  # the flows that use a list it fails to declare are held back by their own errors
+        return frozenset()
     if len(parts) >= 2 and parts[0] == "policies":
         return frozenset((parts[1],))
     if parts and parts[0] == "rules":

@@ -63,7 +63,7 @@ class PolicySet:
     # Flows under the root that have no good version to serve, with the problems that keep them out
     # (per-flow activation, engine.activation); a request for one gets FlowUnavailable.
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    # The custom lists (custom_lists.yaml) the flows' ``x in list('name')`` tests read (docs/lists.md)
+    # The custom lists (policies/custom_lists.yaml) the flows' ``x in list('name')`` tests read (docs/lists.md)
     custom_lists: ListView | None = None
 
     def flow_names(self) -> list[str]:
@@ -264,7 +264,7 @@ def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:  # noq
     """Read, validate and compile everything under `root`; never raises for bad files.
 
     ``custom_lists``: the view the flows' ``x in list('name')`` tests read (a server passes the one
-    its store refreshes; it takes the lists ``custom_lists.yaml`` declares). Without it the flows
+    its store refreshes; it takes the lists ``policies/custom_lists.yaml`` declares). Without it the flows
     read a new, empty view (``LoadResult.custom_lists``; policy tests give each case its lists).
     """
     root = Path(root).resolve()

@@ -125,7 +125,7 @@ def case_lists(flow: CompiledFlow, case: Case) -> ListSnapshot:
     for name, values in case.lists.items():
         kind = view.kinds.get(name) if view is not None else None
         if view is None or kind is None:
-            raise ValueError(f"lists: {name!r} is not declared in custom_lists.yaml")
+            raise ValueError(f"lists: {name!r} is not declared in policies/custom_lists.yaml")
         for value in values:
             try:
                 entries.append(Entry(name, entry_key(kind, value, view.key)))

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "lists",
         help="change and read the custom block and allow lists (docs/lists.md)",
-        description="Add, remove, show and import entries of the custom lists declared in custom_lists.yaml, and "
+        description="Add, remove, show and import entries of the custom lists declared in policies/custom_lists.yaml, and "
         "read their audited history. A running server sees a change within a second, without a new flow version.",
     )
     sub = p.add_subparsers(dest="lists_command", metavar="ACTION", required=True)
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
             q.add_argument("--reason", required=True, help="why (audited)")
 
     add = sub.add_parser("add", help="add an entry (or renew its expiry and note)")
-    add.add_argument("list", help="list name, as custom_lists.yaml declares it")
+    add.add_argument("list", help="list name, as policies/custom_lists.yaml declares it")
     add.add_argument("value", help="the entry; '-' reads it from stdin (use it for card numbers)")
     add.add_argument("--expires", help="when it stops counting: ISO-8601 (2026-12-31, 2026-12-31T18:00:00Z) or a duration (90m, 12h, 30d)")
     add.add_argument("--note", default="", help="a note shown with the entry")

@@ -1,6 +1,6 @@
 """Custom block and allow lists that policy owners maintain without a new flow version (docs/lists.md).
 
-``kinds`` (what an entry is and its normal form), ``declarations`` (``custom_lists.yaml``),
+``kinds`` (what an entry is and its normal form), ``declarations`` (``policies/custom_lists.yaml``),
 ``snapshot`` (the in-memory snapshot and the view flows read), ``store`` (SQLite with the audit
 trail), ``refresh`` (a server's poller). Distinct from the sanctions/PEP screening lists
 (``engine.screening``, files under ``lists/``).

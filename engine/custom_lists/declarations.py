@@ -1,8 +1,8 @@
-"""``custom_lists.yaml``: the custom lists a policy root declares (name, kind, block or allow).
+"""``policies/custom_lists.yaml``: the custom lists a policy root declares (name, kind, block or allow).
 
-The file sits at the root, beside ``policies/`` and ``rules/`` (the sanctions and PEP *screening*
-lists live under ``lists/`` and are versioned files; custom lists are data in a store, changed
-without a new flow version: docs/lists.md)::
+The file sits in ``policies/`` beside the flows' directories, so it travels (and hot-reloads) with
+them; the sanctions and PEP *screening* lists live under ``lists/`` and are versioned files, while
+custom lists are data in a store, changed without a new flow version (docs/lists.md)::
 
     lists:
       blocked_devices:
@@ -26,7 +26,7 @@ from engine.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["DECLARATIONS_FILE", "ListDeclaration", "read_declarations"]
 
-DECLARATIONS_FILE = "custom_lists.yaml"
+DECLARATIONS_FILE = "policies/custom_lists.yaml"
 LIST_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
@@ -47,7 +47,7 @@ class _File(BaseModel):
 
 
 def read_declarations(root: Path, problems: list[Problem]) -> dict[str, ListDeclaration]:
-    """The lists ``root/custom_lists.yaml`` declares ({} without the file); problems appended."""
+    """The lists ``root/policies/custom_lists.yaml`` declares ({} without the file); problems appended."""
     import re
 
     path = Path(root) / DECLARATIONS_FILE

@@ -101,7 +101,7 @@ _EMPTY = ListSnapshot((), {})
 class ListView:
     """The current snapshot of a policy root's custom lists, and a look-up function per list.
 
-    ``kinds`` are the declared lists (``custom_lists.yaml``); ``key`` the hash key card numbers are
+    ``kinds`` are the declared lists (``policies/custom_lists.yaml``); ``key`` the hash key card numbers are
     fingerprinted with (the same one the store used); ``clock`` gives Unix seconds for expiry.
     """
 

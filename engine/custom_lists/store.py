@@ -156,7 +156,7 @@ class ListStore:
         if decl is None:
             from engine.suggest import did_you_mean
 
-            known = ", ".join(sorted(declared)) or "none (declare them in custom_lists.yaml)"
+            known = ", ".join(sorted(declared)) or "none (declare them in policies/custom_lists.yaml)"
             hint = did_you_mean(name[:MAX_VALUE_CHARS], sorted(declared))
             raise InvalidInput([FieldError("list", f"unknown list {scrub_text(name[:80])!r}; {hint or 'declared: ' + known}", "unknown_list")])
         return decl.kind

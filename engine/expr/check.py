@@ -182,7 +182,7 @@ class _Checker:
             declared = sorted(k[len(LIST_PREFIX):] for k in self.env if k.startswith(LIST_PREFIX))
             raise ExprTypeError(
                 f"unknown list {name!r}", getattr(name_node, "pos", node.pos),
-                hint=_suggest(name, declared) or f"declared in custom_lists.yaml: {', '.join(declared) or 'none'}",
+                hint=_suggest(name, declared) or f"declared in policies/custom_lists.yaml: {', '.join(declared) or 'none'}",
                 code="unknown_list",
             )
         t = self.visit(operand)
