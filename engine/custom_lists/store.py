@@ -161,7 +161,10 @@ class ListStore:
             raise InvalidInput([FieldError("list", f"unknown list {scrub_text(name[:80])!r}; {hint or 'declared: ' + known}", "unknown_list")])
         return decl.kind
 
-    def _check_change(self, name: str, actor: str, reason: str, note: str = "", expires_at: float | None = None) -> ListKind:
+    def _check_change(
+        self, name: str, value: str | None, actor: str, reason: str, note: str = "", expires_at: float | None = None,
+    ) -> tuple[ListKind, str]:
+        """The list's kind and the entry's key; InvalidInput naming every bad field at once."""
         problems = _field_errors(
             actor=_text_problem(actor, MAX_ACTOR_CHARS, "actor (who makes the change)", required=True),
             reason=_text_problem(reason, MAX_REASON_CHARS, "reason (why)", required=True),
@@ -169,20 +172,20 @@ class ListStore:
             expires_at=("expires_at must be a finite time after now"
                         if expires_at is not None and not (math.isfinite(expires_at) and expires_at > self._clock()) else None),
         )
+        kind: ListKind | None = None
         try:
             kind = self.kind_of(name)
         except InvalidInput as exc:
             problems = list(exc.errors) + problems
-            kind = ListKind.DEVICE
-        if problems:
+        key = ""
+        if value is not None:
+            try:
+                key = entry_key(kind or ListKind.DEVICE, value, self.key)
+            except ValueError as exc:
+                problems.append(FieldError("value", f"{exc}" + (f" for a {kind.value} list" if kind else ""), "invalid_entry"))
+        if problems or kind is None:
             raise InvalidInput(problems)
-        return kind
-
-    def _entry_key(self, kind: ListKind, value: str, field: str = "value") -> str:
-        try:
-            return entry_key(kind, value, self.key)
-        except ValueError as exc:
-            raise InvalidInput([FieldError(field, f"{exc} for a {kind.value} list", "invalid_entry")]) from None
+        return kind, key
 
     def _row(self, db: sqlite3.Connection, name: str, key: str) -> dict[str, Any] | None:
         row = db.execute(
@@ -206,8 +209,7 @@ class ListStore:
 
         ``via`` names how the change came (the authenticated gRPC caller, or "cli"); it is audited too.
         """
-        kind = self._check_change(name, actor, reason, note, expires_at)
-        key = self._entry_key(kind, value)
+        kind, key = self._check_change(name, value, actor, reason, note, expires_at)
         with self._write() as db:
             return self._put(db, name, kind, key, value, actor=actor, reason=reason, expires_at=expires_at, note=note, via=via)
 
@@ -229,8 +231,7 @@ class ListStore:
 
     def remove(self, name: str, value: str, *, actor: str, reason: str, via: str = "") -> Change:
         """Remove ``value`` from list ``name``; InvalidInput (field ``value``) when it is not there."""
-        kind = self._check_change(name, actor, reason)
-        key = self._entry_key(kind, value)
+        _kind, key = self._check_change(name, value, actor, reason)
         with self._write() as db:
             before = self._row(db, name, key)
             if before is None:
@@ -245,7 +246,7 @@ class ListStore:
         self, name: str, values: Iterable[tuple[str, float | None, str]], *, actor: str, reason: str, via: str = "",
     ) -> list[Change]:
         """Add every (value, expires_at, note) in one transaction: all or none (every bad one named)."""
-        kind = self._check_change(name, actor, reason)
+        kind, _ = self._check_change(name, None, actor, reason)
         rows: list[tuple[str, str, float | None, str]] = []
         problems: list[FieldError] = []
         now = self._clock()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -39,12 +40,6 @@ def _change_to_pb(change: Change) -> pb.ListChangeResult:
         seq=change.seq, action=str(record.get("action", "")), list=str(record.get("list", "")), key=str(record.get("key", "")),
         record_json=scrub_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))),
     )
-
-
-def _required(request: pb.ListEntryChange, *names: str) -> None:
-    missing = [FieldError(n, "is required", "required") for n in names if not getattr(request, n).strip()]
-    if missing:
-        raise InvalidInput(missing)
 
 
 class ListServicer:
@@ -77,14 +72,15 @@ class ListServicer:
         """Add (or renew) an entry; the audited change."""
         request: pb.ListEntryChange = self._decoded(call)
         refresher = self._store()
-        _required(request, "list", "value", "actor", "reason")
-        if request.expires_at_unix_ms < 0:
-            raise InvalidInput([FieldError("expires_at_unix_ms", "must be 0 (never) or a time after now", "invalid")])
         expires = request.expires_at_unix_ms / 1000 if request.expires_at_unix_ms else None
-        change = refresher.store.add(
-            request.list, request.value, actor=request.actor, reason=request.reason, expires_at=expires, note=request.note,
-            via=caller_of(context) or "grpc",
-        )
+        try:
+            change = refresher.store.add(
+                request.list, request.value, actor=request.actor, reason=request.reason, expires_at=expires, note=request.note,
+                via=caller_of(context) or "grpc",
+            )
+        except InvalidInput as exc:  # the store's "expires_at" is this message's expires_at_unix_ms
+            raise InvalidInput([replace(e, field="expires_at_unix_ms") if e.field == "expires_at" else e for e in exc.errors],
+                               exc.omitted) from None
         refresher.refresh()
         return _change_to_pb(change)
 
@@ -93,7 +89,6 @@ class ListServicer:
         """Remove an entry; the audited change."""
         request: pb.ListEntryChange = self._decoded(call)
         refresher = self._store()
-        _required(request, "list", "value", "actor", "reason")
         change = refresher.store.remove(
             request.list, request.value, actor=request.actor, reason=request.reason, via=caller_of(context) or "grpc"
         )
