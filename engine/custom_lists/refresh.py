@@ -14,6 +14,7 @@ one snapshot build after its commit (0.25 s by default; the test ``test_lists_se
 
 from __future__ import annotations
 
+import os
 import threading
 
 import structlog
@@ -45,7 +46,7 @@ class ListRefresher:
                 return False
             snapshot = self.store.snapshot()
             self.view.swap(snapshot)
-        _log.info("lists_refreshed", generation=snapshot.generation, sizes=snapshot.sizes())
+        _log.info("lists_refreshed", pid=os.getpid(), generation=snapshot.generation, sizes=snapshot.sizes())
         return True
 
     def start(self) -> None:

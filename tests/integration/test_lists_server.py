@@ -136,3 +136,41 @@ def test_entries_survive_kill_9_and_a_restart(tmp_path):
         assert response.action == pb.DECLINE and [r.code for r in response.reasons] == ["BLOCKED_DEVICE"]
     finally:
         assert again.terminate_and_wait() == 0
+
+
+def test_every_worker_sees_a_change_within_a_second(tmp_path):
+    """With --workers 2, an entry added through one worker declines on fresh connections to any worker within 1 s."""
+    server = ServeProcess(tmp_path, "--workers", "2")
+    try:
+        wait_serving(server.target)
+        server.wait_for(lambda e: e["event"] == "serving", count=2)
+        with grpc.insecure_channel(server.target) as channel:
+            pb_grpc.ListServiceStub(channel).AddListEntry(
+                pb.ListEntryChange(list="blocked_devices", value="D0007470", actor="alice", reason="fraud ring"))
+        slowest = 0.0
+        for _ in range(12):  # each channel is a new connection, spread over the workers by the kernel
+            with grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                response, took = _until(pb_grpc.DecisionServiceStub(channel), pb.DECLINE)
+                assert response.action == pb.DECLINE
+                slowest = max(slowest, took)
+        assert slowest < STALENESS_BOUND
+    finally:
+        assert server.terminate_and_wait() == 0
+    refreshed = [e for e in server.events() if e["event"] == "lists_refreshed" and e.get("generation") == 1]
+    assert len({e["pid"] for e in refreshed}) == 2, "both workers took the change"
+
+
+def test_a_server_without_a_store_refuses_list_changes_and_keeps_serving(tmp_path):
+    """--lists off: ListService answers FAILED_PRECONDITION, every list is empty, Decide still answers."""
+    server = ServeProcess(tmp_path, "--lists", "off")
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                pb_grpc.ListServiceStub(channel).AddListEntry(
+                    pb.ListEntryChange(list="blocked_devices", value="D0007470", actor="a", reason="r"))
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert _decide(pb_grpc.DecisionServiceStub(channel)).action == pb.APPROVE
+    finally:
+        assert server.terminate_and_wait() == 0
+    assert not (tmp_path / "audit" / "custom_lists.sqlite").exists()
