@@ -145,12 +145,16 @@ class ListView:
         kind = self.kinds[name]
         key = self.key
         clock = self._clock
+        override = self._override.get
 
         def member(value: object) -> bool | None:
             if value is None:
                 return None
             probe = probe_key(kind, value, key)
-            return probe is not None and self.snapshot.contains(name, probe, clock())
+            if probe is None:
+                return False
+            snapshot = override()
+            return (snapshot if snapshot is not None else self._snapshot).contains(name, probe, clock())
 
         member.__name__ = f"in_list_{name}"
         return member

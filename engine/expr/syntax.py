@@ -41,6 +41,7 @@ __all__ = [
     "Node",
     "Not",
     "chain",
+    "lists_in",
     "names_in",
     "parse",
 ]
@@ -415,6 +416,27 @@ def names_in(node: Node) -> set[str]:
         if isinstance(n, Name):
             out.add(n.name)
         elif isinstance(n, (Neg, Not)):
+            stack.append(n.operand)
+        elif isinstance(n, (BinOp, Compare)):
+            stack.extend((n.left, n.right))
+        elif isinstance(n, InList):
+            stack.append(n.operand)
+        elif isinstance(n, BoolOp):
+            stack.extend(n.items)
+        elif isinstance(n, Call):
+            stack.extend(n.args)
+    return out
+
+
+def lists_in(node: Node) -> set[str]:
+    """Every custom list the expression reads (``x in list('name')``)."""
+    out: set[str] = set()
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call) and n.func == IN_LIST and len(n.args) == 2 and isinstance(n.args[1], Literal):
+            out.add(str(n.args[1].value))
+        if isinstance(n, (Neg, Not)):
             stack.append(n.operand)
         elif isinstance(n, (BinOp, Compare)):
             stack.extend((n.left, n.right))
