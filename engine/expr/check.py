@@ -197,7 +197,7 @@ class _Checker:
             )
         if kind not in _LIST_KINDS_OF.get(ident, set()):
             raise ExprTypeError(
-                f"{kind} list {name!r} cannot hold {operand.name!r}, which identifies a {ident}", node.pos,
+                f"{kind} list {name!r} cannot hold {operand.name!r}, which identifies: {ident}", node.pos,
                 hint="use a list of the field's kind", code="list_kind_mismatch",
             )
         return Typed("bool", t.nullable)

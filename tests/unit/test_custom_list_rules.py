@@ -80,7 +80,7 @@ def test_the_checker_refuses_unknown_lists_and_kind_mismatches():
     assert caught.value.code == "unknown_list" and caught.value.hint == "did you mean 'blocked_devices'?"
     with pytest.raises(ExprTypeError) as caught:
         check(parse("email in list('blocked_devices')"), ENV)
-    assert caught.value.code == "list_kind_mismatch" and "identifies a email" in caught.value.message
+    assert caught.value.code == "list_kind_mismatch" and "which identifies: email" in caught.value.message
     with pytest.raises(ExprTypeError) as caught:
         check(parse("note in list('blocked_devices')"), ENV)
     assert caught.value.code == "list_kind_mismatch" and caught.value.hint == "declare it with identifies: device"
