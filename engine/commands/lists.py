@@ -23,55 +23,49 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_time", "register"]
 
+_HELP = "change and read the custom block and allow lists (docs/lists.md)"
+_DESCRIPTION = (
+    "Add, remove, show and import entries of the custom lists declared in policies/custom_lists.yaml, and read their "
+    "audited history. A running server sees a change within a second, without a new flow version."
+)
 _DIR_HELP = "directory of the list store custom_lists.sqlite (default: VERDICT_LISTS, else the decision log directory VERDICT_AUDIT, ./audit)"
 
 
 def register(subparsers: Any) -> None:
     """Add ``lists`` and its actions."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "lists",
-        help="change and read the custom block and allow lists (docs/lists.md)",
-        description="Add, remove, show and import entries of the custom lists declared in policies/custom_lists.yaml, and "
-        "read their audited history. A running server sees a change within a second, without a new flow version.",
-    )
+    p: argparse.ArgumentParser = subparsers.add_parser("lists", help=_HELP, description=_DESCRIPTION)
     sub = p.add_subparsers(dest="lists_command", metavar="ACTION", required=True)
 
-    def common(q: argparse.ArgumentParser, *, change: bool) -> None:
+    # action -> (help, its own arguments as (name, kwargs), whether it changes a list, its runner)
+    actions: dict[str, tuple[str, list[tuple[str, dict[str, Any]]], bool, Any]] = {
+        "add": ("add an entry (or renew its expiry and note)", [
+            ("list", {"help": "list name, as policies/custom_lists.yaml declares it"}),
+            ("value", {"help": "the entry; '-' reads it from stdin (use it for card numbers)"}),
+            ("--expires", {"help": "when it stops counting: ISO-8601 (2026-12-31, 2026-12-31T18:00:00Z) or a duration (90m, 12h, 30d)"}),
+            ("--note", {"default": "", "help": "a note shown with the entry"}),
+        ], True, _run_add),
+        "remove": ("remove an entry", [
+            ("list", {"help": "list name"}),
+            ("value", {"help": "the entry, as it was added (any spelling of the same normal form); '-' reads stdin"}),
+        ], True, _run_remove),
+        "show": ("print a list's entries as JSON (card numbers masked)", [("list", {"help": "list name"})], False, _run_show),
+        "import": ("add every entry of a CSV file in one transaction (all or none)", [
+            ("list", {"help": "list name"}),
+            ("file", {"help": "CSV with a header: value[,expires][,note] ('-' for stdin)"}),
+        ], True, _run_import),
+        "history": ("print the audited changes and verify their hash chain",
+                    [("list", {"nargs": "?", "help": "only this list's changes"})], False, _run_history),
+    }
+    for action, (text, arguments, change, runner) in actions.items():
+        q = sub.add_parser(action, help=text)
+        for name, kwargs in arguments:
+            q.add_argument(name, **kwargs)
         q.add_argument("--root", type=Path, help=ROOT_HELP)
         q.add_argument("--dir", type=Path, help=_DIR_HELP)
         if change:
             q.add_argument("--actor", required=True, help="who makes the change (audited)")
             q.add_argument("--reason", required=True, help="why (audited)")
-
-    add = sub.add_parser("add", help="add an entry (or renew its expiry and note)")
-    add.add_argument("list", help="list name, as policies/custom_lists.yaml declares it")
-    add.add_argument("value", help="the entry; '-' reads it from stdin (use it for card numbers)")
-    add.add_argument("--expires", help="when it stops counting: ISO-8601 (2026-12-31, 2026-12-31T18:00:00Z) or a duration (90m, 12h, 30d)")
-    add.add_argument("--note", default="", help="a note shown with the entry")
-    common(add, change=True)
-    add.set_defaults(run=_run_add)
-
-    remove = sub.add_parser("remove", help="remove an entry")
-    remove.add_argument("list", help="list name")
-    remove.add_argument("value", help="the entry, as it was added (any spelling of the same normal form); '-' reads stdin")
-    common(remove, change=True)
-    remove.set_defaults(run=_run_remove)
-
-    show = sub.add_parser("show", help="print a list's entries as JSON (card numbers masked)")
-    show.add_argument("list", help="list name")
-    common(show, change=False)
-    show.set_defaults(run=_run_show)
-
-    imp = sub.add_parser("import", help="add every entry of a CSV file in one transaction (all or none)")
-    imp.add_argument("list", help="list name")
-    imp.add_argument("file", help="CSV with a header: value[,expires][,note] ('-' for stdin)")
-    common(imp, change=True)
-    imp.set_defaults(run=_run_import)
-
-    history = sub.add_parser("history", help="print the audited changes and verify their hash chain")
-    history.add_argument("list", nargs="?", help="only this list's changes")
-    common(history, change=False)
-    history.set_defaults(run=_run_history)
+        q.set_defaults(run=runner)
 
 
 def parse_time(text: str | None, now: float) -> float | None:

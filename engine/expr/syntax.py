@@ -22,6 +22,7 @@ consumer treats it as a function call that is missing when ``x`` is missing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -407,35 +408,12 @@ def chain(node: BinOp) -> tuple[Node, list[BinOp]]:
     return current, spine
 
 
-def names_in(node: Node) -> set[str]:
-    """Every field/feature name the expression reads."""
-    out: set[str] = set()
+def _nodes(node: Node) -> Iterator[Node]:
+    """Every node of the expression, with a stack (no recursion: chains may be ~2,000 deep)."""
     stack: list[Node] = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Name):
-            out.add(n.name)
-        elif isinstance(n, (Neg, Not)):
-            stack.append(n.operand)
-        elif isinstance(n, (BinOp, Compare)):
-            stack.extend((n.left, n.right))
-        elif isinstance(n, InList):
-            stack.append(n.operand)
-        elif isinstance(n, BoolOp):
-            stack.extend(n.items)
-        elif isinstance(n, Call):
-            stack.extend(n.args)
-    return out
-
-
-def lists_in(node: Node) -> set[str]:
-    """Every custom list the expression reads (``x in list('name')``)."""
-    out: set[str] = set()
-    stack: list[Node] = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call) and n.func == IN_LIST and len(n.args) == 2 and isinstance(n.args[1], Literal):
-            out.add(str(n.args[1].value))
+        yield n
         if isinstance(n, (Neg, Not)):
             stack.append(n.operand)
         elif isinstance(n, (BinOp, Compare)):
@@ -446,4 +424,17 @@ def lists_in(node: Node) -> set[str]:
             stack.extend(n.items)
         elif isinstance(n, Call):
             stack.extend(n.args)
-    return out
+
+
+def names_in(node: Node) -> set[str]:
+    """Every field/feature name the expression reads."""
+    return {n.name for n in _nodes(node) if isinstance(n, Name)}
+
+
+def lists_in(node: Node) -> set[str]:
+    """Every custom list the expression reads (``x in list('name')``)."""
+    return {
+        str(n.args[1].value)
+        for n in _nodes(node)
+        if isinstance(n, Call) and n.func == IN_LIST and len(n.args) == 2 and isinstance(n.args[1], Literal)
+    }

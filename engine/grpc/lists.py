@@ -70,28 +70,28 @@ class ListServicer:
     @translate_errors
     def AddListEntry(self, call: pb.ListEntryChange | Malformed, context: grpc.ServicerContext) -> pb.ListChangeResult:  # noqa: N802
         """Add (or renew) an entry; the audited change."""
-        request: pb.ListEntryChange = self._decoded(call)
-        refresher = self._store()
-        expires = request.expires_at_unix_ms / 1000 if request.expires_at_unix_ms else None
-        try:
-            change = refresher.store.add(
-                request.list, request.value, actor=request.actor, reason=request.reason, expires_at=expires, note=request.note,
-                via=caller_of(context) or "grpc",
-            )
-        except InvalidInput as exc:  # the store's "expires_at" is this message's expires_at_unix_ms
-            raise InvalidInput([replace(e, field="expires_at_unix_ms") if e.field == "expires_at" else e for e in exc.errors],
-                               exc.omitted) from None
-        refresher.refresh()
-        return _change_to_pb(change)
+        return self._change(call, context, add=True)
 
     @translate_errors
     def RemoveListEntry(self, call: pb.ListEntryChange | Malformed, context: grpc.ServicerContext) -> pb.ListChangeResult:  # noqa: N802
         """Remove an entry; the audited change."""
+        return self._change(call, context, add=False)
+
+    def _change(self, call: pb.ListEntryChange | Malformed, context: grpc.ServicerContext, *, add: bool) -> pb.ListChangeResult:
+        """Convert in, change the store, make this process's view current, convert out."""
         request: pb.ListEntryChange = self._decoded(call)
         refresher = self._store()
-        change = refresher.store.remove(
-            request.list, request.value, actor=request.actor, reason=request.reason, via=caller_of(context) or "grpc"
-        )
+        store, via = refresher.store, caller_of(context) or "grpc"
+        if not add:
+            change = store.remove(request.list, request.value, actor=request.actor, reason=request.reason, via=via)
+        else:
+            expires = request.expires_at_unix_ms / 1000 if request.expires_at_unix_ms else None
+            try:
+                change = store.add(request.list, request.value, actor=request.actor, reason=request.reason, expires_at=expires,
+                                   note=request.note, via=via)
+            except InvalidInput as exc:  # the store's "expires_at" is this message's expires_at_unix_ms
+                raise InvalidInput([replace(e, field="expires_at_unix_ms") if e.field == "expires_at" else e for e in exc.errors],
+                                   exc.omitted) from None
         refresher.refresh()
         return _change_to_pb(change)
 
