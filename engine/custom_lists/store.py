@@ -39,7 +39,7 @@ from engine.custom_lists.declarations import ListDeclaration
 from engine.custom_lists.kinds import MAX_VALUE_CHARS, ListKind, entry_key, shown
 from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.errors import FieldError, InvalidInput
-from engine.privacy import HashKey, scrub_text
+from engine.privacy import HashKey, scrub_text, scrub_value
 
 __all__ = ["DB_FILE", "MAX_IMPORT_ENTRIES", "Change", "ListStore", "StoredEntry"]
 
@@ -198,7 +198,7 @@ class ListStore:
     def _audit(self, db: sqlite3.Connection, body: dict[str, Any]) -> Change:
         last = db.execute("SELECT seq, record FROM changes ORDER BY seq DESC LIMIT 1").fetchone()
         chain = Chain(0, GENESIS) if last is None else Chain(last[0] + 1, unseal(last[1].encode()).hash)
-        line = chain.seal(payload(body))
+        line = chain.seal(payload(scrub_value(body)))  # a card number typed into a reason or note is masked
         db.execute("INSERT INTO changes (seq, record) VALUES (?, ?)", (chain.seq - 1, line.decode("utf-8")))
         return Change(chain.seq - 1, json.loads(line))
 
@@ -222,7 +222,7 @@ class ListStore:
         db.execute(
             "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list, key) DO UPDATE SET "
             "expires_at = excluded.expires_at, note = excluded.note, added_at = excluded.added_at, added_by = excluded.added_by",
-            (name, key, shown(kind, value), expires_at, note, now, actor),
+            (name, key, scrub_text(shown(kind, value)), expires_at, scrub_text(note), now, scrub_text(actor)),
         )
         return self._audit(db, {
             "kind": "list_change", "at": iso_time(now), "actor": actor, "via": via, "reason": reason, "list": name,

@@ -119,10 +119,10 @@ def test_a_missing_value_is_in_no_list(tmp_path):
 
 
 def test_the_store_never_holds_a_card_number(tmp_path):
-    """After adding and removing a card, no file of the store holds its number (only a fingerprint and mask)."""
+    """After adding and removing a card (its number also typed into a note and a reason), no file of the store holds it."""
     store = _store(tmp_path)
-    store.add("blocked_cards", "4111 1111 1111 1111", actor="alice", reason="stolen", note="reported by issuer")
-    store.remove("blocked_cards", PAN, actor="bob", reason="recovered")
+    store.add("blocked_cards", "4111 1111 1111 1111", actor="alice", reason="stolen", note=f"reported by issuer for {PAN}")
+    store.remove("blocked_cards", PAN, actor="bob", reason=f"card {PAN} recovered")
     store.close()
     for path in tmp_path.iterdir():
         data = path.read_bytes()
