@@ -134,3 +134,11 @@ def test_not_in_a_list_is_false_for_a_missing_value(tmp_path):
     flow = load(_root(tmp_path, when="device_id not in list('blocked_devices')")).compiled[("shop", "1")]
     assert [f.id for f in flow.evaluate({"amount": 1, "device_id": "D-3"}).fired] == ["L1"]
     assert [f.id for f in flow.evaluate({"amount": 1}).fired] == []
+
+
+def test_the_satisfiability_check_knows_a_list_test_needs_a_value(tmp_path):
+    """A list test joined with is_null of the same field never holds: lint reports the rule unreachable."""
+    report = lint(_root(tmp_path, when="device_id in list('blocked_devices') and is_null(device_id)"))
+    found = [p for p in report.problems if p.code == "unreachable_rule"]
+    assert [p.rule for p in found] == ["L1"] and "device_id in list('blocked_devices')" in found[0].message
+    assert lint(_root(tmp_path, when="device_id not in list('blocked_devices') or is_null(device_id)")).ok
