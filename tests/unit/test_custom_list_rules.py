@@ -142,3 +142,29 @@ def test_the_satisfiability_check_knows_a_list_test_needs_a_value(tmp_path):
     found = [p for p in report.problems if p.code == "unreachable_rule"]
     assert [p.rule for p in found] == ["L1"] and "device_id in list('blocked_devices')" in found[0].message
     assert lint(_root(tmp_path, when="device_id not in list('blocked_devices') or is_null(device_id)")).ok
+
+
+def test_policy_test_cases_run_with_their_own_lists_only(tmp_path):
+    """A case's lists: entries decide it (the store is never read); an undeclared list fails the case, naming it."""
+    from engine.policytest import run_root
+
+    root = _root(tmp_path)
+    write(root, "policies/shop/1/tests/cases.yaml", """\
+cases:
+  - name: blocked device
+    input: {amount: 1, device_id: D-1}
+    lists: {blocked_devices: [D-1]}
+    expect: {action: DECLINE, fired: [L1]}
+  - name: the same device with empty lists
+    input: {amount: 1, device_id: D-1}
+    expect: {action: APPROVE}
+  - name: a list nobody declared
+    input: {amount: 1, device_id: D-1}
+    lists: {blocked_device: [D-1]}
+    expect: {action: DECLINE}
+""")
+    report = run_root(root)
+    results = {r.name: r for r in report.results}
+    assert results["blocked device"].passed and results["the same device with empty lists"].passed
+    failed = results["a list nobody declared"]
+    assert not failed.passed and "'blocked_device' is not declared" in failed.failures[0]
