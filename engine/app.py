@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from engine.audit.wiring import Audit
+    from engine.custom_lists.refresh import ListRefresher
+    from engine.custom_lists.snapshot import ListView
     from engine.runtime.reload import Reloader, ReloadStatus
     from engine.runtime.service import Decider
 
@@ -65,11 +67,14 @@ class _Parts:
     audit: Audit
     running: RunningServer | None = None
     exporter: Any = None  # the /metrics HTTP server (prometheus-client), when one was asked for
+    lists_refresher: ListRefresher | None = None  # keeps the custom lists' snapshot current (engine.custom_lists)
 
     def abandon(self) -> None:
         """Close what was opened after a failed start: no grace, nothing is being served yet."""
         if self.running is not None:
             self.running.stop(0)
+        if self.lists_refresher is not None:
+            self.lists_refresher.stop()
         self.decider.close()
         self.audit.close()
 
@@ -78,6 +83,8 @@ class _Parts:
         self.reloader.stop()
         if self.running is not None:
             self.running.stop(grace)
+        if self.lists_refresher is not None:
+            self.lists_refresher.stop()
         self.decider.close()  # finish the queued shadow evaluations: they are logged too
         self.audit.close()  # after the last in-flight call: everything answered is in the log
         self.decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
@@ -87,7 +94,7 @@ class _Parts:
             self.decider.tracing.shutdown()  # the buffered spans go out
 
 
-def _load(settings: Settings, audit: Audit) -> tuple[Decider, Reloader]:
+def _load(settings: Settings, audit: Audit, custom_lists: ListView | None = None) -> tuple[Decider, Reloader]:
     """The core and its reloader after the first check of the root (flow by flow; see engine/policy/activation.py).
 
     The decider is not ready (``decider.ready`` False) when no flow could be loaded.
@@ -98,7 +105,7 @@ def _load(settings: Settings, audit: Audit) -> tuple[Decider, Reloader]:
     # one step worker per request thread: a request in flight always finds one (engine.runtime.fallback)
     decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
-    reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
+    reloader = Reloader(settings.root, decider, interval=settings.reload_interval, custom_lists=custom_lists)
     reloader.reload("start")
     if audit.sink is not None:
         audit.sink.writer.on_commit = decider.metrics.commit
@@ -119,9 +126,12 @@ def _bind(settings: Settings, security: Security, log: Log, decider: Decider | N
 
 
 def _open(settings: Settings, running: RunningServer | None, worker: int | None, log: Log) -> _Parts | None:
-    """Open the decision log and load the root; None (logged, ``running`` stopped) when either fails."""
+    """Open the decision log and the custom lists, load the root; None (logged, ``running`` stopped) when any fails."""
+    import sqlite3
+
     from engine.audit.errors import AuditError
     from engine.audit.wiring import open_audit
+    from engine.custom_lists.wiring import open_lists
 
     try:
         audit = open_audit(settings, worker=worker)
@@ -130,13 +140,23 @@ def _open(settings: Settings, running: RunningServer | None, worker: int | None,
         if running is not None:
             running.stop(0)
         return None
-    decider, reloader = _load(settings, audit)
+    try:
+        custom_lists, lists_refresher = open_lists(settings)
+    except (AuditError, sqlite3.Error, OSError) as exc:
+        log.error("lists_open_failed", directory=str(settings.lists_dir), error=str(exc))
+        if running is not None:
+            running.stop(0)
+        audit.close()
+        return None
+    decider, reloader = _load(settings, audit, custom_lists)
+    if lists_refresher is not None:
+        lists_refresher.start()  # after the load: the declarations say which lists hold IP ranges
     if settings.otlp_endpoint:  # per process, after any fork: the exporter's thread and channel do not survive one
         from engine.tracing import Tracing
 
         decider.tracing = Tracing.otlp(settings.otlp_endpoint)
         log.info("tracing", otlp_endpoint=settings.otlp_endpoint)
-    parts = _Parts(decider, reloader, audit, running)
+    parts = _Parts(decider, reloader, audit, running, lists_refresher=lists_refresher)
     if not decider.ready:
         last = reloader.last
         log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in last.problems] if last else [])
@@ -169,7 +189,9 @@ def _start(settings: Settings, *, reuse_port: bool, worker: int | None, log: Log
         if parts.running is None:
             parts.abandon()
             return None
+        parts.running.lists.attach(parts.lists_refresher)
     else:
+        parts.running.lists.attach(parts.lists_refresher)
         parts.running.ready(parts.decider)
     if settings.metrics_port is not None and worker is None:  # workers: the parent serves the sum
         try:

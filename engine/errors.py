@@ -168,6 +168,12 @@ class NotReady(VerdictError):
     code = "not_ready"
 
 
+class ListsUnavailable(VerdictError):
+    """The server keeps no custom-list store (``--lists off``, or no decision log directory)."""
+
+    code = "lists_unavailable"
+
+
 class DeadlineExceeded(VerdictError):
     """The caller's deadline passed before the decision was made: nothing was decided or logged."""
 

@@ -19,6 +19,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
 | audit_hash_key | VERDICT_AUDIT_HASH_KEY | (kept in DIR/hash.key) | key of keyed hashes (`sensitive: hash`) and request fingerprints; at least 32 bytes |
 | audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
+| lists | VERDICT_LISTS | (the decision log directory) | directory of the custom lists' store (`custom_lists.sqlite`, docs/lists.md); `off` disables (every list is empty) |
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
 | idempotency_max_bytes | VERDICT_IDEMPOTENCY_MAX_BYTES | 134217728 | estimated bytes the remembered decisions may hold (oldest forgotten first; docs/limits.md) |
@@ -142,6 +143,9 @@ class Settings(BaseModel):
         "in the log directory's hash.key (random per process with PostgreSQL).",
     )
     audit_segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, le=1 << 40, description="Segment file size limit.")
+    lists: str | None = Field(
+        None, description="Directory of the custom lists' store; unset: the decision log directory; 'off': no store."
+    )
     idempotency_window_seconds: float = Field(
         600.0, ge=0, le=7 * 24 * 3600, description="Retries with the same request_id within it get the stored decision."
     )
@@ -206,6 +210,14 @@ class Settings(BaseModel):
         if self.audit_dsn or self.audit.strip().lower() in ("off", "none", "false", "0"):
             return None
         return Path(self.audit)
+
+    @property
+    def lists_dir(self) -> Path | None:
+        """The custom lists' directory (``custom_lists.sqlite``, and ``hash.key`` unless the hash key is
+        set): ``lists``, else the decision log directory; None when off or there is neither."""
+        if self.lists is not None:
+            return None if self.lists.strip().lower() in ("off", "none", "false", "0") else Path(self.lists)
+        return self.audit_dir
 
     @property
     def address(self) -> str:

@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 (one branch p
                 _say(f"  {row['name']:<18} {row['kind']:<6} {row['rows']:,} rows  {row['rps'] or 0:9.0f} rows/s"
                      + (f"  peak RSS {row['peak_rss_mb']} MB" if "peak_rss_mb" in row else f"  start-up {row['startup_seconds']} s"))
                 cases.append(row)
+        if "list_lookup" in selected:
+            cases += _list_lookup(root, work, manifest, profile, inputs)
         if "scaling_rules" in selected or "scaling_models" in selected:
             from benchmarks.suite.scaling import scale_models, scale_rules
 
@@ -175,6 +177,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 (one branch p
         "load_average_end": load_average(),
         "duration_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _list_lookup(root: Path, work: Path, manifest: Manifest, profile: Profile, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The list_lookup case's rows (benchmarks/suite/lists_case.py)."""
+    from benchmarks.suite.inputs import flow_inputs
+    from benchmarks.suite.lists_case import run_list_lookup
+
+    card = inputs.get("card_payment") or flow_inputs(root, "card_payment", manifest.inputs_per_flow, data_root=PROJECT)
+    rows = run_list_lookup(root, work, card, warmup=profile.warmup, iterations=profile.iterations, rounds=profile.rounds)
+    for row in rows:
+        _say(f"  {row['name']:<18} {row['kind']:<20} p50 {row['p50_us']:9.1f} µs  p99 {row['p99_us']:9.1f} µs")
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:

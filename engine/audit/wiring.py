@@ -31,7 +31,7 @@ from engine.runtime.privacy import HashKey
 from engine.settings import Settings
 from engine.types import Decision
 
-__all__ = ["Audit", "open_audit", "preload_entries"]
+__all__ = ["Audit", "hash_key", "open_audit", "preload_entries"]
 
 _log = structlog.get_logger("verdict.audit")
 
@@ -96,12 +96,12 @@ def _rebuild(idem: IdempotencyCache, source_location: str, key: HashKey, clock: 
         source.close()
 
 
-def _hash_key(settings: Settings) -> HashKey:
-    """``VERDICT_AUDIT_HASH_KEY``; else the key kept in the log directory (created once); else
-    (PostgreSQL or no log) a random key for this process."""
+def hash_key(settings: Settings, directory: Path | None = None) -> HashKey:
+    """``VERDICT_AUDIT_HASH_KEY``; else the key kept in ``directory`` (default: the log directory;
+    created once); else (PostgreSQL or no log) a random key for this process."""
     if settings.audit_hash_key is not None:
         return HashKey.from_setting(settings.audit_hash_key.get_secret_value())
-    directory = settings.audit_dir
+    directory = settings.audit_dir if directory is None else directory
     if directory is None:
         return HashKey.from_setting(None)
     private_dir(directory)
@@ -113,7 +113,7 @@ def _hash_key(settings: Settings) -> HashKey:
 
 def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable[[], float] = time.time) -> Audit:
     """Open the decision log and the idempotency cache as ``settings`` say; raises AuditError."""
-    key = _hash_key(settings)
+    key = hash_key(settings)
     fingerprint = Fingerprinter(key)
     idem = None
     if settings.idempotency_window_seconds > 0:

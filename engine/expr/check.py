@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 from engine.expr.functions import FUNCTIONS
 from engine.expr.numbers import is_number
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
+from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
-__all__ = ["Env", "ExprTypeError", "Symbol", "Typed", "check"]
+__all__ = ["LIST_PREFIX", "Env", "ExprTypeError", "Symbol", "Typed", "check", "list_symbol"]
+
+#: Env key prefix of a declared custom list (``list:blocked_devices``): no field name contains ':'.
+LIST_PREFIX = "list:"
+#: What a field may identify (``identifies:``) -> the kinds of custom list it may be looked up in.
+_LIST_KINDS_OF = {"card": {"card"}, "customer": {"customer"}, "device": {"device"}, "ip": {"ip"},
+                  "email": {"email_domain"}, "email_domain": {"email_domain"}}
 
 
 class ExprTypeError(ValueError):
@@ -47,6 +53,12 @@ class Symbol:
     bounds: tuple[float, float] | None = None  # numbers: lo <= every present value <= hi
     decimal: bool = False  # numbers: held as a decimal.Decimal at run time (derived arithmetic), not a double
     magnitude: int | None = None  # derived numbers: at most this many digits before the point (None: unknown)
+    identifies: str | None = None  # input fields: what the value identifies (card, device, ...); lists: their kind
+
+
+def list_symbol(kind: str) -> Symbol:
+    """The env entry (under ``LIST_PREFIX + name``) of a declared custom list of ``kind``."""
+    return Symbol("list", False, "list", identifies=kind)
 
 
 Env = Mapping[str, Symbol]
@@ -79,7 +91,7 @@ class _Checker:
         if isinstance(node, Name):
             sym = self.env.get(node.name)
             if sym is None:
-                hint = _suggest(node.name, list(self.env))
+                hint = _suggest(node.name, [k for k in self.env if not k.startswith(LIST_PREFIX)])
                 raise ExprTypeError(
                     f"unknown field {node.name!r}", node.pos, hint=hint, code="unknown_field"
                 )
@@ -141,6 +153,8 @@ class _Checker:
                 self._want(t, "bool", part, f"'{node.op}' joins conditions")
                 nullable = nullable or t.nullable
             return Typed("bool", nullable)
+        if isinstance(node, Call) and node.func == IN_LIST:
+            return self._in_list(node)
         if isinstance(node, Call):
             fn = FUNCTIONS.get(node.func)
             if fn is None:
@@ -156,6 +170,35 @@ class _Checker:
             except ValueError as exc:
                 raise ExprTypeError(f"{node.func}(): {exc}", node.pos, code="bad_arguments") from None
         raise ExprTypeError(f"unsupported expression {type(node).__name__}", 1)  # pragma: no cover
+
+    def _in_list(self, node: Call) -> Typed:
+        """``x in list('name')``: a declared list, and a field that identifies what the list holds."""
+        operand, name_node = node.args
+        name = str(name_node.value) if isinstance(name_node, Literal) else ""
+        sym = self.env.get(LIST_PREFIX + name)
+        if sym is None:
+            declared = sorted(k[len(LIST_PREFIX):] for k in self.env if k.startswith(LIST_PREFIX))
+            raise ExprTypeError(
+                f"unknown list {name!r}", getattr(name_node, "pos", node.pos),
+                hint=_suggest(name, declared) or f"declared in policies/custom_lists.yaml: {', '.join(declared) or 'none'}",
+                code="unknown_list",
+            )
+        t = self.visit(operand)
+        kind = sym.identifies or ""
+        if not isinstance(operand, Name) or t.type not in ("string", "number"):
+            raise ExprTypeError(f"only a text or number field can be looked up in list {name!r}", node.pos, code="type_mismatch")
+        ident = self.env[operand.name].identifies if operand.name in self.env else None
+        if ident is None:
+            raise ExprTypeError(
+                f"field {operand.name!r} does not say what it identifies, so it cannot be looked up in {kind} list {name!r}",
+                node.pos, hint=f"declare it with identifies: {'email' if kind == 'email_domain' else kind}", code="list_kind_mismatch",
+            )
+        if kind not in _LIST_KINDS_OF.get(ident, set()):
+            raise ExprTypeError(
+                f"{kind} list {name!r} cannot hold {operand.name!r}, which identifies: {ident}", node.pos,
+                hint="use a list of the field's kind", code="list_kind_mismatch",
+            )
+        return Typed("bool", t.nullable)
 
     def _want(self, t: Typed, kind: str, node: Node, message: str) -> None:
         if t.type != kind:

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.expr.analysis import bounds_of, derived_symbol, kind_of, magnitude
 from engine.expr.check import Env, Typed, check
 from engine.expr.functions import RUNTIME
 from engine.expr.numbers import CONTEXT, is_number, is_plain, to_decimal
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
+from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 from engine.expr.vocabulary import NEGATED
+
+if TYPE_CHECKING:
+    from engine.custom_lists.snapshot import ListView
 
 __all__ = ["MAX_NESTING", "CodegenLimit", "Program", "bounds_of", "compile_program", "derived_symbol", "magnitude"]
 
@@ -76,8 +79,9 @@ def _nesting(code: str) -> int:
 
 
 class _Gen:
-    def __init__(self, env: Env, consts: dict[str, Any] | None = None, ntmp: int = 0) -> None:
+    def __init__(self, env: Env, consts: dict[str, Any] | None = None, ntmp: int = 0, lists: ListView | None = None) -> None:
         self.env = env
+        self.lists = lists
         self.names: dict[str, str] = {}
         self.decimals: dict[str, str] = {}  # name -> local holding its Decimal
         self.consts: dict[str, Any] = consts if consts is not None else {}
@@ -271,6 +275,11 @@ class _Gen:
         return f"(None if {first} is None else {t} {op} {items})"
 
     def _call(self, node: Call) -> str:
+        if node.func == IN_LIST:  # x in list('name'): the list's look-up, bound once (None when x is missing)
+            operand, name = node.args
+            if self.lists is None or not isinstance(name, Literal) or name.value not in self.lists.kinds:
+                raise ValueError(f"list {getattr(name, 'value', '?')!r} is not declared")  # the checker refused it first
+            return f"{self.const(self.lists.lookup(str(name.value)))}({self.value(operand)})"
         if node.func == "is_null":
             return f"({self.value(node.args[0])} is None)"
         if node.func == "is_not_null":
@@ -369,6 +378,7 @@ def compile_program(
     conditions: Sequence[Node],
     *,
     label: str = "flow",
+    lists: ListView | None = None,
 ) -> Program:
     """Generate and compile `derive(values)` and `fired(values) -> [rule index, ...]`.
 
@@ -377,10 +387,14 @@ def compile_program(
     a bool. Names' ``bounds`` in `env` are trusted (validation enforces an input field's min/max):
     guards are left out where they rule out a zero divisor.
 
+    ``lists`` is the view custom-list tests (``x in list('name')``) read at run time: each list's
+    look-up is bound into the generated code once (``ListView.lookup``), and reads the view's
+    snapshot of the moment at every call.
+
     Raises ``CodegenLimit`` naming the derived feature or condition whose code would nest too
     deeply for CPython, or ("flow", -1) when CPython refuses the source for any other reason.
     """
-    gen = _Gen(env)
+    gen = _Gen(env, lists=lists)
     assignments: list[tuple[str, str]] = []
     derived_set = {name for name, _ in derived}
     for i, (name, node) in enumerate(derived):
@@ -390,7 +404,7 @@ def compile_program(
         code = _checked(gen.derived(node), "derived", i)
         assignments.append((name, f"    {gen.local(name)} = values[{name!r}] = {code}"))
 
-    rule_gen = _Gen(env, gen.consts, gen.ntmp)
+    rule_gen = _Gen(env, gen.consts, gen.ntmp, lists)
     rule_gen._const_keys = gen._const_keys
     rule_body = [
         f"    if {_checked(rule_gen.cond(node, True), 'condition', i)}:\n        fired.append({i})"

@@ -6,23 +6,30 @@ Grammar (lowest precedence first)::
     or       := and ("or" and)*
     and      := not ("and" not)*
     not      := "not" not | compare
-    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | ["not"] "in" list)?
+    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | ["not"] "in" (list | named))?
     sum      := product (("+" | "-") product)*
     product  := unary (("*" | "/" | "%") unary)*
     unary    := "-" unary | primary
     primary  := NUMBER | STRING | "true" | "false" | "null" | list | NAME | NAME "(" args ")" | "(" expr ")"
     list     := "[" [literal ("," literal)*] [","] "]"
+    named    := "list" "(" STRING ")"
+
+``x in list('name')`` tests membership of a custom list (engine.custom_lists, docs/lists.md): it
+parses to ``Call(IN_LIST, (x, Literal('name')))`` (``not in``: that call under ``Not``), so every
+consumer treats it as a function call that is missing when ``x`` is missing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.expr.numbers import is_number, parse_literal
 
 __all__ = [
+    "IN_LIST",
     "BinOp",
     "BoolOp",
     "Call",
@@ -35,11 +42,13 @@ __all__ = [
     "Node",
     "Not",
     "chain",
+    "lists_in",
     "names_in",
     "parse",
 ]
 
 MAX_EXPRESSION_LENGTH = 4000
+IN_LIST = "in_list"  # the function a custom-list membership test parses to (not callable by name)
 MAX_DEPTH = 64
 
 
@@ -251,17 +260,31 @@ class _Parser:
             node: Node = Compare(tok.text, left, right, tok.pos)
         elif tok.kind == "kw" and tok.text == "in":
             self.take()
-            node = InList(left, self.list_(), False, tok.pos)
+            node = self.named(left, tok.pos) or InList(left, self.list_(), False, tok.pos)
         elif tok.kind == "kw" and tok.text == "not" and self.toks[self.i + 1].text == "in":
             self.take()
             self.take()
-            node = InList(left, self.list_(), True, tok.pos)
+            named = self.named(left, tok.pos)
+            node = Not(named, tok.pos) if named is not None else InList(left, self.list_(), True, tok.pos)
         else:
             return left
         nxt = self.peek()
         if nxt.kind == "op" and nxt.text in ("==", "!=", "<", "<=", ">", ">="):
             raise ExprSyntaxError("comparisons cannot be chained; join them with 'and'", nxt.pos)
         return node
+
+    def named(self, operand: Node, pos: int) -> Call | None:
+        """``list('name')`` after ``in``: a custom-list membership test, or None when a literal list follows."""
+        tok = self.peek()
+        if not (tok.kind == "name" and tok.text == "list" and self.toks[self.i + 1].text == "("):
+            return None
+        self.take()
+        self.take()
+        name = self.take()
+        if name.kind != "string":
+            raise ExprSyntaxError("list() takes the list's name in quotes, e.g. list('blocked_devices')", name.pos)
+        self.expect(")", "')' after the list's name")
+        return Call(IN_LIST, (operand, Literal(_unquote(name.text, name.pos), name.pos)), pos)
 
     def sum_(self) -> Node:
         node = self.product()
@@ -314,20 +337,26 @@ class _Parser:
         if tok.kind == "op" and tok.text == "[":
             raise ExprSyntaxError("a list may only follow 'in' or 'not in'", tok.pos)
         if tok.kind == "name":
-            if self.accept("("):
-                args: list[Node] = []
-                if not self.accept(")"):
-                    self._enter()
-                    args.append(self.or_())
-                    while self.accept(","):
-                        args.append(self.or_())
-                    self.depth -= 1
-                    self.expect(")", "')' or ','")
-                return Call(tok.text, tuple(args), tok.pos)
-            return Name(tok.text, tok.pos)
+            return self.name_or_call(tok)
         if tok.kind == "name" or (tok.kind == "kw" and tok.text == "if"):
             return Name(tok.text, tok.pos)
         raise ExprSyntaxError(f"expected a value, found {_describe(tok)}", tok.pos)
+
+    def name_or_call(self, tok: _Tok) -> Node:
+        """A name, or a call of a named function when '(' follows it."""
+        if tok.text in ("list", IN_LIST) and self.peek().text == "(":
+            raise ExprSyntaxError("list('name') may only follow 'in' or 'not in'", tok.pos)
+        if not self.accept("("):
+            return Name(tok.text, tok.pos)
+        args: list[Node] = []
+        if not self.accept(")"):
+            self._enter()
+            args.append(self.or_())
+            while self.accept(","):
+                args.append(self.or_())
+            self.depth -= 1
+            self.expect(")", "')' or ','")
+        return Call(tok.text, tuple(args), tok.pos)
 
     def list_(self) -> tuple[Literal, ...]:
         self.expect("[", "'[' to start a list")
@@ -379,15 +408,13 @@ def chain(node: BinOp) -> tuple[Node, list[BinOp]]:
     return current, spine
 
 
-def names_in(node: Node) -> set[str]:
-    """Every field/feature name the expression reads."""
-    out: set[str] = set()
+def _nodes(node: Node) -> Iterator[Node]:
+    """Every node of the expression, with a stack (no recursion: chains may be ~2,000 deep)."""
     stack: list[Node] = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Name):
-            out.add(n.name)
-        elif isinstance(n, (Neg, Not)):
+        yield n
+        if isinstance(n, (Neg, Not)):
             stack.append(n.operand)
         elif isinstance(n, (BinOp, Compare)):
             stack.extend((n.left, n.right))
@@ -397,4 +424,17 @@ def names_in(node: Node) -> set[str]:
             stack.extend(n.items)
         elif isinstance(n, Call):
             stack.extend(n.args)
-    return out
+
+
+def names_in(node: Node) -> set[str]:
+    """Every field/feature name the expression reads."""
+    return {n.name for n in _nodes(node) if isinstance(n, Name)}
+
+
+def lists_in(node: Node) -> set[str]:
+    """Every custom list the expression reads (``x in list('name')``)."""
+    return {
+        str(n.args[1].value)
+        for n in _nodes(node)
+        if isinstance(n, Call) and n.func == IN_LIST and len(n.args) == 2 and isinstance(n.args[1], Literal)
+    }

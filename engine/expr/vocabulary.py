@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
+from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
 __all__ = ["MIRRORED", "NEGATED", "children", "dnf", "negate", "nnf", "show"]
 
@@ -67,6 +67,8 @@ def show(node: Node) -> str:  # noqa: C901 (the printer: one case per expression
         return node.name
     if isinstance(node, Neg):
         return f"-{_wrap(node.operand)}"
+    if isinstance(node, Not) and isinstance(node.operand, Call) and node.operand.func == IN_LIST:
+        return f"{_wrap(node.operand.args[0])} not in list({show(node.operand.args[1])})"
     if isinstance(node, Not):
         return f"not {_wrap(node.operand)}"
     if isinstance(node, BinOp):  # a left-deep chain with a loop (syntax.chain): no recursion per term
@@ -82,6 +84,8 @@ def show(node: Node) -> str:  # noqa: C901 (the printer: one case per expression
         return f"{_wrap(node.operand)} {'not in' if node.negated else 'in'} [{items}]"
     if isinstance(node, BoolOp):
         return f" {node.op} ".join(_wrap(i) if isinstance(i, BoolOp) else show(i) for i in node.items)
+    if isinstance(node, Call) and node.func == IN_LIST:
+        return f"{_wrap(node.args[0])} in list({show(node.args[1])})"
     if isinstance(node, Call):
         return f"{node.func}(" + ", ".join(show(a) for a in node.args) + ")"
     raise TypeError(type(node).__name__)  # pragma: no cover

@@ -10,7 +10,7 @@ server interceptor: for each method it looks up the permission the method needs 
    CN, or its first subject alternative name when it has no CN); neither gives UNAUTHENTICATED;
 2. authorizes with the pure policy (``engine.authz``): Decide needs the flow named in the request,
    DecideBatch every flow its requests name (one not granted refuses the whole call),
-   ListFlows, GetStatus and Reload their admin permission; a refusal is PERMISSION_DENIED naming the method
+   ListFlows, GetStatus, Reload and the ListService methods their admin permission; a refusal is PERMISSION_DENIED naming the method
    or flow;
 3. hands the servicer a context that also carries the caller (``caller_of``), which scopes request
    ids (engine/runtime/idempotency.py).
@@ -54,6 +54,7 @@ class Rule(enum.Enum):
     STATUS = "status"  # admin permission "status"
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
     RELOAD = "reload"  # admin permission "reload"
+    LISTS_WRITE = "lists:write"  # admin permission "lists:write" (ListService: changes and reads)
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -63,6 +64,9 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
     "/verdict.v1.PolicyService/Reload": Rule.RELOAD,
+    "/verdict.v1.ListService/AddListEntry": Rule.LISTS_WRITE,
+    "/verdict.v1.ListService/RemoveListEntry": Rule.LISTS_WRITE,
+    "/verdict.v1.ListService/GetList": Rule.LISTS_WRITE,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,
     "/grpc.health.v1.Health/Watch": Rule.PUBLIC,
     "/grpc.health.v1.Health/List": Rule.PUBLIC,

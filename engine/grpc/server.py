@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.grpc.auth import Security
+from engine.grpc.lists import LIST_SERVICE_NAME, ListServicer, list_handlers
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
 from engine.settings import Settings
@@ -50,6 +51,7 @@ class RunningServer:
     servicer: DecisionServicer
     health: health.HealthServicer
     policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
+    lists: ListServicer = field(default_factory=ListServicer)
     _flows: set[str] = field(default_factory=set)  # flows with a health status
 
     def ready(self, decider: Decider) -> None:
@@ -106,13 +108,15 @@ def start_server(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(POLICY_SERVICE_NAME, policy_handlers(policy_status)),)
     )
+    lists = ListServicer()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LIST_SERVICE_NAME, list_handlers(lists)),))
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, POLICY_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, POLICY_SERVICE_NAME, LIST_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
 
     try:
@@ -125,7 +129,8 @@ def start_server(
     if port == 0:
         raise BindError(f"cannot listen on {settings.address}")
     server.start()
-    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status)
+    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status,
+                            lists=lists)
     if decider is not None:
         running.ready(decider)
     return running

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from engine.custom_lists.declarations import DECLARATIONS_FILE
+from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.policy.lint import lint
 from engine.policy.loader import FlowVersions, LoadResult, PolicySet, load, version_key
@@ -88,6 +90,8 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
     if problem.flow:
         return frozenset((problem.flow,))
     parts = PurePosixPath(problem.path).parts
+    if problem.path == DECLARATIONS_FILE:  # the flows that use a list it fails to declare are held back by their own errors
+        return frozenset()
     if len(parts) >= 2 and parts[0] == "policies":
         return frozenset((parts[1],))
     if parts and parts[0] == "rules":
@@ -116,13 +120,13 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
 
 # Long (71 lines): load, lint, test, then activate flow by flow, in the order the module docstring gives;
 # it splits with the loader's steps (issue 13, item 2).
-def check(root: Path, previous: PolicySet | None = None) -> Activation:
+def check(root: Path, previous: PolicySet | None = None, custom_lists: ListView | None = None) -> Activation:
     """Load, lint and test `root`; activate flow by flow against `previous` (see the module docstring).
 
     Never raises for bad files (a bug in a checker does raise: the reloader reports it as a crash).
     """
     root = Path(root).resolve()
-    result = load(root)
+    result = load(root, custom_lists)
     suites = discover(root)
     report = lint(root, result, suites)
     tests = run(result.compiled, suites[0])
@@ -174,9 +178,10 @@ def check(root: Path, previous: PolicySet | None = None) -> Activation:
         policies = None
     elif result.policies is not None and not all_errors and not failed:
         policies = result.policies
-        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings)
+        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings, custom_lists=result.custom_lists)
     else:
-        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable))
+        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable),
+                             custom_lists=result.custom_lists)
     return Activation(
         policies=policies,
         flows=MappingProxyType(health),

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
-from engine.expr.check import Symbol, check
+from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.policy.durable import DurableRuleset, NotExpressible, to_durable
@@ -81,7 +82,7 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
         lo, hi = field_bounds(spec) if spec.type in ("integer", "number") else (None, None)
         bounds = (lo, hi) if lo is not None and hi is not None else None  # what validation holds it to
         optional = not spec.required and spec.default is None  # can it be missing?
-        env[name] = Symbol(_FIELD_TYPES[spec.type], optional, "input", cats, bounds)
+        env[name] = Symbol(_FIELD_TYPES[spec.type], optional, "input", cats, bounds, identifies=spec.identifies)
     return env
 
 
@@ -375,11 +376,17 @@ def compile_flow(
     models: Mapping[tuple[str, str], ScoringModel],
     revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    custom_lists: ListView | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
-    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
+    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error.
+
+    ``custom_lists``: the view whose declared lists ``x in list('name')`` may read (none without it).
+    """
     ctx = _Ctx(source)
     flow = source.file
     env = flow_env(flow)
+    if custom_lists is not None:
+        env.update({LIST_PREFIX + name: list_symbol(kind.value) for name, kind in custom_lists.kinds.items()})
     catalogue = dict(flow.reasons)
     screens = _screens(ctx, flow, env, lists or {})
     derived, never_missing = _compile_derived(ctx, flow, env)
@@ -391,7 +398,7 @@ def compile_flow(
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
     try:
-        program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}")
+        program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}", lists=custom_lists)
         durable = DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None
     except CodegenLimit as exc:
         _codegen_problem(ctx, exc, derived, condition_at)
@@ -417,6 +424,7 @@ def compile_flow(
         screens=screens,
         budgets=budgets,
         psi=(flow.psi.watch, flow.psi.act),
+        custom_lists=custom_lists,
     )
     return compiled, ctx.problems
 

@@ -55,7 +55,7 @@ from durable.engine import Ruleset as _DurableRuleset
 from engine.errors import DecisionFailed, VerdictError
 from engine.expr.check import Env, check
 from engine.expr.numbers import EXACT, bracket, is_number, is_plain, to_decimal
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
+from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
 from engine.expr.vocabulary import MIRRORED, NEGATED
 
 __all__ = ["MARKER", "DurableRuleset", "NotExpressible", "dumps", "field_key", "to_durable"]
@@ -264,6 +264,11 @@ class _Translator:
         return _join("and", [*_present(key, values), *[{"$neq": {key: v}} for v in values]])
 
     def call(self, node: Call, positive: bool) -> dict[str, Any]:
+        if node.func == IN_LIST:
+            raise NotExpressible(
+                "durable-rules cannot read custom lists (x in list('name')): their members change while the "
+                "rules run; write the rule in a rule file without 'engine: durable'"
+            )
         if node.func in ("is_null", "is_not_null"):
             want_missing = (node.func == "is_null") == positive
             return {"$nex" if want_missing else "$ex": {self.key(node.args[0]): 1}}

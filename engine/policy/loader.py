@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from engine.custom_lists.declarations import read_declarations
+from engine.custom_lists.snapshot import ListView
 from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.policy.compiler import FlowSource, RuleSource, compile_flow
 from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
@@ -26,6 +28,7 @@ from engine.policy.release import Content, check_release, content_of
 from engine.policy.routing_file import read_routing
 from engine.policy.schema import FlowFile, RuleFile
 from engine.runtime.flow import CompiledFlow, ScoringModel
+from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger
 from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
@@ -57,6 +60,8 @@ class PolicySet:
     # Flows under the root that have no good version to serve, with the problems that keep them out
     # (per-flow activation, engine.policy.activation); a request for one gets FlowUnavailable.
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # The custom lists (policies/custom_lists.yaml) the flows' ``x in list('name')`` tests read (docs/lists.md)
+    custom_lists: ListView | None = None
 
     def flow_names(self) -> list[str]:
         return sorted(self.flows)
@@ -80,6 +85,7 @@ class LoadResult:
     # them is not checked further, so one slip gives one problem instead of a cascade.
     broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
     broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
+    custom_lists: ListView | None = None  # the view the compiled flows' list tests read
 
     @property
     def errors(self) -> list[Problem]:
@@ -131,18 +137,26 @@ def _load_model(root: Path, name: str, version: str) -> ScoringModel:
     return load_model(root / "model_artifacts" / name / version)
 
 
-def load(root: Path) -> LoadResult:
+def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:
     """Read, validate and compile everything under `root`; never raises for bad files.
 
     The steps, each collecting its problems into the one list: read the rule files and flow
     files, load the models and screening lists they name, compile every flow version.
+
+    ``custom_lists``: the view the flows' ``x in list('name')`` tests read (a server passes the one
+    its store refreshes; it takes the lists ``policies/custom_lists.yaml`` declares). Without it the flows
+    read a new, empty view (``LoadResult.custom_lists``; policy tests give each case its lists).
     """
     root = Path(root).resolve()
     problems: list[Problem] = []
     if not (root / "policies").is_dir():
         problems.append(Problem(str(root), "no policies/ directory under the root", "no_policies"))
         return LoadResult(None, problems)
-    result = LoadResult(None, problems)
+    declared = read_declarations(root, problems)
+    if custom_lists is None:
+        custom_lists = ListView({}, HashKey.from_setting(None))
+    custom_lists.declare(declared)
+    result = LoadResult(None, problems, custom_lists=custom_lists)
     result.rule_sources = _load_rules(root, problems, result.broken_rulesets, result.ruleset_paths)
     result.flow_sources = _read_flows(root, problems, result.broken_versions)
     models = _load_models(root, result.flow_sources, problems)
@@ -150,7 +164,7 @@ def load(root: Path) -> LoadResult:
     revision = _compile_flows(root, result, models, lists)
     if not any(p.severity == "error" for p in problems):
         warnings = tuple(p for p in problems if p.severity != "error")
-        result.policies = PolicySet(root, MappingProxyType(result.flows), revision, warnings)
+        result.policies = PolicySet(root, MappingProxyType(result.flows), revision, warnings, custom_lists=custom_lists)
     return result
 
 
@@ -223,7 +237,7 @@ def _compile_flows(
                 continue  # a rule file it needs could not be read: that file's problem says why
             revision = _revision(src, result.rule_sources, models, lists)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists)
+            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists)
             problems.extend(_model_hints(root, src, found))
             result.contents[(flow_name, version)] = content = content_of(src, result.rule_sources, models, revision, lists=lists)
             problems.extend(check_release(root, content, flow_name, version))
@@ -243,11 +257,11 @@ def _compile_flows(
 
 def _compile_guarded(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
-    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None, custom_lists: ListView | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists)
+        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists)
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"

@@ -7,6 +7,7 @@ report also lists the rules that no case fired, per flow version (``uncovered``)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -14,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.custom_lists.kinds import entry_key
+from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.errors import InvalidInput, Problem, VerdictError
 from engine.policy.lint import format_problem
 from engine.policy.loader import PolicySet, load, version_key
@@ -112,13 +115,34 @@ def _check_list(what: str, expected: tuple[str, ...] | Match, actual: list[str],
     return out
 
 
+def case_lists(flow: CompiledFlow, case: Case) -> ListSnapshot:
+    """The custom lists a case runs with: its ``lists:`` entries, nothing else (the store's are not read).
+
+    Raises ValueError naming an undeclared list or an entry that is not one of its kind.
+    """
+    view = flow.custom_lists
+    entries = []
+    for name, values in case.lists.items():
+        kind = view.kinds.get(name) if view is not None else None
+        if view is None or kind is None:
+            raise ValueError(f"lists: {name!r} is not declared in policies/custom_lists.yaml")
+        for value in values:
+            try:
+                entries.append(Entry(name, entry_key(kind, value, view.key)))
+            except ValueError as exc:
+                raise ValueError(f"lists: {name}: {exc}") from None
+    return ListSnapshot(entries, view.kinds if view is not None else {})
+
+
 def _run_case(suite: TestSuite, index: int, case: Case, flow: CompiledFlow) -> CaseResult:  # noqa: C901 (one branch per expectation a case may state)
     raw = {**suite.file.base, **case.input}
     expect = case.expect
     rules = {r.id: r for r in flow.rules}
     result = functools.partial(CaseResult, suite=suite.path, line=suite.case_line(index), flow=flow.flow, version=flow.version, name=case.name, rules=rules)
     try:
-        outcome = flow.evaluate(raw)
+        snapshot = case_lists(flow, case)
+        with flow.custom_lists.using(snapshot) if flow.custom_lists is not None else contextlib.nullcontext():
+            outcome = flow.evaluate(raw)
     except InvalidInput as exc:
         named = [e.field for e in exc.errors]
         if expect.invalid is None:

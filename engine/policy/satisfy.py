@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from engine.expr.numbers import is_number, to_decimal
-from engine.expr.syntax import Call, Compare, InList, Literal, Name, Node, Not
+from engine.expr.syntax import IN_LIST, Call, Compare, InList, Literal, Name, Node, Not
 from engine.expr.vocabulary import MIRRORED, dnf, nnf, show
 from engine.policy.schema import FieldSpec
 
@@ -125,6 +125,8 @@ def _narrow(dom: Domain, atom: Node) -> Domain | None:  # noqa: C901 (one case p
             return replace(dom, allowed=frozenset(), tests=tests)
         return replace(dom, missing=want_missing, tests=tests)
     present = replace(dom, tests=tests) if dom.missing is True else replace(dom, missing=False, tests=tests)
+    if _list_operand(atom) is not None:  # x [not] in list(...) holds only for a present x; the members are data
+        return present
     if isinstance(atom, Name):
         return replace(present, allowed=frozenset(v for v in (dom.allowed or {True, False}) if v is True))
     if isinstance(atom, Not) and isinstance(atom.operand, Name):
@@ -170,8 +172,19 @@ def _bound(dom: Domain, op: str, v: Decimal) -> Domain:
     return dom
 
 
+def _list_operand(atom: Node) -> Name | None:
+    """The field a custom-list test (``x in list(...)``, ``x not in list(...)``) reads, if the atom is one."""
+    call = atom.operand if isinstance(atom, Not) else atom
+    if isinstance(call, Call) and call.func == IN_LIST and isinstance(call.args[0], Name):
+        return call.args[0]
+    return None
+
+
 def _subject(atom: Node) -> str | None:
     """The one name a simple atom tests, if it is one."""
+    member = _list_operand(atom)
+    if member is not None:
+        return member.name
     if isinstance(atom, Name):
         return atom.name
     if isinstance(atom, Not) and isinstance(atom.operand, Name):
@@ -239,7 +252,7 @@ def _cell_domain(cell: Node, column: str, domain: Domain) -> Domain | None:
         return None
     dom: Domain | None = domain
     for atom in conjunctions[0]:
-        if dom is None or _subject(atom) != column:
+        if dom is None or _subject(atom) != column or _list_operand(atom) is not None:  # a list's members are not known here
             return None
         dom = _narrow(dom, atom)
     return dom

@@ -60,6 +60,11 @@ class FieldSpec(_Frozen):
     max_length: int = Field(default=256, ge=1, le=65536)
     case: Literal["upper", "lower"] | None = Field(default=None, description="string fields: normalise the case")
     sensitive: Literal["mask_pan", "hash", "redact"] | None = None
+    identifies: Literal["card", "customer", "device", "ip", "email", "email_domain"] | None = Field(
+        default=None,
+        description="what the value identifies: a rule may look it up in a custom list of that kind "
+        "(`device_id in list('blocked_devices')`; docs/lists.md)",
+    )
     protected: bool = Field(
         default=False,
         description="a prohibited basis (e.g. marital status under Reg B): lint refuses a model of the flow that "

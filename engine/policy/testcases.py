@@ -81,6 +81,10 @@ class Case(_Frozen):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     input: dict[str, Any] = Field(default_factory=dict)
+    lists: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="custom lists' entries during this case (list name -> values); every other list is empty (docs/lists.md)",
+    )
     expect: Expect
 
 

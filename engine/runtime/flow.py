@@ -32,6 +32,7 @@ from engine.runtime.validation import Validator
 from engine.types import Action, FallbackTaken, FiredRule, NoticeReason, Outcome, Reason
 
 if TYPE_CHECKING:
+    from engine.custom_lists.snapshot import ListView
     from engine.policy.durable import DurableRuleset
     from engine.screening.step import CompiledScreen
 
@@ -104,6 +105,7 @@ class CompiledFlow:
     __slots__ = (
         "_default_reasons",
         "budgets",
+        "custom_lists",
         "default_action",
         "description",
         "durable",
@@ -140,6 +142,7 @@ class CompiledFlow:
         screens: Sequence[CompiledScreen] = (),
         budgets: Budgets | None = None,
         psi: tuple[float, float] = (0.1, 0.25),
+        custom_lists: ListView | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -160,6 +163,9 @@ class CompiledFlow:
         self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
         self.budgets = budgets if budgets is not None else Budgets({})  # latency budgets per step (engine.runtime.fallback)
         self.psi = psi  # (watch, act) PSI thresholds of its models' drift (the flow's psi:, engine.monitor)
+        # The custom lists its ``x in list('name')`` tests read: the one input that changes between calls
+        # without a new version (docs/lists.md); a test fixes it with ``custom_lists.using(snapshot)``.
+        self.custom_lists = custom_lists
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import structlog
 
+from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.metrics import Metrics
 from engine.policy import activation
@@ -94,6 +95,7 @@ class Reloader:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         on_activation: Callable[[ReloadStatus], None] | None = None,
+        custom_lists: ListView | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self._decider = decider
@@ -110,6 +112,7 @@ class Reloader:
         self.flows: tuple[FlowHealth, ...] = ()  # each flow's state after the last reload that did not crash
         self.serving_since = clock()  # when the serving state was activated
         self.on_activation = on_activation  # called with every ReloadStatus (the server updates health)
+        self.custom_lists = custom_lists  # the view every load's flows read (a server's store refreshes it)
 
     @property
     def serving_revision(self) -> str:
@@ -146,7 +149,7 @@ class Reloader:
 
     def _activate(self, trigger: str, started: float) -> ReloadStatus:
         previous = self._decider.policies if self._decider.ready else None
-        outcome = activation.check(self.root, previous)
+        outcome = activation.check(self.root, previous, self.custom_lists)
         if outcome.policies is not None and (previous is None or outcome.policies.revision != previous.revision
                                              or outcome.policies.warnings != previous.warnings):
             if previous is None or outcome.policies.revision != previous.revision:

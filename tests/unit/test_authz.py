@@ -40,7 +40,14 @@ def test_admin_permissions_are_granted_one_by_one():
     assert policy.may_admin("auditor", "status") and not policy.may_admin("auditor", "list_flows")
     assert not policy.may_admin("lending-app", "status")
     assert not policy.may_admin("stranger", "status")
-    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload"}
+    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "lists:write"}
+
+
+def test_list_changes_need_their_own_permission():
+    """lists:write is granted by name only: no other grant (not even every flow and status) includes it."""
+    policy = parse_authz("callers:\n  fraud-ops:\n    admin: ['lists:write']\n  ops:\n    decide: ['*']\n    admin: [status, reload]\n")
+    assert policy.may_admin("fraud-ops", "lists:write")
+    assert not policy.may_admin("ops", "lists:write")
 
 
 def test_a_denial_names_caller_and_flow_but_not_what_others_may_do():

@@ -30,7 +30,10 @@ def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert "grpcio" in result["machine"]["libraries"]
     names = {c["name"] for c in result["cases"]}
     assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
-                     "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "bad_request_cost", "batch_local"}
+                     "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "bad_request_cost", "batch_local",
+                     "list_lookup"}
+    lookups = {c["kind"]: c for c in result["cases"] if c["name"] == "list_lookup"}
+    assert set(lookups) == {"with_lists", "without_list_rules"} and 0 < lookups["with_lists"]["listed_share"] < 0.1
     batch = {c["kind"]: c for c in result["cases"] if c["name"] == "batch_local"}
     assert set(batch) == {"small", "large"} and all(c["rps"] > 0 and c["peak_rss_mb"] > 0 and c["failed"] == 0 for c in batch.values())
     bad = {c["kind"]: c for c in result["cases"] if c["name"] == "bad_request_cost"}

@@ -405,9 +405,9 @@ def load_capturing(root: Path) -> tuple[LoadResult, dict[str, Captured]]:
     captured: dict[str, Captured] = {}
     original = compiler.compile_program
 
-    def spy(env: Env, derived: Any, conditions: Sequence[Node], *, label: str = "flow") -> Any:
+    def spy(env: Env, derived: Any, conditions: Sequence[Node], *, label: str = "flow", **kw: Any) -> Any:
         captured[label] = Captured(env, conditions)
-        return original(env, derived, conditions, label=label)
+        return original(env, derived, conditions, label=label, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(compiler, "compile_program", spy)

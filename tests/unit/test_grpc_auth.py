@@ -168,3 +168,15 @@ def test_decide_batch_needs_every_flow_it_names():
         _call(gate, "/verdict.v1.DecisionService/DecideBatch", ctx, BatchCall((credit, DecideCall("card_payment", "", "", {}))))
     assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
     assert "card_payment" in err.value.details
+
+
+@pytest.mark.parametrize("method", ["AddListEntry", "RemoveListEntry", "GetList"])
+def test_list_service_needs_lists_write(method):
+    """Every ListService method is admitted with the admin permission lists:write and refused without it."""
+    path = f"/verdict.v1.ListService/{method}"
+    ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
+    granted = _interceptor("callers:\n  alice:\n    admin: ['lists:write']\n")
+    assert _call(granted, path, ctx) == ("answered", ["alice"])
+    with pytest.raises(AbortError) as err:
+        _call(_interceptor("callers:\n  alice:\n    decide: ['*']\n    admin: [status, reload]\n"), path, ctx)
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and "lists:write" in err.value.details

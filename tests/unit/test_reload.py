@@ -207,7 +207,7 @@ def test_a_crashing_check_is_a_failed_reload_everywhere(tmp_path, monkeypatch, c
     assert reloader.reload("start").ok
     good = decider.policies.revision
 
-    def crash(root):
+    def crash(root, custom_lists=None):
         raise SyntaxError("too many nested parentheses")
 
     monkeypatch.setattr(engine.policy.activation, "load", crash)

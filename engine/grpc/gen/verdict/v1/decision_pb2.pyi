@@ -308,3 +308,61 @@ class StatusResponse(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     root: str
     def __init__(self, revision: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., last_reload: _Optional[_Union[ReloadResult, _Mapping]] = ..., serving_since_unix_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., root: _Optional[str] = ...) -> None: ...
+
+class ListEntryChange(_message.Message):
+    __slots__ = ("list", "value", "reason", "actor", "expires_at_unix_ms", "note")
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    list: str
+    value: str
+    reason: str
+    actor: str
+    expires_at_unix_ms: int
+    note: str
+    def __init__(self, list: _Optional[str] = ..., value: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., expires_at_unix_ms: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListChangeResult(_message.Message):
+    __slots__ = ("seq", "action", "list", "key", "record_json")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    action: str
+    list: str
+    key: str
+    record_json: str
+    def __init__(self, seq: _Optional[int] = ..., action: _Optional[str] = ..., list: _Optional[str] = ..., key: _Optional[str] = ..., record_json: _Optional[str] = ...) -> None: ...
+
+class GetListRequest(_message.Message):
+    __slots__ = ("list",)
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    list: str
+    def __init__(self, list: _Optional[str] = ...) -> None: ...
+
+class ListEntry(_message.Message):
+    __slots__ = ("entry", "key", "note", "added_by", "added_at_unix_ms", "expires_at_unix_ms")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_BY_FIELD_NUMBER: _ClassVar[int]
+    ADDED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    entry: str
+    key: str
+    note: str
+    added_by: str
+    added_at_unix_ms: int
+    expires_at_unix_ms: int
+    def __init__(self, entry: _Optional[str] = ..., key: _Optional[str] = ..., note: _Optional[str] = ..., added_by: _Optional[str] = ..., added_at_unix_ms: _Optional[int] = ..., expires_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class GetListResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ListEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ListEntry, _Mapping]]] = ...) -> None: ...

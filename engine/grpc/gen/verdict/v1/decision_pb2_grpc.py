@@ -364,3 +364,185 @@ class PolicyService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ListServiceStub:
+    """Custom block and allow lists that policy owners maintain without a new flow version: a rule reads
+    `device_id in list('blocked_devices')` (docs/lists.md). A change is durable when the call
+    returns, is audited (who, when, why, the entry before and after, in a hash-chained trail: `verdict
+    lists history`) and is seen by every decision of every worker process within 1 second. Bad input
+    is INVALID_ARGUMENT naming every bad field (list, value, actor, reason, note, expires_at_unix_ms);
+    a server without a list store (`--lists off`) answers FAILED_PRECONDITION. With an authorization
+    file every method needs the admin permission "lists:write" (docs/security.md).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddListEntry = channel.unary_unary(
+                '/verdict.v1.ListService/AddListEntry',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.ListEntryChange.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.ListChangeResult.FromString,
+                _registered_method=True)
+        self.RemoveListEntry = channel.unary_unary(
+                '/verdict.v1.ListService/RemoveListEntry',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.ListEntryChange.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.ListChangeResult.FromString,
+                _registered_method=True)
+        self.GetList = channel.unary_unary(
+                '/verdict.v1.ListService/GetList',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.GetListRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.GetListResponse.FromString,
+                _registered_method=True)
+
+
+class ListServiceServicer:
+    """Custom block and allow lists that policy owners maintain without a new flow version: a rule reads
+    `device_id in list('blocked_devices')` (docs/lists.md). A change is durable when the call
+    returns, is audited (who, when, why, the entry before and after, in a hash-chained trail: `verdict
+    lists history`) and is seen by every decision of every worker process within 1 second. Bad input
+    is INVALID_ARGUMENT naming every bad field (list, value, actor, reason, note, expires_at_unix_ms);
+    a server without a list store (`--lists off`) answers FAILED_PRECONDITION. With an authorization
+    file every method needs the admin permission "lists:write" (docs/security.md).
+    """
+
+    def AddListEntry(self, request, context):
+        """Adds an entry to a list, or renews the expiry and note of one that is there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveListEntry(self, request, context):
+        """Removes an entry from a list; INVALID_ARGUMENT (field "value") when it is not there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetList(self, request, context):
+        """The entries of one list (card numbers masked to first 6 and last 4 digits).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ListServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddListEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddListEntry,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.ListEntryChange.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.ListChangeResult.SerializeToString,
+            ),
+            'RemoveListEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveListEntry,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.ListEntryChange.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.ListChangeResult.SerializeToString,
+            ),
+            'GetList': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetList,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.GetListRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.GetListResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'verdict.v1.ListService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('verdict.v1.ListService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ListService:
+    """Custom block and allow lists that policy owners maintain without a new flow version: a rule reads
+    `device_id in list('blocked_devices')` (docs/lists.md). A change is durable when the call
+    returns, is audited (who, when, why, the entry before and after, in a hash-chained trail: `verdict
+    lists history`) and is seen by every decision of every worker process within 1 second. Bad input
+    is INVALID_ARGUMENT naming every bad field (list, value, actor, reason, note, expires_at_unix_ms);
+    a server without a list store (`--lists off`) answers FAILED_PRECONDITION. With an authorization
+    file every method needs the admin permission "lists:write" (docs/security.md).
+    """
+
+    @staticmethod
+    def AddListEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.ListService/AddListEntry',
+            verdict_dot_v1_dot_decision__pb2.ListEntryChange.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.ListChangeResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveListEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.ListService/RemoveListEntry',
+            verdict_dot_v1_dot_decision__pb2.ListEntryChange.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.ListChangeResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.ListService/GetList',
+            verdict_dot_v1_dot_decision__pb2.GetListRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.GetListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
