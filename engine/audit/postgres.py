@@ -168,7 +168,7 @@ class PgStore:
                             (
                                 self.writer,
                                 first + i,
-                                "decision",
+                                meta.kind,
                                 _when(meta.ts),
                                 meta.flow,
                                 meta.decision_id,
