@@ -17,11 +17,13 @@ from engine.commands import (
     backtest,
     batch,
     bench,
+    cases,
     client,
     decide,
     lint,
     monitor,
     notice,
+    outcomes,
     release,
     reload,
     replay,
@@ -36,7 +38,7 @@ __all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
-    backtest,
+    backtest, cases, outcomes,
 )
 
 
