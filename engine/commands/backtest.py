@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, OutcomesError) as exc:
         report(str(exc))
         return 2
-
     decider = load_decider_or_report(root)
     if decider is None:
         return 1

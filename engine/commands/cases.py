@@ -97,7 +97,7 @@ def _show(case: Any, steps: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command against the store."""
-    from engine.cases import CaseNotFound, CaseState, IllegalTransition, Priority, as_mapping, open_store
+    from engine.cases import CaseNotFound, CaseQuery, CaseState, IllegalTransition, Priority, as_mapping, open_store
     from engine.cases.desk import MAX_ACTOR_CHARS, decide_case
     from engine.errors import InvalidInput, VerdictError
 
@@ -112,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
         if command in ("claim", "assign") and (not args.actor.strip() or len(args.actor) > MAX_ACTOR_CHARS):
             raise InvalidInput([])  # the message below names the field
         if command == "list":
-            cases = store.list_cases(
+            cases = store.list_cases(CaseQuery(
                 state=CaseState(args.state) if args.state else None, flow=args.flow, queue=args.queue,
                 priority=Priority(args.priority) if args.priority else None, assignee=args.assignee, limit=args.limit,
-            )
+            ))
             if args.json:
                 print_json([as_mapping(c) for c in cases])
             else:

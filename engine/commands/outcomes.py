@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         report(str(exc))
         return 2
     requests: dict[str, str] = {}
-    needs_log = any(c.lower() == "request_id" for c in table.header)
+    names = {c.lower(): c for c in table.header}
+    ids = table.column(names["decision_id"]) if "decision_id" in names else [None] * len(table.rows)
+    by_request = table.column(names["request_id"]) if "request_id" in names else [None] * len(table.rows)
+    needs_log = any(req and not did for did, req in zip(ids, by_request, strict=True))  # a row found by request id
     if needs_log:
         settings = Settings.load()
         log = args.log or settings.audit_dsn or (str(settings.audit_dir) if settings.audit_dir else None)

@@ -10,7 +10,7 @@ from engine.audit.record import payload
 from engine.audit.segments import FileStore
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
-from engine.cases import CaseOpener, Disposition, ReviewConfig, catch_up, chain_lines, open_store
+from engine.cases import CaseOpener, CaseQuery, Disposition, ReviewConfig, catch_up, chain_lines, open_store
 from engine.cases.relay import relay_once
 from engine.cli import main
 
@@ -56,10 +56,10 @@ def test_catch_up_after_a_crash_opens_what_was_missed(tmp_path: Path) -> None:
     _write(writer, 30, start=6)
     writer.close()
     missed = {f"d{i}" for i in range(6, 36) if i % 3 == 0}
-    assert not missed & {c.case_id for c in store.list_cases(limit=1000)}
+    assert not missed & {c.case_id for c in store.list_cases(CaseQuery(limit=1000))}
     added = catch_up(store, str(log), chain_lines(log, store.cursor(str(log))), CONFIG)
     assert added == len(missed)
-    assert {c.case_id for c in store.list_cases(limit=1000)} == missed | {"d0"}
+    assert {c.case_id for c in store.list_cases(CaseQuery(limit=1000))} == missed | {"d0"}
     assert catch_up(store, str(log), chain_lines(log, store.cursor(str(log))), CONFIG) == 0
 
 
