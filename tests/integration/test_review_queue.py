@@ -91,3 +91,79 @@ def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsy
                  "--outcomes-store", store, "--json", "-", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["outcomes"]["before"]["labelled"] == 1 and report["outcomes"]["before"]["bad"] == 1
+
+
+def _reviews(stub, n: int, prefix: str) -> list[str]:
+    """Decide real applications until ``n`` REVIEWs were returned; their decision ids."""
+    found = []
+    for i, application in enumerate(credit_applications()):
+        response = stub.Decide(request("credit_application", application, request_id=f"{prefix}-{i}"), timeout=10)
+        if response.action == pb.REVIEW:
+            found.append(response.decision_id)
+            if len(found) == n:
+                return found
+    raise AssertionError(f"only {len(found)} REVIEWs in the data")
+
+
+def test_no_review_is_missed_across_kill_9(tmp_path: Path) -> None:
+    """REVIEWs answered just before SIGKILL all have cases once the server is started again (catch-up from the log)."""
+    server = ServeProcess(tmp_path)
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as channel:
+            ids = _reviews(pb_grpc.DecisionServiceStub(channel), 15, "k")
+    finally:
+        server.kill()  # SIGKILL right after the last answer: the opener may not have written its cases
+    again = ServeProcess(tmp_path)
+    try:
+        wait_serving(again.target)
+        with grpc.insecure_channel(again.target) as channel:
+            cases = pb_grpc.CaseServiceStub(channel)
+            assert sorted(_wait_case(cases, i).case_id for i in ids) == sorted(ids)
+    finally:
+        assert again.terminate_and_wait() == 0
+
+
+def test_workers_share_one_store_and_log_each_disposition_once(tmp_path: Path) -> None:
+    """With --workers 2 every REVIEW gets exactly one case in the shared store and one disposition record across the chains."""
+    server = ServeProcess(tmp_path, "--workers", "2")
+    store = str(tmp_path / "audit" / "cases.db")
+    try:
+        wait_serving(server.target)
+        ids: list[str] = []
+        for n in range(4):  # new connections land on either worker
+            with grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                ids += _reviews(pb_grpc.DecisionServiceStub(channel), 3, f"w{n}")
+        with grpc.insecure_channel(server.target) as channel:
+            cases = pb_grpc.CaseServiceStub(channel)
+            for case_id in ids:
+                _wait_case(cases, case_id)
+            for case_id in ids[:4]:
+                cases.DecideCase(pb.DecideCaseRequest(case_id=case_id, disposition="approve", note="ok"), timeout=5)
+            with pytest.raises(grpc.RpcError) as again:
+                cases.DecideCase(pb.DecideCaseRequest(case_id=ids[0], disposition="decline"), timeout=5)
+            assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            with pytest.raises(grpc.RpcError) as unknown:
+                cases.GetCase(pb.GetCaseRequest(case_id="no-such-case"), timeout=5)
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.RpcError) as bad:
+                cases.DecideCase(pb.DecideCaseRequest(case_id="", disposition="maybe", outcome="stolen"), timeout=5)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert all(f in bad.value.details() for f in ("case_id", "disposition", "outcome"))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(_all_dispositions(tmp_path / "audit")) < 4:
+                time.sleep(0.1)
+    finally:
+        assert server.terminate_and_wait() == 0
+    from engine.cases import open_store
+
+    opened = open_store(store)
+    assert len({c.case_id for c in opened.list_cases()}) == len(set(ids)) == 12
+    logged = _all_dispositions(tmp_path / "audit")
+    assert sorted(d["decision_id"] for d in logged) == sorted(ids[:4])
+    assert {d["actor"] for d in logged} == {"grpc"}
+    assert main(["audit", "verify", str(tmp_path / "audit")]) == 0
+
+
+def _all_dispositions(directory: Path) -> list[dict]:
+    return [d for chain in sorted(directory.glob("worker-*")) for d in _log_records(chain, "disposition")]

@@ -116,3 +116,45 @@ def test_outcomes_import_finds_request_ids_in_the_log(tmp_path: Path, capsys) ->
     csv.write_text("request_id;outcome;date\nreq-zz;default;2026-08-01\n")
     assert main(["outcomes", "import", str(csv), "--log", str(log), "--store", store]) == 2
     assert "o.csv:2: request_id 'req-zz' is not in the decision log" in capsys.readouterr().err
+
+
+class _BlockedStore:
+    """A case store whose writes wait until released: stands for a slow or stuck disk."""
+
+    def __init__(self, inner, gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.location = inner.location
+
+    def open_cases(self, cases, *, chain="", seq=None):
+        self.gate.wait(30)
+        return self.inner.open_cases(cases, chain=chain, seq=seq)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_logging_a_review_never_waits_for_the_case_store(tmp_path: Path) -> None:
+    """With the case store stuck, every REVIEW record is still acknowledged (Decide's one write is the log's); cases follow once it frees."""
+    import threading
+
+    gate = threading.Event()
+    store = open_store(tmp_path / "cases.db")
+    writer = GroupCommitWriter(FileStore(tmp_path / "log", fsync=False))
+    opener = CaseOpener(_BlockedStore(store, gate), "chain", CONFIG)
+    writer.on_durable = opener.offer
+    opener.start()
+    done = threading.Event()
+
+    def log_reviews() -> None:
+        for i in range(0, 30, 3):
+            writer.append(payload(review_record(f"d{i}", ts=T0 + i)))
+        done.set()
+
+    threading.Thread(target=log_reviews, daemon=True).start()
+    assert done.wait(10), "appending REVIEW records waited for the case store"
+    assert store.list_cases() == []
+    gate.set()
+    writer.close()
+    opener.stop()
+    assert len(store.list_cases()) == 10
