@@ -110,6 +110,11 @@ class GroupCommitWriter:
         self._thread.start()
 
     @property
+    def store(self) -> Store:
+        """Where the records go (read-only use: ``describe``, a PostgreSQL store's ``writer`` id)."""
+        return self._store
+
+    @property
     def chain(self) -> Chain:
         """A copy of the chain's tail (next seq, last hash)."""
         return self._chain.copy()

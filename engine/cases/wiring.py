@@ -2,21 +2,23 @@
 
 ``open_review(settings, audit, worker)`` opens the store at ``settings.cases_location``, hooks a
 ``CaseOpener`` to the decision log's writer (cases open from durable records, off the request
-path), starts it with the catch-up of its chain (a file log: the records past the store's cursor;
-a PostgreSQL log starts a new chain per process, so its catch-up is the new chain only — see
-docs/review-queue.md), and starts the ``DispositionRelay`` (lone server or worker 0).
+path), starts it with the catch-up (a file log: its own chain past the store's cursor; PostgreSQL, where
+every process writes its own chain: every chain past its cursor, so a crashed process's records are
+opened by the next process to start), and starts the ``DispositionRelay`` (lone server or worker 0).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from engine.cases.config import load_review_config
-from engine.cases.opener import CaseOpener, chain_lines
+from engine.audit.writer import GroupCommitWriter
+from engine.cases.config import ReviewConfig, load_review_config
+from engine.cases.opener import Backlog, CaseOpener, chain_lines
 from engine.cases.relay import DispositionRelay
 from engine.cases.store import SqlCaseStore, open_store
 from engine.settings import Settings
@@ -24,7 +26,9 @@ from engine.settings import Settings
 if TYPE_CHECKING:
     from engine.audit.wiring import Audit
 
-__all__ = ["Review", "open_review"]
+__all__ = ["PG_CHAIN", "Review", "open_review"]
+
+PG_CHAIN = "postgresql:"  # + writer id: the name of a PostgreSQL chain in the case store's cursors
 
 _log = structlog.get_logger("verdict.cases")
 
@@ -48,6 +52,40 @@ class Review:
         self.store.close()
 
 
+def _opener(
+    settings: Settings, audit: Audit, writer: GroupCommitWriter, store: SqlCaseStore, config: ReviewConfig, worker: int | None
+) -> tuple[CaseOpener, Backlog]:
+    """The opener hooked to ``writer`` (before the catch-up reads: nothing written between is lost)
+    and its catch-up: a file log's own chain past the cursor; in PostgreSQL, every chain's."""
+    directory = settings.audit_dir
+    if directory is not None:
+        chain_dir = Path(directory) / f"worker-{worker}" if worker is not None else Path(directory)
+        chain = str(chain_dir.resolve())
+        opener = CaseOpener(store, chain, config)
+        writer.on_durable = opener.offer
+        return opener, [(chain, chain_lines(chain_dir, store.cursor(chain)))]
+    from engine.audit.postgres import PgStore
+
+    pg = writer.store
+    assert isinstance(pg, PgStore)
+    opener = CaseOpener(store, PG_CHAIN + pg.writer, config)
+    writer.on_durable = lambda lines: opener.offer(lines, PG_CHAIN + pg.writer)  # the id changes when a failed batch restarts the chain
+    return opener, _pg_backlog(pg.dsn, store)
+
+
+def _pg_backlog(dsn: str, store: SqlCaseStore) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """Each PostgreSQL chain's lines past the store's cursor (read lazily on the opener's thread)."""
+    from engine.audit.postgres import PgSource
+
+    source = PgSource(dsn)
+    try:
+        for writer in source.writers():
+            chain = PG_CHAIN + writer
+            yield chain, source.lines_after(writer, store.cursor(chain))
+    finally:
+        source.close()
+
+
 def open_review(settings: Settings, audit: Audit, *, worker: int | None = None) -> Review | None:
     """The review queue as ``settings`` say, or None when off; raises ``CaseStoreError`` or
     ``PolicyError`` (a bad ``review.yaml``, every problem listed)."""
@@ -59,20 +97,11 @@ def open_review(settings: Settings, audit: Audit, *, worker: int | None = None) 
     sink = audit.sink
     if sink is None:  # no log: nothing opens cases here, but the store serves CaseService
         return Review(store, None, None)
-    directory = settings.audit_dir
-    if directory is not None:
-        chain_dir = Path(directory) / f"worker-{worker}" if worker is not None else Path(directory)
-        chain = str(chain_dir.resolve())
-        backlog = chain_lines(chain_dir, store.cursor(chain))
-    else:
-        chain = f"postgresql:{audit.location}:{id(sink)}"
-        backlog = None
-    opener = CaseOpener(store, chain, config)
-    sink.writer.on_durable = opener.offer  # before the catch-up reads: nothing written between is lost
+    opener, backlog = _opener(settings, audit, sink.writer, store, config, worker)
     opener.start(backlog)
     relay = None
     if worker is None or worker == 0:
         relay = DispositionRelay(store, sink.writer)
         relay.start()
-    _log.info("review_queue_open", store=store.location, chain=chain, relay=relay is not None)
+    _log.info("review_queue_open", store=store.location, chain=opener.chain, relay=relay is not None)
     return Review(store, opener, relay)

@@ -5,8 +5,12 @@ decision log (chain still valid), and imported outcomes reach replay."""
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -167,3 +171,57 @@ def test_workers_share_one_store_and_log_each_disposition_once(tmp_path: Path) -
 
 def _all_dispositions(directory: Path) -> list[dict]:
     return [d for chain in sorted(directory.glob("worker-*")) for d in _log_records(chain, "disposition")]
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema of VERDICT_TEST_PG_DSN's server (dropped afterwards); skips without one."""
+    server = os.environ.get("VERDICT_TEST_PG_DSN")
+    if not server:
+        if os.environ.get("CI") == "true":
+            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
+        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in server else "?"
+    yield f"{server}{sep}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str) -> None:
+    """With --audit-dsn (cases in the same database): REVIEWs before SIGKILL get cases from the next process's catch-up of every chain; a disposition is a chained record."""
+    server = ServeProcess(tmp_path, "--audit-dsn", pg_dsn)
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as channel:
+            ids = _reviews(pb_grpc.DecisionServiceStub(channel), 10, "p")
+    finally:
+        server.kill()
+    again = ServeProcess(tmp_path, "--audit-dsn", pg_dsn)
+    try:
+        wait_serving(again.target)
+        with grpc.insecure_channel(again.target) as channel:
+            cases = pb_grpc.CaseServiceStub(channel)
+            assert sorted(_wait_case(cases, i).case_id for i in ids) == sorted(ids)
+            cases.DecideCase(pb.DecideCaseRequest(case_id=ids[0], disposition="escalate", note="second line"), timeout=5)
+            first = next(cases.WatchCases(pb.WatchCasesRequest(since=0), timeout=10))
+            assert (first.case_id, first.disposition) == (ids[0], "escalate")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not _pg_dispositions(pg_dsn):
+                time.sleep(0.1)
+    finally:
+        assert again.terminate_and_wait() == 0
+    logged = _pg_dispositions(pg_dsn)
+    assert [(d["decision_id"], d["disposition"]) for d in logged] == [(ids[0], "escalate")]
+    assert main(["audit", "verify", pg_dsn]) == 0
+
+
+def _pg_dispositions(dsn: str) -> list[dict]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return [json.loads(line) for (line,) in conn.execute("SELECT line FROM verdict_audit_record WHERE kind = 'disposition'")]
