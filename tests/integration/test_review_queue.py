@@ -192,7 +192,7 @@ def pg_dsn() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str) -> None:
+def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str, capsys) -> None:
     """With --audit-dsn (cases in the same database): REVIEWs before SIGKILL get cases from the next process's catch-up of every chain; a disposition is a chained record."""
     server = ServeProcess(tmp_path, "--audit-dsn", pg_dsn)
     try:
@@ -218,6 +218,9 @@ def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: 
     logged = _pg_dispositions(pg_dsn)
     assert [(d["decision_id"], d["disposition"]) for d in logged] == [(ids[0], "escalate")]
     assert main(["audit", "verify", pg_dsn]) == 0
+    capsys.readouterr()
+    assert main(["audit", "show", pg_dsn, "--dispositions"]) == 0
+    assert [json.loads(line)["decision_id"] for line in capsys.readouterr().out.splitlines()] == [ids[0]]
 
 
 def _pg_dispositions(dsn: str) -> list[dict]:
