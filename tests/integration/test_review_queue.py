@@ -55,7 +55,7 @@ def _log_records(directory: Path, kind: str) -> list[dict]:
 
 
 def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsys) -> None:
-    """REVIEW over gRPC → case; CLI decide → WatchCases event and a chained disposition record; outcomes import → replay uses them."""
+    """REVIEW over gRPC → case; CLI decide → WatchCases event and a chained disposition record; outcomes import → replay and backtest use them."""
     server = ServeProcess(tmp_path)
     try:
         wait_serving(server.target)
@@ -95,6 +95,19 @@ def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsy
                  "--outcomes-store", store, "--json", "-", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["outcomes"]["before"]["labelled"] == 1 and report["outcomes"]["before"]["bad"] == 1
+    history = tmp_path / "history.csv"  # the applications sent, with the request ids they were sent with
+    applications = credit_applications(40)
+    columns = sorted({k for a in applications for k in a})
+    history.write_text("request_id," + ",".join(columns) + "\n" + "".join(
+        f"rq-{i}," + ",".join(str(a.get(c, "")) for c in columns) + "\n" for i, a in enumerate(applications)))
+    labels = tmp_path / "outcomes.csv"
+    labels.write_text("request_id,outcome,date\n" + "".join(f"rq-{i},{'default' if i % 3 == 0 else 'repaid'},2026-09-30\n" for i in range(5)))
+    assert main(["outcomes", "import", str(labels), "--log", str(tmp_path / "audit"), "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["backtest", "credit_application", "--versions", "2,3", "--input", str(history), "--id-column", "request_id",
+                 "--outcomes-store", store, "--json", "-"]) == 0
+    labelled = {f"rq-{i}" for i in range(5)} | ({review.request_id} & {f"rq-{i}" for i in range(40)})  # + the case's confirmed_fraud
+    assert json.loads(capsys.readouterr().out)["labelled"] == len(labelled)
 
 
 def _reviews(stub, n: int, prefix: str) -> list[str]:
