@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -187,9 +188,26 @@ class _Dialect:
         return text if self.name == "sqlite" else text.replace("?", "%s")
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` as mode 0600 (and missing parent directories as 0700) when it does not exist:
+    the store holds decision records (masked, as the decision log does) and is kept as privately as
+    the log (docs/decision-log.md). SQLite gives its -wal and -shm files the database file's mode."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for new in reversed(missing):
+        new.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(new, 0o700)  # mkdir's mode is reduced by the umask
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+
+
 def _sqlite(path: Path) -> Any:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

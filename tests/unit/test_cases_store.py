@@ -198,3 +198,17 @@ def test_review_files_under_a_root_are_loaded_and_errors_name_file_and_line(tmp_
     with pytest.raises(PolicyError) as caught:
         load_review_config(tmp_path)
     assert "b/review.yaml:3" in str(caught.value) and "sla_minutes.normal" in str(caught.value)
+
+
+def test_a_new_sqlite_store_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """With umask 0 the store's new directory is 0700 and its file 0600 (it holds decision records, like the log)."""
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        open_store(tmp_path / "new" / "cases.db").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new" / "cases.db").stat().st_mode) == 0o600
