@@ -89,7 +89,8 @@ SCHEMA = (
         note        TEXT NOT NULL,
         actor       TEXT NOT NULL,
         decided_at  DOUBLE PRECISION NOT NULL,
-        logged      INTEGER NOT NULL DEFAULT 0
+        logged      INTEGER NOT NULL DEFAULT 0,
+        claimed_at  DOUBLE PRECISION
     )""",
     """CREATE TABLE IF NOT EXISTS verdict_outcome (
         decision_id TEXT NOT NULL,
@@ -158,8 +159,9 @@ class CaseStore(Protocol):
         """Dispositions with ``seq > since`` (oldest first, at most ``limit``)."""
         ...
 
-    def unlogged(self, limit: int = 100) -> list[CaseEvent]:
-        """Dispositions not yet written to the decision log (oldest first)."""
+    def unlogged(self, limit: int = 100, *, now: float, lease: float = 60.0) -> list[CaseEvent]:
+        """Claim dispositions not yet written to the decision log (oldest first) for ``lease`` seconds:
+        another relay (a replica) skips them until the lease runs out (its holder died)."""
         ...
 
     def mark_logged(self, seqs: Iterable[int]) -> None:
@@ -457,8 +459,14 @@ class SqlCaseStore:
         args.append(max(0, min(int(limit), MAX_PAGE)))
         return [self._event(r) for r in self._rows(sql, args)]
 
-    def unlogged(self, limit: int = 100) -> list[CaseEvent]:
-        rows = self._rows(self._EVENT_SQL + " WHERE d.logged = 0 ORDER BY d.seq LIMIT ?", (max(0, min(limit, MAX_PAGE)),))
+    def unlogged(self, limit: int = 100, *, now: float, lease: float = 60.0) -> list[CaseEvent]:
+        with self._write():
+            rows = self._rows(
+                self._EVENT_SQL + " WHERE d.logged = 0 AND (d.claimed_at IS NULL OR d.claimed_at < ?) ORDER BY d.seq LIMIT ?",
+                (now - lease, max(0, min(limit, MAX_PAGE))),
+            )
+            for row in rows:
+                self._exec("UPDATE verdict_disposition SET claimed_at = ? WHERE seq = ?", (now, int(row[0])))
         return [self._event(r) for r in rows]
 
     def mark_logged(self, seqs: Iterable[int]) -> None:

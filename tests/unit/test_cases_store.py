@@ -212,3 +212,15 @@ def test_a_new_sqlite_store_is_private_whatever_the_umask(tmp_path: Path) -> Non
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "cases.db").stat().st_mode) == 0o600
+
+
+def test_a_relay_claims_dispositions_for_a_lease(store) -> None:  # noqa: F811
+    """A claimed disposition is not handed to another relay until its lease runs out or it is marked logged."""
+    _open(store, "d1")
+    store.decide("d1", Disposition.APPROVE, "", "ana", now=T0)
+    claimed = store.unlogged(now=T0 + 1, lease=60)
+    assert [e.case_id for e in claimed] == ["d1"]
+    assert store.unlogged(now=T0 + 2, lease=60) == []
+    assert [e.case_id for e in store.unlogged(now=T0 + 62, lease=60)] == ["d1"]  # its holder died
+    store.mark_logged([claimed[0].seq])
+    assert store.unlogged(now=T0 + 200, lease=60) == []
