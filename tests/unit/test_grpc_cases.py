@@ -79,3 +79,18 @@ def test_without_a_store_calls_are_unavailable() -> None:
     with pytest.raises(AbortError) as caught:
         CaseServicer().GetCase(pb.GetCaseRequest(case_id="x"), FakeContext())
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE and "cases" in caught.value.details
+
+
+def test_decide_case_records_the_actor_and_the_outcome_label(tmp_path: Path) -> None:
+    """DecideCase decides as the caller ("grpc" unauthenticated) and stores the outcome the review established."""
+    store = open_store(tmp_path / "c.db")
+    case = case_from_record(review_record("d9", ts=T0), ReviewConfig({}))
+    assert case is not None
+    store.open_cases([case])
+    servicer = CaseServicer()
+    servicer.bind(store)
+    answer = servicer.DecideCase(pb.DecideCaseRequest(case_id="d9", disposition="decline", note="stolen card", outcome="confirmed_fraud"), FakeContext())
+    assert (answer.state, answer.disposition, answer.decided_by, answer.decided_seq) == ("decided", "decline", "grpc", 1)
+    labels = store.outcomes(["d9"])["d9"]
+    assert [(label.kind.value, label.source, label.request_id) for label in labels] == [("confirmed_fraud", "case:d9", "req-d9")]
+    store.close()
