@@ -5,12 +5,9 @@ decision log (chain still valid), and imported outcomes reach replay."""
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import grpc
 import pytest
@@ -19,6 +16,7 @@ from engine.audit.segments import iter_lines, list_segments
 from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+from tests.pg import fresh_schema, server_dsn_or_skip
 
 from .helpers import ServeProcess, credit_applications, request, wait_serving
 
@@ -188,21 +186,9 @@ def _all_dispositions(directory: Path) -> list[dict]:
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema of VERDICT_TEST_PG_DSN's server (dropped afterwards); skips without one."""
-    server = os.environ.get("VERDICT_TEST_PG_DSN")
-    if not server:
-        if os.environ.get("CI") == "true":
-            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
-        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in server else "?"
-    yield f"{server}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """A fresh schema of VERDICT_TEST_PG_DSN's server (dropped afterwards); skips without one."""
+    with fresh_schema(server_dsn_or_skip()) as dsn:
+        yield dsn
 
 
 def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str, capsys) -> None:
