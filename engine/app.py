@@ -34,11 +34,11 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from engine.errors import PolicyError
+from engine.errors import PolicyError, VerdictError
 from engine.grpc.auth import Security
 from engine.grpc.server import BindError, RunningServer, start_server
 from engine.settings import Settings, is_loopback
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from engine.audit.wiring import Audit
+    from engine.cases.wiring import Review
     from engine.custom_lists.refresh import ListRefresher
     from engine.custom_lists.snapshot import ListView
     from engine.runtime.reload import Reloader, ReloadStatus
@@ -68,6 +69,13 @@ class _Parts:
     running: RunningServer | None = None
     exporter: Any = None  # the /metrics HTTP server (prometheus-client), when one was asked for
     lists_refresher: ListRefresher | None = None  # keeps the custom lists' snapshot current (engine.custom_lists)
+    review: Review | None = None  # the review queue's opener and relay (engine.cases), when on
+
+    def _close_log(self) -> None:
+        """Stop the review queue's threads (the relay's last pass appends to the log), then close the log."""
+        if self.review is not None:
+            self.review.close()
+        self.audit.close()
 
     def abandon(self) -> None:
         """Close what was opened after a failed start: no grace, nothing is being served yet."""
@@ -76,7 +84,7 @@ class _Parts:
         if self.lists_refresher is not None:
             self.lists_refresher.stop()
         self.decider.close()
-        self.audit.close()
+        self._close_log()
 
     def stop(self, grace: float) -> None:
         """Stop serving: reload first, then calls (``grace`` seconds), then what they wrote to."""
@@ -86,7 +94,7 @@ class _Parts:
         if self.lists_refresher is not None:
             self.lists_refresher.stop()
         self.decider.close()  # finish the queued shadow evaluations: they are logged too
-        self.audit.close()  # after the last in-flight call: everything answered is in the log
+        self._close_log()  # after the last in-flight call: everything answered is in the log
         self.decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
         if self.exporter is not None:
             self.exporter.shutdown()
@@ -140,12 +148,20 @@ def _open(settings: Settings, running: RunningServer | None, worker: int | None,
         if running is not None:
             running.stop(0)
         return None
+    review = _open_review(settings, audit, worker, log)
+    if review is False:
+        if running is not None:
+            running.stop(0)
+        audit.close()
+        return None
     try:
         custom_lists, lists_refresher = open_lists(settings)
     except (AuditError, sqlite3.Error, OSError) as exc:
         log.error("lists_open_failed", directory=str(settings.lists_dir), error=str(exc))
         if running is not None:
             running.stop(0)
+        if review is not None:
+            review.close()
         audit.close()
         return None
     decider, reloader = _load(settings, audit, custom_lists)
@@ -156,7 +172,7 @@ def _open(settings: Settings, running: RunningServer | None, worker: int | None,
 
         decider.tracing = Tracing.otlp(settings.otlp_endpoint)
         log.info("tracing", otlp_endpoint=settings.otlp_endpoint)
-    parts = _Parts(decider, reloader, audit, running, lists_refresher=lists_refresher)
+    parts = _Parts(decider, reloader, audit, running, lists_refresher=lists_refresher, review=review)
     if not decider.ready:
         last = reloader.last
         log.error("policy_load_failed", root=str(settings.root), problems=[str(p) for p in last.problems] if last else [])
@@ -193,6 +209,7 @@ def _start(settings: Settings, *, reuse_port: bool, worker: int | None, log: Log
     else:
         parts.running.lists.attach(parts.lists_refresher)
         parts.running.ready(parts.decider)
+    parts.running.cases.bind(parts.review.store if parts.review is not None else None)
     if settings.metrics_port is not None and worker is None:  # workers: the parent serves the sum
         try:
             parts.exporter = _serve_metrics(settings, parts.decider.metrics.registry, log)
@@ -227,6 +244,19 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     parts.stop(settings.grace_seconds)
     log.info("stopped")
     return 0
+
+
+def _open_review(settings: Settings, audit: Audit, worker: int | None, log: Log) -> Review | Literal[False] | None:
+    """The review queue (engine/cases/wiring.py), None when off, False when it cannot open (logged)."""
+    from engine.cases.wiring import open_review
+
+    try:
+        return open_review(settings, audit, worker=worker)
+    except PolicyError as exc:
+        log.error("review_config_failed", problems=[str(p) for p in exc.problems])
+    except VerdictError as exc:
+        log.error("case_store_open_failed", error=str(exc))
+    return False
 
 
 def _serve_metrics(settings: Settings, registry: CollectorRegistry, log: Log) -> Any:

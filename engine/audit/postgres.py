@@ -168,7 +168,7 @@ class PgStore:
                             (
                                 self.writer,
                                 first + i,
-                                "decision",
+                                meta.kind,
                                 _when(meta.ts),
                                 meta.flow,
                                 meta.decision_id,
@@ -276,10 +276,12 @@ class PgSource:
         *,
         gaps: list[Gap] | None = None,
         check: bool = True,
+        kind: str = "decision",
     ) -> Iterator[dict[str, Any]]:
         """Decision records; with ``check``, the chains' gaps are noted (or raised) first, in the
         same snapshot (REPEATABLE READ) as the records read."""
-        sql = f"SELECT line FROM verdict_audit_record WHERE kind = 'decision'{where} ORDER BY {order}"
+        sql = f"SELECT line FROM verdict_audit_record WHERE kind = %s{where} ORDER BY {order}"
+        params = [kind, *params]
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._conn.transaction(), self._conn.cursor(name=f"read_{uuid.uuid4().hex[:8]}") as cur:
@@ -291,6 +293,31 @@ class PgSource:
             cur.execute(sql.encode(), params)
             for (line,) in cur:
                 yield json.loads(line)
+
+    def writers(self) -> list[str]:
+        """Every chain's writer id, oldest chain first."""
+        try:
+            return [str(r[0]) for r in self._conn.execute("SELECT writer FROM verdict_audit_chain ORDER BY created, writer")]
+        except psycopg.Error as exc:
+            raise AuditError(f"cannot read {redact_dsn(self.dsn)}: {exc}") from None
+
+    def lines_after(self, writer: str, seq: int | None, *, page: int = 2000) -> Iterator[bytes]:
+        """The record lines of ``writer``'s chain after ``seq`` (all when None), in chain order, read a
+        page at a time (the review queue's catch-up, engine.cases.opener)."""
+        last = -1 if seq is None else seq
+        while True:
+            try:
+                rows = self._conn.execute(
+                    "SELECT seq, line FROM verdict_audit_record WHERE writer = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (writer, last, page),
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise AuditError(f"cannot read {redact_dsn(self.dsn)}: {exc}") from None
+            for number, line in rows:
+                last = int(number)
+                yield str(line).encode("utf-8")
+            if len(rows) < page:
+                return
 
     @staticmethod
     def _filters(flow: str | None, decision_id: str | None) -> tuple[str, list[Any]]:
@@ -305,11 +332,12 @@ class PgSource:
         return where, params
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]:
-        """Decision records by time; a chain with missing records raises LogGap unless ``gaps`` is a list."""
+        """Decision records (``kind="disposition"``: disposition records) by time; a chain with
+        missing records raises LogGap unless ``gaps`` is a list."""
         where, params = self._filters(flow, decision_id)
-        yield from self._query(where, params, "ts, writer, seq", gaps=gaps)
+        yield from self._query(where, params, "ts, writer, seq", gaps=gaps, kind=kind)
 
     def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """``("writer <id>", record)`` for every record (decisions of ``flow`` only): decisions by time

@@ -55,7 +55,7 @@ class LogSource(Protocol):
     def verify(self) -> VerifyReport: ...
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]: ...
 
     def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]: ...
@@ -136,18 +136,19 @@ class FileSource:
         return chains
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]:
-        """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order."""
+        """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order;
+        ``kind="disposition"``: the review cases' disposition records instead (engine.audit.record)."""
         for chain_dir, segments in self._snapshot(gaps):
-            yield from self._chain_records(chain_dir, segments, flow, decision_id, gaps, decisions_only=True)
+            yield from self._chain_records(chain_dir, segments, flow, decision_id, gaps, kind=kind)
 
     def records(self, *, flow: str | None = None, gaps: list[Gap] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(chain, record)`` for every record (of any kind; decisions of ``flow`` only), chain by
         chain in chain order; ``chain`` is the chain's directory. Gaps as in ``decisions``."""
         for chain_dir, segments in self._snapshot(gaps):
             name = str(chain_dir)
-            for data in self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=False):
+            for data in self._chain_records(chain_dir, segments, flow, None, gaps, kind=None):
                 yield name, data
 
     def _chain_records(
@@ -158,10 +159,10 @@ class FileSource:
         decision_id: str | None,
         gaps: list[Gap] | None,
         *,
-        decisions_only: bool,
+        kind: str | None,
     ) -> Iterator[dict[str, Any]]:
-        """The records of one chain's ``segments`` (decisions of ``flow`` / ``decision_id`` and, unless
-        ``decisions_only``, every record of another kind), following the chain through them."""
+        """The records of one chain's ``segments``: those of ``kind`` (of ``flow`` / ``decision_id``), or with
+        ``kind`` None every record (decisions of ``flow`` / ``decision_id`` only), following the chain through them."""
         flow_marker = b'"flow":' + json.dumps(flow).encode() if flow is not None else b""
         id_marker = decision_id.encode() if decision_id is not None else b""
         follower = ChainFollower(str(chain_dir), gaps)
@@ -177,13 +178,13 @@ class FileSource:
                         continue
                     if not follower.follows(raw):
                         follower.break_at(f"{path}: line {line_no}", raw)
-                    if (flow_marker not in raw or id_marker not in raw) and (decisions_only or _DECISION in raw):
+                    if (flow_marker not in raw or id_marker not in raw) and (kind is not None or _DECISION in raw):
                         continue
                     try:
                         data = json.loads(raw)
                     except ValueError:
                         continue
-                    if _wanted(data, flow, decision_id, decisions_only):
+                    if _wanted(data, flow, decision_id, kind):
                         yield data
             except SegmentVanished:
                 follower.segments_missing(MissingSegments(str(path), index, index, VANISHED))
@@ -196,7 +197,7 @@ class FileSource:
         tails: list[dict[str, Any]] = []
         for chain_dir, segments in self._snapshot(gaps):
             tail: deque[dict[str, Any]] = deque(maxlen=n)
-            tail.extend(self._chain_records(chain_dir, segments, flow, None, gaps, decisions_only=True))
+            tail.extend(self._chain_records(chain_dir, segments, flow, None, gaps, kind="decision"))
             tails.extend(tail)
         tails.sort(key=lambda d: str(d.get("ts", "")))
         return tails[-n:]
@@ -214,7 +215,7 @@ class FileSource:
                 if _segment_created(segments[i][1]) < cutoff:
                     break
             read_past: list[Gap] = []  # starting mid-chain is a "gap" too: noted here and dropped
-            decisions = self._chain_records(chain_dir, segments[start:], None, None, read_past, decisions_only=True)
+            decisions = self._chain_records(chain_dir, segments[start:], None, None, read_past, kind="decision")
             found.extend(data for data in decisions if str(data.get("ts", "")) >= cutoff)
         found.sort(key=lambda d: str(d.get("ts", "")))
         return iter(found)
@@ -237,10 +238,12 @@ class FileSource:
         return None
 
 
-def _wanted(data: dict[str, Any], flow: str | None, decision_id: str | None, decisions_only: bool) -> bool:
-    """A decision record of ``flow`` / ``decision_id``, or (unless ``decisions_only``) a record of another kind."""
-    if data.get("kind") != "decision":
-        return not decisions_only
+def _wanted(data: dict[str, Any], flow: str | None, decision_id: str | None, kind: str | None) -> bool:
+    """A record of ``kind`` (any kind when None; a decision only of ``flow`` / ``decision_id``)."""
+    if kind is None and data.get("kind") != "decision":
+        return True
+    if kind is not None and data.get("kind") != kind:
+        return False
     return (flow is None or data.get("flow") == flow) and (decision_id is None or data.get("decision_id") == decision_id)
 
 

@@ -55,6 +55,8 @@ class Rule(enum.Enum):
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
     RELOAD = "reload"  # admin permission "reload"
     LISTS_WRITE = "lists:write"  # admin permission "lists:write" (ListService: changes and reads)
+    CASES_READ = "cases_read"  # admin permission "cases_read" (the review queue's dispositions)
+    CASES_DECIDE = "cases_decide"  # admin permission "cases_decide" (CaseService.DecideCase)
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -67,6 +69,10 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.ListService/AddListEntry": Rule.LISTS_WRITE,
     "/verdict.v1.ListService/RemoveListEntry": Rule.LISTS_WRITE,
     "/verdict.v1.ListService/GetList": Rule.LISTS_WRITE,
+    "/verdict.v1.CaseService/ListCaseDecisions": Rule.CASES_READ,
+    "/verdict.v1.CaseService/WatchCases": Rule.CASES_READ,
+    "/verdict.v1.CaseService/GetCase": Rule.CASES_READ,
+    "/verdict.v1.CaseService/DecideCase": Rule.CASES_DECIDE,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,
     "/grpc.health.v1.Health/Watch": Rule.PUBLIC,
     "/grpc.health.v1.Health/List": Rule.PUBLIC,

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.grpc.auth import Security
+from engine.grpc.cases import CASE_SERVICE_NAME, CaseServicer, case_handlers
 from engine.grpc.lists import LIST_SERVICE_NAME, ListServicer, list_handlers
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
@@ -52,6 +53,7 @@ class RunningServer:
     health: health.HealthServicer
     policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
     lists: ListServicer = field(default_factory=ListServicer)
+    cases: CaseServicer = field(default_factory=CaseServicer)
     _flows: set[str] = field(default_factory=set)  # flows with a health status
 
     def ready(self, decider: Decider) -> None:
@@ -77,6 +79,7 @@ class RunningServer:
     def stop(self, grace: float | None) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace`` seconds; block until done."""
         self.health.enter_graceful_shutdown()
+        self.cases.stop()  # WatchCases streams end, so they do not hold the grace period
         self.server.stop(grace).wait()
 
 
@@ -110,13 +113,15 @@ def start_server(
     )
     lists = ListServicer()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LIST_SERVICE_NAME, list_handlers(lists)),))
+    cases = CaseServicer()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(CASE_SERVICE_NAME, case_handlers(cases)),))
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, POLICY_SERVICE_NAME, LIST_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, POLICY_SERVICE_NAME, LIST_SERVICE_NAME, CASE_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
 
     try:
@@ -130,7 +135,7 @@ def start_server(
         raise BindError(f"cannot listen on {settings.address}")
     server.start()
     running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status,
-                            lists=lists)
+                            lists=lists, cases=cases)
     if decider is not None:
         running.ready(decider)
     return running
