@@ -3,7 +3,7 @@
 ``pip install verdict`` (or ``pip install .``) installs what ``verdict serve`` needs and nothing
 more. The training and plotting stack, the PostgreSQL driver and the benchmark peers are extras
 (``pyproject.toml``): ``[train]`` (``verdict train``, ``verdict models rebuild``), ``[plots]``
-(``verdict monitor``'s figures), ``[postgres]``
+(``verdict monitor``'s figures), ``[console]`` (``verdict console``), ``[postgres]``
 (a decision log in PostgreSQL), ``[bench]`` (``verdict bench``) and ``[test]`` (the test suite).
 Code that needs an extra imports its packages inside the function that uses them and calls
 :func:`require` first, so a missing extra is one clear line (``MissingExtra``; the command line
@@ -22,6 +22,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "train": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib"),
     "postgres": ("psycopg",),
     "plots": ("matplotlib",),
+    "console": ("starlette", "uvicorn", "jinja2", "multipart", "argon2", "itsdangerous"),
     "bench": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib", "zen"),
 }
 

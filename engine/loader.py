@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +30,9 @@ from engine.schema_messages import explain_errors
 from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
+
+if TYPE_CHECKING:
+    from engine.approvals import Proposal
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "read_document", "version_key"]
 
@@ -302,6 +305,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
     models = {k: v for k, v in models.items() if v is not None}
     lists = _load_lists(root, flow_sources, problems)
 
+    approvals = _approvals(root)
     flows: dict[str, FlowVersions] = {}
     contents: dict[tuple[str, str], Content] = {}
     every: dict[tuple[str, str], CompiledFlow] = {}
@@ -322,6 +326,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                 compiled[version] = flow
                 every[(flow_name, version)] = flow
         routing = _routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken_versions.get(flow_name, set()))
+        problems.extend(_approval_problems(root, flow_name, routing, contents, approvals))
         state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
         problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
@@ -473,6 +478,38 @@ def _routing(
         if not missing(version, "shadow", ("shadow", i)) and version == parsed.live:
             problems.append(Problem(rel, f"shadow version {version!r} is the live version", "shadow_is_live", line=doc.line_of(("shadow", i))))
     return _Routing(parsed.live, challenger, tuple(parsed.shadow), _sha256(raw))
+
+
+def _approvals(root: Path) -> tuple[bool, list[Problem], Mapping[str, Proposal] | None]:
+    """Whether the root requires approved routing (engine.approvals), its settings' problems, and the proposals."""
+    from engine.approvals import ApprovalError, ApprovalLog, approvals_required
+
+    required, problems = approvals_required(root)
+    if not required or problems:
+        return required, problems, None
+    try:
+        return True, [], ApprovalLog(root).proposals()
+    except ApprovalError as exc:
+        return True, [Problem("approvals/audit.log", str(exc), "approvals_log_invalid")], None
+
+
+def _approval_problems(
+    root: Path, flow: str, routing: _Routing, contents: Mapping[tuple[str, str], Content],
+    approvals: tuple[bool, list[Problem], Mapping[str, Proposal] | None],
+) -> list[Problem]:
+    """Maker-checker: each version routing sends traffic to must be approved at its current revision."""
+    from engine.approvals import routing_problems
+
+    required, broken, proposals = approvals
+    if not required:
+        return []
+    if broken:  # the switch or the log is unreadable: every flow is held back by it (it names no flow)
+        return [replace(p, flow=flow) for p in broken]
+    routed = [(routing.live, "live", 1.0)] if routing.live else []
+    if routing.challenger is not None and routing.challenger.share > 0:
+        routed.append((routing.challenger.version, "challenger", routing.challenger.share))
+    revisions = {v: c.revision for (f, v), c in contents.items() if f == flow}
+    return routing_problems(root, flow, routed, revisions, f"policies/{flow}/routing.yaml", required=True, proposals=proposals)
 
 
 def _key_cleaner(compiled: Mapping[str, CompiledFlow], live: str, key: str) -> Callable[[Any], Any] | None:

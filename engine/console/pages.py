@@ -1,0 +1,430 @@
+"""The console's pages: each a handler ``(request, console, session, form) -> Response`` and a row of ``ROUTES``.
+
+Read pages take their data from the engine's own readers (the decision log's ``open_source``, the
+loader, ``engine.policytest``, model cards, ``engine.monitor``); nothing here decides or scores.
+Forms are validated field by field and every bad field is named in one message (HTTP 400).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from engine.approvals import ApprovalError, describe
+from engine.console.jobs import Busy, JobSpec
+from engine.console.search import Query, search
+from engine.console.svg import bars, lines
+
+if TYPE_CHECKING:
+    from engine.console.app import Console, Handler
+    from engine.console.security import Session
+
+__all__ = ["ROUTES"]
+
+MAX_OUTCOMES_BYTES = 20 * 1024 * 1024
+
+
+def _problem(ctx: Console, request: Request, session: Session, errors: list[str], status: int = 400) -> Response:
+    return ctx.render(request, "error.html", session, status, message="; ".join(errors))
+
+
+# -- the root, loaded once per change of its files ------------------------------------------------
+def loaded(ctx: Console) -> Any:
+    """The root's LoadResult and policy-test report, recomputed when a watched file changes."""
+    from engine.loader import load
+    from engine.policytest import run
+    from engine.reload import fingerprint
+    from engine.testcases import discover
+
+    mark = fingerprint(ctx.root)
+    cached = ctx.cache.get("root")
+    if cached is None or cached[0] != mark:
+        result = load(ctx.root)
+        report = run(result.compiled, discover(ctx.root)[0])
+        cached = (mark, result, report)
+        ctx.cache["root"] = cached
+    return cached[1], cached[2]
+
+
+# -- decisions --------------------------------------------------------------------------------------
+def _records(ctx: Console, gaps: list[Any]) -> Any:
+    from engine.audit.source import open_source
+
+    if ctx.log_dir is None:
+        return iter(())
+    return open_source(ctx.log_dir).decisions(gaps=gaps)
+
+
+async def decisions(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    query = Query.of(request.query_params)
+    gaps: list[Any] = []
+    result = search(_records(ctx, gaps), query) if not query.empty else None
+    template = "decisions_results.html" if request.headers.get("HX-Request") else "decisions.html"
+    return ctx.render(request, template, session, query=query, result=result, gaps=[str(g) for g in gaps], log=ctx.log_dir)
+
+
+async def decision(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    did = request.path_params["decision_id"]
+    gaps: list[Any] = []
+    found = search(_records(ctx, gaps), Query(decision_id=did), limit=1).records if ctx.log_dir else []
+    if not found:
+        return _problem(ctx, request, session, [f"no decision {did} in the decision log"], 404)
+    record = found[0]
+    result, _ = loaded(ctx)
+    compiled = result.compiled.get((record["flow"], record["version"]))
+    rules = {r.id: r for r in compiled.rules} if compiled is not None else {}
+    fired = [{**f, "condition": rules[f["id"]].condition if f["id"] in rules else "(rule no longer loaded)",
+              "source": rules[f["id"]].source if f["id"] in rules else "",
+              "message": rules[f["id"]].message if f["id"] in rules else ""} for f in record.get("fired", ())]
+    contributions = [(r["feature"], float(r["contribution"])) for r in record.get("reasons", ()) if r.get("feature")]
+    related = _related(ctx, record)
+    return ctx.render(request, "decision.html", session, r=record, fired=fired, chart=bars(contributions, title="model contributions"),
+                      related=related, same_revision=compiled is not None and compiled.revision == record.get("revision"))
+
+
+def _related(ctx: Console, record: Mapping[str, Any]) -> list[Any]:
+    if ctx.cases is None:
+        return []
+    try:
+        return list(ctx.cases.for_decision(record["decision_id"]))  # engine.cases store, when merged
+    except AttributeError:
+        return []
+
+
+# -- flows, versions, rules, diffs, tests ----------------------------------------------------------
+async def flows(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    result, report = loaded(ctx)
+    rows = []
+    for name, versions in sorted(result.flow_sources.items()):
+        serving = result.flows.get(name)
+        rows.append({"name": name, "versions": sorted(versions, key=_vkey), "live": serving.live if serving else "",
+                     "challenger": serving.challenger if serving else None,
+                     "problems": [str(p) for p in result.problems if p.flow == name and p.severity == "error"]})
+    return ctx.render(request, "flows.html", session, flows=rows, tests=report)
+
+
+def _vkey(v: str) -> Any:
+    from engine.loader import version_key
+
+    return version_key(v)
+
+
+def _version_view(ctx: Console, flow: str, version: str) -> dict[str, Any] | None:
+    result, report = loaded(ctx)
+    src = result.flow_sources.get(flow, {}).get(version)
+    if src is None:
+        return None
+    content = result.contents.get((flow, version))
+    compiled = result.compiled.get((flow, version))
+    files = dict(content.files) if content is not None else {src.path: src.digest}
+    tests = [c for c in report.results if c.flow == flow and c.version == version]
+    from engine.release import lock_path
+
+    return {"flow": flow, "version": version, "revision": content.revision if content else "", "files": files,
+            "released": lock_path(ctx.root, flow, version).is_file(), "rules": compiled.rules if compiled else (),
+            "tests": tests, "passed": sum(c.passed for c in tests), "failed": sum(not c.passed for c in tests),
+            "problems": [str(p) for p in result.problems if p.flow == flow and p.path.startswith(f"policies/{flow}/{version}/")]}
+
+
+async def flow(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    name = request.path_params["flow"]
+    result, _ = loaded(ctx)
+    if name not in result.flow_sources:
+        return _problem(ctx, request, session, [f"no flow {name!r}"], 404)
+    versions = [_version_view(ctx, name, v) for v in sorted(result.flow_sources[name], key=_vkey)]
+    routing = ctx.root / "policies" / name / "routing.yaml"
+    return ctx.render(request, "flow.html", session, name=name, versions=versions, serving=result.flows.get(name),
+                      routing=routing.read_text(encoding="utf-8") if routing.is_file() else "(no routing.yaml: the newest version is live)")
+
+
+async def flow_version(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    view = _version_view(ctx, request.path_params["flow"], request.path_params["version"])
+    if view is None:
+        return _problem(ctx, request, session, ["no such flow version"], 404)
+    return ctx.render(request, "flow_version.html", session, v=view)
+
+
+def _side_by_side(a: list[str], b: list[str]) -> list[tuple[str, str, str]]:
+    """Rows (kind, left, right) of a side-by-side diff; kind is same, change, delete or insert."""
+    out: list[tuple[str, str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out += [("same", a[i], b[j]) for i, j in zip(range(i1, i2), range(j1, j2))]
+            continue
+        left, right = a[i1:i2], b[j1:j2]
+        for k in range(max(len(left), len(right))):
+            kind = "change" if k < len(left) and k < len(right) else "delete" if k < len(left) else "insert"
+            out.append((kind, left[k] if k < len(left) else "", right[k] if k < len(right) else ""))
+    return out
+
+
+async def flow_diff(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    name = request.path_params["flow"]
+    a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    va, vb = _version_view(ctx, name, a), _version_view(ctx, name, b)
+    errors = [f"{name} has no version {v!r}" for v, view in ((a, va), (b, vb)) if view is None]
+    if errors or va is None or vb is None:
+        return _problem(ctx, request, session, errors)
+    paths = sorted(set(va["files"]) | set(vb["files"]), key=lambda p: (not p.startswith("policies/"), p))
+    diffs = []
+    for path in paths:
+        if va["files"].get(path) == vb["files"].get(path) or path.endswith((".onnx", ".json", ".txt", ".parquet", ".csv")):
+            diffs.append({"path": path, "same": va["files"].get(path) == vb["files"].get(path), "rows": [],
+                          "in": "both" if path in va["files"] and path in vb["files"] else ("a" if path in va["files"] else "b")})
+            continue
+        left = _text(ctx.root / path) if path in va["files"] else []
+        right = _text(ctx.root / path) if path in vb["files"] else []
+        diffs.append({"path": path, "same": False, "rows": _side_by_side(left, right), "in": "both"})
+    return ctx.render(request, "flow_diff.html", session, name=name, a=va, b=vb, diffs=diffs)
+
+
+def _text(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[:5000]
+    except (OSError, UnicodeDecodeError):
+        return ["(unreadable)"]
+
+
+# -- models ------------------------------------------------------------------------------------------
+def _cards(ctx: Console) -> list[dict[str, Any]]:
+    out = []
+    for card in sorted((ctx.root / "model_artifacts").glob("*/*/card.json")):
+        try:
+            data = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out.append({"name": card.parent.parent.name, "version": card.parent.name, "card": data})
+    return out
+
+
+async def models(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    return ctx.render(request, "models.html", session, cards=_cards(ctx))
+
+
+async def model(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    name, version = request.path_params["name"], request.path_params["version"]
+    card = next((c for c in _cards(ctx) if (c["name"], c["version"]) == (name, version)), None)
+    if card is None:
+        return _problem(ctx, request, session, [f"no model card {name}/{version}"], 404)
+    directory = ctx.root / "model_artifacts" / name / version
+    plots = [p.name for p in sorted(directory.glob("*.png"))]
+    return ctx.render(request, "model.html", session, c=card, plots=plots, metrics=card["card"].get("metrics", {}),
+                      monitoring=_monitoring(ctx, name, version), roc=_roc_svg(card["card"]))
+
+
+def _roc_svg(card: Mapping[str, Any]) -> str:
+    """An SVG ROC curve when the card records its points (``metrics.roc``: [[fpr, tpr], ...])."""
+    points = card.get("metrics", {}).get("roc") if isinstance(card.get("metrics"), dict) else None
+    if not isinstance(points, list) or not points:
+        return ""
+    return lines([("test", [(float(x), float(y)) for x, y in points])], xlabel="false positive rate", ylabel="true positive rate", diagonal=True)
+
+
+def _monitoring(ctx: Console, name: str, version: str, n: int = 5000) -> dict[str, Any] | None:
+    """PSI of the model's inputs and score over the newest `n` logged decisions (engine.monitor)."""
+    if ctx.log_dir is None:
+        return None
+    from engine.audit.source import open_source
+    from engine.monitor.psi import grade
+    from engine.monitor.report import stability_from_records
+
+    result, _ = loaded(ctx)
+    if result.policies is None:
+        return {"error": "the policies do not load: see Flows"}
+    try:
+        records = open_source(ctx.log_dir).last_decisions(n, gaps=[])
+        s = stability_from_records(records, result.policies)
+    except Exception as exc:  # noqa: BLE001 - monitoring is a view: its failure is shown, the page still renders
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    m = s.models.get((name, version))
+    if m is None:
+        return {"decisions": s.decisions, "rows": 0}
+    feats = sorted(((f, v["psi"], grade(v["psi"])) for f, v in m["features"].items()), key=lambda t: -(t[1] if t[1] == t[1] else -1))
+    return {"decisions": s.decisions, "rows": m["n"], "score_psi": m["score_psi"], "score_grade": grade(m["score_psi"]), "features": feats,
+            "actions": {p: dict(c) for p, c in sorted(s.actions.items())}}
+
+
+async def model_plot(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    name, version, plot = request.path_params["name"], request.path_params["version"], request.path_params["plot"]
+    directory = (ctx.root / "model_artifacts" / name / version).resolve()
+    path = (directory / plot).resolve()
+    if path.parent != directory or path.suffix != ".png" or not path.is_file() or directory.parent.parent != (ctx.root / "model_artifacts").resolve():
+        return Response("not found", status_code=404)
+    return FileResponse(path, media_type="image/png")
+
+
+# -- backtests ---------------------------------------------------------------------------------------
+def _histories(ctx: Console) -> list[str]:
+    base = ctx.data_dir or ctx.root / "data"
+    return sorted(p.name for p in base.glob("*") if p.suffix in (".csv", ".parquet")) if base.is_dir() else []
+
+
+async def backtests(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    result, _ = loaded(ctx)
+    choices = {name: sorted(v, key=_vkey) for name, v in sorted(result.flow_sources.items())}
+    return ctx.render(request, "backtests.html", session, jobs=ctx.jobs.all(), flows=choices, histories=_histories(ctx))
+
+
+async def backtest_start(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    assert form is not None
+    errors: list[str] = []
+    result, _ = loaded(ctx)
+    flow_name = str(form.get("flow", ""))
+    versions = tuple(str(v) for v in form.getlist("versions") if str(v))
+    history = str(form.get("history", ""))
+    if flow_name not in result.flow_sources:
+        errors.append(f"flow: {flow_name!r} is not a flow")
+    elif len(versions) < 2 or len(set(versions)) != len(versions):
+        errors.append("versions: pick a baseline and at least one other version")
+    elif unknown := [v for v in versions if v not in result.flow_sources[flow_name]]:
+        errors.append(f"versions: {flow_name} has no version {', '.join(unknown)}")
+    if history not in _histories(ctx):
+        errors.append(f"history: {history!r} is not one of {', '.join(_histories(ctx)) or 'none'}")
+    column = str(form.get("outcome_column", "")).strip() or None
+    id_column = str(form.get("id_column", "")).strip() or None
+    outcomes = None
+    upload = form.get("outcomes")
+    if isinstance(upload, UploadFile) and upload.filename:
+        outcomes, problem = _read_outcomes(await upload.read(MAX_OUTCOMES_BYTES + 1))
+        if problem:
+            errors.append(f"outcomes: {problem}")
+        if column:
+            errors.append("outcome_column: give either an outcome column or an outcomes file, not both")
+        if not id_column:
+            errors.append("id_column: an outcomes file is joined on an id column of the history: name it")
+    if errors:
+        return _problem(ctx, request, session, errors)
+    spec = JobSpec(flow_name, versions, (ctx.data_dir or ctx.root / "data") / history, column, outcomes, id_column)
+    try:
+        job = ctx.jobs.submit(spec, session.user)
+    except Busy as exc:
+        return _problem(ctx, request, session, [str(exc)], 429)
+    return RedirectResponse(f"/backtests/{job.id}", status_code=303)
+
+
+def _read_outcomes(raw: bytes) -> tuple[dict[str, bool] | None, str]:
+    """An uploaded outcomes CSV read by ``verdict backtest --outcomes``' own reader, or the problem."""
+    import tempfile
+
+    from engine.audit.replay import OutcomesError
+    from engine.batch.backtest import read_outcomes
+
+    if len(raw) > MAX_OUTCOMES_BYTES:
+        return None, f"the file is larger than {MAX_OUTCOMES_BYTES // 1_048_576} MiB"
+    with tempfile.NamedTemporaryFile(suffix=".csv") as fh:
+        fh.write(raw)
+        fh.flush()
+        try:
+            return read_outcomes(Path(fh.name)), ""
+        except OutcomesError as exc:
+            return None, str(exc).replace(fh.name, "the uploaded file")
+
+
+async def backtest(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    job = ctx.jobs.get(request.path_params["job"])
+    if job is None:
+        return _problem(ctx, request, session, ["no such backtest (finished jobs are kept until the console restarts)"], 404)
+    if request.query_params.get("format") == "json" and job.report is not None:
+        return Response(json.dumps(job.report, indent=2), media_type="application/json")
+    template = "backtest_body.html" if request.headers.get("HX-Request") else "backtest.html"
+    return ctx.render(request, template, session, job=job, charts=_backtest_charts(job.report))
+
+
+def _backtest_charts(report: Mapping[str, Any] | None) -> dict[str, str]:
+    if not report:
+        return {}
+    out = {}
+    for v, r in report["versions"].items():
+        rates = [(a, float(x or 0.0)) for a, x in r["rates"].items()]
+        out[v] = bars(rates, title=f"action rates, version {v}", label_width=90, width=420)
+    return out
+
+
+# -- releases ---------------------------------------------------------------------------------------
+async def releases(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    from engine.approvals import approvals_required
+
+    result, _ = loaded(ctx)
+    try:
+        proposals = list(reversed(ctx.releases.log.proposals().values()))
+        log_error = ""
+    except ApprovalError as exc:
+        proposals, log_error = [], str(exc)
+    current = {(f, v): c.revision for (f, v), c in result.contents.items()}
+    required, _ = approvals_required(ctx.root)
+    choices = {name: sorted(v, key=_vkey) for name, v in sorted(result.flow_sources.items())}
+    return ctx.render(request, "releases.html", session, proposals=proposals, current=current, required=required,
+                      log_error=log_error, flows=choices, serving=result.flows, message=request.query_params.get("message", ""))
+
+
+async def release_propose(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    assert form is not None
+    target = str(form.get("target", ""))
+    errors = []
+    share = 1.0
+    if target == "challenger":
+        try:
+            share = float(str(form.get("share", "")))
+        except ValueError:
+            errors.append(f"share: {form.get('share')!r} is not a number")
+    if errors:
+        return _problem(ctx, request, session, errors)
+    try:
+        p = ctx.releases.propose(str(form.get("flow", "")), str(form.get("version", "")), target, session.user, share=share,
+                                 key=str(form.get("key", "")).strip(), note=str(form.get("note", ""))[:500])
+    except ApprovalError as exc:
+        return _problem(ctx, request, session, [str(exc)])
+    return RedirectResponse(f"/releases?message=proposed+{p.id}", status_code=303)
+
+
+async def release_decide(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    assert form is not None
+    try:
+        p, outcome = ctx.releases.decide(request.path_params["proposal"], session.user, str(form.get("verdict", "")),
+                                         note=str(form.get("note", ""))[:500])
+    except ApprovalError as exc:
+        return _problem(ctx, request, session, [str(exc)], 409)
+    ctx.cache.pop("root", None)
+    return RedirectResponse(f"/releases?message={p.state}+{p.id}:+" + "+".join(" ".join(outcome).split())[:300], status_code=303)
+
+
+async def audit(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    try:
+        events, error = ctx.releases.log.events(), ""
+    except ApprovalError as exc:
+        events, error = [], str(exc)
+    return ctx.render(request, "audit.html", session, events=[describe(e) for e in reversed(events)], error=error, count=len(events))
+
+
+async def home(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    return RedirectResponse("/cases" if session.role == "analyst" and ctx.cases is not None else "/decisions", status_code=303)
+
+
+ROUTES: list[tuple[str, str, Handler, list[str]]] = [
+    ("/", "home", home, ["GET"]),
+    ("/decisions", "decisions", decisions, ["GET"]),
+    ("/decisions/{decision_id}", "decision", decision, ["GET"]),
+    ("/flows", "flows", flows, ["GET"]),
+    ("/flows/{flow}", "flow", flow, ["GET"]),
+    ("/flows/{flow}/diff", "flow_diff", flow_diff, ["GET"]),
+    ("/flows/{flow}/{version}", "flow_version", flow_version, ["GET"]),
+    ("/models", "models", models, ["GET"]),
+    ("/models/{name}/{version}", "model", model, ["GET"]),
+    ("/models/{name}/{version}/{plot}", "model_plot", model_plot, ["GET"]),
+    ("/backtests", "backtests", backtests, ["GET"]),
+    ("/backtests", "backtest_start", backtest_start, ["POST"]),
+    ("/backtests/{job}", "backtest", backtest, ["GET"]),
+    ("/releases", "releases", releases, ["GET"]),
+    ("/releases/propose", "release_propose", release_propose, ["POST"]),
+    ("/releases/{proposal}/decide", "release_decide", release_decide, ["POST"]),
+    ("/audit", "audit", audit, ["GET"]),
+]
+
+RouteTable = list[tuple[str, str, Callable[..., Any], list[str]]]
