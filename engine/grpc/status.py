@@ -25,6 +25,7 @@ import grpc
 import structlog
 
 from engine import errors
+from engine.cases import errors as case_errors
 from engine.errors import VerdictError, clip
 from engine.limits import (
     MAX_ERROR_MESSAGE_CHARS,
@@ -66,6 +67,10 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.PolicyError: grpc.StatusCode.INTERNAL,
     errors.ModelLoadError: grpc.StatusCode.INTERNAL,
     errors.VerdictError: grpc.StatusCode.INTERNAL,
+    # The review queue (engine.cases): an unknown case, a step its state refuses, a store that is down.
+    case_errors.CaseNotFound: grpc.StatusCode.NOT_FOUND,
+    case_errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    case_errors.CaseStoreError: grpc.StatusCode.UNAVAILABLE,
 }
 
 _log = structlog.get_logger("verdict.grpc")

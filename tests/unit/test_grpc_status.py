@@ -7,6 +7,8 @@ import grpc
 import pytest
 
 from engine import errors
+from engine.cases import errors as case_errors
+from engine.cases.errors import CaseNotFound, CaseStoreError, IllegalTransition
 from engine.errors import FieldError, Problem
 from engine.grpc.status import FIELD_ERRORS_KEY, STATUS_BY_ERROR, field_errors_from, status_for, translate_errors
 
@@ -14,8 +16,9 @@ from .grpc_fakes import AbortError, FakeContext
 
 ERROR_CLASSES = [
     obj
-    for _, obj in inspect.getmembers(errors, inspect.isclass)
-    if issubclass(obj, errors.VerdictError) and obj.__module__ == errors.__name__
+    for module in (errors, case_errors)
+    for _, obj in inspect.getmembers(module, inspect.isclass)
+    if issubclass(obj, errors.VerdictError) and obj.__module__ == module.__name__
 ]
 
 EXAMPLES = {
@@ -25,6 +28,7 @@ EXAMPLES = {
     errors.PolicyError: lambda: errors.PolicyError([Problem("rules/x.yaml", "bad", "bad")]),
     errors.ModelLoadError: lambda: errors.ModelLoadError("model_artifacts/m/1", "sha256 mismatch"),
     errors.FlowUnavailable: lambda: errors.FlowUnavailable("qa", [Problem("rules/qa.yaml", "bad", "bad", line=3)]),
+    IllegalTransition: lambda: IllegalTransition("d1", "decided", "decide"),
 }
 
 
@@ -52,6 +56,9 @@ def test_every_engine_error_class_is_in_the_table():
         (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
         (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+        (CaseNotFound, grpc.StatusCode.NOT_FOUND),
+        (IllegalTransition, grpc.StatusCode.FAILED_PRECONDITION),
+        (CaseStoreError, grpc.StatusCode.UNAVAILABLE),
     ],
 )
 def test_request_errors_map_to_their_status(cls, code):
