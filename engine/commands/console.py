@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.add_argument("--log-dir", type=Path, default=None, help="the decision log to search (a directory or a PostgreSQL DSN)")
     p.add_argument("--users", type=Path, default=None, help="users file (default ROOT/console/users.yaml)")
+    p.add_argument("--cases", default=None, metavar="LOCATION",
+                   help="the review-queue store `verdict serve` writes (a SQLite file or a PostgreSQL DSN); without it, no queue pages")
     p.add_argument("--data-dir", type=Path, default=None, help="history files offered to backtests (default ROOT/data)")
     p.add_argument("--idle-minutes", type=float, default=15.0, help="sign out after this many idle minutes (default 15)")
     p.add_argument("--secure-cookies", action="store_true", help="mark the session cookie Secure (when served over https)")
@@ -106,9 +108,17 @@ def build(args: argparse.Namespace, root: Path, users: Any) -> Any:
     ctx = Console(
         root=root, log_dir=args.log_dir, users=users, codec=SessionCodec(new_secret(), idle=args.idle_minutes * 60.0),
         releases=Releases(root, reload), jobs=BacktestJobs(_backtest_runner(root)), data_dir=args.data_dir,
-        secure_cookies=args.secure_cookies,
+        secure_cookies=args.secure_cookies, cases=_case_store(args.cases),
     )
     return create_app(ctx)
+
+
+def _case_store(location: str | None) -> Any:
+    if not location:
+        return None
+    from engine.cases import open_store
+
+    return open_store(location)
 
 
 def _backtest_runner(root: Path) -> Any:
@@ -129,7 +139,13 @@ def _serve(args: argparse.Namespace, root: Path, users: Any) -> int:
 
     import uvicorn
 
-    app = build(args, root, users)
+    from engine.cases import CaseStoreError
+
+    try:
+        app = build(args, root, users)
+    except CaseStoreError as exc:
+        report(str(exc))
+        return 2
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

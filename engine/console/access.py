@@ -38,7 +38,6 @@ ACCESS: Mapping[str, frozenset[str]] = {
     "case": EVERYONE,
     "case_claim": frozenset({"analyst"}),
     "case_decide": frozenset({"analyst"}),
-    "case_note": frozenset({"analyst"}),
 }
 
 

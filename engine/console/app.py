@@ -151,7 +151,7 @@ def _safe_next(target: str) -> str:
 
 def create_app(ctx: Console) -> Starlette:
     """The console's ASGI application over `ctx`."""
-    from engine.console import pages
+    from engine.console import casepages, pages
 
     routes: list[BaseRoute] = [
         Route("/login", login_page, methods=["GET"], name="login_page"),
@@ -160,7 +160,7 @@ def create_app(ctx: Console) -> Starlette:
         Route("/healthz", lambda _r: Response("ok", media_type="text/plain"), methods=["GET"], name="healthz"),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    for path, name, handler, methods in pages.ROUTES:
+    for path, name, handler, methods in [*pages.ROUTES, *casepages.ROUTES]:
         routes.append(Route(path, guard(name, handler, ctx), methods=methods, name=name))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.console = ctx

@@ -90,11 +90,14 @@ async def decision(request: Request, ctx: Console, session: Session, form: FormD
 
 
 def _related(ctx: Console, record: Mapping[str, Any]) -> list[Any]:
+    """The decision's case (its id is the decision id), when there is a case store and one."""
     if ctx.cases is None:
         return []
+    from engine.cases import CaseNotFound
+
     try:
-        return list(ctx.cases.for_decision(record["decision_id"]))  # engine.cases store, when merged
-    except AttributeError:
+        return [ctx.cases.get(record["decision_id"])]
+    except CaseNotFound:
         return []
 
 
@@ -426,5 +429,3 @@ ROUTES: list[tuple[str, str, Handler, list[str]]] = [
     ("/releases/{proposal}/decide", "release_decide", release_decide, ["POST"]),
     ("/audit", "audit", audit, ["GET"]),
 ]
-
-RouteTable = list[tuple[str, str, Callable[..., Any], list[str]]]
