@@ -118,10 +118,10 @@ async def login(request: Request) -> Response:
     keys = (f"user:{name}", f"addr:{request.client.host if request.client else '-'}")
     wait = ctx.limiter.retry_after(*keys)
     if wait > 0:
-        response = ctx.render(request, "login.html", session, 429, next="/",
-                              error=f"Too many failed sign-ins: try again in {int(wait) + 1} s.")
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
+        limited = ctx.render(request, "login.html", session, 429, next="/",
+                             error=f"Too many failed sign-ins: try again in {int(wait) + 1} s.")
+        limited.headers["Retry-After"] = str(int(wait) + 1)
+        return limited
     user = ctx.users.check(name, str(form.get("password", "")))
     if user is None:
         ctx.limiter.failed(*keys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,17 +175,25 @@ async def flow_diff(request: Request, ctx: Console, session: Session, form: Form
     errors = [f"{name} has no version {v!r}" for v, view in ((a, va), (b, vb)) if view is None]
     if errors or va is None or vb is None:
         return _problem(ctx, request, session, errors)
-    paths = sorted(set(va["files"]) | set(vb["files"]), key=lambda p: (not p.startswith("policies/"), p))
+    left_files, right_files = _by_role(va["files"], name, a), _by_role(vb["files"], name, b)
     diffs = []
-    for path in paths:
-        if va["files"].get(path) == vb["files"].get(path) or path.endswith((".onnx", ".json", ".txt", ".parquet", ".csv")):
-            diffs.append({"path": path, "same": va["files"].get(path) == vb["files"].get(path), "rows": [],
-                          "in": "both" if path in va["files"] and path in vb["files"] else ("a" if path in va["files"] else "b")})
-            continue
-        left = _text(ctx.root / path) if path in va["files"] else []
-        right = _text(ctx.root / path) if path in vb["files"] else []
-        diffs.append({"path": path, "same": False, "rows": _side_by_side(left, right), "in": "both"})
+    for key in sorted(set(left_files) | set(right_files), key=lambda k: (not k.startswith("policies/"), k)):
+        pa, pb = left_files.get(key), right_files.get(key)
+        same = pa is not None and pb is not None and va["files"][pa] == vb["files"][pb]
+        entry: dict[str, Any] = {"path": key, "same": same, "rows": [], "in": "both" if pa and pb else ("a" if pa else "b")}
+        if not same and not key.endswith(_BINARY):
+            entry["rows"] = _side_by_side(_text(ctx.root / pa) if pa else [], _text(ctx.root / pb) if pb else [])
+        diffs.append(entry)
     return ctx.render(request, "flow_diff.html", session, name=name, a=va, b=vb, diffs=diffs)
+
+
+_BINARY = (".onnx", ".json", ".txt", ".parquet", ".csv", ".png")
+
+
+def _by_role(files: Mapping[str, str], flow: str, version: str) -> dict[str, str]:
+    """Path with the version's own directory written ``<version>`` -> path: a version's flow.yaml pairs with the other's."""
+    own = f"policies/{flow}/{version}/"
+    return {(f"policies/{flow}/<version>/{p[len(own):]}" if p.startswith(own) else p): p for p in files}
 
 
 def _text(path: Path) -> list[str]:
@@ -219,15 +227,20 @@ async def model(request: Request, ctx: Console, session: Session, form: FormData
     directory = ctx.root / "model_artifacts" / name / version
     plots = [p.name for p in sorted(directory.glob("*.png"))]
     return ctx.render(request, "model.html", session, c=card, plots=plots, metrics=card["card"].get("metrics", {}),
-                      monitoring=_monitoring(ctx, name, version), roc=_roc_svg(card["card"]))
+                      monitoring=_monitoring(ctx, name, version), calibration=_calibration_svg(card["card"]))
 
 
-def _roc_svg(card: Mapping[str, Any]) -> str:
-    """An SVG ROC curve when the card records its points (``metrics.roc``: [[fpr, tpr], ...])."""
-    points = card.get("metrics", {}).get("roc") if isinstance(card.get("metrics"), dict) else None
-    if not isinstance(points, list) or not points:
+def _calibration_svg(card: Mapping[str, Any]) -> str:
+    """The out-of-fold calibration (mean predicted vs observed rate per score band) as an SVG line, when the card has it."""
+    metrics = card.get("metrics")
+    bands = metrics.get("calibration_oof") if isinstance(metrics, dict) else None
+    if not isinstance(bands, list) or not bands:
         return ""
-    return lines([("test", [(float(x), float(y)) for x, y in points])], xlabel="false positive rate", ylabel="true positive rate", diagonal=True)
+    try:
+        points = [(float(b["mean_predicted"]), float(b["observed_rate"])) for b in bands]
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return lines([("out-of-fold", points)], xlabel="mean predicted probability", ylabel="observed rate", diagonal=True)
 
 
 def _monitoring(ctx: Console, name: str, version: str, n: int = 5000) -> dict[str, Any] | None:

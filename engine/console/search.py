@@ -42,7 +42,7 @@ class Query:
     def empty(self) -> bool:
         return not any(getattr(self, k) for k in _TEXT)
 
-    def matches(self, r: Mapping[str, Any]) -> bool:  # noqa: C901 (one test per filter)
+    def matches(self, r: Mapping[str, Any]) -> bool:
         """Whether decision record `r` passes every filter."""
         if self.decision_id and r.get("decision_id") != self.decision_id:
             return False

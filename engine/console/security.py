@@ -73,7 +73,7 @@ class SessionCodec:
         if not cookie:
             return None
         try:
-            data = self._s.loads(cookie, max_age=self.idle)
+            data = self._s.loads(cookie, max_age=int(self.idle))
         except (SignatureExpired, BadSignature):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):

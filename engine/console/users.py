@@ -17,6 +17,7 @@ releases, runs backtests), ``approver`` (approves or rejects others' proposals) 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -45,12 +46,6 @@ class User:
     role: str
 
 
-def _hasher() -> object:
-    from argon2 import PasswordHasher
-
-    return PasswordHasher()
-
-
 def hash_password(password: str) -> str:
     """The Argon2id hash of `password` (PHC string format); raises UserError when it is too short."""
     from argon2 import PasswordHasher
@@ -60,8 +55,14 @@ def hash_password(password: str) -> str:
     return PasswordHasher().hash(password)
 
 
-# A hash checked when the user does not exist, so that a wrong name costs as long as a wrong password.
-_DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$2Bd3wqbo9O2xzyG5Yg4m4l7dYw3l4A/2xX0kHq5K3xY"
+@functools.cache
+def _dummy() -> str:
+    """A real hash of a random password, checked when the user does not exist: a wrong name costs as long as a wrong password."""
+    import secrets
+
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(secrets.token_urlsafe(16))
 
 
 class Users:
@@ -118,7 +119,7 @@ class Users:
 
         entry = self._read().get(name)
         try:
-            PasswordHasher().verify(entry["hash"] if entry else _DUMMY, password)
+            PasswordHasher().verify(entry["hash"] if entry else _dummy(), password)
         except (VerificationError, InvalidHashError):
             return None
         return User(name, entry["role"]) if entry else None
