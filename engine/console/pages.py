@@ -359,7 +359,7 @@ def _backtest_charts(report: Mapping[str, Any] | None) -> dict[str, str]:
     out = {}
     for v, r in report["versions"].items():
         rates = [(a, float(x or 0.0)) for a, x in r["rates"].items()]
-        out[v] = bars(rates, title=f"action rates, version {v}", label_width=90, width=420)
+        out[v] = bars(rates, title=f"action rates, version {v}", label_width=90, width=420, fmt="{:.1%}")
     return out
 
 

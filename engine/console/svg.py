@@ -12,8 +12,9 @@ from html import escape
 __all__ = ["bars", "lines"]
 
 
-def bars(items: Sequence[tuple[str, float]], *, width: int = 560, row: int = 22, label_width: int = 200, title: str = "") -> str:
-    """Horizontal bars centred on zero, one per (label, value); positive values go right (class ``pos``)."""
+def bars(items: Sequence[tuple[str, float]], *, width: int = 560, row: int = 22, label_width: int = 200, title: str = "",
+         fmt: str = "{:+.4f}") -> str:
+    """Horizontal bars centred on zero, one per (label, value), each labelled ``fmt.format(value)``; positive values go right (class ``pos``)."""
     if not items:
         return ""
     top = max(abs(v) for _, v in items) or 1.0
@@ -28,7 +29,7 @@ def bars(items: Sequence[tuple[str, float]], *, width: int = 560, row: int = 22,
         cls = "pos" if value >= 0 else "neg"
         out.append(f'<text x="{label_width - 6}" y="{y + row * 0.65:.1f}" text-anchor="end">{escape(label)}</text>')
         out.append(f'<rect class="{cls}" x="{x:.1f}" y="{y + 3}" width="{max(w, 0.5):.1f}" height="{row - 6}"/>')
-        out.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.65:.1f}">{value:+.4f}</text>')
+        out.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.65:.1f}">{escape(fmt.format(value))}</text>')
     out.append(f'<line class="axis" x1="{mid:.1f}" y1="0" x2="{mid:.1f}" y2="{height}"/>')
     out.append("</svg>")
     return "".join(out)
