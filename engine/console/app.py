@@ -33,6 +33,7 @@ from engine.console.users import Users
 __all__ = ["Console", "create_app", "guard"]
 
 HERE = Path(__file__).parent
+MAX_BODY = 25 * 1024 * 1024  # the largest form accepted (an outcomes file of up to 20 MiB and its fields): bounded cost
 Handler = Callable[[Request, "Console", Session, FormData | None], Awaitable[Response]]
 
 
@@ -78,6 +79,8 @@ def guard(name: str, handler: Handler, ctx: Console) -> Callable[[Request], Awai
                               message=f"Your role ({session.role}) may not do this ({name}).")
         form = None
         if request.method == "POST":
+            if int(request.headers.get("content-length") or 0) > MAX_BODY:
+                return ctx.render(request, "error.html", session, 413, message=f"The form is larger than {MAX_BODY // 1_048_576} MiB.")
             form = await request.form(max_files=1, max_fields=50)
             if not csrf_ok(session, form.get("csrf_token")):
                 return ctx.render(request, "error.html", session, 403,

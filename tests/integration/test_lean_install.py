@@ -67,6 +67,8 @@ def test_decide_with_model_reasons_needs_no_extra(tmp_path: Path) -> None:
         (("train", "--data", "x.csv", "--target", "y", "--positive", "1", "--name", "m", "--out", "out"), "train"),
         (("models", "rebuild"), "train"),
         (("audit", "verify", "postgresql://127.0.0.1:1/verdict"), "postgres"),
+        (("console", "--port", "0"), "console"),
+        (("console", "users", "add", "ana", "--role", "analyst"), "console"),
     ],
 )
 def test_a_command_without_its_extra_names_it(tmp_path: Path, args: tuple[str, ...], extra: str) -> None:
