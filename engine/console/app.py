@@ -110,13 +110,21 @@ async def login_page(request: Request) -> Response:
     return response
 
 
-async def login(request: Request) -> Response:
-    """Check the password (rate-limited per name and client address); a new session on success."""
+async def _checked_form(request: Request) -> tuple[Console, Session | None, FormData | Response]:
+    """The console, the session and the posted form, or a 403 page when the form's CSRF token is not the session's."""
     ctx: Console = request.app.state.console
     session = ctx.codec.load(request.cookies.get(COOKIE))
     form = await request.form(max_files=0, max_fields=10)
     if not csrf_ok(session, form.get("csrf_token")):
-        return ctx.render(request, "error.html", None, 403, message="The login form's CSRF token is missing or wrong: reload the page.")
+        return ctx, session, ctx.render(request, "error.html", None, 403, message="The form's CSRF token is missing or wrong: reload the page.")
+    return ctx, session, form
+
+
+async def login(request: Request) -> Response:
+    """Check the password (rate-limited per name and client address); a new session on success."""
+    ctx, session, form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
     name = str(form.get("username", ""))[:64]
     keys = (f"user:{name}", f"addr:{request.client.host if request.client else '-'}")
     wait = ctx.limiter.retry_after(*keys)
@@ -137,11 +145,10 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    ctx: Console = request.app.state.console
-    session = ctx.codec.load(request.cookies.get(COOKIE))
-    form = await request.form(max_files=0, max_fields=5)
-    if not csrf_ok(session, form.get("csrf_token")):
-        return ctx.render(request, "error.html", session, 403, message="The form's CSRF token is missing or wrong.")
+    """End the session (the cookie is deleted)."""
+    _, _, form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -300,7 +300,7 @@ def test_queue_claim_and_decide(clients: dict[str, tuple[TestClient, str]]) -> N
 
 def test_an_oversized_form_is_refused_before_it_is_read(clients: dict[str, tuple[TestClient, str]]) -> None:
     """A POST declaring more than 25 MiB gets 413 and the console goes on serving."""
-    client, token = clients["policy_owner"]
+    client, _ = clients["policy_owner"]
     r = client.post("/backtests", content=b"x" * 16, headers={"content-length": str(26 * 1024 * 1024),
                                                               "content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
