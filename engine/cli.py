@@ -17,12 +17,14 @@ from engine.commands import (
     backtest,
     batch,
     bench,
+    cases,
     client,
     console,
     decide,
     lint,
     monitor,
     notice,
+    outcomes,
     release,
     reload,
     replay,
@@ -37,7 +39,7 @@ __all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
-    backtest, console,
+    backtest, cases, outcomes, console,
 )
 
 

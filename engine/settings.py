@@ -19,6 +19,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | audit_dsn | VERDICT_AUDIT_DSN | (none) | PostgreSQL DSN of the decision log, used instead of the directory |
 | audit_hash_key | VERDICT_AUDIT_HASH_KEY | (kept in DIR/hash.key) | key of keyed hashes (`sensitive: hash`) and request fingerprints; at least 32 bytes |
 | audit_segment_bytes | VERDICT_AUDIT_SEGMENT_BYTES | 67108864 | size at which the log starts a new segment file |
+| cases | VERDICT_CASES | auto | review-case store (docs/review-queue.md): a SQLite file path or a PostgreSQL DSN; `auto` = DIR/cases.db beside the decision log (its DSN with audit_dsn); `off` disables |
 | idempotency_window_seconds | VERDICT_IDEMPOTENCY_WINDOW_SECONDS | 600 | a retry with the same request_id within it gets the stored decision; 0 disables |
 | idempotency_max_entries | VERDICT_IDEMPOTENCY_MAX_ENTRIES | 100000 | request ids remembered at most (oldest forgotten first) |
 | idempotency_max_bytes | VERDICT_IDEMPOTENCY_MAX_BYTES | 134217728 | estimated bytes the remembered decisions may hold (oldest forgotten first; docs/limits.md) |
@@ -141,6 +142,9 @@ class Settings(BaseModel):
         "in the log directory's hash.key (random per process with PostgreSQL).",
     )
     audit_segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, le=1 << 40, description="Segment file size limit.")
+    cases: str = Field(
+        "auto", min_length=1, description="Review-case store: SQLite path or PostgreSQL DSN; 'auto' beside the log; 'off' disables."
+    )
     idempotency_window_seconds: float = Field(
         600.0, ge=0, le=7 * 24 * 3600, description="Retries with the same request_id within it get the stored decision."
     )
@@ -201,6 +205,19 @@ class Settings(BaseModel):
         if self.audit_dsn or self.audit.strip().lower() in ("off", "none", "false", "0"):
             return None
         return Path(self.audit)
+
+    @property
+    def cases_location(self) -> str | None:
+        """Where review cases are kept (a path or DSN), or None when off (or ``auto`` without a log)."""
+        text = self.cases.strip()
+        if text.lower() in ("off", "none", "false", "0"):
+            return None
+        if text.lower() != "auto":
+            return text
+        if self.audit_dsn:
+            return self.audit_dsn
+        directory = self.audit_dir
+        return str(directory / "cases.db") if directory is not None else None
 
     @property
     def address(self) -> str:

@@ -168,7 +168,7 @@ class PgStore:
                             (
                                 self.writer,
                                 first + i,
-                                "decision",
+                                meta.kind,
                                 _when(meta.ts),
                                 meta.flow,
                                 meta.decision_id,
@@ -291,6 +291,31 @@ class PgSource:
             cur.execute(sql.encode(), params)
             for (line,) in cur:
                 yield json.loads(line)
+
+    def writers(self) -> list[str]:
+        """Every chain's writer id, oldest chain first."""
+        try:
+            return [str(r[0]) for r in self._conn.execute("SELECT writer FROM verdict_audit_chain ORDER BY created, writer")]
+        except psycopg.Error as exc:
+            raise AuditError(f"cannot read {redact_dsn(self.dsn)}: {exc}") from None
+
+    def lines_after(self, writer: str, seq: int | None, *, page: int = 2000) -> Iterator[bytes]:
+        """The record lines of ``writer``'s chain after ``seq`` (all when None), in chain order, read a
+        page at a time (the review queue's catch-up, engine.cases.opener)."""
+        last = -1 if seq is None else seq
+        while True:
+            try:
+                rows = self._conn.execute(
+                    "SELECT seq, line FROM verdict_audit_record WHERE writer = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (writer, last, page),
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise AuditError(f"cannot read {redact_dsn(self.dsn)}: {exc}") from None
+            for number, line in rows:
+                last = int(number)
+                yield str(line).encode("utf-8")
+            if len(rows) < page:
+                return
 
     @staticmethod
     def _filters(flow: str | None, decision_id: str | None) -> tuple[str, list[Any]]:

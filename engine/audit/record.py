@@ -11,7 +11,8 @@ so ``hash`` covers every byte of the record before it, ``prev`` links it to the 
 hash is checked over the exact bytes. Every line is still plain JSON.
 
 Payload kinds: ``segment`` (a segment file's header), ``chain`` (the first record of a
-PostgreSQL writer's chain) and ``decision``.
+PostgreSQL writer's chain), ``decision`` and ``disposition`` (a review case's final answer,
+``disposition_payload``). Readers of decisions skip every other kind; ``verify`` checks them all.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "Sealed",
     "decision_from_record",
     "decision_payload",
+    "disposition_payload",
     "iso_time",
     "parse_time",
     "payload",
@@ -226,6 +228,43 @@ def decision_payload(
     if delivery:  # "unknown": decided after the caller's deadline; absent: answered in time
         data["delivery"] = delivery
     return payload(data)
+
+
+def disposition_payload(
+    *,
+    case_seq: int,
+    decision_id: str,
+    request_id: str,
+    flow: str,
+    version: str,
+    disposition: str,
+    note: str,
+    actor: str,
+    decided_at: float,
+    ts: float,
+) -> bytes:
+    """The payload of a disposition record: an analyst's final answer to a REVIEW decision.
+
+    ``case_seq`` is the disposition's place in the case store's stream (its cursor), so a reader
+    can match the record to ``ListCaseDecisions``; the note (free text an analyst typed) passes the
+    card-number scanner. Written at least once per disposition (engine.cases.relay): a reader
+    takes the first record of a ``decision_id``.
+    """
+    return payload(
+        {
+            "kind": "disposition",
+            "ts": iso_time(ts),
+            "case_seq": case_seq,
+            "decision_id": decision_id,
+            "request_id": scrub_text(request_id),
+            "flow": flow,
+            "version": version,
+            "disposition": disposition,
+            "note": scrub_text(note),
+            "actor": scrub_text(actor),
+            "decided_at": iso_time(decided_at),
+        }
+    )
 
 
 def decision_from_record(data: Mapping[str, Any]) -> Decision:

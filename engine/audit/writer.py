@@ -31,12 +31,13 @@ MAX_BATCH = 4096
 
 
 class Meta(NamedTuple):
-    """What a store may index a decision record by (PostgreSQL columns); files ignore it."""
+    """What a store may index a record by (PostgreSQL columns); files ignore it."""
 
     ts: float
     flow: str
     decision_id: str
     request_id: str
+    kind: str = "decision"  # the record's kind: "decision" or "disposition" (engine.audit.record)
 
 
 class Store(Protocol):
@@ -102,8 +103,16 @@ class GroupCommitWriter:
         # Called after each durable batch with (records, seconds the write and fsync took); the
         # server points it at engine.metrics.Metrics.commit. Runs on the writer thread: keep it cheap.
         self.on_commit: Callable[[int, float], None] | None = None
+        # Called after each durable batch with its sealed lines (engine.cases.CaseOpener.offer: a queue
+        # put). Runs on the writer thread after durability: it must not block.
+        self.on_durable: Callable[[Sequence[bytes]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="verdict-audit-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def store(self) -> Store:
+        """Where the records go (read-only use: ``describe``, a PostgreSQL store's ``writer`` id)."""
+        return self._store
 
     @property
     def chain(self) -> Chain:
@@ -201,6 +210,8 @@ class GroupCommitWriter:
         with contextlib.suppress(Exception):  # metrics and rotation are after durability: they never fail the batch
             if self.on_commit is not None:
                 self.on_commit(len(batch), spent)
+            if self.on_durable is not None:
+                self.on_durable(lines)
             self._maybe_rotate()
         return None
 

@@ -8,7 +8,7 @@ catch-up after a crash), ``errors``. docs/review-queue.md is the guide.
 
 from engine.cases.config import QueueConfig, ReviewConfig, load_review_config
 from engine.cases.errors import CaseNotFound, CaseStoreError, IllegalTransition
-from engine.cases.model import BAD_OUTCOMES, Case, CaseEvent, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
+from engine.cases.model import BAD_OUTCOMES, Case, CaseEvent, CaseQuery, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
 from engine.cases.opener import CaseOpener, case_from_record, catch_up, chain_lines
 from engine.cases.store import MAX_PAGE, CaseStore, SqlCaseStore, as_mapping, open_store
 
@@ -19,6 +19,7 @@ __all__ = [
     "CaseEvent",
     "CaseNotFound",
     "CaseOpener",
+    "CaseQuery",
     "CaseState",
     "CaseStore",
     "CaseStoreError",

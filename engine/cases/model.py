@@ -25,6 +25,7 @@ __all__ = [
     "BAD_OUTCOMES",
     "Case",
     "CaseEvent",
+    "CaseQuery",
     "CaseState",
     "Disposition",
     "OutcomeKind",
@@ -88,14 +89,14 @@ class Case:
     """
 
     case_id: str  # equals the decision id: one case per decision
-    decision_id: str
-    request_id: str
-    flow: str
-    version: str
-    route: str
     queue: str
     priority: Priority
     state: CaseState
+    flow: str
+    version: str
+    route: str
+    decision_id: str
+    request_id: str
     opened_at: float
     due_at: float  # the SLA deadline: opened_at + the queue's SLA for the priority
     assignee: str = ""
@@ -114,6 +115,23 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseQuery:
+    """Which cases ``CaseStore.list_cases`` returns: every filter given must hold (None: any).
+
+    ``limit`` is capped at ``engine.cases.store.MAX_PAGE``; ``offset`` pages on.
+    """
+
+    state: CaseState | None = None
+    flow: str | None = None
+    queue: str | None = None
+    priority: Priority | None = None
+    assignee: str | None = None
+    request_id: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CaseEvent:
     """One disposition in the stream sent back to calling systems (ListCaseDecisions, WatchCases).
 
@@ -121,15 +139,15 @@ class CaseEvent:
     """
 
     seq: int
+    disposition: Disposition
     case_id: str
-    decision_id: str
-    request_id: str
     flow: str
     version: str
-    disposition: Disposition
-    note: str
     actor: str
     decided_at: float
+    note: str
+    decision_id: str
+    request_id: str
 
 
 @dataclass(frozen=True, slots=True)

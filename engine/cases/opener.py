@@ -22,7 +22,7 @@ import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from engine.cases.config import ReviewConfig
 from engine.cases.model import Case, CaseState
 from engine.cases.store import CaseStore
 
-__all__ = ["CaseOpener", "case_from_record", "catch_up", "chain_lines"]
+__all__ = ["Backlog", "CaseOpener", "case_from_record", "catch_up", "chain_lines"]
 
 _log = structlog.get_logger("verdict.cases")
 _REVIEW = b'"action":"REVIEW"'
@@ -146,20 +146,22 @@ def _open(store: CaseStore, chain: str, lines: Sequence[bytes], config: ReviewCo
 
 
 _STOP = object()
+Backlog = Iterable[tuple[str, Iterator[bytes]]]  # (chain, its record lines past the store's cursor)
 
 
 class CaseOpener:
     """Opens cases from the lines the decision log's writer made durable, on its own thread.
 
-    ``offer(lines)`` is the writer's ``on_durable`` hook. ``start(catch_up_lines)`` first opens
-    what the log holds past the store's cursor, then follows the offered batches. A failure of the
-    store is logged and the batch retried on the next one (the cursor has not moved, so the next
-    start's catch-up opens it at the latest).
+    ``offer(lines, chain)`` is the writer's ``on_durable`` hook (``chain`` names the chain the lines
+    continue: a file log's directory, ``postgresql:<writer id>``). ``start(backlog)`` first opens
+    what each chain of the backlog holds past the store's cursor, then follows the offered batches.
+    A failure of the store is logged and the batch retried with the next one (the cursor has not
+    moved, so the next start's catch-up opens it at the latest).
     """
 
     def __init__(self, store: CaseStore, chain: str, config: ReviewConfig, *, on_error: Callable[[str], None] | None = None) -> None:
         self.store = store
-        self.chain = chain
+        self.chain = chain  # the default chain of offered lines
         self.config = config
         self.opened = 0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -167,44 +169,44 @@ class CaseOpener:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
 
-    def offer(self, lines: Sequence[bytes]) -> None:
+    def offer(self, lines: Sequence[bytes], chain: str | None = None) -> None:
         """Queue durable record lines (called on the log writer's thread: never blocks)."""
-        self._queue.put(list(lines))
+        self._queue.put((chain or self.chain, list(lines)))
 
-    def start(self, backlog: Iterator[bytes] | None = None) -> None:
-        """Start the thread; it opens ``backlog`` (the catch-up lines) before any offered batch."""
+    def start(self, backlog: Backlog = ()) -> None:
+        """Start the thread; it opens the ``backlog`` (the catch-up) before any offered batch."""
         self._thread = threading.Thread(target=self._run, args=(backlog,), name="verdict-case-opener", daemon=True)
         self._thread.start()
 
-    def _run(self, backlog: Iterator[bytes] | None) -> None:
-        if backlog is not None:
-            try:
-                self.opened += catch_up(self.store, self.chain, backlog, self.config)
-            except Exception as exc:  # noqa: BLE001 - logged; the next start catches up again
-                self._fail(f"catch-up failed: {exc}")
-        carry: list[bytes] = []
+    def _run(self, backlog: Backlog) -> None:
+        try:
+            for chain, lines in backlog:
+                self.opened += catch_up(self.store, chain, lines, self.config)
+        except Exception as exc:  # noqa: BLE001 - logged; the next start catches up again
+            self._fail(f"catch-up failed: {exc}")
+        pending: dict[str, list[bytes]] = {}
         while True:
             if self._queue.empty():
                 self._idle.set()
             item = self._queue.get()
             self._idle.clear()
-            if item is _STOP:
-                if carry:
-                    self._try(carry)
-                return
-            carry.extend(item)  # type: ignore[arg-type]
-            while not self._queue.empty() and len(carry) < 4096:
-                more = self._queue.get()
-                if more is _STOP:
-                    self._queue.put(_STOP)
+            stop = item is _STOP
+            while not stop:
+                chain, lines = item  # type: ignore[misc]
+                pending.setdefault(chain, []).extend(lines)
+                if self._queue.empty() or sum(len(v) for v in pending.values()) >= 4096:
                     break
-                carry.extend(more)  # type: ignore[arg-type]
-            if self._try(carry):
-                carry = []
+                item = self._queue.get()
+                stop = item is _STOP
+            for chain in list(pending):
+                if self._try(chain, pending[chain]):
+                    del pending[chain]
+            if stop:
+                return
 
-    def _try(self, lines: list[bytes]) -> bool:
+    def _try(self, chain: str, lines: list[bytes]) -> bool:
         try:
-            self.opened += _open(self.store, self.chain, lines, self.config)
+            self.opened += _open(self.store, chain, lines, self.config)
         except Exception as exc:  # noqa: BLE001 - a store failure must not stop the opener
             self._fail(f"opening cases failed: {exc}")
             return len(lines) > 100_000  # bounded memory: past that, the next start's catch-up opens them

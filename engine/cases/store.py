@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.cases.errors import CaseNotFound, CaseStoreError, IllegalTransition
-from engine.cases.model import Case, CaseEvent, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
+from engine.cases.model import Case, CaseEvent, CaseQuery, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
 
 __all__ = ["MAX_PAGE", "CaseStore", "SqlCaseStore", "as_mapping", "open_store"]
 
@@ -135,19 +135,8 @@ class CaseStore(Protocol):
         """The case's history: ``{"at", "step", "actor", "detail"}`` oldest first."""
         ...
 
-    def list_cases(
-        self,
-        *,
-        state: CaseState | None = None,
-        flow: str | None = None,
-        queue: str | None = None,
-        priority: Priority | None = None,
-        assignee: str | None = None,
-        request_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Case]:
-        """Cases matching every filter given, in queue order: priority, then due time, then id."""
+    def list_cases(self, query: CaseQuery | None = None) -> list[Case]:
+        """Cases matching every filter of ``query``, in queue order: priority, then due time, then id."""
         ...
 
     def claim(self, case_id: str, actor: str, *, now: float) -> Case:
@@ -354,23 +343,13 @@ class SqlCaseStore:
         rows = self._rows("SELECT at, step, actor, detail FROM verdict_case_step WHERE case_id = ? ORDER BY at, step", (case_id,))
         return [{"at": float(r[0]), "step": r[1], "actor": r[2], "detail": r[3]} for r in rows]
 
-    def list_cases(
-        self,
-        *,
-        state: CaseState | None = None,
-        flow: str | None = None,
-        queue: str | None = None,
-        priority: Priority | None = None,
-        assignee: str | None = None,
-        request_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Case]:
+    def list_cases(self, query: CaseQuery | None = None) -> list[Case]:
+        q = query or CaseQuery()
         where: list[str] = []
         args: list[Any] = []
         for column, value in (
-            ("state", state.value if state else None), ("flow", flow), ("queue", queue),
-            ("priority", priority.rank if priority else None), ("assignee", assignee), ("request_id", request_id),
+            ("state", q.state.value if q.state else None), ("flow", q.flow), ("queue", q.queue),
+            ("priority", q.priority.rank if q.priority else None), ("assignee", q.assignee), ("request_id", q.request_id),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -379,7 +358,7 @@ class SqlCaseStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY priority, due_at, case_id LIMIT ? OFFSET ?"
-        args += [max(0, min(int(limit), MAX_PAGE)), max(0, int(offset))]
+        args += [max(0, min(int(q.limit), MAX_PAGE)), max(0, int(q.offset))]
         return [self._case(r) for r in self._rows(sql, args)]
 
     # -- transitions -----------------------------------------------------------------------------

@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--outcome-column", default=None, help="column of the history holding the outcome (good/bad, 0/1)")
     p.add_argument("--outcomes", type=Path, default=None, metavar="CSV",
                    help="outcomes file (id,outcome) joined on --id-column")
+    p.add_argument("--outcomes-store", metavar="PATH|DSN", default=None,
+                   help="also use the outcome labels of this case store, joined on --id-column by decision or request id (--outcomes rows win)")
     p.add_argument("--id-column", default=None, help="column of the history identifying each row")
     p.add_argument("--protected", default="", metavar="COL[,COL]",
                    help="protected attribute columns of the history (e.g. marital status): never sent to the flow; "
@@ -58,17 +60,19 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.replay import OutcomesError
     from engine.batch.backtest import OutcomeError, backtest, plot, read_outcomes
     from engine.batch.table import TableFormatError
+    from engine.commands.outcomes import with_store_outcomes
     from engine.errors import FlowNotFound, FlowUnavailable, VersionNotFound
     from engine.settings import SettingsError
     from engine.tabular import TableError
 
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    if args.outcomes is not None and args.outcome_column is not None:
-        report("give either --outcomes or --outcome-column, not both")
+    if (args.outcomes is not None or args.outcomes_store) and args.outcome_column is not None:
+        report("give either --outcomes/--outcomes-store or --outcome-column, not both")
         return 2
     try:
         root = policy_root(args.root)
         outcomes = read_outcomes(args.outcomes) if args.outcomes is not None else None
+        outcomes = with_store_outcomes(outcomes, args.outcomes_store)
     except (SettingsError, OutcomesError) as exc:
         report(str(exc))
         return 2

@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--flow", required=True, help="flow whose decisions to replay")
     p.add_argument("--version", required=True, help="flow version to replay them through")
     p.add_argument("--outcomes", type=Path, metavar="CSV", help="known outcomes: decision_id|request_id,outcome (good/bad)")
+    p.add_argument("--outcomes-store", metavar="PATH|DSN",
+                   help="also use the outcome labels of this case store (verdict outcomes import, case dispositions); --outcomes rows win")
     p.add_argument("--protected", type=Path, metavar="CSV",
                    help="protected attributes (request_id plus one column per attribute), joined in memory, never logged: "
                         "approval rate, adverse impact ratio and bad rate of approved per group")
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.audit.replay import OutcomesError, ProtectedFileError, load_outcomes, load_protected, replay
     from engine.audit.report import render_table
     from engine.audit.source import open_source
+    from engine.commands.outcomes import with_store_outcomes
     from engine.errors import FlowNotFound, PolicyError
     from engine.loader import load_policies
     from engine.settings import SettingsError
@@ -107,12 +110,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         root = policy_root(args.root)
         outcomes = load_outcomes(args.outcomes) if args.outcomes is not None else None
+        outcomes = with_store_outcomes(outcomes, args.outcomes_store)
         if args.age is not None and args.protected is None:
             raise ProtectedFileError("--age names a column of the --protected file: give --protected")
         protected = load_protected(args.protected, age=args.age) if args.protected is not None else None
     except (SettingsError, OutcomesError, ProtectedFileError) as exc:
         report(str(exc))
         return 2
+
     try:
         policies = load_policies(root)
     except PolicyError as exc:

@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--log-format", help="json or console (default json)")
     p.add_argument("--audit", metavar="DIR", help="decision log directory, or 'off' (default ./audit)")
     p.add_argument("--audit-dsn", metavar="DSN", help="PostgreSQL DSN of the decision log (instead of --audit)")
+    p.add_argument("--cases", metavar="PATH|DSN", help="review-case store: SQLite file or PostgreSQL DSN, 'off' (default: DIR/cases.db beside the log)")
     p.add_argument("--idempotency-window", type=float, metavar="SECONDS", help="retry window of request ids, 0 = off (default 600)")
     p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on this port (docs/operations.md)")
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             audit=args.audit,
             audit_dsn=args.audit_dsn,
+            cases=args.cases,
             idempotency_window_seconds=args.idempotency_window,
             reload_interval=args.reload_interval,
             metrics_port=args.metrics_port,

@@ -44,9 +44,18 @@ def register(subparsers: Any) -> None:
         help="train, validate and export a model (ONNX + card + report) from a CSV",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    p.add_argument("--data", type=Path, required=True, help="CSV file with a header row")
-    p.add_argument("--target", required=True, help="target column")
-    p.add_argument("--positive", required=True, help="label of the positive class in the target column")
+    p.add_argument("--data", type=Path, default=None, help="CSV file with a header row (or --from-log)")
+    p.add_argument("--target", default=None, help="target column (with --from-log: label)")
+    p.add_argument("--positive", default=None, help="label of the positive class in the target column (with --from-log: bad)")
+    p.add_argument("--from-log", metavar="DIR|DSN", default=None,
+                   help="train on the point-in-time training set of a decision log: --flow's decisions with an "
+                        "outcome label (docs/review-queue.md); written to --export first")
+    p.add_argument("--flow", default=None, help="with --from-log: the flow whose decisions to use")
+    p.add_argument("--outcomes-store", metavar="PATH|DSN", default=None,
+                   help="with --from-log: the case store holding the labels (default: the cases setting)")
+    p.add_argument("--export", type=Path, default=None, metavar="FILE.csv|FILE.parquet",
+                   help="with --from-log: where the training set is written (required)")
+    p.add_argument("--root", type=Path, default=None, help="with --from-log: policy root, for the derived features (default as serve)")
     p.add_argument("--name", required=True, help="model name (lower_snake_case)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--version", default="1", help="model version recorded in the card (default 1)")
@@ -107,12 +116,12 @@ def register(subparsers: Any) -> None:
 def _validate(args: argparse.Namespace) -> None:
     import re
 
+    if (args.data is None) == (args.from_log is None):
+        raise UsageError("give --data CSV (with --target and --positive) or --from-log LOG (with --flow and --export)")
     if not re.fullmatch(r"[a-z][a-z0-9_]*", args.name):
         raise UsageError(f"--name must be lower_snake_case, got {args.name!r}")
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
-    if not args.data.is_file():
-        raise UsageError(f"--data {args.data}: no such file")
     if args.monotone and args.algorithm != "lightgbm":
         raise UsageError("--monotone applies to --algorithm lightgbm only")
     if (args.protected or args.age or args.cutoffs) and args.algorithm != "lightgbm":
@@ -120,6 +129,17 @@ def _validate(args: argparse.Namespace) -> None:
     bad = [c for c in args.cutoffs if not 0 < c <= 1]
     if bad:
         raise UsageError(f"--cutoff must be a score in (0, 1], got {', '.join(f'{c:g}' for c in bad)}")
+    if args.from_log is not None:
+        missing = [flag for flag, value in (("--flow", args.flow), ("--export", args.export)) if not value]
+        if missing:
+            raise UsageError(f"--from-log needs {' and '.join(missing)}")
+        if args.export.suffix.lower() not in (".csv", ".parquet"):
+            raise UsageError(f"--export must end in .csv or .parquet, got {args.export.name!r}")
+        return
+    if not args.target or not args.positive:
+        raise UsageError("--data needs --target and --positive")
+    if not args.data.is_file():
+        raise UsageError(f"--data {args.data}: no such file")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -134,17 +154,26 @@ def run_train(args: argparse.Namespace) -> int:
     except UsageError as exc:
         report(str(exc))
         return 2
+    from engine.errors import VerdictError
     from engine.training.dataset import reading_messages
 
     progress = silent if args.quiet else TextProgress(sys.stderr)
     try:
+        if args.from_log is not None:
+            _export_from_log(args)
         trained = _train(args, monotone, progress)
         card = trained.write(args.out, report=True)
     except DataError as exc:
         report(f"cannot train: [{exc.code}] {exc}")
         return 2
+    except UsageError as exc:
+        report(str(exc))
+        return 2
     except TrainingError as exc:
         report(f"training failed: [{exc.code}] {exc}")
+        return 1
+    except VerdictError as exc:  # --from-log: the log, the store or the policies cannot be read
+        report(str(exc))
         return 1
     except Exception as exc:  # noqa: BLE001 (a bug: one line and exit 1, never a traceback; nothing was written)
         report(f"training failed: [internal_error] {type(exc).__name__}: {exc} (nothing was written; please report this)")
@@ -166,6 +195,75 @@ def run_train(args: argparse.Namespace) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def _write_set(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write a training set as CSV or Parquet (by suffix) through engine.batch.table.Writer (pyarrow):
+    columns whose values are all numbers are doubles, the others text (booleans as true/false)."""
+    try:
+        import pyarrow  # noqa: F401 - the writer's dependency, named here so its absence is a clear error
+    except ImportError:
+        raise UsageError("verdict train --from-log writes the training set with pyarrow: pip install -e '.[batch]'") from None
+    from engine.batch.table import Writer
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    floats = frozenset(n for i, n in enumerate(header) if any(r[i] is not None for r in rows) and all(r[i] is None or number(r[i]) for r in rows))
+
+    def cell(name: str, v: Any) -> Any:
+        if v is None or name in floats:
+            return None if v is None else float(v)
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = Writer(path, header, floats)
+    writer.write([{n: cell(n, v) for n, v in zip(header, row, strict=True)} for row in rows])
+    writer.close()
+
+
+def _export_from_log(args: argparse.Namespace) -> None:
+    """Write the point-in-time training set (engine/training/from_log.py) to ``--export`` and point
+    the trainer at it (target ``label``, positive ``bad``, the id columns dropped)."""
+    from engine.audit.source import open_source
+    from engine.cases import open_store
+    from engine.commands._io import note, policy_root
+    from engine.commands.cases import store_location
+    from engine.loader import load_policies
+    from engine.training.from_log import ID_COLUMNS, LABEL_COLUMN, training_set
+
+    try:
+        location = store_location(args.outcomes_store)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    store = open_store(location)
+    try:
+        labels = store.outcomes()
+    finally:
+        store.close()
+    policies = load_policies(policy_root(args.root))
+    entry = policies.flows.get(args.flow)
+    source = open_source(args.from_log)
+    try:
+        built = training_set(source.decisions(flow=args.flow), labels, entry.versions if entry is not None else {})
+    finally:
+        source.close()
+    if not built.rows:
+        raise UsageError(f"no decision of {args.flow} in {args.from_log} has an outcome label in {location} "
+                         f"({built.unlabelled} without one): import outcomes first (verdict outcomes import)")
+    csv_path = args.export
+    _write_set(args.export, built.header, built.rows)
+    if args.export.suffix.lower() == ".parquet":  # the trainer reads CSV: a copy beside the model
+        args.out.mkdir(parents=True, exist_ok=True)
+        csv_path = args.out / "training_set.csv"
+        _write_set(csv_path, built.header, built.rows)
+    note(f"training set: {len(built.rows)} labelled decisions ({built.unlabelled} without a label left out), "
+         f"{len(built.header) - len(ID_COLUMNS) - 1} columns, masked fields left out: {', '.join(built.masked_fields) or 'none'}; "
+         f"written to {args.export}")
+    if built.no_derived:
+        note(f"{built.no_derived} row(s) without derived features: their version is no longer loaded with the same revision")
+    args.data, args.target, args.positive = csv_path, LABEL_COLUMN, "bad"
+    args.drop = (*args.drop, *ID_COLUMNS)
 
 
 def _train(args: argparse.Namespace, monotone: dict[str, int], progress: Any) -> Any:

@@ -54,6 +54,8 @@ class Rule(enum.Enum):
     STATUS = "status"  # admin permission "status"
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
     RELOAD = "reload"  # admin permission "reload"
+    CASES_READ = "cases_read"  # admin permission "cases_read" (the review queue's dispositions)
+    CASES_DECIDE = "cases_decide"  # admin permission "cases_decide" (CaseService.DecideCase)
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -63,6 +65,10 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
     "/verdict.v1.PolicyService/Reload": Rule.RELOAD,
+    "/verdict.v1.CaseService/ListCaseDecisions": Rule.CASES_READ,
+    "/verdict.v1.CaseService/WatchCases": Rule.CASES_READ,
+    "/verdict.v1.CaseService/GetCase": Rule.CASES_READ,
+    "/verdict.v1.CaseService/DecideCase": Rule.CASES_DECIDE,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,
     "/grpc.health.v1.Health/Watch": Rule.PUBLIC,
     "/grpc.health.v1.Health/List": Rule.PUBLIC,

@@ -34,15 +34,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine.errors import PolicyError
+from engine.errors import PolicyError, VerdictError
 from engine.grpc.auth import Security
+from engine.grpc.cases import CASE_SERVICE_NAME, CaseServicer, case_handlers
 from engine.grpc.policy_status import POLICY_SERVICE_NAME, PolicyStatusServicer, policy_handlers
 from engine.grpc.servicer import SERVICE_NAME, Decider, DecisionServicer, handlers
 from engine.settings import Settings, is_loopback
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from engine.audit.wiring import Audit
+    from engine.cases.wiring import Review
     from engine.reload import Reloader, ReloadStatus
     from engine.service import Decider as CoreDecider
 
@@ -78,6 +80,7 @@ class RunningServer:
     servicer: DecisionServicer
     health: health.HealthServicer
     policy_status: PolicyStatusServicer = field(default_factory=PolicyStatusServicer)
+    cases: CaseServicer = field(default_factory=CaseServicer)
     _flows: set[str] = field(default_factory=set)  # flows with a health status
 
     def ready(self, decider: Decider) -> None:
@@ -103,6 +106,7 @@ class RunningServer:
     def stop(self, grace: float | None) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace`` seconds; block until done."""
         self.health.enter_graceful_shutdown()
+        self.cases.stop()  # WatchCases streams end, so they do not hold the grace period
         self.server.stop(grace).wait()
 
 
@@ -134,13 +138,15 @@ def start_server(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(POLICY_SERVICE_NAME, policy_handlers(policy_status)),)
     )
+    cases = CaseServicer()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(CASE_SERVICE_NAME, case_handlers(cases)),))
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, POLICY_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, POLICY_SERVICE_NAME, CASE_SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
 
     try:
@@ -153,7 +159,7 @@ def start_server(
     if port == 0:
         raise BindError(f"cannot listen on {settings.address}")
     server.start()
-    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status)
+    running = RunningServer(server=server, port=port, servicer=servicer, health=health_servicer, policy_status=policy_status, cases=cases)
     if decider is not None:
         running.ready(decider)
     return running
@@ -209,6 +215,12 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         if running is not None:
             running.stop(0)
         return 1
+    review = _open_review(settings, audit, worker, log)
+    if review is False:
+        if running is not None:
+            running.stop(0)
+        audit.close()
+        return 1
     decider, reloader = _load(settings, audit)
     if audit.sink is not None:
         audit.sink.writer.on_commit = decider.metrics.commit
@@ -218,7 +230,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         if running is not None:
             running.stop(0)
         decider.close()
-        audit.close()
+        _close_log(review, audit)
         return 1
     if running is None:
         try:
@@ -226,11 +238,12 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         except BindError as exc:
             log.error("bind_failed", address=settings.address, error=str(exc))
             decider.close()
-            audit.close()
+            _close_log(review, audit)
             return 1
         _log_security(log, settings, security)
     else:
         running.ready(decider)
+    running.cases.bind(review.store if review is not None else None)
     exporter = None
     if settings.metrics_port is not None and worker is None:  # workers: the parent serves the sum
         try:
@@ -238,7 +251,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         except OSError:
             running.stop(0)
             decider.close()
-            audit.close()
+            _close_log(review, audit)
             return 1
     decider.metrics.start()  # applies the queued decision counts every second (engine/metrics.py)
     decider.drift.start()  # PSI gauges refreshed off the request path
@@ -252,12 +265,32 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     reloader.stop()
     running.stop(settings.grace_seconds)
     decider.close()  # finish the queued shadow evaluations: they are logged too
-    audit.close()  # after the last in-flight call: everything answered is in the log
+    _close_log(review, audit)  # after the last in-flight call: everything answered is in the log
     decider.metrics.stop()  # the last counts reach the registry (and a worker's files)
     if exporter is not None:
         exporter.shutdown()
     log.info("stopped")
     return 0
+
+
+def _open_review(settings: Settings, audit: Audit, worker: int | None, log: structlog.typing.FilteringBoundLogger) -> Review | Literal[False] | None:
+    """The review queue (engine/cases/wiring.py), None when off, False when it cannot open (logged)."""
+    from engine.cases.wiring import open_review
+
+    try:
+        return open_review(settings, audit, worker=worker)
+    except PolicyError as exc:
+        log.error("review_config_failed", problems=[str(p) for p in exc.problems])
+    except VerdictError as exc:
+        log.error("case_store_open_failed", error=str(exc))
+    return False
+
+
+def _close_log(review: Review | None, audit: Audit) -> None:
+    """Stop the review queue's threads (the relay's last pass appends to the log), then close the log."""
+    if review is not None:
+        review.close()
+    audit.close()
 
 
 def _serve_metrics(settings: Settings, registry: CollectorRegistry, log: structlog.typing.FilteringBoundLogger) -> Any:

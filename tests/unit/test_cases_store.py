@@ -10,6 +10,7 @@ import pytest
 
 from engine.cases import (
     CaseNotFound,
+    CaseQuery,
     CaseState,
     Disposition,
     IllegalTransition,
@@ -97,7 +98,7 @@ def test_queue_order_is_priority_then_due_time(store) -> None:  # noqa: F811
     assert normal is not None and high is not None
     store.open_cases([normal, high])
     assert [c.case_id for c in store.list_cases()] == ["h1", "n1"]
-    assert [c.case_id for c in store.list_cases(priority=Priority.NORMAL)] == ["n1"]
+    assert [c.case_id for c in store.list_cases(CaseQuery(priority=Priority.NORMAL))] == ["n1"]
     assert store.get("h1").due_at == T0 + 5 + 3600
 
 

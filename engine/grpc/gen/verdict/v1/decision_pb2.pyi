@@ -302,3 +302,113 @@ class StatusResponse(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     root: str
     def __init__(self, revision: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., last_reload: _Optional[_Union[ReloadResult, _Mapping]] = ..., serving_since_unix_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., root: _Optional[str] = ...) -> None: ...
+
+class CaseDecision(_message.Message):
+    __slots__ = ("seq", "case_id", "decision_id", "request_id", "flow", "version", "disposition", "note", "actor", "decided_at_unix_ms")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    case_id: str
+    decision_id: str
+    request_id: str
+    flow: str
+    version: str
+    disposition: str
+    note: str
+    actor: str
+    decided_at_unix_ms: int
+    def __init__(self, seq: _Optional[int] = ..., case_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., disposition: _Optional[str] = ..., note: _Optional[str] = ..., actor: _Optional[str] = ..., decided_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ListCaseDecisionsRequest(_message.Message):
+    __slots__ = ("since", "page_size", "flow")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    since: int
+    page_size: int
+    flow: str
+    def __init__(self, since: _Optional[int] = ..., page_size: _Optional[int] = ..., flow: _Optional[str] = ...) -> None: ...
+
+class ListCaseDecisionsResponse(_message.Message):
+    __slots__ = ("decisions", "next_since")
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SINCE_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[CaseDecision]
+    next_since: int
+    def __init__(self, decisions: _Optional[_Iterable[_Union[CaseDecision, _Mapping]]] = ..., next_since: _Optional[int] = ...) -> None: ...
+
+class WatchCasesRequest(_message.Message):
+    __slots__ = ("since", "flow")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    since: int
+    flow: str
+    def __init__(self, since: _Optional[int] = ..., flow: _Optional[str] = ...) -> None: ...
+
+class GetCaseRequest(_message.Message):
+    __slots__ = ("case_id",)
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    def __init__(self, case_id: _Optional[str] = ...) -> None: ...
+
+class DecideCaseRequest(_message.Message):
+    __slots__ = ("case_id", "disposition", "note", "outcome")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    disposition: str
+    note: str
+    outcome: str
+    def __init__(self, case_id: _Optional[str] = ..., disposition: _Optional[str] = ..., note: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class Case(_message.Message):
+    __slots__ = ("case_id", "decision_id", "request_id", "flow", "version", "route", "queue", "priority", "state", "assignee", "disposition", "note", "decided_by", "opened_at_unix_ms", "due_at_unix_ms", "decided_at_unix_ms", "decided_seq", "linked_case_ids", "record_json")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNEE_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LINKED_CASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    decision_id: str
+    request_id: str
+    flow: str
+    version: str
+    route: str
+    queue: str
+    priority: str
+    state: str
+    assignee: str
+    disposition: str
+    note: str
+    decided_by: str
+    opened_at_unix_ms: int
+    due_at_unix_ms: int
+    decided_at_unix_ms: int
+    decided_seq: int
+    linked_case_ids: _containers.RepeatedScalarFieldContainer[str]
+    record_json: str
+    def __init__(self, case_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., route: _Optional[str] = ..., queue: _Optional[str] = ..., priority: _Optional[str] = ..., state: _Optional[str] = ..., assignee: _Optional[str] = ..., disposition: _Optional[str] = ..., note: _Optional[str] = ..., decided_by: _Optional[str] = ..., opened_at_unix_ms: _Optional[int] = ..., due_at_unix_ms: _Optional[int] = ..., decided_at_unix_ms: _Optional[int] = ..., decided_seq: _Optional[int] = ..., linked_case_ids: _Optional[_Iterable[str]] = ..., record_json: _Optional[str] = ...) -> None: ...

@@ -364,3 +364,221 @@ class PolicyService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class CaseServiceStub:
+    """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
+    route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
+    calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
+    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListCaseDecisions = channel.unary_unary(
+                '/verdict.v1.CaseService/ListCaseDecisions',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsResponse.FromString,
+                _registered_method=True)
+        self.WatchCases = channel.unary_stream(
+                '/verdict.v1.CaseService/WatchCases',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.WatchCasesRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.CaseDecision.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/verdict.v1.CaseService/GetCase',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.Case.FromString,
+                _registered_method=True)
+        self.DecideCase = channel.unary_unary(
+                '/verdict.v1.CaseService/DecideCase',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.Case.FromString,
+                _registered_method=True)
+
+
+class CaseServiceServicer:
+    """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
+    route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
+    calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
+    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    """
+
+    def ListCaseDecisions(self, request, context):
+        """Dispositions after a cursor, oldest first, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCases(self, request, context):
+        """Dispositions after a cursor, then each new one as it is made (server streaming). Resume after
+        a broken stream with `since` = the last `seq` received: nothing is skipped or repeated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """One case: the decision it reviews, its state and links.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideCase(self, request, context):
+        """Give a case its final disposition (a programmatic reviewer); the actor is the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CaseServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListCaseDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaseDecisions,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsResponse.SerializeToString,
+            ),
+            'WatchCases': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCases,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.WatchCasesRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.CaseDecision.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.GetCaseRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.Case.SerializeToString,
+            ),
+            'DecideCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideCase,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.Case.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'verdict.v1.CaseService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('verdict.v1.CaseService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CaseService:
+    """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
+    route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
+    calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
+    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    """
+
+    @staticmethod
+    def ListCaseDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/ListCaseDecisions',
+            verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.ListCaseDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/verdict.v1.CaseService/WatchCases',
+            verdict_dot_v1_dot_decision__pb2.WatchCasesRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.CaseDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/GetCase',
+            verdict_dot_v1_dot_decision__pb2.GetCaseRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/DecideCase',
+            verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
