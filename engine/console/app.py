@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
@@ -29,6 +29,9 @@ from engine.console.jobs import BacktestJobs
 from engine.console.releases import Releases
 from engine.console.security import COOKIE, HEADERS, LoginLimiter, Session, SessionCodec, csrf_ok
 from engine.console.users import Users
+
+if TYPE_CHECKING:
+    from engine.cases import CaseStore
 
 __all__ = ["Console", "create_app", "guard"]
 
@@ -50,7 +53,7 @@ class Console:
     data_dir: Path | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     secure_cookies: bool = False
-    cases: Any = None  # the review-queue store (engine.cases), when configured
+    cases: CaseStore | None = None  # the review-queue store (engine.cases), when configured
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     cache: dict[str, Any] = field(default_factory=dict)
 

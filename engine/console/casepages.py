@@ -34,7 +34,7 @@ def _unconfigured(ctx: Console, request: Request, session: Session) -> Response:
 
 async def cases(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     """The queue: open and assigned cases by priority then SLA deadline; filters by state, flow, queue, priority, assignee."""
-    from engine.cases import CaseState, Priority
+    from engine.cases.model import CaseQuery, CaseState, Priority
 
     if ctx.cases is None:
         return _unconfigured(ctx, request, session)
@@ -51,8 +51,8 @@ async def cases(request: Request, ctx: Console, session: Session, form: FormData
         errors.append(f"priority: {q['priority']!r} is not one of {', '.join(p.value for p in Priority)}")
     if errors:
         return ctx.render(request, "error.html", session, 400, message="; ".join(errors))
-    rows = ctx.cases.list_cases(state=state, flow=q["flow"] or None, queue=q["queue"] or None, priority=priority,
-                                assignee=q["assignee"] or None, limit=200)
+    rows = ctx.cases.list_cases(CaseQuery(state=state, flow=q["flow"] or None, queue=q["queue"] or None, priority=priority,
+                                          assignee=q["assignee"] or None, limit=200))
     if state is None:
         rows = [c for c in rows if c.state is not CaseState.DECIDED] if not q["assignee"] else rows
     return ctx.render(request, "cases.html", session, cases=rows, q=q, now=time.time())
@@ -89,26 +89,26 @@ async def _act(request: Request, ctx: Console, session: Session, step: Any) -> R
 
 
 async def case_claim(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    return await _act(request, ctx, session, lambda cid: ctx.cases.claim(cid, session.user, now=time.time()))
+    store = ctx.cases
+    return await _act(request, ctx, session, lambda cid: store.claim(cid, session.user, now=time.time()) if store else None)
 
 
 async def case_decide(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    from engine.cases import Disposition
+    """The final disposition with a note (required here: it goes to the calling system) and, optionally, the outcome established."""
+    from engine.cases.desk import check_decide, decide_case
+    from engine.errors import InvalidInput
 
     assert form is not None
-    errors = []
+    disposition, note, outcome = (str(form.get(k, "")).strip() for k in ("disposition", "note", "outcome"))
+    errors = [] if note else ["note: say why (it goes to the calling system and the decision log)"]
     try:
-        disposition = Disposition(str(form.get("disposition", "")))
-    except ValueError:
-        errors.append(f"disposition: {form.get('disposition')!r} is not one of {', '.join(d.value for d in Disposition)}")
-    note = str(form.get("note", "")).strip()
-    if not note:
-        errors.append("note: say why (it goes to the calling system and the decision log)")
-    elif len(note) > 2000:
-        errors.append("note: at most 2,000 characters")
+        check_decide(request.path_params["case_id"], disposition, note, session.user, outcome)
+    except InvalidInput as exc:
+        errors = [str(e) for e in exc.errors] + errors
     if errors:
         return ctx.render(request, "error.html", session, 400, message="; ".join(errors))
-    return await _act(request, ctx, session, lambda cid: ctx.cases.decide(cid, disposition, note, session.user, now=time.time()))
+    store = ctx.cases
+    return await _act(request, ctx, session, lambda cid: decide_case(store, cid, disposition, note, session.user, outcome=outcome) if store else None)
 
 
 ROUTES: list[tuple[str, str, Handler, list[str]]] = [

@@ -98,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for name, role in USERS.items():
         users.add(name, role, PASSWORD)
     log_dir = base / "log"
-    server = ServeProcess(base, "--root", str(root), "--audit", str(log_dir))
+    server = ServeProcess(base, "--root", str(root), "--audit", str(log_dir), "--cases", str(base / "cases.db"))
     wait_serving(server.target)
     console = ConsoleProcess("--root", str(root), "--log-dir", str(log_dir), "--users", str(base / "users.yaml"),
                              "--cases", str(base / "cases.db"), "--reload-target", server.target)
@@ -132,10 +132,11 @@ def sign_in(stack: dict[str, Any], name: str, password: str = PASSWORD) -> Any:
     driver.find_element(By.ID, "username").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
+    text_of(driver, "whoami" if password == PASSWORD else "login-error", name if password == PASSWORD else "wrong password", timeout=30)
     return driver
 
 
-def text_of(driver: Any, element_id: str, expected: str, timeout: float = 10.0) -> str:
+def text_of(driver: Any, element_id: str, expected: str, timeout: float = 20.0) -> str:
     """The text of element `element_id` once it contains `expected` (waits across page loads)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -178,36 +179,47 @@ def test_sign_in_refusals_csrf_and_roles(stack: dict[str, Any]) -> None:
     text_of(driver, "error", "CSRF token is missing or wrong")
 
 
-def test_review_decision_is_queued_decided_and_streamed(stack: dict[str, Any]) -> None:
-    """A REVIEW decided over gRPC is in the queue; the analyst claims and declines it; the disposition is in the store's stream."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+def _disposition_records(log_dir: Path, decision_id: str) -> list[dict[str, Any]]:
+    """The decision log's disposition records of `decision_id` (read through the log's own line reader)."""
+    import json
 
-    from engine.cases import catch_up, chain_lines, load_review_config, open_store
+    from engine.cases import chain_lines
+
+    return [r for r in (json.loads(line) for line in chain_lines(log_dir, None))
+            if r.get("kind") == "disposition" and r.get("decision_id") == decision_id]
+
+
+def test_review_decision_is_queued_decided_and_streamed(stack: dict[str, Any]) -> None:
+    """A REVIEW decided over gRPC opens a case the analyst claims and declines in the browser; the disposition reaches
+    CaseService.WatchCases and the decision log as a chained disposition record."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 
     response = _decide_until_review(stack["server"].target)
-    store = open_store(stack["base"] / "cases.db")
-    try:
-        # the server's case opener (engine.cases.opener) does this from the durable log; run here until serve wires it
-        deadline = time.monotonic() + 20
-        while not catch_up(store, "main", chain_lines(stack["log"], store.cursor("main")), load_review_config(stack["root"])):
-            assert time.monotonic() < deadline, "the REVIEW decision never reached the decision log"
-            time.sleep(0.2)
-        driver = sign_in(stack, "ana")
-        driver.get(stack["console"].url + "/cases")
-        _shot(driver, "queue")
-        driver.find_element(By.LINK_TEXT, response.decision_id).click()
-        driver.find_element(By.ID, "claim").click()
-        text_of(driver, "case-state", "assigned (ana)")
-        _shot(driver, "case")
-        Select(driver.find_element(By.ID, "disposition")).select_by_visible_text("decline")
-        driver.find_element(By.ID, "note").send_keys("income could not be verified")
-        driver.find_element(By.ID, "decide").click()
-        text_of(driver, "case-disposition", "decline by ana: income could not be verified")
-        events = [e for e in store.dispositions(0) if e.decision_id == response.decision_id]
-        assert [(e.disposition.value, e.actor, e.note) for e in events] == [("decline", "ana", "income could not be verified")]
-    finally:
-        store.close()
+    driver = sign_in(stack, "ana")
+    # the server's case opener opens the case from the durable log record, on its own thread: reload the queue until it is there
+    WebDriverWait(driver, 20).until(lambda d: d.get(stack["console"].url + "/cases") or d.find_elements(By.LINK_TEXT, response.decision_id))
+    _shot(driver, "queue")
+    driver.find_element(By.LINK_TEXT, response.decision_id).click()
+    driver.find_element(By.ID, "claim").click()
+    text_of(driver, "case-state", "assigned (ana)")
+    _shot(driver, "case")
+    Select(driver.find_element(By.ID, "disposition")).select_by_visible_text("decline")
+    driver.find_element(By.ID, "note").send_keys("income could not be verified")
+    driver.find_element(By.ID, "decide").click()
+    text_of(driver, "case-disposition", "decline by ana: income could not be verified")
+    with grpc.insecure_channel(stack["server"].target) as channel:
+        stream = pb_grpc.CaseServiceStub(channel).WatchCases(pb.WatchCasesRequest(since=0), timeout=20)
+        event = next(e for e in stream if e.decision_id == response.decision_id)
+        stream.cancel()
+    assert (event.disposition, event.actor, event.note, event.request_id) == ("decline", "ana", "income could not be verified", response.request_id)
+    deadline = time.monotonic() + 20
+    while not (records := _disposition_records(stack["log"], response.decision_id)):
+        assert time.monotonic() < deadline, "the disposition never reached the decision log"
+        time.sleep(0.2)
+    assert (records[0]["disposition"], records[0]["actor"], records[0]["case_seq"]) == ("decline", "ana", event.seq)
     driver.get(stack["console"].url + f"/decisions?request_id={response.request_id}")
     driver.find_element(By.LINK_TEXT, response.decision_id).click()
     text_of(driver, "action", "REVIEW")
