@@ -107,7 +107,7 @@ def build(args: argparse.Namespace, root: Path, users: Any) -> Any:
     reload = reload_servers(args, args.reload_target) if args.reload_target else None
     ctx = Console(
         root=root, log_dir=args.log_dir, users=users, codec=SessionCodec(new_secret(), idle=args.idle_minutes * 60.0),
-        releases=Releases(root, reload), jobs=BacktestJobs(_backtest_runner(root)), data_dir=args.data_dir,
+        releases=Releases(root, reload), jobs=BacktestJobs(_runner(root, args.log_dir, args.cases)), data_dir=args.data_dir,
         secure_cookies=args.secure_cookies, cases=_case_store(args.cases),
     )
     return create_app(ctx)
@@ -121,8 +121,11 @@ def _case_store(location: str | None) -> Any:
     return open_store(location)
 
 
-def _backtest_runner(root: Path) -> Any:
+def _runner(root: Path, log: Path | None, cases: str | None) -> Any:
+    """The console's job: a backtest of a history file (engine.batch.backtest) or a replay of the log over a period (engine.audit.replay)."""
     def run(spec: Any, progress: Any) -> tuple[dict[str, Any], str]:
+        if spec.kind == "replay":
+            return _replay(root, log, cases, spec, progress)
         from engine.batch.backtest import backtest
         from engine.service import load_decider
 
@@ -132,6 +135,30 @@ def _backtest_runner(root: Path) -> Any:
         return result.as_dict(), result.render()
 
     return run
+
+
+def _replay(root: Path, log: Path | None, cases: str | None, spec: Any, progress: Any) -> tuple[dict[str, Any], str]:
+    """``verdict replay`` over the decisions of [since, until): outcomes from the upload, completed by the case store's labels."""
+    from engine.audit.follow import Gap
+    from engine.audit.replay import replay
+    from engine.audit.report import render_table
+    from engine.audit.source import open_source
+    from engine.commands.outcomes import with_store_outcomes
+    from engine.loader import load_policies
+
+    if log is None:
+        raise ValueError("the console was started without --log-dir: there is no decision log to replay")
+    compiled = load_policies(root).flows[spec.flow].versions[spec.versions[0]]
+    outcomes = with_store_outcomes(dict(spec.outcomes) if spec.outcomes else None, cases)
+    source = open_source(log)
+    gaps: list[Gap] = []
+    try:
+        records = (r for r in source.decisions(flow=spec.flow, gaps=gaps)
+                   if (not spec.since or r["ts"] >= spec.since) and (not spec.until or r["ts"][: len(spec.until)] <= spec.until))
+        result = replay(records, compiled, outcomes=outcomes, location=source.describe(), progress=progress, gaps=gaps)
+    finally:
+        source.close()
+    return result.as_dict(), render_table(result)
 
 
 def _serve(args: argparse.Namespace, root: Path, users: Any) -> int:

@@ -30,7 +30,9 @@ class Busy(RuntimeError):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to backtest: a flow, its versions (baseline first), a history file and where its outcomes are."""
+    """What to run: a ``backtest`` (a history file decided by ``versions``, the baseline first) or a
+    ``replay`` (the decision log's decisions of ``flow`` made from ``since`` to ``until`` re-decided by
+    ``versions[0]``), and where the outcomes are."""
 
     flow: str
     versions: tuple[str, ...]
@@ -38,6 +40,9 @@ class JobSpec:
     outcome_column: str | None = None
     outcomes: Mapping[str, bool] | None = None
     id_column: str | None = None
+    kind: str = "backtest"
+    since: str = ""  # ISO 8601 UTC prefixes, as the decision search takes them ("" = open)
+    until: str = ""
 
 
 @dataclass

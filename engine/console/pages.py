@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -288,36 +289,62 @@ async def backtests(request: Request, ctx: Console, session: Session, form: Form
     return ctx.render(request, "backtests.html", session, jobs=ctx.jobs.all(), flows=choices, histories=_histories(ctx))
 
 
+_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?$")
+
+
+def _versions(form: FormData, flows: Mapping[str, Any], errors: list[str], least: int) -> tuple[str, tuple[str, ...]]:
+    """The form's flow and versions (at least `least`, distinct, existing), each problem appended to `errors`."""
+    flow_name = str(form.get("flow", ""))
+    versions = tuple(str(v).strip() for v in form.getlist("versions") if str(v).strip())[: 2 if least == 2 else 1]
+    if flow_name not in flows:
+        errors.append(f"flow: {flow_name!r} is not a flow")
+    elif len(versions) < least or len(set(versions)) != len(versions):
+        errors.append("versions: pick a baseline and a different candidate" if least == 2 else "versions: pick the version to replay with")
+    elif unknown := [v for v in versions if v not in flows[flow_name]]:
+        errors.append(f"versions: {flow_name} has no version {', '.join(unknown)}")
+    return flow_name, versions
+
+
+async def _outcomes_upload(form: FormData, errors: list[str]) -> dict[str, bool] | None:
+    upload = form.get("outcomes")
+    if not (isinstance(upload, UploadFile) and upload.filename):
+        return None
+    outcomes, problem = _read_outcomes(await upload.read(MAX_OUTCOMES_BYTES + 1))
+    if problem:
+        errors.append(f"outcomes: {problem}")
+    return outcomes
+
+
 async def backtest_start(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Queue a backtest of a history file (kind=backtest) or a replay of the decision log over a period (kind=replay)."""
     assert form is not None
     errors: list[str] = []
     result, _ = loaded(ctx)
-    flow_name = str(form.get("flow", ""))
-    versions = tuple(str(v) for v in form.getlist("versions") if str(v))
-    history = str(form.get("history", ""))
-    if flow_name not in result.flow_sources:
-        errors.append(f"flow: {flow_name!r} is not a flow")
-    elif len(versions) < 2 or len(set(versions)) != len(versions):
-        errors.append("versions: pick a baseline and at least one other version")
-    elif unknown := [v for v in versions if v not in result.flow_sources[flow_name]]:
-        errors.append(f"versions: {flow_name} has no version {', '.join(unknown)}")
-    if history not in _histories(ctx):
-        errors.append(f"history: {history!r} is not one of {', '.join(_histories(ctx)) or 'none'}")
-    column = str(form.get("outcome_column", "")).strip() or None
-    id_column = str(form.get("id_column", "")).strip() or None
-    outcomes = None
-    upload = form.get("outcomes")
-    if isinstance(upload, UploadFile) and upload.filename:
-        outcomes, problem = _read_outcomes(await upload.read(MAX_OUTCOMES_BYTES + 1))
-        if problem:
-            errors.append(f"outcomes: {problem}")
-        if column:
+    kind = str(form.get("kind", "backtest"))
+    flow_name, versions = _versions(form, result.flow_sources, errors, 1 if kind == "replay" else 2)
+    outcomes = await _outcomes_upload(form, errors)
+    if kind == "replay":
+        since, until = (str(form.get(k, "")).strip() for k in ("since", "until"))
+        errors += [f"{k}: {v!r} is not a UTC date or time like 2026-11-29 or 2026-11-29T10:00" for k, v in (("since", since), ("until", until))
+                   if v and not _PERIOD.match(v)]
+        if ctx.log_dir is None:
+            errors.append("kind: a replay reads the decision log, and the console was started without --log-dir")
+        spec = JobSpec(flow_name, versions, Path(str(ctx.log_dir)), outcomes=outcomes, kind="replay", since=since, until=until)
+    else:
+        history = str(form.get("history", ""))
+        if history not in _histories(ctx):
+            errors.append(f"history: {history!r} is not one of {', '.join(_histories(ctx)) or 'none'}")
+        column = str(form.get("outcome_column", "")).strip() or None
+        id_column = str(form.get("id_column", "")).strip() or None
+        if outcomes is not None and column:
             errors.append("outcome_column: give either an outcome column or an outcomes file, not both")
-        if not id_column:
+        if outcomes is not None and not id_column:
             errors.append("id_column: an outcomes file is joined on an id column of the history: name it")
+        spec = JobSpec(flow_name, versions, (ctx.data_dir or ctx.root / "data") / history, column, outcomes, id_column)
+    if kind not in ("backtest", "replay"):
+        errors.append(f"kind: {kind!r} is not backtest or replay")
     if errors:
         return _problem(ctx, request, session, errors)
-    spec = JobSpec(flow_name, versions, (ctx.data_dir or ctx.root / "data") / history, column, outcomes, id_column)
     try:
         job = ctx.jobs.submit(spec, session.user)
     except Busy as exc:
@@ -354,8 +381,12 @@ async def backtest(request: Request, ctx: Console, session: Session, form: FormD
 
 
 def _backtest_charts(report: Mapping[str, Any] | None) -> dict[str, str]:
+    """Action-rate bars per version of a backtest report; for a replay, the logged and the replayed rates."""
     if not report:
         return {}
+    if "versions" not in report:  # a replay
+        return {name: bars([(a, float(x[f"{key}_rate"] or 0.0)) for a, x in report["actions"].items()], label_width=90, width=420, fmt="{:.1%}")
+                for name, key in (("logged", "before"), (f"replayed with {report['version']}", "after"))}
     out = {}
     for v, r in report["versions"].items():
         rates = [(a, float(x or 0.0)) for a, x in r["rates"].items()]

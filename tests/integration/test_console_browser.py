@@ -208,6 +208,7 @@ def test_review_decision_is_queued_decided_and_streamed(stack: dict[str, Any]) -
     _shot(driver, "case")
     Select(driver.find_element(By.ID, "disposition")).select_by_visible_text("decline")
     driver.find_element(By.ID, "note").send_keys("income could not be verified")
+    Select(driver.find_element(By.ID, "outcome")).select_by_visible_text("default")  # the label a replay uses below
     driver.find_element(By.ID, "decide").click()
     text_of(driver, "case-disposition", "decline by ana: income could not be verified")
     with grpc.insecure_channel(stack["server"].target) as channel:
@@ -255,7 +256,8 @@ def test_owner_proposes_approver_approves_and_routing_serves_it(stack: dict[str,
 
 
 def test_backtest_diff_and_model_pages(stack: dict[str, Any]) -> None:
-    """A backtest of credit_application 1 -> 2 with outcomes runs in the console and shows its tables; the diff and model pages render."""
+    """A backtest of credit_application 1 -> 2 with outcomes and a replay of today's logged decisions with the case store's
+    labels run in the console and show their tables; the diff and model pages render."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -266,6 +268,14 @@ def test_backtest_diff_and_model_pages(stack: dict[str, Any]) -> None:
     text_of(driver, "bt-state", "done:", timeout=60)  # htmx polls the job every second
     assert driver.find_elements(By.CSS_SELECTOR, "#bt-outcomes tr") and driver.find_elements(By.CSS_SELECTOR, ".plots svg")
     _shot(driver, "backtest")
+    driver.get(stack["console"].url + "/backtests")
+    driver.find_element(By.ID, "rl-version").clear()
+    driver.find_element(By.ID, "rl-version").send_keys("3")
+    driver.find_element(By.ID, "rl-since").send_keys(time.strftime("%Y-%m-%d", time.gmtime()))
+    driver.find_element(By.ID, "rl-run").click()
+    text_of(driver, "bt-state", "done:", timeout=60)
+    assert driver.find_elements(By.CSS_SELECTOR, "#rp-outcomes tr")  # the analyst's "default" label from the case store
+    _shot(driver, "replay")
     driver.get(stack["console"].url + f"/flows/{FLOW}/diff?a=3&b=4")
     assert driver.find_elements(By.CSS_SELECTOR, "tr.change")
     _shot(driver, "diff")

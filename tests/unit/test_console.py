@@ -305,3 +305,26 @@ def test_an_oversized_form_is_refused_before_it_is_read(clients: dict[str, tuple
                                                               "content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
     assert client.get("/flows").status_code == 200
+
+
+def test_replay_of_a_period_of_the_log(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """A replay of card_payment's logged decisions from 2023-11-14T22:13:50 on considers exactly the 10 records of that period."""
+    client, token = clients["analyst"]
+    r = client.post("/backtests", data={"csrf_token": token, "kind": "replay", "flow": "card_payment", "versions": "1",
+                                        "since": "2023-11-14T22:13:50"})
+    assert r.status_code == 303, r.text
+    deadline = time.monotonic() + 60
+    while "done:" not in (page := client.get(r.headers["location"]).text):
+        assert "failed:" not in page and time.monotonic() < deadline, page[-2000:]
+        time.sleep(0.3)
+    report = client.get(r.headers["location"], params={"format": "json"}).json()
+    assert report["considered"] == 10 and "Transitions (rows: logged" in page
+
+
+def test_replay_form_names_every_bad_field(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """A replay with an unknown version and a malformed period is refused with 400 naming versions, since and until."""
+    client, token = clients["analyst"]
+    r = client.post("/backtests", data={"csrf_token": token, "kind": "replay", "flow": "card_payment", "versions": "9",
+                                        "since": "yesterday", "until": "2026-13"})
+    text = unescape(r.text)
+    assert r.status_code == 400 and "versions: card_payment has no version 9" in text and "since: 'yesterday'" in text and "until: '2026-13'" in text
