@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -26,6 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from engine.console.access import allowed
 from engine.console.jobs import BacktestJobs
+from engine.console.pages import loaded
 from engine.console.releases import Releases
 from engine.console.security import COOKIE, HEADERS, LoginLimiter, Session, SessionCodec, csrf_ok
 from engine.console.users import Users
@@ -88,6 +90,7 @@ def guard(name: str, handler: Handler, ctx: Console) -> Callable[[Request], Awai
             if not csrf_ok(session, form.get("csrf_token")):
                 return ctx.render(request, "error.html", session, 403,
                                   message="The form's CSRF token is missing or wrong: reload the page and try again.")
+        await run_in_threadpool(loaded, ctx)  # loading and testing the root (on a change) off the event loop
         response = await handler(request, ctx, session, form)
         ctx.set_cookie(response, session)
         return response
@@ -162,10 +165,15 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
+def route_table() -> list[tuple[str, str, Handler, list[str]]]:
+    """Every page route: (path, name in engine.console.access, handler, methods)."""
+    from engine.console import backtests, casepages, pages, releasepages
+
+    return [*pages.ROUTES, *casepages.ROUTES, *backtests.ROUTES, *releasepages.ROUTES]
+
+
 def create_app(ctx: Console) -> Starlette:
     """The console's ASGI application over `ctx`."""
-    from engine.console import casepages, pages
-
     routes: list[BaseRoute] = [
         Route("/login", login_page, methods=["GET"], name="login_page"),
         Route("/login", login, methods=["POST"], name="login"),
@@ -173,7 +181,7 @@ def create_app(ctx: Console) -> Starlette:
         Route("/healthz", lambda _r: Response("ok", media_type="text/plain"), methods=["GET"], name="healthz"),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    for path, name, handler, methods in [*pages.ROUTES, *casepages.ROUTES]:
+    for path, name, handler, methods in route_table():
         routes.append(Route(path, guard(name, handler, ctx), methods=methods, name=name))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.console = ctx

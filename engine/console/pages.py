@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from engine.approvals import ApprovalError, describe
-from engine.console.jobs import Busy, JobSpec
 from engine.console.search import Query, search
 from engine.console.svg import bars, lines
 
@@ -32,7 +30,8 @@ __all__ = ["ROUTES"]
 MAX_OUTCOMES_BYTES = 20 * 1024 * 1024
 
 
-def _problem(ctx: Console, request: Request, session: Session, errors: list[str], status: int = 400) -> Response:
+def problem(ctx: Console, request: Request, session: Session, errors: list[str], status: int = 400) -> Response:
+    """The error page naming every problem (400 by default: a bad form or query)."""
     return ctx.render(request, "error.html", session, status, message="; ".join(errors))
 
 
@@ -66,7 +65,7 @@ def _records(ctx: Console, gaps: list[Any]) -> Any:
 async def decisions(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     query = Query.of(request.query_params)
     gaps: list[Any] = []
-    result = search(_records(ctx, gaps), query) if not query.empty else None
+    result = await run_in_threadpool(lambda: search(_records(ctx, gaps), query)) if not query.empty else None
     template = "decisions_results.html" if request.headers.get("HX-Request") else "decisions.html"
     return ctx.render(request, template, session, query=query, result=result, gaps=[str(g) for g in gaps], log=ctx.log_dir)
 
@@ -74,9 +73,9 @@ async def decisions(request: Request, ctx: Console, session: Session, form: Form
 async def decision(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     did = request.path_params["decision_id"]
     gaps: list[Any] = []
-    found = search(_records(ctx, gaps), Query(decision_id=did), limit=1).records if ctx.log_dir else []
+    found = (await run_in_threadpool(lambda: search(_records(ctx, gaps), Query(decision_id=did), limit=1))).records if ctx.log_dir else []
     if not found:
-        return _problem(ctx, request, session, [f"no decision {did} in the decision log"], 404)
+        return problem(ctx, request, session, [f"no decision {did} in the decision log"], 404)
     record = found[0]
     result, _ = loaded(ctx)
     compiled = result.compiled.get((record["flow"], record["version"]))
@@ -108,13 +107,14 @@ async def flows(request: Request, ctx: Console, session: Session, form: FormData
     rows = []
     for name, versions in sorted(result.flow_sources.items()):
         serving = result.flows.get(name)
-        rows.append({"name": name, "versions": sorted(versions, key=_vkey), "live": serving.live if serving else "",
+        rows.append({"name": name, "versions": sorted(versions, key=version_order), "live": serving.live if serving else "",
                      "challenger": serving.challenger if serving else None,
                      "problems": [str(p) for p in result.problems if p.flow == name and p.severity == "error"]})
     return ctx.render(request, "flows.html", session, flows=rows, tests=report)
 
 
-def _vkey(v: str) -> Any:
+def version_order(v: str) -> Any:
+    """The sort key of a version name (engine.loader.version_key: 2 before 10)."""
     from engine.loader import version_key
 
     return version_key(v)
@@ -141,8 +141,8 @@ async def flow(request: Request, ctx: Console, session: Session, form: FormData 
     name = request.path_params["flow"]
     result, _ = loaded(ctx)
     if name not in result.flow_sources:
-        return _problem(ctx, request, session, [f"no flow {name!r}"], 404)
-    versions = [_version_view(ctx, name, v) for v in sorted(result.flow_sources[name], key=_vkey)]
+        return problem(ctx, request, session, [f"no flow {name!r}"], 404)
+    versions = [_version_view(ctx, name, v) for v in sorted(result.flow_sources[name], key=version_order)]
     routing = ctx.root / "policies" / name / "routing.yaml"
     return ctx.render(request, "flow.html", session, name=name, versions=versions, serving=result.flows.get(name),
                       routing=routing.read_text(encoding="utf-8") if routing.is_file() else "(no routing.yaml: the newest version is live)")
@@ -151,7 +151,7 @@ async def flow(request: Request, ctx: Console, session: Session, form: FormData 
 async def flow_version(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     view = _version_view(ctx, request.path_params["flow"], request.path_params["version"])
     if view is None:
-        return _problem(ctx, request, session, ["no such flow version"], 404)
+        return problem(ctx, request, session, ["no such flow version"], 404)
     return ctx.render(request, "flow_version.html", session, v=view)
 
 
@@ -175,7 +175,7 @@ async def flow_diff(request: Request, ctx: Console, session: Session, form: Form
     va, vb = _version_view(ctx, name, a), _version_view(ctx, name, b)
     errors = [f"{name} has no version {v!r}" for v, view in ((a, va), (b, vb)) if view is None]
     if errors or va is None or vb is None:
-        return _problem(ctx, request, session, errors)
+        return problem(ctx, request, session, errors)
     left_files, right_files = _by_role(va["files"], name, a), _by_role(vb["files"], name, b)
     diffs = []
     for key in sorted(set(left_files) | set(right_files), key=lambda k: (not k.startswith("policies/"), k)):
@@ -224,11 +224,11 @@ async def model(request: Request, ctx: Console, session: Session, form: FormData
     name, version = request.path_params["name"], request.path_params["version"]
     card = next((c for c in _cards(ctx) if (c["name"], c["version"]) == (name, version)), None)
     if card is None:
-        return _problem(ctx, request, session, [f"no model card {name}/{version}"], 404)
+        return problem(ctx, request, session, [f"no model card {name}/{version}"], 404)
     directory = ctx.root / "model_artifacts" / name / version
     plots = [p.name for p in sorted(directory.glob("*.png"))]
     return ctx.render(request, "model.html", session, c=card, plots=plots, metrics=card["card"].get("metrics", {}),
-                      monitoring=_monitoring(ctx, name, version), calibration=_calibration_svg(card["card"]))
+                      monitoring=await run_in_threadpool(_monitoring, ctx, name, version), calibration=_calibration_svg(card["card"]))
 
 
 def _calibration_svg(card: Mapping[str, Any]) -> str:
@@ -277,179 +277,6 @@ async def model_plot(request: Request, ctx: Console, session: Session, form: For
     return FileResponse(path, media_type="image/png")
 
 
-# -- backtests ---------------------------------------------------------------------------------------
-def _histories(ctx: Console) -> list[str]:
-    base = ctx.data_dir or ctx.root / "data"
-    return sorted(p.name for p in base.glob("*") if p.suffix in (".csv", ".parquet")) if base.is_dir() else []
-
-
-async def backtests(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    result, _ = loaded(ctx)
-    choices = {name: sorted(v, key=_vkey) for name, v in sorted(result.flow_sources.items())}
-    return ctx.render(request, "backtests.html", session, jobs=ctx.jobs.all(), flows=choices, histories=_histories(ctx))
-
-
-_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?$")
-
-
-def _versions(form: FormData, flows: Mapping[str, Any], errors: list[str], least: int) -> tuple[str, tuple[str, ...]]:
-    """The form's flow and versions (at least `least`, distinct, existing), each problem appended to `errors`."""
-    flow_name = str(form.get("flow", ""))
-    versions = tuple(str(v).strip() for v in form.getlist("versions") if str(v).strip())[: 2 if least == 2 else 1]
-    if flow_name not in flows:
-        errors.append(f"flow: {flow_name!r} is not a flow")
-    elif len(versions) < least or len(set(versions)) != len(versions):
-        errors.append("versions: pick a baseline and a different candidate" if least == 2 else "versions: pick the version to replay with")
-    elif unknown := [v for v in versions if v not in flows[flow_name]]:
-        errors.append(f"versions: {flow_name} has no version {', '.join(unknown)}")
-    return flow_name, versions
-
-
-async def _outcomes_upload(form: FormData, errors: list[str]) -> dict[str, bool] | None:
-    upload = form.get("outcomes")
-    if not (isinstance(upload, UploadFile) and upload.filename):
-        return None
-    outcomes, problem = _read_outcomes(await upload.read(MAX_OUTCOMES_BYTES + 1))
-    if problem:
-        errors.append(f"outcomes: {problem}")
-    return outcomes
-
-
-async def backtest_start(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    """Queue a backtest of a history file (kind=backtest) or a replay of the decision log over a period (kind=replay)."""
-    assert form is not None
-    errors: list[str] = []
-    result, _ = loaded(ctx)
-    kind = str(form.get("kind", "backtest"))
-    flow_name, versions = _versions(form, result.flow_sources, errors, 1 if kind == "replay" else 2)
-    outcomes = await _outcomes_upload(form, errors)
-    if kind == "replay":
-        since, until = (str(form.get(k, "")).strip() for k in ("since", "until"))
-        errors += [f"{k}: {v!r} is not a UTC date or time like 2026-11-29 or 2026-11-29T10:00" for k, v in (("since", since), ("until", until))
-                   if v and not _PERIOD.match(v)]
-        if ctx.log_dir is None:
-            errors.append("kind: a replay reads the decision log, and the console was started without --log-dir")
-        spec = JobSpec(flow_name, versions, Path(str(ctx.log_dir)), outcomes=outcomes, kind="replay", since=since, until=until)
-    else:
-        history = str(form.get("history", ""))
-        if history not in _histories(ctx):
-            errors.append(f"history: {history!r} is not one of {', '.join(_histories(ctx)) or 'none'}")
-        column = str(form.get("outcome_column", "")).strip() or None
-        id_column = str(form.get("id_column", "")).strip() or None
-        if outcomes is not None and column:
-            errors.append("outcome_column: give either an outcome column or an outcomes file, not both")
-        if outcomes is not None and not id_column:
-            errors.append("id_column: an outcomes file is joined on an id column of the history: name it")
-        spec = JobSpec(flow_name, versions, (ctx.data_dir or ctx.root / "data") / history, column, outcomes, id_column)
-    if kind not in ("backtest", "replay"):
-        errors.append(f"kind: {kind!r} is not backtest or replay")
-    if errors:
-        return _problem(ctx, request, session, errors)
-    try:
-        job = ctx.jobs.submit(spec, session.user)
-    except Busy as exc:
-        return _problem(ctx, request, session, [str(exc)], 429)
-    return RedirectResponse(f"/backtests/{job.id}", status_code=303)
-
-
-def _read_outcomes(raw: bytes) -> tuple[dict[str, bool] | None, str]:
-    """An uploaded outcomes CSV read by ``verdict backtest --outcomes``' own reader, or the problem."""
-    import tempfile
-
-    from engine.audit.replay import OutcomesError
-    from engine.batch.backtest import read_outcomes
-
-    if len(raw) > MAX_OUTCOMES_BYTES:
-        return None, f"the file is larger than {MAX_OUTCOMES_BYTES // 1_048_576} MiB"
-    with tempfile.NamedTemporaryFile(suffix=".csv") as fh:
-        fh.write(raw)
-        fh.flush()
-        try:
-            return read_outcomes(Path(fh.name)), ""
-        except OutcomesError as exc:
-            return None, str(exc).replace(fh.name, "the uploaded file")
-
-
-async def backtest(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    job = ctx.jobs.get(request.path_params["job"])
-    if job is None:
-        return _problem(ctx, request, session, ["no such backtest (finished jobs are kept until the console restarts)"], 404)
-    if request.query_params.get("format") == "json" and job.report is not None:
-        return Response(json.dumps(job.report, indent=2), media_type="application/json")
-    template = "backtest_body.html" if request.headers.get("HX-Request") else "backtest.html"
-    return ctx.render(request, template, session, job=job, charts=_backtest_charts(job.report))
-
-
-def _backtest_charts(report: Mapping[str, Any] | None) -> dict[str, str]:
-    """Action-rate bars per version of a backtest report; for a replay, the logged and the replayed rates."""
-    if not report:
-        return {}
-    if "versions" not in report:  # a replay
-        return {name: bars([(a, float(x[f"{key}_rate"] or 0.0)) for a, x in report["actions"].items()], label_width=90, width=420, fmt="{:.1%}")
-                for name, key in (("logged", "before"), (f"replayed with {report['version']}", "after"))}
-    out = {}
-    for v, r in report["versions"].items():
-        rates = [(a, float(x or 0.0)) for a, x in r["rates"].items()]
-        out[v] = bars(rates, title=f"action rates, version {v}", label_width=90, width=420, fmt="{:.1%}")
-    return out
-
-
-# -- releases ---------------------------------------------------------------------------------------
-async def releases(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    from engine.approvals import approvals_required
-
-    result, _ = loaded(ctx)
-    try:
-        proposals = list(reversed(ctx.releases.log.proposals().values()))
-        log_error = ""
-    except ApprovalError as exc:
-        proposals, log_error = [], str(exc)
-    current = {(f, v): c.revision for (f, v), c in result.contents.items()}
-    required, _ = approvals_required(ctx.root)
-    choices = {name: sorted(v, key=_vkey) for name, v in sorted(result.flow_sources.items())}
-    return ctx.render(request, "releases.html", session, proposals=proposals, current=current, required=required,
-                      log_error=log_error, flows=choices, serving=result.flows, message=request.query_params.get("message", ""))
-
-
-async def release_propose(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    assert form is not None
-    target = str(form.get("target", ""))
-    errors = []
-    share = 1.0
-    if target == "challenger":
-        try:
-            share = float(str(form.get("share", "")))
-        except ValueError:
-            errors.append(f"share: {form.get('share')!r} is not a number")
-    if errors:
-        return _problem(ctx, request, session, errors)
-    try:
-        p = ctx.releases.propose(str(form.get("flow", "")), str(form.get("version", "")), target, session.user, share=share,
-                                 key=str(form.get("key", "")).strip(), note=str(form.get("note", ""))[:500])
-    except ApprovalError as exc:
-        return _problem(ctx, request, session, [str(exc)])
-    return RedirectResponse(f"/releases?message=proposed+{p.id}", status_code=303)
-
-
-async def release_decide(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    assert form is not None
-    try:
-        p, outcome = ctx.releases.decide(request.path_params["proposal"], session.user, str(form.get("verdict", "")),
-                                         note=str(form.get("note", ""))[:500])
-    except ApprovalError as exc:
-        return _problem(ctx, request, session, [str(exc)], 409)
-    ctx.cache.pop("root", None)
-    return RedirectResponse(f"/releases?message={p.state}+{p.id}:+" + "+".join(" ".join(outcome).split())[:300], status_code=303)
-
-
-async def audit(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    try:
-        events, error = ctx.releases.log.events(), ""
-    except ApprovalError as exc:
-        events, error = [], str(exc)
-    return ctx.render(request, "audit.html", session, events=[describe(e) for e in reversed(events)], error=error, count=len(events))
-
-
 async def home(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     return RedirectResponse("/cases" if session.role == "analyst" and ctx.cases is not None else "/decisions", status_code=303)
 
@@ -465,11 +292,4 @@ ROUTES: list[tuple[str, str, Handler, list[str]]] = [
     ("/models", "models", models, ["GET"]),
     ("/models/{name}/{version}", "model", model, ["GET"]),
     ("/models/{name}/{version}/{plot}", "model_plot", model_plot, ["GET"]),
-    ("/backtests", "backtests", backtests, ["GET"]),
-    ("/backtests", "backtest_start", backtest_start, ["POST"]),
-    ("/backtests/{job}", "backtest", backtest, ["GET"]),
-    ("/releases", "releases", releases, ["GET"]),
-    ("/releases/propose", "release_propose", release_propose, ["POST"]),
-    ("/releases/{proposal}/decide", "release_decide", release_decide, ["POST"]),
-    ("/audit", "audit", audit, ["GET"]),
 ]

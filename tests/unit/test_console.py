@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from engine.cases import ReviewConfig, case_from_record, open_store
 from engine.commands.console import build
-from engine.console import casepages, pages
 from engine.console.access import ACCESS, allowed
+from engine.console.app import route_table
 from engine.console.security import HEADERS, Session, SessionCodec
 from engine.console.users import ROLES, Users
 from tests.unit.audit_helpers import PAN, write_log
@@ -79,7 +79,7 @@ def _path(path: str) -> str:
 
 def test_every_route_is_in_the_access_table() -> None:
     """Each page route names an entry of engine.console.access.ACCESS (none is left open by omission)."""
-    names = {name for _, name, _, _ in [*pages.ROUTES, *casepages.ROUTES]}
+    names = {name for _, name, _, _ in route_table()}
     assert names <= set(ACCESS), names - set(ACCESS)
     assert all(not allowed(name, "auditor") for name in names if name.startswith(("backtest_start", "release_", "case_")) and name != "case")
 
@@ -88,7 +88,7 @@ def test_every_route_is_in_the_access_table() -> None:
 def test_route_by_role_table(setup: dict[str, Any], clients: dict[str, tuple[TestClient, str]], role: str) -> None:
     """For every route and every role: 403 exactly where the access table refuses, something else where it allows."""
     client, token = clients[role]
-    for path, name, _, methods in [*pages.ROUTES, *casepages.ROUTES]:
+    for path, name, _, methods in route_table():
         data = {"csrf_token": token}  # and nothing else: an allowed role gets 400/404/409, never a change
         r = client.post(_path(path), data=data) if methods == ["POST"] else client.get(_path(path))
         if allowed(name, role):
