@@ -19,6 +19,7 @@ from engine.commands import (
     bench,
     cases,
     client,
+    console,
     decide,
     lint,
     lists,
@@ -39,7 +40,7 @@ __all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
-    backtest, cases, lists, outcomes,
+    backtest, cases, lists, outcomes, console,
 )
 
 

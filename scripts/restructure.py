@@ -61,6 +61,7 @@ MOVES: dict[str, str] = {
     "engine/policytest.py": "engine/policy/policytest.py",
     "engine/release.py": "engine/policy/release.py",
     "engine/activation.py": "engine/policy/activation.py",
+    "engine/approvals.py": "engine/policy/approvals.py",  # maker-checker (issue 17), merged after the move
     # runtime: per request (validation, the compiled flow, the service, routing, shadows,
     # idempotency, masking, notices) and the reload that swaps what serves
     "engine/flow.py": "engine/runtime/flow.py",

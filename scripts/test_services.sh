@@ -10,6 +10,10 @@
 #
 # promtool (Debian package prometheus): checks and unit-tests deploy/prometheus/alerts.yaml
 # (tests/unit/test_deploy_prometheus.py, which fails under CI=true when promtool is missing).
+#
+# chromium + chromium-driver (Debian packages): the console's browser tests
+# (tests/integration/test_console_browser.py, Selenium driving headless Chromium), which fail under
+# CI=true when either is missing and skip elsewhere, saying why.
 
 verdict_pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
@@ -80,6 +84,18 @@ verdict_install_java() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
 }
 
+verdict_install_chromium() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  echo "== installing chromium and chromium-driver (Debian packages) for the console's browser tests"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "not root and no sudo: cannot install chromium" >&2; return 1; }
+    sudo=(sudo -n)
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+
 verdict_stop_services() {
   if [[ -n "${VERDICT_PG_DIR:-}" && -d "$VERDICT_PG_DIR" ]]; then
     "${VERDICT_PG_AS[@]}" "$VERDICT_PG_BIN/pg_ctl" -D "$VERDICT_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
@@ -93,6 +109,14 @@ if ! verdict_install_promtool; then
     exit 1
   fi
   echo "== promtool could not be installed: the alerting-rules tests will skip" >&2
+fi
+
+if ! verdict_install_chromium; then
+  if [[ "${CI:-}" == "true" ]]; then
+    echo "== chromium/chromium-driver could not be installed; the console's browser tests need them" >&2
+    exit 1
+  fi
+  echo "== chromium could not be installed: the console's browser tests will skip" >&2
 fi
 
 if [[ -z "${VERDICT_TEST_PG_DSN:-}" ]]; then

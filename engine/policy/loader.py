@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.custom_lists.declarations import read_declarations
 from engine.custom_lists.snapshot import ListView
@@ -25,13 +25,16 @@ from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.policy.compiler import FlowSource, RuleSource, compile_flow
 from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
 from engine.policy.release import Content, check_release, content_of
-from engine.policy.routing_file import read_routing
+from engine.policy.routing_file import Routing, read_routing
 from engine.policy.schema import FlowFile, RuleFile
 from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger
 from engine.screening.lists import ScreeningList
 from engine.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from engine.policy.approvals import Proposal
 
 __all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
 
@@ -229,6 +232,7 @@ def _compile_flows(
     """
     state_hash = hashlib.sha256()
     problems = result.problems
+    approvals = _approvals(root)
     for flow_name, versions in sorted(result.flow_sources.items()):
         first_problem = len(problems)
         compiled: dict[str, CompiledFlow] = {}
@@ -246,6 +250,7 @@ def _compile_flows(
                 result.compiled[(flow_name, version)] = flow
         broken = result.broken_versions.get(flow_name, set())
         routing = read_routing(root, flow_name, sorted(versions, key=version_key), compiled, problems, broken)
+        problems.extend(_approval_problems(root, flow_name, routing, result.contents, approvals))
         state_hash.update(f"{flow_name}/routing={routing.revision}\n".encode())
         problems[first_problem:] = [replace(p, flow=p.flow or flow_name) for p in problems[first_problem:]]
         if compiled and routing.live in compiled:
@@ -253,6 +258,38 @@ def _compile_flows(
                 flow_name, MappingProxyType(compiled), routing.live, routing.challenger, routing.shadow, routing.revision
             )
     return state_hash.hexdigest()
+
+
+def _approvals(root: Path) -> tuple[bool, list[Problem], Mapping[str, Proposal] | None]:
+    """Whether the root requires approved routing (engine.policy.approvals), its settings' problems, and the proposals."""
+    from engine.policy.approvals import ApprovalError, ApprovalLog, approvals_required
+
+    required, problems = approvals_required(root)
+    if not required or problems:
+        return required, problems, None
+    try:
+        return True, [], ApprovalLog(root).proposals()
+    except ApprovalError as exc:
+        return True, [Problem("approvals/audit.log", str(exc), "approvals_log_invalid")], None
+
+
+def _approval_problems(
+    root: Path, flow: str, routing: Routing, contents: Mapping[tuple[str, str], Content],
+    approvals: tuple[bool, list[Problem], Mapping[str, Proposal] | None],
+) -> list[Problem]:
+    """Maker-checker: each version routing sends traffic to must be approved at its current revision."""
+    from engine.policy.approvals import routing_problems
+
+    required, broken, proposals = approvals
+    if not required:
+        return []
+    if broken:  # the switch or the log is unreadable: every flow is held back by it (it names no flow)
+        return [replace(p, flow=flow) for p in broken]
+    routed = [(routing.live, "live", 1.0)] if routing.live else []
+    if routing.challenger is not None and routing.challenger.share > 0:
+        routed.append((routing.challenger.version, "challenger", routing.challenger.share))
+    revisions = {v: c.revision for (f, v), c in contents.items() if f == flow}
+    return routing_problems(root, flow, routed, revisions, f"policies/{flow}/routing.yaml", required=True, proposals=proposals)
 
 
 def _compile_guarded(

@@ -68,6 +68,8 @@ def test_decide_with_model_reasons_needs_no_extra(tmp_path: Path) -> None:
         (("models", "rebuild"), "train"),
         (("audit", "verify", "postgresql://127.0.0.1:1/verdict"), "postgres"),
         (("serve", "--port", "0", "--audit", "off", "--otlp-endpoint", "http://127.0.0.1:4317"), "otel"),
+        (("console", "--port", "0"), "console"),
+        (("console", "users", "add", "ana", "--role", "analyst"), "console"),
     ],
 )
 def test_a_command_without_its_extra_names_it(tmp_path: Path, args: tuple[str, ...], extra: str) -> None:
