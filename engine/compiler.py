@@ -23,6 +23,7 @@ from engine.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.schema import FlowFile, RuleFile, RuleSpec
 from engine.screening.lists import ScreeningList
 from engine.screening.step import CompiledScreen, feature_names
+from engine.state.plan import StatePlan, compile_plan
 from engine.suggest import did_you_mean
 from engine.tables import RowRule, expand_tables
 from engine.types import Action, FiredRule, Reason
@@ -379,6 +380,7 @@ def compile_flow(
     env = flow_env(flow)
     catalogue = dict(flow.reasons)
     screens = _screens(ctx, flow, env, lists or {})
+    state = _state_plan(ctx, flow, env)
     derived, never_missing = _compile_derived(ctx, flow, env)
     bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
@@ -411,6 +413,7 @@ def compile_flow(
         prepare_key=prepare_key(flow, bound),
         notices=flow.notices,
         screens=screens,
+        state=state,
     )
     return compiled, ctx.problems
 
@@ -460,6 +463,17 @@ def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[t
     return out
 
 
+def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> StatePlan | None:
+    """The flow's behaviour section compiled (engine.state.plan); its features join ``env``."""
+    if flow.behaviour is None:
+        return None
+
+    def report(message: str, code: str, loc: tuple[str | int, ...], hint: str | None) -> None:
+        ctx.add(message, code, loc=loc, hint=hint, field=str(loc[2]) if len(loc) > 2 else None)
+
+    return compile_plan(flow.behaviour, flow.flow, env, report)
+
+
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     """What turns an input into a version's values: its input schema, derived features and models.
 
@@ -471,6 +485,8 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
         "derived": list(flow.derived.items()),
         "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
+    if flow.behaviour is not None:  # its features are values too (only then in the key: older keys are unchanged)
+        doc["behaviour"] = flow.behaviour.model_dump(mode="json")
     if flow.screening:  # screening writes features too (only then in the key: older keys are unchanged)
         doc["screening"] = [s.model_dump(mode="json") for s in flow.screening]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

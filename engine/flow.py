@@ -29,6 +29,7 @@ from engine.validation import Validator
 if TYPE_CHECKING:
     from engine.durable import DurableRuleset
     from engine.screening.step import CompiledScreen
+    from engine.state.plan import StatePlan
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
@@ -110,6 +111,7 @@ class CompiledFlow:
         "revision",
         "rules",
         "screens",
+        "state",
         "validator",
         "version",
     )
@@ -131,6 +133,7 @@ class CompiledFlow:
         prepare_key: str = "",
         notices: Mapping[str, str] | None = None,
         screens: Sequence[CompiledScreen] = (),
+        state: StatePlan | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -149,6 +152,8 @@ class CompiledFlow:
         # reason code -> applicant-facing text of an adverse-action notice (the flow's notices:)
         self.notices: Mapping[str, str] = MappingProxyType(dict(notices or {}))
         self.screens = tuple(screens)  # sanctions/PEP screening steps, run before derived features
+        # The behaviour section (engine.state): stateful features a StateStore computes before evaluation
+        self.state = state
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -158,8 +163,18 @@ class CompiledFlow:
     ) -> Outcome:
         """Decide on one input; raises InvalidInput when it does not fit the input schema, and
         DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model.
-        ``mark(step)`` (optional) is called as each step ends (see the module docstring)."""
-        values = self.validator(raw)
+        ``mark(step)`` (optional) is called as each step ends (see the module docstring).
+
+        A flow with stateful features (``state``) takes their values from ``raw`` beside the input
+        fields (a policy test's stated history, a logged decision's ``state``); one not given is
+        read as from no history (engine.state.plan.StatePlan.given). A server computes them
+        itself instead (engine.state.store.decide_with_state) and refuses them from callers."""
+        if self.state is not None:
+            raw, given = self.state.given(raw)
+            values = self.validator(raw)
+            values.update(given)
+        else:
+            values = self.validator(raw)
         if mark is not None:
             mark("validate")
         return self.evaluate_clean(values, expired, mark=mark)

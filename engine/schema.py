@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.limits import MAX_INPUT_FIELDS
+from engine.state.spec import BehaviourSpec
 
 __all__ = [
     "ActionName",
@@ -166,6 +167,9 @@ class FlowFile(_Frozen):
         "lint requires one for every code a DECLINE can give (engine.notice, docs/compliance.md)",
     )
     actions: tuple[ActionName, ...] = ("APPROVE", "REVIEW", "DECLINE")
+    behaviour: BehaviourSpec | None = Field(
+        default=None, description="stateful features over time, computed by Verdict (engine.state, docs/behaviour.md)",
+    )
 
     @field_validator("rulesets")
     @classmethod

@@ -36,7 +36,8 @@ from engine.loader import PolicySet
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.shadow import ShadowPool
-from engine.types import Decision
+from engine.state.store import MemoryStore, StateStore, decide_with_state
+from engine.types import Decision, Outcome
 from engine.validation import check_call
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
@@ -101,8 +102,16 @@ class Decider:
         metrics: Metrics | None = None,
         shadow_workers: int = 1,
         shadow_queue: int = 1024,
+        state: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._policies = policies
+        # Histories of the flows' stateful features (engine.state); one process's memory unless a
+        # server passes its store (engine.state.sqlite, the embedded default of `verdict serve`)
+        self.state: StateStore = state if state is not None else MemoryStore()
+        self._clock = clock
+        if policies is not None:
+            self._keep_state(policies)
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
@@ -128,7 +137,17 @@ class Decider:
     def swap(self, policies: PolicySet) -> None:
         """Make `policies` the state every following request sees (atomic)."""
         self.drift.watch(policies)
+        self._keep_state(policies)
         self._policies = policies
+
+    def _keep_state(self, policies: PolicySet) -> None:
+        """Tell the state store how long each stream of the loaded flows keeps its history (TTL)."""
+        for entry in policies.flows.values():
+            for compiled in entry.versions.values():
+                if compiled.state is not None:
+                    for stream in compiled.state.streams:
+                        known = self.state.retention.get(stream.sig, 0.0)
+                        self.state.retention[stream.sig] = max(known, stream.retention)
 
     def flows(self) -> dict[str, list[str]]:
         from engine.loader import version_key
@@ -240,7 +259,7 @@ class Decider:
             last[0] = now
 
         try:
-            outcome = compiled.evaluate(input, expired, mark=mark)
+            outcome, state, at = self._evaluate(compiled, input, expired, mark)
         except VerdictError:
             raise
         except Exception as exc:  # a bug or a broken model: the caller gets INTERNAL, the server lives
@@ -257,6 +276,8 @@ class Decider:
             eval_us=eval_us,
             route=route,
             caller=caller,
+            state=state,
+            event_time=at,
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered
@@ -269,6 +290,27 @@ class Decider:
         if shadows:
             self._submit_shadows(policies, decision, shadows, input)
         return decision
+
+    def _evaluate(
+        self, compiled: CompiledFlow, input: Mapping[str, Any], expired: Callable[[], bool] | None, mark: Callable[[str], None],
+    ) -> tuple[Outcome, dict[str, Any], float | None]:
+        """The outcome, the stateful features it read and the event time (None: a flow without state).
+
+        A flow with stateful features reads them from the state store as of the event time (its
+        ``time_field``, else this server's clock) and records the decision there, in one
+        transaction (engine.state.store.decide_with_state); a caller cannot send them.
+        """
+        plan = compiled.state
+        if plan is None:
+            return compiled.evaluate(input, expired, mark=mark), {}, None
+        values = compiled.validator(input)
+        mark("validate")
+        given = values.get(plan.time_field) if plan.time_field else None
+        at = float(given) if given is not None else self._clock()
+        outcome, state = decide_with_state(
+            self.state, plan, values, at, lambda v: compiled.evaluate_clean(v, expired, mark=mark),
+        )
+        return outcome, state, at
 
     def _count(self, compiled: CompiledFlow, decision: Decision, seconds: float, steps: dict[str, float]) -> None:
         """Count an answered decision in the metrics (engine.metrics.Metrics.decision)."""
@@ -300,6 +342,7 @@ class Decider:
         """Finish the queued shadow evaluations and stop their workers (and the drift refresh)."""
         self._shadow.close()
         self.drift.stop()
+        self.state.close()
 
 
 def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:

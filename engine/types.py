@@ -84,6 +84,9 @@ class Decision:
     eval_us: float
     route: str = "live"  # "live", "pinned", "challenger" or "shadow"
     caller: str = ""  # the authenticated caller (certificate subject or token name); "" when unauthenticated
+    # Stateful features (engine.state) the decision read, as of ``event_time`` (Unix seconds); logged for replay
+    state: Mapping[str, object] = field(default_factory=dict)
+    event_time: float | None = None
 
     @property
     def action(self) -> Action:

@@ -225,6 +225,9 @@ def decision_payload(
         data["key_id"] = key_id
     if delivery:  # "unknown": decided after the caller's deadline; absent: answered in time
         data["delivery"] = delivery
+    if decision.event_time is not None:  # a flow with stateful features: what it read, as of when (engine.state)
+        data["event_time"] = decision.event_time
+        data["state"] = dict(decision.state)
     return payload(data)
 
 
