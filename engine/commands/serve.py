@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reload-interval", type=float, metavar="SECONDS", help="how often to look for changed policy files, 0 = only on SIGHUP (default 0.5)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on this port (docs/operations.md)")
     p.add_argument("--metrics-host", metavar="HOST", help="address of /metrics (default 127.0.0.1)")
+    p.add_argument("--state", metavar="FILE", help="SQLite file of stateful features, or 'memory' (default state/state.db; docs/behaviour.md)")
     g = p.add_argument_group("security (docs/security.md)")
     g.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain of the server: serve TLS (with --tls-key)")
     g.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             reload_interval=args.reload_interval,
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
+            state=args.state,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,

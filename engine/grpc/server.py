@@ -167,7 +167,9 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
     from engine.reload import Reloader
     from engine.service import Decider
 
-    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency)
+    from engine.state.sqlite import open_store
+
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, state=open_store(settings.state))
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval)
     reloader.reload("start")

@@ -21,6 +21,7 @@ their stream's retention (the longest window plus the lateness) are deleted.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -30,9 +31,9 @@ from typing import TypeVar
 
 from engine.state.plan import Slot
 from engine.state.series import Series
-from engine.state.store import Step
+from engine.state.store import MemoryStore, StateStore, Step
 
-__all__ = ["SWEEP_EVERY", "SqliteStore"]
+__all__ = ["SWEEP_EVERY", "SqliteStore", "open_store"]
 
 T = TypeVar("T")
 SWEEP_EVERY = 10_000  # transactions between two sweeps of expired keys
@@ -47,20 +48,25 @@ CREATE TABLE IF NOT EXISTS series (
     PRIMARY KEY (sig, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS series_expires ON series (expires);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', randomblob(32));
 """
 
 
 class SqliteStore:
     """Series as rows of one SQLite file (see the module docstring); ``retention`` by signature."""
 
-    def __init__(self, path: Path, salt: bytes = b"") -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.salt = salt
         self._local = threading.local()
         self._count = 0
         self.retention: dict[str, float] = {}  # stream signature -> seconds (set by the plans that use it)
-        self._connect().executescript(_SCHEMA)
+        conn = self._connect()
+        # one transaction: workers starting together create the schema and the salt once
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        # The key of the keyed hashes of keys and items: random, made once with the file, kept in it
+        self.salt: bytes = bytes(conn.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0])
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -117,3 +123,10 @@ class SqliteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def open_store(setting: str) -> StateStore:
+    """The state store a server's ``state`` setting names: ``memory`` or an SQLite file path."""
+    if setting.strip().lower() == "memory":
+        return MemoryStore(os.urandom(32))
+    return SqliteStore(Path(setting))
