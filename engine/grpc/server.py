@@ -166,7 +166,6 @@ def _load(settings: Settings, audit: Audit) -> tuple[CoreDecider, Reloader]:
     """
     from engine.reload import Reloader
     from engine.service import Decider
-
     from engine.state.sqlite import open_store
 
     decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, state=open_store(settings.state))

@@ -44,15 +44,13 @@ class HyperLogLog:
         index = h >> (64 - HLL_P)
         rest = (h << HLL_P) & _MASK64
         rank = 64 - HLL_P + 1 if rest == 0 else (64 - rest.bit_length()) + 1
-        if rank > self.registers[index]:
-            self.registers[index] = rank
+        self.registers[index] = max(self.registers[index], rank)
 
     def merge(self, other: HyperLogLog) -> None:
         """Make this sketch the union of itself and ``other``."""
         r = self.registers
         for i, v in enumerate(other.registers):
-            if v > r[i]:
-                r[i] = v
+            r[i] = max(r[i], v)
 
     def count(self) -> int:
         """Estimated number of distinct hashes added (relative standard error ``HLL_ERROR``)."""

@@ -27,7 +27,7 @@ from engine.expr import ExprSyntaxError, ExprTypeError, Node, check, parse
 from engine.expr.check import Symbol
 from engine.expr.codegen import Program, compile_program
 from engine.state.series import Series, Value
-from engine.state.spec import BehaviourSpec
+from engine.state.spec import BehaviourSpec, StateFeatureSpec
 from engine.suggest import did_you_mean
 
 __all__ = ["Report", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
@@ -172,79 +172,93 @@ def _value(v: Any, numeric: bool, salt: bytes) -> Value:
     return _item(v, salt)
 
 
-# Long (70 lines): per feature, the checks of its key, field, where and event, then the streams it shares.
+_Pending = tuple[str, tuple[Any, ...], str, "str | None", float, float]  # name, (event, key, where), aggregate, field, window, resolution
+
+
 def compile_plan(
     spec: BehaviourSpec, flow: str, env: dict[str, Symbol], report: Report, event_fields: Mapping[str, Mapping[str, str]] | None = None,
 ) -> StatePlan:
     """Check ``spec`` against the flow's input ``env`` and add its features to ``env``.
 
-    ``event_fields``: event type -> field -> type ("number" or "string"), from the event schemas
-    (engine.state.events); a feature over another event type reads its key and field there.
+    ``event_fields``: event type -> field -> type ("number" or "string"), from the event schemas;
+    a feature over another event type reads its key and field there.
     Problems go to ``report(message, code, location, hint)`` (location as in the flow file);
     codes: duplicate_name, unknown_field, unknown_event, type_error, expression_syntax and the
     expression checker's own.
     """
     inputs = {name: sym for name, sym in env.items() if sym.kind == "input"}
+    kinds = event_fields or {}
     if spec.time_field is not None:
         sym = inputs.get(spec.time_field)
         if sym is None or sym.type != "number":
             report(f"time_field {spec.time_field!r} is not a number input field", "unknown_field", ("behaviour", "time_field"),
                    did_you_mean(spec.time_field, [n for n, s in inputs.items() if s.type == "number"]))
     conditions: list[Node] = []
-    where_index: dict[str, int] = {}
-    streams: dict[tuple[Any, ...], Stream] = {}
-    pending: list[tuple[str, tuple[Any, ...], str, str | None, float, float]] = []
+    where_index: dict[str, int] = {"": -1}
+    pending: list[_Pending] = []
     for name, f in spec.features.items():
         loc: tuple[str | int, ...] = ("behaviour", "features", name)
         if name in env:
             report(f"feature {name!r} has the name of an input field", "duplicate_name", loc, None)
         event = f.event or flow
-        fields_of = _fields_of(event, flow, inputs, event_fields or {})
-        if fields_of is None:
-            report(f"event type {event!r} has no schema", "unknown_event", (*loc, "event"),
-                   did_you_mean(event, sorted(event_fields or {})) or "declare it in events/<type>.yaml")
-            fields_of = {}
-        for k in f.key:
-            if k not in inputs or (event != flow and k not in fields_of):
-                where = "the flow's input" if k not in inputs else f"event {event!r}"
-                report(f"key field {k!r} is not a field of {where}", "unknown_field", (*loc, "key"),
-                       did_you_mean(k, list(inputs if k not in inputs else fields_of)))
-        if f.field is not None and f.field not in fields_of:
-            report(f"field {f.field!r} is not a field of {'the flow' if event == flow else event}", "unknown_field", (*loc, "field"),
-                   did_you_mean(f.field, list(fields_of)))
-        elif f.field is not None and f.aggregate in _NUMERIC_AGGREGATES and fields_of[f.field] != "number":
-            report(f"{f.aggregate} needs a number field; {f.field!r} is {fields_of[f.field]}", "type_error", (*loc, "field"), None)
-        where = -1
+        _check_feature(f, event, flow, inputs, kinds, report, loc)
         if f.where is not None:
-            where = _where(f.where, event, flow, inputs, conditions, where_index, report, (*loc, "where"))
+            _where(f.where, event, flow, inputs, conditions, where_index, report, (*loc, "where"))
         nullable = f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
         bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct") else None
         env[name] = Symbol("number", nullable, "state", None, bounds)
-        group = (event, f.key, f.where or "")
-        pending.append((name, group, f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))
-        _ = where_index.setdefault(f.where or "", where)
-    features: list[StateFeature] = []
-    fields_by_group: dict[tuple[Any, ...], list[str]] = {}
-    for _name, group, _agg, field, _w, _r in pending:
-        if field is not None and field not in fields_by_group.setdefault(group, []):
-            fields_by_group[group].append(field)
-        fields_by_group.setdefault(group, [])
-    for group, names in fields_by_group.items():
-        mine = [p for p in pending if p[1] == group]
-        event, key, where_text = group
-        fields = tuple(sorted(names))
-        kinds = _fields_of(event, flow, inputs, event_fields or {}) or {}
-        sig = hashlib.sha256(json.dumps([event, list(key), where_text, list(fields)]).encode()).hexdigest()[:24]
-        streams[group] = Stream(
-            sig, event, tuple(key), fields, tuple(kinds.get(x) == "number" for x in fields), where_index.get(where_text, -1),
-            min(p[5] for p in mine), max(p[4] for p in mine) + spec.lateness,
-        )
+        pending.append((name, (event, f.key, f.where or ""), f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))
+    streams = _streams(pending, flow, inputs, kinds, where_index, float(spec.lateness))
     order = list(streams)
-    for name, group, agg, field, window, _r in pending:
-        stream = streams[group]
-        features.append(StateFeature(name, order.index(group), agg, stream.fields.index(field) if field else -1, window))
+    features = [
+        StateFeature(name, order.index(group), agg, streams[group].fields.index(field) if field else -1, window)
+        for name, group, agg, field, window, _r in pending
+    ]
     where_program = compile_program(inputs, [], conditions, label=f"{flow} behaviour") if conditions else None
     return StatePlan(flow, spec.events, float(spec.lateness), spec.time_field, [streams[g] for g in order], features, where_program)
+
+
+def _check_feature(
+    f: StateFeatureSpec, event: str, flow: str, inputs: Mapping[str, Symbol], kinds: Mapping[str, Mapping[str, str]],
+    report: Report, loc: tuple[str | int, ...],
+) -> None:
+    """Report a feature's unknown event type, key fields and field, and a number aggregate over text."""
+    fields_of = _fields_of(event, flow, inputs, kinds)
+    if fields_of is None:
+        report(f"event type {event!r} has no schema", "unknown_event", (*loc, "event"),
+               did_you_mean(event, sorted(kinds)) or "declare it in events/<type>.yaml")
+        fields_of = {}
+    for k in f.key:
+        if k not in inputs or (event != flow and k not in fields_of):
+            where = "the flow's input" if k not in inputs else f"event {event!r}"
+            report(f"key field {k!r} is not a field of {where}", "unknown_field", (*loc, "key"),
+                   did_you_mean(k, list(inputs if k not in inputs else fields_of)))
+    if f.field is not None and f.field not in fields_of:
+        report(f"field {f.field!r} is not a field of {'the flow' if event == flow else event}", "unknown_field", (*loc, "field"),
+               did_you_mean(f.field, list(fields_of)))
+    elif f.field is not None and f.aggregate in _NUMERIC_AGGREGATES and fields_of[f.field] != "number":
+        report(f"{f.aggregate} needs a number field; {f.field!r} is {fields_of[f.field]}", "type_error", (*loc, "field"), None)
+
+
+def _streams(
+    pending: Sequence[_Pending], flow: str, inputs: Mapping[str, Symbol], kinds: Mapping[str, Mapping[str, str]],
+    where_index: Mapping[str, int], lateness: float,
+) -> dict[tuple[Any, ...], Stream]:
+    """One stream per (event, key, where), with every field its features read, the finest resolution
+    they declare and the longest window plus the lateness as its retention."""
+    out: dict[tuple[Any, ...], Stream] = {}
+    groups = list(dict.fromkeys(p[1] for p in pending))
+    for group in groups:
+        mine = [p for p in pending if p[1] == group]
+        event, key, where_text = group
+        fields = tuple(sorted({p[3] for p in mine if p[3] is not None}))
+        types = _fields_of(event, flow, inputs, kinds) or {}
+        sig = hashlib.sha256(json.dumps([event, list(key), where_text, list(fields)]).encode()).hexdigest()[:24]
+        out[group] = Stream(
+            sig, event, tuple(key), fields, tuple(types.get(x) == "number" for x in fields), where_index.get(where_text, -1),
+            min(p[5] for p in mine), max(p[4] for p in mine) + lateness,
+        )
+    return out
 
 
 def _fields_of(event: str, flow: str, inputs: Mapping[str, Symbol], event_fields: Mapping[str, Mapping[str, str]]) -> Mapping[str, str] | None:

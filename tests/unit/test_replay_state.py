@@ -9,17 +9,11 @@ import pytest
 import yaml
 
 from engine.audit.replay import replay
-from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import open_source
-from engine.audit.writer import GroupCommitWriter
-from engine.idempotency import Fingerprinter
 from engine.loader import load_policies
-from engine.privacy import HashKey
-from engine.service import Decider
 from engine.state.store import MemoryStore
 
-from .audit_helpers import PAN, card_payments
+from .audit_helpers import PAN, card_payments, logging_decider
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0
@@ -45,11 +39,7 @@ def root(tmp_path_factory) -> Path:
 def log(tmp_path_factory, root) -> Path:
     """card_payment v2 decisions of 12 customers, ten payments each a few minutes apart (bursts hit VELOCITY)."""
     directory = tmp_path_factory.mktemp("audit")
-    key = HashKey(b"test-key")
-    masks = MaskRegistry(key)
-    writer = GroupCommitWriter(FileStore(directory, fsync=False))
-    decider = Decider(load_policies(root), sink=AuditSink(writer, masks, Fingerprinter(key)), state=MemoryStore(b"s" * 32))
-    masks.bind(lambda: decider.policies)
+    decider, writer = logging_decider(directory, load_policies(root), state=MemoryStore(b"s" * 32))
     rows = card_payments(N)
     for i, row in enumerate(rows):
         data = {k: v for k, v in row.items() if k not in STATE_FIELDS}
