@@ -174,9 +174,10 @@ def check(root: Path, previous: PolicySet | None = None) -> Activation:
         policies = None
     elif result.policies is not None and not all_errors and not failed:
         policies = result.policies
-        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings)
+        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings, events=policies.events)
     else:
-        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable))
+        policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable),
+                             events=MappingProxyType(result.events))
     return Activation(
         policies=policies,
         flows=MappingProxyType(health),

@@ -12,7 +12,8 @@ here. The file (YAML, closed schema, every problem reported at once with its lin
         admin: [status, list_flows]    # admin methods it may call
 
 Admin permissions: ``status`` (PolicyService.GetStatus), ``list_flows``
-(DecisionService.ListFlows) and ``reload`` (PolicyService.Reload, ``verdict reload``). Anything not granted is denied; a caller not in the file may
+(DecisionService.ListFlows), ``reload`` (PolicyService.Reload, ``verdict reload``) and
+``record_events`` (DecisionService.RecordEvent, engine.state). Anything not granted is denied; a caller not in the file may
 call nothing that needs a permission. A denial names the caller and the method or flow asked for,
 never what other callers may do (docs/security.md).
 """
@@ -31,8 +32,8 @@ from engine.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["ADMIN_PERMISSIONS", "AuthzPolicy", "Grant", "load_authz", "parse_authz"]
 
-AdminPermission = Literal["status", "list_flows", "reload"]
-ADMIN_PERMISSIONS: tuple[str, ...] = ("status", "list_flows", "reload")
+AdminPermission = Literal["status", "list_flows", "reload", "record_events"]
+ADMIN_PERMISSIONS: tuple[str, ...] = ("status", "list_flows", "reload", "record_events")
 ANY_FLOW = "*"
 MAX_NAME_CHARS = 256
 

@@ -373,14 +373,18 @@ def compile_flow(
     models: Mapping[tuple[str, str], ScoringModel],
     revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    *,
+    events: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
-    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error."""
+    """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error.
+
+    ``events``: event type -> field -> "number"/"string", the types its stateful features may read."""
     ctx = _Ctx(source)
     flow = source.file
     env = flow_env(flow)
     catalogue = dict(flow.reasons)
     screens = _screens(ctx, flow, env, lists or {})
-    state = _state_plan(ctx, flow, env)
+    state = _state_plan(ctx, flow, env, events or {})
     derived, never_missing = _compile_derived(ctx, flow, env)
     bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
@@ -463,7 +467,7 @@ def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[t
     return out
 
 
-def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> StatePlan | None:
+def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], events: Mapping[str, Mapping[str, str]]) -> StatePlan | None:
     """The flow's behaviour section compiled (engine.state.plan); its features join ``env``."""
     if flow.behaviour is None:
         return None
@@ -471,7 +475,7 @@ def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> StatePlan 
     def report(message: str, code: str, loc: tuple[str | int, ...], hint: str | None) -> None:
         ctx.add(message, code, loc=loc, hint=hint, field=str(loc[2]) if len(loc) > 2 else None)
 
-    return compile_plan(flow.behaviour, flow.flow, env, report)
+    return compile_plan(flow.behaviour, flow.flow, env, report, events)
 
 
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:

@@ -28,6 +28,7 @@ from engine.routing import Challenger
 from engine.schema import FieldSpec, FlowFile, RoutingFile, RuleFile, RuleSpec, TableSpec
 from engine.schema_messages import explain_errors
 from engine.screening.lists import ScreeningList
+from engine.state.events import EventFile, EventType, compile_event
 from engine.suggest import did_you_mean
 from engine.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
@@ -60,6 +61,8 @@ class PolicySet:
     # Flows under the root that have no good version to serve, with the problems that keep them out
     # (per-flow activation, engine.activation); a request for one gets FlowUnavailable.
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # Event types other than decisions, from events/<type>.yaml (engine.state.events): RecordEvent checks against them
+    events: Mapping[str, EventType] = field(default_factory=lambda: MappingProxyType({}))
 
     def flow_names(self) -> list[str]:
         return sorted(self.flows)
@@ -83,6 +86,7 @@ class LoadResult:
     # them is not checked further, so one slip gives one problem instead of a cascade.
     broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
     broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
+    events: dict[str, EventType] = field(default_factory=dict)  # event type -> its schema (events/<type>.yaml)
 
     @property
     def errors(self) -> list[Problem]:
@@ -301,6 +305,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
                     models[key] = None  # type: ignore[assignment]  # reported; do not retry
     models = {k: v for k, v in models.items() if v is not None}
     lists = _load_lists(root, flow_sources, problems)
+    events = _load_events(root, problems)
 
     flows: dict[str, FlowVersions] = {}
     contents: dict[tuple[str, str], Content] = {}
@@ -312,9 +317,9 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             if any(name in broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read: that file's problem says why
-            revision = _revision(src, rulesets, models, lists)
+            revision = _revision(src, rulesets, models, lists, events)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, rulesets, models, revision, lists)
+            flow, found = _compile_guarded(src, rulesets, models, revision, lists, events)
             problems.extend(_model_hints(root, src, found))
             contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision, lists=lists)
             problems.extend(check_release(root, content, flow_name, version))
@@ -332,20 +337,20 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
     policies = None
     if not any(p.severity == "error" for p in problems):
         warnings = tuple(p for p in problems if p.severity != "error")
-        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings)
+        policies = PolicySet(root, MappingProxyType(flows), state_hash.hexdigest(), warnings, events=MappingProxyType(events))
     return LoadResult(
         policies, problems, flow_sources=flow_sources, rule_sources=rulesets, contents=contents, compiled=every, flows=flows,
-        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions,
+        ruleset_paths=ruleset_paths, broken_rulesets=broken_rulesets, broken_versions=broken_versions, events=events,
     )
 
 
 def _compile_guarded(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
-    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None, events: Mapping[str, EventType] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists)
+        flow, found = compile_flow(src, rulesets, models, revision, lists, events={n: e.kinds for n, e in (events or {}).items()})
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
@@ -373,9 +378,10 @@ def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Prob
 
 def _revision(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel],
-    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None, events: Mapping[str, EventType] | None = None,
 ) -> str:
-    """Content revision of a flow version: its flow file, rule files, every file of its models and its screening lists.
+    """Content revision of a flow version: its flow file, rule files, every file of its models, its screening
+    lists and the schemas of the event types its stateful features read.
 
     A model counts by ``content_sha256``: its card (feature order, category encodings, output),
     graph and explainer, so a change to any of them is a new revision (docs/versions-and-routing.md).
@@ -392,7 +398,27 @@ def _revision(
     for spec in src.file.screening:  # absent from flows without screening: their revisions are unchanged
         lst = (lists or {}).get((spec.list, spec.version))
         h.update(f"\0list\0{spec.list}\0{spec.version}\0{lst.content_sha256 if lst else '-'}".encode())
+    behaviour = src.file.behaviour
+    for event in sorted({f.event for f in behaviour.features.values() if f.event} if behaviour else ()):
+        schema = (events or {}).get(event)  # absent from flows without such features: their revisions are unchanged
+        h.update(f"\0event\0{event}\0{schema.digest if schema else '-'}".encode())
     return h.hexdigest()
+
+
+def _load_events(root: Path, problems: list[Problem]) -> dict[str, EventType]:
+    """The event types under events/ (engine.state.events); each file is named after its type."""
+    out: dict[str, EventType] = {}
+    for path in _yaml_files(root / "events"):
+        doc, parsed, raw = _read_doc(root, path, EventFile, problems)
+        if parsed is None or doc is None:
+            continue
+        rel = _rel(root, path)
+        if parsed.event != path.stem:
+            problems.append(Problem(rel, f"event {parsed.event!r} does not match its file name {path.stem!r}", "event_name_mismatch",
+                                    line=doc.line_of(("event",))))
+            continue
+        out[parsed.event] = compile_event(parsed, rel, _sha256(raw))
+    return out
 
 
 def _load_lists(

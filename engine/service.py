@@ -36,7 +36,8 @@ from engine.loader import PolicySet
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.shadow import ShadowPool
-from engine.state.store import MemoryStore, StateStore, decide_with_state
+from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
+from engine.suggest import did_you_mean
 from engine.types import Decision, Outcome
 from engine.validation import check_call
 
@@ -216,6 +217,35 @@ class Decider:
                 self.metrics.inc("verdict_idempotent_replays", flow=decision.flow)
             return decision
         return self._decide(flow, input, version, request_id, caller, deadline)
+
+    def record_event(self, kind: str, fields: Mapping[str, Any], *, event_time: float = 0.0) -> tuple[float, int]:
+        """Record one event of a declared type (events/<kind>.yaml) in every stateful feature's history
+        that reads it; returns the event time used (``event_time`` in Unix seconds, 0: this server's
+        clock) and how many key histories took it.
+
+        Raises InvalidInput naming the unknown type, a bad event time and every bad field.
+        """
+        policies = self.policies
+        schema = policies.events.get(kind)
+        errors: list[FieldError] = []
+        if schema is None:
+            hint = did_you_mean(kind[:64], sorted(policies.events)) or f"declared types: {', '.join(sorted(policies.events)) or 'none'}"
+            errors.append(FieldError("type", f"unknown event type {kind[:64]!r} ({hint})", "unknown_event"))
+        if not (0.0 <= event_time < 32503680000.0):  # NaN fails too; the year 3000 is the schema's upper bound
+            errors.append(FieldError("event_time", "must be Unix seconds between 0 (the server's clock) and the year 3000", "range"))
+        if schema is None or errors:
+            if schema is not None:  # name the bad fields too, all at once
+                try:
+                    schema.validate(fields)
+                except InvalidInput as exc:
+                    errors.extend(exc.errors)
+            raise InvalidInput(errors)
+        values = schema.validate(fields)
+        at = event_time or self._clock()
+        plans = [c.state for entry in policies.flows.values() for c in entry.versions.values() if c.state is not None]
+        placed = record_event(self.state, plans, kind, values, at)
+        self.metrics.inc("verdict_events", type=kind, placed=str(placed > 0).lower())
+        return at, placed
 
     def decide_many(
         self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None

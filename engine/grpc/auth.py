@@ -54,6 +54,7 @@ class Rule(enum.Enum):
     STATUS = "status"  # admin permission "status"
     LIST_FLOWS = "list_flows"  # admin permission "list_flows"
     RELOAD = "reload"  # admin permission "reload"
+    RECORD_EVENTS = "record_events"  # admin permission "record_events" (RecordEvent: feeds stateful features)
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -61,6 +62,7 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/DecideBatch": Rule.DECIDE_BATCH,
     "/verdict.v1.DecisionService/ListFlows": Rule.LIST_FLOWS,
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
+    "/verdict.v1.DecisionService/RecordEvent": Rule.RECORD_EVENTS,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
     "/verdict.v1.PolicyService/Reload": Rule.RELOAD,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,

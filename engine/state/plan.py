@@ -48,7 +48,7 @@ class Stream:
     key: tuple[str, ...]
     fields: tuple[str, ...]
     numeric: tuple[bool, ...]  # per field: a number (else text, held as an item hash)
-    where: int  # index of its condition in the plan's where program; -1: every event
+    where: int  # index of its condition in the where program of its event type; -1: every event
     resolution: float  # seconds per bucket
     retention: float  # seconds of history kept: the longest window plus the lateness
 
@@ -81,7 +81,7 @@ class StatePlan:
 
     def __init__(
         self, flow: str, events: str, lateness: float, time_field: str | None,
-        streams: Sequence[Stream], features: Sequence[StateFeature], where: Program | None,
+        streams: Sequence[Stream], features: Sequence[StateFeature], where: Mapping[str, Program],
     ) -> None:
         self.flow = flow
         self.events = events  # "attempts", "approved" or "none"
@@ -89,7 +89,7 @@ class StatePlan:
         self.time_field = time_field
         self.streams = tuple(streams)
         self.features = tuple(features)
-        self.where = where
+        self.where = where  # event type -> its compiled where conditions
 
     def slots(self, values: Mapping[str, Any], salt: bytes) -> list[Slot | None]:
         """Per stream, the (signature, hashed key) this input reads; None when a key field is missing."""
@@ -124,7 +124,8 @@ class StatePlan:
         whose ``where`` holds; returns the slots changed. A series absent from ``series`` is skipped
         (the store passes one, empty or not, for every slot)."""
         kind = event or self.flow
-        holds = set(self.where.fired(dict(values))) if self.where is not None else set()
+        program = self.where.get(kind)
+        holds = set(program.fired(dict(values))) if program is not None else set()
         changed: list[Slot] = []
         for s, slot in zip(self.streams, slots, strict=True):
             if slot is None or s.event != kind or (s.where >= 0 and s.where not in holds) or slot not in series:
@@ -180,7 +181,7 @@ def compile_plan(
 ) -> StatePlan:
     """Check ``spec`` against the flow's input ``env`` and add its features to ``env``.
 
-    ``event_fields``: event type -> field -> type ("number" or "string"), from the event schemas;
+    ``event_fields``: event type -> field -> type ("number", "string" or "bool"), from the event schemas;
     a feature over another event type reads its key and field there.
     Problems go to ``report(message, code, location, hint)`` (location as in the flow file);
     codes: duplicate_name, unknown_field, unknown_event, type_error, expression_syntax and the
@@ -193,8 +194,8 @@ def compile_plan(
         if sym is None or sym.type != "number":
             report(f"time_field {spec.time_field!r} is not a number input field", "unknown_field", ("behaviour", "time_field"),
                    did_you_mean(spec.time_field, [n for n, s in inputs.items() if s.type == "number"]))
-    conditions: list[Node] = []
-    where_index: dict[str, int] = {"": -1}
+    conditions: dict[str, list[Node]] = {}  # event type -> its where conditions
+    where_index: dict[tuple[str, str], int] = {}
     pending: list[_Pending] = []
     for name, f in spec.features.items():
         loc: tuple[str | int, ...] = ("behaviour", "features", name)
@@ -203,7 +204,8 @@ def compile_plan(
         event = f.event or flow
         _check_feature(f, event, flow, inputs, kinds, report, loc)
         if f.where is not None:
-            _where(f.where, event, flow, inputs, conditions, where_index, report, (*loc, "where"))
+            env_of = {n: Symbol(t, True, "input") for n, t in (_fields_of(event, flow, inputs, kinds) or {}).items()}
+            _where(f.where, event, env_of if event != flow else inputs, conditions.setdefault(event, []), where_index, report, (*loc, "where"))
         nullable = f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
         bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct") else None
         env[name] = Symbol("number", nullable, "state", None, bounds)
@@ -214,8 +216,14 @@ def compile_plan(
         StateFeature(name, order.index(group), agg, streams[group].fields.index(field) if field else -1, window)
         for name, group, agg, field, window, _r in pending
     ]
-    where_program = compile_program(inputs, [], conditions, label=f"{flow} behaviour") if conditions else None
-    return StatePlan(flow, spec.events, float(spec.lateness), spec.time_field, [streams[g] for g in order], features, where_program)
+    programs = {
+        event: compile_program(
+            inputs if event == flow else {n: Symbol(t, True, "input") for n, t in (kinds.get(event) or {}).items()},
+            [], nodes, label=f"{flow} behaviour {event}",
+        )
+        for event, nodes in conditions.items() if nodes
+    }
+    return StatePlan(flow, spec.events, float(spec.lateness), spec.time_field, [streams[g] for g in order], features, programs)
 
 
 def _check_feature(
@@ -242,7 +250,7 @@ def _check_feature(
 
 def _streams(
     pending: Sequence[_Pending], flow: str, inputs: Mapping[str, Symbol], kinds: Mapping[str, Mapping[str, str]],
-    where_index: Mapping[str, int], lateness: float,
+    where_index: Mapping[tuple[str, str], int], lateness: float,
 ) -> dict[tuple[Any, ...], Stream]:
     """One stream per (event, key, where), with every field its features read, the finest resolution
     they declare and the longest window plus the lateness as its retention."""
@@ -255,7 +263,8 @@ def _streams(
         types = _fields_of(event, flow, inputs, kinds) or {}
         sig = hashlib.sha256(json.dumps([event, list(key), where_text, list(fields)]).encode()).hexdigest()[:24]
         out[group] = Stream(
-            sig, event, tuple(key), fields, tuple(types.get(x) == "number" for x in fields), where_index.get(where_text, -1),
+            sig, event, tuple(key), fields, tuple(types.get(x) == "number" for x in fields),
+            where_index.get((event, where_text), -1),
             min(p[5] for p in mine), max(p[4] for p in mine) + lateness,
         )
     return out
@@ -263,31 +272,27 @@ def _streams(
 
 def _fields_of(event: str, flow: str, inputs: Mapping[str, Symbol], event_fields: Mapping[str, Mapping[str, str]]) -> Mapping[str, str] | None:
     if event == flow:
-        return {n: ("number" if s.type == "number" else "string") for n, s in inputs.items()}
+        return {n: s.type if s.type in ("number", "bool") else "string" for n, s in inputs.items()}
     return event_fields.get(event)
 
 
 def _where(
-    text: str, event: str, flow: str, inputs: Mapping[str, Symbol], conditions: list[Node], index: dict[str, int],
+    text: str, event: str, env: Mapping[str, Symbol], conditions: list[Node], index: dict[tuple[str, str], int],
     report: Report, loc: tuple[str | int, ...],
-) -> int:
-    """The index of ``text`` among the plan's conditions (compiled once however many features share it)."""
-    if text in index:
-        return index[text]
-    if event != flow:
-        report("'where' applies to features over this flow's own decisions only", "type_error", loc,
-               "filter other event types when you record them, or declare a narrower event type")
-        return -1
+) -> None:
+    """Add ``text`` to the conditions of its event type (once however many features share it);
+    ``env``: the fields it may read (the flow's input, or the event type's fields)."""
+    if (event, text) in index:
+        return
     try:
         node = parse(text)
-        typed = check(node, inputs)
+        typed = check(node, env)
     except (ExprSyntaxError, ExprTypeError) as exc:
         code = "expression_syntax" if isinstance(exc, ExprSyntaxError) else exc.code
         report(f"where: {exc.message}, column {exc.column}", code, loc, getattr(exc, "hint", None))
-        return -1
+        return
     if typed.type != "bool":
         report(f"where: the condition is a {typed.type}, not true/false", "type_error", loc, None)
-        return -1
+        return
     conditions.append(node)
-    index[text] = len(conditions) - 1
-    return index[text]
+    index[(event, text)] = len(conditions) - 1

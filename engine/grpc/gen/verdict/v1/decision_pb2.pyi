@@ -302,3 +302,21 @@ class StatusResponse(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     root: str
     def __init__(self, revision: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., last_reload: _Optional[_Union[ReloadResult, _Mapping]] = ..., serving_since_unix_ms: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., root: _Optional[str] = ...) -> None: ...
+
+class RecordEventRequest(_message.Message):
+    __slots__ = ("type", "fields", "event_time")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    fields: _struct_pb2.Struct
+    event_time: float
+    def __init__(self, type: _Optional[str] = ..., fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[float] = ...) -> None: ...
+
+class RecordEventResponse(_message.Message):
+    __slots__ = ("event_time", "recorded")
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    event_time: float
+    recorded: int
+    def __init__(self, event_time: _Optional[float] = ..., recorded: _Optional[int] = ...) -> None: ...
