@@ -19,6 +19,7 @@ from engine.commands import (
     bench,
     client,
     decide,
+    events,
     lint,
     monitor,
     notice,
@@ -36,7 +37,7 @@ __all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
-    backtest,
+    backtest, events,
 )
 
 

@@ -375,7 +375,9 @@ class Decider:
         self.state.close()
 
 
-def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
+def load_decider(
+    root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None, state: StateStore | None = None,
+) -> Decider:
     """Load, lint and self-test the policy root flow by flow, as a server starts (engine.activation).
 
     Every flow without an error serves; a flow with one is not loaded and its requests raise
@@ -387,4 +389,4 @@ def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: I
     outcome = check(Path(root))
     if outcome.policies is None:
         raise PolicyError(list(outcome.problems) or [Problem(str(root), "no flow could be loaded", "no_flows")])
-    return Decider(outcome.policies, sink=sink, idempotency=idempotency)
+    return Decider(outcome.policies, sink=sink, idempotency=idempotency, state=state)
