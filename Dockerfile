@@ -17,6 +17,7 @@ COPY --from=build /opt/verdict /opt/verdict
 COPY policies /srv/verdict/policies
 COPY rules /srv/verdict/rules
 COPY model_artifacts /srv/verdict/model_artifacts
+COPY events /srv/verdict/events
 ENV PATH=/opt/verdict/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
@@ -25,7 +26,8 @@ ENV PATH=/opt/verdict/bin:$PATH \
     VERDICT_PORT=50051 \
     VERDICT_METRICS_HOST=0.0.0.0 \
     VERDICT_METRICS_PORT=9464 \
-    VERDICT_AUDIT=/var/lib/verdict/audit
+    VERDICT_AUDIT=/var/lib/verdict/audit \
+    VERDICT_STATE=/var/lib/verdict/state/state.db
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 50051 9464

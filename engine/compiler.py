@@ -373,7 +373,6 @@ def compile_flow(
     models: Mapping[tuple[str, str], ScoringModel],
     revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None,
-    *,
     events: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error.

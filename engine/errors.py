@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "ModelLoadError",
     "NotReady",
+    "StateConflict",
     "PermissionDenied",
     "PolicyError",
     "Problem",
@@ -164,6 +165,13 @@ class NotReady(VerdictError):
     """The service has no loaded policy state yet."""
 
     code = "not_ready"
+
+
+class StateConflict(VerdictError):
+    """Other servers kept changing the stateful-feature histories a request reads (engine.state.redis_store);
+    nothing was decided or recorded: retry."""
+
+    code = "state_conflict"
 
 
 class DeadlineExceeded(VerdictError):

@@ -350,7 +350,7 @@ def _compile_guarded(
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists, events={n: e.kinds for n, e in (events or {}).items()})
+        flow, found = compile_flow(src, rulesets, models, revision, lists, {n: e.kinds for n, e in (events or {}).items()})
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"

@@ -58,6 +58,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.RequestTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,
+    errors.StateConflict: grpc.StatusCode.ABORTED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -24,6 +24,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from engine.state.hll import HyperLogLog
@@ -35,6 +36,7 @@ DISTINCT_BOUND = 128  # exact distinct items per bucket and field before a Hyper
 
 Value = float | int | None
 Event = tuple[float, tuple[Value, ...]]  # (time, one value per field of the stream)
+_time = itemgetter(0)  # an event's time: the sort key of ``Series.raw``
 
 
 def item_of(value: Value) -> int | None:
@@ -147,7 +149,7 @@ class Series:
         if ts < self.folded_until:
             self._bucket(ts, resolution, len(values)).add(ts, values, numeric)
             return True
-        bisect.insort(self.raw, (ts, values), key=lambda e: e[0])
+        bisect.insort(self.raw, (ts, values), key=_time)
         if len(self.raw) > RAW_BOUND:
             self._fold(numeric, resolution)
         return True
@@ -166,7 +168,7 @@ class Series:
         """Fold the oldest half (at least) of the exact events into buckets ending on a step boundary."""
         middle = self.raw[len(self.raw) // 2][0]
         cut = (middle // resolution + 1) * resolution
-        keep = bisect.bisect_left(self.raw, cut, key=lambda e: e[0])
+        keep = bisect.bisect_left(self.raw, cut, key=_time)
         for ts, values in self.raw[:keep]:
             self._bucket(ts, resolution, len(values)).add(ts, values, numeric)
         del self.raw[:keep]
@@ -175,7 +177,7 @@ class Series:
     def expire(self, before: float, resolution: float) -> None:
         """Forget what lies wholly before ``before`` (the retention: the longest window plus lateness)."""
         if self.raw and self.raw[0][0] <= before:
-            del self.raw[: bisect.bisect_right(self.raw, before, key=lambda e: e[0])]
+            del self.raw[: bisect.bisect_right(self.raw, before, key=_time)]
         while self.buckets and self.buckets[0].start + resolution <= before:
             del self.buckets[0]
 
@@ -188,12 +190,13 @@ class Series:
         Times are Unix seconds; first_seen/last_seen are times, time_since_last is seconds before
         ``until``.
         """
-        lo = bisect.bisect_right(self.raw, since, key=lambda e: e[0])
-        hi = bisect.bisect_right(self.raw, until, key=lambda e: e[0])
-        events = self.raw[lo:hi]
-        buckets = [b for b in self.buckets if since < b.start <= until]
+        raw = self.raw
+        lo = 0 if not raw or raw[0][0] > since else bisect.bisect_right(raw, since, key=_time)
+        hi = len(raw) if not raw or raw[-1][0] <= until else bisect.bisect_right(raw, until, key=_time)
+        buckets = [b for b in self.buckets if since < b.start <= until] if self.buckets else []
         if kind == "count":
-            return len(events) + sum(b.count for b in buckets)
+            return hi - lo + sum(b.count for b in buckets)
+        events = raw[lo:hi]
         if kind in ("first_seen", "last_seen", "time_since_last"):
             times = [e[0] for e in events] + [b.first for b in buckets] + [b.last for b in buckets]
             if not times:

@@ -126,7 +126,12 @@ class SqliteStore:
 
 
 def open_store(setting: str) -> StateStore:
-    """The state store a server's ``state`` setting names: ``memory`` or an SQLite file path."""
+    """The state store a server's ``state`` setting names: ``memory``, ``redis://HOST:PORT/DB``
+    (engine.state.redis_store; the ``redis`` extra) or an SQLite file path."""
     if setting.strip().lower() == "memory":
         return MemoryStore(os.urandom(32))
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        from engine.state.redis_store import RedisStore
+
+        return RedisStore(setting)
     return SqliteStore(Path(setting))

@@ -40,7 +40,8 @@ def test_admin_permissions_are_granted_one_by_one():
     assert policy.may_admin("auditor", "status") and not policy.may_admin("auditor", "list_flows")
     assert not policy.may_admin("lending-app", "status")
     assert not policy.may_admin("stranger", "status")
-    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload"}
+    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "record_events"}
+    assert not policy.may_admin("ops", "record_events")  # recording events (engine.state) is granted on its own too
 
 
 def test_a_denial_names_caller_and_flow_but_not_what_others_may_do():

@@ -25,7 +25,7 @@ STATE_FIELDS = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")
 def root(tmp_path_factory) -> Path:
     """The bundled policies plus '2b': version 2 with a longer lateness (same features, another revision)."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists"):
+    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(ROOT / part, root / part)
     flow = yaml.safe_load((root / "policies/card_payment/2/flow.yaml").read_text())
     flow["version"] = "2b"
