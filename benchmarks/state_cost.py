@@ -22,17 +22,16 @@ import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.privacy_cost import timed  # noqa: E402  (p50/p99 of a call, median of rounds: one timer for both)
 from engine.datasets import read_card_payments  # noqa: E402
 from engine.loader import load_policies  # noqa: E402
 from engine.service import Decider  # noqa: E402
@@ -40,23 +39,6 @@ from engine.state.sqlite import SqliteStore  # noqa: E402
 from engine.state.store import MemoryStore, StateStore  # noqa: E402
 
 V1_ONLY = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")
-
-
-def timed(fn: Callable[[int], object], n: int, rounds: int = 3) -> dict[str, float]:
-    """p50/p99 (µs) of ``fn(i)`` over ``n`` calls, median of ``rounds`` rounds (after a warm-up)."""
-    for i in range(min(n, 500)):
-        fn(i)
-    p50s, p99s = [], []
-    for _ in range(rounds):
-        times = []
-        for i in range(n):
-            t = time.perf_counter_ns()
-            fn(i)
-            times.append((time.perf_counter_ns() - t) / 1000.0)
-        times.sort()
-        p50s.append(times[len(times) // 2])
-        p99s.append(times[int(len(times) * 0.99)])
-    return {"p50_us": round(statistics.median(p50s), 1), "p99_us": round(statistics.median(p99s), 1)}
 
 
 def _rss_bytes() -> int:
@@ -86,6 +68,16 @@ def decide_case(iterations: int, work: Path) -> dict[str, Any]:
     return out
 
 
+def record_one(store: Any, plan: Any, values: dict[str, Any], at: float) -> None:
+    """Record one payment in every stream of ``plan`` (no read, no model): the state's own cost."""
+    slots = plan.slots(values, store.salt)
+
+    def step(series: Any) -> tuple[None, Any]:
+        return None, plan.record(series, slots, values, at, store.salt)
+
+    store.transact([s for s in slots if s is not None], step)
+
+
 def keys_case(counts: list[int], work: Path) -> list[dict[str, Any]]:
     """Memory and disk per key as the number of customers grows."""
     plan = load_policies(ROOT).flows["card_payment"].versions["2"].state
@@ -100,10 +92,7 @@ def keys_case(counts: list[int], work: Path) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             for i in range(n):
                 values = {**base, "customer_id": f"C{i:07d}", "device_id": f"D{i // 3:07d}"}
-                slots = plan.slots(values, store.salt)
-                wanted = [s for s in slots if s is not None]
-                store.transact(wanted, lambda series, slots=slots, values=values: (
-                    None, plan.record(series, slots, values, 1_800_000_000.0 + i, store.salt)))
+                record_one(store, plan, values, 1_800_000_000.0 + i)
             seconds = time.perf_counter() - t0
             row: dict[str, Any] = {"customers": n, "store": kind, "us_per_payment": round(seconds / n * 1e6, 1)}
             if kind == "memory":
