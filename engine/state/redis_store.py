@@ -9,8 +9,10 @@ TTL of idle keys, kept by Redis itself). A decision is two round trips:
    changed series with their expiry, atomically (Redis runs a script alone).
 
 When another server wrote one of the keys in between, the script writes nothing and the decision's
-read, evaluation and record run again (optimistic concurrency; at most ``MAX_ATTEMPTS``), so servers
-sharing one Redis count exactly. Redis's own durability applies (``appendonly yes`` with
+read, evaluation and record run again after a short random pause (optimistic concurrency; at most
+``MAX_ATTEMPTS``, then ``StateConflict``: gRPC ABORTED, nothing recorded), so servers sharing one
+Redis count exactly. Within one process the transactions take turns (one lock), so only other
+processes can conflict: retrying threads of one process would otherwise starve each other on a hot key. Redis's own durability applies (``appendonly yes`` with
 ``appendfsync everysec`` loses at most a second of writes on a power loss; size and persist Redis as
 docs/behaviour.md says).
 
@@ -23,6 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -34,7 +39,8 @@ from engine.state.store import Step
 __all__ = ["MAX_ATTEMPTS", "RedisStore"]
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 8  # tries of one decision when other servers keep writing the same keys
+MAX_ATTEMPTS = 32  # tries of one decision when other servers keep writing the same keys
+BACKOFF_SECONDS = 0.002  # the most a retry waits before it reads again (uniformly random below it)
 PREFIX = "verdict:state:"
 DEFAULT_RETENTION = 97 * 86400.0  # the longest window (90 days) plus the longest lateness (7 days)
 
@@ -75,14 +81,21 @@ class RedisStore:
         self._redis = client if client is not None else redis.Redis.from_url(url)
         self._cas = self._redis.register_script(_CAS)
         self.retention: dict[str, float] = {}
+        self._turn = threading.Lock()  # one transaction of this process at a time (see the module docstring)
         # The key of the keyed hashes, made once per Redis database and shared by every server using it
         self._redis.set(PREFIX + "salt", os.urandom(32), nx=True)
         salt = self._redis.get(PREFIX + "salt")
         self.salt: bytes = salt if isinstance(salt, bytes) else str(salt).encode()
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+        with self._turn:
+            return self._transact(slots, step)
+
+    def _transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
         keys = [f"{PREFIX}{sig}:{key}" for sig, key in slots]
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                time.sleep(random.random() * BACKOFF_SECONDS)  # jitter, not a secret
             raw = self._redis.mget(keys) if keys else []
             versions: list[str] = []
             found: dict[Slot, Series] = {}

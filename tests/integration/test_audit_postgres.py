@@ -5,7 +5,6 @@ a failed batch starts a new chain, and `verdict serve --audit-dsn` logs and rebu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from engine.privacy import HashKey
 from engine.service import Decider
 from tests.unit.audit_helpers import decide_concurrently
 
-from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
+from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, service_address, verdict_command, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +36,7 @@ PAN = "4111111111111111"
 @pytest.fixture(scope="module")
 def server_dsn() -> str:
     """The throwaway server's DSN; required under CI, a skip with the reason elsewhere."""
-    dsn = os.environ.get("VERDICT_TEST_PG_DSN")
-    if not dsn:
-        if os.environ.get("CI") == "true":
-            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
-        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
-    return dsn
+    return service_address("VERDICT_TEST_PG_DSN", "PostgreSQL")
 
 
 @pytest.fixture
