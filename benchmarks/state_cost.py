@@ -7,12 +7,16 @@ Cases, each against a baseline measured in the same run (trust the ratios; the m
   version 2 with its features in memory (``MemoryStore``) and version 2 with the embedded SQLite
   store of ``verdict serve`` (a file in a temporary directory). Version 2's payments are spread
   over the rows' customers and devices, with the server's clock as event time.
+- ``redis`` (with ``--redis URL``): version 2 with its features in Redis (engine.state.redis_store:
+  one MGET and one compare-and-set script per decision) against the memory store, and a bare
+  ``PING`` round trip to the same Redis in the same run: the cost Redis adds per decision in
+  PING round trips (target: at most 1.5).
 - ``keys``: one payment for each of N customers (10,000, 100,000 and ``--max-keys``) recorded
   through card_payment v2's plan (its three streams: per customer, per customer and device, per
   device), without the model: resident memory added per key with ``MemoryStore``, and bytes per
   key of the SQLite file (after a checkpoint), with the time per recorded payment.
 
-    python benchmarks/state_cost.py [--iterations 5000] [--max-keys 1000000] [--out r.json]
+    python benchmarks/state_cost.py [--iterations 5000] [--max-keys 1000000] [--redis redis://127.0.0.1:6379/0] [--out r.json]
 """
 
 from __future__ import annotations
@@ -68,6 +72,28 @@ def decide_case(iterations: int, work: Path) -> dict[str, Any]:
     return out
 
 
+def redis_case(iterations: int, url: str) -> dict[str, Any]:
+    """Decisions with the Redis store against the memory store, and a bare PING, in one run."""
+    import redis
+
+    from engine.state.redis_store import RedisStore
+
+    policies = load_policies(ROOT)
+    rows = read_card_payments(ROOT / "data" / "card_payments.csv", 2000)
+    inputs = [{k: v for k, v in r.items() if k not in V1_ONLY} for r in rows]
+    out: dict[str, Any] = {}
+    client = redis.Redis.from_url(url)
+    out["ping"] = timed(lambda i: client.ping(), iterations)
+    for label, store in (("v2_memory", MemoryStore(b"k" * 32)), ("v2_redis", RedisStore(url))):
+        decider = Decider(policies, state=store)
+        out[label] = timed(lambda i, d=decider: d.decide("card_payment", inputs[i % len(inputs)], version="2"), iterations)
+        decider.close()
+    added = out["v2_redis"]["p50_us"] - out["v2_memory"]["p50_us"]
+    out["added_p50_us"] = round(added, 1)
+    out["added_in_pings_p50"] = round(added / out["ping"]["p50_us"], 2)
+    return out
+
+
 def record_one(store: Any, plan: Any, values: dict[str, Any], at: float) -> None:
     """Record one payment in every stream of ``plan`` (no read, no model): the state's own cost."""
     slots = plan.slots(values, store.salt)
@@ -114,6 +140,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, default=5000)
     p.add_argument("--max-keys", type=int, default=1_000_000)
+    p.add_argument("--redis", metavar="URL", help="also measure the Redis store against a bare PING on this server")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +148,7 @@ def main() -> int:
         result = {
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
             "decide": decide_case(args.iterations, work),
+            "redis": redis_case(args.iterations, args.redis) if args.redis else None,
             "keys": keys_case(sorted({10_000, 100_000, args.max_keys}), work),
         }
     text = json.dumps(result, indent=2)
