@@ -321,7 +321,7 @@ def load(root: Path) -> LoadResult:  # noqa: C901, PLR0915 (runs its steps in li
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = _compile_guarded(src, rulesets, models, revision, lists, events)
             problems.extend(_model_hints(root, src, found))
-            contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision, lists=lists)
+            contents[(flow_name, version)] = content = content_of(src, rulesets, models, revision, lists=lists, events=events)
             problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
                 compiled[version] = flow

@@ -44,3 +44,20 @@ def test_a_window_beyond_90_days_is_a_schema_error_with_its_line(tmp_path):
     root = _root_with(tmp_path, {"features": {"txn_count_1h": {"aggregate": "count", "key": "customer_id", "window": "91d"}}})
     problems = [p for p in load(root).problems if p.code == "schema" and p.path.endswith("2/flow.yaml")]
     assert problems and problems[0].line and "1s..90d" in problems[0].message
+
+
+def test_an_event_schema_changed_under_a_released_version_is_refused(tmp_path):
+    """The release lock of account_payout 1 records the event schemas it reads; a changed events/login.yaml fails the load naming it."""
+    from engine.cli import main
+    from engine.release import lock_path, read_lock
+
+    from .policy_roots import project_copy
+
+    root = project_copy(tmp_path)
+    assert main(["release", "account_payout", "1", "--root", str(root)]) == 0
+    lock, _ = read_lock(lock_path(root, "account_payout", "1"), "lock")
+    assert lock is not None and {"events/login.yaml", "events/password_reset.yaml"} <= set(lock.files)
+    login = root / "events/login.yaml"
+    login.write_text(login.read_text().replace("max_length: 128", "max_length: 64"))
+    errors = load(root).errors
+    assert [(p.code, p.path) for p in errors] == [("released_version_changed", "events/login.yaml")]
