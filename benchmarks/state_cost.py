@@ -104,14 +104,14 @@ def record_one(store: Any, plan: Any, values: dict[str, Any], at: float) -> None
     store.transact([s for s in slots if s is not None], step)
 
 
-def keys_case(counts: list[int], work: Path) -> list[dict[str, Any]]:
+def keys_case(counts: list[int], work: Path, stores: list[str]) -> list[dict[str, Any]]:
     """Memory and disk per key as the number of customers grows."""
     plan = load_policies(ROOT).flows["card_payment"].versions["2"].state
     assert plan is not None
     base = {"amount": 42.0, "card_number": "4111111111111111"}
     out = []
     for n in counts:
-        for kind in ("memory", "sqlite"):
+        for kind in stores:
             gc.collect()
             before = _rss_bytes()
             store: Any = MemoryStore(b"k" * 32) if kind == "memory" else SqliteStore(work / f"keys-{n}.db")
@@ -130,6 +130,11 @@ def keys_case(counts: list[int], work: Path) -> list[dict[str, Any]]:
                 row["series"] = len(store)
                 row["file_bytes_per_customer"] = round((work / f"keys-{n}.db").stat().st_size / n)
                 store.close()
+                t1 = time.perf_counter()  # start-up: open the file and decide on one key (nothing is rebuilt)
+                reopened = SqliteStore(work / f"keys-{n}.db")
+                record_one(reopened, plan, {**base, "customer_id": "C0000000", "device_id": "D0000000"}, 1_800_000_100.0)
+                row["reopen_and_first_payment_ms"] = round((time.perf_counter() - t1) * 1000, 1)
+                reopened.close()
             out.append(row)
             print(json.dumps(row), file=sys.stderr)
             del store
@@ -141,15 +146,18 @@ def main() -> int:
     p.add_argument("--iterations", type=int, default=5000)
     p.add_argument("--max-keys", type=int, default=1_000_000)
     p.add_argument("--redis", metavar="URL", help="also measure the Redis store against a bare PING on this server")
+    p.add_argument("--cases", default="decide,redis,keys", help="comma-separated subset of decide, redis, keys")
+    p.add_argument("--stores", default="memory,sqlite", help="stores of the keys case (memory, sqlite)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    cases = set(args.cases.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         result = {
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
-            "decide": decide_case(args.iterations, work),
-            "redis": redis_case(args.iterations, args.redis) if args.redis else None,
-            "keys": keys_case(sorted({10_000, 100_000, args.max_keys}), work),
+            "decide": decide_case(args.iterations, work) if "decide" in cases else None,
+            "redis": redis_case(args.iterations, args.redis) if args.redis and "redis" in cases else None,
+            "keys": keys_case(sorted({10_000, 100_000, args.max_keys}), work, args.stores.split(",")) if "keys" in cases else None,
         }
     text = json.dumps(result, indent=2)
     print(text)
