@@ -21,6 +21,7 @@ COPY policies /srv/verdict/policies
 COPY rules /srv/verdict/rules
 COPY model_artifacts /srv/verdict/model_artifacts
 COPY lists /srv/verdict/lists
+COPY events /srv/verdict/events
 ENV PATH=/opt/verdict/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
@@ -29,7 +30,8 @@ ENV PATH=/opt/verdict/bin:$PATH \
     VERDICT_PORT=50051 \
     VERDICT_METRICS_HOST=0.0.0.0 \
     VERDICT_METRICS_PORT=9464 \
-    VERDICT_AUDIT=/var/lib/verdict/audit
+    VERDICT_AUDIT=/var/lib/verdict/audit \
+    VERDICT_STATE=/var/lib/verdict/state/state.db
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 50051 9464

@@ -73,7 +73,7 @@ def applications(n: int) -> list[dict[str, Any]]:
 
 def make_root(base: Path, routing: str) -> Path:
     """A copy of the bundled policies, rules and models with `routing` for credit_application."""
-    for name in ("policies", "rules", "model_artifacts", "lists"):
+    for name in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(ROOT / name, base / name, ignore=shutil.ignore_patterns("*.png", "report.md", "tests"))
     (base / "policies/credit_application/routing.yaml").write_text(routing)
     return base

@@ -109,9 +109,11 @@ def _load(settings: Settings, audit: Audit, custom_lists: ListView | None = None
     """
     from engine.runtime.reload import Reloader
     from engine.runtime.service import Decider
+    from engine.state.sqlite import open_store
 
     # one step worker per request thread: a request in flight always finds one (engine.runtime.fallback)
-    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads)
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads,
+                      state=open_store(settings.state))
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval, custom_lists=custom_lists)
     reloader.reload("start")

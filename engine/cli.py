@@ -21,6 +21,7 @@ from engine.commands import (
     client,
     console,
     decide,
+    events,
     lint,
     lists,
     monitor,
@@ -40,7 +41,7 @@ __all__ = ["build_parser", "console_main", "main"]
 
 COMMANDS = (
     serve, decide, client, status, reload, train, lint, testing, release, audit, replay, bench, auth, monitor, notice, batch,
-    backtest, cases, lists, outcomes, console,
+    backtest, cases, lists, outcomes, console, events,
 )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "ModelLoadError",
     "NotReady",
+    "StateConflict",
     "PermissionDenied",
     "PolicyError",
     "Problem",
@@ -172,6 +173,13 @@ class ListsUnavailable(VerdictError):
     """The server keeps no custom-list store (``--lists off``, or no decision log directory)."""
 
     code = "lists_unavailable"
+
+
+class StateConflict(VerdictError):
+    """Other servers kept changing the stateful-feature histories a request reads (engine.state.redis_store);
+    nothing was decided or recorded: retry."""
+
+    code = "state_conflict"
 
 
 class DeadlineExceeded(VerdictError):

@@ -4,9 +4,9 @@
 more. The training and plotting stack, the PostgreSQL driver and the benchmark peers are extras
 (``pyproject.toml``): ``[train]`` (``verdict train``, ``verdict models rebuild``), ``[plots]``
 (``verdict monitor``'s figures), ``[otel]`` (OpenTelemetry traces, engine.tracing), ``[console]``
-(``verdict console``), ``[postgres]`` (a decision log in PostgreSQL), ``[bench]`` (``verdict bench``),
-``[batch]`` (Parquet: ``verdict batch``, ``verdict audit export``), ``[spark]`` (``--engine spark``) and
-``[test]`` (the test suite).
+(``verdict console``), ``[postgres]`` (a decision log in PostgreSQL), ``[redis]`` (stateful features in
+Redis, ``verdict serve --state redis://...``), ``[bench]`` (``verdict bench``), ``[batch]`` (Parquet:
+``verdict batch``, ``verdict audit export``), ``[spark]`` (``--engine spark``) and ``[test]`` (the test suite).
 Code that needs an extra imports its packages inside the function that uses them and calls
 :func:`require` first, so a missing extra is one clear line (``MissingExtra``; the command line
 prints it and exits 2), never a traceback from deep inside an import.
@@ -23,6 +23,7 @@ __all__ = ["EXTRAS", "MissingExtra", "require"]
 EXTRAS: Mapping[str, tuple[str, ...]] = {
     "train": ("lightgbm", "sklearn", "skl2onnx", "onnxmltools", "onnx", "matplotlib"),
     "postgres": ("psycopg",),
+    "redis": ("redis",),
     "plots": ("matplotlib",),
     "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.grpc"),
     "console": ("starlette", "uvicorn", "jinja2", "multipart", "argon2", "itsdangerous"),

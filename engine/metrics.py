@@ -81,6 +81,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("verdict_model_score", "histogram", ("model",), "Scores of each model (probability).", buckets=SCORE_BUCKETS),
     Family("verdict_errors", "counter", ("method", "code"), "Calls answered with an error, by gRPC status code."),
     Family("verdict_idempotent_replays", "counter", ("flow",), "Retries answered with the stored decision of their request id."),
+    Family("verdict_events", "counter", ("type", "placed"), "Events recorded through RecordEvent or `verdict events import`, by declared type; placed=false: no history took it (engine.state)."),
     Family("verdict_fallbacks", "counter", ("flow", "version", "step", "reason"),
            "Declared fallbacks applied because a step missed its budget or failed (reason: budget, error, busy; engine.runtime.fallback)."),
     Family("verdict_reloads", "counter", ("result", "trigger"), "Policy reloads by result (ok, refused, error) and trigger.", "reloads"),

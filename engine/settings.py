@@ -34,6 +34,7 @@ Every setting is read here and nowhere else: first its default, then the environ
 | auth_tokens | VERDICT_AUTH_TOKENS | (none) | token file (`verdict auth add-token`): SHA-256 of each bearer token -> caller name |
 | authz | VERDICT_AUTHZ | (none) | authorization file: callers -> flows they may Decide and admin methods (docs/security.md) |
 | insecure | VERDICT_INSECURE | false | allow binding a non-loopback host without TLS (plaintext on the network) |
+| state | VERDICT_STATE | state/state.db | histories of the flows' stateful features: an SQLite file (relative to the working directory) shared by every worker, or `memory` (one process, lost on stop; docs/behaviour.md) |
 
 Security rules checked here: tls_cert and tls_key come together; tls_client_ca needs tls_cert;
 authz needs a way to authenticate callers (tls_client_ca or auth_tokens); a host that is not a
@@ -165,6 +166,10 @@ class Settings(BaseModel):
     otlp_endpoint: str | None = Field(
         None, pattern=r"^https?://[^\s/]+/?$", max_length=512,
         description="OTLP/gRPC collector of the decision traces (http://host:port or https://host:port); None: tracing off.",
+    )
+    state: str = Field(
+        "state/state.db", min_length=1, max_length=4096,
+        description="SQLite file of the stateful features' histories (engine.state.sqlite), or 'memory'.",
     )
 
     @field_validator("audit_hash_key")

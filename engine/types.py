@@ -97,6 +97,9 @@ class Decision:
     route: str = "live"  # "live", "pinned", "challenger" or "shadow"
     caller: str = ""  # the authenticated caller (certificate subject or token name); "" when unauthenticated
     steps: Mapping[str, float] = field(default_factory=dict, compare=False)  # step -> seconds, as measured (traces)
+    # Stateful features (engine.state) the decision read, as of ``event_time`` (Unix seconds); logged for replay
+    state: Mapping[str, object] = field(default_factory=dict)
+    event_time: float | None = None
 
     @property
     def action(self) -> Action:

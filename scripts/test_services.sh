@@ -8,6 +8,11 @@
 # Under CI=true a failure to start it fails the run; elsewhere the PostgreSQL tests then skip,
 # saying why.
 #
+# Redis (stateful features shared by servers, engine/state/redis_store.py): Debian's redis-server,
+# started on 127.0.0.1 on a free port, no persistence, in a temporary directory. Exports
+# VERDICT_TEST_REDIS_URL (set it yourself to use a server you already have). Under CI=true a
+# failure to start it fails the run; elsewhere the Redis tests then skip, saying why.
+#
 # promtool (Debian package prometheus): checks and unit-tests deploy/prometheus/alerts.yaml
 # (tests/unit/test_deploy_prometheus.py, which fails under CI=true when promtool is missing).
 #
@@ -96,7 +101,37 @@ verdict_install_chromium() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 }
 
+verdict_start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing Redis (Debian package redis-server)"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null 2>&1 || { echo "not root and no sudo: cannot install redis-server" >&2; return 1; }
+      sudo=(sudo -n)
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends redis-server >/dev/null || return 1
+  fi
+  VERDICT_REDIS_DIR=$(mktemp -d /tmp/verdict-redis.XXXXXX)
+  local port
+  port=$("${PY:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$VERDICT_REDIS_DIR" --save "" --appendonly no \
+    --daemonize yes --pidfile "$VERDICT_REDIS_DIR/redis.pid" --logfile "$VERDICT_REDIS_DIR/redis.log" || return 1
+  local i
+  for i in $(seq 50); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 || { cat "$VERDICT_REDIS_DIR/redis.log" >&2; return 1; }
+  export VERDICT_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+  echo "== Redis $(redis-server --version | awk '{print $3}') on 127.0.0.1:$port (VERDICT_TEST_REDIS_URL)"
+}
+
 verdict_stop_services() {
+  if [[ -n "${VERDICT_REDIS_DIR:-}" && -f "$VERDICT_REDIS_DIR/redis.pid" ]]; then
+    kill "$(cat "$VERDICT_REDIS_DIR/redis.pid")" 2>/dev/null || true
+    rm -rf "$VERDICT_REDIS_DIR"
+  fi
   if [[ -n "${VERDICT_PG_DIR:-}" && -d "$VERDICT_PG_DIR" ]]; then
     "${VERDICT_PG_AS[@]}" "$VERDICT_PG_BIN/pg_ctl" -D "$VERDICT_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$VERDICT_PG_DIR"
@@ -127,6 +162,17 @@ if [[ -z "${VERDICT_TEST_PG_DSN:-}" ]]; then
       exit 1
     fi
     echo "== PostgreSQL could not be started: its tests will skip (set VERDICT_TEST_PG_DSN to use a server)" >&2
+  fi
+fi
+
+if [[ -z "${VERDICT_TEST_REDIS_URL:-}" ]]; then
+  trap verdict_stop_services EXIT
+  if ! verdict_start_redis; then
+    if [[ "${CI:-}" == "true" ]]; then
+      echo "== Redis could not be started; the Redis state store tests need it" >&2
+      exit 1
+    fi
+    echo "== Redis could not be started: its tests will skip (set VERDICT_TEST_REDIS_URL to use a server)" >&2
   fi
 fi
 

@@ -14,7 +14,7 @@ import yaml
 
 __all__ = ["PARTS", "copy_root"]
 
-PARTS = ("policies", "rules", "model_artifacts", "lists")
+PARTS = ("policies", "rules", "model_artifacts", "lists", "events")
 
 
 def copy_root(source: Path, dest: Path) -> Path:

@@ -229,6 +229,9 @@ def decision_payload(
         data["delivery"] = delivery
     if outcome.fallbacks:  # declared fallbacks taken (engine.runtime.fallback); absent: none
         data["fallback"] = [{"step": f.step, "reason": f.reason, "mode": f.mode} for f in outcome.fallbacks]
+    if decision.event_time is not None:  # a flow with stateful features: what it read, as of when (engine.state)
+        data["event_time"] = decision.event_time
+        data["state"] = dict(decision.state)
     return payload(data)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit.follow import Gap
+from engine.audit.record import parse_time
 from engine.errors import InvalidInput
 from engine.runtime.flow import CompiledFlow
+from engine.state.store import MemoryStore, decide_with_state
 from engine.tabular import TableError, parse_number, read_rows
 from engine.training.fairness import AGE_BANDS, AIR_THRESHOLD, MIN_GROUP_ROWS, GroupTally, group_of
 from engine.types import Action, Outcome
@@ -467,6 +470,29 @@ def _drivers(before_action: Action, before_fired: tuple[Any, ...], after_action:
     return found or [("(flow default)", f"{before_action.name} -> {after_action.name}")]
 
 
+def _evaluate(record: Mapping[str, Any], compiled: CompiledFlow, history: MemoryStore | None) -> Outcome:
+    """The outcome of ``compiled`` on a logged decision's input.
+
+    A flow with stateful features (engine.state): the same version and revision take the feature
+    values the decision logged (so the replay is bit for bit); another version recomputes its own
+    as of the logged event time from the decisions replayed before it (log order is event-time
+    order), never from later ones.
+    """
+    raw = dict(record.get("input") or {})
+    plan = compiled.state
+    logged = record.get("state")
+    if plan is None or history is None:  # a version that takes such values as input fields gets the logged ones
+        if isinstance(logged, Mapping):
+            raw.update((k, v) for k, v in logged.items() if k in compiled.validator.fields and k not in raw)
+        return compiled.evaluate(raw)
+    if isinstance(logged, Mapping) and record.get("version") == compiled.version and record.get("revision") == compiled.revision:
+        return compiled.evaluate({**raw, **logged})
+    at = record.get("event_time")
+    when = float(at) if isinstance(at, (int, float)) else parse_time(str(record.get("ts", "")))
+    values = compiled.validator(raw)
+    return decide_with_state(history, plan, values, when, compiled.evaluate_clean)[0]
+
+
 def replay(
     records: Iterable[Mapping[str, Any]],
     compiled: CompiledFlow,
@@ -491,6 +517,7 @@ def replay(
     """
     report = ReplayReport(compiled.flow, compiled.version, compiled.revision, location, outcomes_given=outcomes is not None,
                           protected=protected)
+    history = MemoryStore(os.urandom(32)) if compiled.state is not None else None  # another version's features, rebuilt in log order
     for n, record in enumerate(records, start=1):
         if progress is not None:
             progress(n)
@@ -499,7 +526,7 @@ def replay(
         report.considered += 1
         report.produced_by[f"{record.get('version')}@{str(record.get('revision', ''))[:12]}"] += 1
         try:
-            outcome = compiled.evaluate(record.get("input") or {})
+            outcome = _evaluate(record, compiled, history)
         except InvalidInput as exc:
             report.rejected += 1
             report.rejected_fields.update({e.field for e in exc.errors})

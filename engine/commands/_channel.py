@@ -81,8 +81,8 @@ class CallFailed(Exception):
         self.exit_code = exit_code
 
 
-def call_policy_service(args: argparse.Namespace, method: str, request: Any) -> Any:
-    """``PolicyService.<method>(request)`` on ``args.target`` with ``args.timeout`` (seconds): its reply.
+def call_policy_service(args: argparse.Namespace, method: str, request: Any, *, service: str = "PolicyService") -> Any:
+    """``<service>.<method>(request)`` on ``args.target`` with ``args.timeout`` (seconds): its reply.
 
     Reports bad connection flags or a failed call (its gRPC status and details) on stderr and
     raises ``CallFailed`` with the command's exit code (2 or 1).
@@ -100,7 +100,11 @@ def call_policy_service(args: argparse.Namespace, method: str, request: Any) -> 
         raise CallFailed(2) from None
     with channel:
         try:
-            return getattr(pb_grpc.PolicyServiceStub(channel), method)(request, timeout=args.timeout, metadata=metadata)
+            return getattr(getattr(pb_grpc, f"{service}Stub")(channel), method)(request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
+            from engine.grpc.status import field_errors_from
+
             report(f"{exc.code().name}: {exc.details()}")
-            raise CallFailed(1) from None
+            for error in field_errors_from(exc.trailing_metadata()):  # INVALID_ARGUMENT names each bad field
+                report(f"  {error['field']}: {error['message']} [{error['code']}]")
+            raise CallFailed(2 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 1) from None

@@ -41,6 +41,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-host", metavar="HOST", help="address of /metrics (default 127.0.0.1)")
     p.add_argument("--otlp-endpoint", metavar="URL",
                    help="export OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (needs the otel extra; docs/operations.md)")
+    p.add_argument("--state", metavar="FILE", help="SQLite file of stateful features, or 'memory' (default state/state.db; docs/behaviour.md)")
     g = p.add_argument_group("security (docs/security.md)")
     g.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain of the server: serve TLS (with --tls-key)")
     g.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
             otlp_endpoint=args.otlp_endpoint,
+            state=args.state,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,

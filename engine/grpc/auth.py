@@ -57,6 +57,7 @@ class Rule(enum.Enum):
     LISTS_WRITE = "lists:write"  # admin permission "lists:write" (ListService: changes and reads)
     CASES_READ = "cases_read"  # admin permission "cases_read" (the review queue's dispositions)
     CASES_DECIDE = "cases_decide"  # admin permission "cases_decide" (CaseService.DecideCase)
+    RECORD_EVENTS = "record_events"  # admin permission "record_events" (RecordEvent: feeds stateful features)
 
 
 METHOD_RULES: dict[str, Rule] = {
@@ -64,6 +65,7 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.DecisionService/DecideBatch": Rule.DECIDE_BATCH,
     "/verdict.v1.DecisionService/ListFlows": Rule.LIST_FLOWS,
     "/verdict.v1.DecisionService/Ping": Rule.AUTHENTICATED,
+    "/verdict.v1.DecisionService/RecordEvent": Rule.RECORD_EVENTS,
     "/verdict.v1.PolicyService/GetStatus": Rule.STATUS,
     "/verdict.v1.PolicyService/Reload": Rule.RELOAD,
     "/verdict.v1.ListService/AddListEntry": Rule.LISTS_WRITE,

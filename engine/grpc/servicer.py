@@ -18,7 +18,7 @@ import grpc
 from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.auth import caller_of
 from engine.grpc.batch import BatchCall, decode_batch_request, encode_batch_response, requests_of
-from engine.grpc.convert import flows_to_response
+from engine.grpc.convert import flows_to_response, struct_to_dict
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request, tolerant_decoder
@@ -45,6 +45,8 @@ class Decider(Protocol):
     def flows(self) -> dict[str, list[str]]: ...
 
     def live_version(self, flow: str) -> str: ...
+
+    def record_event(self, kind: str, fields: Mapping[str, Any], *, event_time: float = 0.0) -> tuple[float, int]: ...
 
 
 class DecisionServicer:
@@ -102,6 +104,14 @@ class DecisionServicer:
         flows = core.flows()
         return flows_to_response(flows, {name: core.live_version(name) for name in flows})
 
+    @translate_errors
+    def RecordEvent(self, request: pb.RecordEventRequest | Malformed, context: grpc.ServicerContext) -> pb.RecordEventResponse:  # noqa: N802
+        """Record one event of a declared type in the stateful features' histories (engine.state)."""
+        if isinstance(request, Malformed):
+            raise InvalidInput([FieldError(request.field, request.message, request.code)])
+        at, placed = self._core().record_event(request.type, struct_to_dict(request.fields), event_time=request.event_time)
+        return pb.RecordEventResponse(event_time=at, recorded=placed)
+
     @staticmethod
     def Ping(payload: bytes, context: grpc.ServicerContext) -> bytes:  # noqa: N802
         """Echo the serialized PingRequest as the PingResponse (same wire layout: field 1, bytes)."""
@@ -132,6 +142,11 @@ def handlers(servicer: DecisionServicer) -> dict[str, grpc.RpcMethodHandler[Any,
             servicer.ListFlows,
             request_deserializer=tolerant_decoder(pb.ListFlowsRequest),
             response_serializer=pb.ListFlowsResponse.SerializeToString,
+        ),
+        "RecordEvent": grpc.unary_unary_rpc_method_handler(
+            servicer.RecordEvent,
+            request_deserializer=tolerant_decoder(pb.RecordEventRequest),
+            response_serializer=pb.RecordEventResponse.SerializeToString,
         ),
         # The transport floor: bytes in, the same bytes out, no parsing at all.
         "Ping": grpc.unary_unary_rpc_method_handler(servicer.Ping),

@@ -178,10 +178,11 @@ def check(root: Path, previous: PolicySet | None = None, custom_lists: ListView 
         policies = None
     elif result.policies is not None and not all_errors and not failed:
         policies = result.policies
-        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings, custom_lists=result.custom_lists)
+        policies = PolicySet(policies.root, policies.flows, policies.revision, warnings, custom_lists=result.custom_lists,
+                             events=policies.events)
     else:
         policies = PolicySet(root, MappingProxyType(serving), _state_revision(serving), warnings, MappingProxyType(unavailable),
-                             custom_lists=result.custom_lists)
+                             custom_lists=result.custom_lists, events=MappingProxyType(result.events))
     return Activation(
         policies=policies,
         flows=MappingProxyType(health),

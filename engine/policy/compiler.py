@@ -28,6 +28,7 @@ from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, Scori
 from engine.runtime.validation import compile_validator, field_bounds
 from engine.screening.lists import ScreeningList
 from engine.screening.step import CompiledScreen, feature_names
+from engine.state.plan import StatePlan, compile_plan
 from engine.suggest import did_you_mean
 from engine.types import Action, FiredRule, Reason
 
@@ -377,10 +378,12 @@ def compile_flow(
     revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None,
     custom_lists: ListView | None = None,
+    events: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error.
 
     ``custom_lists``: the view whose declared lists ``x in list('name')`` may read (none without it).
+    ``events``: event type -> field -> "number"/"string", the types its stateful features may read.
     """
     ctx = _Ctx(source)
     flow = source.file
@@ -389,6 +392,7 @@ def compile_flow(
         env.update({LIST_PREFIX + name: list_symbol(kind.value) for name, kind in custom_lists.kinds.items()})
     catalogue = dict(flow.reasons)
     screens = _screens(ctx, flow, env, lists or {})
+    state = _state_plan(ctx, flow, env, events or {})
     derived, never_missing = _compile_derived(ctx, flow, env)
     bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
@@ -425,6 +429,7 @@ def compile_flow(
         budgets=budgets,
         psi=(flow.psi.watch, flow.psi.act),
         custom_lists=custom_lists,
+        state=state,
     )
     return compiled, ctx.problems
 
@@ -501,6 +506,17 @@ def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[t
     return out
 
 
+def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], events: Mapping[str, Mapping[str, str]]) -> StatePlan | None:
+    """The flow's behaviour section compiled (engine.state.plan); its features join ``env``."""
+    if flow.behaviour is None:
+        return None
+
+    def report(message: str, code: str, loc: tuple[str | int, ...], hint: str | None) -> None:
+        ctx.add(message, code, loc=loc, hint=hint, field=str(loc[2]) if len(loc) > 2 else None)
+
+    return compile_plan(flow.behaviour, flow.flow, env, report, events)
+
+
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
     """What turns an input into a version's values: its input schema, derived features and models.
 
@@ -512,6 +528,8 @@ def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:
         "derived": list(flow.derived.items()),
         "models": [[b.model.name, b.model.version, b.model.content_sha256, b.output] for b in models],
     }
+    if flow.behaviour is not None:  # its features are values too (only then in the key: older keys are unchanged)
+        doc["behaviour"] = flow.behaviour.model_dump(mode="json")
     if flow.screening:  # screening writes features too (only then in the key: older keys are unchanged)
         doc["screening"] = [s.model_dump(mode="json") for s in flow.screening]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

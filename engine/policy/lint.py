@@ -343,20 +343,22 @@ def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]
                     rules.update(spec.id for spec in rs.file.rules)
                     rules.update(row.id for row in table_rows(rs.file.tables, rs.path, rs.doc)[0])
             reasons = set(flow.reasons)
+            # a test may state a customer's history by giving the flow's stateful features (docs/behaviour.md)
+            fields = set(flow.input.fields) | set(flow.behaviour.features if flow.behaviour is not None else ())
 
             def bad(loc: tuple[str | int, ...], message: str, code: str, hint: str, *, suite: TestSuite = suite, where: str = where) -> None:
                 out.append(Problem(suite.path, f"{message} ({where})", code, line=suite.doc.line_of(loc), hint=hint, flow=suite.flow))
 
             if flow.input.unknown_fields == "reject":
                 for key in suite.file.base:
-                    if key not in flow.input.fields:
+                    if key not in fields:
                         bad(("base", key), f"base: {key!r} is not an input field", "unknown_test_field", "see the flow's input.fields")
             for i, case in enumerate(suite.file.cases):
                 name = f"case {case.name!r}"
                 refused = set(case.expect.invalid or ())  # a case may send an unknown field to prove it is refused
                 if flow.input.unknown_fields == "reject":
                     for key in case.input:
-                        if key not in flow.input.fields and key not in refused:
+                        if key not in fields and key not in refused:
                             bad(("cases", i, "input", key), f"{name}: {key!r} is not an input field", "unknown_test_field",
                                 "see the flow's input.fields")
                 for key in case.expect.invalid or ():

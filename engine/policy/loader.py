@@ -31,6 +31,7 @@ from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger
 from engine.screening.lists import ScreeningList
+from engine.state.events import EventFile, EventType, compile_event
 from engine.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class PolicySet:
     unavailable: Mapping[str, tuple[Problem, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # The custom lists (policies/custom_lists.yaml) the flows' ``x in list('name')`` tests read (docs/lists.md)
     custom_lists: ListView | None = None
+    # Event types other than decisions, from events/<type>.yaml (engine.state.events): RecordEvent checks against them
+    events: Mapping[str, EventType] = field(default_factory=lambda: MappingProxyType({}))
 
     def flow_names(self) -> list[str]:
         return sorted(self.flows)
@@ -89,6 +92,7 @@ class LoadResult:
     broken_rulesets: dict[str, str] = field(default_factory=dict)  # ruleset name -> its rule file
     broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
     custom_lists: ListView | None = None  # the view the compiled flows' list tests read
+    events: dict[str, EventType] = field(default_factory=dict)  # event type -> its schema (events/<type>.yaml)
 
     @property
     def errors(self) -> list[Problem]:
@@ -164,10 +168,13 @@ def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:
     result.flow_sources = _read_flows(root, problems, result.broken_versions)
     models = _load_models(root, result.flow_sources, problems)
     lists = _load_lists(root, result.flow_sources, problems)
+    result.events = _load_events(root, problems)
     revision = _compile_flows(root, result, models, lists)
     if not any(p.severity == "error" for p in problems):
         warnings = tuple(p for p in problems if p.severity != "error")
-        result.policies = PolicySet(root, MappingProxyType(result.flows), revision, warnings, custom_lists=custom_lists)
+        result.policies = PolicySet(
+            root, MappingProxyType(result.flows), revision, warnings, custom_lists=custom_lists, events=MappingProxyType(result.events)
+        )
     return result
 
 
@@ -239,11 +246,13 @@ def _compile_flows(
         for version, src in sorted(versions.items(), key=lambda kv: version_key(kv[0])):
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read: that file's problem says why
-            revision = _revision(src, result.rule_sources, models, lists)
+            revision = _revision(src, result.rule_sources, models, lists, result.events)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists)
+            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists, result.events)
             problems.extend(_model_hints(root, src, found))
-            result.contents[(flow_name, version)] = content = content_of(src, result.rule_sources, models, revision, lists=lists)
+            result.contents[(flow_name, version)] = content = content_of(
+                src, result.rule_sources, models, revision, lists=lists, events=result.events
+            )
             problems.extend(check_release(root, content, flow_name, version))
             if flow is not None:
                 compiled[version] = flow
@@ -295,10 +304,11 @@ def _approval_problems(
 def _compile_guarded(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None, custom_lists: ListView | None = None,
+    events: Mapping[str, EventType] | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists)
+        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists, {n: e.kinds for n, e in (events or {}).items()})
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"
@@ -326,9 +336,10 @@ def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Prob
 
 def _revision(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel],
-    lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    lists: Mapping[tuple[str, str], ScreeningList] | None = None, events: Mapping[str, EventType] | None = None,
 ) -> str:
-    """Content revision of a flow version: its flow file, rule files, every file of its models and its screening lists.
+    """Content revision of a flow version: its flow file, rule files, every file of its models, its screening
+    lists and the schemas of the event types its stateful features read.
 
     A model counts by ``content_sha256``: its card (feature order, category encodings, output),
     graph and explainer, so a change to any of them is a new revision (docs/versions-and-routing.md).
@@ -345,7 +356,27 @@ def _revision(
     for spec in src.file.screening:  # absent from flows without screening: their revisions are unchanged
         lst = (lists or {}).get((spec.list, spec.version))
         h.update(f"\0list\0{spec.list}\0{spec.version}\0{lst.content_sha256 if lst else '-'}".encode())
+    behaviour = src.file.behaviour
+    for event in sorted({f.event for f in behaviour.features.values() if f.event} if behaviour else ()):
+        schema = (events or {}).get(event)  # absent from flows without such features: their revisions are unchanged
+        h.update(f"\0event\0{event}\0{schema.digest if schema else '-'}".encode())
     return h.hexdigest()
+
+
+def _load_events(root: Path, problems: list[Problem]) -> dict[str, EventType]:
+    """The event types under events/ (engine.state.events); each file is named after its type."""
+    out: dict[str, EventType] = {}
+    for path in yaml_files(root / "events"):
+        doc, parsed, raw = read_doc(root, path, EventFile, problems)
+        if parsed is None or doc is None:
+            continue
+        rel = relative(root, path)
+        if parsed.event != path.stem:
+            problems.append(Problem(rel, f"event {parsed.event!r} does not match its file name {path.stem!r}", "event_name_mismatch",
+                                    line=doc.line_of(("event",))))
+            continue
+        out[parsed.event] = compile_event(parsed, rel, sha256_hex(raw))
+    return out
 
 
 def _load_lists(

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from engine.policy.compiler import FlowSource, RuleSource
     from engine.runtime.flow import ScoringModel
     from engine.screening.lists import ScreeningList
+    from engine.state.events import EventType
 
 __all__ = [
     "LOCK_NAME", "Content", "ReleaseLock", "Reissue", "check_release", "content_of", "lock_path", "read_lock",
@@ -87,9 +88,11 @@ def lock_path(root: Path, flow: str, version: str) -> Path:
 
 def content_of(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
-    *, lists: Mapping[tuple[str, str], ScreeningList] | None = None,
+    *, lists: Mapping[tuple[str, str], ScreeningList] | None = None, events: Mapping[str, EventType] | None = None,
 ) -> Content:
     """The files and models behind a flow version, with their digests ('-' when unavailable).
+
+    The schemas of the event types its stateful features read (``events/<type>.yaml``) count too.
 
     The screening lists it uses count by their files (``lists/<list>/<version>/list.yaml`` and the
     entity file): a list changed under a released version is refused like a changed rule file. A
@@ -110,6 +113,11 @@ def content_of(
         lst = (lists or {}).get((spec.list, spec.version))
         for name, digest in (lst.files.items() if lst is not None else ()):
             files[f"lists/{spec.list}/{spec.version}/{name}"] = digest
+    behaviour = src.file.behaviour
+    for event in sorted({f.event for f in behaviour.features.values() if f.event} if behaviour else ()):
+        schema = (events or {}).get(event)
+        if schema is not None:
+            files[schema.path] = schema.digest
     return Content(revision, files, found)
 
 

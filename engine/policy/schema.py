@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.limits import MAX_INPUT_FIELDS
+from engine.state.spec import BehaviourSpec
 
 __all__ = [
     "ActionName",
@@ -221,6 +222,9 @@ class FlowFile(_Frozen):
         default_factory=dict,
         description="step (validate, screening, features, score, score.<model>, rules, explain) -> latency "
         "budget and fallback (engine.runtime.fallback, docs/fallbacks.md)",
+    )
+    behaviour: BehaviourSpec | None = Field(
+        default=None, description="stateful features over time, computed by Verdict (engine.state, docs/behaviour.md)",
     )
 
     @field_validator("rulesets")

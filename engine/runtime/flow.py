@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from engine.custom_lists.snapshot import ListView
     from engine.policy.durable import DurableRuleset
     from engine.screening.step import CompiledScreen
+    from engine.state.plan import StatePlan
 
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
@@ -119,6 +120,7 @@ class CompiledFlow:
         "revision",
         "rules",
         "screens",
+        "state",
         "validator",
         "version",
     )
@@ -143,6 +145,7 @@ class CompiledFlow:
         budgets: Budgets | None = None,
         psi: tuple[float, float] = (0.1, 0.25),
         custom_lists: ListView | None = None,
+        state: StatePlan | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -166,6 +169,8 @@ class CompiledFlow:
         # The custom lists its ``x in list('name')`` tests read: the one input that changes between calls
         # without a new version (docs/lists.md); a test fixes it with ``custom_lists.using(snapshot)``.
         self.custom_lists = custom_lists
+        # The behaviour section (engine.state): stateful features a StateStore computes before evaluation
+        self.state = state
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )
@@ -178,10 +183,15 @@ class CompiledFlow:
         DeadlineExceeded when ``expired()`` says the caller's deadline passed before a model.
         ``mark(step)`` (optional) is called as each step ends (see the module docstring).
         ``guard`` (for a flow with ``budgets``) runs each step under its budget; a missed or failed
-        step takes its fallback, and an ``error`` fallback raises StepTimedOut or StepFailed."""
+        step takes its fallback, and an ``error`` fallback raises StepTimedOut or StepFailed.
+
+        A flow with stateful features (``state``) takes their values from ``raw`` beside the input
+        fields (a policy test's stated history, a logged decision's ``state``); one not given is
+        read as from no history (engine.state.plan.StatePlan.given). A server computes them
+        itself instead (engine.state.store.decide_with_state) and refuses them from callers."""
         if guard is not None:
             return self._evaluate_guarded(raw, expired, mark, guard)
-        values = self.validator(raw)
+        values = self._validate(raw)
         if mark is not None:
             mark("validate")
         return self.evaluate_clean(values, expired, mark=mark)
@@ -220,7 +230,7 @@ class CompiledFlow:
         scores: dict[str, float] = {}
         taken: list[FallbackTaken] = []
         try:
-            values: dict[str, Any] = guard.run("validate", self.validator, raw)
+            values: dict[str, Any] = guard.run("validate", self._validate, raw)
             mark("validate")
             if self.screens:
                 guard.run("screening", self._screen, values, scores)
@@ -248,6 +258,15 @@ class CompiledFlow:
         except StepMissed as missed:
             return self._fallback(missed, scores, taken)
         return replace(outcome, fallbacks=tuple(taken)) if taken else outcome
+
+    def _validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The validated input, with the stateful features ``raw`` states beside it (see ``evaluate``)."""
+        if self.state is None:
+            return self.validator(raw)
+        raw, given = self.state.given(raw)
+        values = self.validator(raw)
+        values.update(given)
+        return values
 
     def _screen(self, values: dict[str, Any], scores: dict[str, float]) -> None:
         for step in self.screens:

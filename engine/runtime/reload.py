@@ -43,7 +43,7 @@ from engine.runtime.service import Decider
 __all__ = ["ReloadStatus", "Reloader", "fingerprint"]
 
 _log = structlog.get_logger("verdict.reload")
-WATCHED = ("policies", "rules", "model_artifacts", "lists")
+WATCHED = ("policies", "rules", "model_artifacts", "lists", "events")
 
 
 def fingerprint(root: Path) -> str:

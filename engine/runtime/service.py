@@ -47,7 +47,9 @@ from engine.runtime.fallback import DEFAULT_WORKERS, StepGuard, WorkerPool
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.validation import check_call
-from engine.types import Decision
+from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
+from engine.suggest import did_you_mean
+from engine.types import Decision, Outcome
 
 if TYPE_CHECKING:
     from engine.tracing import Tracing
@@ -116,8 +118,16 @@ class Decider:
         shadow_queue: int = 1024,
         step_workers: int = DEFAULT_WORKERS,
         tracing: Tracing | None = None,
+        state: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._policies = policies
+        # Histories of the flows' stateful features (engine.state); one process's memory unless a
+        # server passes its store (engine.state.sqlite, the embedded default of `verdict serve`)
+        self.state: StateStore = state if state is not None else MemoryStore()
+        self._clock = clock
+        if policies is not None:
+            self._keep_state(policies)
         self._sink = sink
         self._idempotency = idempotency
         self.metrics = metrics if metrics is not None else Metrics()
@@ -145,7 +155,17 @@ class Decider:
     def swap(self, policies: PolicySet) -> None:
         """Make `policies` the state every following request sees (atomic)."""
         self.drift.watch(policies)
+        self._keep_state(policies)
         self._policies = policies
+
+    def _keep_state(self, policies: PolicySet) -> None:
+        """Tell the state store how long each stream of the loaded flows keeps its history (TTL)."""
+        for entry in policies.flows.values():
+            for compiled in entry.versions.values():
+                if compiled.state is not None:
+                    for stream in compiled.state.streams:
+                        known = self.state.retention.get(stream.sig, 0.0)
+                        self.state.retention[stream.sig] = max(known, stream.retention)
 
     def flows(self) -> dict[str, list[str]]:
         from engine.policy.loader import version_key
@@ -233,6 +253,35 @@ class Decider:
             return decision
         return self._decide(flow, input, version, request_id, caller, deadline)
 
+    def record_event(self, kind: str, fields: Mapping[str, Any], *, event_time: float = 0.0) -> tuple[float, int]:
+        """Record one event of a declared type (events/<kind>.yaml) in every stateful feature's history
+        that reads it; returns the event time used (``event_time`` in Unix seconds, 0: this server's
+        clock) and how many key histories took it.
+
+        Raises InvalidInput naming the unknown type, a bad event time and every bad field.
+        """
+        policies = self.policies
+        schema = policies.events.get(kind)
+        errors: list[FieldError] = []
+        if schema is None:
+            hint = did_you_mean(kind[:64], sorted(policies.events)) or f"declared types: {', '.join(sorted(policies.events)) or 'none'}"
+            errors.append(FieldError("type", f"unknown event type {kind[:64]!r} ({hint})", "unknown_event"))
+        if not (0.0 <= event_time < 32503680000.0):  # NaN fails too; the year 3000 is the schema's upper bound
+            errors.append(FieldError("event_time", "must be Unix seconds between 0 (the server's clock) and the year 3000", "range"))
+        if schema is None or errors:
+            if schema is not None:  # name the bad fields too, all at once
+                try:
+                    schema.validate(fields)
+                except InvalidInput as exc:
+                    errors.extend(exc.errors)
+            raise InvalidInput(errors)
+        values = schema.validate(fields)
+        at = event_time or self._clock()
+        plans = [c.state for entry in policies.flows.values() for c in entry.versions.values() if c.state is not None]
+        placed = record_event(self.state, plans, kind, values, at)
+        self.metrics.inc("verdict_events", type=kind, placed=str(placed > 0).lower())
+        return at, placed
+
     def decide_many(
         self, requests: Sequence[Request | VerdictError], *, caller: str = "", deadline: float | None = None,
         trace: Mapping[str, str] | None = None,
@@ -276,10 +325,7 @@ class Decider:
             last[0] = now
 
         try:
-            if compiled.budgets:
-                outcome = compiled.evaluate(input, expired, mark=mark, guard=StepGuard(compiled.budgets, self.steps, deadline))
-            else:
-                outcome = compiled.evaluate(input, expired, mark=mark)
+            outcome, state, at = self._evaluate(compiled, input, expired, mark, deadline)
         except (StepTimedOut, StepFailed) as exc:  # an `error` fallback: counted, then answered as the error
             reason = exc.reason if isinstance(exc, StepFailed) else "budget"
             self.metrics.inc("verdict_fallbacks", flow=compiled.flow, version=compiled.version, step=exc.step, reason=reason)
@@ -301,6 +347,8 @@ class Decider:
             route=route,
             caller=caller,
             steps=steps,
+            state=state,
+            event_time=at,
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered
@@ -313,6 +361,31 @@ class Decider:
         if shadows:
             self._submit_shadows(policies, decision, shadows, input)
         return decision
+
+    def _evaluate(
+        self, compiled: CompiledFlow, input: Mapping[str, Any], expired: Callable[[], bool] | None, mark: Callable[[str], None],
+        deadline: float | None = None,
+    ) -> tuple[Outcome, dict[str, Any], float | None]:
+        """The outcome, the stateful features it read and the event time (None: a flow without state).
+
+        A flow with stateful features reads them from the state store as of the event time (its
+        ``time_field``, else this server's clock) and records the decision there, in one
+        transaction (engine.state.store.decide_with_state); a caller cannot send them. Step
+        budgets (``deadline``: the caller's, monotonic seconds) apply to flows without stateful
+        features; a flow with both is decided without its budgets (docs/fallbacks.md).
+        """
+        plan = compiled.state
+        if plan is None:
+            guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
+            return compiled.evaluate(input, expired, mark=mark, guard=guard), {}, None
+        values = compiled.validator(input)
+        mark("validate")
+        given = values.get(plan.time_field) if plan.time_field else None
+        at = float(given) if given is not None else self._clock()
+        outcome, state = decide_with_state(
+            self.state, plan, values, at, lambda v: compiled.evaluate_clean(v, expired, mark=mark),
+        )
+        return outcome, state, at
 
     def _count(self, compiled: CompiledFlow, decision: Decision, seconds: float, steps: dict[str, float]) -> None:
         """Count an answered decision in the metrics (engine.metrics.Metrics.decision)."""
@@ -349,9 +422,12 @@ class Decider:
         self._shadow.close()
         self.drift.stop()
         self.steps.close()
+        self.state.close()
 
 
-def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None) -> Decider:
+def load_decider(
+    root: Path, *, sink: DecisionSink | None = None, idempotency: Idempotency | None = None, state: StateStore | None = None,
+) -> Decider:
     """Load, lint and self-test the policy root flow by flow, as a server starts (engine.policy.activation).
 
     Every flow without an error serves; a flow with one is not loaded and its requests raise
@@ -363,4 +439,4 @@ def load_decider(root: Path, *, sink: DecisionSink | None = None, idempotency: I
     outcome = check(Path(root))
     if outcome.policies is None:
         raise PolicyError(list(outcome.problems) or [Problem(str(root), "no flow could be loaded", "no_flows")])
-    return Decider(outcome.policies, sink=sink, idempotency=idempotency)
+    return Decider(outcome.policies, sink=sink, idempotency=idempotency, state=state)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engine.datasets import read_card_payments, read_credit_applications
@@ -163,3 +164,14 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(10)
+
+
+def service_address(variable: str, what: str) -> str:
+    """The address of a throwaway service scripts/test_services.sh started (``variable``): required under
+    CI (a failure saying so), a skip with the reason elsewhere."""
+    value = os.environ.get(variable)
+    if not value:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{variable} is not set: scripts/test_services.sh must start {what} in CI")
+        pytest.skip(f"no {what}: run through scripts/test.sh (it starts one) or set {variable}")
+    return value

@@ -22,10 +22,10 @@ from engine.policy.loader import load_policies
 from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
 from engine.runtime.service import Decider
-from tests.pg import fresh_schema, server_dsn_or_skip
+from tests.pg import fresh_schema
 from tests.unit.audit_helpers import decide_concurrently
 
-from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
+from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, service_address, verdict_command, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ PAN = "4111111111111111"
 @pytest.fixture(scope="module")
 def server_dsn() -> str:
     """The throwaway server's DSN; required under CI, a skip with the reason elsewhere."""
-    return server_dsn_or_skip()
+    return service_address("VERDICT_TEST_PG_DSN", "PostgreSQL")
 
 
 @pytest.fixture

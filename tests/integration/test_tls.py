@@ -179,7 +179,8 @@ def test_a_caller_not_allowed_a_flow_gets_permission_denied(pki, mtls_server):
 
 
 def test_admin_methods_are_guarded(pki, mtls_server):
-    """GetStatus, ListFlows and Reload need their admin permission: alice is refused all three, bob (status, list_flows) is answered but may not reload."""
+    """GetStatus, ListFlows, Reload and RecordEvent need their admin permission: alice is refused the first three, bob
+    (status, list_flows) is answered but may not reload nor record events."""
     with channel(pki, mtls_server.port, "alice") as ch:
         code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).Reload(pb.ReloadRequest(), timeout=10))
         assert code is grpc.StatusCode.PERMISSION_DENIED and "Reload" in details
@@ -190,9 +191,12 @@ def test_admin_methods_are_guarded(pki, mtls_server):
     with channel(pki, mtls_server.port, "bob") as ch:
         assert pb_grpc.PolicyServiceStub(ch).GetStatus(pb.StatusRequest(), timeout=10).revision
         names = {f.name for f in pb_grpc.DecisionServiceStub(ch).ListFlows(pb.ListFlowsRequest(), timeout=10).flows}
-        assert names == {"credit_application", "card_payment", "customer_onboarding"}
+        assert names == {"credit_application", "card_payment", "customer_onboarding", "account_payout"}
         code, details = status_of(lambda: pb_grpc.PolicyServiceStub(ch).Reload(pb.ReloadRequest(), timeout=10))
         assert code is grpc.StatusCode.PERMISSION_DENIED and "needs admin permission 'reload'" in details
+        event = pb.RecordEventRequest(type="password_reset")
+        code, details = status_of(lambda: pb_grpc.DecisionServiceStub(ch).RecordEvent(event, timeout=10))
+        assert code is grpc.StatusCode.PERMISSION_DENIED and "needs admin permission 'record_events'" in details
 
 
 def test_a_known_client_without_any_grant_may_only_ping(pki, mtls_server):

@@ -92,8 +92,8 @@ def demo_root(root: Path, *, versions: tuple[str, ...] = ("1",), limit: int = 10
 
 
 def project_copy(root: Path, *, models: bool = True) -> Path:
-    """A copy of the project's own policies/, rules/, lists/ (and model_artifacts/) under `root`."""
-    for name in ("policies", "rules", "lists") + (("model_artifacts",) if models else ()):
+    """A copy of the project's own policies/, rules/, lists/, events/ (and model_artifacts/) under `root`."""
+    for name in ("policies", "rules", "lists", "events") + (("model_artifacts",) if models else ()):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("*.png", "report.md"))
     return root
 

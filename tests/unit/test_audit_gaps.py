@@ -43,7 +43,7 @@ FLOW = "credit_application"
 def root(tmp_path_factory) -> Path:
     """The bundled root with only the live versions answering (as the case's run.sh does)."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists"):
+    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(PROJECT / part, root / part)
     for routing in (root / "policies").glob("*/routing.yaml"):
         routing.write_text("".join(line for line in routing.read_text().splitlines(keepends=True) if line.startswith("live")))

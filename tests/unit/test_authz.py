@@ -40,7 +40,8 @@ def test_admin_permissions_are_granted_one_by_one():
     assert policy.may_admin("auditor", "status") and not policy.may_admin("auditor", "list_flows")
     assert not policy.may_admin("lending-app", "status")
     assert not policy.may_admin("stranger", "status")
-    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide"}
+    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "record_events"}
+    assert not policy.may_admin("ops", "record_events")  # recording events (engine.state) is granted on its own too
 
 
 def test_list_changes_need_their_own_permission():

@@ -35,7 +35,7 @@ def test_an_approval_needs_a_validation_and_an_approver_other_than_the_trainer()
 
 
 def _root(tmp_path: Path) -> Path:
-    for d in ("policies", "rules", "model_artifacts", "lists"):
+    for d in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("*.png"))
     return tmp_path
 

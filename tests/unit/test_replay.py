@@ -47,7 +47,7 @@ rules:
 def root(tmp_path_factory) -> Path:
     """A copy of the bundled policies plus a stricter candidate version of the live credit flow."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists"):
+    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(ROOT / part, root / part)
     live = load_policies(root).flows["credit_application"].live
     flow = yaml.safe_load((root / f"policies/credit_application/{live}/flow.yaml").read_text())

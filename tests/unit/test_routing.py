@@ -208,9 +208,10 @@ def case_variants_root(tmp_path):
     version 2 is a copy of version 1, the challenger for 50% of customers by customer_id, and both
     versions declare customer_id {type: string, case: upper}."""
     root = tmp_path / "root"
-    for part in ("policies", "rules", "model_artifacts", "lists"):
+    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
         shutil.copytree(PROJECT / part, root / part)
     card = root / "policies" / "card_payment"
+    shutil.rmtree(card / "2", ignore_errors=True)  # the bundled (stateful) version 2 gives way to the case's copy of 1
     shutil.copytree(card / "1", card / "2")
     (card / "2" / "release.lock").unlink(missing_ok=True)
     flow2 = card / "2" / "flow.yaml"

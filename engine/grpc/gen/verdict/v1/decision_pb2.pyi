@@ -476,3 +476,21 @@ class Case(_message.Message):
     linked_case_ids: _containers.RepeatedScalarFieldContainer[str]
     record_json: str
     def __init__(self, case_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., flow: _Optional[str] = ..., version: _Optional[str] = ..., route: _Optional[str] = ..., queue: _Optional[str] = ..., priority: _Optional[str] = ..., state: _Optional[str] = ..., assignee: _Optional[str] = ..., disposition: _Optional[str] = ..., note: _Optional[str] = ..., decided_by: _Optional[str] = ..., opened_at_unix_ms: _Optional[int] = ..., due_at_unix_ms: _Optional[int] = ..., decided_at_unix_ms: _Optional[int] = ..., decided_seq: _Optional[int] = ..., linked_case_ids: _Optional[_Iterable[str]] = ..., record_json: _Optional[str] = ...) -> None: ...
+
+class RecordEventRequest(_message.Message):
+    __slots__ = ("type", "fields", "event_time")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    fields: _struct_pb2.Struct
+    event_time: float
+    def __init__(self, type: _Optional[str] = ..., fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[float] = ...) -> None: ...
+
+class RecordEventResponse(_message.Message):
+    __slots__ = ("event_time", "recorded")
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    event_time: float
+    recorded: int
+    def __init__(self, event_time: _Optional[float] = ..., recorded: _Optional[int] = ...) -> None: ...

@@ -55,6 +55,11 @@ class DecisionServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.PingRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/verdict.v1.DecisionService/RecordEvent',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.RecordEventRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.RecordEventResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -97,6 +102,17 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvent(self, request, context):
+        """Records one event of a declared type (events/<type>.yaml: login, password_reset, payout, ...)
+        in the history of every stateful feature that reads it (docs/behaviour.md). Its fields are
+        checked against the type's schema: INVALID_ARGUMENT names every bad field (and an unknown
+        type). It decides nothing and writes no decision log record. Needs the admin permission
+        "record_events" when the server has an authorization file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +135,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.PingRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.PingResponse.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.RecordEventRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.RecordEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +251,33 @@ class DecisionService:
             '/verdict.v1.DecisionService/Ping',
             verdict_dot_v1_dot_decision__pb2.PingRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.DecisionService/RecordEvent',
+            verdict_dot_v1_dot_decision__pb2.RecordEventRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.RecordEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,13 @@
+"""Behaviour over time: stateful features (velocity, windowed aggregates) computed by Verdict.
+
+``spec`` is the flow file's ``behaviour:`` section, ``plan`` its compiled form (pure: read features
+from a key's history as of a time, record an event), ``series`` a key's bounded history and
+``hll`` the distinct-count sketch; ``store`` and ``sqlite`` keep the histories (I/O at the edge).
+See docs/behaviour.md.
+"""
+
+from engine.state.plan import StatePlan, compile_plan
+from engine.state.spec import BehaviourSpec
+from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
+
+__all__ = ["BehaviourSpec", "MemoryStore", "StatePlan", "StateStore", "compile_plan", "decide_with_state", "record_event"]

@@ -1,0 +1,299 @@
+"""A flow version's behaviour section, compiled once: its streams, features and ``where`` conditions.
+
+``compile_plan`` checks a ``BehaviourSpec`` against the flow's input fields (every problem goes to
+``report`` with the place it was found) and returns a ``StatePlan``. The plan is pure: given the
+``Series`` of each key it reads the features as of an event time and records the event; a
+``StateStore`` (engine.state.store) fetches and saves those series around it, atomically.
+
+A *stream* is what features share: the same event type, key fields, ``where`` condition and fields
+read (``txn_count_1h`` and ``txn_count_24h`` read one stream). Its resolution is the finest its
+features declare and its retention the longest window plus the lateness; past that a key's
+history is forgotten (the TTL of idle keys).
+
+Keys and text items are stored as keyed BLAKE2b hashes (``salt``: the deployment's hash key), so
+the state never holds a card number, customer id or device id in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import FieldError, InvalidInput
+from engine.expr import ExprSyntaxError, ExprTypeError, Node, check, parse
+from engine.expr.check import Symbol
+from engine.expr.codegen import Program, compile_program
+from engine.state.series import Series, Value
+from engine.state.spec import BehaviourSpec, StateFeatureSpec
+from engine.suggest import did_you_mean
+
+__all__ = ["Report", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
+
+Report = Callable[[str, str, tuple[str | int, ...], str | None], None]  # (message, code, location, hint)
+Slot = tuple[str, str]  # (stream signature, hashed key)
+_NUMERIC_AGGREGATES = frozenset({"sum", "avg", "min", "max"})
+_NEVER_MISSING = frozenset({"count", "distinct", "sum"})  # 0 without history (when the key is present)
+COUNT_BOUND = 1e12  # what a count/distinct/sum feature is bounded by for the expression checker
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """The events one or more features read: per key, one ``Series``."""
+
+    sig: str  # hash of (event, key, where, fields): the store's name for it
+    event: str  # this flow's name (its decisions) or another event type
+    key: tuple[str, ...]
+    fields: tuple[str, ...]
+    numeric: tuple[bool, ...]  # per field: a number (else text, held as an item hash)
+    where: int  # index of its condition in the where program of its event type; -1: every event
+    resolution: float  # seconds per bucket
+    retention: float  # seconds of history kept: the longest window plus the lateness
+
+
+@dataclass(frozen=True, slots=True)
+class StateFeature:
+    """One feature: an aggregate of a stream's field over a window."""
+
+    name: str
+    stream: int
+    aggregate: str
+    field: int  # index into the stream's fields; -1 when it reads none
+    window: float  # seconds
+
+
+def hash_key(values: Sequence[Any], salt: bytes) -> str:
+    """The stored name of a key: keyed BLAKE2b-128 (hex) of its values' text, joined by U+001F
+    (a validated field's values have one type, so one value has one text)."""
+    text = "\x1f".join([str(v) for v in values])
+    return hashlib.blake2b(text.encode(), key=salt[:64], digest_size=16).hexdigest()
+
+
+def _item(value: Any, salt: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(str(value).encode(), key=salt[:64], digest_size=8).digest(), "little")
+
+
+class StatePlan:
+    """The compiled behaviour of one flow version (see the module docstring)."""
+
+    __slots__ = ("events", "features", "flow", "lateness", "streams", "time_field", "where")
+
+    def __init__(
+        self, flow: str, events: str, lateness: float, time_field: str | None,
+        streams: Sequence[Stream], features: Sequence[StateFeature], where: Mapping[str, Program],
+    ) -> None:
+        self.flow = flow
+        self.events = events  # "attempts", "approved" or "none"
+        self.lateness = lateness
+        self.time_field = time_field
+        self.streams = tuple(streams)
+        self.features = tuple(features)
+        self.where = where  # event type -> its compiled where conditions
+
+    def slots(self, values: Mapping[str, Any], salt: bytes) -> list[Slot | None]:
+        """Per stream, the (signature, hashed key) this input reads; None when a key field is missing."""
+        out: list[Slot | None] = []
+        for s in self.streams:
+            parts = [values.get(k) for k in s.key]
+            out.append(None if any(p is None for p in parts) else (s.sig, hash_key(parts, salt)))
+        return out
+
+    def read(self, series: Mapping[Slot, Series], slots: Sequence[Slot | None], at: float) -> dict[str, Any]:
+        """Every feature as of ``at`` (Unix seconds) from the keys' series (absent: no history).
+
+        Without history count/sum/distinct are 0 and the others missing (None); with a key field
+        missing every feature of that key is missing.
+        """
+        out: dict[str, Any] = {}
+        empty = Series()
+        for f in self.features:
+            slot = slots[f.stream]
+            if slot is None:
+                out[f.name] = None
+                continue
+            value = series.get(slot, empty).aggregate(f.aggregate, f.field, at - f.window, at)
+            out[f.name] = int(value) if f.aggregate in ("count", "distinct") and value is not None else value
+        return out
+
+    def record(
+        self, series: Mapping[Slot, Series], slots: Sequence[Slot | None], values: Mapping[str, Any], at: float,
+        salt: bytes, event: str | None = None,
+    ) -> list[Slot]:
+        """Add the event (``event`` type; default this flow's decision) to every stream of that type
+        whose ``where`` holds; returns the slots changed. A series absent from ``series`` is skipped
+        (the store passes one, empty or not, for every slot)."""
+        kind = event or self.flow
+        program = self.where.get(kind)
+        holds = set(program.fired(dict(values))) if program is not None else set()
+        changed: list[Slot] = []
+        for s, slot in zip(self.streams, slots, strict=True):
+            if slot is None or s.event != kind or (s.where >= 0 and s.where not in holds) or slot not in series:
+                continue
+            row = tuple(_value(values.get(f), n, salt) for f, n in zip(s.fields, s.numeric, strict=True))
+            target = series[slot]
+            if target.add(at, row, s.numeric, s.resolution, self.lateness):
+                target.expire(target.high - s.retention, s.resolution)
+                changed.append(slot)
+        return changed
+
+    def given(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split ``raw`` into the input fields and this plan's feature values given beside them.
+
+        A feature not given is read as from no history (``read`` with no series): 0 for count/sum/
+        distinct when its key fields are present, else missing. Raises InvalidInput naming every
+        given feature that is neither a number nor null.
+        """
+        names = {f.name for f in self.features}
+        rest = {k: v for k, v in raw.items() if k not in names}
+        bad = [
+            FieldError(k, "a stateful feature must be a number or null", "type")
+            for k, v in raw.items()
+            if k in names and v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+        ]
+        if bad:
+            raise InvalidInput(bad)
+        slots: list[Slot | None] = [
+            None if any(rest.get(k) is None for k in s.key) else (s.sig, "") for s in self.streams
+        ]
+        out = self.read({}, slots, 0.0)
+        out.update((k, v) for k, v in raw.items() if k in names)
+        return rest, out
+
+    def streams_of(self, event: str) -> list[int]:
+        """Indexes of the streams that record events of type ``event``."""
+        return [i for i, s in enumerate(self.streams) if s.event == event]
+
+
+def _value(v: Any, numeric: bool, salt: bytes) -> Value:
+    if v is None:
+        return None
+    if numeric:
+        return float(v)
+    return _item(v, salt)
+
+
+_Pending = tuple[str, tuple[Any, ...], str, "str | None", float, float]  # name, (event, key, where), aggregate, field, window, resolution
+
+
+def compile_plan(
+    spec: BehaviourSpec, flow: str, env: dict[str, Symbol], report: Report, event_fields: Mapping[str, Mapping[str, str]] | None = None,
+) -> StatePlan:
+    """Check ``spec`` against the flow's input ``env`` and add its features to ``env``.
+
+    ``event_fields``: event type -> field -> type ("number", "string" or "bool"), from the event schemas;
+    a feature over another event type reads its key and field there.
+    Problems go to ``report(message, code, location, hint)`` (location as in the flow file);
+    codes: duplicate_name, unknown_field, unknown_event, type_error, expression_syntax and the
+    expression checker's own.
+    """
+    inputs = {name: sym for name, sym in env.items() if sym.kind == "input"}
+    kinds = event_fields or {}
+    if spec.time_field is not None:
+        sym = inputs.get(spec.time_field)
+        if sym is None or sym.type != "number":
+            report(f"time_field {spec.time_field!r} is not a number input field", "unknown_field", ("behaviour", "time_field"),
+                   did_you_mean(spec.time_field, [n for n, s in inputs.items() if s.type == "number"]))
+    conditions: dict[str, list[Node]] = {}  # event type -> its where conditions
+    where_index: dict[tuple[str, str], int] = {}
+    pending: list[_Pending] = []
+    for name, f in spec.features.items():
+        loc: tuple[str | int, ...] = ("behaviour", "features", name)
+        if name in env:
+            report(f"feature {name!r} has the name of an input field", "duplicate_name", loc, None)
+        event = f.event or flow
+        _check_feature(f, event, flow, inputs, kinds, report, loc)
+        if f.where is not None:
+            env_of = {n: Symbol(t, True, "input") for n, t in (_fields_of(event, flow, inputs, kinds) or {}).items()}
+            _where(f.where, event, env_of if event != flow else inputs, conditions.setdefault(event, []), where_index, report, (*loc, "where"))
+        nullable = f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
+        bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct") else None
+        env[name] = Symbol("number", nullable, "state", None, bounds)
+        pending.append((name, (event, f.key, f.where or ""), f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))
+    streams = _streams(pending, flow, inputs, kinds, where_index, float(spec.lateness))
+    order = list(streams)
+    features = [
+        StateFeature(name, order.index(group), agg, streams[group].fields.index(field) if field else -1, window)
+        for name, group, agg, field, window, _r in pending
+    ]
+    programs = {
+        event: compile_program(
+            inputs if event == flow else {n: Symbol(t, True, "input") for n, t in (kinds.get(event) or {}).items()},
+            [], nodes, label=f"{flow} behaviour {event}",
+        )
+        for event, nodes in conditions.items() if nodes
+    }
+    return StatePlan(flow, spec.events, float(spec.lateness), spec.time_field, [streams[g] for g in order], features, programs)
+
+
+def _check_feature(
+    f: StateFeatureSpec, event: str, flow: str, inputs: Mapping[str, Symbol], kinds: Mapping[str, Mapping[str, str]],
+    report: Report, loc: tuple[str | int, ...],
+) -> None:
+    """Report a feature's unknown event type, key fields and field, and a number aggregate over text."""
+    fields_of = _fields_of(event, flow, inputs, kinds)
+    if fields_of is None:
+        report(f"event type {event!r} has no schema", "unknown_event", (*loc, "event"),
+               did_you_mean(event, sorted(kinds)) or "declare it in events/<type>.yaml")
+        fields_of = {}
+    for k in f.key:
+        if k not in inputs or (event != flow and k not in fields_of):
+            where = "the flow's input" if k not in inputs else f"event {event!r}"
+            report(f"key field {k!r} is not a field of {where}", "unknown_field", (*loc, "key"),
+                   did_you_mean(k, list(inputs if k not in inputs else fields_of)))
+    if f.field is not None and f.field not in fields_of:
+        report(f"field {f.field!r} is not a field of {'the flow' if event == flow else event}", "unknown_field", (*loc, "field"),
+               did_you_mean(f.field, list(fields_of)))
+    elif f.field is not None and f.aggregate in _NUMERIC_AGGREGATES and fields_of[f.field] != "number":
+        report(f"{f.aggregate} needs a number field; {f.field!r} is {fields_of[f.field]}", "type_error", (*loc, "field"), None)
+
+
+def _streams(
+    pending: Sequence[_Pending], flow: str, inputs: Mapping[str, Symbol], kinds: Mapping[str, Mapping[str, str]],
+    where_index: Mapping[tuple[str, str], int], lateness: float,
+) -> dict[tuple[Any, ...], Stream]:
+    """One stream per (event, key, where), with every field its features read, the finest resolution
+    they declare and the longest window plus the lateness as its retention."""
+    out: dict[tuple[Any, ...], Stream] = {}
+    groups = list(dict.fromkeys(p[1] for p in pending))
+    for group in groups:
+        mine = [p for p in pending if p[1] == group]
+        event, key, where_text = group
+        fields = tuple(sorted({p[3] for p in mine if p[3] is not None}))
+        types = _fields_of(event, flow, inputs, kinds) or {}
+        sig = hashlib.sha256(json.dumps([event, list(key), where_text, list(fields)]).encode()).hexdigest()[:24]
+        out[group] = Stream(
+            sig, event, tuple(key), fields, tuple(types.get(x) == "number" for x in fields),
+            where_index.get((event, where_text), -1),
+            min(p[5] for p in mine), max(p[4] for p in mine) + lateness,
+        )
+    return out
+
+
+def _fields_of(event: str, flow: str, inputs: Mapping[str, Symbol], event_fields: Mapping[str, Mapping[str, str]]) -> Mapping[str, str] | None:
+    if event == flow:
+        return {n: s.type if s.type in ("number", "bool") else "string" for n, s in inputs.items()}
+    return event_fields.get(event)
+
+
+def _where(
+    text: str, event: str, env: Mapping[str, Symbol], conditions: list[Node], index: dict[tuple[str, str], int],
+    report: Report, loc: tuple[str | int, ...],
+) -> None:
+    """Add ``text`` to the conditions of its event type (once however many features share it);
+    ``env``: the fields it may read (the flow's input, or the event type's fields)."""
+    if (event, text) in index:
+        return
+    try:
+        node = parse(text)
+        typed = check(node, env)
+    except (ExprSyntaxError, ExprTypeError) as exc:
+        code = "expression_syntax" if isinstance(exc, ExprSyntaxError) else exc.code
+        report(f"where: {exc.message}, column {exc.column}", code, loc, getattr(exc, "hint", None))
+        return
+    if typed.type != "bool":
+        report(f"where: the condition is a {typed.type}, not true/false", "type_error", loc, None)
+        return
+    conditions.append(node)
+    index[(event, text)] = len(conditions) - 1

@@ -1,0 +1,137 @@
+"""The embedded state store: one SQLite file in WAL mode, shared by every worker of a server.
+
+Each transaction is ``BEGIN IMMEDIATE`` (the write lock, taken before reading), a read of the
+keys' series, the caller's step, the write of the changed series and ``COMMIT``: so a decision's
+read and its record are atomic across threads and across ``verdict serve --workers N``
+processes, and counts are exact. A decision is answered only after its ``COMMIT``.
+
+Durability: WAL with ``synchronous=NORMAL``. A committed transaction is in the WAL file before
+``COMMIT`` returns, so a crash of the process (``kill -9``) loses nothing acknowledged; a power
+loss or kernel crash may lose the last transactions before the next checkpoint (SQLite's own
+statement of WAL + NORMAL: https://www.sqlite.org/pragma.html#pragma_synchronous). Those
+decisions are still in the decision log, which is fsynced before each reply.
+
+Traps: a connection must not cross threads (one per thread here) nor a ``fork`` (open the store
+after forking, as ``verdict serve --workers`` does: each worker opens its own). ``busy_timeout``
+makes a worker wait for another's write lock instead of failing with "database is locked".
+Idle keys are swept every ``SWEEP_EVERY`` transactions: rows whose newest event is older than
+their stream's retention (the longest window plus the lateness) are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from engine.state.plan import Slot
+from engine.state.series import Series
+from engine.state.store import MemoryStore, StateStore, Step
+
+__all__ = ["SWEEP_EVERY", "SqliteStore", "open_store"]
+
+T = TypeVar("T")
+SWEEP_EVERY = 10_000  # transactions between two sweeps of expired keys
+BUSY_TIMEOUT_MS = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    sig TEXT NOT NULL,
+    key TEXT NOT NULL,
+    high REAL NOT NULL,
+    expires REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (sig, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS series_expires ON series (expires);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', randomblob(32));
+"""
+
+
+class SqliteStore:
+    """Series as rows of one SQLite file (see the module docstring); ``retention`` by signature."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._count = 0
+        self.retention: dict[str, float] = {}  # stream signature -> seconds (set by the plans that use it)
+        conn = self._connect()
+        # one transaction: workers starting together create the schema and the salt once
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        # The key of the keyed hashes of keys and items: random, made once with the file, kept in it
+        self.salt: bytes = bytes(conn.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0])
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+        return conn
+
+    def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found: dict[Slot, Series] = {}
+            for sig, key in slots:
+                row = conn.execute("SELECT data FROM series WHERE sig = ? AND key = ?", (sig, key)).fetchone()
+                found[(sig, key)] = Series.load(json.loads(row[0])) if row is not None else Series()
+            result, changed = step(found)
+            for slot in changed:
+                self._save(conn, slot, found[slot])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._count += 1
+        if self._count % SWEEP_EVERY == 0:
+            self.sweep()
+        return result
+
+    def _save(self, conn: sqlite3.Connection, slot: Slot, series: Series) -> None:
+        if series.empty:
+            conn.execute("DELETE FROM series WHERE sig = ? AND key = ?", slot)
+            return
+        expires = series.high + self.retention.get(slot[0], 90 * 86400.0)
+        conn.execute(
+            "INSERT INTO series (sig, key, high, expires, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (sig, key) DO UPDATE SET high = excluded.high, expires = excluded.expires, data = excluded.data",
+            (*slot, series.high, expires, json.dumps(series.dump(), separators=(",", ":"))),
+        )
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the keys idle past their retention (as of ``now``, default the clock); returns how many."""
+        conn = self._connect()
+        cur = conn.execute("DELETE FROM series WHERE expires < ?", (time.time() if now is None else now,))
+        return cur.rowcount
+
+    def __len__(self) -> int:
+        return int(self._connect().execute("SELECT count(*) FROM series").fetchone()[0])
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def open_store(setting: str) -> StateStore:
+    """The state store a server's ``state`` setting names: ``memory``, ``redis://HOST:PORT/DB``
+    (engine.state.redis_store; the ``redis`` extra) or an SQLite file path."""
+    if setting.strip().lower() == "memory":
+        return MemoryStore(os.urandom(32))
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        from engine.state.redis_store import RedisStore
+
+        return RedisStore(setting)
+    return SqliteStore(Path(setting))
