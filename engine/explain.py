@@ -57,6 +57,9 @@ _MISSING_ZERO, _MISSING_NAN = 1, 2
 # Times a uint64 of 8 bytes each 0 or 1 (byte j = bit j): the product's top byte is the packed bits.
 _PACK = np.uint64(0x0102040810204080)
 _SHIFT, _BYTE = np.uint64(56), np.uint64(8)
+# Rows explained at a time by a batch: its temporaries are ~block * groups * 16 bytes (~3.5 MB for
+# 1,024 rows of a 215-tree model), whatever the number of rows.
+_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -337,15 +340,15 @@ class _Leaves:
 
 
 class _GroupSplits:
-    """One row's decision code per table group, in a few numpy calls (the request path).
+    """Each table group's decision code, in a few numpy calls per row (``rows``) or per batch (``rows_batch``).
 
-    The groups' splits are laid out as a (groups, k) matrix (``k`` the most splits of a group,
-    padded with a split that never goes left); ``codes(x)`` compares the row with every slot at
-    once, applies LightGBM's missing-value and categorical rules (as ``_Splits.decide``) and packs
-    each group's decisions into its code, bit ``j`` for the group's ``j``-th split.
+    The groups' splits are laid out as a (groups, 8 or 16) matrix of slots (padded with slots that
+    never go left); the row is compared with every slot at once, LightGBM's missing-value and
+    categorical rules applied (as ``_Splits.decide``) and each group's decisions packed into its
+    code, bit ``j`` for the group's ``j``-th split.
     """
 
-    def __init__(self, slots: np.ndarray, s: _Splits) -> None:
+    def __init__(self, slots: np.ndarray, s: _Splits, width: int) -> None:
         n_splits = len(s.feature)
         pad = slots >= n_splits
         k = slots.shape[1]
@@ -359,50 +362,84 @@ class _GroupSplits:
         idx = np.where(real, self.slots, 0)
         cat = real & s.categorical[idx]
         numeric = real & ~cat
-        self.feature = np.where(real, s.feature[idx], 0)
+        # A categorical split reads an extra column of the row (after its n features): 0.0 when the
+        # row's category is in the split's set, else 1.0, compared with 0.5 like a numeric split.
+        # ``cats``: per categorical feature, the (categories + 1, its splits) table of those values
+        # (the last row: NaN, negative or unknown categories, which go right).
+        column: dict[int, int] = {}
+        self.cats: list[tuple[int, np.ndarray]] = []
+        for f, splits, table in s.cat_tables:
+            for sp in splits:
+                column[int(sp)] = width + len(column)
+            self.cats.append((f, (~table).astype(np.float64)))
+        extra = np.array([column.get(int(sp), 0) for sp in self.slots.ravel()], dtype=np.int64).reshape(self.slots.shape)
+        self.feature = np.where(cat, extra, np.where(real, s.feature[idx], 0))
         # x <= NaN is False: a padding slot never goes left. LightGBM reads values within ±1e-35 as 0,
         # which changes ``x <= t`` only for t in [-1e-35, 1e-35): there ``0 <= t`` is ``x < -1e-35``
         # when t < 0 and ``x <= 1e-35`` when t >= 0, so those thresholds move and x is used as is.
-        t = np.where(numeric, s.threshold[idx], np.nan)
-        near = (t >= -_ZERO) & (t < _ZERO)
+        t = np.where(numeric, s.threshold[idx], np.where(cat, 0.5, np.nan))
+        near = numeric & (t >= -_ZERO) & (t < _ZERO)
         self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-_ZERO, -np.inf), _ZERO), t)
         self.if_nan = numeric & s.if_nan[idx]
         zero = numeric & (s.missing[idx] == _MISSING_ZERO)
         self.zero = zero if zero.any() else None  # zero_as_missing models: a 0 goes to the default side
         self.zero_left = s.default_left[idx]
-        # Categorical slots by feature: positions in the flattened matrix, and the (categories + 1,
-        # positions) table of _Splits.cat_tables read at those positions' splits.
-        flat = self.slots.ravel()
-        self.cats: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for f, splits, table in s.cat_tables:
-            col = {int(sp): j for j, sp in enumerate(splits)}
-            pos = np.flatnonzero(cat.ravel() & np.isin(flat, splits))
-            if len(pos):
-                self.cats.append((f, pos, table[:, [col[int(flat[p])] for p in pos]]))
 
     def rows(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(groups, 1) uint64 table rows of one row ``x`` (n,) float64: each group's code plus its
         ``base`` ((groups, 1) uint64)."""
+        nan = self.any_nan(x)
+        if self.cats:
+            xs = x.tolist()
+            parts = [x]
+            for f, table in self.cats:
+                c = xs[f]
+                parts.append(table[int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1])
+            x = np.concatenate(parts)
         v = x[self.feature]
         go = v <= self.threshold
-        least = np.minimum.reduce(x)  # NaN when the row holds one
-        if least != least:  # a NaN in the row: LightGBM reads it as 0 or as missing
+        if nan:  # LightGBM reads a NaN as 0 or as missing
             go = np.where(v == v, go, self.if_nan)
         if self.zero is not None:
             go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+        return _pack(go, base)
+
+    def rows_batch(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(rows, groups) uint64 table rows of ``x`` (rows, n) float64 (``rows`` for many rows at once)."""
+        nan = self.any_nan(x)
         if self.cats:
-            flat = go.ravel()
-            xs = x.tolist()
-            for f, pos, table in self.cats:
-                c = xs[f]
-                flat[pos] = table[int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1]
-        # Each group's 8 (or 16) decisions are 8 (16) bytes of 0/1: one multiply gathers a word's
-        # bytes into its top byte, bit j = byte j (the "magic multiply" bit-packing trick).
-        packed: np.ndarray = (go.view(np.uint64) * _PACK) >> _SHIFT
-        if packed.shape[1] == 2:
-            packed = packed[:, :1] | (packed[:, 1:] << _BYTE)
-        rows: np.ndarray = packed + base  # (groups, 1)
-        return rows
+            parts = [x]
+            for f, table in self.cats:
+                c = x[:, f]
+                size = len(table) - 1
+                parts.append(table[np.where((c > -1.0) & (c < size), c, size).astype(np.int64)])  # truncates like int()
+            x = np.concatenate(parts, axis=1)
+        v = x.take(self.feature, axis=1)  # (rows, groups, slots), C-contiguous (x[:, idx] need not be)
+        go = v <= self.threshold
+        if nan:
+            go = np.where(v == v, go, self.if_nan)
+        if self.zero is not None:
+            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+        return _pack(go, base)[..., 0]
+
+    @staticmethod
+    def any_nan(x: np.ndarray) -> bool:
+        """Whether ``x`` holds a NaN (a min-reduction: NaN propagates)."""
+        least = np.minimum.reduce(x, axis=None)
+        return bool(least != least)
+
+
+def _pack(go: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Each group's code plus its ``base``, from ``go`` (..., groups, 8 or 16) bool, as (..., groups, 1) uint64.
+
+    A group's 8 (or 16) decisions are 8 (16) bytes of 0/1: one multiply gathers a word's bytes into
+    its top byte, bit j = byte j (the "magic multiply" bit-packing trick).
+    """
+    packed: np.ndarray = (go.view(np.uint64) * _PACK) >> _SHIFT
+    if packed.shape[-1] == 2:
+        packed = packed[..., :1] | (packed[..., 1:] << _BYTE)
+    rows: np.ndarray = packed + base
+    return rows
 
 
 class _Tables:
@@ -417,7 +454,6 @@ class _Tables:
         wide = max((len(u) for u in used), default=1)
         n = len(groups)
         self.splits = np.full((n, most), n_splits + 1, dtype=np.int64)  # padding reads the False column
-        self.pow2 = (1 << np.arange(most)).astype(np.int64)
         self.base = np.zeros(n, dtype=np.int64)
         self.feature = np.full((n, wide), width, dtype=np.int64)
         tables: list[np.ndarray] = []
@@ -443,7 +479,7 @@ class _Tables:
         self.table = np.concatenate(tables) if tables else np.zeros((1, 1))
         self.flat_feature = self.feature.ravel()
         self.n_groups = n
-        self._row = _GroupSplits(self.splits, decisions) if n else None
+        self._row = _GroupSplits(self.splits, decisions, width) if n else None
         self._row_base = self.base.astype(np.uint64)[:, None]
 
     def contributions_row(self, x: np.ndarray) -> np.ndarray:
@@ -453,12 +489,12 @@ class _Tables:
         vals = self.table.take(self._row.rows(x, self._row_base), axis=0)  # (groups, 1, features used)
         return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)
 
-    def contributions(self, go: np.ndarray) -> np.ndarray:
-        rows = go.shape[0]
-        if self.n_groups == 0:
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows, n + 1) contributions (bias column 0) of rows ``x`` (rows, n), read as LightGBM reads them."""
+        rows = x.shape[0]
+        if self._row is None:
             return np.zeros((rows, self.width + 1))
-        code = go[:, self.splits].astype(np.int64) @ self.pow2 + self.base  # (rows, groups)
-        vals = self.table[code]  # (rows, groups, features used)
+        vals = self.table.take(self._row.rows_batch(x, self._row_base), axis=0)  # (rows, groups, features used)
         cols = (np.arange(rows)[:, None] * (self.width + 1) + self.flat_feature).ravel()
         return np.bincount(cols, weights=vals.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
 
@@ -508,9 +544,12 @@ class TreeExplainer:
             out[self.width] = self.bias
             row: np.ndarray = out[None, :]
             return row
-        go = self._splits.decide(x)
-        out = self._tables.contributions(go)
-        if self._leaves is not None:
-            out = out + self._leaves.contributions(go)
+        out = np.empty((x.shape[0], self.width + 1))
+        for start in range(0, x.shape[0], _BLOCK):  # bounded temporaries: (block, groups, slots)
+            block = x[start : start + _BLOCK]
+            part = self._tables.contributions(block)
+            if self._leaves is not None:
+                part += self._leaves.contributions(self._splits.decide(block))
+            out[start : start + _BLOCK] = part
         out[:, self.width] = self.bias
         return out

@@ -182,3 +182,21 @@ def test_zero_as_missing_and_values_near_zero_equal_pred_contrib() -> None:
         expected = booster.predict(test, pred_contrib=True, num_threads=1)
         assert np.max(np.abs(ex.contributions(test) - expected)) <= 1e-6, params
         assert np.max(np.abs(_one_by_one(ex, test) - expected)) <= 1e-6, params
+
+
+def test_a_categorical_feature_before_an_unused_one_equals_pred_contrib() -> None:
+    """Categorical splits on a middle feature, with the last feature never split on, equal pred_contrib on both paths."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2000, 5))
+    x[:, 1] = rng.integers(0, 20, size=2000)
+    x[:, 4] = 1.0  # constant: never split on, yet part of every row
+    y = ((x[:, 1] % 4 == 1) | (np.nan_to_num(x[:, 0]) > 1)).astype(float)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1, "seed": 3},
+                        lgb.Dataset(x, y, categorical_feature=[1]), num_boost_round=30)
+    ex = TreeExplainer(booster.model_to_string(), 5)
+    assert ex._splits.categorical.any() and 4 not in ex._splits.feature
+    test = x[:200].copy()
+    test[::4, 1] = rng.choice([-1.0, -0.5, 0.5, 25.0, 3.7, np.nan], size=50)
+    expected = booster.predict(test, pred_contrib=True, num_threads=1)
+    assert np.max(np.abs(ex.contributions(test) - expected)) <= 1e-6
+    assert np.max(np.abs(_one_by_one(ex, test) - expected)) <= 1e-6
