@@ -449,8 +449,10 @@ class Model:
     def explain_batch(self, x: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
         """``explain`` of each row of an (m, n) array, from one batched explainer call (equal values)."""
         contrib = self.contributions_batch(x)[:, self._by_name]
-        names = self._names_by_name
-        return [tuple(sorted(zip(names, row, strict=True), key=itemgetter(1), reverse=True)) for row in contrib.tolist()]
+        order = np.argsort(-contrib, axis=1, kind="stable")  # descending; ties keep name order, as ``explain``
+        names = np.array(self._names_by_name, dtype=object)[order].tolist()
+        values = np.take_along_axis(contrib, order, axis=1).tolist()
+        return [tuple(zip(n, v, strict=True)) for n, v in zip(names, values, strict=True)]
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
