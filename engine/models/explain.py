@@ -24,6 +24,9 @@ most ``TABLE_MAX_SPLITS`` splits gets a table at load time: the contributions fo
 ``2**splits`` decision vectors (Fast TreeSHAP v2's idea, Yang 2021, taken to the whole tree). A row
 then costs one comparison per split, one table row per tree and one scatter-add: about the cost of
 scoring. Larger trees are evaluated per leaf with the quadrature above, ``O(leaves * depth)``.
+One row (the request path) is laid out group by group, ``(groups, 8 or 16)`` slots, so that its
+decisions, the missing-value and categorical rules and the packing of each group's decisions into
+its table row are a dozen numpy calls whatever the number of trees (``_GroupSplits``).
 
 Split decisions follow LightGBM's ``Tree::NumericalDecision`` / ``CategoricalDecision``
 (``include/LightGBM/tree.h``): NaN is read as 0 unless the split's missing type is NaN; a missing
@@ -51,6 +54,12 @@ TABLE_MAX_SPLITS = 10
 # LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h).
 _ZERO = 1.0000000180025095e-35
 _MISSING_ZERO, _MISSING_NAN = 1, 2
+# Times a uint64 of 8 bytes each 0 or 1 (byte j = bit j): the product's top byte is the packed bits.
+_PACK = np.uint64(0x0102040810204080)
+_SHIFT, _BYTE = np.uint64(56), np.uint64(8)
+# Rows explained at a time by a batch: its temporaries are ~block * groups * 16 bytes (~3.5 MB for
+# 1,024 rows of a 215-tree model), whatever the number of rows.
+_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -330,30 +339,129 @@ class _Leaves:
         return np.bincount(cols, weights=phi.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
 
 
+class _GroupSplits:
+    """Each table group's decision code, in a few numpy calls per row (``rows``) or per batch (``rows_batch``).
+
+    The groups' splits are laid out as a (groups, 8 or 16) matrix of slots (padded with slots that
+    never go left); the row is compared with every slot at once, LightGBM's missing-value and
+    categorical rules applied (as ``_Splits.decide``) and each group's decisions packed into its
+    code, bit ``j`` for the group's ``j``-th split.
+    """
+
+    def __init__(self, slots: np.ndarray, s: _Splits, width: int) -> None:
+        n_splits = len(s.feature)
+        pad = slots >= n_splits
+        k = slots.shape[1]
+        self.width_bits = 8 if k <= 8 else 16
+        if k > 16:
+            raise ValueError(f"a table group of {k} splits (at most 16)")
+        self.slots = np.zeros((slots.shape[0], self.width_bits), dtype=np.int64)  # padding: feature 0, NaN threshold
+        self.slots[:, :k] = np.where(pad, 0, slots)
+        real = np.zeros(self.slots.shape, dtype=bool)
+        real[:, :k] = ~pad
+        idx = np.where(real, self.slots, 0)
+        cat = real & s.categorical[idx]
+        numeric = real & ~cat
+        # A categorical split reads an extra column of the row (after its n features): 0.0 when the
+        # row's category is in the split's set, else 1.0, compared with 0.5 like a numeric split.
+        # ``cats``: per categorical feature, the (categories + 1, its splits) table of those values
+        # (the last row: NaN, negative or unknown categories, which go right).
+        column: dict[int, int] = {}
+        self.cats: list[tuple[int, np.ndarray]] = []
+        for f, splits, table in s.cat_tables:
+            for sp in splits:
+                column[int(sp)] = width + len(column)
+            self.cats.append((f, (~table).astype(np.float64)))
+        extra = np.array([column.get(int(sp), 0) for sp in self.slots.ravel()], dtype=np.int64).reshape(self.slots.shape)
+        self.feature = np.where(cat, extra, np.where(real, s.feature[idx], 0))
+        # x <= NaN is False: a padding slot never goes left. LightGBM reads values within ±1e-35 as 0,
+        # which changes ``x <= t`` only for t in [-1e-35, 1e-35): there ``0 <= t`` is ``x < -1e-35``
+        # when t < 0 and ``x <= 1e-35`` when t >= 0, so those thresholds move and x is used as is.
+        t = np.where(numeric, s.threshold[idx], np.where(cat, 0.5, np.nan))
+        near = numeric & (t >= -_ZERO) & (t < _ZERO)
+        self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-_ZERO, -np.inf), _ZERO), t)
+        self.if_nan = numeric & s.if_nan[idx]
+        zero = numeric & (s.missing[idx] == _MISSING_ZERO)
+        self.zero = zero if zero.any() else None  # zero_as_missing models: a 0 goes to the default side
+        self.zero_left = s.default_left[idx]
+
+    def rows(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(groups, 1) uint64 table rows of one row ``x`` (n,) float64: each group's code plus its
+        ``base`` ((groups, 1) uint64)."""
+        nan = self.any_nan(x)
+        if self.cats:
+            xs = x.tolist()
+            parts = [x]
+            for f, table in self.cats:
+                c = xs[f]
+                parts.append(table[int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1])
+            x = np.concatenate(parts)
+        v = x[self.feature]
+        go = v <= self.threshold
+        if nan:  # LightGBM reads a NaN as 0 or as missing
+            go = np.where(v == v, go, self.if_nan)
+        if self.zero is not None:
+            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+        return _pack(go, base)
+
+    def rows_batch(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(rows, groups) uint64 table rows of ``x`` (rows, n) float64 (``rows`` for many rows at once)."""
+        nan = self.any_nan(x)
+        if self.cats:
+            parts = [x]
+            for f, table in self.cats:
+                c = x[:, f]
+                size = len(table) - 1
+                parts.append(table[np.where((c > -1.0) & (c < size), c, size).astype(np.int64)])  # truncates like int()
+            x = np.concatenate(parts, axis=1)
+        v = x.take(self.feature, axis=1)  # (rows, groups, slots), C-contiguous (x[:, idx] need not be)
+        go = v <= self.threshold
+        if nan:
+            go = np.where(v == v, go, self.if_nan)
+        if self.zero is not None:
+            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+        return _pack(go, base)[..., 0]
+
+    @staticmethod
+    def any_nan(x: np.ndarray) -> bool:
+        """Whether ``x`` holds a NaN (a min-reduction: NaN propagates)."""
+        least = np.minimum.reduce(x, axis=None)
+        return bool(least != least)
+
+
+def _pack(go: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Each group's code plus its ``base``, from ``go`` (..., groups, 8 or 16) bool, as (..., groups, 1) uint64.
+
+    A group's 8 (or 16) decisions are 8 (16) bytes of 0/1: one multiply gathers a word's bytes into
+    its top byte, bit j = byte j (the "magic multiply" bit-packing trick).
+    """
+    packed: np.ndarray = (go.view(np.uint64) * _PACK) >> _SHIFT
+    if packed.shape[-1] == 2:
+        packed = packed[..., :1] | (packed[..., 1:] << _BYTE)
+    rows: np.ndarray = packed + base
+    return rows
+
+
 class _Tables:
     """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
     by the group's decision vector (a whole small tree is one group)."""
 
-    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, n_splits: int) -> None:
+    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, decisions: _Splits) -> None:
+        n_splits = len(decisions.feature)
         self.width = width
         most = max((len(k) for k, _ in groups), default=1)
         used = [sorted({f for lf in leaves for f, _, _ in lf.slots}) for _, leaves in groups]
         wide = max((len(u) for u in used), default=1)
         n = len(groups)
         self.splits = np.full((n, most), n_splits + 1, dtype=np.int64)  # padding reads the False column
-        self.pow2 = (1 << np.arange(most)).astype(np.int64)
         self.base = np.zeros(n, dtype=np.int64)
         self.feature = np.full((n, wide), width, dtype=np.int64)
         tables: list[np.ndarray] = []
         base = 0
-        entry_group, entry_split, entry_weight = [], [], []
         for i, ((splits, leaves), u) in enumerate(zip(groups, used, strict=True)):
             k = len(splits)
             self.splits[i, :k] = splits
             self.feature[i, : len(u)] = u
-            entry_group += [i] * k
-            entry_split += splits
-            entry_weight += [float(1 << b) for b in range(k)]
             # Every decision vector of the group's splits, as the (2**k, k + 2) go matrix its leaves read.
             local = {s: j for j, s in enumerate(splits)}
             mapped = [_Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
@@ -371,25 +479,22 @@ class _Tables:
         self.table = np.concatenate(tables) if tables else np.zeros((1, 1))
         self.flat_feature = self.feature.ravel()
         self.n_groups = n
-        # One row: each (group, split) entry's bit weight, summed per group by one bincount.
-        self.entry_group = np.array(entry_group, dtype=np.int64)
-        self.entry_split = np.array(entry_split, dtype=np.int64)
-        self.entry_weight = np.array(entry_weight)
+        self._row = _GroupSplits(self.splits, decisions, width) if n else None
+        self._row_base = self.base.astype(np.uint64)[:, None]
 
-    def contributions_row(self, go: np.ndarray) -> np.ndarray:
-        """(n + 1,) contributions (bias column 0) of one row's split decisions (splits + 2,)."""
-        if self.n_groups == 0:
+    def contributions_row(self, x: np.ndarray) -> np.ndarray:
+        """(n + 1,) contributions (bias column 0) of one row ``x`` (n,), already read as LightGBM reads it."""
+        if self._row is None:
             return np.zeros(self.width + 1)
-        code = np.bincount(self.entry_group, weights=go[self.entry_split] * self.entry_weight, minlength=self.n_groups)
-        vals = self.table[code.astype(np.int64) + self.base]
+        vals = self.table.take(self._row.rows(x, self._row_base), axis=0)  # (groups, 1, features used)
         return np.bincount(self.flat_feature, weights=vals.ravel(), minlength=self.width + 1)
 
-    def contributions(self, go: np.ndarray) -> np.ndarray:
-        rows = go.shape[0]
-        if self.n_groups == 0:
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows, n + 1) contributions (bias column 0) of rows ``x`` (rows, n), read as LightGBM reads them."""
+        rows = x.shape[0]
+        if self._row is None:
             return np.zeros((rows, self.width + 1))
-        code = go[:, self.splits].astype(np.int64) @ self.pow2 + self.base  # (rows, groups)
-        vals = self.table[code]  # (rows, groups, features used)
+        vals = self.table.take(self._row.rows_batch(x, self._row_base), axis=0)  # (rows, groups, features used)
         cols = (np.arange(rows)[:, None] * (self.width + 1) + self.flat_feature).ravel()
         return np.bincount(cols, weights=vals.ravel(), minlength=rows * (self.width + 1)).reshape(rows, -1)
 
@@ -422,23 +527,29 @@ class TreeExplainer:
             if t.splits:
                 _group(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
         n_splits = len(self._splits.feature)
-        self._tables = _Tables(groups, width, n_splits)
+        self._tables = _Tables(groups, width, self._splits)
         self._leaves = _Leaves(deep, width, n_splits) if deep else None
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows, n + 1) contributions of ``x`` (rows, n); column n is the bias; rows sum to the raw score."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, self.width)
-        x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
-        if x.shape[0] == 1:  # the request path
-            go_row = self._splits.decide_row(x[0])
-            out = self._tables.contributions_row(go_row)
-            if self._leaves is not None:
-                out = out + self._leaves.contributions(go_row[None, :])[0]
+        if x.shape[0] == 1 and self._leaves is None:  # the request path (reads ±1e-35 as 0 itself)
+            out = self._tables.contributions_row(x[0])
             out[self.width] = self.bias
             return out[None, :]
-        go = self._splits.decide(x)
-        out = self._tables.contributions(go)
-        if self._leaves is not None:
-            out = out + self._leaves.contributions(go)
+        x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
+        if x.shape[0] == 1 and self._leaves is not None:
+            deep = self._leaves.contributions(self._splits.decide_row(x[0])[None, :])[0]
+            out = self._tables.contributions_row(x[0]) + deep
+            out[self.width] = self.bias
+            row: np.ndarray = out[None, :]
+            return row
+        out = np.empty((x.shape[0], self.width + 1))
+        for start in range(0, x.shape[0], _BLOCK):  # bounded temporaries: (block, groups, slots)
+            block = x[start : start + _BLOCK]
+            part = self._tables.contributions(block)
+            if self._leaves is not None:
+                part += self._leaves.contributions(self._splits.decide(block))
+            out[start : start + _BLOCK] = part
         out[:, self.width] = self.bias
         return out

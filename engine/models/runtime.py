@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -89,6 +90,10 @@ class Model:
         self.content_sha256 = sha256_bytes("".join(f"{k}\0{v}\n" for k, v in self.files.items()).encode())
         self.features: tuple[FeatureSpec, ...] = card.feature_specs()
         self.feature_names: tuple[str, ...] = tuple(f.name for f in self.features)
+        # Reasons are ranked by a stable sort on the contribution alone over the features in name
+        # order: ties keep name order, as sorting on (-contribution, name) would, in a third of the time.
+        self._by_name = np.array(sorted(range(len(self.features)), key=self.feature_names.__getitem__), dtype=np.int64)
+        self._names_by_name = tuple(self.feature_names[i] for i in self._by_name)
         self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
         self._width = len(self.features)
         self._zero = LIGHTGBM_ZERO if card.algorithm == "lightgbm" else 0.0
@@ -154,17 +159,16 @@ class Model:
         with the bias, to the raw score). Logistic: coefficient times
         (standardised value minus its training mean), in log-odds.
         """
-        contrib = self.contributions(x)
-        pairs = sorted(zip(self.feature_names, contrib.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
-        return tuple(pairs)
+        contrib = self.contributions(x)[self._by_name].tolist()
+        return tuple(sorted(zip(self._names_by_name, contrib, strict=True), key=itemgetter(1), reverse=True))
 
     def explain_batch(self, x: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
         """``explain`` of each row of an (m, n) array, from one batched explainer call (equal values)."""
-        contrib = self.contributions_batch(x)
-        names = self.feature_names
-        return [
-            tuple(sorted(zip(names, row, strict=True), key=lambda p: (-p[1], p[0]))) for row in contrib.tolist()
-        ]
+        contrib = self.contributions_batch(x)[:, self._by_name]
+        order = np.argsort(-contrib, axis=1, kind="stable")  # descending; ties keep name order, as ``explain``
+        names = np.array(self._names_by_name, dtype=object)[order].tolist()
+        values = np.take_along_axis(contrib, order, axis=1).tolist()
+        return [tuple(zip(n, v, strict=True)) for n, v in zip(names, values, strict=True)]
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""

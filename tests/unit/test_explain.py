@@ -142,3 +142,73 @@ def test_a_broken_model_txt_is_a_model_load_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         Model(card, d, onnx, b"max_feature_idx=15\nTree=0\nnum_leaves=2\nsplit_feature=0\n")
     assert [p.code for p in info.value.problems] == ["model_explainer_invalid"]
+
+
+def _one_by_one(ex: TreeExplainer, x: np.ndarray) -> np.ndarray:
+    """The request path (one row per call) over every row of ``x``."""
+    return np.vstack([ex.contributions(row[None, :]) for row in x])
+
+
+def test_a_thousand_tree_model_equals_pred_contrib() -> None:
+    """A 1,000-tree, 15-leaf model (trees split into table groups) equals pred_contrib to 1e-6, batched and row by row."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2000, 8))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = ((np.nan_to_num(x[:, 0]) * np.nan_to_num(x[:, 1]) + np.nan_to_num(x[:, 2])) > 0).astype(float)
+    booster = lgb.train({"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1, "seed": 2},
+                        lgb.Dataset(x, y), num_boost_round=1000)
+    assert booster.num_trees() == 1000
+    ex = TreeExplainer(booster.model_to_string(), 8)
+    test = np.vstack([x[:200], rng.normal(size=(100, 8)) * 2])
+    expected = booster.predict(test, pred_contrib=True, num_threads=1)
+    assert np.max(np.abs(ex.contributions(test) - expected)) <= 1e-6
+    assert np.max(np.abs(_one_by_one(ex, test[:60]) - expected[:60])) <= 1e-6
+
+
+def test_zero_as_missing_and_values_near_zero_equal_pred_contrib() -> None:
+    """Zero-as-missing splits and values at ±1e-35 (LightGBM's zero threshold), ±1e-40, 0 and NaN equal pred_contrib on both paths."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 5))
+    x[rng.random(x.shape) < 0.2] = 0.0
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = ((np.nan_to_num(x[:, 0]) + (x[:, 1] == 0) - np.nan_to_num(x[:, 2])) > 0.3).astype(float)
+    for params in ({"zero_as_missing": True}, {}):
+        booster = lgb.train({"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, **params},
+                            lgb.Dataset(x, y), num_boost_round=40)
+        ex = TreeExplainer(booster.model_to_string(), 5)
+        assert (1 in ex._splits.missing) == bool(params)  # the zero-as-missing model has missing type Zero
+        test = x[:300].copy()
+        edge = [1.0000000180025095e-35, -1.0000000180025095e-35, 1e-36, -1e-36, 1e-40, -1e-40, 0.0, -0.0, np.nan]
+        test[::3, :] = rng.choice(edge, size=(100, 5))
+        expected = booster.predict(test, pred_contrib=True, num_threads=1)
+        assert np.max(np.abs(ex.contributions(test) - expected)) <= 1e-6, params
+        assert np.max(np.abs(_one_by_one(ex, test) - expected)) <= 1e-6, params
+
+
+def test_a_categorical_feature_before_an_unused_one_equals_pred_contrib() -> None:
+    """Categorical splits on a middle feature, with the last feature never split on, equal pred_contrib on both paths."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2000, 5))
+    x[:, 1] = rng.integers(0, 20, size=2000)
+    x[:, 4] = 1.0  # constant: never split on, yet part of every row
+    y = ((x[:, 1] % 4 == 1) | (np.nan_to_num(x[:, 0]) > 1)).astype(float)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1, "seed": 3},
+                        lgb.Dataset(x, y, categorical_feature=[1]), num_boost_round=30)
+    ex = TreeExplainer(booster.model_to_string(), 5)
+    assert ex._splits.categorical.any() and 4 not in ex._splits.feature
+    test = x[:200].copy()
+    test[::4, 1] = rng.choice([-1.0, -0.5, 0.5, 25.0, 3.7, np.nan], size=50)
+    expected = booster.predict(test, pred_contrib=True, num_threads=1)
+    assert np.max(np.abs(ex.contributions(test) - expected)) <= 1e-6
+    assert np.max(np.abs(_one_by_one(ex, test) - expected)) <= 1e-6
+
+
+@pytest.mark.parametrize("name", list(LIGHTGBM_MODELS))
+def test_explain_batch_ranks_every_row_as_explain_does(name: str) -> None:
+    """Model.explain_batch gives each row exactly Model.explain's ranked pairs, most score-raising first."""
+    model = load_model(ARTIFACTS / name / "1")
+    x = with_missing(_real_rows(name)[:200], seed=2, rate=0.3).astype(model.dtype)
+    batch = model.explain_batch(x)
+    one = [model.explain(row[None, :]) for row in x]
+    assert batch == one
+    assert all(pairs[0][1] > pairs[-1][1] for pairs in one)  # ranked, not in feature order

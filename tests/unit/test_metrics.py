@@ -144,3 +144,28 @@ def test_status_prints_whole_metrics_in_full():
     assert metric_value(1_795_980_247.9374) == "1795980247.937"
     assert metric_value(0.0021345678) == "0.00213457"
     assert metric_value(float("nan")) == "nan" and metric_value(float("inf")) == "inf"
+
+
+def test_a_flush_observes_many_values_as_observe_does_one_by_one():
+    """Batched histogram updates give the same bucket counts and sum as Histogram.observe per value (bounds, +Inf, NaN)."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from engine.metrics import LATENCY_BUCKETS, _observe_many
+
+    amounts = [0.0, 0.0001, 0.00010001, 0.001, 0.0025, 2.5, 3.0, 1e9, -1.0, 0.02, 0.02, float("nan")]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("h", "h", ["flow"], registry=one, buckets=LATENCY_BUCKETS).labels("f")
+    h2 = Histogram("h", "h", ["flow"], registry=many, buckets=LATENCY_BUCKETS).labels("f")
+    for a in amounts:
+        h1.observe(a)
+    _observe_many(h2, amounts)
+
+    def samples(registry):
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for m in registry.collect() for s in m.samples
+                if not s.name.endswith("_created")}
+
+    expected, got = samples(one), samples(many)
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        assert (value != value and got[key] != got[key]) or value == pytest.approx(got[key]), key
+    assert got[("h_bucket", (("flow", "f"), ("le", "+Inf")))] == len(amounts) - 1  # the NaN is in no bucket
