@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.clients import timed_clients  # noqa: E402
+from engine.policy.documents import ROOT_DIRS  # noqa: E402
 from engine.policy.loader import load_policies  # noqa: E402
 from engine.runtime.service import Decider  # noqa: E402
 
@@ -73,7 +74,7 @@ def applications(n: int) -> list[dict[str, Any]]:
 
 def make_root(base: Path, routing: str) -> Path:
     """A copy of the bundled policies, rules and models with `routing` for credit_application."""
-    for name in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for name in ROOT_DIRS:
         shutil.copytree(ROOT / name, base / name, ignore=shutil.ignore_patterns("*.png", "report.md", "tests"))
     (base / "policies/credit_application/routing.yaml").write_text(routing)
     return base

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import yaml
 
+from engine.policy.documents import ROOT_DIRS
+
 __all__ = ["PARTS", "copy_root"]
 
-PARTS = ("policies", "rules", "model_artifacts", "lists", "events")
+PARTS = ROOT_DIRS
 
 
 def copy_root(source: Path, dest: Path) -> Path:

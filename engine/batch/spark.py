@@ -52,6 +52,7 @@ from engine.batch.table import (
     match_columns,
     table_format,
 )
+from engine.policy.documents import ROOT_DIRS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ROOT_DIRS", "csv_plans", "decide", "decide_file_spark", "pack_root", "read_table", "session", "split_by_size"]
 
-ROOT_DIRS = ("policies", "rules", "model_artifacts", "lists")  # what a decision reads from a policy root
 #: Input bytes per partition at most when reading a file (~65,000 credit rows of CSV): a partition of
 #: 500,000 rows' decisions overflowed a 1 GiB driver heap in toLocalIterator (measured, 1,000,000 rows).
 MAX_PARTITION_BYTES = 4 << 20

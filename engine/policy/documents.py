@@ -18,10 +18,13 @@ from engine.policy.schema import RuleFile, RuleSpec, TableSpec
 from engine.policy.schema_messages import explain_errors
 from engine.policy.yamlio import LoadedYaml, YamlSyntaxError, load_yaml
 
-__all__ = ["MAX_POLICY_FILE_BYTES", "read_doc", "read_document", "relative", "sha256_hex", "yaml_files"]
+__all__ = ["MAX_POLICY_FILE_BYTES", "ROOT_DIRS", "read_doc", "read_document", "relative", "sha256_hex", "yaml_files"]
 
 _M = TypeVar("_M", bound=BaseModel)
 MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024
+#: The directories of a policy root a decision reads (flows, rule files, models, screening lists, event
+#: schemas): what a copy of a root, the reload watcher, the Spark executors and the image need.
+ROOT_DIRS = ("policies", "rules", "model_artifacts", "lists", "events")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -38,12 +38,13 @@ from engine.errors import Problem
 from engine.metrics import Metrics
 from engine.policy import activation
 from engine.policy.activation import FlowHealth
+from engine.policy.documents import ROOT_DIRS
 from engine.runtime.service import Decider
 
 __all__ = ["ReloadStatus", "Reloader", "fingerprint"]
 
 _log = structlog.get_logger("verdict.reload")
-WATCHED = ("policies", "rules", "model_artifacts", "lists", "events")
+WATCHED = ROOT_DIRS  # engine.policy.documents: every directory a decision reads
 
 
 def fingerprint(root: Path) -> str:

@@ -24,6 +24,7 @@ import grpc
 import pytest
 
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+from engine.policy.documents import ROOT_DIRS
 
 from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
 
@@ -214,7 +215,7 @@ def test_card_numbers_reach_no_file_log_line_error_or_cli_output(tmp_path, monke
 def policy_test_report(given: Path, work: Path) -> list[str]:
     """`verdict test` on a copy of the root with a failing case that carries PANs in its name and input."""
     root = given / "root"
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(ROOT / part, root / part)
     cases = root / "policies" / "card_payment" / "1" / "tests" / "decisions.yaml"
     case = {**CARD, "customer_id": FORMS[2], "card_number": PANS[0], "device_id": FORMS[7]}

@@ -16,6 +16,7 @@ from typing import Any
 from engine.audit.segments import FileStore
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.writer import GroupCommitWriter
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
 from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
@@ -31,7 +32,7 @@ N_PER_PHASE = 120  # credit applications per version and per side of the reload
 
 def unlocked_root(directory: Path) -> Path:
     """A copy of the bundled policy root without release locks (so the card edit loads as a new revision)."""
-    for part in ("policies", "rules", "model_artifacts", "lists"):
+    for part in ROOT_DIRS:
         shutil.copytree(PROJECT / part, directory / part)
     for lock in directory.glob("policies/*/*/release.lock"):
         lock.unlink()

@@ -127,6 +127,6 @@ def flows_copy(tmp: Path, flows: tuple[str, ...]) -> Path:
     for flow in flows:
         shutil.copytree(PROJECT / "policies" / flow, root / "policies" / flow)
     shutil.copytree(PROJECT / "rules", root / "rules")
-    for name in ("model_artifacts", "lists"):
+    for name in ("model_artifacts", "lists", "events"):
         (root / name).symlink_to(PROJECT / name)
     return root

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.console.releases import Releases, apply_routing, current_revision
 from engine.policy.approvals import LOG_PATH, ApprovalError, ApprovalLog, approvals_required
@@ -49,7 +50,8 @@ def test_required_refuses_unapproved_live_and_challenger_naming_each(tmp_path: P
     assert any("challenger traffic (share 0.1) to credit_application version 4" in m for m in problems)
     assert load(root).policies is None
     others = {p.flow for p in load(root).problems if p.code == "routing_not_approved"} - {FLOW}
-    assert others == {"card_payment", "customer_onboarding"}  # their live versions are not approved either
+    every_other = {d.name for d in (root / "policies").iterdir() if d.is_dir()} - {FLOW}
+    assert others == every_other and "card_payment" in others  # their live versions are not approved either
 
 
 def test_approved_versions_load(tmp_path: Path) -> None:
@@ -180,10 +182,11 @@ def test_the_servers_reload_refuses_a_hand_edited_unapproved_routing_and_keeps_s
     from engine.runtime.service import load_decider
 
     root = _root(tmp_path)
-    for flow in ("card_payment", "customer_onboarding"):
+    for flow in sorted(d.name for d in (root / "policies").iterdir() if d.is_dir() and d.name != FLOW):
+        version = yaml.safe_load((root / "policies" / flow / "routing.yaml").read_text())["live"]  # every other flow's live version
         releases = Releases(root)
-        p = releases.propose(flow, "1", "live", "olga")
-        releases.log.decide(p.id, "abe", "approved", current_revision(root, flow, "1"))
+        p = releases.propose(flow, version, "live", "olga")
+        releases.log.decide(p.id, "abe", "approved", current_revision(root, flow, version))
     _approve(root, "3")
     _approve(root, "4", "challenger", share=0.1, key="customer_id")
     decider = load_decider(root)

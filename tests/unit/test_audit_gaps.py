@@ -26,6 +26,7 @@ from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import FileSource
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
 from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
@@ -43,7 +44,7 @@ FLOW = "credit_application"
 def root(tmp_path_factory) -> Path:
     """The bundled root with only the live versions answering (as the case's run.sh does)."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(PROJECT / part, root / part)
     for routing in (root / "policies").glob("*/routing.yaml"):
         routing.write_text("".join(line for line in routing.read_text().splitlines(keepends=True) if line.startswith("live")))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from engine.policy.documents import ROOT_DIRS
 from engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_the_image_has_what_the_manifests_and_the_policies_need():
     text = (ROOT / "Dockerfile").read_text()
     assert "VERDICT_AUDIT_DSN" in (K8S / "deployment.yaml").read_text()
     assert "ARG EXTRAS=postgres" in text and '".[${EXTRAS}]"' in text
-    for name in ("policies", "rules", "model_artifacts", "lists"):
+    for name in ROOT_DIRS:
         assert f"COPY {name} /srv/verdict/{name}" in text, name
 
 

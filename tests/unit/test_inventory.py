@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from engine.cli import main
 from engine.models.inventory import ModelEntry
 from engine.policy.activation import check
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.lint import lint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def test_an_approval_needs_a_validation_and_an_approver_other_than_the_trainer()
 
 
 def _root(tmp_path: Path) -> Path:
-    for d in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for d in ROOT_DIRS:
         shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("*.png"))
     return tmp_path
 

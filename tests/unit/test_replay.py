@@ -18,6 +18,7 @@ from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
 from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
@@ -47,7 +48,7 @@ rules:
 def root(tmp_path_factory) -> Path:
     """A copy of the bundled policies plus a stricter candidate version of the live credit flow."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(ROOT / part, root / part)
     live = load_policies(root).flows["credit_application"].live
     flow = yaml.safe_load((root / f"policies/credit_application/{live}/flow.yaml").read_text())

@@ -10,6 +10,7 @@ import yaml
 
 from engine.audit.replay import replay
 from engine.audit.source import open_source
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
 from engine.state.store import MemoryStore
 
@@ -25,7 +26,7 @@ STATE_FIELDS = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")
 def root(tmp_path_factory) -> Path:
     """The bundled policies plus '2b': version 2 with a longer lateness (same features, another revision)."""
     root = tmp_path_factory.mktemp("root")
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(ROOT / part, root / part)
     flow = yaml.safe_load((root / "policies/card_payment/2/flow.yaml").read_text())
     flow["version"] = "2b"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.datasets import read_card_payments
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load, load_policies
 from engine.runtime.routing import Challenger, bucket, key_text
 from engine.runtime.service import Decider
@@ -208,7 +209,7 @@ def case_variants_root(tmp_path):
     version 2 is a copy of version 1, the challenger for 50% of customers by customer_id, and both
     versions declare customer_id {type: string, case: upper}."""
     root = tmp_path / "root"
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(PROJECT / part, root / part)
     card = root / "policies" / "card_payment"
     shutil.rmtree(card / "2", ignore_errors=True)  # the bundled (stateful) version 2 gives way to the case's copy of 1

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import yaml
 
+from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _root_with(tmp_path: Path, behaviour: dict) -> Path:
-    for part in ("policies", "rules", "model_artifacts", "lists", "events"):
+    for part in ROOT_DIRS:
         shutil.copytree(ROOT / part, tmp_path / part)
     path = tmp_path / "policies/card_payment/2/flow.yaml"
     flow = yaml.safe_load(path.read_text())
