@@ -120,12 +120,14 @@ def routed_copy(root: Path, *, models: bool = True) -> Path:
 
 
 def flows_copy(tmp: Path, flows: tuple[str, ...]) -> Path:
-    """A policy root in ``tmp/root`` with the project's ``flows`` and rule files copied (to edit) and its
-    models and lists linked (read-only)."""
+    """A policy root in ``tmp/root`` with the project's ``flows``, the files under policies/ every flow may
+    read, and the rule files copied (to edit), and its models, lists and event schemas linked (read-only)."""
     root = tmp / "root"
     (root / "policies").mkdir(parents=True)
     for flow in flows:
         shutil.copytree(PROJECT / "policies" / flow, root / "policies" / flow)
+    for shared in (PROJECT / "policies").glob("*.yaml"):  # files every flow may read (custom_lists.yaml)
+        shutil.copy2(shared, root / "policies" / shared.name)
     shutil.copytree(PROJECT / "rules", root / "rules")
     for name in ("model_artifacts", "lists", "events"):
         (root / name).symlink_to(PROJECT / name)

@@ -31,7 +31,7 @@ def test_extras_exist_and_the_readme_names_each() -> None:
     extras = PROJECT["optional-dependencies"]
     assert {"train", "plots", "postgres", "bench", "test"} <= set(extras)
     assert {"lightgbm", "scikit-learn", "skl2onnx", "onnxmltools", "matplotlib"} <= {_name(r) for r in extras["train"]}
-    assert "verdict[train,plots,postgres,batch,otel,console]" in extras["test"]
+    assert "verdict[train,plots,postgres,batch,otel,console,redis]" in extras["test"]
     assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc"} <= {_name(r) for r in extras["otel"]}
     readme = (ROOT / "README.md").read_text()
     for extra in ("train", "plots", "postgres", "otel", "bench", "test"):
