@@ -49,7 +49,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+
+from engine.closed import Closed
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "bundled_root", "default_root", "is_loopback", "root_origin"]
 
@@ -108,10 +110,8 @@ def root_origin(flag: Path | str | None, env: Mapping[str, str] | None = None) -
     return "the bundled examples: no policies/ in the current directory"
 
 
-class Settings(BaseModel):
+class Settings(Closed):
     """Settings of the server and the commands; see the module docstring for the table."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = Field("127.0.0.1", min_length=1, description="Address the gRPC server binds.")
     port: int = Field(50051, ge=0, le=65535, description="TCP port; 0 picks a free port.")

@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.closed import Closed
 from engine.errors import ModelLoadError
 from engine.models.encoding import FeatureSpec
 
@@ -27,14 +28,13 @@ CARD_SCHEMA = "verdict.model_card/v1"
 CARD_FILE = "card.json"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Frozen = Closed  # the one frozen base model (engine.closed)
 
 
-class _Open(BaseModel):
+class _Open(Closed):
     """A card section that may carry extra, free-form evidence keys."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(extra="allow")
 
 
 class CardFeature(_Frozen):

@@ -26,8 +26,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from engine.closed import ClosedText
 from engine.errors import Problem
 
 __all__ = ["REGISTRY", "Inventory", "ModelEntry", "inventory_problems", "read_inventory"]
@@ -37,8 +38,7 @@ State = Literal["draft", "validated", "approved", "retired"]
 Person = Annotated[str, Field(min_length=3, max_length=120)]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+_Frozen = ClosedText  # the one frozen base model (engine.closed)
 
 
 class Validation(_Frozen):

@@ -119,7 +119,7 @@ def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
 
 
 # Long (71 lines): load, lint, test, then activate flow by flow, in the order the module docstring gives;
-# it splits with the loader's steps (issue 13, item 2).
+# each step is one call, and the per-flow bookkeeping between them reads best in one place.
 def check(root: Path, previous: PolicySet | None = None, custom_lists: ListView | None = None) -> Activation:
     """Load, lint and test `root`; activate flow by flow against `previous` (see the module docstring).
 

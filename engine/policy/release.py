@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from engine.closed import Closed
 from engine.errors import Problem
 from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
@@ -47,10 +48,8 @@ LOCK_NAME = "release.lock"
 _HEX64 = r"^[0-9a-f]{64}$"
 
 
-class Reissue(BaseModel):
+class Reissue(Closed):
     """One re-issue of a lock: when, why, what it replaced and which files differed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: str
     reason: str = Field(min_length=1)
@@ -58,10 +57,8 @@ class Reissue(BaseModel):
     changed: tuple[str, ...] = ()
 
 
-class ReleaseLock(BaseModel):
+class ReleaseLock(Closed):
     """policies/<flow>/<version>/release.lock, written by `verdict release`; never edited by hand."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     flow: str
     version: str

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from engine.closed import ClosedText
 from engine.limits import MAX_INPUT_FIELDS
 from engine.state.spec import BehaviourSpec
 
@@ -45,8 +46,7 @@ VersionName = Annotated[str, Field(pattern=VERSION_PATTERN, max_length=32)]
 RulesetName = Annotated[str, Field(pattern=RULESET_PATTERN, max_length=96)]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+_Frozen = ClosedText  # the one frozen base model (engine.closed)
 
 
 class FieldSpec(_Frozen):

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from engine.closed import ClosedText
 from engine.errors import Problem
 from engine.screening.normalise import blocking_keys, normalise_name
 
@@ -39,10 +40,8 @@ SCREENED_SCHEMATA = frozenset({"Person", "Company", "Organization", "LegalEntity
 MAX_ENTITY_BYTES = 1 << 20  # one JSON line or CSV row longer than this is refused (bounded cost)
 
 
-class ListFile(BaseModel):
+class ListFile(ClosedText):
     """``lists/<name>/<version>/list.yaml``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     list: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=32)]
