@@ -1,7 +1,9 @@
 """``verdict audit``: verify, show and recover a decision log (a directory or a PostgreSQL DSN).
 
-- ``verify LOG``: checks every record of every chain; prints the record count and last hash;
-  exits 1 naming the first bad record when anything was edited, removed, reordered or truncated.
+- ``verify LOG [--export EXPORT]``: checks every record of every chain; prints the record count and
+  last hash; exits 1 naming the first bad record when anything was edited, removed, reordered or
+  truncated; with ``--export``, also that the export holds exactly the log's records it covers
+  (engine.audit.export_check), exit 1 naming the rows that differ.
 - ``show LOG [--last N] [--decision ID] [--flow F] [--dispositions] [--allow-gaps]``: decision
   records (with ``--dispositions``: the review cases' disposition records) as JSON lines. The log is followed as it is read: a gap (a missing or vanished segment, missing
   records) exits 1 naming it, unless ``--allow-gaps``, which prints what is there and names every
@@ -20,12 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.commands._io import report, write_out
 
 if TYPE_CHECKING:
     from engine.audit.source import LogSource
+
+T = TypeVar("T")
 
 __all__ = ["register", "run_export", "run_recover", "run_show", "run_verify"]
 
@@ -41,6 +46,8 @@ def register(subparsers: Any) -> None:
 
     verify = sub.add_parser("verify", help="check the hash chains; name the first bad record")
     verify.add_argument("log", help="log directory or PostgreSQL DSN")
+    verify.add_argument("--export", metavar="EXPORT",
+                        help="also check that this Parquet export (verdict audit export) holds exactly the log's records it covers")
     verify.set_defaults(run=run_verify)
 
     show = sub.add_parser("show", help="print decision records as JSON lines")
@@ -83,6 +90,21 @@ def _open(location: str) -> LogSource | None:
         return None
 
 
+def _reading(source: LogSource, work: Callable[[LogSource], T], on_gap: str) -> T | None:
+    """``work(source)``, then the source closed; None (the reason said, ``on_gap`` after a gap) when it fails."""
+    from engine.audit.errors import AuditError, LogGap
+
+    try:
+        return work(source)
+    except LogGap as exc:
+        report(f"{exc}; {on_gap}")
+    except AuditError as exc:
+        report(str(exc))
+    finally:
+        source.close()
+    return None
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError
 
@@ -115,6 +137,27 @@ def run_verify(args: argparse.Namespace) -> int:
         for chain in result.chains:
             write_out(f"{chain.name}: {chain.decisions:,} decisions, last seq {chain.last_seq}, last hash {chain.last_hash}\n", out)
     out.flush()
+    return 0 if args.export is None else _check_export(args.log, args.export)
+
+
+def _check_export(log: str, location: str) -> int:
+    """``verify --export``: every row of the export against its record in the log; exit 1 naming differences."""
+    from engine.audit.export_check import check_export
+    from engine.audit.exported import ExportedLog
+
+    source = _open(log)
+    if source is None:
+        return 2
+    found = _reading(source, lambda s: check_export(ExportedLog(location), s),
+                     "the export does not state this gap: it was made from another log, or before the gap")
+    if found is None:
+        return 1
+    checked, problems = found
+    for problem in problems:
+        report(f"EXPORT DIFFERS: {problem}")
+    if problems:
+        return 1
+    write_out(f"ok: the export {location} holds exactly the log's {checked:,} decision records it covers\n")
     return 0
 
 
@@ -208,7 +251,6 @@ def run_export(args: argparse.Namespace) -> int:
     """Export the log to Parquet; one line saying what was written and which chain ranges it covers."""
     from pathlib import Path
 
-    from engine.audit.errors import AuditError, LogGap
     from engine.audit.export import PARTITION_KEYS, export_log, parse_when
     from engine.extras import require
 
@@ -226,17 +268,11 @@ def run_export(args: argparse.Namespace) -> int:
     source = _open(args.log)
     if source is None:
         return 2
-    try:
-        summary = export_log(source, Path(args.output), flow=args.flow, since=since, until=until,
-                             allow_gaps=args.allow_gaps, partition_by=partition_by)
-    except LogGap as exc:
-        report(f"{exc}; --allow-gaps exports what is there and states the gaps in the export")
+    summary = _reading(source, lambda s: export_log(s, Path(args.output), flow=args.flow, since=since, until=until,
+                                                    allow_gaps=args.allow_gaps, partition_by=partition_by),
+                       "--allow-gaps exports what is there and states the gaps in the export")
+    if summary is None:
         return 1
-    except AuditError as exc:
-        report(str(exc))
-        return 1
-    finally:
-        source.close()
     rate = summary.decisions / summary.seconds if summary.seconds else 0.0
     write_out(f"exported {summary.decisions:,} decision records of {summary.log} to {summary.output} "
               f"({summary.files} file{'s' if summary.files != 1 else ''}, {summary.seconds:.1f} s, {rate:,.0f}/s)\n")

@@ -15,22 +15,17 @@ from engine.audit.exported import ExportedLog
 from engine.audit.replay import load_outcomes, load_protected, replay
 from engine.audit.report import render_table
 from engine.audit.source import open_source
-from engine.batch import spark as verdict_spark
 from engine.batch.replay_spark import replay_export
 from engine.cli import main
 from engine.errors import VersionNotFound
 from engine.policy.loader import load_policies
 from tests.unit.export_helpers import outcomes_file, protected_file, reload_log, unlocked_root
 
+from . import test_batch_spark
+
+session = test_batch_spark.session  # the fixture: one local[2] Spark session for the module
+
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def session():
-    """One local[2] Spark session for the module."""
-    s = verdict_spark.session("local[2]", "verdict-replay-tests")
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -296,3 +296,27 @@ def test_cli_gap_exits_1_and_allow_gaps_states_it(tmp_path, capsys):
 
 
 
+
+
+def test_verify_export_matches_the_log_and_names_a_row_that_differs(log, export, tmp_path, capsys):
+    """`verdict audit verify LOG --export F` passes for the log's own export (file and partitions) and names a tampered row."""
+    import pyarrow as pa
+
+    assert main(["audit", "verify", str(log), "--export", str(export)]) == 0
+    assert f"holds exactly the log's {N_PER_PHASE * 6 + 40:,} decision records" in capsys.readouterr().out
+    source = open_source(log)
+    export_log(source, tmp_path / "parts", partition_by=("flow", "date"), row_group_rows=50)
+    source.close()
+    assert main(["audit", "verify", str(log), "--export", str(tmp_path / "parts")]) == 0
+    capsys.readouterr()
+    table = pq.read_table(export)
+    actions = table.column("action").to_pylist()
+    actions[7] = "APPROVE" if actions[7] != "APPROVE" else "DECLINE"
+    forged = tmp_path / "forged.parquet"
+    meta = pq.ParquetFile(export).metadata.metadata[META_KEY]
+    with pq.ParquetWriter(forged, table.schema) as w:  # the description copied, one action changed
+        w.write_table(table.set_column(table.schema.get_field_index("action"), "action", pa.array(actions)))
+        w.add_key_value_metadata({META_KEY: meta})
+    assert main(["audit", "verify", str(log), "--export", str(forged)]) == 1
+    err = capsys.readouterr().err
+    assert "EXPORT DIFFERS: log_order 7" in err and "action differ" in err
