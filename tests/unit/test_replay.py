@@ -57,7 +57,7 @@ def root(tmp_path_factory) -> Path:
     (root / f"policies/credit_application/{CANDIDATE}").mkdir()
     (root / f"policies/credit_application/{CANDIDATE}/flow.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
     (root / "rules/credit/strict_backtest.yaml").write_text(STRICT_RULES)
-    for flow_dir in (root / "policies").iterdir():  # only the live version answers: deterministic counts
+    for flow_dir in (p for p in (root / "policies").iterdir() if p.is_dir()):  # only the live version answers: deterministic counts
         (flow_dir / "routing.yaml").write_text(f'live: "{load_policies(ROOT).flows[flow_dir.name].live}"\n')
     return root
 
