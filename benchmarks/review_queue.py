@@ -1,6 +1,6 @@
 """What opening review cases costs Decide: the file decision log with and without the case opener.
 
-Both cases decide the same real credit applications (about one in five is a REVIEW, so it opens a
+Both cases decide the same real credit applications (about one in four is a REVIEW, so it opens a
 case) in-process from N threads, with the segment-file log (fsync per batch). "cases" also hooks
 the ``CaseOpener`` (a SQLite store in WAL mode, ``synchronous=FULL``) to the log's writer, as
 ``verdict serve`` does. The rounds alternate the two cases and the report gives each one's median
