@@ -79,8 +79,9 @@ class RunningServer:
     def stop(self, grace: float | None) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace`` seconds; block until done."""
         self.health.enter_graceful_shutdown()
-        self.cases.stop()  # WatchCases streams end, so they do not hold the grace period
-        self.server.stop(grace).wait()
+        stopped = self.server.stop(grace)  # refuses new calls from here on
+        self.cases.stop()  # then the open WatchCases streams end, so they do not hold the grace period
+        stopped.wait()
 
 
 def start_server(
