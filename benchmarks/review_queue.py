@@ -32,9 +32,9 @@ from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
 from engine.cases import CaseOpener, ReviewConfig, open_store  # noqa: E402
 from engine.datasets import read_credit_applications  # noqa: E402
-from engine.loader import load_policies  # noqa: E402
-from engine.privacy import HashKey  # noqa: E402
-from engine.service import Decider  # noqa: E402
+from engine.policy.loader import load_policies  # noqa: E402
+from engine.runtime.privacy import HashKey  # noqa: E402
+from engine.runtime.service import Decider  # noqa: E402
 
 WARMUP = 200
 
