@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from engine.console.releases import current_revision
 from engine.console.users import Users
@@ -71,8 +72,9 @@ class ConsoleProcess:
 def _bootstrap_approvals(root: Path) -> None:
     """Approve what the copy routes today (maker-checker is switched on for it below)."""
     log = ApprovalLog(root)
-    for flow, version, target, share, key in (("card_payment", "1", "live", 1.0, ""), ("customer_onboarding", "1", "live", 1.0, ""),
-                                              (FLOW, "3", "live", 1.0, ""), (FLOW, "4", "challenger", 0.1, "customer_id")):
+    others = [(d.name, str(yaml.safe_load((d / "routing.yaml").read_text())["live"]), "live", 1.0, "")
+              for d in sorted((root / "policies").iterdir()) if d.is_dir() and d.name != FLOW]  # every other flow, as routed
+    for flow, version, target, share, key in [*others, (FLOW, "3", "live", 1.0, ""), (FLOW, "4", "challenger", 0.1, "customer_id")]:
         revision = current_revision(root, flow, version)
         p = log.propose(flow, version, revision, target, "bootstrap-owner", share=share, key=key, note="approvals switched on")
         log.decide(p.id, "bootstrap-approver", "approved", revision)
