@@ -376,8 +376,9 @@ class Decider:
         """
         plan = compiled.state
         if plan is None:
-            guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
-            return compiled.evaluate(input, expired, mark=mark, guard=guard), {}, None
+            if compiled.budgets:
+                return compiled.evaluate(input, expired, mark=mark, guard=StepGuard(compiled.budgets, self.steps, deadline)), {}, None
+            return compiled.evaluate(input, expired, mark=mark), {}, None
         values = compiled.validator(input)
         mark("validate")
         given = values.get(plan.time_field) if plan.time_field else None
