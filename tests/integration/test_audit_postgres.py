@@ -115,7 +115,7 @@ def test_cli_verify_show_replay_against_a_dsn(dsn, policies):
     assert replayed.returncode == 0, replayed.stderr
     doc = json.loads(replayed.stdout)
     assert doc["replayed"] == 80  # every answer, shadows left out
-    assert doc["reproduction"] == {"logged_by_this_version": by_version, "differs": 0}
+    assert doc["reproduction"] == {"logged_by_this_version": by_version, "differs": 0, "fallbacks_left_out": 0}
 
 
 def test_tampering_in_postgres_is_named(dsn, policies):
