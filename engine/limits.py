@@ -30,6 +30,7 @@ __all__ = [
     "MAX_STATUS_MESSAGE_BYTES",
     "MAX_SUGGESTIONS",
     "MAX_VERSION_CHARS",
+    "MAX_WATCH_STREAMS",
     "SHADOW_QUEUE_BYTES",
     "MAX_METRIC_SERIES",
     "mapping_bytes",
@@ -60,6 +61,9 @@ MAX_STATUS_MESSAGE_BYTES = 2048
 MAX_FIELD_ERRORS_TRAILER_BYTES = 3072
 #: Estimated bytes of the requests waiting in the shadow queue (``engine.shadow``).
 SHADOW_QUEUE_BYTES = 16 * 1024 * 1024
+#: Open ``CaseService.WatchCases`` streams per server process: each holds one request thread (16
+#: by default) for as long as it is open, so more would starve ``Decide``.
+MAX_WATCH_STREAMS = 4
 #: Distinct metric series (name plus labels) one process keeps (``engine.metrics``).
 MAX_METRIC_SERIES = 10_000
 

@@ -276,10 +276,12 @@ class PgSource:
         *,
         gaps: list[Gap] | None = None,
         check: bool = True,
+        kind: str = "decision",
     ) -> Iterator[dict[str, Any]]:
         """Decision records; with ``check``, the chains' gaps are noted (or raised) first, in the
         same snapshot (REPEATABLE READ) as the records read."""
-        sql = f"SELECT line FROM verdict_audit_record WHERE kind = 'decision'{where} ORDER BY {order}"
+        sql = f"SELECT line FROM verdict_audit_record WHERE kind = %s{where} ORDER BY {order}"
+        params = [kind, *params]
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._conn.transaction(), self._conn.cursor(name=f"read_{uuid.uuid4().hex[:8]}") as cur:
@@ -330,11 +332,12 @@ class PgSource:
         return where, params
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]:
-        """Decision records by time; a chain with missing records raises LogGap unless ``gaps`` is a list."""
+        """Decision records (``kind="disposition"``: disposition records) by time; a chain with
+        missing records raises LogGap unless ``gaps`` is a list."""
         where, params = self._filters(flow, decision_id)
-        yield from self._query(where, params, "ts, writer, seq", gaps=gaps)
+        yield from self._query(where, params, "ts, writer, seq", gaps=gaps, kind=kind)
 
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]:
         """The last ``n`` decision records, oldest first; gaps as in ``decisions``."""

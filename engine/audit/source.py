@@ -54,7 +54,7 @@ class LogSource(Protocol):
     def verify(self) -> VerifyReport: ...
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]: ...
 
     def last_decisions(self, n: int, *, flow: str | None = None, gaps: list[Gap] | None = None) -> list[dict[str, Any]]: ...
@@ -133,11 +133,12 @@ class FileSource:
         return chains
 
     def decisions(
-        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None
+        self, *, flow: str | None = None, decision_id: str | None = None, gaps: list[Gap] | None = None, kind: str = "decision"
     ) -> Iterator[dict[str, Any]]:
-        """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order."""
+        """Decision records (of ``flow``, or the one ``decision_id``), chain by chain in chain order;
+        ``kind="disposition"``: the review cases' disposition records instead (engine.audit.record)."""
         for chain_dir, segments in self._snapshot(gaps):
-            yield from self._chain_decisions(chain_dir, segments, flow, decision_id, gaps)
+            yield from self._chain_decisions(chain_dir, segments, flow, decision_id, gaps, kind)
 
     def _chain_decisions(
         self,
@@ -146,8 +147,9 @@ class FileSource:
         flow: str | None,
         decision_id: str | None,
         gaps: list[Gap] | None,
+        kind: str = "decision",
     ) -> Iterator[dict[str, Any]]:
-        """The decision records of one chain's ``segments``, following the chain through them."""
+        """The records of ``kind`` of one chain's ``segments``, following the chain through them."""
         flow_marker = b'"flow":' + json.dumps(flow).encode() if flow is not None else b""
         id_marker = decision_id.encode() if decision_id is not None else b""
         follower = ChainFollower(str(chain_dir), gaps)
@@ -169,7 +171,7 @@ class FileSource:
                         data = json.loads(raw)
                     except ValueError:
                         continue
-                    if data.get("kind") != "decision":
+                    if data.get("kind") != kind:
                         continue
                     if flow is not None and data.get("flow") != flow:
                         continue

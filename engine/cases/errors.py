@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.errors import VerdictError
 
-__all__ = ["CaseNotFound", "CaseStoreError", "IllegalTransition"]
+__all__ = ["CaseNotFound", "CaseStoreError", "IllegalTransition", "TooManyWatchers"]
 
 
 class CaseNotFound(VerdictError):
@@ -34,3 +34,9 @@ class CaseStoreError(VerdictError):
     """The case store cannot be opened or written (file, permissions, database)."""
 
     code = "case_store_error"
+
+
+class TooManyWatchers(VerdictError):
+    """Every ``WatchCases`` stream this process allows is open (``engine.limits.MAX_WATCH_STREAMS``)."""
+
+    code = "too_many_watchers"

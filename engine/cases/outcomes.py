@@ -67,14 +67,15 @@ def parse_outcomes(table: RawTable, decision_of_request: Mapping[str, str], sour
     return labels, problems
 
 
-def outcome_flags(labels: Mapping[str, list[OutcomeLabel]]) -> dict[str, bool]:
-    """``id -> is_bad`` for replay and backtest: keyed by decision id and by request id; a decision
-    with any bad label (chargeback, confirmed_fraud, default) is bad."""
+def outcome_flags(labels: Mapping[str, list[OutcomeLabel]], *, by_request: bool = False) -> dict[str, bool]:
+    """``id -> is_bad`` for replay and backtest: a decision with any bad label (chargeback,
+    confirmed_fraud, default) is bad. Keyed by decision id (replay reads decisions from the log);
+    ``by_request`` adds the request ids the labels carry (a backtest history joined on them)."""
     flags: dict[str, bool] = {}
     for decision_id, found in labels.items():
         bad = any(label.kind.bad for label in found)
         flags[decision_id] = bad
         for label in found:
-            if label.request_id:
+            if by_request and label.request_id:
                 flags[label.request_id] = flags.get(label.request_id, False) or bad
     return flags

@@ -5,9 +5,10 @@ process than the server that owns the log's chain. The server's ``DispositionRel
 the dispositions not yet logged (``CaseStore.unlogged``), appends each to its decision log (chained
 like every record; ``engine.audit.record.disposition_payload``) and marks them logged.
 
-At least once: a crash between the append and the mark writes that disposition again after the
-restart; a reader takes the first record of a decision id. With ``verdict serve --workers N`` only
-worker 0 relays, so the workers do not race to log the same disposition.
+At least once: a relay claims the dispositions it is about to log for a lease of 60 s
+(``CaseStore.unlogged``), so replicas sharing a PostgreSQL store do not log the same one; a crash
+between the append and the mark logs it again once the lease runs out. A reader takes the first
+record of a decision id. With ``verdict serve --workers N`` only worker 0 relays.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def relay_once(store: CaseStore, writer: GroupCommitWriter, *, clock: Callable[[
     Raises ``AuditUnavailable`` when the log refuses (nothing is marked then) and
     ``CaseStoreError`` when the store fails.
     """
-    events = store.unlogged(limit)
+    events = store.unlogged(limit, now=clock())
     for event in events:
         ts = clock()
         body = disposition_payload(

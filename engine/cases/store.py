@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -88,7 +89,8 @@ SCHEMA = (
         note        TEXT NOT NULL,
         actor       TEXT NOT NULL,
         decided_at  DOUBLE PRECISION NOT NULL,
-        logged      INTEGER NOT NULL DEFAULT 0
+        logged      INTEGER NOT NULL DEFAULT 0,
+        claimed_at  DOUBLE PRECISION
     )""",
     """CREATE TABLE IF NOT EXISTS verdict_outcome (
         decision_id TEXT NOT NULL,
@@ -157,8 +159,9 @@ class CaseStore(Protocol):
         """Dispositions with ``seq > since`` (oldest first, at most ``limit``)."""
         ...
 
-    def unlogged(self, limit: int = 100) -> list[CaseEvent]:
-        """Dispositions not yet written to the decision log (oldest first)."""
+    def unlogged(self, limit: int = 100, *, now: float, lease: float = 60.0) -> list[CaseEvent]:
+        """Claim dispositions not yet written to the decision log (oldest first) for ``lease`` seconds:
+        another relay (a replica) skips them until the lease runs out (its holder died)."""
         ...
 
     def mark_logged(self, seqs: Iterable[int]) -> None:
@@ -187,9 +190,26 @@ class _Dialect:
         return text if self.name == "sqlite" else text.replace("?", "%s")
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` as mode 0600 (and missing parent directories as 0700) when it does not exist:
+    the store holds decision records (masked, as the decision log does) and is kept as privately as
+    the log (docs/decision-log.md). SQLite gives its -wal and -shm files the database file's mode."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for new in reversed(missing):
+        new.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(new, 0o700)  # mkdir's mode is reduced by the umask
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+
+
 def _sqlite(path: Path) -> Any:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -439,8 +459,14 @@ class SqlCaseStore:
         args.append(max(0, min(int(limit), MAX_PAGE)))
         return [self._event(r) for r in self._rows(sql, args)]
 
-    def unlogged(self, limit: int = 100) -> list[CaseEvent]:
-        rows = self._rows(self._EVENT_SQL + " WHERE d.logged = 0 ORDER BY d.seq LIMIT ?", (max(0, min(limit, MAX_PAGE)),))
+    def unlogged(self, limit: int = 100, *, now: float, lease: float = 60.0) -> list[CaseEvent]:
+        with self._write():
+            rows = self._rows(
+                self._EVENT_SQL + " WHERE d.logged = 0 AND (d.claimed_at IS NULL OR d.claimed_at < ?) ORDER BY d.seq LIMIT ?",
+                (now - lease, max(0, min(limit, MAX_PAGE))),
+            )
+            for row in rows:
+                self._exec("UPDATE verdict_disposition SET claimed_at = ? WHERE seq = ?", (now, int(row[0])))
         return [self._event(r) for r in rows]
 
     def mark_logged(self, seqs: Iterable[int]) -> None:

@@ -2,8 +2,8 @@
 
 - ``verify LOG``: checks every record of every chain; prints the record count and last hash;
   exits 1 naming the first bad record when anything was edited, removed, reordered or truncated.
-- ``show LOG [--last N] [--decision ID] [--flow F] [--allow-gaps]``: decision records as JSON
-  lines. The log is followed as it is read: a gap (a missing or vanished segment, missing
+- ``show LOG [--last N] [--decision ID] [--flow F] [--dispositions] [--allow-gaps]``: decision
+  records (with ``--dispositions``: the review cases' disposition records) as JSON lines. The log is followed as it is read: a gap (a missing or vanished segment, missing
   records) exits 1 naming it, unless ``--allow-gaps``, which prints what is there and names every
   gap on stderr.
 - ``recover DIR``: what a restarting server does first: trims a torn last record left by a crash.
@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     show.add_argument("--last", type=int, metavar="N", help="only the last N records")
     show.add_argument("--decision", metavar="ID", help="only the record of this decision id")
     show.add_argument("--flow", metavar="F", help="only records of this flow")
+    show.add_argument("--dispositions", action="store_true",
+                      help="the review cases' disposition records instead of decisions (docs/review-queue.md)")
     show.add_argument("--allow-gaps", action="store_true", help="print what is there when part of the log is missing (named on stderr)")
     show.set_defaults(run=run_show)
 
@@ -87,6 +89,17 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _records(source: Any, args: argparse.Namespace, gaps: Any) -> Any:
+    """The records ``show`` prints: decisions, or with ``--dispositions`` the disposition records."""
+    if args.dispositions:
+        records = source.decisions(flow=args.flow, decision_id=args.decision, gaps=gaps, kind="disposition")
+        return records if args.last is None else (list(records)[-args.last :] if args.last else [])
+    if args.last is not None:
+        found = source.last_decisions(args.last, flow=args.flow, gaps=gaps)
+        return [r for r in found if r.get("decision_id") == args.decision] if args.decision is not None else found
+    return source.decisions(flow=args.flow, decision_id=args.decision, gaps=gaps)
+
+
 def run_show(args: argparse.Namespace) -> int:
     from engine.audit.errors import AuditError, LogGap
     from engine.audit.follow import Gap
@@ -106,12 +119,7 @@ def run_show(args: argparse.Namespace) -> int:
     out = sys.stdout
     gaps: list[Gap] | None = [] if args.allow_gaps else None
     try:
-        if args.last is not None:
-            records: Any = source.last_decisions(args.last, flow=args.flow, gaps=gaps)
-            if args.decision is not None:
-                records = [r for r in records if r.get("decision_id") == args.decision]
-        else:
-            records = source.decisions(flow=args.flow, decision_id=args.decision, gaps=gaps)
+        records = _records(source, args, gaps)
         found = 0
         for record in records:
             write_out(encode(scrub_value(record)) + "\n", out)  # also masks what an older log holds

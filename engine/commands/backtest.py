@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         root = policy_root(args.root)
         outcomes = read_outcomes(args.outcomes) if args.outcomes is not None else None
-        outcomes = with_store_outcomes(outcomes, args.outcomes_store)
+        outcomes = with_store_outcomes(outcomes, args.outcomes_store, by_request=True)
     except (SettingsError, OutcomesError) as exc:
         report(str(exc))
         return 2

@@ -47,20 +47,20 @@ def requests_in_log(location: str) -> dict[str, str]:
         source.close()
 
 
-def store_outcome_flags(location: str) -> dict[str, bool]:
-    """``id -> is_bad`` (by decision id and request id) of every label in the case store at
-    ``location``, for ``verdict replay`` and ``verdict backtest --outcomes-store``; raises VerdictError."""
+def store_outcome_flags(location: str, *, by_request: bool = False) -> dict[str, bool]:
+    """``id -> is_bad`` (by decision id; ``by_request``: by request id too) of every label in the case
+    store at ``location``, for ``verdict replay`` and ``verdict backtest --outcomes-store``; raises VerdictError."""
     from engine.cases import open_store
     from engine.cases.outcomes import outcome_flags
 
     store = open_store(location)
     try:
-        return outcome_flags(store.outcomes())
+        return outcome_flags(store.outcomes(), by_request=by_request)
     finally:
         store.close()
 
 
-def with_store_outcomes(flags: dict[str, bool] | None, store: str | None) -> dict[str, bool] | None:
+def with_store_outcomes(flags: dict[str, bool] | None, store: str | None, *, by_request: bool = False) -> dict[str, bool] | None:
     """``flags`` (from an outcomes CSV) completed by the labels of the case store ``store`` (the CSV's
     rows win); unchanged without a store. Raises ``OutcomesError`` when the store cannot be read."""
     if not store:
@@ -69,7 +69,7 @@ def with_store_outcomes(flags: dict[str, bool] | None, store: str | None) -> dic
     from engine.errors import VerdictError
 
     try:
-        return {**store_outcome_flags(store), **(flags or {})}
+        return {**store_outcome_flags(store, by_request=by_request), **(flags or {})}
     except VerdictError as exc:
         raise OutcomesError(f"cannot read outcomes from the case store: {exc}") from None
 

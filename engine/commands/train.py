@@ -145,35 +145,29 @@ def _validate(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train and write the model; see the module docstring for exit codes."""
     require("train", "verdict train")
+    from engine.errors import VerdictError
     from engine.training.errors import DataError, TrainingError
     from engine.training.progress import TextProgress, silent
 
     try:
         _validate(args)
         monotone = parse_monotone(args.monotone)
-    except UsageError as exc:
+        if args.from_log is not None:  # the point-in-time training set becomes --data
+            _export_from_log(args)
+    except (UsageError, VerdictError) as exc:  # bad usage (2); the log, store or policies unreadable (1)
         report(str(exc))
-        return 2
-    from engine.errors import VerdictError
+        return 2 if isinstance(exc, UsageError) else 1
     from engine.training.dataset import reading_messages
 
     progress = silent if args.quiet else TextProgress(sys.stderr)
     try:
-        if args.from_log is not None:
-            _export_from_log(args)
         trained = _train(args, monotone, progress)
         card = trained.write(args.out, report=True)
     except DataError as exc:
         report(f"cannot train: [{exc.code}] {exc}")
         return 2
-    except UsageError as exc:
-        report(str(exc))
-        return 2
     except TrainingError as exc:
         report(f"training failed: [{exc.code}] {exc}")
-        return 1
-    except VerdictError as exc:  # --from-log: the log, the store or the policies cannot be read
-        report(str(exc))
         return 1
     except Exception as exc:  # noqa: BLE001 (a bug: one line and exit 1, never a traceback; nothing was written)
         report(f"training failed: [internal_error] {type(exc).__name__}: {exc} (nothing was written; please report this)")

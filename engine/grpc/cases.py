@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from engine.cases.desk import decide_case
+from engine.cases.errors import TooManyWatchers
 from engine.cases.model import Case, CaseEvent
 from engine.cases.store import MAX_PAGE, CaseStore
 from engine.errors import FieldError, InvalidInput, NotReady
@@ -23,6 +24,7 @@ from engine.grpc.auth import caller_of
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import abort, translate_errors
 from engine.grpc.wire import Malformed, tolerant_decoder
+from engine.limits import MAX_WATCH_STREAMS
 
 __all__ = ["CASE_SERVICE_NAME", "CaseServicer", "case_handlers"]
 
@@ -72,10 +74,11 @@ def _cursor(since: int, page_size: int | None = None) -> int:
 class CaseServicer:
     """Serves CaseService once a store is bound (``bind``); UNAVAILABLE before."""
 
-    def __init__(self, *, poll_seconds: float = 0.2) -> None:
+    def __init__(self, *, poll_seconds: float = 0.2, max_watchers: int = MAX_WATCH_STREAMS) -> None:
         self._store: CaseStore | None = None
         self.poll_seconds = poll_seconds
         self._stopping = threading.Event()
+        self._watchers = threading.BoundedSemaphore(max_watchers)
 
     def bind(self, store: CaseStore | None) -> None:
         self._store = store
@@ -117,6 +120,15 @@ class CaseServicer:
         return self._watch(store, request.since, request.flow or None, context)
 
     def _watch(self, store: CaseStore, since: int, flow: str | None, context: grpc.ServicerContext) -> Iterator[pb.CaseDecision]:
+        """The stream; holds one of the watcher slots from its first message until it ends, however it ends."""
+        if not self._watchers.acquire(blocking=False):
+            abort(context, TooManyWatchers(f"{MAX_WATCH_STREAMS} WatchCases streams are open on this server; retry later or page with ListCaseDecisions"))
+        try:
+            yield from self._follow(store, since, flow, context)
+        finally:
+            self._watchers.release()
+
+    def _follow(self, store: CaseStore, since: int, flow: str | None, context: grpc.ServicerContext) -> Iterator[pb.CaseDecision]:
         try:
             while context.is_active() and not self._stopping.is_set():
                 events = store.dispositions(since, DEFAULT_PAGE, flow=flow)

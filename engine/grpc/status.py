@@ -71,6 +71,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     case_errors.CaseNotFound: grpc.StatusCode.NOT_FOUND,
     case_errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
     case_errors.CaseStoreError: grpc.StatusCode.UNAVAILABLE,
+    case_errors.TooManyWatchers: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 _log = structlog.get_logger("verdict.grpc")

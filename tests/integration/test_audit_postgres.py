@@ -5,11 +5,8 @@ a failed batch starts a new chain, and `verdict serve --audit-dsn` logs and rebu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import grpc
 import psycopg
@@ -25,6 +22,7 @@ from engine.idempotency import Fingerprinter
 from engine.loader import load_policies
 from engine.privacy import HashKey
 from engine.service import Decider
+from tests.pg import fresh_schema, server_dsn_or_skip
 from tests.unit.audit_helpers import decide_concurrently
 
 from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
@@ -37,24 +35,14 @@ PAN = "4111111111111111"
 @pytest.fixture(scope="module")
 def server_dsn() -> str:
     """The throwaway server's DSN; required under CI, a skip with the reason elsewhere."""
-    dsn = os.environ.get("VERDICT_TEST_PG_DSN")
-    if not dsn:
-        if os.environ.get("CI") == "true":
-            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
-        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
-    return dsn
+    return server_dsn_or_skip()
 
 
 @pytest.fixture
 def dsn(server_dsn) -> Iterator[str]:
     """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in server_dsn else "?"
-    yield f"{server_dsn}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(server_dsn) as fresh:
+        yield fresh
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,9 @@ decision log (chain still valid), and imported outcomes reach replay."""
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import grpc
 import pytest
@@ -19,6 +16,7 @@ from engine.audit.segments import iter_lines, list_segments
 from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
+from tests.pg import fresh_schema, server_dsn_or_skip
 
 from .helpers import ServeProcess, credit_applications, request, wait_serving
 
@@ -55,7 +53,7 @@ def _log_records(directory: Path, kind: str) -> list[dict]:
 
 
 def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsys) -> None:
-    """REVIEW over gRPC → case; CLI decide → WatchCases event and a chained disposition record; outcomes import → replay uses them."""
+    """REVIEW over gRPC → case; CLI decide → WatchCases event and a chained disposition record; outcomes import → replay and backtest use them."""
     server = ServeProcess(tmp_path)
     try:
         wait_serving(server.target)
@@ -95,6 +93,19 @@ def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsy
                  "--outcomes-store", store, "--json", "-", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["outcomes"]["before"]["labelled"] == 1 and report["outcomes"]["before"]["bad"] == 1
+    history = tmp_path / "history.csv"  # the applications sent, with the request ids they were sent with
+    applications = credit_applications(40)
+    columns = sorted({k for a in applications for k in a})
+    history.write_text("request_id," + ",".join(columns) + "\n" + "".join(
+        f"rq-{i}," + ",".join(str(a.get(c, "")) for c in columns) + "\n" for i, a in enumerate(applications)))
+    labels = tmp_path / "outcomes.csv"
+    labels.write_text("request_id,outcome,date\n" + "".join(f"rq-{i},{'default' if i % 3 == 0 else 'repaid'},2026-09-30\n" for i in range(5)))
+    assert main(["outcomes", "import", str(labels), "--log", str(tmp_path / "audit"), "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["backtest", "credit_application", "--versions", "2,3", "--input", str(history), "--id-column", "request_id",
+                 "--outcomes-store", store, "--json", "-"]) == 0
+    labelled = {f"rq-{i}" for i in range(5)} | ({review.request_id} & {f"rq-{i}" for i in range(40)})  # + the case's confirmed_fraud
+    assert json.loads(capsys.readouterr().out)["labelled"] == len(labelled)
 
 
 def _reviews(stub, n: int, prefix: str) -> list[str]:
@@ -175,24 +186,12 @@ def _all_dispositions(directory: Path) -> list[dict]:
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema of VERDICT_TEST_PG_DSN's server (dropped afterwards); skips without one."""
-    server = os.environ.get("VERDICT_TEST_PG_DSN")
-    if not server:
-        if os.environ.get("CI") == "true":
-            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
-        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in server else "?"
-    yield f"{server}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """A fresh schema of VERDICT_TEST_PG_DSN's server (dropped afterwards); skips without one."""
+    with fresh_schema(server_dsn_or_skip()) as dsn:
+        yield dsn
 
 
-def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str) -> None:
+def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: Path, pg_dsn: str, capsys) -> None:
     """With --audit-dsn (cases in the same database): REVIEWs before SIGKILL get cases from the next process's catch-up of every chain; a disposition is a chained record."""
     server = ServeProcess(tmp_path, "--audit-dsn", pg_dsn)
     try:
@@ -218,6 +217,9 @@ def test_postgresql_log_and_store_survive_kill_9_and_log_dispositions(tmp_path: 
     logged = _pg_dispositions(pg_dsn)
     assert [(d["decision_id"], d["disposition"]) for d in logged] == [(ids[0], "escalate")]
     assert main(["audit", "verify", pg_dsn]) == 0
+    capsys.readouterr()
+    assert main(["audit", "show", pg_dsn, "--dispositions"]) == 0
+    assert [json.loads(line)["decision_id"] for line in capsys.readouterr().out.splitlines()] == [ids[0]]
 
 
 def _pg_dispositions(dsn: str) -> list[dict]:

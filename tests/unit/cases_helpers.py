@@ -3,17 +3,15 @@ store on both backends (PostgreSQL only where VERDICT_TEST_PG_DSN names a server
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from engine.audit.record import iso_time
 from engine.cases import SqlCaseStore, open_store
+from tests.pg import fresh_schema, server_dsn_or_skip
 
 T0 = 1_780_000_000.0  # a fixed decision time (2026-05-28), epoch seconds
 
@@ -31,22 +29,6 @@ def review_record(decision_id: str, *, ts: float = T0, flow: str = "credit_appli
     }
 
 
-def _pg_store(server: str) -> Iterator[SqlCaseStore]:
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in server else "?"
-    store = open_store(f"{server}{sep}options={quote(f'-csearch_path={schema}')}")
-    try:
-        yield store
-    finally:
-        store.close()
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlCaseStore]:
     """The case store on each backend (PostgreSQL: a fresh schema, dropped afterwards)."""
@@ -55,9 +37,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlCaseSto
         yield s
         s.close()
         return
-    server = os.environ.get("VERDICT_TEST_PG_DSN")
-    if not server:
-        if os.environ.get("CI") == "true":
-            pytest.fail("VERDICT_TEST_PG_DSN is not set: scripts/test_services.sh must start PostgreSQL in CI")
-        pytest.skip("no PostgreSQL: run through scripts/test.sh (it starts one) or set VERDICT_TEST_PG_DSN")
-    yield from _pg_store(server)
+    with fresh_schema(server_dsn_or_skip()) as dsn:
+        s = open_store(dsn)
+        try:
+            yield s
+        finally:
+            s.close()

@@ -4,6 +4,7 @@ records, and outcome files import idempotently with bad rows named by line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.audit.record import payload
@@ -63,8 +64,8 @@ def test_catch_up_after_a_crash_opens_what_was_missed(tmp_path: Path) -> None:
     assert catch_up(store, str(log), chain_lines(log, store.cursor(str(log))), CONFIG) == 0
 
 
-def test_dispositions_are_relayed_as_chained_records(tmp_path: Path) -> None:
-    """A decided case becomes one disposition record; the chain verifies and decision readers skip it."""
+def test_dispositions_are_relayed_as_chained_records(tmp_path: Path, capsys) -> None:
+    """A decided case becomes one disposition record; the chain verifies, decision readers skip it, `audit show --dispositions` shows it."""
     log = tmp_path / "log"
     writer = GroupCommitWriter(FileStore(log))
     store = open_store(tmp_path / "cases.db")
@@ -83,6 +84,12 @@ def test_dispositions_are_relayed_as_chained_records(tmp_path: Path) -> None:
     assert [d["decision_id"] for d in source.decisions()] == ["d0", "d1", "d2"]
     lines = [raw for raw in chain_lines(log, None) if b'"kind":"disposition"' in raw]
     assert len(lines) == 1 and b"4111111111111111" not in lines[0] and b'"disposition":"escalate"' in lines[0]
+    capsys.readouterr()
+    assert main(["audit", "show", str(log), "--dispositions"]) == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["kind"], d["decision_id"], d["actor"]) for d in shown] == [("disposition", "d0", "ana")]
+    assert main(["audit", "show", str(log), "--last", "5"]) == 0
+    assert [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()] == ["decision"] * 3
 
 
 def test_outcomes_import_reports_bad_rows_by_line_and_is_idempotent(tmp_path: Path, capsys) -> None:

@@ -172,3 +172,55 @@ def test_score_rule_sets_priority() -> None:
     config = QueueConfig(queue="q", rules=((Priority.HIGH, frozenset(), "pd", 0.45),))
     assert config.priority_of({"scores": {"pd": 0.45}}) is Priority.HIGH
     assert config.priority_of({"scores": {"pd": 0.44}}) is Priority.NORMAL
+
+
+def test_the_documented_review_file_parses_and_applies() -> None:
+    """The review.yaml example in docs/review-queue.md is valid: its score rule makes pd 0.5 high, due in 60 minutes."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "review-queue.md").read_text(encoding="utf-8")
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_review(example, "credit_application", "review.yaml")
+    assert config.queue == "credit-review"
+    record = review_record("x", pd=0.5)
+    assert config.priority_of(record) is Priority.HIGH and config.sla_seconds(Priority.HIGH) == 3600
+    assert config.links_of(record) == {"customer_id": "C-1"}  # the masked card number links nothing
+
+
+def test_review_files_under_a_root_are_loaded_and_errors_name_file_and_line(tmp_path: Path) -> None:
+    """load_review_config reads policies/<flow>/review.yaml and reports a bad one with its path and line."""
+    from engine.cases import load_review_config
+
+    (tmp_path / "policies" / "a").mkdir(parents=True)
+    (tmp_path / "policies" / "b").mkdir()
+    (tmp_path / "policies" / "a" / "review.yaml").write_text("queue: qa\n")
+    assert load_review_config(tmp_path).for_flow("a").queue == "qa"
+    assert load_review_config(tmp_path).for_flow("b").queue == "b"
+    (tmp_path / "policies" / "b" / "review.yaml").write_text("queue: qb\nsla_minutes:\n  normal: 0\n")
+    with pytest.raises(PolicyError) as caught:
+        load_review_config(tmp_path)
+    assert "b/review.yaml:3" in str(caught.value) and "sla_minutes.normal" in str(caught.value)
+
+
+def test_a_new_sqlite_store_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """With umask 0 the store's new directory is 0700 and its file 0600 (it holds decision records, like the log)."""
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        open_store(tmp_path / "new" / "cases.db").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new" / "cases.db").stat().st_mode) == 0o600
+
+
+def test_a_relay_claims_dispositions_for_a_lease(store) -> None:  # noqa: F811
+    """A claimed disposition is not handed to another relay until its lease runs out or it is marked logged."""
+    _open(store, "d1")
+    store.decide("d1", Disposition.APPROVE, "", "ana", now=T0)
+    claimed = store.unlogged(now=T0 + 1, lease=60)
+    assert [e.case_id for e in claimed] == ["d1"]
+    assert store.unlogged(now=T0 + 2, lease=60) == []
+    assert [e.case_id for e in store.unlogged(now=T0 + 62, lease=60)] == ["d1"]  # its holder died
+    store.mark_logged([claimed[0].seq])
+    assert store.unlogged(now=T0 + 200, lease=60) == []

@@ -168,3 +168,19 @@ def test_decide_batch_needs_every_flow_it_names():
         _call(gate, "/verdict.v1.DecisionService/DecideBatch", ctx, BatchCall((credit, DecideCall("card_payment", "", "", {}))))
     assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
     assert "card_payment" in err.value.details
+
+
+def test_case_service_needs_its_own_permissions():
+    """CaseService reads need cases_read and DecideCase cases_decide; deciding rights do not include either."""
+    gate = _interceptor("callers:\n  alice:\n    decide: ['*']\n    admin: [cases_read]\n")
+    ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
+    for method in ("ListCaseDecisions", "WatchCases", "GetCase"):
+        assert METHOD_RULES[f"/verdict.v1.CaseService/{method}"] is Rule.CASES_READ
+        assert _call(gate, f"/verdict.v1.CaseService/{method}", ctx) == ("answered", ["alice"])
+    with pytest.raises(AbortError) as err:
+        _call(gate, "/verdict.v1.CaseService/DecideCase", ctx)
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and "DecideCase" in err.value.details
+    reader_less = _interceptor("callers:\n  alice:\n    decide: ['*']\n")
+    with pytest.raises(AbortError) as err:
+        _call(reader_less, "/verdict.v1.CaseService/GetCase", ctx)
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
