@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from engine.console.search import Query, search
+from engine.console.search import Query, SearchResult, search
 from engine.console.svg import bars, lines
 
 if TYPE_CHECKING:
@@ -54,19 +54,35 @@ def loaded(ctx: Console) -> Any:
 
 
 # -- decisions --------------------------------------------------------------------------------------
-def _records(ctx: Console, gaps: list[Any]) -> Any:
+async def _search(ctx: Console, query: Query, gaps: list[Any], limit: int = 100) -> SearchResult | str:
+    """``search`` over the decision log, off the event loop; the reason as text when the log cannot be read."""
+    from engine.audit.errors import AuditError
     from engine.audit.source import open_source
 
-    if ctx.log_dir is None:
-        return iter(())
-    return open_source(ctx.log_dir).decisions(gaps=gaps)
+    def run() -> SearchResult | str:
+        if ctx.log_dir is None:
+            return SearchResult()
+        try:
+            source = open_source(ctx.log_dir)
+        except AuditError as exc:
+            return f"the decision log cannot be read: {exc}"
+        try:
+            return search(source.decisions(gaps=gaps), query, limit=limit)
+        except AuditError as exc:
+            return f"the decision log cannot be read: {exc}"
+        finally:
+            source.close()
+
+    return await run_in_threadpool(run)
 
 
 async def decisions(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
     """Decision search (query parameters: engine.console.search.Query); the results alone for an htmx request."""
     query = Query.of(request.query_params)
     gaps: list[Any] = []
-    result = await run_in_threadpool(lambda: search(_records(ctx, gaps), query)) if not query.empty else None
+    result = await _search(ctx, query, gaps) if not query.empty else None
+    if isinstance(result, str):
+        return problem(ctx, request, session, [result], 503)
     template = "decisions_results.html" if request.headers.get("HX-Request") else "decisions.html"
     return ctx.render(request, template, session, query=query, result=result, gaps=[str(g) for g in gaps], log=ctx.log_dir)
 
@@ -75,7 +91,10 @@ async def decision(request: Request, ctx: Console, session: Session, form: FormD
     """One decision: reasons, the rules that fired with their conditions, model contributions (SVG bars), masked input; 404 when not in the log."""
     did = request.path_params["decision_id"]
     gaps: list[Any] = []
-    found = (await run_in_threadpool(lambda: search(_records(ctx, gaps), Query(decision_id=did), limit=1))).records if ctx.log_dir else []
+    result = await _search(ctx, Query(decision_id=did), gaps, limit=1)
+    if isinstance(result, str):
+        return problem(ctx, request, session, [result], 503)
+    found = result.records
     if not found:
         return problem(ctx, request, session, [f"no decision {did} in the decision log"], 404)
     record = found[0]
