@@ -35,6 +35,7 @@ def _histories(ctx: Console) -> list[str]:
 
 
 async def backtests(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """The backtest and replay forms (for the roles that may run them) and the kept runs, newest first."""
     result, _ = loaded(ctx)
     choices = {name: sorted(v, key=version_order) for name, v in sorted(result.flow_sources.items())}
     return ctx.render(request, "backtests.html", session, jobs=ctx.jobs.all(), flows=choices, histories=_histories(ctx))
@@ -122,6 +123,7 @@ def _read_outcomes(raw: bytes) -> tuple[dict[str, bool] | None, str]:
 
 
 async def backtest(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One run: its state (htmx polls it while it runs), then its report; ``?format=json`` gives the report's JSON."""
     job = ctx.jobs.get(request.path_params["job"])
     if job is None:
         return problem(ctx, request, session, ["no such backtest (finished jobs are kept until the console restarts)"], 404)

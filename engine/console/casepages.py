@@ -59,6 +59,7 @@ async def cases(request: Request, ctx: Console, session: Session, form: FormData
 
 
 async def case(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One case: state, SLA, reasons, contributions, masked input, linked cases, history, and the claim/decide forms for analysts."""
     from engine.cases import CaseNotFound
 
     if ctx.cases is None:
@@ -89,6 +90,7 @@ async def _act(request: Request, ctx: Console, session: Session, step: Any) -> R
 
 
 async def case_claim(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Take an open case (open -> assigned); 409 when decided or claimed by someone else."""
     store = ctx.cases
     return await _act(request, ctx, session, lambda cid: store.claim(cid, session.user, now=time.time()) if store else None)
 

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from engine.console.search import Query, search
+from engine.console.search import Query, SearchResult, search
 from engine.console.svg import bars, lines
 
 if TYPE_CHECKING:
@@ -54,26 +54,47 @@ def loaded(ctx: Console) -> Any:
 
 
 # -- decisions --------------------------------------------------------------------------------------
-def _records(ctx: Console, gaps: list[Any]) -> Any:
+async def _search(ctx: Console, query: Query, gaps: list[Any], limit: int = 100) -> SearchResult | str:
+    """``search`` over the decision log, off the event loop; the reason as text when the log cannot be read."""
+    from engine.audit.errors import AuditError
     from engine.audit.source import open_source
 
-    if ctx.log_dir is None:
-        return iter(())
-    return open_source(ctx.log_dir).decisions(gaps=gaps)
+    def run() -> SearchResult | str:
+        if ctx.log_dir is None:
+            return SearchResult()
+        try:
+            source = open_source(ctx.log_dir)
+        except AuditError as exc:
+            return f"the decision log cannot be read: {exc}"
+        try:
+            return search(source.decisions(gaps=gaps), query, limit=limit)
+        except AuditError as exc:
+            return f"the decision log cannot be read: {exc}"
+        finally:
+            source.close()
+
+    return await run_in_threadpool(run)
 
 
 async def decisions(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Decision search (query parameters: engine.console.search.Query); the results alone for an htmx request."""
     query = Query.of(request.query_params)
     gaps: list[Any] = []
-    result = await run_in_threadpool(lambda: search(_records(ctx, gaps), query)) if not query.empty else None
+    result = await _search(ctx, query, gaps) if not query.empty else None
+    if isinstance(result, str):
+        return problem(ctx, request, session, [result], 503)
     template = "decisions_results.html" if request.headers.get("HX-Request") else "decisions.html"
     return ctx.render(request, template, session, query=query, result=result, gaps=[str(g) for g in gaps], log=ctx.log_dir)
 
 
 async def decision(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One decision: reasons, the rules that fired with their conditions, model contributions (SVG bars), masked input; 404 when not in the log."""
     did = request.path_params["decision_id"]
     gaps: list[Any] = []
-    found = (await run_in_threadpool(lambda: search(_records(ctx, gaps), Query(decision_id=did), limit=1))).records if ctx.log_dir else []
+    result = await _search(ctx, Query(decision_id=did), gaps, limit=1)
+    if isinstance(result, str):
+        return problem(ctx, request, session, [result], 503)
+    found = result.records
     if not found:
         return problem(ctx, request, session, [f"no decision {did} in the decision log"], 404)
     record = found[0]
@@ -103,6 +124,7 @@ def _related(ctx: Console, record: Mapping[str, Any]) -> list[Any]:
 
 # -- flows, versions, rules, diffs, tests ----------------------------------------------------------
 async def flows(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Every flow: versions, live and challenger, the problems holding it back, and the policy-test totals."""
     result, report = loaded(ctx)
     rows = []
     for name, versions in sorted(result.flow_sources.items()):
@@ -138,6 +160,7 @@ def _version_view(ctx: Console, flow: str, version: str) -> dict[str, Any] | Non
 
 
 async def flow(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One flow: its routing file and each version's revision, release state and test results; 404 for an unknown flow."""
     name = request.path_params["flow"]
     result, _ = loaded(ctx)
     if name not in result.flow_sources:
@@ -149,6 +172,7 @@ async def flow(request: Request, ctx: Console, session: Session, form: FormData 
 
 
 async def flow_version(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One version: its rules (action, reason, condition, file:line), its test cases and its files' sha256."""
     view = _version_view(ctx, request.path_params["flow"], request.path_params["version"])
     if view is None:
         return problem(ctx, request, session, ["no such flow version"], 404)
@@ -170,6 +194,7 @@ def _side_by_side(a: list[str], b: list[str]) -> list[tuple[str, str, str]]:
 
 
 async def flow_diff(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Versions ``a`` and ``b`` side by side, file by file, with both versions' test results; 400 naming each unknown version."""
     name = request.path_params["flow"]
     a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
     va, vb = _version_view(ctx, name, a), _version_view(ctx, name, b)
@@ -217,10 +242,12 @@ def _cards(ctx: Console) -> list[dict[str, Any]]:
 
 
 async def models(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """The model cards under model_artifacts/."""
     return ctx.render(request, "models.html", session, cards=_cards(ctx))
 
 
 async def model(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """One model card: metrics, calibration (SVG), its PNG plots and PSI monitoring over the logged decisions."""
     name, version = request.path_params["name"], request.path_params["version"]
     card = next((c for c in _cards(ctx) if (c["name"], c["version"]) == (name, version)), None)
     if card is None:
@@ -269,6 +296,7 @@ def _monitoring(ctx: Console, name: str, version: str, n: int = 5000) -> dict[st
 
 
 async def model_plot(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """A PNG plot of a model's directory (nothing else: 404 for any other file or path)."""
     name, version, plot = request.path_params["name"], request.path_params["version"], request.path_params["plot"]
     directory = (ctx.root / "model_artifacts" / name / version).resolve()
     path = (directory / plot).resolve()
@@ -278,6 +306,7 @@ async def model_plot(request: Request, ctx: Console, session: Session, form: For
 
 
 async def home(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Analysts start at the queue (when there is one), everyone else at the decision search."""
     return RedirectResponse("/cases" if session.role == "analyst" and ctx.cases is not None else "/decisions", status_code=303)
 
 

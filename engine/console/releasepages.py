@@ -20,6 +20,7 @@ __all__ = ["ROUTES"]
 
 
 async def releases(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """What serves now, the propose form (policy owners), and every proposal with approve/reject for approvers but never its proposer."""
     from engine.policy.approvals import approvals_required
 
     result, _ = loaded(ctx)
@@ -36,6 +37,7 @@ async def releases(request: Request, ctx: Console, session: Session, form: FormD
 
 
 async def release_propose(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Record a proposal (flow, version, live or challenger with share and key); 400 naming the bad field or rule."""
     assert form is not None
     target = str(form.get("target", ""))
     errors = []
@@ -56,6 +58,7 @@ async def release_propose(request: Request, ctx: Console, session: Session, form
 
 
 async def release_decide(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """Approve or reject; on approval routing changes and servers reload. 409 when the rules refuse (own proposal, decided, edited since)."""
     assert form is not None
     try:
         p, outcome = ctx.releases.decide(request.path_params["proposal"], session.user, str(form.get("verdict", "")),
@@ -67,6 +70,7 @@ async def release_decide(request: Request, ctx: Console, session: Session, form:
 
 
 async def audit(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """The approvals log, newest first, with the result of verifying its hash chain."""
     try:
         events, error = ctx.releases.log.events(), ""
     except ApprovalError as exc:

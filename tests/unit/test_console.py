@@ -328,3 +328,16 @@ def test_replay_form_names_every_bad_field(clients: dict[str, tuple[TestClient, 
                                         "since": "yesterday", "until": "2026-13"})
     text = unescape(r.text)
     assert r.status_code == 400 and "versions: card_payment has no version 9" in text and "since: 'yesterday'" in text and "until: '2026-13'" in text
+
+
+def test_an_unreadable_decision_log_is_a_clear_503(setup: dict[str, Any], tmp_path: Path) -> None:
+    """A console whose --log-dir does not exist answers a search with 503 naming the log, and keeps serving."""
+    users = Users(setup["base"] / "users.yaml")
+    args = argparse.Namespace(log_dir=tmp_path / "missing", data_dir=None, idle_minutes=15.0, secure_cookies=False, reload_target=[],
+                              cases=None)
+    app = build(args, setup["root"], users)
+    client, _ = signed_in(app, "aud")
+    r = client.get("/decisions", params={"request_id": "x"})
+    assert r.status_code == 503 and "the decision log cannot be read" in r.text and "missing" in r.text
+    assert client.get("/flows").status_code == 200
+    app.state.console.jobs.close()
