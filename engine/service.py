@@ -361,7 +361,7 @@ class Decider:
             served = versions[decision.version]
             self._shadow.submit(
                 flows, input, decision.request_id, decision.decision_id, decision.outcome.action,
-                prepare_key=served.prepare_key, features=decision.outcome.features,
+                prepare_key=served.prepare_key, features=decision.outcome.features, state=decision.state or None,
             )
 
     def drain_shadows(self, timeout: float = 10.0) -> bool:
