@@ -27,13 +27,13 @@ def test_serving_dependencies_leave_out_training_plotting_and_postgres() -> None
 
 
 def test_extras_exist_and_the_readme_names_each() -> None:
-    """train, plots, postgres, bench and test are extras; test pulls train, plots and postgres; the README names each."""
+    """train, plots, postgres, redis, bench and test are extras; test pulls train, plots, postgres and redis; the README names each."""
     extras = PROJECT["optional-dependencies"]
-    assert {"train", "plots", "postgres", "bench", "test"} <= set(extras)
+    assert {"train", "plots", "postgres", "redis", "bench", "test"} <= set(extras)
     assert {"lightgbm", "scikit-learn", "skl2onnx", "onnxmltools", "matplotlib"} <= {_name(r) for r in extras["train"]}
-    assert "verdict[train,plots,postgres,batch]" in extras["test"]
+    assert "verdict[train,plots,postgres,batch,redis]" in extras["test"]
     readme = (ROOT / "README.md").read_text()
-    for extra in ("train", "plots", "postgres", "bench", "test"):
+    for extra in ("train", "plots", "postgres", "redis", "bench", "test"):
         assert f"'.[{extra}]'" in readme
 
 
