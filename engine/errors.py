@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoadError",
     "NotReady",
     "StateConflict",
+    "StateUnavailable",
     "PermissionDenied",
     "PolicyError",
     "Problem",
@@ -165,6 +166,13 @@ class NotReady(VerdictError):
     """The service has no loaded policy state yet."""
 
     code = "not_ready"
+
+
+class StateUnavailable(VerdictError):
+    """The state store (engine.state: an SQLite file held locked too long, an unreachable Redis) did not
+    answer; nothing was decided or recorded: retry (gRPC UNAVAILABLE)."""
+
+    code = "state_unavailable"
 
 
 class StateConflict(VerdictError):

@@ -187,6 +187,8 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
     """
     from engine.audit.errors import AuditError
     from engine.audit.wiring import open_audit
+    from engine.errors import StateUnavailable
+    from engine.extras import MissingExtra
 
     log = _log.bind(pid=os.getpid())
     try:
@@ -210,7 +212,14 @@ def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, wor
         if running is not None:
             running.stop(0)
         return 1
-    decider, reloader = _load(settings, audit)
+    try:
+        decider, reloader = _load(settings, audit)
+    except (StateUnavailable, MissingExtra) as exc:  # the state store (--state) cannot be opened
+        log.error("state_open_failed", state=settings.state, error=str(exc))
+        if running is not None:
+            running.stop(0)
+        audit.close()
+        return 1
     if audit.sink is not None:
         audit.sink.writer.on_commit = decider.metrics.commit
     if not decider.ready:

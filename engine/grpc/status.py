@@ -59,6 +59,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,
     errors.StateConflict: grpc.StatusCode.ABORTED,
+    errors.StateUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
