@@ -171,5 +171,5 @@ def test_an_unreachable_redis_is_unavailable_not_a_crash():
     from engine.errors import StateUnavailable
     from engine.state.redis_store import RedisStore
 
-    with pytest.raises(StateUnavailable, match="127.0.0.1:1"):
+    with pytest.raises(StateUnavailable, match=r"127\.0\.0\.1:1\b"):
         RedisStore("redis://127.0.0.1:1/0")
