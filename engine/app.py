@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from engine.errors import PolicyError, VerdictError
+from engine.errors import PolicyError, StateUnavailable, VerdictError
+from engine.extras import MissingExtra
 from engine.grpc.auth import Security
 from engine.grpc.server import BindError, RunningServer, start_server
 from engine.settings import Settings, is_loopback
@@ -166,7 +167,16 @@ def _open(settings: Settings, running: RunningServer | None, worker: int | None,
             review.close()
         audit.close()
         return None
-    decider, reloader = _load(settings, audit, custom_lists)
+    try:
+        decider, reloader = _load(settings, audit, custom_lists)
+    except (StateUnavailable, MissingExtra) as exc:  # the state store (--state) cannot be opened
+        log.error("state_open_failed", state=settings.state, error=str(exc))
+        if running is not None:
+            running.stop(0)
+        if review is not None:
+            review.close()
+        audit.close()
+        return None
     if lists_refresher is not None:
         lists_refresher.start()  # after the load: the declarations say which lists hold IP ranges
     if settings.otlp_endpoint:  # per process, after any fork: the exporter's thread and channel do not survive one

@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoadError",
     "NotReady",
     "StateConflict",
+    "StateUnavailable",
     "PermissionDenied",
     "PolicyError",
     "Problem",
@@ -173,6 +174,13 @@ class ListsUnavailable(VerdictError):
     """The server keeps no custom-list store (``--lists off``, or no decision log directory)."""
 
     code = "lists_unavailable"
+
+
+class StateUnavailable(VerdictError):
+    """The state store (engine.state: an SQLite file held locked too long, an unreachable Redis) did not
+    answer; nothing was decided or recorded: retry (gRPC UNAVAILABLE)."""
+
+    code = "state_unavailable"
 
 
 class StateConflict(VerdictError):

@@ -482,11 +482,9 @@ def _evaluate(record: Mapping[str, Any], compiled: CompiledFlow, history: Memory
     plan = compiled.state
     logged = record.get("state")
     if plan is None or history is None:  # a version that takes such values as input fields gets the logged ones
-        if isinstance(logged, Mapping):
-            raw.update((k, v) for k, v in logged.items() if k in compiled.validator.fields and k not in raw)
-        return compiled.evaluate(raw)
+        return compiled.evaluate(compiled.with_state(raw, logged) if isinstance(logged, Mapping) else raw)
     if isinstance(logged, Mapping) and record.get("version") == compiled.version and record.get("revision") == compiled.revision:
-        return compiled.evaluate({**raw, **logged})
+        return compiled.evaluate(compiled.with_state(raw, logged))
     at = record.get("event_time")
     when = float(at) if isinstance(at, (int, float)) else parse_time(str(record.get("ts", "")))
     values = compiled.validator(raw)

@@ -62,6 +62,7 @@ STATUS_BY_ERROR: dict[type[VerdictError], grpc.StatusCode] = {
     # The operator turned the list store off: a retry will not help until the server is restarted with one.
     errors.ListsUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.StateConflict: grpc.StatusCode.ABORTED,
+    errors.StateUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,

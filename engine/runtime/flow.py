@@ -196,6 +196,15 @@ class CompiledFlow:
             mark("validate")
         return self.evaluate_clean(values, expired, mark=mark)
 
+    def with_state(self, raw: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+        """``raw`` plus the stateful-feature values of another evaluation that this version takes: its
+        own features (``state``) or its input fields of the same name (a version whose caller sent
+        the counters). A replayed or shadow evaluation gets what the decision read this way."""
+        names = {f.name for f in self.state.features} if self.state is not None else set()
+        out = dict(raw)
+        out.update((k, v) for k, v in state.items() if (k in names or k in self.validator.fields) and k not in raw)
+        return out
+
     def evaluate_clean(
         self, values: dict[str, Any], expired: Callable[[], bool] | None = None, *, mark: Callable[[str], None] | None = None
     ) -> Outcome:

@@ -412,6 +412,7 @@ class Decider:
                 flows, input, decision.request_id, decision.decision_id, decision.outcome.action,
                 # a fallback's values lack a score: the shadow computes its own
                 prepare_key="" if decision.outcome.fallbacks else served.prepare_key, features=decision.outcome.features,
+                state=decision.state or None,
             )
 
     def drain_shadows(self, timeout: float = 10.0) -> bool:

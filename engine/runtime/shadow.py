@@ -51,6 +51,7 @@ class ShadowTask:
     prepare_key: str = ""  # of the version that decided (see CompiledFlow.prepare_key)
     features: Mapping[str, Any] | None = None  # of the caller's outcome: reused by versions with the same key
     size: int = 0  # estimated bytes held while queued
+    state: Mapping[str, Any] | None = None  # the stateful features the caller's decision read (engine.state)
 
 
 class ShadowPool:
@@ -79,9 +80,12 @@ class ShadowPool:
 
     def submit(
         self, flows: Sequence[CompiledFlow], input: Mapping[str, Any], request_id: str, decision_id: str, action: Action,
-        *, prepare_key: str = "", features: Mapping[str, Any] | None = None,
+        *, prepare_key: str = "", features: Mapping[str, Any] | None = None, state: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Queue the shadow evaluations of one request; False (and counted) when the queue is full."""
+        """Queue the shadow evaluations of one request; False (and counted) when the queue is full.
+
+        ``state``: the stateful features the decision read; a shadow version takes them as its own
+        (CompiledFlow.with_state), so it is evaluated on the same history, and records none."""
         if not self._threads:
             self._start()
         size = mapping_bytes(input) + (mapping_bytes(features) if features is not None else 0)
@@ -91,7 +95,7 @@ class ShadowPool:
                 self._queued_bytes += size
         if fits:
             try:
-                self._queue.put_nowait(ShadowTask(tuple(flows), input, request_id, decision_id, action, prepare_key, features, size))
+                self._queue.put_nowait(ShadowTask(tuple(flows), input, request_id, decision_id, action, prepare_key, features, size, state))
                 return True
             except queue.Full:
                 self._release(size)
@@ -137,7 +141,7 @@ class ShadowPool:
             if task.features is not None and task.prepare_key and flow.prepare_key == task.prepare_key:
                 outcome = flow.evaluate_prepared(task.features)  # same values and scores: only the rules run
             else:
-                outcome = flow.evaluate(task.input)
+                outcome = flow.evaluate(flow.with_state(task.input, task.state) if task.state else task.input)
         except Exception as exc:  # noqa: BLE001 - a shadow must never disturb anything; count and log it
             self._metrics.inc("shadow_errors", 1, **labels)
             _log.warning("shadow_failed", **labels, request_id=task.request_id, error=f"{type(exc).__name__}: {exc}")

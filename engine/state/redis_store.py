@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from engine.errors import StateConflict
+from engine.errors import StateConflict, StateUnavailable
 from engine.state.plan import Slot
 from engine.state.series import Series
 from engine.state.store import Step
@@ -78,18 +78,25 @@ class RedisStore:
         import redis
 
         self.url = url
-        self._redis = client if client is not None else redis.Redis.from_url(url)
+        self._redis = client if client is not None else redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._down = (redis.ConnectionError, redis.TimeoutError)  # what StateUnavailable stands for
         self._cas = self._redis.register_script(_CAS)
         self.retention: dict[str, float] = {}
         self._turn = threading.Lock()  # one transaction of this process at a time (see the module docstring)
         # The key of the keyed hashes, made once per Redis database and shared by every server using it
-        self._redis.set(PREFIX + "salt", os.urandom(32), nx=True)
-        salt = self._redis.get(PREFIX + "salt")
+        try:
+            self._redis.set(PREFIX + "salt", os.urandom(32), nx=True)
+            salt = self._redis.get(PREFIX + "salt")
+        except self._down as exc:
+            raise StateUnavailable(f"Redis at {url} does not answer: {exc}") from exc
         self.salt: bytes = salt if isinstance(salt, bytes) else str(salt).encode()
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
         with self._turn:
-            return self._transact(slots, step)
+            try:
+                return self._transact(slots, step)
+            except self._down as exc:  # not answered; a script sent just before the break may have run (whole)
+                raise StateUnavailable(f"Redis does not answer: {exc}") from exc
 
     def _transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
         keys = [f"{PREFIX}{sig}:{key}" for sig, key in slots]

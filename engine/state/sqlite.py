@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from engine.errors import StateUnavailable
 from engine.state.plan import Slot
 from engine.state.series import Series
 from engine.state.store import MemoryStore, StateStore, Step
@@ -56,8 +57,9 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', randomblob(32));
 class SqliteStore:
     """Series as rows of one SQLite file (see the module docstring); ``retention`` by signature."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self._busy_ms = busy_ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._count = 0
@@ -71,16 +73,21 @@ class SqliteStore:
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
             self._local.conn = conn
         return conn
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+        """Run ``step`` on the slots' series in one write transaction; raises StateUnavailable when the
+        file stays locked past the busy timeout or cannot be written (nothing is recorded then)."""
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout, a read-only or full disk
+            raise StateUnavailable(f"the state file {self.path.name} is unavailable: {exc}") from exc
         try:
             found: dict[Slot, Series] = {}
             for sig, key in slots:
@@ -90,6 +97,9 @@ class SqliteStore:
             for slot in changed:
                 self._save(conn, slot, found[slot])
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK")
+            raise StateUnavailable(f"the state file {self.path.name} is unavailable: {exc}") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -27,14 +27,14 @@ def test_serving_dependencies_leave_out_training_plotting_and_postgres() -> None
 
 
 def test_extras_exist_and_the_readme_names_each() -> None:
-    """train, plots, postgres, otel, bench and test are extras; test pulls train, plots, postgres, batch and otel; the README names each."""
+    """train, plots, postgres, otel, redis, bench and test are extras; test pulls train, plots, postgres, batch, otel, console and redis; the README names each."""
     extras = PROJECT["optional-dependencies"]
-    assert {"train", "plots", "postgres", "bench", "test"} <= set(extras)
+    assert {"train", "plots", "postgres", "redis", "bench", "test"} <= set(extras)
     assert {"lightgbm", "scikit-learn", "skl2onnx", "onnxmltools", "matplotlib"} <= {_name(r) for r in extras["train"]}
     assert "verdict[train,plots,postgres,batch,otel,console,redis]" in extras["test"]
     assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc"} <= {_name(r) for r in extras["otel"]}
     readme = (ROOT / "README.md").read_text()
-    for extra in ("train", "plots", "postgres", "otel", "bench", "test"):
+    for extra in ("train", "plots", "postgres", "otel", "redis", "bench", "test"):
         assert f"'.[{extra}]'" in readme
 
 

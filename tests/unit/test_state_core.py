@@ -147,3 +147,29 @@ def test_sqlite_store_counts_exactly_under_concurrent_threads(tmp_path):
         t.join()
     last = d.decide("card_payment", {**PAYMENT, "event_time": T0 + 1000}, version="2").state
     assert last["txn_count_1h"] == 200
+
+
+def test_a_state_file_held_locked_is_unavailable_and_nothing_is_recorded(tmp_path):
+    """While another connection holds the write lock past the busy timeout, a decision fails with
+    StateUnavailable (gRPC UNAVAILABLE), and once the lock is gone the history shows nothing of it."""
+    import sqlite3
+
+    from engine.errors import StateUnavailable
+
+    store = SqliteStore(tmp_path / "s.db", busy_ms=50)
+    d = _decider(store)
+    holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StateUnavailable):
+        d.decide("card_payment", {**PAYMENT, "event_time": T0}, version="2")
+    holder.execute("ROLLBACK")
+    assert d.decide("card_payment", {**PAYMENT, "event_time": T0 + 1}, version="2").state["txn_count_1h"] == 0
+
+
+def test_an_unreachable_redis_is_unavailable_not_a_crash():
+    """A Redis store on a port where nothing listens raises StateUnavailable naming the address."""
+    from engine.errors import StateUnavailable
+    from engine.state.redis_store import RedisStore
+
+    with pytest.raises(StateUnavailable, match=r"127\.0\.0\.1:1\b"):
+        RedisStore("redis://127.0.0.1:1/0")
