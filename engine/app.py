@@ -137,45 +137,43 @@ def _bind(settings: Settings, security: Security, log: Log, decider: Decider | N
 
 
 def _open(settings: Settings, running: RunningServer | None, worker: int | None, log: Log) -> _Parts | None:
-    """Open the decision log and the custom lists, load the root; None (logged, ``running`` stopped) when any fails."""
+    """Open the decision log, the review queue and the custom lists, load the root (and its state store);
+    None (logged; what was opened closed again, ``running`` stopped) when any fails."""
     import sqlite3
 
     from engine.audit.errors import AuditError
     from engine.audit.wiring import open_audit
     from engine.custom_lists.wiring import open_lists
 
+    opened: list[Callable[[], None]] = [lambda: running.stop(0)] if running is not None else []
+
+    def fail(event: str | None, **fields: Any) -> None:
+        if event is not None:
+            log.error(event, **fields)
+        for close in reversed(opened):
+            close()
+
     try:
         audit = open_audit(settings, worker=worker)
     except AuditError as exc:
-        log.error("audit_open_failed", error=str(exc))
-        if running is not None:
-            running.stop(0)
+        fail("audit_open_failed", error=str(exc))
         return None
+    opened.append(audit.close)
     review = _open_review(settings, audit, worker, log)
     if review is False:
-        if running is not None:
-            running.stop(0)
-        audit.close()
+        fail(None)  # _open_review logged why
         return None
+    if review is not None:
+        opened.append(review.close)
     try:
         custom_lists, lists_refresher = open_lists(settings)
     except (AuditError, sqlite3.Error, OSError) as exc:
-        log.error("lists_open_failed", directory=str(settings.lists_dir), error=str(exc))
-        if running is not None:
-            running.stop(0)
-        if review is not None:
-            review.close()
-        audit.close()
+        fail("lists_open_failed", directory=str(settings.lists_dir), error=str(exc))
         return None
     try:
         decider, reloader = _load(settings, audit, custom_lists)
     except (StateUnavailable, MissingExtra) as exc:  # the state store (--state) cannot be opened
-        log.error("state_open_failed", state=settings.state, error=str(exc))
-        if running is not None:
-            running.stop(0)
-        if review is not None:
-            review.close()
-        audit.close()
+        fail("state_open_failed", state=settings.state, error=str(exc))
         return None
     if lists_refresher is not None:
         lists_refresher.start()  # after the load: the declarations say which lists hold IP ranges
