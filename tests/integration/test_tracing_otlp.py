@@ -53,7 +53,7 @@ def receiver():
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield found, port
-    server.stop(0)
+    server.stop(0).wait(5)  # fully down before the next test (an in-process server left stopping disturbs later ones)
 
 
 def attrs(span) -> dict:

@@ -333,10 +333,11 @@ def test_a_replay_does_not_count_a_logged_fallback_as_a_failure_to_reproduce(tmp
 
     from engine.audit.replay import replay
 
-    decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 10, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
+    # a budget no loaded machine misses for a 0.1 ms model, and a model far beyond it
+    decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 500, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
     model = decider.policies.flows["card_payment"].versions["1"].models[0].model
     normal = decider.decide("card_payment", PAYMENT)
-    slow_model(decider, 0.2)
+    slow_model(decider, 1.5)
     fallen = decider.decide("card_payment", PAYMENT)
     del model.score
     compiled = decider.policies.flows["card_payment"].versions["1"]
