@@ -4,9 +4,10 @@
 # Checked in CI with hadolint (tests/unit/test_deploy_manifests.py). See docs/operations.md.
 
 FROM python:3.11-slim-bookworm AS build
-# Extras of the image: postgres for the decision log of replicas (deploy/kubernetes sets
-# VERDICT_AUDIT_DSN); add otel for traces: docker build --build-arg EXTRAS=postgres,otel .
-ARG EXTRAS=postgres
+# Extras of the image: postgres for the decision log and redis for the stateful features of replicas
+# (deploy/kubernetes sets VERDICT_AUDIT_DSN and VERDICT_STATE); add otel for traces:
+# docker build --build-arg EXTRAS=postgres,redis,otel .
+ARG EXTRAS=postgres,redis
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY engine ./engine
