@@ -127,15 +127,26 @@ verdict_start_redis() {
   echo "== Redis $(redis-server --version | awk '{print $3}') on 127.0.0.1:$port (VERDICT_TEST_REDIS_URL)"
 }
 
+# The EXIT trap: every command here must succeed (|| true), or under `set -e` it would replace the
+# test run's exit status with its own (a Redis still writing its files made `rm` fail once).
 verdict_stop_services() {
   if [[ -n "${VERDICT_REDIS_DIR:-}" && -f "$VERDICT_REDIS_DIR/redis.pid" ]]; then
-    kill "$(cat "$VERDICT_REDIS_DIR/redis.pid")" 2>/dev/null || true
-    rm -rf "$VERDICT_REDIS_DIR"
+    local pid i
+    pid=$(cat "$VERDICT_REDIS_DIR/redis.pid" 2>/dev/null || true)
+    if [[ -n "$pid" ]]; then
+      kill "$pid" 2>/dev/null || true
+      for i in $(seq 50); do  # up to 5 s for it to exit before its directory is removed
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    fi
+    rm -rf "$VERDICT_REDIS_DIR" 2>/dev/null || true
   fi
   if [[ -n "${VERDICT_PG_DIR:-}" && -d "$VERDICT_PG_DIR" ]]; then
     "${VERDICT_PG_AS[@]}" "$VERDICT_PG_BIN/pg_ctl" -D "$VERDICT_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$VERDICT_PG_DIR"
+    rm -rf "$VERDICT_PG_DIR" 2>/dev/null || true
   fi
+  return 0
 }
 
 if ! verdict_install_promtool; then
