@@ -108,6 +108,30 @@ def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsy
     assert json.loads(capsys.readouterr().out)["labelled"] == len(labelled)
 
 
+def test_outcomes_recorded_over_grpc_reach_replay(tmp_path: Path, capsys) -> None:
+    """Decide over gRPC, RecordOutcomes for that decision id (twice: the retry adds nothing), then replay --outcomes-store counts the label."""
+    server = ServeProcess(tmp_path)
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as channel:
+            decided = pb_grpc.DecisionServiceStub(channel).Decide(request("credit_application", credit_applications(1)[0]), timeout=10)
+            cases = pb_grpc.CaseServiceStub(channel)
+            call = pb.RecordOutcomesRequest(outcomes=[pb.OutcomeEntry(decision_id=decided.decision_id, outcome="default", date="2026-09-30")])
+            first = cases.RecordOutcomes(call, timeout=5)
+            again = cases.RecordOutcomes(call, timeout=5)
+            with pytest.raises(grpc.RpcError) as bad:
+                cases.RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[call.outcomes[0], pb.OutcomeEntry(decision_id="x", outcome="repaid", date="30/09/2026")]), timeout=5)
+    finally:
+        assert server.terminate_and_wait() == 0
+    assert (first.added, first.already, again.added, again.already) == (1, 0, 0, 1)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "outcomes[1].date" in bad.value.details()
+    store = str(tmp_path / "audit" / "cases.db")
+    assert main(["replay", str(tmp_path / "audit"), "--flow", "credit_application", "--version", "2",
+                 "--outcomes-store", store, "--json", "-", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcomes"]["before"]["labelled"] == 1 and report["outcomes"]["before"]["bad"] == 1
+
+
 def _reviews(stub, n: int, prefix: str) -> list[str]:
     """Decide real applications until ``n`` REVIEWs were returned; their decision ids."""
     found = []

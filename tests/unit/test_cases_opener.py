@@ -109,6 +109,18 @@ def test_outcomes_import_reports_bad_rows_by_line_and_is_idempotent(tmp_path: Pa
     assert "0 outcome(s) imported, 2 already there" in capsys.readouterr().out
 
 
+def test_outcomes_import_uses_the_same_check_as_record_outcomes(tmp_path: Path, capsys) -> None:
+    """A week date, a compact date and an over-long decision id are refused in a CSV as in RecordOutcomes (one checker)."""
+    store = str(tmp_path / "cases.db")
+    bad = tmp_path / "dates.csv"
+    bad.write_text(f"decision_id,outcome,date\nd1,chargeback,2026-W11-6\nd2,repaid,20260314\n{'x' * 129},default,2026-06-01\n")
+    assert main(["outcomes", "import", str(bad), "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "dates.csv:2: date '2026-W11-6' is not an ISO date" in err and "dates.csv:3: date '20260314'" in err
+    assert "dates.csv:4: decision_id required, at most 128 characters" in err
+    assert open_store(store).outcomes() == {}
+
+
 def test_outcomes_import_finds_request_ids_in_the_log(tmp_path: Path, capsys) -> None:
     """A row by request_id is labelled on the decision the log holds for it; an unknown one is a bad row."""
     log = tmp_path / "log"

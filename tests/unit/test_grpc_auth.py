@@ -196,3 +196,14 @@ def test_case_service_needs_its_own_permissions():
     with pytest.raises(AbortError) as err:
         _call(reader_less, "/verdict.v1.CaseService/GetCase", ctx)
     assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_record_outcomes_needs_outcomes_write():
+    """RecordOutcomes is admitted with outcomes_write and refused with only the case permissions (PERMISSION_DENIED naming it)."""
+    path = "/verdict.v1.CaseService/RecordOutcomes"
+    assert METHOD_RULES[path] is Rule.OUTCOMES_WRITE
+    ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
+    assert _call(_interceptor("callers:\n  alice:\n    admin: [outcomes_write]\n"), path, ctx) == ("answered", ["alice"])
+    with pytest.raises(AbortError) as err:
+        _call(_interceptor("callers:\n  alice:\n    decide: ['*']\n    admin: [cases_read, cases_decide]\n"), path, ctx)
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and "RecordOutcomes" in err.value.details and "outcomes_write" in err.value.details

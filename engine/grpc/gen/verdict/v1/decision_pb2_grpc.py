@@ -629,6 +629,11 @@ class CaseServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.Case.FromString,
                 _registered_method=True)
+        self.RecordOutcomes = channel.unary_unary(
+                '/verdict.v1.CaseService/RecordOutcomes',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -667,6 +672,16 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordOutcomes(self, request, context):
+        """Attach outcome labels (chargeback, confirmed_fraud, default, repaid) to decisions by decision
+        id, up to 1,000 per call; admin permission "outcomes_write". All or nothing: one bad entry and
+        nothing is stored (INVALID_ARGUMENT naming each, e.g. "outcomes[3].date"). Idempotent: a
+        decision keeps the first label of each kind, so a retried call adds nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -689,6 +704,11 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.DecideCase,
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.Case.SerializeToString,
+            ),
+            'RecordOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcomes,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -803,6 +823,33 @@ class CaseService:
             '/verdict.v1.CaseService/DecideCase',
             verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/RecordOutcomes',
+            verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,
