@@ -14,7 +14,7 @@ here. The file (YAML, closed schema, every problem reported at once with its lin
 Admin permissions: ``status`` (PolicyService.GetStatus), ``list_flows``
 (DecisionService.ListFlows), ``reload`` (PolicyService.Reload, ``verdict reload``),
 ``lists:write`` (ListService: change the custom lists and read them, docs/lists.md), ``cases_read``
-(CaseService.ListCaseDecisions, WatchCases, GetCase), ``cases_decide`` (CaseService.DecideCase),
+(CaseService.ListCaseDecisions, WatchCases, GetCase), ``cases_decide`` (CaseService.DecideCase, AddCaseNote),
 ``outcomes_write`` (CaseService.RecordOutcomes: outcome labels for replay, backtest, training) and
 ``record_events`` (DecisionService.RecordEvent, engine.state). Anything not granted is denied; a caller not in the file may
 call nothing that needs a permission. A denial names the caller and the method or flow asked for,

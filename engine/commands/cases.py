@@ -1,4 +1,4 @@
-"""``verdict cases list|show|claim|assign|decide``: the review queue from a terminal.
+"""``verdict cases list|show|claim|assign|decide|note``: the review queue from a terminal.
 
 Works on the case store directly (``--store``: a SQLite file or a PostgreSQL DSN; default the
 ``cases`` setting, i.e. ``audit/cases.db`` beside the decision log). The server relays each
@@ -55,6 +55,10 @@ def register(subparsers: Any) -> None:
     decide.add_argument("--note", default="", help="why (kept with the case and in the decision log)")
     decide.add_argument("--actor", required=True, help="who decides (required)")
     decide.add_argument("--outcome", default="", help="outcome the review established: confirmed_fraud, chargeback, default, repaid")
+    note = sub.add_parser("note", parents=[common], help="add a note to a case's history (any state)")
+    note.add_argument("case_id")
+    note.add_argument("--text", required=True, help="the note (card numbers are masked when stored)")
+    note.add_argument("--actor", required=True, help="who writes it (required)")
     p.set_defaults(run=run)
 
 
@@ -98,7 +102,7 @@ def _show(case: Any, steps: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command against the store."""
     from engine.cases import CaseNotFound, CaseQuery, CaseState, IllegalTransition, Priority, as_mapping, open_store
-    from engine.cases.desk import MAX_ACTOR_CHARS, decide_case
+    from engine.cases.desk import MAX_ACTOR_CHARS, decide_case, note_case
     from engine.errors import InvalidInput, VerdictError
 
     try:
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             case = store.claim(args.case_id, args.actor.strip(), now=now)
         elif command == "assign":
             case = store.assign(args.case_id, args.assignee, args.actor.strip(), now=now)
+        elif command == "note":
+            case = note_case(store, args.case_id, args.text, args.actor, now=now)
         else:
             case = decide_case(store, args.case_id, args.disposition, args.note, args.actor, outcome=args.outcome, now=now)
         write_out(_line(case, now) + "\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from engine.cases.desk import decide_case
+from engine.cases.desk import decide_case, note_case
 from engine.cases.errors import TooManyWatchers
 from engine.cases.model import Case, CaseEvent
 from engine.cases.outcomes import labels_from_entries
@@ -169,6 +169,13 @@ class CaseServicer:
         added, already = self._core().add_outcomes(labels)
         return pb.RecordOutcomesResponse(added=added, already=already)
 
+    @translate_errors
+    def AddCaseNote(self, request: pb.AddCaseNoteRequest | Malformed, context: grpc.ServicerContext) -> pb.Case:  # noqa: N802
+        """A note on the case's history as the caller ("grpc" unauthenticated); NOT_FOUND for an unknown case."""
+        _check(request)
+        assert isinstance(request, pb.AddCaseNoteRequest)
+        return case_to_pb(note_case(self._core(), request.case_id, request.text, caller_of(context) or "grpc"))
+
 
 def case_handlers(servicer: CaseServicer) -> dict[str, Any]:
     """The CaseService method handlers by method name."""
@@ -190,5 +197,8 @@ def case_handlers(servicer: CaseServicer) -> dict[str, Any]:
         "RecordOutcomes": grpc.unary_unary_rpc_method_handler(
             servicer.RecordOutcomes, request_deserializer=tolerant_decoder(pb.RecordOutcomesRequest),
             response_serializer=pb.RecordOutcomesResponse.SerializeToString,
+        ),
+        "AddCaseNote": grpc.unary_unary_rpc_method_handler(
+            servicer.AddCaseNote, request_deserializer=tolerant_decoder(pb.AddCaseNoteRequest), response_serializer=pb.Case.SerializeToString,
         ),
     }

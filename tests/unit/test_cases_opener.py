@@ -11,7 +11,7 @@ from engine.audit.record import payload
 from engine.audit.segments import FileStore
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
-from engine.cases import CaseOpener, CaseQuery, Disposition, ReviewConfig, catch_up, chain_lines, open_store
+from engine.cases import CaseOpener, CaseQuery, Disposition, ReviewConfig, case_from_record, catch_up, chain_lines, open_store
 from engine.cases.relay import relay_once
 from engine.cli import main
 
@@ -177,3 +177,19 @@ def test_logging_a_review_never_waits_for_the_case_store(tmp_path: Path) -> None
     writer.close()
     opener.stop()
     assert len(store.list_cases()) == 10
+
+
+def test_cases_note_from_the_cli(tmp_path: Path, capsys) -> None:
+    """`verdict cases note` adds a masked note step that `cases show` prints; an empty text is exit 2 naming text; an unknown case exit 2."""
+    store_path = str(tmp_path / "cases.db")
+    store = open_store(store_path)
+    store.open_cases([c for c in [case_from_record(review_record("n1"), ReviewConfig({}))] if c is not None])
+    store.close()
+    assert main(["cases", "note", "n1", "--actor", "ana", "--text", "card 4111111111111111 was lost", "--store", store_path]) == 0
+    capsys.readouterr()
+    assert main(["cases", "show", "n1", "--store", store_path]) == 0
+    out = capsys.readouterr().out
+    assert "note  by ana  card 411111******1111 was lost" in out and "4111111111111111" not in out
+    assert main(["cases", "note", "n1", "--actor", "ana", "--text", " ", "--store", store_path]) == 2
+    assert "text: required" in capsys.readouterr().err
+    assert main(["cases", "note", "zz", "--actor", "ana", "--text", "x", "--store", store_path]) == 2

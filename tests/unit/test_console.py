@@ -298,6 +298,22 @@ def test_queue_claim_and_decide(clients: dict[str, tuple[TestClient, str]]) -> N
     assert bad.status_code == 400 and "disposition:" in bad.text and "note:" in bad.text
 
 
+def test_a_note_on_a_case_from_the_console(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """An analyst and an approver add notes (card number masked) shown in the history; an empty note is 400 naming text; the auditor gets no form and 403."""
+    client, token = clients["analyst"]
+    assert 'id="note-form"' in client.get("/cases/c2").text
+    assert client.post("/cases/c2/note", data={"csrf_token": token, "text": f"customer sent card {PAN}"}).status_code == 303
+    approver, atoken = clients["approver"]
+    assert approver.post("/cases/c2/note", data={"csrf_token": atoken, "text": "second look: fine"}).status_code == 303
+    page = client.get("/cases/c2").text
+    assert "customer sent card 411111******1111" in page and PAN not in page and "second look: fine" in page
+    bad = client.post("/cases/c2/note", data={"csrf_token": token, "text": "   "})
+    assert bad.status_code == 400 and "text:" in bad.text
+    auditor, utoken = clients["auditor"]
+    assert 'id="note-form"' not in auditor.get("/cases/c2").text
+    assert auditor.post("/cases/c2/note", data={"csrf_token": utoken, "text": "x"}).status_code == 403
+
+
 def test_an_oversized_form_is_refused_before_it_is_read(clients: dict[str, tuple[TestClient, str]]) -> None:
     """A POST declaring more than 25 MiB gets 413 and the console goes on serving."""
     client, _ = clients["policy_owner"]

@@ -151,3 +151,16 @@ def test_record_outcomes_without_a_store_is_unavailable() -> None:
     with pytest.raises(AbortError) as caught:
         CaseServicer().RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[_entry()]), FakeContext())
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_add_case_note_masks_card_numbers_and_names_bad_fields(servicer) -> None:
+    """AddCaseNote adds a note step as the caller with the card number masked; empty id and text are INVALID_ARGUMENT naming both; an unknown case NOT_FOUND."""
+    servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="d1", text="card 4111 1111 1111 1111 reported stolen"), FakeContext())
+    notes = [s for s in servicer._store.steps("d1") if s["step"] == "note"]
+    assert [(s["actor"], s["detail"]) for s in notes] == [("grpc", "card 411111******1111 reported stolen")]
+    with pytest.raises(AbortError) as caught:
+        servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="", text="  "), FakeContext())
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and "case_id" in caught.value.details and "text" in caught.value.details
+    with pytest.raises(AbortError) as caught:
+        servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="nope", text="x"), FakeContext())
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND

@@ -518,3 +518,11 @@ class RecordOutcomesResponse(_message.Message):
     added: int
     already: int
     def __init__(self, added: _Optional[int] = ..., already: _Optional[int] = ...) -> None: ...
+
+class AddCaseNoteRequest(_message.Message):
+    __slots__ = ("case_id", "text")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    text: str
+    def __init__(self, case_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
