@@ -59,7 +59,7 @@ async def cases(request: Request, ctx: Console, session: Session, form: FormData
 
 
 async def case(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    """One case: state, SLA, reasons, contributions, masked input, linked cases, history, and the claim/decide forms for analysts."""
+    """One case: state, SLA, reasons, contributions, masked input, the features as of decision time, linked cases, history, and the forms."""
     from engine.cases import CaseNotFound
 
     if ctx.cases is None:
@@ -69,9 +69,19 @@ async def case(request: Request, ctx: Console, session: Session, form: FormData 
     except CaseNotFound as exc:
         return ctx.render(request, "error.html", session, 404, message=str(exc))
     record = c.record
+    features = _features(ctx, c.flow, record)
     contributions = [(r["feature"], float(r["contribution"])) for r in record.get("reasons", ()) if r.get("feature")]
     return ctx.render(request, "case.html", session, c=c, r=record, steps=ctx.cases.steps(c.case_id), now=time.time(),
-                      chart=bars(contributions, title="model contributions"), message=request.query_params.get("message", ""))
+                      chart=bars(contributions, title="model contributions"), message=request.query_params.get("message", ""),
+                      features=features)
+
+
+def _features(ctx: Console, flow: str, record: Any) -> Any:
+    """The case's features as of decision time, recomputed by the version that decided (engine.training.from_log)."""
+    from engine.console.pages import loaded
+    from engine.training.from_log import flow_versions, recompute_features
+
+    return recompute_features(record, flow_versions(loaded(ctx)[0].compiled, flow))
 
 
 async def _act(request: Request, ctx: Console, session: Session, step: Any) -> Response:

@@ -430,8 +430,19 @@ def compile_flow(
         psi=(flow.psi.watch, flow.psi.act),
         custom_lists=custom_lists,
         state=state,
+        derived_reads=derived_reads(derived),
     )
     return compiled, ctx.problems
+
+
+def derived_reads(derived: Sequence[tuple[str, Node]]) -> dict[str, frozenset[str]]:
+    """Derived feature -> the names it reads directly or through earlier derived features
+    (``derived`` in evaluation order, as ``_compile_derived`` returns it)."""
+    reads: dict[str, frozenset[str]] = {}
+    for name, node in derived:
+        direct = names_in(node)
+        reads[name] = frozenset(direct.union(*(reads[n] for n in direct if n in reads)))
+    return reads
 
 
 def compile_budgets(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from engine.cases import ReviewConfig, case_from_record, open_store
 from engine.commands.console import build
 from engine.console.access import ACCESS, allowed
+from engine.policy.loader import load
 from engine.console.app import route_table
 from engine.console.security import HEADERS, Session, SessionCodec
 from engine.console.users import ROLES, Users
@@ -42,6 +43,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         users.add(name, role, PASSWORD)
     store = open_store(base / "cases.db")
     store.open_cases([c for c in (case_from_record(review_record(i), ReviewConfig({})) for i in ("c1", "c2")) if c is not None])
+    logged = {**review_record("c3"), "masked": ["income"], "revision": load(root).compiled[("credit_application", "2")].revision,
+              "input": {"amount": 800, "price": 846, "time": 60, "income": "***", "expenses": 73, "debt": 0}}
+    store.open_cases([c for c in [case_from_record(logged, ReviewConfig({}))] if c is not None])
     store.close()
     args = argparse.Namespace(log_dir=base / "log", data_dir=None, idle_minutes=15.0, secure_cookies=False, reload_target=[],
                               cases=str(base / "cases.db"))
@@ -312,6 +316,16 @@ def test_a_note_on_a_case_from_the_console(clients: dict[str, tuple[TestClient, 
     auditor, utoken = clients["auditor"]
     assert 'id="note-form"' not in auditor.get("/cases/c2").text
     assert auditor.post("/cases/c2/note", data={"csrf_token": utoken, "text": "x"}).status_code == 403
+
+
+def test_the_case_page_shows_the_features_as_of_decision_time(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """The case page lists derived features recomputed by the deciding version, marks those reading a masked field unavailable, and says why when the version is gone."""
+    client, _ = clients["auditor"]
+    page = unescape(client.get("/cases/c3").text)
+    assert "<th>installment</th><td>13.33" in page and "<th>loan_to_price</th><td>0.945" in page
+    assert "<th>debt_to_income</th><td class=\"muted\">unavailable (reads a masked field)" in page
+    gone = unescape(client.get("/cases/c1").text)
+    assert "Derived features unavailable: version '2' is not loaded with revision rrrrrrrrrrrr" in gone
 
 
 def test_an_oversized_form_is_refused_before_it_is_read(clients: dict[str, tuple[TestClient, str]]) -> None:
