@@ -118,6 +118,18 @@ def _show(case: Any, steps: list[dict[str, Any]], features: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _print_case(store: Any, args: argparse.Namespace) -> None:
+    """``cases show``: the case, its features as of decision time and its history (text or JSON)."""
+    from engine.cases import as_mapping
+
+    case = store.get(args.case_id)
+    features = _features(case, args.root)
+    if args.json:
+        print_json({**as_mapping(case), "steps": store.steps(args.case_id), "features": dataclasses.asdict(features)})
+    else:
+        write_out(_show(case, store.steps(args.case_id), features))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command against the store."""
     from engine.cases import CaseNotFound, CaseQuery, CaseState, IllegalTransition, Priority, as_mapping, open_store
@@ -145,12 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 write_out("".join(_line(c, now) + "\n" for c in cases) or "no cases\n")
             return 0
         if command == "show":
-            case = store.get(args.case_id)
-            features = _features(case, args.root)
-            if args.json:
-                print_json({**as_mapping(case), "steps": store.steps(args.case_id), "features": dataclasses.asdict(features)})
-            else:
-                write_out(_show(case, store.steps(args.case_id), features))
+            _print_case(store, args)
             return 0
         if command == "claim":
             case = store.claim(args.case_id, args.actor.strip(), now=now)

@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from engine.cases import ReviewConfig, case_from_record, open_store
 from engine.commands.console import build
 from engine.console.access import ACCESS, allowed
-from engine.policy.loader import load
 from engine.console.app import route_table
 from engine.console.security import HEADERS, Session, SessionCodec
 from engine.console.users import ROLES, Users
+from engine.policy.loader import load
 from tests.unit.audit_helpers import PAN, write_log
 from tests.unit.cases_helpers import review_record
 from tests.unit.policy_roots import routed_copy
