@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from engine.cases.config import is_review_file
 from engine.custom_lists.declarations import DECLARATIONS_FILE
 from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
-from engine.cases.config import is_review_file
 from engine.policy.lint import lint
 from engine.policy.loader import FlowVersions, LoadResult, PolicySet, load, version_key
 from engine.policy.policytest import run
