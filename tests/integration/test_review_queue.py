@@ -17,6 +17,7 @@ from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from tests.pg import fresh_schema, server_dsn_or_skip
+from tests.unit.policy_roots import project_copy
 
 from .helpers import ServeProcess, credit_applications, request, wait_serving
 
@@ -202,6 +203,29 @@ def test_workers_share_one_store_and_log_each_disposition_once(tmp_path: Path) -
     assert sorted(d["decision_id"] for d in logged) == sorted(ids[:4])
     assert {d["actor"] for d in logged} == {"grpc"}
     assert main(["audit", "verify", str(tmp_path / "audit")]) == 0
+
+
+def test_review_yaml_is_reread_on_hot_reload_and_a_bad_one_keeps_the_last_good(tmp_path: Path) -> None:
+    """A saved review.yaml routes the next REVIEW to its queue without a restart; a bad one is refused in status (file, line) and the queue keeps the last good config."""
+    root = project_copy(tmp_path / "root")
+    review_file = root / "policies" / "credit_application" / "review.yaml"
+    server = ServeProcess(tmp_path, "--root", str(root), "--reload-interval", "0.2")
+    try:
+        wait_serving(server.target)
+        server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "start")
+        with grpc.insecure_channel(server.target) as channel:
+            stub, cases = pb_grpc.DecisionServiceStub(channel), pb_grpc.CaseServiceStub(channel)
+            assert _wait_case(cases, _reviews(stub, 1, "a")[0]).queue == "credit_application"
+            review_file.write_text("queue: desk-a\n")
+            server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "watch")
+            assert _wait_case(cases, _reviews(stub, 1, "b")[0]).queue == "desk-a"
+            review_file.write_text("queue: desk-b\nsla_minutes:\n  normal: 0\n")
+            server.wait_for(lambda e: e["event"] == "reload_refused")
+            last = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=10).last_reload
+            assert not last.ok and (last.problems[0].path, last.problems[0].line) == ("policies/credit_application/review.yaml", 3)
+            assert _wait_case(cases, _reviews(stub, 1, "c")[0]).queue == "desk-a"
+    finally:
+        assert server.terminate_and_wait() == 0
 
 
 def _all_dispositions(directory: Path) -> list[dict]:
