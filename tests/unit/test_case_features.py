@@ -88,3 +88,13 @@ def test_cases_show_prints_the_features(compiled, tmp_path: Path, capsys) -> Non
     assert main(["cases", "show", "f1", "--store", store_path, "--root", str(ROOT)]) == 0
     out = capsys.readouterr().out
     assert "installment=13.33" in out and "debt_to_income=unavailable (reads a masked field)" in out
+
+
+def test_screening_features_of_a_masked_name_are_unavailable(compiled) -> None:
+    """customer_onboarding screens full_name: with the name masked, its screening features are unavailable rather than a no-match guess."""
+    record = {"kind": "decision", "flow": "customer_onboarding", "version": "1", "revision": compiled[("customer_onboarding", "1")].revision,
+              "input": {"full_name": "***", "age": 40, "residence_country": "DE", "document_type": "passport", "nationality": "de"},
+              "masked": ["full_name"]}
+    found = recompute_features(record, flow_versions(compiled, "customer_onboarding"))
+    assert "sanctions_match_score" in found.unavailable and "sanctions_match_score" not in found.derived
+    assert found.problem == ""
