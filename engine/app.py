@@ -240,7 +240,7 @@ def _go_live(settings: Settings, security: Security, parts: _Parts, log: Log) ->
     log.info("serving", port=running.port, flows=decider.flows(), audit=parts.audit.location, root=str(settings.root), held_back=held)
     if security.authz is not None and (unknown := security.authz.unknown_flows(decider.flows())):
         log.warning("authz_unknown_flows", callers=unknown, detail="the authorization file grants flows this server does not have")
-    _start_reloading(parts.reloader, decider, running)
+    _start_reloading(parts.reloader, decider, running, parts.review)
 
 
 def _run_one(settings: Settings, *, reuse_port: bool, stop: threading.Event, worker: int | None = None) -> int:
@@ -300,12 +300,15 @@ def _log_security(log: structlog.typing.FilteringBoundLogger, settings: Settings
     log.info("security", **security.describe())
 
 
-def _start_reloading(reloader: Reloader, decider: Decider, running: RunningServer) -> None:
-    """Hot reload (engine/runtime/reload.py): watch the root, reload on SIGHUP, report through PolicyService and health."""
+def _start_reloading(reloader: Reloader, decider: Decider, running: RunningServer, review: Review | None = None) -> None:
+    """Hot reload (engine/runtime/reload.py): watch the root, reload on SIGHUP, report through PolicyService and health;
+    the review queue re-reads its review.yaml files (a bad one keeps the last good config: the reload reports it, via lint)."""
 
     def on_activation(status: ReloadStatus) -> None:
         if status.result != "error":  # a crash changed nothing
             running.set_flow_health({f.name: f.serving for f in status.flows})
+            if review is not None:
+                review.reload_config(reloader.root)
 
     if reloader.last is not None:
         on_activation(reloader.last)

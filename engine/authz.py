@@ -14,7 +14,8 @@ here. The file (YAML, closed schema, every problem reported at once with its lin
 Admin permissions: ``status`` (PolicyService.GetStatus), ``list_flows``
 (DecisionService.ListFlows), ``reload`` (PolicyService.Reload, ``verdict reload``),
 ``lists:write`` (ListService: change the custom lists and read them, docs/lists.md), ``cases_read``
-(CaseService.ListCaseDecisions, WatchCases, GetCase), ``cases_decide`` (CaseService.DecideCase) and
+(CaseService.ListCaseDecisions, WatchCases, GetCase), ``cases_decide`` (CaseService.DecideCase, AddCaseNote),
+``outcomes_write`` (CaseService.RecordOutcomes: outcome labels for replay, backtest, training) and
 ``record_events`` (DecisionService.RecordEvent, engine.state). Anything not granted is denied; a caller not in the file may
 call nothing that needs a permission. A denial names the caller and the method or flow asked for,
 never what other callers may do (docs/security.md).
@@ -34,8 +35,8 @@ from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 __all__ = ["ADMIN_PERMISSIONS", "AuthzPolicy", "Grant", "load_authz", "parse_authz"]
 
-AdminPermission = Literal["status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "record_events"]
-ADMIN_PERMISSIONS: tuple[str, ...] = ("status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "record_events")
+AdminPermission = Literal["status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "outcomes_write", "record_events"]
+ADMIN_PERMISSIONS: tuple[str, ...] = ("status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "outcomes_write", "record_events")
 ANY_FLOW = "*"
 MAX_NAME_CHARS = 256
 

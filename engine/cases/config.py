@@ -37,7 +37,7 @@ from engine.cases.model import Priority
 from engine.errors import PolicyError, Problem
 from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
-__all__ = ["DEFAULT_LINK_FIELDS", "DEFAULT_SLA_MINUTES", "QueueConfig", "ReviewConfig", "load_review_config"]
+__all__ = ["DEFAULT_LINK_FIELDS", "DEFAULT_SLA_MINUTES", "QueueConfig", "ReviewConfig", "is_review_file", "load_review_config", "review_problems"]
 
 DEFAULT_SLA_MINUTES: Mapping[Priority, float] = MappingProxyType({Priority.HIGH: 60.0, Priority.NORMAL: 240.0, Priority.LOW: 1440.0})
 DEFAULT_LINK_FIELDS = ("customer_id", "device_id", "card_number", "card_hash", "email")
@@ -143,8 +143,25 @@ def parse_review(text: str, flow: str, path: str) -> QueueConfig:
     )
 
 
+def review_problems(root: Path) -> list[Problem]:
+    """Every problem of the ``review.yaml`` files under ``root`` (``verdict lint``, hot reload): the
+    ones ``load_review_config`` raises, hence the ones the server refuses at start."""
+    try:
+        load_review_config(root)
+    except PolicyError as exc:
+        return list(exc.problems)
+    return []
+
+
+def is_review_file(path: str) -> bool:
+    """True for a problem's path that is a ``policies/<flow>/review.yaml``."""
+    parts = Path(path).parts
+    return len(parts) >= 3 and parts[-1] == FILE_NAME and parts[-3] == "policies"
+
+
 def load_review_config(root: Path) -> ReviewConfig:
-    """Every ``policies/<flow>/review.yaml`` under ``root``; raises ``PolicyError`` with all problems."""
+    """Every ``policies/<flow>/review.yaml`` under ``root``; raises ``PolicyError`` with all problems,
+    each with the file's path relative to ``root`` and its line."""
     flows: dict[str, QueueConfig] = {}
     problems: list[Problem] = []
     policies = Path(root) / "policies"
@@ -152,12 +169,13 @@ def load_review_config(root: Path) -> ReviewConfig:
         path = flow_dir / FILE_NAME
         if not path.is_file():
             continue
+        shown = f"policies/{flow_dir.name}/{FILE_NAME}"
         try:
-            flows[flow_dir.name] = parse_review(path.read_text(encoding="utf-8"), flow_dir.name, str(path))
+            flows[flow_dir.name] = parse_review(path.read_text(encoding="utf-8"), flow_dir.name, shown)
         except PolicyError as exc:
             problems.extend(exc.problems)
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), f"cannot read: {exc}", "review_unreadable", flow=flow_dir.name))
+            problems.append(Problem(shown, f"cannot read: {exc}", "review_unreadable", flow=flow_dir.name))
     if problems:
         raise PolicyError(problems)
     return ReviewConfig(flows)

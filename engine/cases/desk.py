@@ -3,6 +3,10 @@
 Each checks every argument first and raises ``InvalidInput`` naming every bad field at once, then
 calls the store (which raises ``CaseNotFound`` / ``IllegalTransition``).
 
+Notes (``note_case``, and a disposition's note) are stored with every card number masked to its
+first 6 / last 4 digits (``engine.runtime.privacy.scrub_text``), as the decision log keeps them:
+the store, the console and ``GetCase`` never show one raw.
+
 Outcomes from dispositions: a disposition alone is not a label (a decline out of caution is not
 fraud). The reviewer states the outcome the review established with ``outcome`` (e.g. decline +
 ``confirmed_fraud``), and it is stored as the decision's label dated the day of the disposition,
@@ -16,8 +20,9 @@ import time
 from engine.cases.model import Case, Disposition, OutcomeKind, OutcomeLabel
 from engine.cases.store import CaseStore
 from engine.errors import FieldError, InvalidInput
+from engine.runtime.privacy import scrub_text
 
-__all__ = ["MAX_ACTOR_CHARS", "MAX_NOTE_CHARS", "check_decide", "decide_case"]
+__all__ = ["MAX_ACTOR_CHARS", "MAX_NOTE_CHARS", "check_decide", "check_note", "decide_case", "note_case"]
 
 MAX_NOTE_CHARS = 4000
 MAX_ACTOR_CHARS = 256
@@ -31,16 +36,38 @@ def _choice(errors: list[FieldError], name: str, text: str, allowed: type[Dispos
     return text
 
 
+def _check_common(errors: list[FieldError], case_id: str, actor: str) -> None:
+    if not case_id or len(case_id) > MAX_ID_CHARS:
+        errors.append(FieldError("case_id", f"required, at most {MAX_ID_CHARS} characters", "required"))
+    if not actor.strip() or len(actor) > MAX_ACTOR_CHARS:
+        errors.append(FieldError("actor", f"required, at most {MAX_ACTOR_CHARS} characters", "required"))
+
+
+def check_note(case_id: str, text: str, actor: str) -> None:
+    """Raise ``InvalidInput`` naming every bad field: ``case_id`` (1-128 characters), ``text``
+    (1-4000 characters, not only spaces), ``actor`` (1-256)."""
+    errors: list[FieldError] = []
+    _check_common(errors, case_id, actor)
+    if not text.strip() or len(text) > MAX_NOTE_CHARS:
+        errors.append(FieldError("text", f"required, at most {MAX_NOTE_CHARS} characters (got {len(text)})", "required"))
+    if errors:
+        raise InvalidInput(sorted(errors, key=lambda e: ("case_id", "text", "actor").index(e.field)))
+
+
+def note_case(store: CaseStore, case_id: str, text: str, actor: str, *, now: float | None = None) -> Case:
+    """Add a note to the case's history (card numbers masked), in any state. Raises ``InvalidInput``,
+    ``CaseNotFound`` or ``CaseStoreError``."""
+    check_note(case_id, text, actor)
+    return store.add_note(case_id, scrub_text(text.strip()), scrub_text(actor.strip()), now=time.time() if now is None else now)
+
+
 def check_decide(case_id: str, disposition: str, note: str, actor: str, outcome: str = "") -> tuple[Disposition, OutcomeKind | None]:
     """The parsed disposition and outcome; raises ``InvalidInput`` naming every bad field."""
     errors: list[FieldError] = []
-    if not case_id or len(case_id) > MAX_ID_CHARS:
-        errors.append(FieldError("case_id", f"required, at most {MAX_ID_CHARS} characters", "required"))
+    _check_common(errors, case_id, actor)
     _choice(errors, "disposition", disposition, Disposition)
     if len(note) > MAX_NOTE_CHARS:
         errors.append(FieldError("note", f"at most {MAX_NOTE_CHARS} characters (got {len(note)})", "too_long"))
-    if not actor.strip() or len(actor) > MAX_ACTOR_CHARS:
-        errors.append(FieldError("actor", f"required, at most {MAX_ACTOR_CHARS} characters", "required"))
     if outcome:
         _choice(errors, "outcome", outcome, OutcomeKind)
     if errors:
@@ -55,7 +82,7 @@ def decide_case(
     ``CaseNotFound``, ``IllegalTransition`` or ``CaseStoreError``."""
     parsed, label = check_decide(case_id, disposition, note, actor, outcome)
     at = time.time() if now is None else now
-    case = store.decide(case_id, parsed, note, actor.strip(), now=at)
+    case = store.decide(case_id, parsed, scrub_text(note), actor.strip(), now=at)
     if label is not None:
         day = time.strftime("%Y-%m-%d", time.gmtime(at))
         store.add_outcomes([OutcomeLabel(case.decision_id, label, day, f"case:{case.case_id}", case.request_id)])

@@ -8,7 +8,8 @@ Both run the same SQL (``_Dialect`` adapts placeholders and locking):
   JSON, state, assignee, disposition.
 - ``verdict_case_link``: ``(field, value)`` pairs (as logged: masked or keyed-hashed) that tie a
   case to earlier cases of the same customer, device or card.
-- ``verdict_case_step``: every step (opened, claimed, assigned, decided) with actor and time.
+- ``verdict_case_step``: every step (opened, claimed, assigned, decided, note) with actor and time
+  (a note's text is the step's detail).
 - ``verdict_disposition``: the disposition stream; ``seq`` is the cursor calling systems resume
   from. Commit order equals ``seq`` order (SQLite: one writer at a time, ``BEGIN IMMEDIATE``;
   PostgreSQL: every write transaction takes one advisory lock), so a reader that saw ``seq`` N
@@ -153,6 +154,11 @@ class CaseStore(Protocol):
     def decide(self, case_id: str, disposition: Disposition, note: str, actor: str, *, now: float) -> Case:
         """Final answer (open or assigned → decided), appended to the disposition stream.
         Raises ``IllegalTransition`` when already decided, or assigned to someone other than ``actor``."""
+        ...
+
+    def add_note(self, case_id: str, text: str, actor: str, *, now: float) -> Case:
+        """Append a ``note`` step (``text`` as its detail) to the case's history, in any state
+        (a decided case takes follow-up notes); the case itself is unchanged. Raises ``CaseNotFound``."""
         ...
 
     def dispositions(self, since: int = 0, limit: int = 100, *, flow: str | None = None) -> list[CaseEvent]:
@@ -433,6 +439,12 @@ class SqlCaseStore:
                 (case_id, disposition.value, note, actor, now),
             )
             self._step(case_id, now, "decided", actor, disposition.value)
+        return self.get(case_id)
+
+    def add_note(self, case_id: str, text: str, actor: str, *, now: float) -> Case:
+        with self._write():
+            self._state(case_id)  # CaseNotFound before anything is written
+            self._step(case_id, now, "note", actor, text)
         return self.get(case_id)
 
     # -- the disposition stream ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from engine.cases.config import ReviewConfig, load_review_config
 from engine.cases.opener import Backlog, CaseOpener, chain_lines
 from engine.cases.relay import DispositionRelay
 from engine.cases.store import SqlCaseStore, open_store
+from engine.errors import PolicyError, Problem
 from engine.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,6 +41,18 @@ class Review:
     store: SqlCaseStore
     opener: CaseOpener | None
     relay: DispositionRelay | None
+
+    def reload_config(self, root: Path) -> list[Problem]:
+        """Re-read the ``review.yaml`` files under ``root`` (a hot reload): a good set replaces the
+        opener's config (cases opened from then on use it); a bad one changes nothing and its
+        problems are returned (the reload reports them, through ``verdict lint``'s checks)."""
+        try:
+            config = load_review_config(root)
+        except PolicyError as exc:
+            return list(exc.problems)
+        if self.opener is not None:
+            self.opener.config = config
+        return []
 
     def close(self) -> None:
         """Stop the relay (after its last pass) and the opener (after its queue), close the store.

@@ -1,4 +1,4 @@
-"""``verdict cases list|show|claim|assign|decide``: the review queue from a terminal.
+"""``verdict cases list|show|claim|assign|decide|note``: the review queue from a terminal.
 
 Works on the case store directly (``--store``: a SQLite file or a PostgreSQL DSN; default the
 ``cases`` setting, i.e. ``audit/cases.db`` beside the decision log). The server relays each
@@ -9,8 +9,10 @@ failed, 2 bad usage (a bad field, an unknown case, a step the case's state refus
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
 from engine.commands._io import print_json, report, write_out
@@ -42,6 +44,7 @@ def register(subparsers: Any) -> None:
     show = sub.add_parser("show", parents=[common], help="one case: decision, reasons, masked input, links, history")
     show.add_argument("case_id")
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--root", type=Path, default=None, help="policy root, to recompute the derived features (default as serve)")
     claim = sub.add_parser("claim", parents=[common], help="take an open case")
     claim.add_argument("case_id")
     claim.add_argument("--actor", required=True, help="who claims it (required)")
@@ -55,6 +58,10 @@ def register(subparsers: Any) -> None:
     decide.add_argument("--note", default="", help="why (kept with the case and in the decision log)")
     decide.add_argument("--actor", required=True, help="who decides (required)")
     decide.add_argument("--outcome", default="", help="outcome the review established: confirmed_fraud, chargeback, default, repaid")
+    note = sub.add_parser("note", parents=[common], help="add a note to a case's history (any state)")
+    note.add_argument("case_id")
+    note.add_argument("--text", required=True, help="the note (card numbers are masked when stored)")
+    note.add_argument("--actor", required=True, help="who writes it (required)")
     p.set_defaults(run=run)
 
 
@@ -77,7 +84,22 @@ def _line(case: Any, now: float) -> str:
     return f"{case.case_id}  {case.flow}/{case.version}  {case.queue}  {case.priority.value:<6}  {case.state.value:<8}{done}  {who}  due {_when(case.due_at)}{late}"
 
 
-def _show(case: Any, steps: list[dict[str, Any]]) -> str:
+def _features(case: Any, root: Path | None) -> Any:
+    """The case's features as of decision time (engine.training.from_log.recompute_features)."""
+    from engine.commands._io import policy_root
+    from engine.policy.loader import load
+    from engine.training.from_log import Recomputed, flow_versions, recompute_features
+
+    try:
+        compiled = load(policy_root(root)).compiled
+    except Exception as exc:  # noqa: BLE001 - an unreadable root leaves the features unavailable, the case still shows
+        return Recomputed({}, [], dict(case.record.get("state") or {}), f"the policy root cannot be loaded: {exc}")
+    return recompute_features(case.record, flow_versions(compiled, case.flow))
+
+
+def _show(case: Any, steps: list[dict[str, Any]], features: Any) -> str:
+    from engine.training.from_log import features_text
+
     r = case.record
     lines = [
         f"case {case.case_id} ({case.state.value}{', ' + case.disposition.value if case.disposition else ''})",
@@ -88,6 +110,7 @@ def _show(case: Any, steps: list[dict[str, Any]]) -> str:
         *(f"    {x.get('code')}: {x.get('message')}" + (f" ({x['feature']} {x.get('contribution', 0):+.3f})" if x.get("feature") else "") for x in r.get("reasons", [])),
         "  scores: " + (", ".join(f"{k}={v:.4f}" for k, v in r.get("scores", {}).items()) or "-"),
         "  input (as logged, masked): " + ", ".join(f"{k}={v}" for k, v in r.get("input", {}).items()),
+        "  features (recomputed as of decision time): " + (", ".join(features_text(features)) or "none"),
         "  linked earlier cases: " + (", ".join(case.linked) or "none"),
         "  history:",
         *(f"    {_when(s['at'])}  {s['step']}  by {s['actor']}" + (f"  {s['detail']}" if s["detail"] else "") for s in steps),
@@ -95,10 +118,22 @@ def _show(case: Any, steps: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _print_case(store: Any, args: argparse.Namespace) -> None:
+    """``cases show``: the case, its features as of decision time and its history (text or JSON)."""
+    from engine.cases import as_mapping
+
+    case = store.get(args.case_id)
+    features = _features(case, args.root)
+    if args.json:
+        print_json({**as_mapping(case), "steps": store.steps(args.case_id), "features": dataclasses.asdict(features)})
+    else:
+        write_out(_show(case, store.steps(args.case_id), features))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command against the store."""
     from engine.cases import CaseNotFound, CaseQuery, CaseState, IllegalTransition, Priority, as_mapping, open_store
-    from engine.cases.desk import MAX_ACTOR_CHARS, decide_case
+    from engine.cases.desk import MAX_ACTOR_CHARS, decide_case, note_case
     from engine.errors import InvalidInput, VerdictError
 
     try:
@@ -122,16 +157,14 @@ def run(args: argparse.Namespace) -> int:
                 write_out("".join(_line(c, now) + "\n" for c in cases) or "no cases\n")
             return 0
         if command == "show":
-            case = store.get(args.case_id)
-            if args.json:
-                print_json({**as_mapping(case), "steps": store.steps(args.case_id)})
-            else:
-                write_out(_show(case, store.steps(args.case_id)))
+            _print_case(store, args)
             return 0
         if command == "claim":
             case = store.claim(args.case_id, args.actor.strip(), now=now)
         elif command == "assign":
             case = store.assign(args.case_id, args.assignee, args.actor.strip(), now=now)
+        elif command == "note":
+            case = note_case(store, args.case_id, args.text, args.actor, now=now)
         else:
             case = decide_case(store, args.case_id, args.disposition, args.note, args.actor, outcome=args.outcome, now=now)
         write_out(_line(case, now) + "\n")

@@ -38,6 +38,7 @@ ACCESS: Mapping[str, frozenset[str]] = {
     "case": EVERYONE,
     "case_claim": frozenset({"analyst"}),
     "case_decide": frozenset({"analyst"}),
+    "case_note": frozenset({"analyst", "policy_owner", "approver"}),  # anyone who works cases or policies; not the auditor
 }
 
 

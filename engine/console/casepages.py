@@ -1,4 +1,4 @@
-"""The review queue and case pages (claim / decide with a note) over the case store (``engine.cases``).
+"""The review queue and case pages (claim / decide with a note / a note on its own) over the case store (``engine.cases``).
 
 The console reads and changes cases only through ``CaseStore`` (the same API the gRPC
 ``CaseService`` and the CLI use), so its transitions are checked in the store's write transaction:
@@ -59,7 +59,7 @@ async def cases(request: Request, ctx: Console, session: Session, form: FormData
 
 
 async def case(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
-    """One case: state, SLA, reasons, contributions, masked input, linked cases, history, and the claim/decide forms for analysts."""
+    """One case: state, SLA, reasons, contributions, masked input, the features as of decision time, linked cases, history, and the forms."""
     from engine.cases import CaseNotFound
 
     if ctx.cases is None:
@@ -69,9 +69,19 @@ async def case(request: Request, ctx: Console, session: Session, form: FormData 
     except CaseNotFound as exc:
         return ctx.render(request, "error.html", session, 404, message=str(exc))
     record = c.record
+    features = _features(ctx, c.flow, record)
     contributions = [(r["feature"], float(r["contribution"])) for r in record.get("reasons", ()) if r.get("feature")]
     return ctx.render(request, "case.html", session, c=c, r=record, steps=ctx.cases.steps(c.case_id), now=time.time(),
-                      chart=bars(contributions, title="model contributions"), message=request.query_params.get("message", ""))
+                      chart=bars(contributions, title="model contributions"), message=request.query_params.get("message", ""),
+                      features=features)
+
+
+def _features(ctx: Console, flow: str, record: Any) -> Any:
+    """The case's features as of decision time, recomputed by the version that decided (engine.training.from_log)."""
+    from engine.console.pages import loaded
+    from engine.training.from_log import flow_versions, recompute_features
+
+    return recompute_features(record, flow_versions(loaded(ctx)[0].compiled, flow))
 
 
 async def _act(request: Request, ctx: Console, session: Session, step: Any) -> Response:
@@ -113,9 +123,25 @@ async def case_decide(request: Request, ctx: Console, session: Session, form: Fo
     return await _act(request, ctx, session, lambda cid: decide_case(store, cid, disposition, note, session.user, outcome=outcome) if store else None)
 
 
+async def case_note(request: Request, ctx: Console, session: Session, form: FormData | None) -> Response:
+    """A note on the case's history, in any state (card numbers masked when stored); 400 naming the field when empty or too long."""
+    from engine.cases.desk import check_note, note_case
+    from engine.errors import InvalidInput
+
+    assert form is not None
+    text = str(form.get("text", ""))
+    try:
+        check_note(request.path_params["case_id"], text, session.user)
+    except InvalidInput as exc:
+        return ctx.render(request, "error.html", session, 400, message="; ".join(str(e) for e in exc.errors))
+    store = ctx.cases
+    return await _act(request, ctx, session, lambda cid: note_case(store, cid, text, session.user) if store else None)
+
+
 ROUTES: list[tuple[str, str, Handler, list[str]]] = [
     ("/cases", "cases", cases, ["GET"]),
     ("/cases/{case_id}", "case", case, ["GET"]),
     ("/cases/{case_id}/claim", "case_claim", case_claim, ["POST"]),
     ("/cases/{case_id}/decide", "case_decide", case_decide, ["POST"]),
+    ("/cases/{case_id}/note", "case_note", case_note, ["POST"]),
 ]

@@ -56,7 +56,8 @@ class Rule(enum.Enum):
     RELOAD = "reload"  # admin permission "reload"
     LISTS_WRITE = "lists:write"  # admin permission "lists:write" (ListService: changes and reads)
     CASES_READ = "cases_read"  # admin permission "cases_read" (the review queue's dispositions)
-    CASES_DECIDE = "cases_decide"  # admin permission "cases_decide" (CaseService.DecideCase)
+    CASES_DECIDE = "cases_decide"  # admin permission "cases_decide" (CaseService.DecideCase, AddCaseNote)
+    OUTCOMES_WRITE = "outcomes_write"  # admin permission "outcomes_write" (CaseService.RecordOutcomes)
     RECORD_EVENTS = "record_events"  # admin permission "record_events" (RecordEvent: feeds stateful features)
 
 
@@ -75,6 +76,8 @@ METHOD_RULES: dict[str, Rule] = {
     "/verdict.v1.CaseService/WatchCases": Rule.CASES_READ,
     "/verdict.v1.CaseService/GetCase": Rule.CASES_READ,
     "/verdict.v1.CaseService/DecideCase": Rule.CASES_DECIDE,
+    "/verdict.v1.CaseService/RecordOutcomes": Rule.OUTCOMES_WRITE,
+    "/verdict.v1.CaseService/AddCaseNote": Rule.CASES_DECIDE,
     "/grpc.health.v1.Health/Check": Rule.PUBLIC,
     "/grpc.health.v1.Health/Watch": Rule.PUBLIC,
     "/grpc.health.v1.Health/List": Rule.PUBLIC,

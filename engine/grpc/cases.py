@@ -2,7 +2,8 @@
 
 Convert in, call the store (``engine.cases``), convert out; errors go through the one status
 table (unknown case NOT_FOUND, a refused step FAILED_PRECONDITION, bad fields INVALID_ARGUMENT
-naming each, no store UNAVAILABLE). ``WatchCases`` polls the store every ``poll_seconds`` (one
+naming each, no store UNAVAILABLE). ``RecordOutcomes`` checks with ``engine.cases.outcomes``, the
+same check as ``verdict outcomes import``. ``WatchCases`` polls the store every ``poll_seconds`` (one
 indexed query) and ends when the call is cancelled or the server stops.
 """
 
@@ -15,9 +16,10 @@ from typing import Any
 
 import grpc
 
-from engine.cases.desk import decide_case
+from engine.cases.desk import decide_case, note_case
 from engine.cases.errors import TooManyWatchers
 from engine.cases.model import Case, CaseEvent
+from engine.cases.outcomes import labels_from_entries
 from engine.cases.store import MAX_PAGE, CaseStore
 from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.auth import caller_of
@@ -158,6 +160,22 @@ class CaseServicer:
         case = decide_case(self._core(), request.case_id, request.disposition, request.note, actor, outcome=request.outcome)
         return case_to_pb(case)
 
+    @translate_errors
+    def RecordOutcomes(self, request: pb.RecordOutcomesRequest | Malformed, context: grpc.ServicerContext) -> pb.RecordOutcomesResponse:  # noqa: N802
+        """Store outcome labels by decision id, all or none; source ``rpc:<caller>``."""
+        _check(request)
+        assert isinstance(request, pb.RecordOutcomesRequest)
+        labels = labels_from_entries([(e.decision_id, e.outcome, e.date) for e in request.outcomes], f"rpc:{caller_of(context) or 'grpc'}")
+        added, already = self._core().add_outcomes(labels)
+        return pb.RecordOutcomesResponse(added=added, already=already)
+
+    @translate_errors
+    def AddCaseNote(self, request: pb.AddCaseNoteRequest | Malformed, context: grpc.ServicerContext) -> pb.Case:  # noqa: N802
+        """A note on the case's history as the caller ("grpc" unauthenticated); NOT_FOUND for an unknown case."""
+        _check(request)
+        assert isinstance(request, pb.AddCaseNoteRequest)
+        return case_to_pb(note_case(self._core(), request.case_id, request.text, caller_of(context) or "grpc"))
+
 
 def case_handlers(servicer: CaseServicer) -> dict[str, Any]:
     """The CaseService method handlers by method name."""
@@ -175,5 +193,12 @@ def case_handlers(servicer: CaseServicer) -> dict[str, Any]:
         ),
         "DecideCase": grpc.unary_unary_rpc_method_handler(
             servicer.DecideCase, request_deserializer=tolerant_decoder(pb.DecideCaseRequest), response_serializer=pb.Case.SerializeToString,
+        ),
+        "RecordOutcomes": grpc.unary_unary_rpc_method_handler(
+            servicer.RecordOutcomes, request_deserializer=tolerant_decoder(pb.RecordOutcomesRequest),
+            response_serializer=pb.RecordOutcomesResponse.SerializeToString,
+        ),
+        "AddCaseNote": grpc.unary_unary_rpc_method_handler(
+            servicer.AddCaseNote, request_deserializer=tolerant_decoder(pb.AddCaseNoteRequest), response_serializer=pb.Case.SerializeToString,
         ),
     }

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from engine.cases.config import is_review_file
 from engine.custom_lists.declarations import DECLARATIONS_FILE
 from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
@@ -87,6 +88,8 @@ class Activation:
 
 def owners(problem: Problem, result: LoadResult) -> frozenset[str] | None:
     """The flows `problem` holds back; None when it cannot be tied to any (then: all of them)."""
+    if is_review_file(problem.path):  # review.yaml decides nothing: the review queue keeps its last good config instead
+        return frozenset()
     if problem.flow:
         return frozenset((problem.flow,))
     parts = PurePosixPath(problem.path).parts

@@ -430,8 +430,23 @@ def compile_flow(
         psi=(flow.psi.watch, flow.psi.act),
         custom_lists=custom_lists,
         state=state,
+        derived_reads=derived_reads(derived, screens),
     )
     return compiled, ctx.problems
+
+
+def derived_reads(derived: Sequence[tuple[str, Node]], screens: Sequence[CompiledScreen] = ()) -> dict[str, frozenset[str]]:
+    """Derived and screening feature -> the input names it reads, directly or through earlier
+    features (``derived`` in evaluation order, as ``_compile_derived`` returns it; ``screens`` run
+    first, each of its three features reading the step's name, date-of-birth and country fields)."""
+    reads: dict[str, frozenset[str]] = {}
+    for screen in screens:
+        fields = frozenset(f for f in (screen.name_field, screen.dob_field, screen.country_field) if f)
+        reads.update(dict.fromkeys(feature_names(screen.output), fields))
+    for name, node in derived:
+        direct = names_in(node)
+        reads[name] = frozenset(direct.union(*(reads[n] for n in direct if n in reads)))
+    return reads
 
 
 def compile_budgets(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:

@@ -427,6 +427,14 @@ def _inventory(root: Path, result: LoadResult) -> list[Problem]:
     return [replace(p, flow=p.flow or (p.path.split("/")[1] if p.path.startswith("policies/") else None)) for p in found]
 
 
+def _review_files(root: Path) -> list[Problem]:
+    """The problems of the review queue's ``policies/<flow>/review.yaml`` files (engine.cases.config):
+    the same ones ``verdict serve`` refuses to start with."""
+    from engine.cases.config import review_problems
+
+    return review_problems(root)
+
+
 def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSuite], list[Problem]] | None = None) -> LintReport:
     """Lint everything under `root`.
 
@@ -459,6 +467,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
                         line=rs.doc.line_of(("ruleset",)), severity="warning", hint="list it under 'rulesets:' in a flow file, or remove the file")
             )
     found += _inventory(root, result)
+    found += _review_files(root)
     found_suites, test_problems = suites if suites is not None else discover(root)
     found += test_problems
     _check_tests(found_suites, result, found)

@@ -108,6 +108,7 @@ class CompiledFlow:
         "budgets",
         "custom_lists",
         "default_action",
+        "derived_reads",
         "description",
         "durable",
         "flow",
@@ -146,6 +147,7 @@ class CompiledFlow:
         psi: tuple[float, float] = (0.1, 0.25),
         custom_lists: ListView | None = None,
         state: StatePlan | None = None,
+        derived_reads: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.flow = flow
         self.version = version
@@ -171,6 +173,9 @@ class CompiledFlow:
         self.custom_lists = custom_lists
         # The behaviour section (engine.state): stateful features a StateStore computes before evaluation
         self.state = state
+        # derived feature -> every name it reads, directly or through other derived features (input
+        # fields, stateful and screening features): which features a masked input field leaves unknown
+        self.derived_reads: Mapping[str, frozenset[str]] = MappingProxyType(dict(derived_reads or {}))
         self.model_versions: Mapping[str, str] = MappingProxyType(
             {m.model.name: f"{m.model.version}@{m.model.sha256[:12]}" for m in self.models}
         )

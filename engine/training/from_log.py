@@ -9,8 +9,9 @@ of the flow (returned routes only: a shadow's answer went to no one) that has an
   ``masked`` list): what the flow saw, never a value from after the decision;
 - the flow's **derived features as of decision time**: recomputed from that logged input by the
   version that decided (the record's ``version`` and ``revision``), the same compiled code that ran
-  in Decide; empty cells when that version is no longer loaded under the same revision or a
-  derived feature needs a masked field (missing, never guessed);
+  in Decide, with the stateful features the record carries (``recompute_features``, also used by
+  the case page); empty cells when that version is no longer loaded under the same revision or a
+  derived feature reads a masked field (missing, never guessed);
 - ``label``: ``bad`` when any outcome of the decision is bad (chargeback, confirmed_fraud,
   default), else ``good`` (repaid).
 
@@ -28,28 +29,82 @@ from typing import Any
 
 from engine.cases.model import OutcomeLabel
 
-__all__ = ["ID_COLUMNS", "LABEL_COLUMN", "TrainingSet", "training_set"]
+__all__ = ["ID_COLUMNS", "LABEL_COLUMN", "Recomputed", "TrainingSet", "features_text", "flow_versions", "recompute_features", "training_set"]
 
 LABEL_COLUMN = "label"
 ID_COLUMNS = ("decision_id", "ts")
 
 
+@dataclass(frozen=True)
+class Recomputed:
+    """The features of one logged decision, recomputed as of decision time.
+
+    ``derived``: derived (and screening) feature -> value, for those that could be recomputed;
+    ``unavailable``: those that could not, because they read a field the log masked (directly or
+    through another feature) or the derivation failed on the logged input: shown as unavailable,
+    never guessed; ``state``: the stateful features the record carries (its ``state`` key; empty
+    for a flow without them); ``problem``: why nothing was recomputed ("" when it was), e.g. the
+    version that decided is no longer loaded under the same revision.
+    """
+
+    derived: dict[str, Any]
+    unavailable: list[str]
+    state: dict[str, Any]
+    problem: str = ""
+
+
+def recompute_features(record: Mapping[str, Any], versions: Mapping[str, Any]) -> Recomputed:
+    """The derived features of the decision ``record`` (as the log keeps it), recomputed from its
+    logged input and stateful features by the version that decided: ``versions`` maps version ->
+    compiled flow version (``PolicySet.flows[flow].versions``), used only when its revision is the
+    record's ``revision`` (the same compiled code that ran in Decide). Fields in the record's
+    ``masked`` list are withheld, and every derived feature that reads one (``derived_reads``) is
+    ``unavailable``. Pure; never raises for a malformed record (it is reported in ``problem``)."""
+    state = dict(record.get("state") or {})
+    version, revision = str(record.get("version", "")), str(record.get("revision", ""))
+    compiled = versions.get(version)
+    if compiled is None or compiled.revision != revision:
+        return Recomputed({}, [], state, f"version {version!r} is not loaded with revision {revision[:12]}: its derived features cannot be recomputed")
+    hidden = set(record.get("masked", ()))
+    values = {k: v for k, v in dict(record.get("input") or {}).items() if k not in hidden}
+    given = {**values, **{k: v for k, v in state.items() if k not in values}}
+    reads: Mapping[str, frozenset[str]] = compiled.derived_reads
+    unknown = sorted(name for name, names in reads.items() if names & hidden)
+    work = dict(given)
+    try:
+        compiled.derive(work)
+    except Exception as exc:  # noqa: BLE001 - a feature that cannot be computed from the logged input is unavailable
+        return Recomputed({}, sorted(reads), state, f"the logged input does not derive: {type(exc).__name__}")
+    derived = {k: float(v) if isinstance(v, Decimal) else v for k, v in work.items() if k not in given and k not in unknown}
+    return Recomputed(derived, unknown, state)
+
+
+def flow_versions(compiled: Mapping[tuple[str, str], Any], flow: str) -> dict[str, Any]:
+    """Version -> compiled version of ``flow`` from a load's ``compiled`` map ((flow, version) -> it)."""
+    return {version: c for (name, version), c in compiled.items() if name == flow}
+
+
+def features_text(found: Recomputed) -> list[str]:
+    """``name=value`` lines (derived, then unavailable, then stateful) for a terminal."""
+    if found.problem:
+        lines = [f"derived: unavailable ({found.problem})"]
+    else:
+        lines = [f"{k}={v}" for k, v in found.derived.items()] + [f"{k}=unavailable (reads a masked field)" for k in found.unavailable]
+    return lines + [f"{k}={v} (stateful, as logged)" for k, v in found.state.items()]
+
+
 class _Flows:
-    """The loaded versions of one flow: ``derive(values)`` of the version that decided, when loaded."""
+    """The loaded versions of one flow: the derived features of a training row (``recompute_features``)."""
 
     def __init__(self, versions: Mapping[str, Any]) -> None:
         self._versions = versions
 
-    def derived(self, version: str, revision: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        compiled = self._versions.get(version)
-        if compiled is None or compiled.revision != revision:
+    def derived(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Derived feature -> value (None where unavailable); None when nothing could be recomputed."""
+        found = recompute_features(record, self._versions)
+        if found.problem:
             return None
-        work = dict(values)
-        try:
-            compiled.derive(work)
-        except Exception:  # noqa: BLE001 - a feature that cannot be computed from the logged input is missing
-            return None
-        return {k: float(v) if isinstance(v, Decimal) else v for k, v in work.items() if k not in values}
+        return {**found.derived, **dict.fromkeys(found.unavailable)}
 
 
 @dataclass
@@ -86,7 +141,7 @@ def training_set(records: Iterable[Mapping[str, Any]], labels: Mapping[str, Sequ
         for name in values:
             if name not in inputs:
                 inputs.append(name)
-        derived = flows.derived(str(record.get("version", "")), str(record.get("revision", "")), values)
+        derived = flows.derived(record)
         for name in derived or {}:
             if name not in derived_names:
                 derived_names.append(name)

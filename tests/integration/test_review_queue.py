@@ -17,6 +17,7 @@ from engine.cli import main
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 from tests.pg import fresh_schema, server_dsn_or_skip
+from tests.unit.policy_roots import project_copy
 
 from .helpers import ServeProcess, credit_applications, request, wait_serving
 
@@ -108,6 +109,30 @@ def test_review_case_decided_reaches_stream_log_and_replay(tmp_path: Path, capsy
     assert json.loads(capsys.readouterr().out)["labelled"] == len(labelled)
 
 
+def test_outcomes_recorded_over_grpc_reach_replay(tmp_path: Path, capsys) -> None:
+    """Decide over gRPC, RecordOutcomes for that decision id (twice: the retry adds nothing), then replay --outcomes-store counts the label."""
+    server = ServeProcess(tmp_path)
+    try:
+        wait_serving(server.target)
+        with grpc.insecure_channel(server.target) as channel:
+            decided = pb_grpc.DecisionServiceStub(channel).Decide(request("credit_application", credit_applications(1)[0]), timeout=10)
+            cases = pb_grpc.CaseServiceStub(channel)
+            call = pb.RecordOutcomesRequest(outcomes=[pb.OutcomeEntry(decision_id=decided.decision_id, outcome="default", date="2026-09-30")])
+            first = cases.RecordOutcomes(call, timeout=5)
+            again = cases.RecordOutcomes(call, timeout=5)
+            with pytest.raises(grpc.RpcError) as bad:
+                cases.RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[call.outcomes[0], pb.OutcomeEntry(decision_id="x", outcome="repaid", date="30/09/2026")]), timeout=5)
+    finally:
+        assert server.terminate_and_wait() == 0
+    assert (first.added, first.already, again.added, again.already) == (1, 0, 0, 1)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "outcomes[1].date" in bad.value.details()
+    store = str(tmp_path / "audit" / "cases.db")
+    assert main(["replay", str(tmp_path / "audit"), "--flow", "credit_application", "--version", "2",
+                 "--outcomes-store", store, "--json", "-", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcomes"]["before"]["labelled"] == 1 and report["outcomes"]["before"]["bad"] == 1
+
+
 def _reviews(stub, n: int, prefix: str) -> list[str]:
     """Decide real applications until ``n`` REVIEWs were returned; their decision ids."""
     found = []
@@ -178,6 +203,29 @@ def test_workers_share_one_store_and_log_each_disposition_once(tmp_path: Path) -
     assert sorted(d["decision_id"] for d in logged) == sorted(ids[:4])
     assert {d["actor"] for d in logged} == {"grpc"}
     assert main(["audit", "verify", str(tmp_path / "audit")]) == 0
+
+
+def test_review_yaml_is_reread_on_hot_reload_and_a_bad_one_keeps_the_last_good(tmp_path: Path) -> None:
+    """A saved review.yaml routes the next REVIEW to its queue without a restart; a bad one is refused in status (file, line) and the queue keeps the last good config."""
+    root = project_copy(tmp_path / "root")
+    review_file = root / "policies" / "credit_application" / "review.yaml"
+    server = ServeProcess(tmp_path, "--root", str(root), "--reload-interval", "0.2")
+    try:
+        wait_serving(server.target)
+        server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "start")
+        with grpc.insecure_channel(server.target) as channel:
+            stub, cases = pb_grpc.DecisionServiceStub(channel), pb_grpc.CaseServiceStub(channel)
+            assert _wait_case(cases, _reviews(stub, 1, "a")[0]).queue == "credit_application"
+            review_file.write_text("queue: desk-a\n")
+            server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "watch")
+            assert _wait_case(cases, _reviews(stub, 1, "b")[0]).queue == "desk-a"
+            review_file.write_text("queue: desk-b\nsla_minutes:\n  normal: 0\n")
+            server.wait_for(lambda e: e["event"] == "reload_refused")
+            last = pb_grpc.PolicyServiceStub(channel).GetStatus(pb.StatusRequest(), timeout=10).last_reload
+            assert not last.ok and (last.problems[0].path, last.problems[0].line) == ("policies/credit_application/review.yaml", 3)
+            assert _wait_case(cases, _reviews(stub, 1, "c")[0]).queue == "desk-a"
+    finally:
+        assert server.terminate_and_wait() == 0
 
 
 def _all_dispositions(directory: Path) -> list[dict]:

@@ -244,3 +244,52 @@ def test_a_compiler_crash_in_one_flow_holds_back_only_that_flow(tmp_path, monkey
     assert {n: f.state for n, f in outcome.flows.items()} == {"demo": "unavailable", "other": "ok"}
     (problem,) = outcome.flows["demo"].problems
     assert (problem.path, problem.code) == ("policies/demo/1/flow.yaml", "compile_failed") and "RecursionError" in problem.message
+
+
+BAD_REVIEW = "queue: demo-desk\nsla_minutes:\n  normal: 0\n"
+
+
+def test_lint_reports_a_bad_review_file_with_its_line(tmp_path, capsys):
+    """`verdict lint` finds the review.yaml problem the server refuses at start, as policies/<flow>/review.yaml:line, and exits 1."""
+    from engine.cli import main
+
+    root = two_flows(tmp_path)
+    write(root, "policies/demo/review.yaml", BAD_REVIEW)
+    assert main(["lint", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "policies/demo/review.yaml:3" in out and "sla_minutes.normal" in out
+    write(root, "policies/demo/review.yaml", "queue: demo-desk\n")
+    assert main(["lint", "--root", str(root)]) == 0
+
+
+def test_a_bad_review_file_on_reload_is_reported_and_holds_back_no_flow(tmp_path):
+    """A reload with a bad review.yaml is refused in status naming file and line, while every flow keeps serving what is on disk."""
+    root = two_flows(tmp_path)
+    decider = Decider(check(root).policies)
+    reloader = Reloader(root, decider)
+    write(root, "policies/demo/review.yaml", BAD_REVIEW)
+    (root / "rules/other.yaml").write_text(OTHER_RULES.format(cut=0.5))
+    (root / "policies/other/1/tests/cases.yaml").write_text(OTHER_TESTS.replace("0.95", "0.6"))
+    status = reloader.reload()
+    assert not status.ok and status.result == "refused"
+    assert [(p.path, p.line) for p in status.problems] == [("policies/demo/review.yaml", 3)]
+    assert {f.name: f.state for f in status.flows} == {"demo": "ok", "other": "ok"}
+    assert decider.decide("other", {"score": 0.6}).outcome.action.name == "DECLINE"  # the other change went live
+
+
+def test_the_review_queue_keeps_its_last_good_config_on_a_bad_reload(tmp_path):
+    """Review.reload_config swaps in a good review.yaml and keeps it when the file turns bad, returning the problems."""
+    from engine.cases import CaseOpener, ReviewConfig, open_store
+    from engine.cases.wiring import Review
+
+    root = two_flows(tmp_path)
+    store = open_store(tmp_path / "cases.db")
+    review = Review(store, CaseOpener(store, "c", ReviewConfig({})), None)
+    write(root, "policies/demo/review.yaml", "queue: demo-desk\n")
+    assert review.reload_config(root) == []
+    assert review.opener.config.for_flow("demo").queue == "demo-desk"
+    write(root, "policies/demo/review.yaml", BAD_REVIEW)
+    problems = review.reload_config(root)
+    assert [(p.path, p.line) for p in problems] == [("policies/demo/review.yaml", 3)]
+    assert review.opener.config.for_flow("demo").queue == "demo-desk"
+    store.close()

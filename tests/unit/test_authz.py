@@ -40,8 +40,16 @@ def test_admin_permissions_are_granted_one_by_one():
     assert policy.may_admin("auditor", "status") and not policy.may_admin("auditor", "list_flows")
     assert not policy.may_admin("lending-app", "status")
     assert not policy.may_admin("stranger", "status")
-    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "record_events"}
+    assert set(ADMIN_PERMISSIONS) == {"status", "list_flows", "reload", "lists:write", "cases_read", "cases_decide", "outcomes_write", "record_events"}
     assert not policy.may_admin("ops", "record_events")  # recording events (engine.state) is granted on its own too
+
+
+def test_outcome_labels_need_their_own_permission():
+    """outcomes_write is granted by name only: reading and deciding cases do not include it, and it includes neither."""
+    policy = parse_authz("callers:\n  labeller:\n    admin: [outcomes_write]\n  desk:\n    decide: ['*']\n    admin: [cases_read, cases_decide]\n")
+    assert policy.may_admin("labeller", "outcomes_write")
+    assert not policy.may_admin("desk", "outcomes_write")
+    assert not policy.may_admin("labeller", "cases_read") and not policy.may_admin("labeller", "cases_decide")
 
 
 def test_list_changes_need_their_own_permission():

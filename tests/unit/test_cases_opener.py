@@ -11,7 +11,7 @@ from engine.audit.record import payload
 from engine.audit.segments import FileStore
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
-from engine.cases import CaseOpener, CaseQuery, Disposition, ReviewConfig, catch_up, chain_lines, open_store
+from engine.cases import CaseOpener, CaseQuery, Disposition, ReviewConfig, case_from_record, catch_up, chain_lines, open_store
 from engine.cases.relay import relay_once
 from engine.cli import main
 
@@ -109,6 +109,18 @@ def test_outcomes_import_reports_bad_rows_by_line_and_is_idempotent(tmp_path: Pa
     assert "0 outcome(s) imported, 2 already there" in capsys.readouterr().out
 
 
+def test_outcomes_import_uses_the_same_check_as_record_outcomes(tmp_path: Path, capsys) -> None:
+    """A week date, a compact date and an over-long decision id are refused in a CSV as in RecordOutcomes (one checker)."""
+    store = str(tmp_path / "cases.db")
+    bad = tmp_path / "dates.csv"
+    bad.write_text(f"decision_id,outcome,date\nd1,chargeback,2026-W11-6\nd2,repaid,20260314\n{'x' * 129},default,2026-06-01\n")
+    assert main(["outcomes", "import", str(bad), "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert "dates.csv:2: date '2026-W11-6' is not an ISO date" in err and "dates.csv:3: date '20260314'" in err
+    assert "dates.csv:4: decision_id required, at most 128 characters" in err
+    assert open_store(store).outcomes() == {}
+
+
 def test_outcomes_import_finds_request_ids_in_the_log(tmp_path: Path, capsys) -> None:
     """A row by request_id is labelled on the decision the log holds for it; an unknown one is a bad row."""
     log = tmp_path / "log"
@@ -165,3 +177,19 @@ def test_logging_a_review_never_waits_for_the_case_store(tmp_path: Path) -> None
     writer.close()
     opener.stop()
     assert len(store.list_cases()) == 10
+
+
+def test_cases_note_from_the_cli(tmp_path: Path, capsys) -> None:
+    """`verdict cases note` adds a masked note step that `cases show` prints; an empty text is exit 2 naming text; an unknown case exit 2."""
+    store_path = str(tmp_path / "cases.db")
+    store = open_store(store_path)
+    store.open_cases([c for c in [case_from_record(review_record("n1"), ReviewConfig({}))] if c is not None])
+    store.close()
+    assert main(["cases", "note", "n1", "--actor", "ana", "--text", "card 4111111111111111 was lost", "--store", store_path]) == 0
+    capsys.readouterr()
+    assert main(["cases", "show", "n1", "--store", store_path]) == 0
+    out = capsys.readouterr().out
+    assert "note  by ana  card 411111******1111 was lost" in out and "4111111111111111" not in out
+    assert main(["cases", "note", "n1", "--actor", "ana", "--text", " ", "--store", store_path]) == 2
+    assert "text: required" in capsys.readouterr().err
+    assert main(["cases", "note", "zz", "--actor", "ana", "--text", "x", "--store", store_path]) == 2

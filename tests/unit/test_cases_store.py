@@ -224,3 +224,16 @@ def test_a_relay_claims_dispositions_for_a_lease(store) -> None:  # noqa: F811
     assert [e.case_id for e in store.unlogged(now=T0 + 62, lease=60)] == ["d1"]  # its holder died
     store.mark_logged([claimed[0].seq])
     assert store.unlogged(now=T0 + 200, lease=60) == []
+
+
+def test_a_note_is_a_step_in_any_state_and_changes_nothing_else(store) -> None:  # noqa: F811
+    """add_note appends a note step (who, when, text) to an open and to a decided case; the case's state and note stay; unknown ids are CaseNotFound."""
+    _open(store, "n1")
+    store.add_note("n1", "called the customer", "ana", now=T0 + 5)
+    store.decide("n1", Disposition.APPROVE, "fine", "ana", now=T0 + 6)
+    after = store.add_note("n1", "customer confirmed by phone", "bob", now=T0 + 7)
+    assert (after.state, after.note, after.decided_by) == (CaseState.DECIDED, "fine", "ana")
+    notes = [(s["at"], s["actor"], s["detail"]) for s in store.steps("n1") if s["step"] == "note"]
+    assert notes == [(T0 + 5, "ana", "called the customer"), (T0 + 7, "bob", "customer confirmed by phone")]
+    with pytest.raises(CaseNotFound):
+        store.add_note("nope", "x", "ana", now=T0)

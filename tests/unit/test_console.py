@@ -19,6 +19,7 @@ from engine.console.access import ACCESS, allowed
 from engine.console.app import route_table
 from engine.console.security import HEADERS, Session, SessionCodec
 from engine.console.users import ROLES, Users
+from engine.policy.loader import load
 from tests.unit.audit_helpers import PAN, write_log
 from tests.unit.cases_helpers import review_record
 from tests.unit.policy_roots import routed_copy
@@ -42,6 +43,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         users.add(name, role, PASSWORD)
     store = open_store(base / "cases.db")
     store.open_cases([c for c in (case_from_record(review_record(i), ReviewConfig({})) for i in ("c1", "c2")) if c is not None])
+    logged = {**review_record("c3"), "masked": ["income"], "revision": load(root).compiled[("credit_application", "2")].revision,
+              "input": {"amount": 800, "price": 846, "time": 60, "income": "***", "expenses": 73, "debt": 0}}
+    store.open_cases([c for c in [case_from_record(logged, ReviewConfig({}))] if c is not None])
     store.close()
     args = argparse.Namespace(log_dir=base / "log", data_dir=None, idle_minutes=15.0, secure_cookies=False, reload_target=[],
                               cases=str(base / "cases.db"))
@@ -296,6 +300,32 @@ def test_queue_claim_and_decide(clients: dict[str, tuple[TestClient, str]]) -> N
     assert client.post("/cases/c1/decide", data={"csrf_token": token, "disposition": "approve", "note": "x"}).status_code == 409
     bad = client.post("/cases/c2/decide", data={"csrf_token": token, "disposition": "maybe", "note": ""})
     assert bad.status_code == 400 and "disposition:" in bad.text and "note:" in bad.text
+
+
+def test_a_note_on_a_case_from_the_console(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """An analyst and an approver add notes (card number masked) shown in the history; an empty note is 400 naming text; the auditor gets no form and 403."""
+    client, token = clients["analyst"]
+    assert 'id="note-form"' in client.get("/cases/c2").text
+    assert client.post("/cases/c2/note", data={"csrf_token": token, "text": f"customer sent card {PAN}"}).status_code == 303
+    approver, atoken = clients["approver"]
+    assert approver.post("/cases/c2/note", data={"csrf_token": atoken, "text": "second look: fine"}).status_code == 303
+    page = client.get("/cases/c2").text
+    assert "customer sent card 411111******1111" in page and PAN not in page and "second look: fine" in page
+    bad = client.post("/cases/c2/note", data={"csrf_token": token, "text": "   "})
+    assert bad.status_code == 400 and "text:" in bad.text
+    auditor, utoken = clients["auditor"]
+    assert 'id="note-form"' not in auditor.get("/cases/c2").text
+    assert auditor.post("/cases/c2/note", data={"csrf_token": utoken, "text": "x"}).status_code == 403
+
+
+def test_the_case_page_shows_the_features_as_of_decision_time(clients: dict[str, tuple[TestClient, str]]) -> None:
+    """The case page lists derived features recomputed by the deciding version, marks those reading a masked field unavailable, and says why when the version is gone."""
+    client, _ = clients["auditor"]
+    page = unescape(client.get("/cases/c3").text)
+    assert "<th>installment</th><td>13.33" in page and "<th>loan_to_price</th><td>0.945" in page
+    assert "<th>debt_to_income</th><td class=\"muted\">unavailable (reads a masked field)" in page
+    gone = unescape(client.get("/cases/c1").text)
+    assert "Derived features unavailable: version '2' is not loaded with revision rrrrrrrrrrrr" in gone
 
 
 def test_an_oversized_form_is_refused_before_it_is_read(clients: dict[str, tuple[TestClient, str]]) -> None:

@@ -94,3 +94,73 @@ def test_decide_case_records_the_actor_and_the_outcome_label(tmp_path: Path) -> 
     labels = store.outcomes(["d9"])["d9"]
     assert [(label.kind.value, label.source, label.request_id) for label in labels] == [("confirmed_fraud", "case:d9", "req-d9")]
     store.close()
+
+
+def _entry(decision_id: str = "d0", outcome: str = "chargeback", date: str = "2026-03-14") -> pb.OutcomeEntry:
+    return pb.OutcomeEntry(decision_id=decision_id, outcome=outcome, date=date)
+
+
+def test_record_outcomes_stores_labels_once_as_the_caller(servicer) -> None:
+    """RecordOutcomes stores each label with source rpc:<caller>; the same call again adds nothing (added/already counts)."""
+    request = pb.RecordOutcomesRequest(outcomes=[_entry("d0"), _entry("d1", "repaid", "2026-09-30"), _entry("d0", "confirmed_fraud")])
+    first = servicer.RecordOutcomes(request, FakeContext())
+    assert (first.added, first.already) == (3, 0)
+    again = servicer.RecordOutcomes(request, FakeContext())
+    assert (again.added, again.already) == (0, 3)
+    labels = servicer._store.outcomes(["d0", "d1"])
+    assert sorted((lb.decision_id, lb.kind.value, lb.occurred, lb.source) for found in labels.values() for lb in found) == [
+        ("d0", "chargeback", "2026-03-14", "rpc:grpc"), ("d0", "confirmed_fraud", "2026-03-14", "rpc:grpc"),
+        ("d1", "repaid", "2026-09-30", "rpc:grpc"),
+    ]
+
+
+def test_record_outcomes_names_every_bad_entry_and_stores_nothing(servicer) -> None:
+    """Bad outcome, date and decision id are INVALID_ARGUMENT naming outcomes[i].field; the good entry beside them is not stored."""
+    request = pb.RecordOutcomesRequest(outcomes=[
+        _entry("d0"), _entry("d1", "fraud"), _entry("d2", date="2026-02-30"), _entry("", date="20260314"), _entry("x" * 129),
+    ])
+    with pytest.raises(AbortError) as caught:
+        servicer.RecordOutcomes(request, FakeContext())
+    details = caught.value.details
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    for field in ("outcomes[1].outcome", "outcomes[2].date", "outcomes[3].decision_id", "outcomes[3].date", "outcomes[4].decision_id"):
+        assert field in details
+    assert "outcomes[0]" not in details
+    assert servicer._store.outcomes() == {}
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_record_outcomes_takes_1_to_1000_labels(servicer, count: int) -> None:
+    """An empty call and one over 1,000 labels are INVALID_ARGUMENT on the outcomes field, before any entry is checked."""
+    with pytest.raises(AbortError) as caught:
+        servicer.RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[_entry(f"d{i}") for i in range(count)]), FakeContext())
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and "outcomes:" in caught.value.details and str(count) in caught.value.details
+
+
+def test_record_outcomes_error_list_is_bounded(servicer) -> None:
+    """1,000 bad entries: the status lists the first few fields and counts the rest, so the reply stays small."""
+    with pytest.raises(AbortError) as caught:
+        servicer.RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[_entry(f"d{i}", "nope") for i in range(1000)]), FakeContext())
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "outcomes[0].outcome" in caught.value.details and "990 more" in caught.value.details
+    assert len(caught.value.details) < 4096
+
+
+def test_record_outcomes_without_a_store_is_unavailable() -> None:
+    """A server without a case store answers RecordOutcomes UNAVAILABLE once the labels are checked."""
+    with pytest.raises(AbortError) as caught:
+        CaseServicer().RecordOutcomes(pb.RecordOutcomesRequest(outcomes=[_entry()]), FakeContext())
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_add_case_note_masks_card_numbers_and_names_bad_fields(servicer) -> None:
+    """AddCaseNote adds a note step as the caller with the card number masked; empty id and text are INVALID_ARGUMENT naming both; an unknown case NOT_FOUND."""
+    servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="d1", text="card 4111 1111 1111 1111 reported stolen"), FakeContext())
+    notes = [s for s in servicer._store.steps("d1") if s["step"] == "note"]
+    assert [(s["actor"], s["detail"]) for s in notes] == [("grpc", "card 411111******1111 reported stolen")]
+    with pytest.raises(AbortError) as caught:
+        servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="", text="  "), FakeContext())
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and "case_id" in caught.value.details and "text" in caught.value.details
+    with pytest.raises(AbortError) as caught:
+        servicer.AddCaseNote(pb.AddCaseNoteRequest(case_id="nope", text="x"), FakeContext())
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND

@@ -494,3 +494,35 @@ class RecordEventResponse(_message.Message):
     event_time: float
     recorded: int
     def __init__(self, event_time: _Optional[float] = ..., recorded: _Optional[int] = ...) -> None: ...
+
+class OutcomeEntry(_message.Message):
+    __slots__ = ("decision_id", "outcome", "date")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    outcome: str
+    date: str
+    def __init__(self, decision_id: _Optional[str] = ..., outcome: _Optional[str] = ..., date: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomesRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[OutcomeEntry]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[OutcomeEntry, _Mapping]]] = ...) -> None: ...
+
+class RecordOutcomesResponse(_message.Message):
+    __slots__ = ("added", "already")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    already: int
+    def __init__(self, added: _Optional[int] = ..., already: _Optional[int] = ...) -> None: ...
+
+class AddCaseNoteRequest(_message.Message):
+    __slots__ = ("case_id", "text")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    text: str
+    def __init__(self, case_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...

@@ -600,7 +600,7 @@ class CaseServiceStub:
     """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
     route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
     calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
-    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    WatchCases, GetCase), "cases_decide" (DecideCase, AddCaseNote) and "outcomes_write" (RecordOutcomes).
     """
 
     def __init__(self, channel):
@@ -629,13 +629,23 @@ class CaseServiceStub:
                 request_serializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_decision__pb2.Case.FromString,
                 _registered_method=True)
+        self.RecordOutcomes = channel.unary_unary(
+                '/verdict.v1.CaseService/RecordOutcomes',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.FromString,
+                _registered_method=True)
+        self.AddCaseNote = channel.unary_unary(
+                '/verdict.v1.CaseService/AddCaseNote',
+                request_serializer=verdict_dot_v1_dot_decision__pb2.AddCaseNoteRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_decision__pb2.Case.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
     """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
     route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
     calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
-    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    WatchCases, GetCase), "cases_decide" (DecideCase, AddCaseNote) and "outcomes_write" (RecordOutcomes).
     """
 
     def ListCaseDecisions(self, request, context):
@@ -667,6 +677,24 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordOutcomes(self, request, context):
+        """Attach outcome labels (chargeback, confirmed_fraud, default, repaid) to decisions by decision
+        id, up to 1,000 per call; admin permission "outcomes_write". All or nothing: one bad entry and
+        nothing is stored (INVALID_ARGUMENT naming each, e.g. "outcomes[3].date"). Idempotent: a
+        decision keeps the first label of each kind, so a retried call adds nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCaseNote(self, request, context):
+        """Add a note to a case's history, in any state (a decided case takes follow-up notes); the
+        author is the caller. Admin permission "cases_decide". Card numbers in the text are masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -690,6 +718,16 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     request_deserializer=verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_decision__pb2.Case.SerializeToString,
             ),
+            'RecordOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcomes,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.SerializeToString,
+            ),
+            'AddCaseNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCaseNote,
+                    request_deserializer=verdict_dot_v1_dot_decision__pb2.AddCaseNoteRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_decision__pb2.Case.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'verdict.v1.CaseService', rpc_method_handlers)
@@ -702,7 +740,7 @@ class CaseService:
     """The review queue (docs/review-queue.md): every REVIEW decision of a live, pinned or challenger
     route opens a case; an analyst (or a programmatic reviewer) gives the final disposition, which
     calling systems read here. Authorised by the admin permissions "cases_read" (ListCaseDecisions,
-    WatchCases, GetCase) and "cases_decide" (DecideCase).
+    WatchCases, GetCase), "cases_decide" (DecideCase, AddCaseNote) and "outcomes_write" (RecordOutcomes).
     """
 
     @staticmethod
@@ -802,6 +840,60 @@ class CaseService:
             target,
             '/verdict.v1.CaseService/DecideCase',
             verdict_dot_v1_dot_decision__pb2.DecideCaseRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/RecordOutcomes',
+            verdict_dot_v1_dot_decision__pb2.RecordOutcomesRequest.SerializeToString,
+            verdict_dot_v1_dot_decision__pb2.RecordOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCaseNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.CaseService/AddCaseNote',
+            verdict_dot_v1_dot_decision__pb2.AddCaseNoteRequest.SerializeToString,
             verdict_dot_v1_dot_decision__pb2.Case.FromString,
             options,
             channel_credentials,
