@@ -145,11 +145,13 @@ class SqliteStore:
 
 def open_store(setting: str) -> StateStore:
     """The state store a server's ``state`` setting names: ``memory``, ``redis://HOST:PORT/DB``
-    (engine.state.redis_store; the ``redis`` extra) or an SQLite file path."""
+    (engine.state.redis_store; the ``redis`` extra) or an SQLite file path. A Redis that does not answer
+    yet is not an error here (its flows take their ``state`` fallback until it does); an SQLite file
+    that cannot be opened raises StateUnavailable."""
     if setting.strip().lower() == "memory":
         return MemoryStore(os.urandom(32))
     if setting.startswith(("redis://", "rediss://", "unix://")):
         from engine.state.redis_store import RedisStore
 
-        return RedisStore(setting)
+        return RedisStore(setting, lazy=True)  # a server starts without Redis (its ``unreachable`` says why)
     return SqliteStore(Path(setting))

@@ -38,7 +38,11 @@ class Abandoned(Exception):
 class StateStore(Protocol):
     """Keeps the series of every (stream, key); see the module docstring."""
 
-    salt: bytes  # the key of the keyed hashes of keys and items (engine.state.plan)
+    @property
+    def salt(self) -> bytes:
+        """The key of the keyed hashes of keys and items (engine.state.plan); StateUnavailable when unknown yet."""
+        ...
+
     retention: dict[str, float]  # stream signature -> seconds of history kept (for sweeping idle keys)
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T: ...

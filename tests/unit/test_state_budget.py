@@ -178,3 +178,16 @@ def test_a_state_file_held_locked_takes_the_fallback_within_the_budget(tmp_path)
     time.sleep(0.1)  # the abandoned transaction takes the lock and rolls back
     assert decide(decider, 1).state["txn_count_1h"] == 0
     decider.close()
+
+
+def test_a_lazy_redis_store_starts_without_redis_and_fails_each_use_until_it_answers():
+    """RedisStore(lazy=True) on a port nothing listens on: built, says why in ``unreachable``, and reading
+    its salt (every transaction does) raises StateUnavailable naming the address."""
+    pytest.importorskip("redis")
+    from engine.state.redis_store import RedisStore
+
+    store = RedisStore("redis://127.0.0.1:1/0", lazy=True)
+    assert "127.0.0.1:1" in store.unreachable
+    with pytest.raises(StateUnavailable, match=r"127\.0\.0\.1:1\b"):
+        store.salt  # noqa: B018
+    store.close()
