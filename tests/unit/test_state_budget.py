@@ -191,3 +191,45 @@ def test_a_lazy_redis_store_starts_without_redis_and_fails_each_use_until_it_ans
     with pytest.raises(StateUnavailable, match=r"127\.0\.0\.1:1\b"):
         store.salt  # noqa: B018
     store.close()
+
+
+NO_STATE_RULE = """\
+ruleset: fraud.no_state
+description: What card_payment 2 does when it decided without its state store (a rules_only fallback).
+rules:
+  - id: ST-NULL
+    when: is_null(txn_count_1h)
+    action: REVIEW
+    reason: VELOCITY
+    priority: 10
+"""
+
+
+def guarded_root(tmp: Path) -> Path:
+    """v2_root with state rules_only and the ST-NULL rule applied by version 2."""
+    root = v2_root(tmp, "  state: {budget_ms: 30, on_miss: rules_only}\n")
+    (root / "rules" / "fraud" / "no_state.yaml").write_text(NO_STATE_RULE)
+    flow = root / "policies" / "card_payment" / "2" / "flow.yaml"
+    flow.write_text(flow.read_text().replace("  - fraud.score\n", "  - fraud.score\n  - fraud.no_state\n", 1))
+    return root
+
+
+def test_an_is_null_rule_catches_a_decision_without_the_store(tmp_path):
+    """rules_only with a rule on is_null(txn_count_1h): the store-less decision is REVIEW by ST-NULL, flagged."""
+    decider = Decider(load_policies(guarded_root(tmp_path)), state=SlowStore(error=StateUnavailable("down")))
+    decision = decide(decider)
+    decider.close()
+    assert decision.action is Action.REVIEW and "ST-NULL" in [f.id for f in decision.outcome.fired]
+    assert [(f.step, f.reason, f.mode) for f in decision.outcome.fallbacks] == [("state", "error", "rules_only")]
+
+
+def test_lint_warns_when_state_rules_only_would_approve_without_the_store(tmp_path):
+    """A state rules_only budget with no is_null rule on a stateful feature: rules_only_unguarded at budgets:;
+    with the ST-NULL rule, none."""
+    from engine.policy.lint import lint
+
+    bare = [p for p in lint(v2_root(tmp_path / "a", "  state: {budget_ms: 30, on_miss: rules_only}\n")).problems
+            if p.code == "rules_only_unguarded"]
+    guarded = [p for p in lint(guarded_root(tmp_path / "b")).problems if p.code == "rules_only_unguarded"]
+    assert len(bare) == 1 and "state" in bare[0].message and bare[0].path.endswith("card_payment/2/flow.yaml")
+    assert guarded == []
