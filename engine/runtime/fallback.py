@@ -91,7 +91,7 @@ class Step:
     preempt: bool = False
 
 
-#: Every step a budget may name. A new step is one line here (e.g. ``Step("state", True, True)``).
+#: Every step a budget may name. A new step is one line here (docs/fallbacks.md, "adding a step").
 STEPS: Mapping[str, Step] = {
     s.name: s
     for s in (
