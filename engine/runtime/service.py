@@ -379,7 +379,9 @@ class Decider:
         plan = compiled.state
         guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
         if plan is None:
-            return compiled.evaluate(input, expired, mark=mark, guard=guard), {}, None
+            if guard is not None:
+                return compiled.evaluate(input, expired, mark=mark, guard=guard), {}, None
+            return compiled.evaluate(input, expired, mark=mark), {}, None
         values = compiled.validator(input)
         mark("validate")
         given = values.get(plan.time_field) if plan.time_field else None
