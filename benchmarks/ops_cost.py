@@ -8,6 +8,9 @@ card_payment 1, whose flow declares a 50 ms budget on its model (a preempted ste
   worker pool, the request waits on a future) against the same flow with no budgets.
 - ``budgets_boundary``: budgets only on steps checked at their boundary (validate, features, rules,
   explain: two clock reads each, no thread hand-off) against no budgets.
+- ``budgets_state``: card_payment 2 (stateful features, in-memory state store) with its shipped
+  ``state`` budget (the store's transaction runs on a step worker behind a Gate) against the same
+  version with no budgets (the transaction on the request thread).
 - ``tracing_off``: ``Decider.decide`` with tracing off (the default) against the same decision
   without the tracing switch (``Decider._decide_call``): the cost of the off switch.
 - ``tracing_on``: spans recorded through the SDK's batching processor (to an exporter that drops
@@ -62,6 +65,18 @@ def _public(decider: Decider) -> Decide:
     return lambda row: decider.decide(FLOW, row, version="1")
 
 
+def _stateful(decider: Decider) -> Decide:
+    """``Decider.decide`` of card_payment 2; the payment's counters (which version 2 computes) left out."""
+    fields = decider.policies.flows[FLOW].versions["2"].validator.fields
+    return lambda row: decider.decide(FLOW, {k: v for k, v in row.items() if k in fields}, version="2")
+
+
+def _no_v2_budgets() -> Decider:
+    decider = Decider(load_policies(ROOT))
+    decider.policies.flows[FLOW].versions["2"].budgets = Budgets({})
+    return decider
+
+
 def _untraced(decider: Decider) -> Decide:
     """The same decision without the tracing switch (``Decider._decide_call``): what decide was before traces."""
     return lambda row: decider._decide_call(FLOW, row, "1", "", "", None)
@@ -97,6 +112,7 @@ def pairs() -> dict[str, Pair]:
     out: dict[str, Pair] = {
         "budgets_preempted": lambda: _pair(_decider(None), _public, _decider(Budgets({})), _public),
         "budgets_boundary": lambda: _pair(_decider(boundary_budgets()), _public, _decider(Budgets({})), _public),
+        "budgets_state": lambda: _pair(Decider(load_policies(ROOT)), _stateful, _no_v2_budgets(), _stateful),
         "tracing_off": lambda: _pair(_decider(Budgets({})), _public, _decider(Budgets({})), _untraced),
     }
     try:

@@ -113,8 +113,11 @@ def _load(settings: Settings, audit: Audit, custom_lists: ListView | None = None
     from engine.state.sqlite import open_store
 
     # one step worker per request thread: a request in flight always finds one (engine.runtime.fallback)
-    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads,
-                      state=open_store(settings.state))
+    store = open_store(settings.state)
+    if getattr(store, "unreachable", ""):  # Redis down at start: serve; stateful flows take their state fallback
+        _log.warning("state_unreachable", state=settings.state, error=store.unreachable,  # type: ignore[attr-defined]
+                     detail="flows with stateful features answer their state fallback (docs/fallbacks.md) until it answers")
+    decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads, state=store)
     audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval, custom_lists=custom_lists)
     reloader.reload("start")

@@ -529,7 +529,9 @@ def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], events: Mappi
     def report(message: str, code: str, loc: tuple[str | int, ...], hint: str | None) -> None:
         ctx.add(message, code, loc=loc, hint=hint, field=str(loc[2]) if len(loc) > 2 else None)
 
-    return compile_plan(flow.behaviour, flow.flow, env, report, events)
+    # A flow that may decide without the store (budgets: state rules_only) can miss every stateful feature.
+    skippable = (budget := flow.budgets.get("state")) is not None and budget.on_miss == "rules_only"
+    return compile_plan(flow.behaviour, flow.flow, env, report, events, skippable)
 
 
 def prepare_key(flow: FlowFile, models: Sequence[CompiledModel]) -> str:

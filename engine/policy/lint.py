@@ -26,7 +26,7 @@ released version. Lint adds:
   (live, challenger, shadow) flow version runs a model that is not approved, or approved only for
   pinned requests, or not listed;
 - ``unused_reason`` (warning): a reason code in a flow's catalogue that nothing gives;
-- ``rules_only_unguarded`` (warning): a model's budget falls back to ``rules_only`` (docs/fallbacks.md)
+- ``rules_only_unguarded`` (warning): a model's budget (or the state store's) falls back to ``rules_only`` (docs/fallbacks.md)
   in a flow whose default is APPROVE, and no rule or table tests ``is_null(<score>)``: a request
   whose score is missing would be approved by default (flagged as a fallback, but approved);
 - ``unused_ruleset`` (warning): a rule file no flow version applies;
@@ -167,7 +167,8 @@ def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> l
         return []
     skippable = [m for m in flow.models
                  if (b := flow.budgets.get(f"score.{m.name}") or flow.budgets.get("score")) is not None and b.on_miss == "rules_only"]
-    if not skippable:
+    stateless = (b := flow.budgets.get("state")) is not None and b.on_miss == "rules_only" and flow.behaviour is not None
+    if not skippable and not stateless:
         return []
     texts: list[str] = []
     for name in flow.rulesets:
@@ -183,13 +184,21 @@ def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> l
             if isinstance(n, Call) and n.func == "is_null" and len(n.args) == 1 and isinstance(n.args[0], Name):
                 tested.add(n.args[0].name)
             stack += children(n)
-    return [
+    out = [
         Problem(src.path, f"budgets: model {m.name} falls back to rules_only, but no rule of {flow.flow} {flow.version} tests "
                 f"is_null({m.output}): a request whose score is missing is approved by the default", "rules_only_unguarded",
                 line=src.doc.line_of(("budgets",)), severity="warning",
                 hint=f"add a rule `when: is_null({m.output})` with action REVIEW, or use on_miss: action (docs/fallbacks.md)")
         for m in skippable if m.output not in tested
     ]
+    features = list(flow.behaviour.features) if stateless and flow.behaviour is not None else []
+    if features and not tested.intersection(features):
+        out.append(Problem(
+            src.path, f"budgets: state falls back to rules_only, but no rule of {flow.flow} {flow.version} tests is_null of a "
+            "stateful feature: a request decided without the state store is approved by the default", "rules_only_unguarded",
+            line=src.doc.line_of(("budgets",)), severity="warning",
+            hint=f"add a rule `when: is_null({features[0]})` with action REVIEW, or use on_miss: action (docs/fallbacks.md)"))
+    return out
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class FlowFile(_Frozen):
     )
     budgets: dict[str, StepBudgetSpec] = Field(
         default_factory=dict,
-        description="step (validate, screening, features, score, score.<model>, rules, explain) -> latency "
+        description="step (validate, screening, features, score, score.<model>, state, rules, explain) -> latency "
         "budget and fallback (engine.runtime.fallback, docs/fallbacks.md)",
     )
     behaviour: BehaviourSpec | None = Field(

@@ -6,7 +6,7 @@ when the step misses it or fails (docs/fallbacks.md):
 * ``rules_only``: decide without the step's output. The step's values are **missing** (null), and
   rules reading them follow the missing-value semantics of docs/expressions.md (a test on a missing
   score is false; ``is_null(score)`` holds). Only steps whose output rules can do without
-  (``Step.skippable``: the model scores) allow it.
+  (``Step.skippable``: the model scores and the state store) allow it.
 * ``action``: answer a fixed REVIEW or DECLINE with the declared reason code. Never APPROVE: a
   failure must not let a request through unseen (the schema refuses it outright).
 * ``error``: answer an error, DEADLINE_EXCEEDED for a missed budget (``StepTimedOut``) and
@@ -28,8 +28,15 @@ How a budget is enforced depends on the step (``Step.preempt``):
 The caller's deadline (engine.runtime.service) is respected as before: when it, not the budget, is what
 ran out, the call raises ``DeadlineExceeded`` whatever the fallback (the caller is gone).
 
-Steps are a closed set registered in ``STEPS``; a new step (the state store of engine/state) plugs
-in with one line there and one ``guard.run("state", ...)`` call where it runs. A model's step is
+The state store (step ``state``, engine.state) is preempted in its own way (``StepGuard.transact``):
+the budget bounds the wait for a worker, the store's lock and the read of the series. A transaction
+that has not read when the budget ends is abandoned: when it does get its series it rolls back
+without evaluating or recording anything (``Gate``). One that has read is awaited to its end
+(evaluation and record, bounded by the models' own budgets and the store's own timeout), so a
+decision the store recorded is always the one answered, and recorded once.
+
+Steps are a closed set registered in ``STEPS``; a new step plugs in with one line there and one
+``guard.run(step, ...)`` call where it runs. A model's step is
 ``score.<model name>``; a budget under ``score`` applies to every model without its own entry.
 
 The core stays pure: ``CompiledFlow`` receives a ``StepGuard`` built by the service (which owns the
@@ -47,7 +54,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.errors import DeadlineExceeded, StepFailed, StepTimedOut, VerdictError
+from engine.errors import DeadlineExceeded, StateConflict, StateUnavailable, StepFailed, StepTimedOut, VerdictError
 from engine.types import Action, FallbackTaken
 
 __all__ = [
@@ -56,6 +63,7 @@ __all__ = [
     "Budget",
     "Budgets",
     "FallbackTaken",
+    "Gate",
     "Step",
     "StepGuard",
     "StepMissed",
@@ -83,7 +91,7 @@ class Step:
     preempt: bool = False
 
 
-#: Every step a budget may name. A new step is one line here (e.g. ``Step("state", True, True)``).
+#: Every step a budget may name. A new step is one line here (docs/fallbacks.md, "adding a step").
 STEPS: Mapping[str, Step] = {
     s.name: s
     for s in (
@@ -91,6 +99,7 @@ STEPS: Mapping[str, Step] = {
         Step("screening"),
         Step("features"),
         Step("score", skippable=True, preempt=True),
+        Step("state", skippable=True, preempt=True),  # the state store's read (engine.state); see ``StepGuard.transact``
         Step("rules"),
         Step("explain"),
     )
@@ -199,6 +208,48 @@ class WorkerPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class Gate:
+    """The handshake between a request and the worker running its store transaction (``StepGuard.transact``).
+
+    The worker calls ``enter()`` once the store has handed it the series (lock taken, read done):
+    True means the request still waits and will take this transaction's outcome; False means the
+    request gave up (``abandon()`` came first) and the transaction must roll back untouched. The
+    two calls are serialised by a lock, so exactly one of them wins.
+    """
+
+    __slots__ = ("_lock", "_state", "ready")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "open"
+        self.ready = threading.Event()  # set once entered, or once the transaction ended (failed before entering)
+
+    def enter(self) -> bool:
+        """Worker side: True when the request still waits (it then waits for the end)."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "entered"
+                self.ready.set()
+            return self._state == "entered"
+
+    def abandon(self) -> bool:
+        """Request side: True when the transaction had not entered (it will now roll back)."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+
+class _Open(Gate):
+    """The gate of a transaction without a budget: always entered."""
+
+    def enter(self) -> bool:
+        return True
+
+
+_OPEN = _Open()
+
+
 class StepGuard:
     """Runs one request's steps under its flow's budgets and the caller's deadline.
 
@@ -237,7 +288,40 @@ class StepGuard:
             raise StepMissed(budget, key, "budget")
         return result
 
-    def _preempted(self, budget: Budget, key: str, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+    def transact(self, key: str, fn: Callable[[Gate], _T]) -> _T:
+        """``fn(gate)`` (a store transaction that calls ``gate.enter()`` once it holds its series) under
+        the budget of step ``key``, directly when it has none.
+
+        Waits at most ``min(budget, time left before the caller's deadline)`` for the transaction to
+        enter; then abandons it (it rolls back when it gets its series: nothing evaluated or
+        recorded) and raises ``StepMissed`` (reason ``budget``, or ``busy`` without a free worker)
+        or ``DeadlineExceeded``. A transaction that entered is awaited to its end and its result
+        returned. The store's own failures (``StateUnavailable``, ``StateConflict``) raise
+        ``StepMissed`` with reason ``error``; other engine errors pass through.
+        """
+        budget = self._budgets.get(key)
+        if budget is None:
+            return fn(_OPEN)
+        gate = Gate()
+        wait, by_deadline, start, future = self._submit(budget, key, fn, (gate,))
+        future.add_done_callback(lambda _f: gate.ready.set())  # a store that fails fast is answered fast
+        if not gate.ready.wait(max(0.0, wait - (self._clock() - start))) and gate.abandon():
+            if by_deadline:
+                raise DeadlineExceeded(f"the caller's deadline passed during step {key}")
+            raise StepMissed(budget, key, "budget")
+        result: _T = self._result(budget, key, future)
+        return result
+
+    @staticmethod
+    def _result(budget: Budget, key: str, future: Any) -> Any:
+        """The transaction's result; a store failure is the step's failure."""
+        try:
+            return future.result()
+        except (StateUnavailable, StateConflict) as exc:
+            raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
+
+    def _submit(self, budget: Budget, key: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[float, bool, float, Any]:
+        """Hand ``fn(*args)`` to a worker: (seconds to wait, whether the deadline set them, start, future)."""
         wait = budget.seconds
         by_deadline = False
         if self._deadline is not None:
@@ -252,6 +336,10 @@ class StepGuard:
             if by_deadline:
                 raise DeadlineExceeded(f"the caller's deadline passed waiting for a worker for step {key}")
             raise StepMissed(budget, key, "busy", "no step worker was free within the budget")
+        return wait, by_deadline, start, future
+
+    def _preempted(self, budget: Budget, key: str, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        wait, by_deadline, start, future = self._submit(budget, key, fn, args)
         try:
             result: _T = future.result(timeout=max(0.0, wait - (self._clock() - start)))
         except FutureTimeout:

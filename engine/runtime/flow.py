@@ -241,11 +241,23 @@ class CompiledFlow:
     ) -> Outcome:
         """``evaluate`` with every step run by ``guard``; applies the fallback of a step that misses."""
         mark = mark if mark is not None else _no_mark
-        scores: dict[str, float] = {}
-        taken: list[FallbackTaken] = []
         try:
             values: dict[str, Any] = guard.run("validate", self._validate, raw)
             mark("validate")
+        except StepMissed as missed:
+            return self._fallback(missed, {}, [])
+        return self.evaluate_guarded(values, expired, mark, guard)
+
+    def evaluate_guarded(
+        self, values: dict[str, Any], expired: Callable[[], bool] | None, mark: Callable[[str], None] | None, guard: StepGuard,
+        taken: Sequence[FallbackTaken] = (),
+    ) -> Outcome:
+        """``evaluate_clean`` with every step after validation run by ``guard``, applying the fallback of
+        a step that misses; ``taken``: fallbacks already taken before (the state store's ``rules_only``)."""
+        mark = mark if mark is not None else _no_mark
+        scores: dict[str, float] = {}
+        taken = list(taken)
+        try:
             if self.screens:
                 guard.run("screening", self._screen, values, scores)
             guard.run("features", self.program.derive, values)
@@ -285,6 +297,20 @@ class CompiledFlow:
     def _screen(self, values: dict[str, Any], scores: dict[str, float]) -> None:
         for step in self.screens:
             scores[step.score_name] = step.apply(values)
+
+    def without_state(
+        self, missed: StepMissed, values: dict[str, Any], expired: Callable[[], bool] | None, mark: Callable[[str], None] | None,
+        guard: StepGuard,
+    ) -> tuple[Outcome, dict[str, Any]]:
+        """The outcome when the state store missed its budget or failed (``missed``), and the stateful
+        features it used: ``rules_only`` decides with every stateful feature missing (None; rules read
+        them as docs/expressions.md says, ``is_null(txn_count_1h)`` holds); ``action`` gives the fixed
+        outcome; ``error`` raises StepTimedOut or StepFailed."""
+        if missed.budget.on_miss != "rules_only" or self.state is None:
+            return self._fallback(missed, {}, []), {}
+        state: dict[str, Any] = {f.name: None for f in self.state.features}
+        values.update(state)
+        return self.evaluate_guarded(values, expired, mark, guard, (missed.taken,)), state
 
     def _fallback(self, missed: StepMissed, scores: dict[str, float], taken: list[FallbackTaken]) -> Outcome:
         """The outcome of an ``action`` fallback; raises the typed error of an ``error`` one."""

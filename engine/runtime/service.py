@@ -10,7 +10,8 @@ the call raises ``DeadlineExceeded`` and nothing is decided or logged. A decisio
 the deadline is logged with ``delivery="unknown"``: the caller has probably given up on it.
 
 Budgets: a flow version with ``budgets:`` is evaluated under a ``StepGuard`` (engine.runtime.fallback) that
-runs its model scores on this Decider's bounded worker pool; every fallback taken, and every step
+runs its model scores, and the state store's transaction of a flow with a ``state`` budget, on this
+Decider's bounded worker pool; every fallback taken, and every step
 answered as an error by its fallback, counts in ``verdict_fallbacks_total{flow,version,step,reason}``.
 
 Traces: with ``tracing`` (engine.tracing) each decision, or error, is recorded as spans when it ends;
@@ -43,7 +44,7 @@ from engine.errors import (
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.policy.loader import PolicySet
-from engine.runtime.fallback import DEFAULT_WORKERS, StepGuard, WorkerPool
+from engine.runtime.fallback import DEFAULT_WORKERS, Gate, StepGuard, StepMissed, WorkerPool
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.validation import check_call
@@ -370,22 +371,37 @@ class Decider:
 
         A flow with stateful features reads them from the state store as of the event time (its
         ``time_field``, else this server's clock) and records the decision there, in one
-        transaction (engine.state.store.decide_with_state); a caller cannot send them. Step
-        budgets (``deadline``: the caller's, monotonic seconds) apply to flows without stateful
-        features; a flow with both is decided without its budgets (docs/fallbacks.md).
+        transaction (engine.state.store.decide_with_state); a caller cannot send them. A flow with
+        ``budgets`` (``deadline``: the caller's, monotonic seconds) runs its steps under a StepGuard;
+        with a ``state`` budget the transaction runs on a step worker (StepGuard.transact) and a
+        store that misses it or fails takes the declared fallback (CompiledFlow.without_state).
         """
         plan = compiled.state
+        guard = StepGuard(compiled.budgets, self.steps, deadline) if compiled.budgets else None
         if plan is None:
-            if compiled.budgets:
-                return compiled.evaluate(input, expired, mark=mark, guard=StepGuard(compiled.budgets, self.steps, deadline)), {}, None
+            if guard is not None:
+                return compiled.evaluate(input, expired, mark=mark, guard=guard), {}, None
             return compiled.evaluate(input, expired, mark=mark), {}, None
         values = compiled.validator(input)
         mark("validate")
         given = values.get(plan.time_field) if plan.time_field else None
         at = float(given) if given is not None else self._clock()
-        outcome, state = decide_with_state(
-            self.state, plan, values, at, lambda v: compiled.evaluate_clean(v, expired, mark=mark),
-        )
+        if guard is None:
+            outcome, state = decide_with_state(
+                self.state, plan, values, at, lambda v: compiled.evaluate_clean(v, expired, mark=mark),
+            )
+            return outcome, state, at
+        checked, mine = guard, dict(values)  # the worker's own copy: an abandoned one must not touch ``values``
+
+        def transaction(gate: Gate) -> tuple[Outcome, dict[str, Any]]:
+            return decide_with_state(
+                self.state, plan, mine, at, lambda v: compiled.evaluate_guarded(v, expired, mark, checked), gate.enter,
+            )
+
+        try:
+            outcome, state = guard.transact("state", transaction)
+        except StepMissed as missed:  # the store missed its budget or failed: the declared fallback
+            outcome, state = compiled.without_state(missed, values, expired, mark, guard)
         return outcome, state, at
 
     def _count(self, compiled: CompiledFlow, decision: Decision, seconds: float, steps: dict[str, float]) -> None:

@@ -179,11 +179,14 @@ _Pending = tuple[str, tuple[Any, ...], str, "str | None", float, float]  # name,
 
 def compile_plan(
     spec: BehaviourSpec, flow: str, env: dict[str, Symbol], report: Report, event_fields: Mapping[str, Mapping[str, str]] | None = None,
+    skippable: bool = False,
 ) -> StatePlan:
     """Check ``spec`` against the flow's input ``env`` and add its features to ``env``.
 
     ``event_fields``: event type -> field -> type ("number", "string" or "bool"), from the event schemas;
-    a feature over another event type reads its key and field there.
+    a feature over another event type reads its key and field there. ``skippable``: the flow may
+    decide without the store (a ``state`` budget with ``on_miss: rules_only``), so every feature
+    can be missing and rules must guard it (is_null).
     Problems go to ``report(message, code, location, hint)`` (location as in the flow file);
     codes: duplicate_name, unknown_field, unknown_event, type_error, expression_syntax and the
     expression checker's own.
@@ -207,7 +210,7 @@ def compile_plan(
         if f.where is not None:
             env_of = {n: Symbol(t, True, "input") for n, t in (_fields_of(event, flow, inputs, kinds) or {}).items()}
             _where(f.where, event, env_of if event != flow else inputs, conditions.setdefault(event, []), where_index, report, (*loc, "where"))
-        nullable = f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
+        nullable = skippable or f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
         bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct") else None
         env[name] = Symbol("number", nullable, "state", None, bounds)
         pending.append((name, (event, f.key, f.where or ""), f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))

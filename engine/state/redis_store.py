@@ -71,7 +71,13 @@ return 1
 class RedisStore:
     """Series in Redis; see the module docstring."""
 
-    def __init__(self, url: str, *, client: Any = None) -> None:
+    def __init__(self, url: str, *, client: Any = None, lazy: bool = False) -> None:
+        """Connect to ``url`` and read (or make) the deployment's salt.
+
+        Raises StateUnavailable when Redis does not answer, unless ``lazy`` (a server: it starts and
+        serves without Redis, its stateful flows taking their ``state`` fallback, and reads the salt
+        at the first transaction that reaches Redis); ``unreachable`` then says why.
+        """
         from engine.extras import require
 
         require("redis", "a Redis state store (--state redis://...)")
@@ -83,13 +89,30 @@ class RedisStore:
         self._cas = self._redis.register_script(_CAS)
         self.retention: dict[str, float] = {}
         self._turn = threading.Lock()  # one transaction of this process at a time (see the module docstring)
-        # The key of the keyed hashes, made once per Redis database and shared by every server using it
+        self._salt: bytes | None = None
+        self.unreachable = ""  # why Redis did not answer at start (lazy only)
+        try:
+            self._salt = self._load_salt()
+        except StateUnavailable as exc:
+            if not lazy:
+                raise
+            self.unreachable = str(exc)
+
+    def _load_salt(self) -> bytes:
+        """The key of the keyed hashes, made once per Redis database and shared by every server using it."""
         try:
             self._redis.set(PREFIX + "salt", os.urandom(32), nx=True)
             salt = self._redis.get(PREFIX + "salt")
         except self._down as exc:
-            raise StateUnavailable(f"Redis at {url} does not answer: {exc}") from exc
-        self.salt: bytes = salt if isinstance(salt, bytes) else str(salt).encode()
+            raise StateUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
+        return salt if isinstance(salt, bytes) else str(salt).encode()
+
+    @property
+    def salt(self) -> bytes:
+        """The deployment's hash key; raises StateUnavailable while Redis has never answered (``lazy``)."""
+        if self._salt is None:
+            self._salt = self._load_salt()
+        return self._salt
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
         with self._turn:

@@ -24,16 +24,25 @@ from engine.state.plan import Slot, StatePlan
 from engine.state.series import Series
 from engine.types import Action, Outcome
 
-__all__ = ["MemoryStore", "StateStore", "decide_with_state", "record_event"]
+__all__ = ["Abandoned", "MemoryStore", "StateStore", "decide_with_state", "record_event"]
 
 T = TypeVar("T")
 Step = Callable[[dict[Slot, Series]], tuple[T, Sequence[Slot]]]
 
 
+class Abandoned(Exception):
+    """Raised inside a transaction whose request stopped waiting before it read (engine.runtime.fallback.Gate):
+    the store rolls back, so nothing was read for, evaluated or recorded."""
+
+
 class StateStore(Protocol):
     """Keeps the series of every (stream, key); see the module docstring."""
 
-    salt: bytes  # the key of the keyed hashes of keys and items (engine.state.plan)
+    @property
+    def salt(self) -> bytes:
+        """The key of the keyed hashes of keys and items (engine.state.plan); StateUnavailable when unknown yet."""
+        ...
+
     retention: dict[str, float]  # stream signature -> seconds of history kept (for sweeping idle keys)
 
     def transact(self, slots: Sequence[Slot], step: Step[T]) -> T: ...
@@ -71,12 +80,19 @@ class MemoryStore:
 
 def decide_with_state(
     store: StateStore, plan: StatePlan, values: dict[str, Any], at: float, evaluate: Callable[[dict[str, Any]], Outcome],
+    enter: Callable[[], bool] | None = None,
 ) -> tuple[Outcome, dict[str, Any]]:
     """Read ``plan``'s features as of ``at`` (Unix seconds) into ``values``, evaluate, record the
-    decision when the flow counts it; returns the outcome and the feature values it used."""
+    decision when the flow counts it; returns the outcome and the feature values it used.
+
+    ``enter`` (a budgeted ``state`` step: engine.runtime.fallback.Gate.enter) is asked once the store
+    holds the series; False raises ``Abandoned`` there, before anything is read, evaluated or recorded.
+    """
     slots = plan.slots(values, store.salt)
 
     def step(series: dict[Slot, Series]) -> tuple[tuple[Outcome, dict[str, Any]], Sequence[Slot]]:
+        if enter is not None and not enter():
+            raise Abandoned("the request stopped waiting for the state store")
         features = plan.read(series, slots, at)
         values.update(features)
         outcome = evaluate(values)

@@ -91,10 +91,11 @@ class Sink:
 
 
 def test_every_step_the_flow_runs_is_registered():
-    """The budgetable steps are the closed set docs/fallbacks.md lists; only model scores allow rules_only."""
-    assert set(STEPS) == {"validate", "screening", "features", "score", "rules", "explain"}
-    assert [s.name for s in STEPS.values() if s.skippable] == ["score"]
-    assert [s.name for s in STEPS.values() if s.preempt] == ["score"]
+    """The budgetable steps are the closed set docs/fallbacks.md lists; only model scores and the state store
+    allow rules_only, and only they are preempted."""
+    assert set(STEPS) == {"validate", "screening", "features", "score", "state", "rules", "explain"}
+    assert [s.name for s in STEPS.values() if s.skippable] == ["score", "state"]
+    assert [s.name for s in STEPS.values() if s.preempt] == ["score", "state"]
 
 
 def test_a_slow_model_gives_the_flagged_review_within_the_budget(tmp_path):

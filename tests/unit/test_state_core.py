@@ -150,18 +150,23 @@ def test_sqlite_store_counts_exactly_under_concurrent_threads(tmp_path):
 
 
 def test_a_state_file_held_locked_is_unavailable_and_nothing_is_recorded(tmp_path):
-    """While another connection holds the write lock past the busy timeout, a decision fails with
-    StateUnavailable (gRPC UNAVAILABLE), and once the lock is gone the history shows nothing of it."""
+    """While another connection holds the write lock past the busy timeout, a decision fails as the store's
+    failure (version 2's state budget: on_miss error, StepFailed, gRPC UNAVAILABLE), and once the lock is
+    gone the history shows nothing of it."""
     import sqlite3
 
-    from engine.errors import StateUnavailable
+    import grpc
+
+    from engine.errors import StepFailed
+    from engine.grpc.status import status_for
 
     store = SqliteStore(tmp_path / "s.db", busy_ms=50)
     d = _decider(store)
     holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    with pytest.raises(StateUnavailable):
+    with pytest.raises(StepFailed, match="StateUnavailable") as err:
         d.decide("card_payment", {**PAYMENT, "event_time": T0}, version="2")
+    assert status_for(err.value)[0] == grpc.StatusCode.UNAVAILABLE
     holder.execute("ROLLBACK")
     assert d.decide("card_payment", {**PAYMENT, "event_time": T0 + 1}, version="2").state["txn_count_1h"] == 0
 
