@@ -198,23 +198,16 @@ def test_case_service_needs_its_own_permissions():
     assert err.value.code is grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_record_outcomes_needs_outcomes_write():
-    """RecordOutcomes is admitted with outcomes_write and refused with only the case permissions (PERMISSION_DENIED naming it)."""
-    path = "/verdict.v1.CaseService/RecordOutcomes"
-    assert METHOD_RULES[path] is Rule.OUTCOMES_WRITE
+@pytest.mark.parametrize(("method", "rule", "granted", "refused", "named"), [
+    ("RecordOutcomes", Rule.OUTCOMES_WRITE, "admin: [outcomes_write]", "decide: ['*']\n    admin: [cases_read, cases_decide]", "outcomes_write"),
+    ("AddCaseNote", Rule.CASES_DECIDE, "admin: [cases_decide]", "admin: [cases_read]", ""),
+])
+def test_case_changes_need_their_own_permission(method, rule, granted, refused, named):
+    """RecordOutcomes needs outcomes_write (the case permissions do not admit it); AddCaseNote is a change: cases_decide, not cases_read."""
+    path = f"/verdict.v1.CaseService/{method}"
+    assert METHOD_RULES[path] is rule
     ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
-    assert _call(_interceptor("callers:\n  alice:\n    admin: [outcomes_write]\n"), path, ctx) == ("answered", ["alice"])
+    assert _call(_interceptor(f"callers:\n  alice:\n    {granted}\n"), path, ctx) == ("answered", ["alice"])
     with pytest.raises(AbortError) as err:
-        _call(_interceptor("callers:\n  alice:\n    decide: ['*']\n    admin: [cases_read, cases_decide]\n"), path, ctx)
-    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and "RecordOutcomes" in err.value.details and "outcomes_write" in err.value.details
-
-
-def test_add_case_note_needs_cases_decide():
-    """AddCaseNote is a change: cases_decide admits it, cases_read alone is refused."""
-    path = "/verdict.v1.CaseService/AddCaseNote"
-    assert METHOD_RULES[path] is Rule.CASES_DECIDE
-    ctx = CallContext(metadata=(("authorization", "Bearer vdt_alice"),))
-    assert _call(_interceptor("callers:\n  alice:\n    admin: [cases_decide]\n"), path, ctx) == ("answered", ["alice"])
-    with pytest.raises(AbortError) as err:
-        _call(_interceptor("callers:\n  alice:\n    admin: [cases_read]\n"), path, ctx)
-    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and "AddCaseNote" in err.value.details
+        _call(_interceptor(f"callers:\n  alice:\n    {refused}\n"), path, ctx)
+    assert err.value.code is grpc.StatusCode.PERMISSION_DENIED and method in err.value.details and named in err.value.details
