@@ -111,6 +111,11 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     # issue 13, item 5: one vocabulary of the expression language
     ("engine.expr.check", "negate"): "engine.expr.vocabulary",
     ("engine.policy.satisfy", "show"): "engine.expr.vocabulary",
+    # issue 13, item 2(f): modules split along their own concepts to under ~400 lines
+    **{
+        ("engine.audit.replay", name): "engine.audit.replay_report"
+        for name in ("ACTIONS", "MAX_EXAMPLES", "Compared", "ExactSum", "Metrics", "ReplayReport", "ranked", "_drivers")
+    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
