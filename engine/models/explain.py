@@ -43,9 +43,10 @@ Errors: ``ValueError`` naming what is wrong for a text that is not a supported L
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
+
+from engine.models.trees import Leaf, Tree, group_leaves, parse_model, read_tree
 
 __all__ = ["TABLE_MAX_SPLITS", "TreeExplainer"]
 
@@ -62,74 +63,10 @@ _SHIFT, _BYTE = np.uint64(56), np.uint64(8)
 _BLOCK = 256
 
 
-@dataclass(frozen=True)
-class _Tree:
-    """One tree of the text model, as arrays (LightGBM's own field names)."""
-
-    split_feature: np.ndarray
-    threshold: np.ndarray
-    decision_type: np.ndarray
-    left_child: np.ndarray
-    right_child: np.ndarray
-    leaf_value: np.ndarray
-    leaf_count: np.ndarray
-    internal_count: np.ndarray
-    cat_boundaries: np.ndarray
-    cat_threshold: np.ndarray
-
-    @property
-    def splits(self) -> int:
-        return len(self.split_feature)
-
-    def expected_value(self) -> float:
-        """LightGBM's ``Tree::ExpectedValue``: leaf values weighted by leaf count / root count."""
-        if self.splits == 0:
-            return float(self.leaf_value[0])
-        return float(np.sum(self.leaf_count / self.internal_count[0] * self.leaf_value))
-
-
-def _parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
-    current = header
-    for line in text.splitlines():
-        if line.startswith("Tree="):
-            current = {}
-            trees.append(current)
-        elif line.startswith("end of trees"):
-            break
-        elif "=" in line:
-            key, _, value = line.partition("=")
-            current[key] = value
-    return header, trees
-
-
-def _array(block: dict[str, str], key: str, dtype: type, default: str = "") -> np.ndarray:
-    text = block.get(key, default).strip()
-    return np.array(text.split(), dtype=dtype) if text else np.zeros(0, dtype=dtype)
-
-
-def _tree(block: dict[str, str]) -> _Tree:
-    if block.get("is_linear", "0") != "0":
-        raise ValueError("linear trees (linear_tree=true) are not supported")
-    return _Tree(
-        split_feature=_array(block, "split_feature", np.int64),
-        threshold=_array(block, "threshold", np.float64),
-        decision_type=_array(block, "decision_type", np.int64),
-        left_child=_array(block, "left_child", np.int64),
-        right_child=_array(block, "right_child", np.int64),
-        leaf_value=_array(block, "leaf_value", np.float64),
-        leaf_count=_array(block, "leaf_count", np.float64),
-        internal_count=_array(block, "internal_count", np.float64),
-        cat_boundaries=_array(block, "cat_boundaries", np.int64),
-        cat_threshold=_array(block, "cat_threshold", np.uint32),
-    )
-
-
 class _Splits:
     """Every split of the model in one flat array, decided for a batch of rows at once."""
 
-    def __init__(self, trees: list[_Tree]) -> None:
+    def __init__(self, trees: list[Tree]) -> None:
         self.offsets = np.cumsum([0] + [t.splits for t in trees])
         self.feature = np.concatenate([t.split_feature for t in trees] or [np.zeros(0, np.int64)])
         self.threshold = np.concatenate([t.threshold for t in trees] or [np.zeros(0)])
@@ -216,82 +153,6 @@ class _Splits:
         return go
 
 
-@dataclass(frozen=True)
-class _Leaf:
-    """One leaf: its value, and per distinct feature of its path ``(feature, z, [(split, goes_left)])``."""
-
-    value: float
-    slots: tuple[tuple[int, float, tuple[tuple[int, bool], ...]], ...]
-
-
-def _walk(t: _Tree, off: int, node: int, path: list[tuple[int, int, bool, float]], out: list[_Leaf]) -> None:
-    """Append the leaves under ``node`` (``path``: (feature, split, goes_left, cover ratio) from the root)."""
-    count = t.internal_count[node]
-    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
-        c = t.leaf_count[~child] if child < 0 else t.internal_count[child]
-        step = [*path, (int(t.split_feature[node]), off + node, left, c / count)]
-        if child >= 0:
-            _walk(t, off, int(child), step, out)
-            continue
-        slots: dict[int, tuple[float, tuple[tuple[int, bool], ...]]] = {}
-        for feat, split, goes_left, ratio in step:
-            z, edges = slots.get(feat, (1.0, ()))
-            slots[feat] = (z * ratio, (*edges, (split, goes_left)))
-        out.append(_Leaf(float(t.leaf_value[~child]), tuple((f, z, e) for f, (z, e) in slots.items())))
-
-
-def _group(t: _Tree, off: int, node: int, ancestors: list[int], limit: int,
-           groups: list[tuple[list[int], list[_Leaf]]], deep: list[_Leaf]) -> None:
-    """Split the subtree at ``node`` (reached through the splits ``ancestors``) into groups of leaves
-    whose paths together read at most ``limit`` splits; a leaf deeper than ``limit`` goes to ``deep``."""
-    inside = [off + n for n in _internal(t, node)]
-    if len(ancestors) + len(inside) <= limit:
-        leaves: list[_Leaf] = []
-        _walk(t, off, node, _path_to(t, off, node), leaves)
-        groups.append((ancestors + inside, leaves))
-        return
-    here = [*ancestors, off + node]
-    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
-        if child >= 0:
-            _group(t, off, int(child), here, limit, groups, deep)
-        elif len(here) <= limit:
-            groups.append((here, [_leaf_under(t, off, node, left)]))
-        else:
-            deep.append(_leaf_under(t, off, node, left))
-
-
-def _internal(t: _Tree, node: int) -> list[int]:
-    """The split nodes of the subtree at ``node`` (itself included)."""
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        out.append(n)
-        stack += [int(c) for c in (t.left_child[n], t.right_child[n]) if c >= 0]
-    return out
-
-
-def _path_to(t: _Tree, off: int, target: int) -> list[tuple[int, int, bool, float]]:
-    """The (feature, split, goes_left, ratio) steps from the root down to split node ``target``."""
-    parent = {}
-    for n in range(t.splits):
-        for c, left in ((t.left_child[n], True), (t.right_child[n], False)):
-            if c >= 0:
-                parent[int(c)] = (n, left)
-    steps = []
-    node = target
-    while node in parent:
-        p, left = parent[node]
-        steps.append((int(t.split_feature[p]), off + p, left, t.internal_count[node] / t.internal_count[p]))
-        node = p
-    return steps[::-1]
-
-
-def _leaf_under(t: _Tree, off: int, node: int, left: bool) -> _Leaf:
-    """The leaf that is the direct ``left`` (or right) child of split ``node``."""
-    leaves: list[_Leaf] = []
-    _walk(t, off, node, _path_to(t, off, node), leaves)
-    return leaves[0] if left else leaves[-1]  # _walk lists the left side's leaves first
-
 
 @functools.cache
 def _quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +171,7 @@ class _Leaves:
     least one row, so ``z > 0``; the floor keeps a hand-made model with an empty leaf finite).
     """
 
-    def __init__(self, leaves: list[_Leaf], width: int, true_col: int) -> None:
+    def __init__(self, leaves: list[Leaf], width: int, true_col: int) -> None:
         self.width = width
         self.n_leaves = len(leaves)
         slots = [slot for lf in leaves for slot in lf.slots]
@@ -446,7 +307,7 @@ class _Tables:
     """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
     by the group's decision vector (a whole small tree is one group)."""
 
-    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, decisions: _Splits) -> None:
+    def __init__(self, groups: list[tuple[list[int], list[Leaf]]], width: int, decisions: _Splits) -> None:
         n_splits = len(decisions.feature)
         self.width = width
         most = max((len(k) for k, _ in groups), default=1)
@@ -464,7 +325,7 @@ class _Tables:
             self.feature[i, : len(u)] = u
             # Every decision vector of the group's splits, as the (2**k, k + 2) go matrix its leaves read.
             local = {s: j for j, s in enumerate(splits)}
-            mapped = [_Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
+            mapped = [Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
                       for lf in leaves]
             codes = np.arange(1 << k, dtype=np.int64)
             go = np.empty((1 << k, k + 2), dtype=bool)
@@ -507,7 +368,7 @@ class TreeExplainer:
     """
 
     def __init__(self, model_txt: str, width: int) -> None:
-        header, blocks = _parse(model_txt)
+        header, blocks = parse_model(model_txt)
         if not blocks:
             raise ValueError("the text holds no trees (not a LightGBM text model)")
         if int(header.get("num_tree_per_iteration", "1")) != 1:
@@ -517,15 +378,15 @@ class TreeExplainer:
         n = int(header.get("max_feature_idx", "-1")) + 1
         if n != width:
             raise ValueError(f"the model has {n} features, the card {width}")
-        trees = [_tree(b) for b in blocks]
+        trees = [read_tree(b) for b in blocks]
         self.width = width
         self.bias = float(sum(t.expected_value() for t in trees))
         self._splits = _Splits(trees)
-        groups: list[tuple[list[int], list[_Leaf]]] = []
-        deep: list[_Leaf] = []
+        groups: list[tuple[list[int], list[Leaf]]] = []
+        deep: list[Leaf] = []
         for t, off in zip(trees, self._splits.offsets[:-1], strict=True):
             if t.splits:
-                _group(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
+                group_leaves(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
         n_splits = len(self._splits.feature)
         self._tables = _Tables(groups, width, self._splits)
         self._leaves = _Leaves(deep, width, n_splits) if deep else None
