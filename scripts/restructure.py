@@ -116,11 +116,6 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         ("engine.audit.replay", name): "engine.audit.replay_report"
         for name in ("ACTIONS", "MAX_EXAMPLES", "Compared", "ExactSum", "Metrics", "ReplayReport", "ranked", "_drivers")
     },
-    # (private names that became public in their new module are renamed there: _Tree -> Tree, ...)
-    **{
-        ("engine.models.explain", old): "engine.models.trees"
-        for old in ("_Tree", "_Leaf", "_parse", "_array", "_tree", "_walk", "_group", "_internal", "_path_to", "_leaf_under")
-    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
