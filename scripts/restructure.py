@@ -116,6 +116,8 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         ("engine.audit.replay", name): "engine.audit.replay_report"
         for name in ("ACTIONS", "MAX_EXAMPLES", "Compared", "ExactSum", "Metrics", "ReplayReport", "ranked", "_drivers")
     },
+    ("engine.grpc.wire", "ResponseEncoder"): "engine.grpc.encoder",
+    ("engine.grpc.wire", "field_tag"): "engine.grpc.wire_format",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
