@@ -118,6 +118,8 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     },
     ("engine.grpc.wire", "ResponseEncoder"): "engine.grpc.encoder",
     ("engine.grpc.wire", "field_tag"): "engine.grpc.wire_format",
+    ("engine.policy.compiler", "FlowSource"): "engine.policy.sources",
+    ("engine.policy.compiler", "RuleSource"): "engine.policy.sources",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

@@ -52,11 +52,11 @@ from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
 from engine.expr.syntax import BoolOp, Call, Compare, InList, Literal, Name
 from engine.expr.vocabulary import children, show
-from engine.policy.compiler import FlowSource, RuleSource
 from engine.policy.loader import LoadResult, load
 from engine.policy.protected import protected_uses
 from engine.policy.satisfy import Domain, covers, domains_of, never_true
 from engine.policy.schema import FieldSpec
+from engine.policy.sources import FlowSource, RuleSource
 from engine.policy.tables import TableRow, table_rows
 from engine.policy.testcases import Match, TestSuite, discover
 
