@@ -120,6 +120,10 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     ("engine.grpc.wire", "field_tag"): "engine.grpc.wire_format",
     ("engine.policy.compiler", "FlowSource"): "engine.policy.sources",
     ("engine.policy.compiler", "RuleSource"): "engine.policy.sources",
+    **{
+        ("engine.policy.durable", name): "engine.policy.durable_ruleset"
+        for name in ("DurableRuleset", "dumps", "_Ruleset", "_scalar", "_number", "_MAX_INT", "_EXACT")
+    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

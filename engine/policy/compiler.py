@@ -18,7 +18,8 @@ from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
 from engine.policy.binding import bind_models
-from engine.policy.durable import DurableRuleset, NotExpressible, to_durable
+from engine.policy.durable import NotExpressible, to_durable
+from engine.policy.durable_ruleset import DurableRuleset
 from engine.policy.schema import FlowFile, RuleSpec
 from engine.policy.sources import CompileContext, FlowSource, RuleSource, expr_problem
 from engine.policy.tables import RowRule, expand_tables
