@@ -124,6 +124,7 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         ("engine.policy.durable", name): "engine.policy.durable_ruleset"
         for name in ("DurableRuleset", "dumps", "_Ruleset", "_scalar", "_number", "_MAX_INT", "_EXACT")
     },
+    ("engine.policy.lint", "cleaning_mismatches"): "engine.policy.cleaning_lint",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
