@@ -125,6 +125,9 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         for name in ("DurableRuleset", "dumps", "_Ruleset", "_scalar", "_number", "_MAX_INT", "_EXACT")
     },
     ("engine.policy.lint", "cleaning_mismatches"): "engine.policy.cleaning_lint",
+    ("engine.training.binary", "faithfulness_section"): "engine.training.report",
+    ("engine.training.binary", "fairness_section"): "engine.training.report",
+    ("engine.training.binary", "_figure"): "engine.training.report",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
