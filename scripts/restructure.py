@@ -128,6 +128,9 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     ("engine.training.binary", "faithfulness_section"): "engine.training.report",
     ("engine.training.binary", "fairness_section"): "engine.training.report",
     ("engine.training.binary", "_figure"): "engine.training.report",
+    ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
+    ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
+    ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
