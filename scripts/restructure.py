@@ -131,6 +131,10 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
     ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
     ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",
+    **{
+        ("engine.audit.segments", name): "engine.audit.private_files"
+        for name in ("DIR_MODE", "FILE_MODE", "private_dir")
+    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).
