@@ -46,112 +46,18 @@ import functools
 
 import numpy as np
 
-from engine.models.trees import Leaf, Tree, group_leaves, parse_model, read_tree
+from engine.models.trees import MISSING_ZERO, ZERO_THRESHOLD, Leaf, Splits, group_leaves, parse_model, read_tree
 
 __all__ = ["TABLE_MAX_SPLITS", "TreeExplainer"]
 
 # A tree with at most this many splits is tabulated (2**10 rows of at most 10 values: 80 KiB).
 TABLE_MAX_SPLITS = 10
-# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h).
-_ZERO = 1.0000000180025095e-35
-_MISSING_ZERO, _MISSING_NAN = 1, 2
 # Times a uint64 of 8 bytes each 0 or 1 (byte j = bit j): the product's top byte is the packed bits.
 _PACK = np.uint64(0x0102040810204080)
 _SHIFT, _BYTE = np.uint64(56), np.uint64(8)
 # Rows explained at a time by a batch: its temporaries are ~block * groups * 16 bytes (~3.5 MB for
 # 1,024 rows of a 215-tree model), whatever the number of rows.
 _BLOCK = 256
-
-
-class _Splits:
-    """Every split of the model in one flat array, decided for a batch of rows at once."""
-
-    def __init__(self, trees: list[Tree]) -> None:
-        self.offsets = np.cumsum([0] + [t.splits for t in trees])
-        self.feature = np.concatenate([t.split_feature for t in trees] or [np.zeros(0, np.int64)])
-        self.threshold = np.concatenate([t.threshold for t in trees] or [np.zeros(0)])
-        dt = np.concatenate([t.decision_type for t in trees] or [np.zeros(0, np.int64)])
-        self.default_left = (dt & 2).astype(bool)
-        self.missing = (dt >> 2) & 3
-        self.categorical = np.concatenate([(t.decision_type & 1).astype(bool) for t in trees] or [np.zeros(0, bool)])
-        self.numeric_idx = np.flatnonzero(~self.categorical)
-        self.cat_idx = np.flatnonzero(self.categorical)
-        # Categorical splits: their bitsets, flattened with an offset and a word count per split.
-        words: list[np.ndarray] = []
-        start, count = [], []
-        base = 0
-        for t in trees:
-            for node in np.flatnonzero(t.decision_type & 1):
-                ci = int(t.threshold[node])
-                lo, hi = int(t.cat_boundaries[ci]), int(t.cat_boundaries[ci + 1])
-                words.append(t.cat_threshold[lo:hi])
-                start.append(base)
-                count.append(hi - lo)
-                base += hi - lo
-        self.cat_words = np.concatenate(words) if words else np.zeros(1, np.uint32)
-        self.cat_start = np.array(start, dtype=np.int64)
-        self.cat_count = np.array(count, dtype=np.int64)
-        self.num_feature = self.feature[self.numeric_idx]
-        self.num_threshold = self.threshold[self.numeric_idx]
-        self.num_missing = self.missing[self.numeric_idx]
-        self.num_default_left = self.default_left[self.numeric_idx]
-        self.num_nan_to_zero = self.num_missing != _MISSING_NAN
-        self.num_zero_missing = self.num_missing == _MISSING_ZERO
-        self.num_nan_missing = self.num_missing == _MISSING_NAN
-        self.cat_feature = self.feature[self.cat_idx]
-        # One-row path: every split compared as numeric, then the rows' special values patched.
-        zero_left = np.where(self.missing == _MISSING_ZERO, self.default_left, self.threshold >= 0.0)
-        self.if_zero = zero_left  # the value is 0 (or within ±1e-35)
-        self.if_nan = np.where(self.missing == _MISSING_NAN, self.default_left, zero_left)  # NaN: 0 unless type NaN
-        # Categorical splits by feature: a (categories + 1, splits) table; the last row is "not a category".
-        self.cat_tables: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for f in np.unique(self.cat_feature):
-            which = np.flatnonzero(self.cat_feature == f)
-            size = int(self.cat_count[which].max()) * 32
-            table = np.zeros((size + 1, len(which)), dtype=bool)
-            for j, c in enumerate(which):
-                w = self.cat_words[self.cat_start[c] : self.cat_start[c] + self.cat_count[c]]
-                bits = ((w[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(bool).ravel()
-                table[: len(bits), j] = bits
-            self.cat_tables.append((int(f), self.cat_idx[which], table))
-
-    def decide_row(self, x: np.ndarray) -> np.ndarray:
-        """(splits + 2,) bool for one row (n,) already read as LightGBM reads it (see ``decide``)."""
-        go = np.empty(len(self.feature) + 2, dtype=bool)
-        go[-2], go[-1] = True, False
-        v = x[self.feature]
-        np.less_equal(v, self.threshold, out=go[:-2])
-        nan = np.isnan(x)
-        if nan.any() or not x.all():  # a missing or zero value: LightGBM's missing-value rules
-            go[:-2] = np.where(nan[self.feature], self.if_nan, np.where(v == 0.0, self.if_zero, go[:-2]))
-        for f, splits, table in self.cat_tables:
-            c = x[f]
-            i = int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1  # NaN/negative/unknown: right
-            go[splits] = table[i]
-        return go
-
-    def decide(self, x: np.ndarray) -> np.ndarray:
-        """(rows, splits + 2) bool: True where the row goes left; then a True and a False column."""
-        rows = x.shape[0]
-        go = np.empty((rows, len(self.feature) + 2), dtype=bool)
-        go[:, -2] = True
-        go[:, -1] = False
-        if len(self.numeric_idx):
-            v = x[:, self.num_feature]
-            nan = np.isnan(v)
-            v = np.where(nan & self.num_nan_to_zero, 0.0, v)
-            missing = (self.num_zero_missing & (np.abs(v) <= _ZERO)) | (self.num_nan_missing & nan)
-            go[:, self.numeric_idx] = np.where(missing, self.num_default_left, v <= self.num_threshold)
-        if len(self.cat_idx):
-            v = x[:, self.cat_feature]
-            ok = ~np.isnan(v) & (v > -1.0) & (v < 2.0**31)  # static_cast<int> truncates toward 0
-            iv = np.where(ok, v, 0).astype(np.int64)
-            word = iv >> 5
-            ok &= word < self.cat_count
-            bits = self.cat_words[np.where(ok, self.cat_start + word, 0)]
-            go[:, self.cat_idx] = ok & (((bits >> (iv & 31).astype(np.uint32)) & 1) == 1)
-        return go
-
 
 
 @functools.cache
@@ -205,11 +111,11 @@ class _GroupSplits:
 
     The groups' splits are laid out as a (groups, 8 or 16) matrix of slots (padded with slots that
     never go left); the row is compared with every slot at once, LightGBM's missing-value and
-    categorical rules applied (as ``_Splits.decide``) and each group's decisions packed into its
+    categorical rules applied (as ``Splits.decide``) and each group's decisions packed into its
     code, bit ``j`` for the group's ``j``-th split.
     """
 
-    def __init__(self, slots: np.ndarray, s: _Splits, width: int) -> None:
+    def __init__(self, slots: np.ndarray, s: Splits, width: int) -> None:
         n_splits = len(s.feature)
         pad = slots >= n_splits
         k = slots.shape[1]
@@ -239,10 +145,10 @@ class _GroupSplits:
         # which changes ``x <= t`` only for t in [-1e-35, 1e-35): there ``0 <= t`` is ``x < -1e-35``
         # when t < 0 and ``x <= 1e-35`` when t >= 0, so those thresholds move and x is used as is.
         t = np.where(numeric, s.threshold[idx], np.where(cat, 0.5, np.nan))
-        near = numeric & (t >= -_ZERO) & (t < _ZERO)
-        self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-_ZERO, -np.inf), _ZERO), t)
+        near = numeric & (t >= -ZERO_THRESHOLD) & (t < ZERO_THRESHOLD)
+        self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-ZERO_THRESHOLD, -np.inf), ZERO_THRESHOLD), t)
         self.if_nan = numeric & s.if_nan[idx]
-        zero = numeric & (s.missing[idx] == _MISSING_ZERO)
+        zero = numeric & (s.missing[idx] == MISSING_ZERO)
         self.zero = zero if zero.any() else None  # zero_as_missing models: a 0 goes to the default side
         self.zero_left = s.default_left[idx]
 
@@ -262,7 +168,7 @@ class _GroupSplits:
         if nan:  # LightGBM reads a NaN as 0 or as missing
             go = np.where(v == v, go, self.if_nan)
         if self.zero is not None:
-            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+            go = np.where(self.zero & (np.abs(v) <= ZERO_THRESHOLD), self.zero_left, go)
         return _pack(go, base)
 
     def rows_batch(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -280,7 +186,7 @@ class _GroupSplits:
         if nan:
             go = np.where(v == v, go, self.if_nan)
         if self.zero is not None:
-            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+            go = np.where(self.zero & (np.abs(v) <= ZERO_THRESHOLD), self.zero_left, go)
         return _pack(go, base)[..., 0]
 
     @staticmethod
@@ -307,7 +213,7 @@ class _Tables:
     """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
     by the group's decision vector (a whole small tree is one group)."""
 
-    def __init__(self, groups: list[tuple[list[int], list[Leaf]]], width: int, decisions: _Splits) -> None:
+    def __init__(self, groups: list[tuple[list[int], list[Leaf]]], width: int, decisions: Splits) -> None:
         n_splits = len(decisions.feature)
         self.width = width
         most = max((len(k) for k, _ in groups), default=1)
@@ -381,7 +287,7 @@ class TreeExplainer:
         trees = [read_tree(b) for b in blocks]
         self.width = width
         self.bias = float(sum(t.expected_value() for t in trees))
-        self._splits = _Splits(trees)
+        self._splits = Splits(trees)
         groups: list[tuple[list[int], list[Leaf]]] = []
         deep: list[Leaf] = []
         for t, off in zip(trees, self._splits.offsets[:-1], strict=True):
@@ -398,7 +304,7 @@ class TreeExplainer:
             out = self._tables.contributions_row(x[0])
             out[self.width] = self.bias
             return out[None, :]
-        x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
+        x = np.where(np.abs(x) <= ZERO_THRESHOLD, 0.0, x)  # NaN compares false and stays NaN
         if x.shape[0] == 1 and self._leaves is not None:
             deep = self._leaves.contributions(self._splits.decide_row(x[0])[None, :])[0]
             out = self._tables.contributions_row(x[0]) + deep
