@@ -2,7 +2,7 @@
 
 Loads the bundled policy root twice: as it is (every ruleset compiled into one generated Python
 function) and as a temporary copy with every rule file marked ``engine: durable`` (every rule run
-by durable-rules' Rete engine through ``engine.policy.durable.DurableRuleset``). For every version of
+by durable-rules' Rete engine through ``engine.policy.durable_ruleset.DurableRuleset``). For every version of
 every flow with bundled data, the real inputs (data/*.csv, decoded as the server's wire codec
 decodes them) are decided both ways first: the fired rules, the action, the reasons and the scores
 must be equal on every input, or the run stops with the first difference. Then it times, call by

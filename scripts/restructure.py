@@ -111,6 +111,30 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     # issue 13, item 5: one vocabulary of the expression language
     ("engine.expr.check", "negate"): "engine.expr.vocabulary",
     ("engine.policy.satisfy", "show"): "engine.expr.vocabulary",
+    # issue 13, item 2(f): modules split along their own concepts to under ~400 lines
+    **{
+        ("engine.audit.replay", name): "engine.audit.replay_report"
+        for name in ("ACTIONS", "MAX_EXAMPLES", "Compared", "ExactSum", "Metrics", "ReplayReport", "ranked", "_drivers")
+    },
+    ("engine.grpc.wire", "ResponseEncoder"): "engine.grpc.encoder",
+    ("engine.grpc.wire", "field_tag"): "engine.grpc.wire_format",
+    ("engine.policy.compiler", "FlowSource"): "engine.policy.sources",
+    ("engine.policy.compiler", "RuleSource"): "engine.policy.sources",
+    **{
+        ("engine.policy.durable", name): "engine.policy.durable_ruleset"
+        for name in ("DurableRuleset", "dumps", "_Ruleset", "_scalar", "_number", "_MAX_INT", "_EXACT")
+    },
+    ("engine.policy.lint", "cleaning_mismatches"): "engine.policy.cleaning_lint",
+    ("engine.training.binary", "faithfulness_section"): "engine.training.report",
+    ("engine.training.binary", "fairness_section"): "engine.training.report",
+    ("engine.training.binary", "_figure"): "engine.training.report",
+    ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
+    ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
+    ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",
+    **{
+        ("engine.audit.segments", name): "engine.audit.private_files"
+        for name in ("DIR_MODE", "FILE_MODE", "private_dir")
+    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

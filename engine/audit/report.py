@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.audit.replay import ACTIONS, Metrics, ReplayReport, ranked
+from engine.audit.replay_report import ACTIONS, Metrics, ReplayReport, ranked
 
 __all__ = ["comparison_lines", "fairness_lines", "pct", "render_table", "table"]
 

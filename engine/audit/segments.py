@@ -3,7 +3,8 @@
 Layout: ``DIR/segment-00000001.log``, ``segment-00000002.log``, … and a ``.lock`` file held by the
 one process writing the directory. The log holds (masked) customer data, so it is private
 whatever the umask: directories are made (and kept) mode 0700 and files mode 0600
-(``private_dir``, ``fchmod`` after each create; files of an older log are tightened at open).
+(``engine.audit.private_files``: ``private_dir``, and ``private_file`` after each create; files
+of an older log are tightened at open).
 Each segment is JSON lines (``engine.audit.record``); its first
 line is a ``segment`` header whose ``prev`` is the hash of the last record of the segment before
 (``GENESIS`` for segment 1), so one hash chain runs through every segment.
@@ -14,7 +15,7 @@ segment (hashes, sequence, ``prev`` links, headers, numbering) and recovers afte
 last line (a write cut short) is trimmed and reported; any other bad record is corruption or
 tampering and the store refuses to open, naming the file, line and record.
 
-Size: about 400 lines, one concept (the segment files: reading, recovering, writing, rotating).
+One concept: the segment files (reading, recovering, writing, rotating).
 """
 
 from __future__ import annotations
@@ -32,20 +33,18 @@ from pathlib import Path
 import structlog
 
 from engine.audit.errors import AuditCorrupt, AuditError, SegmentVanished
+from engine.audit.private_files import FILE_MODE, private_dir, private_file
 from engine.audit.record import FORMAT, Chain, iso_time, payload, unseal
 from engine.audit.verify import ChainReport, ChainVerifier
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
     "VANISHED",
-    "DIR_MODE",
-    "FILE_MODE",
     "FileStore",
     "Recovery",
     "has_segments",
     "iter_lines",
     "list_segments",
-    "private_dir",
     "segment_name",
     "verify_segment_files",
 ]
@@ -54,33 +53,6 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 VANISHED = "disappeared while the log was read (rotated or archived?)"
 _SEGMENT_RE = re.compile(r"^segment-(\d{8,})\.log$")
 _log = structlog.get_logger("verdict.audit")
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-
-
-def private_dir(directory: Path) -> None:
-    """Create ``directory`` (and missing parents) as mode 0700, and set 0700 if it exists.
-
-    ``mkdir``'s mode is reduced by the umask, so the mode is set explicitly afterwards. Raises
-    AuditError when it cannot be created or changed.
-    """
-    try:
-        missing = []
-        path = Path(directory)
-        while not path.exists():
-            missing.append(path)
-            path = path.parent
-        for new in reversed(missing):
-            new.mkdir(mode=DIR_MODE, exist_ok=True)
-            os.chmod(new, DIR_MODE)
-        if stat.S_IMODE(os.stat(directory).st_mode) != DIR_MODE:
-            os.chmod(directory, DIR_MODE)
-    except OSError as exc:
-        raise AuditError(f"cannot create audit directory {directory}: {exc.strerror or exc}") from None
-
-
-def _private_file(fd: int) -> None:
-    os.fchmod(fd, FILE_MODE)  # the mode given to open() is reduced by the umask; this is exact
 
 
 def segment_name(index: int) -> str:
@@ -198,7 +170,7 @@ class FileStore:
     def _lock(self) -> None:
         path = self.directory / ".lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        _private_file(fd)
+        private_file(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -290,7 +262,7 @@ class FileStore:
         tmp = final.with_name(final.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
-            _private_file(fd)
+            private_file(fd)
             _write_all(fd, line)
             os.fsync(fd)
         finally:

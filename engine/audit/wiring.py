@@ -19,8 +19,9 @@ import structlog
 
 from engine.audit.errors import AuditError
 from engine.audit.keyfile import load_or_create_key
+from engine.audit.private_files import private_dir
 from engine.audit.record import decision_from_record, parse_time
-from engine.audit.segments import FileStore, private_dir
+from engine.audit.segments import FileStore
 from engine.audit.sink import AuditSink, MaskRegistry
 from engine.audit.source import LogSource, open_source
 from engine.audit.writer import GroupCommitWriter, Store

@@ -8,7 +8,7 @@ replay`` (``ReplayReport.compare`` and ``engine.audit.report.comparison_lines``:
 after, the transition matrix, the rules behind the changes, rule hits, mean scores, example rows);
 and, with known outcomes (an outcome column of the history, or an outcomes file joined on an id
 column), the approval rate, bad rate of approved business and decline / review+decline precision
-and recall of each version (``engine.audit.replay.Metrics``). A row counts in a comparison when
+and recall of each version (``engine.audit.replay_report.Metrics``). A row counts in a comparison when
 both versions decided it. Rendered as text tables, JSON and PNG plots. The same on Spark with
 ``engine="spark"``: each version's decisions come from ``engine.batch.spark.decide``.
 
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.audit.replay import ACTIONS, Compared, Metrics, ReplayReport, outcome_label
+from engine.audit.replay import outcome_label
+from engine.audit.replay_report import ACTIONS, Compared, Metrics, ReplayReport
 from engine.audit.report import comparison_lines, fairness_lines, pct, table
 from engine.batch.records import OutputColumns
 from engine.batch.run import decide_chunk, flow_fields, resolver

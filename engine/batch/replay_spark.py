@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.audit.columns import record_of
 from engine.audit.exported import ExportedLog
-from engine.audit.replay import Protected, ReplayReport, replay
+from engine.audit.replay import Protected, replay
+from engine.audit.replay_report import ReplayReport
 from engine.batch.run import flow_fields
 from engine.batch.spark import _decider, _ship, session, split_by_size
 from engine.runtime.flow import CompiledFlow

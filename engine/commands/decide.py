@@ -54,8 +54,9 @@ def _as_sent(written: Any, carried: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Load the policies, decide, print; exit 2 for bad input, 1 for broken policies."""
     from engine.grpc.convert import response_to_dict
+    from engine.grpc.encoder import ResponseEncoder
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-    from engine.grpc.wire import Malformed, ResponseEncoder, decode_decide_request
+    from engine.grpc.wire import Malformed, decode_decide_request
     from engine.settings import SettingsError
 
     try:

@@ -40,7 +40,8 @@ from engine.commands._io import ROOT_HELP, policy_root, report, write_out
 from engine.runtime.privacy import scrub_value
 
 if TYPE_CHECKING:
-    from engine.audit.replay import Protected, ReplayReport
+    from engine.audit.replay import Protected
+    from engine.audit.replay_report import ReplayReport
     from engine.runtime.flow import CompiledFlow
 
 __all__ = ["Progress", "register", "run"]

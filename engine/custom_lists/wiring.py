@@ -28,7 +28,7 @@ def open_lists(settings: Settings) -> tuple[ListView, ListRefresher | None]:
     directory = settings.lists_dir
     if directory is None:
         return ListView({}, hash_key(settings)), None
-    from engine.audit.segments import private_dir
+    from engine.audit.private_files import private_dir
 
     private_dir(directory)
     view = ListView({}, hash_key(settings, directory))

@@ -17,7 +17,8 @@ from typing import NamedTuple
 from engine.errors import FieldError, InvalidInput, VerdictError
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import FIELD_ERRORS_KEY, FIELD_ERRORS_OMITTED_KEY, status_for
-from engine.grpc.wire import DecideCall, Malformed, _delimited, _varint, decode_decide_request
+from engine.grpc.wire import DecideCall, Malformed, decode_decide_request
+from engine.grpc.wire_format import delimited, read_varint
 from engine.limits import MAX_BATCH_REQUESTS
 from engine.types import Decision
 
@@ -42,11 +43,11 @@ class BatchCall(NamedTuple):
 
 def _skip(data: bytes, i: int, wire_type: int) -> int:
     if wire_type == 0:
-        return _varint(data, i)[1]
+        return read_varint(data, i)[1]
     if wire_type == 1:
         return i + 8
     if wire_type == 2:
-        n, i = _varint(data, i)
+        n, i = read_varint(data, i)
         return i + n
     if wire_type == 5:
         return i + 4
@@ -63,10 +64,10 @@ def decode_batch_request(data: bytes) -> BatchCall | Malformed:
     i, end = 0, len(data)
     try:
         while i < end:
-            key, i = _varint(data, i)
+            key, i = read_varint(data, i)
             field, wire_type = key >> 3, key & 7
             if field == _T_REQUESTS and wire_type == 2:
-                n, i = _varint(data, i)
+                n, i = read_varint(data, i)
                 if i + n > end:
                     raise ValueError("truncated request")
                 if len(out) >= MAX_BATCH_REQUESTS:
@@ -109,7 +110,7 @@ def _error(error: VerdictError) -> bytes:
 def encode_batch_response(results: Sequence[Decision | VerdictError], encode: Callable[[Decision], bytes]) -> bytes:
     """Serialized DecideBatchResponse: each decision as Decide's response bytes, each error as a DecideError."""
     parts = [
-        _delimited(_T_RESULT, _delimited(_T_ERROR, _error(r)) if isinstance(r, VerdictError) else _delimited(_T_RESPONSE, encode(r)))
+        delimited(_T_RESULT, delimited(_T_ERROR, _error(r)) if isinstance(r, VerdictError) else delimited(_T_RESPONSE, encode(r)))
         for r in results
     ]
     return b"".join(parts)

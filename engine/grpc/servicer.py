@@ -19,9 +19,10 @@ from engine.errors import FieldError, InvalidInput, NotReady
 from engine.grpc.auth import caller_of
 from engine.grpc.batch import BatchCall, decode_batch_request, encode_batch_response, requests_of
 from engine.grpc.convert import flows_to_response, struct_to_dict
+from engine.grpc.encoder import ResponseEncoder
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
-from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request, tolerant_decoder
+from engine.grpc.wire import DecideCall, Malformed, decode_decide_request, tolerant_decoder
 from engine.tracing import TRACE_HEADERS
 from engine.types import Decision
 

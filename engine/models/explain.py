@@ -43,254 +43,21 @@ Errors: ``ValueError`` naming what is wrong for a text that is not a supported L
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
+
+from engine.models.trees import MISSING_ZERO, ZERO_THRESHOLD, Leaf, Splits, group_leaves, parse_model, read_tree
 
 __all__ = ["TABLE_MAX_SPLITS", "TreeExplainer"]
 
 # A tree with at most this many splits is tabulated (2**10 rows of at most 10 values: 80 KiB).
 TABLE_MAX_SPLITS = 10
-# LightGBM's kZeroThreshold, the float literal 1e-35f (include/LightGBM/meta.h).
-_ZERO = 1.0000000180025095e-35
-_MISSING_ZERO, _MISSING_NAN = 1, 2
 # Times a uint64 of 8 bytes each 0 or 1 (byte j = bit j): the product's top byte is the packed bits.
 _PACK = np.uint64(0x0102040810204080)
 _SHIFT, _BYTE = np.uint64(56), np.uint64(8)
 # Rows explained at a time by a batch: its temporaries are ~block * groups * 16 bytes (~3.5 MB for
 # 1,024 rows of a 215-tree model), whatever the number of rows.
 _BLOCK = 256
-
-
-@dataclass(frozen=True)
-class _Tree:
-    """One tree of the text model, as arrays (LightGBM's own field names)."""
-
-    split_feature: np.ndarray
-    threshold: np.ndarray
-    decision_type: np.ndarray
-    left_child: np.ndarray
-    right_child: np.ndarray
-    leaf_value: np.ndarray
-    leaf_count: np.ndarray
-    internal_count: np.ndarray
-    cat_boundaries: np.ndarray
-    cat_threshold: np.ndarray
-
-    @property
-    def splits(self) -> int:
-        return len(self.split_feature)
-
-    def expected_value(self) -> float:
-        """LightGBM's ``Tree::ExpectedValue``: leaf values weighted by leaf count / root count."""
-        if self.splits == 0:
-            return float(self.leaf_value[0])
-        return float(np.sum(self.leaf_count / self.internal_count[0] * self.leaf_value))
-
-
-def _parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
-    current = header
-    for line in text.splitlines():
-        if line.startswith("Tree="):
-            current = {}
-            trees.append(current)
-        elif line.startswith("end of trees"):
-            break
-        elif "=" in line:
-            key, _, value = line.partition("=")
-            current[key] = value
-    return header, trees
-
-
-def _array(block: dict[str, str], key: str, dtype: type, default: str = "") -> np.ndarray:
-    text = block.get(key, default).strip()
-    return np.array(text.split(), dtype=dtype) if text else np.zeros(0, dtype=dtype)
-
-
-def _tree(block: dict[str, str]) -> _Tree:
-    if block.get("is_linear", "0") != "0":
-        raise ValueError("linear trees (linear_tree=true) are not supported")
-    return _Tree(
-        split_feature=_array(block, "split_feature", np.int64),
-        threshold=_array(block, "threshold", np.float64),
-        decision_type=_array(block, "decision_type", np.int64),
-        left_child=_array(block, "left_child", np.int64),
-        right_child=_array(block, "right_child", np.int64),
-        leaf_value=_array(block, "leaf_value", np.float64),
-        leaf_count=_array(block, "leaf_count", np.float64),
-        internal_count=_array(block, "internal_count", np.float64),
-        cat_boundaries=_array(block, "cat_boundaries", np.int64),
-        cat_threshold=_array(block, "cat_threshold", np.uint32),
-    )
-
-
-class _Splits:
-    """Every split of the model in one flat array, decided for a batch of rows at once."""
-
-    def __init__(self, trees: list[_Tree]) -> None:
-        self.offsets = np.cumsum([0] + [t.splits for t in trees])
-        self.feature = np.concatenate([t.split_feature for t in trees] or [np.zeros(0, np.int64)])
-        self.threshold = np.concatenate([t.threshold for t in trees] or [np.zeros(0)])
-        dt = np.concatenate([t.decision_type for t in trees] or [np.zeros(0, np.int64)])
-        self.default_left = (dt & 2).astype(bool)
-        self.missing = (dt >> 2) & 3
-        self.categorical = np.concatenate([(t.decision_type & 1).astype(bool) for t in trees] or [np.zeros(0, bool)])
-        self.numeric_idx = np.flatnonzero(~self.categorical)
-        self.cat_idx = np.flatnonzero(self.categorical)
-        # Categorical splits: their bitsets, flattened with an offset and a word count per split.
-        words: list[np.ndarray] = []
-        start, count = [], []
-        base = 0
-        for t in trees:
-            for node in np.flatnonzero(t.decision_type & 1):
-                ci = int(t.threshold[node])
-                lo, hi = int(t.cat_boundaries[ci]), int(t.cat_boundaries[ci + 1])
-                words.append(t.cat_threshold[lo:hi])
-                start.append(base)
-                count.append(hi - lo)
-                base += hi - lo
-        self.cat_words = np.concatenate(words) if words else np.zeros(1, np.uint32)
-        self.cat_start = np.array(start, dtype=np.int64)
-        self.cat_count = np.array(count, dtype=np.int64)
-        self.num_feature = self.feature[self.numeric_idx]
-        self.num_threshold = self.threshold[self.numeric_idx]
-        self.num_missing = self.missing[self.numeric_idx]
-        self.num_default_left = self.default_left[self.numeric_idx]
-        self.num_nan_to_zero = self.num_missing != _MISSING_NAN
-        self.num_zero_missing = self.num_missing == _MISSING_ZERO
-        self.num_nan_missing = self.num_missing == _MISSING_NAN
-        self.cat_feature = self.feature[self.cat_idx]
-        # One-row path: every split compared as numeric, then the rows' special values patched.
-        zero_left = np.where(self.missing == _MISSING_ZERO, self.default_left, self.threshold >= 0.0)
-        self.if_zero = zero_left  # the value is 0 (or within ±1e-35)
-        self.if_nan = np.where(self.missing == _MISSING_NAN, self.default_left, zero_left)  # NaN: 0 unless type NaN
-        # Categorical splits by feature: a (categories + 1, splits) table; the last row is "not a category".
-        self.cat_tables: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for f in np.unique(self.cat_feature):
-            which = np.flatnonzero(self.cat_feature == f)
-            size = int(self.cat_count[which].max()) * 32
-            table = np.zeros((size + 1, len(which)), dtype=bool)
-            for j, c in enumerate(which):
-                w = self.cat_words[self.cat_start[c] : self.cat_start[c] + self.cat_count[c]]
-                bits = ((w[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(bool).ravel()
-                table[: len(bits), j] = bits
-            self.cat_tables.append((int(f), self.cat_idx[which], table))
-
-    def decide_row(self, x: np.ndarray) -> np.ndarray:
-        """(splits + 2,) bool for one row (n,) already read as LightGBM reads it (see ``decide``)."""
-        go = np.empty(len(self.feature) + 2, dtype=bool)
-        go[-2], go[-1] = True, False
-        v = x[self.feature]
-        np.less_equal(v, self.threshold, out=go[:-2])
-        nan = np.isnan(x)
-        if nan.any() or not x.all():  # a missing or zero value: LightGBM's missing-value rules
-            go[:-2] = np.where(nan[self.feature], self.if_nan, np.where(v == 0.0, self.if_zero, go[:-2]))
-        for f, splits, table in self.cat_tables:
-            c = x[f]
-            i = int(c) if c == c and -1.0 < c < len(table) - 1 else len(table) - 1  # NaN/negative/unknown: right
-            go[splits] = table[i]
-        return go
-
-    def decide(self, x: np.ndarray) -> np.ndarray:
-        """(rows, splits + 2) bool: True where the row goes left; then a True and a False column."""
-        rows = x.shape[0]
-        go = np.empty((rows, len(self.feature) + 2), dtype=bool)
-        go[:, -2] = True
-        go[:, -1] = False
-        if len(self.numeric_idx):
-            v = x[:, self.num_feature]
-            nan = np.isnan(v)
-            v = np.where(nan & self.num_nan_to_zero, 0.0, v)
-            missing = (self.num_zero_missing & (np.abs(v) <= _ZERO)) | (self.num_nan_missing & nan)
-            go[:, self.numeric_idx] = np.where(missing, self.num_default_left, v <= self.num_threshold)
-        if len(self.cat_idx):
-            v = x[:, self.cat_feature]
-            ok = ~np.isnan(v) & (v > -1.0) & (v < 2.0**31)  # static_cast<int> truncates toward 0
-            iv = np.where(ok, v, 0).astype(np.int64)
-            word = iv >> 5
-            ok &= word < self.cat_count
-            bits = self.cat_words[np.where(ok, self.cat_start + word, 0)]
-            go[:, self.cat_idx] = ok & (((bits >> (iv & 31).astype(np.uint32)) & 1) == 1)
-        return go
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    """One leaf: its value, and per distinct feature of its path ``(feature, z, [(split, goes_left)])``."""
-
-    value: float
-    slots: tuple[tuple[int, float, tuple[tuple[int, bool], ...]], ...]
-
-
-def _walk(t: _Tree, off: int, node: int, path: list[tuple[int, int, bool, float]], out: list[_Leaf]) -> None:
-    """Append the leaves under ``node`` (``path``: (feature, split, goes_left, cover ratio) from the root)."""
-    count = t.internal_count[node]
-    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
-        c = t.leaf_count[~child] if child < 0 else t.internal_count[child]
-        step = [*path, (int(t.split_feature[node]), off + node, left, c / count)]
-        if child >= 0:
-            _walk(t, off, int(child), step, out)
-            continue
-        slots: dict[int, tuple[float, tuple[tuple[int, bool], ...]]] = {}
-        for feat, split, goes_left, ratio in step:
-            z, edges = slots.get(feat, (1.0, ()))
-            slots[feat] = (z * ratio, (*edges, (split, goes_left)))
-        out.append(_Leaf(float(t.leaf_value[~child]), tuple((f, z, e) for f, (z, e) in slots.items())))
-
-
-def _group(t: _Tree, off: int, node: int, ancestors: list[int], limit: int,
-           groups: list[tuple[list[int], list[_Leaf]]], deep: list[_Leaf]) -> None:
-    """Split the subtree at ``node`` (reached through the splits ``ancestors``) into groups of leaves
-    whose paths together read at most ``limit`` splits; a leaf deeper than ``limit`` goes to ``deep``."""
-    inside = [off + n for n in _internal(t, node)]
-    if len(ancestors) + len(inside) <= limit:
-        leaves: list[_Leaf] = []
-        _walk(t, off, node, _path_to(t, off, node), leaves)
-        groups.append((ancestors + inside, leaves))
-        return
-    here = [*ancestors, off + node]
-    for child, left in ((t.left_child[node], True), (t.right_child[node], False)):
-        if child >= 0:
-            _group(t, off, int(child), here, limit, groups, deep)
-        elif len(here) <= limit:
-            groups.append((here, [_leaf_under(t, off, node, left)]))
-        else:
-            deep.append(_leaf_under(t, off, node, left))
-
-
-def _internal(t: _Tree, node: int) -> list[int]:
-    """The split nodes of the subtree at ``node`` (itself included)."""
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        out.append(n)
-        stack += [int(c) for c in (t.left_child[n], t.right_child[n]) if c >= 0]
-    return out
-
-
-def _path_to(t: _Tree, off: int, target: int) -> list[tuple[int, int, bool, float]]:
-    """The (feature, split, goes_left, ratio) steps from the root down to split node ``target``."""
-    parent = {}
-    for n in range(t.splits):
-        for c, left in ((t.left_child[n], True), (t.right_child[n], False)):
-            if c >= 0:
-                parent[int(c)] = (n, left)
-    steps = []
-    node = target
-    while node in parent:
-        p, left = parent[node]
-        steps.append((int(t.split_feature[p]), off + p, left, t.internal_count[node] / t.internal_count[p]))
-        node = p
-    return steps[::-1]
-
-
-def _leaf_under(t: _Tree, off: int, node: int, left: bool) -> _Leaf:
-    """The leaf that is the direct ``left`` (or right) child of split ``node``."""
-    leaves: list[_Leaf] = []
-    _walk(t, off, node, _path_to(t, off, node), leaves)
-    return leaves[0] if left else leaves[-1]  # _walk lists the left side's leaves first
 
 
 @functools.cache
@@ -310,7 +77,7 @@ class _Leaves:
     least one row, so ``z > 0``; the floor keeps a hand-made model with an empty leaf finite).
     """
 
-    def __init__(self, leaves: list[_Leaf], width: int, true_col: int) -> None:
+    def __init__(self, leaves: list[Leaf], width: int, true_col: int) -> None:
         self.width = width
         self.n_leaves = len(leaves)
         slots = [slot for lf in leaves for slot in lf.slots]
@@ -344,11 +111,11 @@ class _GroupSplits:
 
     The groups' splits are laid out as a (groups, 8 or 16) matrix of slots (padded with slots that
     never go left); the row is compared with every slot at once, LightGBM's missing-value and
-    categorical rules applied (as ``_Splits.decide``) and each group's decisions packed into its
+    categorical rules applied (as ``Splits.decide``) and each group's decisions packed into its
     code, bit ``j`` for the group's ``j``-th split.
     """
 
-    def __init__(self, slots: np.ndarray, s: _Splits, width: int) -> None:
+    def __init__(self, slots: np.ndarray, s: Splits, width: int) -> None:
         n_splits = len(s.feature)
         pad = slots >= n_splits
         k = slots.shape[1]
@@ -378,10 +145,10 @@ class _GroupSplits:
         # which changes ``x <= t`` only for t in [-1e-35, 1e-35): there ``0 <= t`` is ``x < -1e-35``
         # when t < 0 and ``x <= 1e-35`` when t >= 0, so those thresholds move and x is used as is.
         t = np.where(numeric, s.threshold[idx], np.where(cat, 0.5, np.nan))
-        near = numeric & (t >= -_ZERO) & (t < _ZERO)
-        self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-_ZERO, -np.inf), _ZERO), t)
+        near = numeric & (t >= -ZERO_THRESHOLD) & (t < ZERO_THRESHOLD)
+        self.threshold = np.where(near, np.where(t < 0.0, np.nextafter(-ZERO_THRESHOLD, -np.inf), ZERO_THRESHOLD), t)
         self.if_nan = numeric & s.if_nan[idx]
-        zero = numeric & (s.missing[idx] == _MISSING_ZERO)
+        zero = numeric & (s.missing[idx] == MISSING_ZERO)
         self.zero = zero if zero.any() else None  # zero_as_missing models: a 0 goes to the default side
         self.zero_left = s.default_left[idx]
 
@@ -401,7 +168,7 @@ class _GroupSplits:
         if nan:  # LightGBM reads a NaN as 0 or as missing
             go = np.where(v == v, go, self.if_nan)
         if self.zero is not None:
-            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+            go = np.where(self.zero & (np.abs(v) <= ZERO_THRESHOLD), self.zero_left, go)
         return _pack(go, base)
 
     def rows_batch(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -419,7 +186,7 @@ class _GroupSplits:
         if nan:
             go = np.where(v == v, go, self.if_nan)
         if self.zero is not None:
-            go = np.where(self.zero & (np.abs(v) <= _ZERO), self.zero_left, go)
+            go = np.where(self.zero & (np.abs(v) <= ZERO_THRESHOLD), self.zero_left, go)
         return _pack(go, base)[..., 0]
 
     @staticmethod
@@ -446,7 +213,7 @@ class _Tables:
     """Groups of leaves whose paths read at most ``TABLE_MAX_SPLITS`` splits: contributions looked up
     by the group's decision vector (a whole small tree is one group)."""
 
-    def __init__(self, groups: list[tuple[list[int], list[_Leaf]]], width: int, decisions: _Splits) -> None:
+    def __init__(self, groups: list[tuple[list[int], list[Leaf]]], width: int, decisions: Splits) -> None:
         n_splits = len(decisions.feature)
         self.width = width
         most = max((len(k) for k, _ in groups), default=1)
@@ -464,7 +231,7 @@ class _Tables:
             self.feature[i, : len(u)] = u
             # Every decision vector of the group's splits, as the (2**k, k + 2) go matrix its leaves read.
             local = {s: j for j, s in enumerate(splits)}
-            mapped = [_Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
+            mapped = [Leaf(lf.value, tuple((f, z, tuple((local[s], g) for s, g in e)) for f, z, e in lf.slots))
                       for lf in leaves]
             codes = np.arange(1 << k, dtype=np.int64)
             go = np.empty((1 << k, k + 2), dtype=bool)
@@ -507,7 +274,7 @@ class TreeExplainer:
     """
 
     def __init__(self, model_txt: str, width: int) -> None:
-        header, blocks = _parse(model_txt)
+        header, blocks = parse_model(model_txt)
         if not blocks:
             raise ValueError("the text holds no trees (not a LightGBM text model)")
         if int(header.get("num_tree_per_iteration", "1")) != 1:
@@ -517,15 +284,15 @@ class TreeExplainer:
         n = int(header.get("max_feature_idx", "-1")) + 1
         if n != width:
             raise ValueError(f"the model has {n} features, the card {width}")
-        trees = [_tree(b) for b in blocks]
+        trees = [read_tree(b) for b in blocks]
         self.width = width
         self.bias = float(sum(t.expected_value() for t in trees))
-        self._splits = _Splits(trees)
-        groups: list[tuple[list[int], list[_Leaf]]] = []
-        deep: list[_Leaf] = []
+        self._splits = Splits(trees)
+        groups: list[tuple[list[int], list[Leaf]]] = []
+        deep: list[Leaf] = []
         for t, off in zip(trees, self._splits.offsets[:-1], strict=True):
             if t.splits:
-                _group(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
+                group_leaves(t, int(off), 0, [], TABLE_MAX_SPLITS, groups, deep)
         n_splits = len(self._splits.feature)
         self._tables = _Tables(groups, width, self._splits)
         self._leaves = _Leaves(deep, width, n_splits) if deep else None
@@ -537,7 +304,7 @@ class TreeExplainer:
             out = self._tables.contributions_row(x[0])
             out[self.width] = self.bias
             return out[None, :]
-        x = np.where(np.abs(x) <= _ZERO, 0.0, x)  # NaN compares false and stays NaN
+        x = np.where(np.abs(x) <= ZERO_THRESHOLD, 0.0, x)  # NaN compares false and stays NaN
         if x.shape[0] == 1 and self._leaves is not None:
             deep = self._leaves.contributions(self._splits.decide_row(x[0])[None, :])[0]
             out = self._tables.contributions_row(x[0]) + deep

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from engine.custom_lists.snapshot import ListView
@@ -19,10 +17,12 @@ from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
 from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
-from engine.policy.durable import DurableRuleset, NotExpressible, to_durable
-from engine.policy.schema import FlowFile, RuleFile, RuleSpec
+from engine.policy.binding import bind_models
+from engine.policy.durable import NotExpressible, to_durable
+from engine.policy.durable_ruleset import DurableRuleset
+from engine.policy.schema import FlowFile, RuleSpec
+from engine.policy.sources import CompileContext, FlowSource, RuleSource, expr_problem
 from engine.policy.tables import RowRule, expand_tables
-from engine.policy.yamlio import LoadedYaml
 from engine.runtime.fallback import STEPS, Budget, Budgets, step_of
 from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
 from engine.runtime.validation import compile_validator, field_bounds
@@ -32,7 +32,7 @@ from engine.state.plan import StatePlan, compile_plan
 from engine.suggest import did_you_mean
 from engine.types import Action, FiredRule, Reason
 
-__all__ = ["FlowSource", "RuleSource", "compile_flow", "flow_env"]
+__all__ = ["compile_flow", "flow_env"]
 
 _FIELD_TYPES = {
     "integer": "number",
@@ -41,38 +41,6 @@ _FIELD_TYPES = {
     "category": "string",
     "boolean": "bool",
 }
-_MODEL_FEATURE_TYPES = {"numeric": {"number"}, "categorical": {"string"}, "boolean": {"bool"}}
-
-
-@dataclass(frozen=True)
-class RuleSource:
-    """A parsed rule file: where it came from, its line map and its content."""
-
-    path: str
-    doc: LoadedYaml
-    file: RuleFile
-    digest: str
-
-
-@dataclass(frozen=True)
-class FlowSource:
-    """A parsed flow file."""
-
-    path: str
-    doc: LoadedYaml
-    file: FlowFile
-    digest: str
-
-
-@dataclass
-class _Ctx:
-    flow: FlowSource
-    problems: list[Problem] = field(default_factory=list)
-
-    def add(self, message: str, code: str, *, loc: tuple[str | int, ...] = (), src: RuleSource | None = None, **kw: object) -> None:
-        doc = src.doc if src else self.flow.doc
-        path = src.path if src else self.flow.path
-        self.problems.append(Problem(path=path, message=message, code=code, line=doc.line_of(loc), **kw))  # type: ignore[arg-type]
 
 
 def flow_env(flow: FlowFile) -> dict[str, Symbol]:
@@ -87,14 +55,7 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
     return env
 
 
-def _expr_problem(ctx: _Ctx, exc: Exception, *, loc: tuple[str | int, ...], src: RuleSource | None, **kw: object) -> None:
-    if isinstance(exc, ExprSyntaxError):
-        ctx.add(f"syntax error in expression: {exc.message}, column {exc.column}", "expression_syntax", loc=loc, src=src, **kw)
-    elif isinstance(exc, ExprTypeError):
-        ctx.add(f"{exc.message}, column {exc.column}", exc.code, loc=loc, src=src, hint=exc.hint, **kw)
-
-
-def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
+def _order_derived(ctx: CompileContext, parsed: dict[str, Node]) -> list[str]:
     """Derived names in dependency order; reports cycles."""
     order: list[str] = []
     state: dict[str, int] = {}
@@ -118,45 +79,7 @@ def _order_derived(ctx: _Ctx, parsed: dict[str, Node]) -> list[str]:
     return order
 
 
-def _check_model_feature(ctx: _Ctx, model: str, card: object, name: str, sym: Symbol, can_be_missing: bool, loc: tuple[str | int, ...]) -> None:
-    """Warnings where the flow can send a model a value its card says it never learned to score.
-
-    ``model_never_saw_missing``: the flow can send the feature missing, but the card records no
-    missing value in training (LightGBM then scores missing as 0: a missing boolean as false).
-    ``model_unknown_category``: a category value the flow accepts is not in the card's categories
-    (the model receives it as missing).
-    """
-    spec = next((f for f in getattr(card, "features", ()) if f.name == name), None)
-    if spec is None:
-        return
-    if can_be_missing and spec.missing_in_training == 0:
-        field = f"input.fields.{name}" if sym.kind == "input" else f"derived.{name}"
-        where = ("input", "fields", name) if sym.kind == "input" else ("derived", name)  # where a fix goes
-        ctx.add(
-            f"model {model} never saw {name!r} missing in training, but the flow can send it missing "
-            "(the model scores a missing value as 0" + (", i.e. false)" if spec.type == "boolean" else ")"),
-            "model_never_saw_missing",
-            loc=where,
-            field=name,
-            severity="warning",
-            hint=f"declare a default for {field} (docs/policies.md), make the field required, "
-            "or retrain the model on data where it is missing",
-        )
-    if spec.type == "categorical" and sym.categories:
-        unknown = sorted(set(sym.categories) - set(spec.categories or ()))
-        if unknown:
-            ctx.add(
-                f"model {model} does not know {len(unknown)} value(s) of {name!r} the flow accepts: "
-                f"{', '.join(unknown)} (scored as missing)",
-                "model_unknown_category",
-                loc=("input", "fields", name) if sym.kind == "input" else loc,
-                field=name,
-                severity="warning",
-                hint="retrain the model with these values, or map them to known ones in a derived feature",
-            )
-
-
-def _compile_derived(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> tuple[list[tuple[str, Node]], set[str]]:
+def _compile_derived(ctx: CompileContext, flow: FlowFile, env: dict[str, Symbol]) -> tuple[list[tuple[str, Node]], set[str]]:
     """Derived features: parse all, order by dependency, type-check in order, adding each to `env`.
 
     Returns the (name, expression) pairs in evaluation order, and the names of those that can
@@ -170,13 +93,13 @@ def _compile_derived(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> tuple
         try:
             parsed[name] = parse(text)
         except ExprSyntaxError as exc:
-            _expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
+            expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
     derived: list[tuple[str, Node]] = []
     for name in _order_derived(ctx, parsed):
         try:
             env[name] = derived_symbol(parsed[name], env)  # type, can it be missing, bounds
         except ExprTypeError as exc:
-            _expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
+            expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
             env[name] = Symbol("number", True, "derived")  # keep going; errors already reported
             continue
         derived.append((name, parsed[name]))
@@ -190,81 +113,7 @@ def _compile_derived(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol]) -> tuple
     return derived, never_missing
 
 
-# Long (69 lines): per model, the checks of its features, reasons, explainer and output name, then the binding.
-def _bind_models(
-    ctx: _Ctx,
-    flow: FlowFile,
-    models: Mapping[tuple[str, str], ScoringModel],
-    env: dict[str, Symbol],
-    catalogue: Mapping[str, str],
-    never_missing: set[str],
-) -> tuple[list[CompiledModel], dict[str, int]]:
-    """Models: resolve each, check its features are supplied with compatible types, add its score to `env`.
-
-    Returns the bound models in the flow's order and each score's name -> index in that list.
-    """
-    bound: list[CompiledModel] = []
-    model_index: dict[str, int] = {}
-    for i, ref in enumerate(flow.models):
-        loc: tuple[str | int, ...] = ("models", i)
-        model = models.get((ref.name, ref.version))
-        if model is None:
-            ctx.add(
-                f"model {ref.name} version {ref.version} is not available",
-                "unknown_model",
-                loc=loc,
-                hint=f"expected model_artifacts/{ref.name}/{ref.version}/ with model.onnx and card.json",
-            )
-            continue
-        for feat in getattr(model, "features", ()):
-            sym = env.get(feat.name)
-            if sym is None:
-                ctx.add(
-                    f"model {ref.name} needs feature {feat.name!r}, which the flow does not supply",
-                    "model_feature_missing",
-                    loc=loc,
-                    field=feat.name,
-                    hint="add it as an input field or a derived feature with the same name",
-                )
-            elif sym.type not in _MODEL_FEATURE_TYPES.get(feat.type, {sym.type}):
-                ctx.add(
-                    f"model {ref.name} feature {feat.name!r} is {feat.type} but the flow supplies a {sym.type}",
-                    "model_feature_type",
-                    loc=loc,
-                    field=feat.name,
-                )
-            else:
-                _check_model_feature(ctx, ref.name, getattr(model, "card", None), feat.name, sym,
-                                     sym.nullable and feat.name not in never_missing, loc)
-        feature_names = {f.name for f in getattr(model, "features", ())}
-        reasons: dict[str, tuple[str, str]] = {}
-        for feat, code in ref.reasons.items():
-            if feature_names and feat not in feature_names:
-                ctx.add(f"model {ref.name} has no feature {feat!r}", "unknown_model_feature", loc=(*loc, "reasons", feat))
-            if code not in catalogue:
-                ctx.add(f"reason code {code} is not in the flow's reasons", "unknown_reason", loc=(*loc, "reasons", feat))
-            reasons[feat] = (code, catalogue.get(code, code))
-        explains = bool(getattr(model, "has_explainer", True))
-        if not explains and ref.reasons:
-            ctx.add(
-                f"model {ref.name} has no explainer, so it can give none of the reasons mapped under 'reasons'",
-                "model_has_no_explainer",
-                loc=(*loc, "reasons"),
-                hint="remove 'reasons' (a rule reading its score gives the rule's own reason), or use a model "
-                "whose card lists an explainer (LightGBM, logistic)",
-            )
-        if ref.output in env:
-            ctx.add(f"model output {ref.output!r} clashes with another name", "duplicate_name", loc=(*loc, "output"))
-        # A score the flow may decide without (budgets: rules_only) can be missing: rules are guarded.
-        skippable = (flow.budgets.get(f"score.{ref.name}") or flow.budgets.get("score"))
-        env[ref.output] = Symbol("number", skippable is not None and skippable.on_miss == "rules_only", "score")
-        model_index[ref.output] = len(bound)
-        positions = {name: j for j, name in enumerate(getattr(model, "feature_names", ()))}
-        bound.append(CompiledModel(model, ref.output, ref.max_reasons, reasons, explains, MappingProxyType(positions)))
-    return bound, model_index
-
-
-def _default_outcome(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> tuple[Action, Reason | None]:
+def _default_outcome(ctx: CompileContext, flow: FlowFile, catalogue: Mapping[str, str]) -> tuple[Action, Reason | None]:
     """The default outcome (action, reason) when no rule fires; a REVIEW or DECLINE needs a reason."""
     default_action = Action[flow.default.action]
     default_reason: Reason | None = None
@@ -288,7 +137,7 @@ class _Rules(NamedTuple):
 
 # Long (82 lines): per rule, the checks of its id, reason, action and condition, then the rule itself.
 def _compile_rules(
-    ctx: _Ctx,
+    ctx: CompileContext,
     flow: FlowFile,
     rulesets: Mapping[str, RuleSource],
     env: dict[str, Symbol],
@@ -335,7 +184,7 @@ def _compile_rules(
                 node = prebuilt if prebuilt is not None else parse(spec.when)
                 t = check(node, env)
             except (ExprSyntaxError, ExprTypeError) as exc:
-                _expr_problem(ctx, exc, loc=(*loc, "when"), src=src, rule=spec.id)
+                expr_problem(ctx, exc, loc=(*loc, "when"), src=src, rule=spec.id)
                 continue
             if t.type != "bool":
                 ctx.add(f"the condition is a {t.type}, not a true/false test", "not_a_condition", loc=(*loc, "when"), src=src, rule=spec.id, hint="compare it, e.g. 'x > 0'")
@@ -385,7 +234,7 @@ def compile_flow(
     ``custom_lists``: the view whose declared lists ``x in list('name')`` may read (none without it).
     ``events``: event type -> field -> "number"/"string", the types its stateful features may read.
     """
-    ctx = _Ctx(source)
+    ctx = CompileContext(source)
     flow = source.file
     env = flow_env(flow)
     if custom_lists is not None:
@@ -394,7 +243,7 @@ def compile_flow(
     screens = _screens(ctx, flow, env, lists or {})
     state = _state_plan(ctx, flow, env, events or {})
     derived, never_missing = _compile_derived(ctx, flow, env)
-    bound, model_index = _bind_models(ctx, flow, models, env, catalogue, never_missing)
+    bound, model_index = bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
     budgets = compile_budgets(ctx, flow, catalogue)
     rules, conditions, condition_at, durable_rules = _compile_rules(ctx, flow, rulesets, env, catalogue, model_index)
@@ -449,7 +298,7 @@ def derived_reads(derived: Sequence[tuple[str, Node]], screens: Sequence[Compile
     return reads
 
 
-def compile_budgets(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:
+def compile_budgets(ctx: CompileContext, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:
     """The flow's ``budgets:`` as engine.runtime.fallback's compiled Budgets; every bad entry is a problem at its line:
     ``unknown_step`` (not a step of engine.runtime.fallback.STEPS, or ``score.<model>`` of no model of the flow),
     ``rules_only_not_allowed`` (a step the rules cannot do without) and ``unknown_reason``."""
@@ -477,7 +326,7 @@ def compile_budgets(ctx: _Ctx, flow: FlowFile, catalogue: Mapping[str, str]) -> 
 
 
 def _codegen_problem(
-    ctx: _Ctx, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple[str | int, ...], str]]
+    ctx: CompileContext, exc: CodegenLimit, derived: Sequence[tuple[str, Node]], condition_at: Sequence[tuple[RuleSource, tuple[str | int, ...], str]]
 ) -> None:
     """Report the derived feature or rule whose generated code CPython cannot compile."""
     hint = "split it into derived features, each a part of the expression"
@@ -491,7 +340,7 @@ def _codegen_problem(
         ctx.add(f"the flow cannot be compiled: {exc.message}", "compile_failed", loc=("flow",), hint=hint)
 
 
-def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[tuple[str, str], ScreeningList]) -> list[CompiledScreen]:
+def _screens(ctx: CompileContext, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[tuple[str, str], ScreeningList]) -> list[CompiledScreen]:
     """Bind the flow's screening steps to their lists and fields; add their features to ``env``."""
     out: list[CompiledScreen] = []
     for i, spec in enumerate(flow.screening):
@@ -521,7 +370,7 @@ def _screens(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], lists: Mapping[t
     return out
 
 
-def _state_plan(ctx: _Ctx, flow: FlowFile, env: dict[str, Symbol], events: Mapping[str, Mapping[str, str]]) -> StatePlan | None:
+def _state_plan(ctx: CompileContext, flow: FlowFile, env: dict[str, Symbol], events: Mapping[str, Mapping[str, str]]) -> StatePlan | None:
     """The flow's behaviour section compiled (engine.state.plan); its features join ``env``."""
     if flow.behaviour is None:
         return None

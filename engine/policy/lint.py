@@ -15,7 +15,7 @@ released version. Lint adds:
   spaces, which cleaning trims (engine/runtime/validation.py). ``country not in ['de']`` on a
   ``case: upper`` field is then true for every request. (A category literal outside the field's
   ``values`` is already a load error, ``unknown_category``: values are cleaned to the canonical
-  spelling.)
+  spelling.) The check is engine.policy.cleaning_lint.
 - ``protected_feature``: a model of the flow uses an input field the flow marks ``protected: true``
   (a prohibited basis such as marital status), directly or through a derived field (engine.policy.protected);
 - ``missing_notice``: a flow with a ``notices:`` catalogue (adverse-action notices, engine.runtime.notice)
@@ -34,7 +34,8 @@ released version. Lint adds:
   ``unknown_test_field`` (an input field the flow version does not declare, while it rejects
   unknown fields), ``unknown_test_rule`` (an expected fired rule the version does not have) and
   ``unknown_test_reason`` (an expected reason code outside the version's catalogue) and
-  ``unknown_test_score`` (an expected score no model or screening step of the version produces).
+  ``unknown_test_score`` (an expected score no model or screening step of the version produces):
+  engine.policy.testcase_lint.
 
 Every error (of the loader or of lint) blocks activation of the flow it belongs to: at start, on
 hot reload and in ``verdict release`` (engine/policy/activation.py). Problems found for one flow carry
@@ -50,15 +51,16 @@ from pathlib import Path
 
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, Node, parse
-from engine.expr.syntax import BoolOp, Call, Compare, InList, Literal, Name
+from engine.expr.syntax import BoolOp, Call, Name
 from engine.expr.vocabulary import children, show
-from engine.policy.compiler import FlowSource, RuleSource
+from engine.policy.cleaning_lint import cleaning_mismatches
 from engine.policy.loader import LoadResult, load
 from engine.policy.protected import protected_uses
 from engine.policy.satisfy import Domain, covers, domains_of, never_true
-from engine.policy.schema import FieldSpec
+from engine.policy.sources import FlowSource, RuleSource
 from engine.policy.tables import TableRow, table_rows
-from engine.policy.testcases import Match, TestSuite, discover
+from engine.policy.testcase_lint import check_tests
+from engine.policy.testcases import TestSuite, discover
 
 __all__ = ["LintReport", "format_lint", "lint"]
 
@@ -101,63 +103,6 @@ def _parse(text: str) -> Node | None:
         return parse(text)
     except ExprSyntaxError:
         return None  # reported by the loader
-
-
-def _cleaned(spec: FieldSpec, text: str) -> str | None:
-    """Why `text` can never equal a value of a string field after cleaning; None if it can."""
-    if text != text.strip():
-        return "cleaning trims spaces"
-    if spec.case == "upper" and text != text.upper():
-        return f"the field is cleaned to upper case (case: upper), so it can only equal {text.upper()!r}"
-    if spec.case == "lower" and text != text.lower():
-        return f"the field is cleaned to lower case (case: lower), so it can only equal {text.lower()!r}"
-    return None
-
-
-def cleaning_mismatches(node: Node, fields: dict[str, FieldSpec]) -> list[str]:  # noqa: C901 (one case per comparison shape: ==/!= either side, in/not in)
-    """Every comparison in `node` of a string field with a text literal it can never equal.
-
-    `fields` are the flow's input fields (name -> spec). Covers ``==``/``!=`` (either side) and
-    ``in``/``not in`` lists; what a mismatch makes of the comparison is in the message (``!=`` and
-    ``not in`` are then true for every request that has the field, ``==`` and ``in`` never).
-    """
-    out: list[str] = []
-
-    def string_field(side: Node) -> FieldSpec | None:
-        if isinstance(side, Name):
-            spec = fields.get(side.name)
-            if spec is not None and spec.type == "string":
-                return spec
-        return None
-
-    def visit(n: Node) -> None:
-        if isinstance(n, Compare) and n.op in ("==", "!="):
-            for side, other in ((n.left, n.right), (n.right, n.left)):
-                spec = string_field(side)
-                if spec is not None and isinstance(other, Literal) and isinstance(other.value, str):
-                    why = _cleaned(spec, other.value)
-                    if why is not None:
-                        effect = "is true for every request that has it" if n.op == "!=" else "can never be true"
-                        out.append(f"{show(n)} {effect}: {side.name} can never be {other.value!r}; {why}")  # type: ignore[union-attr]
-        elif isinstance(n, InList):
-            spec = string_field(n.operand)
-            if spec is not None:
-                bad = [(i.value, _cleaned(spec, i.value)) for i in n.items if isinstance(i.value, str)]
-                bad = [(v, why) for v, why in bad if why is not None]
-                if bad:
-                    name = n.operand.name  # type: ignore[union-attr]
-                    every = len(bad) == len(n.items)
-                    effect = (
-                        ("is true for every request that has it" if n.negated else "can never be true")
-                        if every else "has values that can never match"
-                    )
-                    values = ", ".join(repr(v) for v, _ in bad)
-                    out.append(f"{show(n)} {effect}: {name} can never be {values}; {bad[0][1]}")
-        for child in children(n):
-            visit(child)
-
-    visit(node)
-    return out
 
 
 def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> list[Problem]:
@@ -337,65 +282,6 @@ def _shadowed(columns: tuple[str, ...], rows: list[TableRow], domains: dict[str,
                 break
 
 
-def _check_tests(suites: list[TestSuite], result: LoadResult, out: list[Problem]) -> None:  # noqa: C901 (one pass over the cases, one branch per thing a case can name: fields, rules, reasons)
-    """Cases that name what their flow version does not have: input fields, rules, reason codes."""
-    for suite in suites:
-        versions = result.flow_sources.get(suite.flow, {})
-        targets = [versions[v] for v in (suite.versions or sorted(versions)) if v in versions]
-        for src in targets:
-            flow = src.file
-            where = f"{flow.flow} {flow.version}"
-            rules: set[str] = set()
-            for name in flow.rulesets:
-                rs = result.rule_sources.get(name)
-                if rs is not None:
-                    rules.update(spec.id for spec in rs.file.rules)
-                    rules.update(row.id for row in table_rows(rs.file.tables, rs.path, rs.doc)[0])
-            reasons = set(flow.reasons)
-            # a test may state a customer's history by giving the flow's stateful features (docs/behaviour.md)
-            fields = set(flow.input.fields) | set(flow.behaviour.features if flow.behaviour is not None else ())
-
-            def bad(loc: tuple[str | int, ...], message: str, code: str, hint: str, *, suite: TestSuite = suite, where: str = where) -> None:
-                out.append(Problem(suite.path, f"{message} ({where})", code, line=suite.doc.line_of(loc), hint=hint, flow=suite.flow))
-
-            if flow.input.unknown_fields == "reject":
-                for key in suite.file.base:
-                    if key not in fields:
-                        bad(("base", key), f"base: {key!r} is not an input field", "unknown_test_field", "see the flow's input.fields")
-            for i, case in enumerate(suite.file.cases):
-                name = f"case {case.name!r}"
-                refused = set(case.expect.invalid or ())  # a case may send an unknown field to prove it is refused
-                if flow.input.unknown_fields == "reject":
-                    for key in case.input:
-                        if key not in fields and key not in refused:
-                            bad(("cases", i, "input", key), f"{name}: {key!r} is not an input field", "unknown_test_field",
-                                "see the flow's input.fields")
-                for key in case.expect.invalid or ():
-                    if key not in flow.input.fields and key not in case.input and key not in suite.file.base:
-                        bad(("cases", i, "expect", "invalid"), f"{name}: expects {key!r} to be refused, but it is not an input field",
-                            "unknown_test_field", "see the flow's input.fields")
-                fired = case.expect.fired
-                refs = [*(fired.exactly or ()), *fired.contains, *fired.excludes] if isinstance(fired, Match) else list(fired or ())
-                for ref in refs:
-                    if ref not in rules:
-                        bad(("cases", i, "expect", "fired"), f"{name}: expects rule {ref!r}, which is not a rule of the version",
-                            "unknown_test_rule", "check the rule id, or write the rule first")
-                given = case.expect.reasons
-                codes = [*(given.exactly or ()), *given.contains, *given.excludes] if isinstance(given, Match) else list(given or ())
-                compiled = result.compiled.get((flow.flow, flow.version))
-                if compiled is not None:  # score names are the models' outputs, known once compiled
-                    outputs = {m.output for m in compiled.models} | {s.score_name for s in compiled.screens}
-                    for score in case.expect.scores:
-                        if score not in outputs:
-                            known = ", ".join(sorted(outputs)) or "none"
-                            bad(("cases", i, "expect", "scores", score), f"{name}: expects a score {score!r}, which the version does not produce (scores: {known})",
-                                "unknown_test_score", "name a model output, e.g. pd")
-                for code in codes:
-                    if code not in reasons:
-                        bad(("cases", i, "expect", "reasons"), f"{name}: expects reason {code}, which is not in the version's reasons",
-                            "unknown_test_reason", "add the code to the flow's reasons:, or fix the expectation")
-
-
 def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
     """Feature names of ``model_artifacts/<name>/<version>/card.json`` (None when unreadable: the loader says why)."""
     from engine.errors import ModelLoadError
@@ -479,7 +365,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
     found += _review_files(root)
     found_suites, test_problems = suites if suites is not None else discover(root)
     found += test_problems
-    _check_tests(found_suites, result, found)
+    check_tests(found_suites, result, found)
     report.attributed = list(found)
     seen: set[tuple[object, ...]] = set()
     for p in found:

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from engine.custom_lists.declarations import read_declarations
 from engine.custom_lists.snapshot import ListView
 from engine.errors import ModelLoadError, PolicyError, Problem
-from engine.policy.compiler import FlowSource, RuleSource, compile_flow
+from engine.policy.compiler import compile_flow
 from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
 from engine.policy.release import Content, check_release, content_of
 from engine.policy.routing_file import Routing, read_routing
 from engine.policy.schema import FlowFile, RuleFile
+from engine.policy.sources import FlowSource, RuleSource
 from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger

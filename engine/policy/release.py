@@ -34,7 +34,7 @@ from engine.errors import Problem
 from engine.policy.yamlio import YamlSyntaxError, load_yaml
 
 if TYPE_CHECKING:
-    from engine.policy.compiler import FlowSource, RuleSource
+    from engine.policy.sources import FlowSource, RuleSource
     from engine.runtime.flow import ScoringModel
     from engine.screening.lists import ScreeningList
     from engine.state.events import EventType

@@ -33,7 +33,7 @@ from engine.types import Action, FallbackTaken, FiredRule, NoticeReason, Outcome
 
 if TYPE_CHECKING:
     from engine.custom_lists.snapshot import ListView
-    from engine.policy.durable import DurableRuleset
+    from engine.policy.durable_ruleset import DurableRuleset
     from engine.screening.step import CompiledScreen
     from engine.state.plan import StatePlan
 

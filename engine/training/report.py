@@ -1,6 +1,7 @@
 """A human-readable training report: Markdown with a ROC curve and a score histogram (PNG).
 
-Written beside the model (``report.md``, ``roc.png``, ``score_histogram.png``). The PNGs carry no
+Written beside the model (``report.md``, ``roc.png``, ``score_histogram.png``), with the sections a
+trainer adds (``faithfulness_section``, ``fairness_section``). The PNGs carry no
 timestamps, so a rebuild that changes nothing rewrites identical files.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from engine.training.metrics import roc_curve
 
-__all__ = ["REPORT_FILES", "write_report"]
+__all__ = ["REPORT_FILES", "fairness_section", "faithfulness_section", "write_report"]
 
 REPORT_FILES = ("report.md", "roc.png", "score_histogram.png")
 
@@ -180,3 +181,49 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _figure(value: Any, spec: str) -> str:
+    """An optional figure of the report: formatted by ``spec``, or ``n/a`` when absent (None)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def faithfulness_section(faith: Mapping[str, Any]) -> str:
+    """The report's Markdown section on reason-code faithfulness (absent figures read ``n/a``)."""
+    rows = "\n".join(f"| `{k}` | {v['declines']} | {v['lowered']} |" for k, v in faith["by_top_feature"].items())
+    return (
+        "## Reason-code faithfulness\n\n"
+        f"{faith['definition']}.\n\n"
+        f"- declines examined: {faith['declines']} (score >= {_figure(faith.get('threshold'), '.4f')}); "
+        f"with a positive top reason: {faith['tested']}\n"
+        f"- score lowered: **{faith['lowered']} of {faith['tested']} ({_figure(faith.get('rate'), '.1%')})**, "
+        f"median drop {_figure(faith.get('median_score_drop'), '.4f')}\n\n"
+        "| top reason | declines | lowered |\n| --- | --- | --- |\n" + rows
+    )
+
+
+def fairness_section(fairness: Mapping[str, Any]) -> str:
+    """The report's Markdown section on fair lending: per attribute, a row per group."""
+    cuts = [f"{c:g}" for c in fairness["cutoffs"]]
+    lines = ["## Fair lending", "", f"{fairness['definition']}.", ""]
+    for attr, table in fairness["attributes"].items():
+        lines += [f"### By `{attr}`", "",
+                  "| group | rows | bad rate | AUC | score p10 / p50 / p90 | "
+                  + " | ".join(f"approved < {c} | AIR at {c}" for c in cuts) + " |",
+                  "| --- " * (5 + 2 * len(cuts)) + "|"]
+        for g in table["groups"]:
+            q = g["score_quantiles"]
+            auc_text = "n/a" if g["auc"] is None else f"{g['auc']:.3f}"
+            cells = [f"{g['approval_rate'][c]:.1%} | " + ("n/a" if g["air"][c] is None else
+                     (f"**{g['air'][c]:.3f}**" if g["air"][c] < 0.8 else f"{g['air'][c]:.3f}")) for c in cuts]
+            lines.append(f"| {g['group']} | {g['rows']} | {g['bad_rate']:.1%} | {auc_text} | "
+                         f"{q['p10']:.3f} / {q['p50']:.3f} / {q['p90']:.3f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    flagged = fairness["flagged"]
+    lines.append("Flagged (AIR below 0.8): " + ("none." if not flagged else "; ".join(
+        f"{f['attribute']} = {f['group']} at {f['cutoff']:g}: {f['air']:.3f}" for f in flagged) + "."))
+    age = fairness.get("age")
+    if age:
+        lines += ["", f"Age check ({age['rule']}): {'passed' if age['passed'] else 'FAILED'} on {age['rows']} rows at "
+                      f"{len(age['ages'])} ages; violations {age['violations']}, max excess {age['max_excess']:.2e}."]
+    return "\n".join(lines)

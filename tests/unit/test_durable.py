@@ -24,7 +24,8 @@ from engine.expr.codegen import compile_program
 from engine.expr.numbers import to_decimal
 from engine.expr.syntax import Literal, Node
 from engine.policy import compiler
-from engine.policy.durable import MARKER, DurableRuleset, NotExpressible, dumps, field_key, to_durable
+from engine.policy.durable import MARKER, NotExpressible, field_key, to_durable
+from engine.policy.durable_ruleset import DurableRuleset, dumps
 from engine.policy.loader import LoadResult, load
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.privacy import HashKey

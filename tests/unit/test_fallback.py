@@ -13,9 +13,9 @@ import pytest
 from engine.audit.record import decision_from_record, decision_payload
 from engine.errors import DeadlineExceeded, StepFailed, StepTimedOut
 from engine.grpc.convert import decision_to_response
+from engine.grpc.encoder import ResponseEncoder
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import status_for
-from engine.grpc.wire import ResponseEncoder
 from engine.policy.loader import load, load_policies
 from engine.runtime.fallback import STEPS, Budget, Budgets, StepGuard, StepMissed, WorkerPool
 from engine.runtime.service import Decider

@@ -5,11 +5,13 @@ import random
 import struct
 
 import pytest
+from google.protobuf import struct_pb2
 
-from engine.grpc import wire
+from engine.grpc import wire, wire_format
 from engine.grpc.convert import decision_to_response, struct_to_dict
+from engine.grpc.encoder import ResponseEncoder
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-from engine.grpc.wire import DecideCall, Malformed, ResponseEncoder, decode_decide_request
+from engine.grpc.wire import DecideCall, Malformed, decode_decide_request
 from engine.types import Action, FiredRule, Reason
 
 from .grpc_fakes import make_decision
@@ -242,17 +244,17 @@ _CODEC_MESSAGES = [pb.DecideRequest, pb.DecideResponse, pb.Reason, pb.FiredRule,
 @pytest.mark.parametrize(
     ("message_class", "name"),
     [(m, f.name) for m in _CODEC_MESSAGES for f in m.DESCRIPTOR.fields]
-    + [(wire.struct_pb2.Value, f.name) for f in wire.struct_pb2.Value.DESCRIPTOR.fields],
+    + [(struct_pb2.Value, f.name) for f in struct_pb2.Value.DESCRIPTOR.fields],
 )
 def test_every_field_tag_is_the_one_protobuf_writes(message_class, name):
     """field_tag (from the descriptor) equals the bytes protobuf's serializer writes first for that field alone."""
     field = message_class.DESCRIPTOR.fields_by_name[name]
     data = _with_one_field(message_class, field).SerializeToString()
-    assert data.startswith(wire.field_tag(message_class.DESCRIPTOR, name))
+    assert data.startswith(wire_format.field_tag(message_class.DESCRIPTOR, name))
 
 
 def test_the_fast_decoder_reads_one_byte_tags_only():
     """A tag of a field numbered past 15 is refused when the decoder's constants are built, not misread."""
-    assert len(wire.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons")) == 2
+    assert len(wire_format.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons")) == 2
     with pytest.raises(ValueError, match="not one byte"):
-        wire._byte(wire.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons"))
+        wire_format.one_byte_tag(wire_format.field_tag(pb.DecideResponse.DESCRIPTOR, "notice_reasons"))

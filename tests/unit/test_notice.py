@@ -160,8 +160,8 @@ def test_verdict_notice_prints_the_decline_from_the_log(decider: Decider, tmp_pa
 
 def test_the_fast_response_encoder_writes_the_notice(decider: Decider) -> None:
     """The servers' ResponseEncoder writes notice_reasons that parse to decision_to_response's message."""
+    from engine.grpc.encoder import ResponseEncoder
     from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
-    from engine.grpc.wire import ResponseEncoder
 
     encoder = ResponseEncoder()
     declines = [d for d in (decider.decide("credit_application", r) for r in credit_applications(200))

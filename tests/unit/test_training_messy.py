@@ -17,13 +17,13 @@ import pytest
 from engine.cli import main
 from engine.models.runtime import load_model
 from engine.training import binary
-from engine.training.binary import faithfulness_section
 from engine.training.dataset import DataOptions, prepare
 from engine.training.errors import DataError
 from engine.training.identifiers import identifier_reason
 from engine.training.learned import auc_standard_error, chance_warning
 from engine.training.logistic import fit_category_order
 from engine.training.metrics import binary_metrics
+from engine.training.report import faithfulness_section
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "training_cases"
 FAST = ["--no-tune", "--max-rounds", "30", "--folds", "3", "--quiet"]
