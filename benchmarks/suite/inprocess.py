@@ -39,7 +39,10 @@ class FlowBench:
 
 
 def prepare_flow(decider: Decider | Pinned, inputs: FlowInputs) -> FlowBench:
-    """Validate, derive and score every input once, the way ``CompiledFlow.evaluate`` does."""
+    """Validate, derive and score every input once, the way ``CompiledFlow.evaluate`` does (on the
+    version the inputs pin, else the live one)."""
+    if inputs.version and isinstance(decider, Decider):
+        decider = Pinned(decider, inputs.version)
     compiled, _ = decider.resolve(inputs.flow)
     validated, prepared = [], []
     rows: list[list[np.ndarray]] = [[] for _ in compiled.models]

@@ -1,6 +1,7 @@
 """The ``list_lookup`` case: what custom-list rules cost inside a decision (docs/lists.md).
 
-card_payment's live version decides real inputs (data/card_payments.csv) each carrying a card
+card_payment decides real inputs (data/card_payments.csv), on the version they are inputs of
+(version 1, benchmarks/suite/inputs.py), each carrying a card
 number, twice in the same run: with its ``fraud.lists`` rules (a blocked card, a blocked device)
 against lists of 100,000 cards and 100,000 devices (``kind: with_lists``; about 1 input in 50 is
 on a list), and with that ruleset removed from a copy of the root (``kind: without_list_rules``,
@@ -39,12 +40,13 @@ def _luhn_card(rng: random.Random) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def _live(root: Path) -> CompiledFlow:
+def _compiled(root: Path, version: str) -> CompiledFlow:
+    """``FLOW``'s ``version`` ("": the live one) as loaded from ``root``."""
     result = load(root)
     if result.policies is None:
         raise RuntimeError(f"the benchmark root does not load: {[str(p) for p in result.errors][:3]}")
     versions = result.policies.flows[FLOW]
-    return versions.versions[versions.live]
+    return versions.versions[version or versions.live]
 
 
 def _without_list_rules(root: Path, dest: Path) -> Path:
@@ -57,10 +59,10 @@ def _without_list_rules(root: Path, dest: Path) -> Path:
 def run_list_lookup(root: Path, work: Path, inputs: FlowInputs, *, warmup: int, iterations: int, rounds: int) -> list[dict[str, Any]]:
     """The two rows of the case (with the list rules and populated lists, and without the rules)."""
     rng = random.Random(14)
-    with_lists = _live(root)
+    with_lists = _compiled(root, inputs.version)
     view = with_lists.custom_lists
     if view is None or "fraud.lists" not in {r.ruleset for r in with_lists.rules}:
-        raise RuntimeError(f"{FLOW}'s live version has no custom-list rules to measure")
+        raise RuntimeError(f"{FLOW} {with_lists.version} has no custom-list rules to measure")
     cards = [_luhn_card(rng) for _ in range(LIST_ENTRIES)]
     devices = [f"DB{i:07d}" for i in range(LIST_ENTRIES)]
     entries = [Entry("blocked_cards", entry_key(ListKind.CARD, c, view.key)) for c in cards]
@@ -72,7 +74,7 @@ def run_list_lookup(root: Path, work: Path, inputs: FlowInputs, *, warmup: int, 
         listed = i % 100 == 0
         requests.append({**raw, "card_number": cards[i] if listed else _luhn_card(rng),
                          **({"device_id": devices[i]} if i % 100 == 50 else {})})
-    baseline = _live(_without_list_rules(root, work / "root-without-list-rules"))
+    baseline = _compiled(_without_list_rules(root, work / "root-without-list-rules"), inputs.version)
     kinds = (("with_lists", with_lists), ("without_list_rules", baseline))
     for _, flow in kinds:
         time_call(flow.evaluate, requests, warmup)

@@ -10,6 +10,15 @@ read (``txn_count_1h`` and ``txn_count_24h`` read one stream). Its resolution is
 features declare and its retention the longest window plus the lateness; past that a key's
 history is forgotten (the TTL of idle keys).
 
+A ``linked`` feature (shared links one hop further: the other customers who used a device this
+customer used) reads two streams: this key's items of the shared field (its devices), and a
+*reverse* stream per shared value (per device, its customers) whose stored key is that value's item
+hash, so the devices found in the first stream name the series to read next (``expand``). At most
+``LINK_FANOUT`` shared values are followed per decision (the most recent first, and the request's
+own), so a decision reads at most ``1 + LINK_FANOUT`` more series; each is bounded as any
+``Series``, and their union is exact up to ``DISTINCT_BOUND`` items per bucket, then a HyperLogLog
+(engine.state.series).
+
 Keys and text items are stored as keyed BLAKE2b hashes (``salt``: the deployment's hash key), so
 the state never holds a card number, customer id or device id in clear.
 """
@@ -26,16 +35,17 @@ from engine.errors import FieldError, InvalidInput
 from engine.expr import ExprSyntaxError, ExprTypeError, Node, check, parse
 from engine.expr.check import Symbol
 from engine.expr.codegen import Program, compile_program
-from engine.state.series import Series, Value
+from engine.state.series import Series, Value, distinct_count
 from engine.state.spec import BehaviourSpec, StateFeatureSpec
 from engine.suggest import did_you_mean
 
-__all__ = ["Report", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
+__all__ = ["LINK_FANOUT", "Report", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
 
 Report = Callable[[str, str, tuple[str | int, ...], str | None], None]  # (message, code, location, hint)
 Slot = tuple[str, str]  # (stream signature, hashed key)
 _NUMERIC_AGGREGATES = frozenset({"sum", "avg", "min", "max"})
-_NEVER_MISSING = frozenset({"count", "distinct", "sum"})  # 0 without history (when the key is present)
+_NEVER_MISSING = frozenset({"count", "distinct", "sum", "linked"})  # 0 without history (when the key is present)
+LINK_FANOUT = 64  # shared values (e.g. devices) a linked feature follows per decision, the most recent first
 COUNT_BOUND = 1e12  # what a count/distinct/sum feature is bounded by for the expression checker
 
 
@@ -51,6 +61,7 @@ class Stream:
     where: int  # index of its condition in the where program of its event type; -1: every event
     resolution: float  # seconds per bucket
     retention: float  # seconds of history kept: the longest window plus the lateness
+    by_item: bool = False  # a reverse stream of linked features: stored per item hash of its one key field
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,8 @@ class StateFeature:
     aggregate: str
     field: int  # index into the stream's fields; -1 when it reads none
     window: float  # seconds
+    link: int = -1  # linked: the reverse stream (per shared value, the keys that used it)
+    link_field: int = -1  # linked: index of this feature's key field among the reverse stream's fields
 
 
 def hash_key(values: Sequence[Any], salt: bytes) -> str:
@@ -97,14 +110,68 @@ class StatePlan:
         out: list[Slot | None] = []
         for s in self.streams:
             parts = [values.get(k) for k in s.key]
-            out.append(None if any(p is None for p in parts) else (s.sig, hash_key(parts, salt)))
+            if any(p is None for p in parts):
+                out.append(None)
+            else:
+                out.append((s.sig, _item_key(_item(parts[0], salt)) if s.by_item else hash_key(parts, salt)))
         return out
 
-    def read(self, series: Mapping[Slot, Series], slots: Sequence[Slot | None], at: float) -> dict[str, Any]:
+    @property
+    def linked(self) -> bool:
+        """Whether a feature reads series beyond the request's own slots (``expand``)."""
+        return any(f.link >= 0 for f in self.features)
+
+    def expand(
+        self, series: Mapping[Slot, Series], slots: Sequence[Slot | None], values: Mapping[str, Any], at: float, salt: bytes,
+    ) -> list[Slot]:
+        """The further series the linked features read, given the request's own ``series``: per
+        shared value followed (``_shared``), its reverse stream's slot."""
+        out: dict[Slot, None] = {}
+        for f in self.features:
+            if f.link >= 0 and slots[f.stream] is not None:
+                sig = self.streams[f.link].sig
+                out.update(((sig, _item_key(i)), None) for i in self._shared(f, series, slots, values, at, salt))
+        return [s for s in out if s not in series]
+
+    def _shared(
+        self, f: StateFeature, series: Mapping[Slot, Series], slots: Sequence[Slot | None], values: Mapping[str, Any],
+        at: float, salt: bytes,
+    ) -> list[int]:
+        """The items of the shared values a linked feature follows: the request's own (when given) and
+        up to ``LINK_FANOUT`` of this key's most recent within the window."""
+        stream = self.streams[f.stream]
+        own = values.get(stream.fields[f.field])
+        mine = [_item(own, salt)] if own is not None else []
+        slot = slots[f.stream]
+        past = series[slot].recent_items(f.field, at - f.window, at, LINK_FANOUT) if slot is not None and slot in series else []
+        return list(dict.fromkeys(mine + past))[:LINK_FANOUT]
+
+    def _linked(
+        self, f: StateFeature, series: Mapping[Slot, Series], slots: Sequence[Slot | None], values: Mapping[str, Any],
+        at: float, salt: bytes,
+    ) -> int:
+        """How many other values of the key used a shared value this one used (or uses now) in the
+        window: the union of the reverse series' items with this key's own, less itself."""
+        sig = self.streams[f.link].sig
+        me = _item(values.get(self.streams[f.stream].key[0]), salt)
+        items, sketches = {me}, []
+        for shared in self._shared(f, series, slots, values, at, salt):
+            found = series.get((sig, _item_key(shared)))
+            if found is not None:
+                more, sketched = found.items(f.link_field, at - f.window, at)
+                items |= more
+                sketches += sketched
+        return distinct_count(items, sketches) - 1
+
+    def read(
+        self, series: Mapping[Slot, Series], slots: Sequence[Slot | None], at: float,
+        values: Mapping[str, Any] | None = None, salt: bytes = b"",
+    ) -> dict[str, Any]:
         """Every feature as of ``at`` (Unix seconds) from the keys' series (absent: no history).
 
-        Without history count/sum/distinct are 0 and the others missing (None); with a key field
-        missing every feature of that key is missing.
+        Without history count/sum/distinct/linked are 0 and the others missing (None); with a key
+        field missing every feature of that key is missing. ``values`` (the request) and ``salt``
+        are read by linked features only: without ``values`` they count no history.
         """
         out: dict[str, Any] = {}
         empty = Series()
@@ -112,6 +179,9 @@ class StatePlan:
             slot = slots[f.stream]
             if slot is None:
                 out[f.name] = None
+                continue
+            if f.link >= 0:
+                out[f.name] = self._linked(f, series, slots, values, at, salt) if values is not None else 0
                 continue
             value = series.get(slot, empty).aggregate(f.aggregate, f.field, at - f.window, at)
             out[f.name] = int(value) if f.aggregate in ("count", "distinct") and value is not None else value
@@ -166,6 +236,11 @@ class StatePlan:
         return [i for i, s in enumerate(self.streams) if s.event == event]
 
 
+def _item_key(item: int) -> str:
+    """The stored key of a reverse stream's series: its shared value's 64-bit item hash, in hex."""
+    return f"{item:016x}"
+
+
 def _value(v: Any, numeric: bool, salt: bytes) -> Value:
     if v is None:
         return None
@@ -174,7 +249,8 @@ def _value(v: Any, numeric: bool, salt: bytes) -> Value:
     return _item(v, salt)
 
 
-_Pending = tuple[str, tuple[Any, ...], str, "str | None", float, float]  # name, (event, key, where), aggregate, field, window, resolution
+_Pending = tuple[str, tuple[Any, ...], str, "str | None", float, float]  # name, (event, key, where, by_item), aggregate, field, window, resolution
+_REVERSE = "\x00reverse"  # the aggregate of the hidden entry that asks for a linked feature's reverse stream
 
 
 def compile_plan(
@@ -211,14 +287,22 @@ def compile_plan(
             env_of = {n: Symbol(t, True, "input") for n, t in (_fields_of(event, flow, inputs, kinds) or {}).items()}
             _where(f.where, event, env_of if event != flow else inputs, conditions.setdefault(event, []), where_index, report, (*loc, "where"))
         nullable = skippable or f.aggregate not in _NEVER_MISSING or any(inputs[k].nullable for k in f.key if k in inputs)
-        bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct") else None
+        bounds = (0.0, COUNT_BOUND) if f.aggregate in ("count", "distinct", "linked") else None
         env[name] = Symbol("number", nullable, "state", None, bounds)
-        pending.append((name, (event, f.key, f.where or ""), f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))
+        pending.append((name, (event, f.key, f.where or "", False), f.aggregate, f.field, float(f.window), float(f.bucket_seconds)))
+        if f.aggregate == "linked" and f.field is not None:  # per shared value, the keys that used it
+            reverse = (event, (f.field,), f.where or "", True)
+            pending.append((name, reverse, _REVERSE, f.key[0], float(f.window), float(f.bucket_seconds)))
     streams = _streams(pending, flow, inputs, kinds, where_index, float(spec.lateness))
     order = list(streams)
+    reverse_of = {name: group for name, group, agg, *_ in pending if agg == _REVERSE}
     features = [
-        StateFeature(name, order.index(group), agg, streams[group].fields.index(field) if field else -1, window)
-        for name, group, agg, field, window, _r in pending
+        StateFeature(
+            name, order.index(group), agg, streams[group].fields.index(field) if field else -1, window,
+            order.index(reverse_of[name]) if name in reverse_of else -1,
+            streams[reverse_of[name]].fields.index(group[1][0]) if name in reverse_of else -1,
+        )
+        for name, group, agg, field, window, _r in pending if agg != _REVERSE
     ]
     programs = {
         event: compile_program(
@@ -250,6 +334,10 @@ def _check_feature(
                did_you_mean(f.field, list(fields_of)))
     elif f.field is not None and f.aggregate in _NUMERIC_AGGREGATES and fields_of[f.field] != "number":
         report(f"{f.aggregate} needs a number field; {f.field!r} is {fields_of[f.field]}", "type_error", (*loc, "field"), None)
+    if f.aggregate == "linked":  # identifiers: the key and the shared value are matched by their item hash
+        for part, name in (("key", f.key[0]), ("field", f.field)):
+            if name is not None and fields_of.get(name, "string") != "string":
+                report(f"linked needs text identifiers; {name!r} is {fields_of[name]}", "type_error", (*loc, part), None)
 
 
 def _streams(
@@ -262,14 +350,15 @@ def _streams(
     groups = list(dict.fromkeys(p[1] for p in pending))
     for group in groups:
         mine = [p for p in pending if p[1] == group]
-        event, key, where_text = group
+        event, key, where_text, by_item = group
         fields = tuple(sorted({p[3] for p in mine if p[3] is not None}))
         types = _fields_of(event, flow, inputs, kinds) or {}
-        sig = hashlib.sha256(json.dumps([event, list(key), where_text, list(fields)]).encode()).hexdigest()[:24]
+        described = [event, list(key), where_text, list(fields)] + (["by_item"] if by_item else [])
+        sig = hashlib.sha256(json.dumps(described).encode()).hexdigest()[:24]
         out[group] = Stream(
             sig, event, tuple(key), fields, tuple(types.get(x) == "number" for x in fields),
             where_index.get((event, where_text), -1),
-            min(p[5] for p in mine), max(p[4] for p in mine) + lateness,
+            min(p[5] for p in mine), max(p[4] for p in mine) + lateness, by_item,
         )
     return out
 

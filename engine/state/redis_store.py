@@ -2,7 +2,8 @@
 
 Each (stream, key) series is one Redis string ``verdict:state:<signature>:<hashed key>`` holding
 ``<version>|<series JSON>`` (engine.state.series), with a Redis expiry of its stream's retention (the
-TTL of idle keys, kept by Redis itself). A decision is two round trips:
+TTL of idle keys, kept by Redis itself). A decision is two round trips (three with a linked feature: a second ``MGET`` of the reverse
+series its first read names):
 
 1. ``MGET`` of its keys (one pipelined call, whatever the number of features);
 2. one Lua script (``EVALSHA``) that checks every key still has the version read and then writes the
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 from engine.errors import StateConflict, StateUnavailable
 from engine.state.plan import Slot
 from engine.state.series import Series
-from engine.state.store import Step
+from engine.state.store import Expand, Step
 
 __all__ = ["MAX_ATTEMPTS", "RedisStore"]
 
@@ -114,34 +115,41 @@ class RedisStore:
             self._salt = self._load_salt()
         return self._salt
 
-    def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T:
         with self._turn:
             try:
-                return self._transact(slots, step)
+                return self._transact(slots, step, expand)
             except self._down as exc:  # not answered; a script sent just before the break may have run (whole)
                 raise StateUnavailable(f"Redis does not answer: {exc}") from exc
 
-    def _transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
-        keys = [f"{PREFIX}{sig}:{key}" for sig, key in slots]
+    def _fetch(self, slots: Sequence[Slot], found: dict[Slot, Series], versions: list[str]) -> None:
+        """Add the series of ``slots`` to ``found`` and their versions to ``versions`` (one ``MGET``)."""
+        raw = self._redis.mget([f"{PREFIX}{sig}:{key}" for sig, key in slots]) if slots else []
+        for slot, value in zip(slots, raw, strict=True):
+            if value is None:
+                versions.append("0")
+                found[slot] = Series()
+            else:
+                version, _, data = bytes(value).partition(b"|")
+                versions.append(version.decode())
+                found[slot] = Series.load(json.loads(data))
+
+    def _transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None) -> T:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 time.sleep(random.random() * BACKOFF_SECONDS)  # jitter, not a secret
-            raw = self._redis.mget(keys) if keys else []
             versions: list[str] = []
             found: dict[Slot, Series] = {}
-            for slot, value in zip(slots, raw, strict=True):
-                if value is None:
-                    versions.append("0")
-                    found[slot] = Series()
-                else:
-                    version, _, data = bytes(value).partition(b"|")
-                    versions.append(version.decode())
-                    found[slot] = Series.load(json.loads(data))
+            self._fetch(slots, found, versions)
+            if expand is not None:
+                self._fetch(expand(found), found, versions)
+            read = list(found)  # every slot read, in the order of ``versions``: the script checks them all
+            keys = [f"{PREFIX}{sig}:{key}" for sig, key in read]
             result, changed = step(found)
             if not changed:
                 return result
             argv: list[Any] = [len(keys), *versions]
-            index = {slot: i for i, slot in enumerate(slots)}
+            index = {slot: i for i, slot in enumerate(read)}
             for slot in changed:
                 series = found[slot]
                 ttl_ms = int(self.retention.get(slot[0], DEFAULT_RETENTION) * 1000)

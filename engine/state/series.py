@@ -29,7 +29,7 @@ from typing import Any
 
 from engine.state.hll import HyperLogLog
 
-__all__ = ["DISTINCT_BOUND", "RAW_BOUND", "Bucket", "Series", "item_of"]
+__all__ = ["DISTINCT_BOUND", "RAW_BOUND", "Bucket", "Series", "distinct_count", "item_of"]
 
 RAW_BOUND = 256  # exact events kept per key and stream before the oldest are bucketed
 DISTINCT_BOUND = 128  # exact distinct items per bucket and field before a HyperLogLog replaces them
@@ -208,7 +208,7 @@ class Series:
         values = [e[1][field] for e in events if e[1][field] is not None]
         parts = [b.fields[field] for b in buckets if field < len(b.fields)]
         if kind == "distinct":
-            return _distinct(values, parts)
+            return distinct_count(*_items(values, parts))
         n = len(values) + sum(p.n for p in parts)
         total = _fsum([float(v) for v in values] + [p.total for p in parts])  # type: ignore[arg-type]  # numeric field
         if kind == "sum":
@@ -222,6 +222,32 @@ class Series:
         if kind == "max":
             return max([float(v) for v in values] + [p.hi for p in parts if p.hi is not None])  # type: ignore[arg-type]  # numeric field
         raise ValueError(f"unknown aggregate {kind!r}")
+
+    def items(self, field: int, since: float, until: float) -> tuple[set[int], list[HyperLogLog]]:
+        """The distinct items of field ``field`` over the events with ``since < time <= until``: the
+        exact ones, and the sketches of buckets past ``DISTINCT_BOUND`` (``distinct_count`` adds them up)."""
+        events = [e for e in self.raw if since < e[0] <= until]
+        parts = [b.fields[field] for b in self.buckets if since < b.start <= until and field < len(b.fields)]
+        return _items([e[1][field] for e in events], parts)
+
+    def recent_items(self, field: int, since: float, until: float, limit: int) -> list[int]:
+        """Up to ``limit`` distinct items of field ``field`` in ``(since, until]``, the most recently
+        seen first (exact events newest first, then buckets newest first; a bucket's items past
+        ``DISTINCT_BOUND``, held only as a sketch, cannot be listed and are skipped)."""
+        out: dict[int, None] = {}
+        for ts, values in reversed(self.raw):
+            if len(out) >= limit:
+                return list(out)
+            item = item_of(values[field]) if since < ts <= until else None
+            if item is not None:
+                out.setdefault(item)
+        for b in reversed(self.buckets):
+            if since < b.start <= until and field < len(b.fields) and b.fields[field].items is not None:
+                for item in sorted(b.fields[field].items or ()):
+                    if len(out) >= limit:
+                        return list(out)
+                    out.setdefault(item)
+        return list(out)
 
     def dump(self) -> list[Any]:
         """A JSON-ready form (``load`` reads it back exactly)."""
@@ -240,12 +266,18 @@ def _fsum(values: list[float]) -> float:
     return math.fsum(values)  # exact rounding: the same sum whatever the order events were folded in
 
 
-def _distinct(values: list[Value], parts: list[_Field]) -> int:
+def _items(values: list[Value], parts: list[_Field]) -> tuple[set[int], list[HyperLogLog]]:
+    """The exact items of ``values`` and of the buckets' fields, and the sketches of those past the bound."""
     items = {i for i in (item_of(v) for v in values) if i is not None}
-    sketches = [p.sketch for p in parts if p.sketch is not None]
     for p in parts:
         if p.items is not None:
             items |= p.items
+    return items, [p.sketch for p in parts if p.sketch is not None]
+
+
+def distinct_count(items: set[int], sketches: Sequence[HyperLogLog]) -> int:
+    """How many distinct items ``items`` and ``sketches`` hold together: exact without sketches, else
+    the union sketch's estimate (relative standard error engine.state.hll.HLL_ERROR)."""
     if not sketches:
         return len(items)
     union = HyperLogLog()

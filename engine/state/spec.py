@@ -27,9 +27,9 @@ MAX_LATENESS_SECONDS = 7 * 86400  # a week: how late an event may arrive and sti
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^([0-9]{1,7})(s|m|h|d)$")
 
-Aggregate = Literal["count", "sum", "avg", "min", "max", "distinct", "first_seen", "last_seen", "time_since_last"]
+Aggregate = Literal["count", "sum", "avg", "min", "max", "distinct", "first_seen", "last_seen", "time_since_last", "linked"]
 AGGREGATES: tuple[str, ...] = Aggregate.__args__  # type: ignore[attr-defined]  # the Literal's values, one source
-_NEEDS_FIELD = frozenset({"sum", "avg", "min", "max", "distinct"})
+_NEEDS_FIELD = frozenset({"sum", "avg", "min", "max", "distinct", "linked"})
 
 
 def parse_duration(text: object) -> int:
@@ -60,7 +60,7 @@ class StateFeatureSpec(_Frozen):
     aggregate: Aggregate
     key: tuple[_Identifier, ...] = Field(min_length=1, max_length=4, description="field(s) the history is kept per")
     window: Duration = Field(description="e.g. '1h', '24h', '30d'; 1s to 90d")
-    field: _Identifier | None = Field(default=None, description="the value summed, averaged, ... or counted distinct")
+    field: _Identifier | None = Field(default=None, description="the value summed, averaged, ... or counted distinct; for linked, the value shared (e.g. device_id)")
     where: str | None = Field(default=None, max_length=2000, description="only events for which this expression holds")
     event: _Identifier | None = Field(
         default=None, description="the event type counted; default: this flow's own decisions (behaviour.events)",
@@ -88,6 +88,9 @@ class StateFeatureSpec(_Frozen):
             raise ValueError(f"resolution {self.resolution}s must be between 1s and the window ({self.window}s)")
         if len(set(self.key)) != len(self.key):
             raise ValueError("a key lists a field twice")
+        if self.aggregate == "linked" and (len(self.key) != 1 or self.field in self.key):
+            raise ValueError("linked counts the other values of one key field (e.g. key: customer_id) that share "
+                             "a 'field' (e.g. device_id) with this one: give one key field and a different field")
         return self
 
     @property

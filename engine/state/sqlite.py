@@ -32,7 +32,7 @@ from typing import TypeVar
 from engine.errors import StateUnavailable
 from engine.state.plan import Slot
 from engine.state.series import Series
-from engine.state.store import MemoryStore, StateStore, Step
+from engine.state.store import Expand, MemoryStore, StateStore, Step
 
 __all__ = ["SWEEP_EVERY", "SqliteStore", "open_store"]
 
@@ -84,23 +84,22 @@ class SqliteStore:
             self._local.conn = conn
         return conn
 
-    def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T:
         """Run ``step`` on the slots' series in one write transaction; raises StateUnavailable when the
         file stays locked past the busy timeout or cannot be written (nothing is recorded then)."""
         with self._turn:
-            return self._transact(slots, step)
+            return self._transact(slots, step, expand)
 
-    def _transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+    def _transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None) -> T:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout, a read-only or full disk
             raise StateUnavailable(f"the state file {self.path.name} is unavailable: {exc}") from exc
         try:
-            found: dict[Slot, Series] = {}
-            for sig, key in slots:
-                row = conn.execute("SELECT data FROM series WHERE sig = ? AND key = ?", (sig, key)).fetchone()
-                found[(sig, key)] = Series.load(json.loads(row[0])) if row is not None else Series()
+            found = _fetch(conn, slots, {})
+            if expand is not None:
+                found = _fetch(conn, expand(found), found)
             result, changed = step(found)
             for slot in changed:
                 self._save(conn, slot, found[slot])
@@ -141,6 +140,14 @@ class SqliteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _fetch(conn: sqlite3.Connection, slots: Sequence[Slot], found: dict[Slot, Series]) -> dict[Slot, Series]:
+    """``found`` with the series of ``slots`` added (an absent one as an empty ``Series``)."""
+    for sig, key in slots:
+        row = conn.execute("SELECT data FROM series WHERE sig = ? AND key = ?", (sig, key)).fetchone()
+        found[(sig, key)] = Series.load(json.loads(row[0])) if row is not None else Series()
+    return found
 
 
 def open_store(setting: str) -> StateStore:

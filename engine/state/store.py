@@ -1,7 +1,8 @@
 """Where the series live, and the one call per decision: read as of the event, decide, record.
 
-``StateStore.transact(slots, step)`` fetches the series of ``slots`` (an absent one as an empty
-``Series``), runs ``step`` on them and saves those ``step`` says it changed, atomically: no other
+``StateStore.transact(slots, step, expand)`` fetches the series of ``slots`` (an absent one as an
+empty ``Series``), then those ``expand`` names from what it fetched (a linked feature's reverse
+series: one more read in the same transaction), runs ``step`` on them and saves those ``step`` says it changed, atomically: no other
 decision or event of the same deployment reads or writes between the fetch and the save, so
 counts are exact under concurrency (threads, ``--workers`` processes sharing one file).
 
@@ -24,10 +25,11 @@ from engine.state.plan import Slot, StatePlan
 from engine.state.series import Series
 from engine.types import Action, Outcome
 
-__all__ = ["Abandoned", "MemoryStore", "StateStore", "decide_with_state", "record_event"]
+__all__ = ["Abandoned", "Expand", "MemoryStore", "StateStore", "decide_with_state", "record_event"]
 
 T = TypeVar("T")
 Step = Callable[[dict[Slot, Series]], tuple[T, Sequence[Slot]]]
+Expand = Callable[[dict[Slot, Series]], Sequence[Slot]]  # the further slots to fetch, given those fetched
 
 
 class Abandoned(Exception):
@@ -45,7 +47,7 @@ class StateStore(Protocol):
 
     retention: dict[str, float]  # stream signature -> seconds of history kept (for sweeping idle keys)
 
-    def transact(self, slots: Sequence[Slot], step: Step[T]) -> T: ...
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T: ...
 
     def close(self) -> None: ...
 
@@ -59,9 +61,11 @@ class MemoryStore:
         self._series: dict[Slot, Series] = {}
         self._lock = threading.Lock()
 
-    def transact(self, slots: Sequence[Slot], step: Step[T]) -> T:
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T:
         with self._lock:
             found = {s: self._series.get(s) or Series() for s in slots}
+            if expand is not None:
+                found.update((s, self._series.get(s) or Series()) for s in expand(found))
             result, changed = step(found)
             for s in changed:
                 series = found[s]
@@ -93,14 +97,17 @@ def decide_with_state(
     def step(series: dict[Slot, Series]) -> tuple[tuple[Outcome, dict[str, Any]], Sequence[Slot]]:
         if enter is not None and not enter():
             raise Abandoned("the request stopped waiting for the state store")
-        features = plan.read(series, slots, at)
+        features = plan.read(series, slots, at, values, store.salt)
         values.update(features)
         outcome = evaluate(values)
         counts = plan.events == "attempts" or (plan.events == "approved" and outcome.action == Action.APPROVE)
         changed = plan.record(series, slots, values, at, store.salt) if counts else []
         return (outcome, features), changed
 
-    return store.transact([s for s in slots if s is not None], step)
+    def expand(series: dict[Slot, Series]) -> Sequence[Slot]:
+        return plan.expand(series, slots, values, at, store.salt)
+
+    return store.transact([s for s in slots if s is not None], step, expand if plan.linked else None)
 
 
 def record_event(store: StateStore, plans: Sequence[StatePlan], event: str, values: Mapping[str, Any], at: float) -> int:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engine.datasets import read_card_payments, read_credit_applications
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+from tests.unit.audit_helpers import V1_COUNTERS
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDIT_CSV = ROOT / "data" / "credit_data.csv"
@@ -32,8 +33,14 @@ def credit_applications(limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def card_payments(limit: int) -> list[dict[str, Any]]:
-    """Transactions from data/card_payments.csv as card_payment inputs (label dropped)."""
+    """Transactions from data/card_payments.csv as card_payment version 1 inputs (label dropped; with
+    the counters: pin version "1", or use live_card_payments for the live version 2)."""
     return read_card_payments(CARD_CSV, limit)
+
+
+def live_card_payments(limit: int) -> list[dict[str, Any]]:
+    """Transactions from data/card_payments.csv as inputs of the live card_payment (version 2: no counters)."""
+    return [{k: v for k, v in row.items() if k not in V1_COUNTERS} for row in card_payments(limit)]
 
 
 def request(flow: str, data: dict[str, Any], **fields: str) -> pb.DecideRequest:

@@ -14,7 +14,7 @@ import pytest
 
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
 
-from .helpers import ServeProcess, card_payments, credit_applications, request, verdict_command, wait_serving
+from .helpers import ServeProcess, credit_applications, live_card_payments, request, verdict_command, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_kill_9_under_concurrent_load_keeps_every_answered_decision(tmp_path, mo
     answered: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
-    inputs = [{**row, "card_number": PAN} for row in card_payments(400)]
+    inputs = [{**row, "card_number": PAN} for row in live_card_payments(400)]
     try:
         wait_serving(server.target)
 
@@ -113,7 +113,7 @@ def test_planted_card_number_never_reaches_disk_or_log_lines(tmp_path):
     log_dir = tmp_path / "audit"
     server = ServeProcess(tmp_path, "--audit", str(log_dir), "--log-level", "debug")
     errors: list[str] = []
-    good = {**card_payments(1)[0], "card_number": PAN}
+    good = {**live_card_payments(1)[0], "card_number": PAN}
     try:
         wait_serving(server.target)
         with grpc.insecure_channel(server.target) as channel:

@@ -45,10 +45,10 @@ def routed_stub(routed_root):
 
 
 
-def _online(stub, flow: str, inputs: list[dict]) -> list[dict]:
+def _online(stub, flow: str, inputs: list[dict], version: str = "") -> list[dict]:
     out = []
     for i, data in enumerate(inputs):
-        resp = stub.Decide(request(flow, data, request_id=f"parity-{flow}-{i}"), timeout=10)
+        resp = stub.Decide(request(flow, data, request_id=f"parity-{flow}-{i}", version=version), timeout=10)
         out.append({
             "action": pb.Action.Name(resp.action),
             "reasons": [{"code": r.code, "source": r.source, "rule_id": r.rule_id, "feature": r.feature,
@@ -105,10 +105,10 @@ def test_credit_batch_equals_grpc(routed_stub, routed_root, tmp_path, capsys):
 
 
 def test_card_batch_equals_grpc(stub, tmp_path, capsys):
-    """card_payment (fraud and anomaly models): batch of the bundled CSV == Decide over gRPC, row for row."""
+    """card_payment 1 (fraud and anomaly models; the CSV holds its inputs): batch of the bundled CSV == Decide over gRPC, row for row."""
     inputs = card_payments(ROWS)
     lines = CARD_CSV.read_text(encoding="utf-8").splitlines()[: ROWS + 1]
     src = tmp_path / "card.csv"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    online = _online(stub, "card_payment", inputs)
-    _compare(online, _batch(tmp_path, "card_payment", src, capsys))
+    online = _online(stub, "card_payment", inputs, version="1")
+    _compare(online, _batch(tmp_path, "card_payment", src, capsys, "--version", "1"))

@@ -45,7 +45,7 @@ def logged(decider):
 
 def test_each_request_is_answered_as_decide_answers_it(stub):
     """Good requests of two flows get Decide's exact answers; bad ones fail alone with Decide's status."""
-    good = [request("credit_application", r) for r in credit_applications(5)] + [request("card_payment", r) for r in card_payments(5)]
+    good = [request("credit_application", r) for r in credit_applications(5)] + [request("card_payment", r, version="1") for r in card_payments(5)]
     bad_input = request("credit_application", dict(credit_applications(1)[0], age=-1, home="castle"))
     unknown = request("no_such_flow", {"a": 1})
     long_id = request("credit_application", credit_applications(1)[0], request_id="x" * 500)

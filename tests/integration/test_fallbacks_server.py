@@ -50,7 +50,7 @@ def test_a_slow_model_answers_flagged_reviews_within_the_budget(served):
     try:
         for payment in card_payments(CALLS):
             start = time.monotonic()
-            responses.append(stub.Decide(request("card_payment", payment), timeout=5))
+            responses.append(stub.Decide(request("card_payment", payment, version="1"), timeout=5))
             took.append(time.monotonic() - start)
     finally:
         del model.score
@@ -77,10 +77,10 @@ def test_a_broken_model_answers_flagged_reviews_and_the_server_keeps_serving(ser
 
     model.score = broken
     try:
-        broken_answers = [stub.Decide(request("card_payment", p), timeout=5) for p in card_payments(3)]
+        broken_answers = [stub.Decide(request("card_payment", p, version="1"), timeout=5) for p in card_payments(3)]
     finally:
         del model.score
-    healthy = [stub.Decide(request("card_payment", p), timeout=5) for p in card_payments(3)]
+    healthy = [stub.Decide(request("card_payment", p, version="1"), timeout=5) for p in card_payments(3)]
     assert all(r.fallback and r.fallback_reason == "error" and r.action == pb.REVIEW for r in broken_answers)
     assert not any(r.fallback for r in healthy)
     assert all("fraud_score" in r.scores for r in healthy)

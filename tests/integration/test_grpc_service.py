@@ -78,7 +78,7 @@ def test_service_and_verdict_decide_print_identical_decisions(stub, tmp_path, ca
 def test_card_payments_decide(stub, decider):
     """Real card_payment transactions decide with a fraud score, equal to in-process decisions."""
     for payment in card_payments(50):
-        message = request("card_payment", payment)
+        message = request("card_payment", payment, version="1")  # the CSV's rows are version 1's inputs
         response = stub.Decide(message, timeout=10)
         assert comparable(response) == comparable(_in_process(decider, message))
         assert response.scores and response.action != pb.ACTION_UNSPECIFIED

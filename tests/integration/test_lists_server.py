@@ -39,7 +39,7 @@ STALENESS_BOUND = 1.0  # seconds: docs/lists.md, engine/custom_lists/refresh.py
 
 
 def _decide(stub: pb_grpc.DecisionServiceStub) -> pb.DecideResponse:
-    return stub.Decide(request("card_payment", PAYMENT), timeout=10)
+    return stub.Decide(request("card_payment", PAYMENT, version="1"), timeout=10)  # PAYMENT: version 1's inputs
 
 
 def _until(stub: pb_grpc.DecisionServiceStub, action: int, timeout: float = 5.0) -> tuple[pb.DecideResponse, float]:

@@ -123,6 +123,7 @@ FIELDS = {
     "credit_application": sorted(set(CREDIT) | {"customer_id"}),
 }
 BASE = {"card_payment": CARD, "credit_application": CREDIT}
+PIN = {"card_payment": {"version": "1"}, "credit_application": {}}  # CARD is a version 1 input (with the counters)
 
 
 def planted_requests() -> list[tuple[str, dict[str, Any], dict[str, str]]]:
@@ -132,15 +133,15 @@ def planted_requests() -> list[tuple[str, dict[str, Any], dict[str, str]]]:
     for flow, fields in FIELDS.items():
         for name in fields:
             for value in (FORMS[k % len(FORMS)], float(PANS[k % 4])):
-                out.append((flow, {**BASE[flow], name: value}, {"request_id": f"rq-{FORMS[(k + 3) % len(FORMS)]}"}))
+                out.append((flow, {**BASE[flow], name: value}, {"request_id": f"rq-{FORMS[(k + 3) % len(FORMS)]}", **PIN[flow]}))
                 k += 1
-        out.append((flow, {**BASE[flow], FORMS[k % len(FORMS)]: "x"}, {}))  # as an unknown field's name
-        out.append((flow, {**BASE[flow], "note": FORMS[(k + 1) % len(FORMS)]}, {}))  # in an unknown field
-        out.append((flow, BASE[flow], {"request_id": FORMS[(k + 2) % len(FORMS)]}))  # valid, PAN as request id
+        out.append((flow, {**BASE[flow], FORMS[k % len(FORMS)]: "x"}, dict(PIN[flow])))  # as an unknown field's name
+        out.append((flow, {**BASE[flow], "note": FORMS[(k + 1) % len(FORMS)]}, dict(PIN[flow])))  # in an unknown field
+        out.append((flow, BASE[flow], {"request_id": FORMS[(k + 2) % len(FORMS)], **PIN[flow]}))  # valid, PAN as request id
         out.append((flow, BASE[flow], {"version": FORMS[(k + 4) % len(FORMS)]}))  # as a version
         k += 5
     out.append((FORMS[1], CARD, {}))  # as a flow name
-    out.append(("card_payment", {**CARD, "customer_id": FORMS[5], "device_id": FORMS[8], "card_number": PANS[0]}, {}))
+    out.append(("card_payment", {**CARD, "customer_id": FORMS[5], "device_id": FORMS[8], "card_number": PANS[0]}, dict(PIN["card_payment"])))
     out.append(("credit_application", {**CREDIT, "customer_id": FORMS[9]}, {"request_id": FORMS[6]}))
     return out
 
@@ -236,7 +237,7 @@ def test_non_card_digit_runs_are_kept(tmp_path, monkeypatch):
     order = "1234567890123456"
     assert not luhn(order)
     (tmp_path / "in.json").write_text(json.dumps({**CARD, "customer_id": order}), encoding="utf-8")
-    done = verdict("decide", "card_payment", "--input", str(tmp_path / "in.json"), "--request-id", order, cwd=tmp_path)
+    done = verdict("decide", "card_payment", "--version", "1", "--input", str(tmp_path / "in.json"), "--request-id", order, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["request_id"] == order
 
@@ -256,7 +257,7 @@ def test_retry_after_a_restart_is_answered_from_the_log_without_a_key_setting(tm
                 wait_serving(server.target)
                 with grpc.insecure_channel(server.target) as channel:
                     stub = pb_grpc.DecisionServiceStub(channel)
-                    answers.append(stub.Decide(request("card_payment", CARD, request_id="retry-1"), timeout=10))
+                    answers.append(stub.Decide(request("card_payment", CARD, request_id="retry-1", version="1"), timeout=10))
                 assert server.terminate_and_wait() == 0
             finally:
                 server.kill()

@@ -21,7 +21,7 @@ from engine.runtime.service import load_decider
 from engine.settings import Settings
 from tests.unit.policy_roots import project_copy, routed_copy
 
-from .helpers import ServeProcess, card_payments, credit_applications, request, wait_serving
+from .helpers import ServeProcess, credit_applications, live_card_payments, request, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def test_reload_storm_through_grpc_under_load(tmp_path):  # noqa: PLR0915 (one s
     calls = [0]
     lock = threading.Lock()
     credit = credit_applications(40)
-    cards = card_payments(40)
+    cards = live_card_payments(40)
 
     def client(n: int) -> None:
         with grpc.insecure_channel(target) as channel:
@@ -168,7 +168,7 @@ def test_verdict_serve_picks_up_changes_by_itself_and_on_sighup(tmp_path):
     try:
         wait_serving(server.target)
         server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "start")  # self-test at start
-        payment = card_payments(1)[0]
+        payment = live_card_payments(1)[0]
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.DecisionServiceStub(channel)
             status = pb_grpc.PolicyServiceStub(channel)
@@ -290,7 +290,7 @@ def test_a_server_started_with_one_broken_flow_serves_the_others_and_reports_it(
             assert _health(channel, flow_health_name("card_payment")) == health_pb2.HealthCheckResponse.NOT_SERVING
             assert stub.Decide(request("credit_application", credit_applications(1)[0]), timeout=10).action
             with pytest.raises(grpc.RpcError) as refused:
-                stub.Decide(request("card_payment", card_payments(1)[0]), timeout=10)
+                stub.Decide(request("card_payment", live_card_payments(1)[0]), timeout=10)
             assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
             assert "card_payment" in refused.value.details() and f"{FRAUD_SCORE}:" in refused.value.details()
             flows = {f.name: f for f in status.GetStatus(pb.StatusRequest(), timeout=10).flows}
@@ -302,7 +302,7 @@ def test_a_server_started_with_one_broken_flow_serves_the_others_and_reports_it(
             score.write_text(good_score)
             server.wait_for(lambda e: e["event"] == "reload_ok" and e["trigger"] == "watch")
             assert _health(channel, flow_health_name("card_payment")) == health_pb2.HealthCheckResponse.SERVING
-            assert stub.Decide(request("card_payment", card_payments(1)[0]), timeout=10).action
+            assert stub.Decide(request("card_payment", live_card_payments(1)[0]), timeout=10).action
             assert main(["status", "--target", server.target]) == 0
 
             credit_before = stub.Decide(request("credit_application", credit_applications(1)[0]), timeout=10).revision

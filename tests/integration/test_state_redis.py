@@ -76,3 +76,13 @@ def test_two_servers_sharing_redis_count_alternated_payments_exactly(tmp_path, r
         a.kill()
         b.kill()
     assert seen == ["APPROVE"] * 5 + ["DECLINE+VELOCITY"] * 3, seen
+
+
+def test_linked_customers_count_one_hop_in_redis(redis_url):
+    """Redis gives the same shared-link counts as the in-process and SQLite stores (one semantics)."""
+    from engine.state.redis_store import RedisStore
+    from tests.unit.state_links import EXPECTED, run_steps
+
+    store = RedisStore(redis_url)
+    assert run_steps(store) == EXPECTED
+    store.close()

@@ -23,7 +23,7 @@ from engine.runtime.privacy import HashKey
 from engine.runtime.reload import Reloader
 from engine.runtime.service import Decider
 
-from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses
+from .audit_helpers import PAN, credit_applications, credit_statuses, live_card_payments
 from .test_revision import _sort_home_categories as sort_home_categories
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def reload_log(root: Path, directory: Path) -> Path:
     first, second = rows[:N_PER_PHASE], rows[N_PER_PHASE:]
     for version in ("1", "2", ""):
         _decide(decider, first, 0, version)
-    for i, row in enumerate(card_payments(40)):
+    for i, row in enumerate(live_card_payments(40)):
         decider.decide("card_payment", {**row, "card_number": PAN}, request_id=f"card-{i}")
     sort_home_categories(root)
     status = Reloader(root, decider).reload()

@@ -16,7 +16,7 @@ from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
 from engine.runtime.service import Decider
 
-from .audit_helpers import PAN, ROOT, card_payments
+from .audit_helpers import PAN, ROOT, live_card_payments
 
 KEY = HashKey(b"sink-test")
 
@@ -46,7 +46,7 @@ def test_record_holds_everything_needed_to_explain_the_decision(logged):
     """Decision id, request id, time, flow, version, revision, route, models, scores, rules,
     reasons, timing, the masked input and its fingerprint are all in the record."""
     decider, sink, directory = logged
-    payment = {**card_payments(1)[0], "card_number": PAN}
+    payment = {**live_card_payments(1)[0], "card_number": PAN}
     decision = decider.decide("card_payment", payment, request_id="req-1")
     sink.close()
     (record,) = list(open_source(directory).decisions())
@@ -67,7 +67,7 @@ def test_record_holds_everything_needed_to_explain_the_decision(logged):
 def test_shadow_records_are_masked_and_carry_no_fingerprint(logged):
     """A shadow outcome (route 'shadow') is logged masked and never answers a retry."""
     decider, sink, directory = logged
-    payment = {**card_payments(2)[1], "card_number": PAN}
+    payment = {**live_card_payments(2)[1], "card_number": PAN}
     decision = decider.decide("card_payment", payment, request_id="req-2")
     sink.record(dataclasses.replace(decision, decision_id="shadow-1", route="shadow"), payment)
     sink.close()
@@ -80,7 +80,7 @@ def test_shadow_records_are_masked_and_carry_no_fingerprint(logged):
 def test_a_revision_no_longer_loaded_is_masked_conservatively(logged):
     """A decision of a revision the registry cannot find still gets every card number masked."""
     decider, sink, directory = logged
-    payment = {**card_payments(1)[0], "card_number": PAN, "device_id": f"dev {PAN}"}
+    payment = {**live_card_payments(1)[0], "card_number": PAN, "device_id": f"dev {PAN}"}
     decision = decider.decide("card_payment", {k: v for k, v in payment.items() if k != "device_id"})
     sink.record(dataclasses.replace(decision, decision_id="old-rev", revision="0" * 64), payment)
     sink.close()
@@ -92,7 +92,7 @@ def test_a_revision_no_longer_loaded_is_masked_conservatively(logged):
 def test_pinned_requests_are_fingerprinted_with_their_version(logged, policies):
     """A pinned request's fingerprint includes the version it asked for (a live retry differs)."""
     decider, sink, directory = logged
-    payment = card_payments(1)[0]
+    payment = live_card_payments(1)[0]
     version = policies.flows["card_payment"].live
     decider.decide("card_payment", payment, version=version, request_id="pinned")
     sink.close()

@@ -24,7 +24,8 @@ from engine.types import Action
 from .policy_roots import flows_copy
 
 PROJECT = Path(__file__).resolve().parents[2]
-# data/card_payments.csv line 2: an everyday chip payment the bundled flow approves (its policy tests)
+# data/card_payments.csv line 2: an everyday chip payment version 1 approves (its policy tests); these tests
+# pin version 1: its inputs carry the counters and it declares the budgets (a stateful flow runs unbudgeted)
 PAYMENT = {
     "amount": 7.94, "currency": "EUR", "merchant_category": "grocery", "merchant_country": "DE", "card_country": "DE",
     "card_present": True, "entry_mode": "chip", "hour": 16, "customer_id": "C000747", "device_id": "D0007470",
@@ -103,7 +104,7 @@ def test_a_slow_model_gives_the_flagged_review_within_the_budget(tmp_path):
     decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 50, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
     slow_model(decider, 0.5)
     start = time.monotonic()
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     took = time.monotonic() - start
     decider.close()
     assert decision.action is Action.REVIEW
@@ -117,7 +118,7 @@ def test_a_slow_model_gives_the_flagged_review_within_the_budget(tmp_path):
 def test_a_fixed_action_fallback_adds_nothing_to_the_drift_windows(tmp_path):
     """A fallback REVIEW (no feature values) is not fed to drift monitoring: it would count every input as missing."""
     decider = Decider(load_policies(card_root(tmp_path, "  rules: {budget_ms: 0.001, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     stability = decider.drift.refresh()
     decider.close()
     assert decision.outcome.fallbacks and decision.outcome.fallbacks[0].step == "rules"
@@ -129,7 +130,7 @@ def test_a_fast_model_is_unaffected_by_its_budget(tmp_path):
     """Within budget the decision equals the one without budgets and is not flagged."""
     root = card_root(tmp_path, "  score: {budget_ms: 5000, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")
     decider = Decider(load_policies(root))
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     plain = decider.policies.flows["card_payment"].versions["1"].evaluate(PAYMENT)
     decider.close()
     assert decision.outcome.fallbacks == ()
@@ -142,8 +143,8 @@ def test_rules_only_decides_with_the_score_missing(tmp_path):
     root = card_root(tmp_path, "  score: {budget_ms: 20, on_miss: rules_only}\n", no_score_rule=True)
     decider = Decider(load_policies(root))
     slow_model(decider, 0.3)
-    review = decider.decide("card_payment", PAYMENT)
-    decline = decider.decide("card_payment", CVV_FAIL)
+    review = decider.decide("card_payment", PAYMENT, version="1")
+    decline = decider.decide("card_payment", CVV_FAIL, version="1")
     decider.close()
     assert review.action is Action.REVIEW and [r.code for r in review.reasons] == ["MODEL_UNAVAILABLE"]
     assert "fraud_score" not in review.outcome.scores
@@ -157,7 +158,7 @@ def test_a_failing_model_takes_the_fallback_with_reason_error(tmp_path):
     root = card_root(tmp_path, "  score: {budget_ms: 50, on_miss: action, action: DECLINE, reason: MODEL_UNAVAILABLE}\n")
     decider = Decider(load_policies(root))
     slow_model(decider, error=RuntimeError("onnxruntime: broken graph"))
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     decider.close()
     assert decision.action is Action.DECLINE
     assert decision.outcome.fallbacks[0].reason == "error"
@@ -169,10 +170,10 @@ def test_error_fallbacks_answer_deadline_exceeded_or_unavailable(tmp_path):
     decider = Decider(load_policies(root), sink=(sink := Sink()))
     slow_model(decider, 0.2)
     with pytest.raises(StepTimedOut) as timed_out:
-        decider.decide("card_payment", PAYMENT)
+        decider.decide("card_payment", PAYMENT, version="1")
     slow_model(decider, error=ValueError("bad"))
     with pytest.raises(StepFailed) as failed:
-        decider.decide("card_payment", PAYMENT)
+        decider.decide("card_payment", PAYMENT, version="1")
     decider.close()
     assert status_for(timed_out.value)[0] is grpc.StatusCode.DEADLINE_EXCEEDED
     assert status_for(failed.value)[0] is grpc.StatusCode.UNAVAILABLE
@@ -189,7 +190,7 @@ def test_the_callers_deadline_wins_over_a_longer_budget(tmp_path):
     slow_model(decider, 0.3)
     start = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
-        decider.decide("card_payment", PAYMENT, deadline=time.monotonic() + 0.03)
+        decider.decide("card_payment", PAYMENT, version="1", deadline=time.monotonic() + 0.03)
     decider.close()
     assert time.monotonic() - start < 0.25
     assert not isinstance(caught.value, StepTimedOut)
@@ -233,7 +234,7 @@ def test_invalid_input_is_the_callers_error_not_a_fallback(tmp_path):
     from engine.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="amount"):
-        decider.decide("card_payment", {**PAYMENT, "amount": -1})
+        decider.decide("card_payment", {**PAYMENT, "amount": -1}, version="1")
     decider.close()
 
 
@@ -242,7 +243,7 @@ def test_the_response_and_the_log_say_fallback(tmp_path):
     encoders agree) and a fallback entry in its log record that reads back."""
     decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 10, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
     slow_model(decider, 0.2)
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     decider.close()
     fast = pb.DecideResponse.FromString(ResponseEncoder().encode(decision))
     assert fast == decision_to_response(decision)
@@ -257,7 +258,7 @@ def test_the_response_and_the_log_say_fallback(tmp_path):
 def test_an_unflagged_decision_has_no_fallback_fields(tmp_path):
     """Without a fallback the response leaves the fields unset and the record has no fallback key."""
     decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 5000, on_miss: error}\n")))
-    decision = decider.decide("card_payment", PAYMENT)
+    decision = decider.decide("card_payment", PAYMENT, version="1")
     decider.close()
     assert decision_to_response(decision).fallback is False
     assert b'"fallback"' not in decision_payload(decision, {}, [], ts=0.0)
@@ -337,9 +338,9 @@ def test_a_replay_does_not_count_a_logged_fallback_as_a_failure_to_reproduce(tmp
     # a budget no loaded machine misses for a 0.1 ms model, and a model far beyond it
     decider = Decider(load_policies(card_root(tmp_path, "  score: {budget_ms: 500, on_miss: action, action: REVIEW, reason: MODEL_UNAVAILABLE}\n")))
     model = decider.policies.flows["card_payment"].versions["1"].models[0].model
-    normal = decider.decide("card_payment", PAYMENT)
+    normal = decider.decide("card_payment", PAYMENT, version="1")
     slow_model(decider, 1.5)
-    fallen = decider.decide("card_payment", PAYMENT)
+    fallen = decider.decide("card_payment", PAYMENT, version="1")
     del model.score
     compiled = decider.policies.flows["card_payment"].versions["1"]
     decider.close()

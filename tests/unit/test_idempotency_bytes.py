@@ -31,23 +31,23 @@ def _cache(**kw) -> IdempotencyCache:
 
 
 @pytest.mark.parametrize(
-    ("flow", "rows"),
-    [("credit_application", lambda: read_credit_applications(ROOT / "data" / "credit_data.csv", 1500)),
-     ("card_payment", lambda: read_card_payments(ROOT / "data" / "card_payments.csv", 1500))],
+    ("flow", "version", "rows"),
+    [("credit_application", "", lambda: read_credit_applications(ROOT / "data" / "credit_data.csv", 1500)),
+     ("card_payment", "1", lambda: read_card_payments(ROOT / "data" / "card_payments.csv", 1500))],  # version 1's inputs
 )
-def test_estimated_entry_bytes_cover_the_measured_memory(policies, flow, rows):
+def test_estimated_entry_bytes_cover_the_measured_memory(policies, flow, version, rows):
     """For real decisions of both flows, the cache's byte estimate is at or above tracemalloc's measure (and within 3x)."""
     idem = _cache(max_entries=10**6, max_bytes=1 << 40)
     decider = Decider(policies, idempotency=idem)
     inputs = rows()
     for i, row in enumerate(inputs[:100]):  # warm caches outside the measure
-        decider.decide(flow, row, request_id=f"warm-{i}")
+        decider.decide(flow, row, version=version, request_id=f"warm-{i}")
     before_bytes = idem.bytes
     gc.collect()
     tracemalloc.start()
     start = tracemalloc.get_traced_memory()[0]
     for i, row in enumerate(inputs[100:]):
-        decider.decide(flow, row, request_id=f"{flow}-{i:08d}-0123456789abcdef01234567")
+        decider.decide(flow, row, version=version, request_id=f"{flow}-{i:08d}-0123456789abcdef01234567")
     # A server drains the metrics and drift queues every second (engine.metrics, engine.monitor.live);
     # drain them here so that what is measured is the cache's memory alone.
     decider.metrics.flush()

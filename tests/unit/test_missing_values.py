@@ -36,7 +36,7 @@ def decider():
 
 def test_a_missing_new_device_is_not_scored_as_false(decider) -> None:
     """The case's three payments: missing new_device scores neither like false nor like true."""
-    score = {w: decider.decide("card_payment", _payment(w)).outcome.scores["fraud_score"] for w in ("false", "missing", "true")}
+    score = {w: decider.decide("card_payment", _payment(w), version="1").outcome.scores["fraud_score"] for w in ("false", "missing", "true")}
     assert score["false"] < score["missing"] < score["true"]
     assert score["missing"] - score["false"] > 0.05 and score["true"] - score["missing"] > 0.05
 
@@ -45,9 +45,9 @@ def test_a_missing_ip_country_is_not_scored_as_matching(decider) -> None:
     """A card-not-present payment without ip_country does not score like one whose IP country matches."""
     matching = _payment("false")
     missing = {k: v for k, v in matching.items() if k != "ip_country"}
-    got = decider.decide("card_payment", missing).outcome
+    got = decider.decide("card_payment", missing, version="1").outcome
     assert got.features["ip_mismatch"] is None
-    assert abs(got.scores["fraud_score"] - decider.decide("card_payment", matching).outcome.scores["fraud_score"]) > 1e-3
+    assert abs(got.scores["fraud_score"] - decider.decide("card_payment", matching, version="1").outcome.scores["fraud_score"]) > 1e-3
 
 
 def test_the_fraud_model_learned_missing_branches() -> None:
@@ -60,10 +60,10 @@ def test_the_fraud_model_learned_missing_branches() -> None:
 
 def test_a_missing_feature_is_never_a_model_reason(decider) -> None:
     """The missing new_device raises the score but NEW_DEVICE ('a device not seen before') is not given; true gives it."""
-    missing = decider.decide("card_payment", _payment("missing")).outcome
+    missing = decider.decide("card_payment", _payment("missing"), version="1").outcome
     assert missing.action.name == "REVIEW" and "ELEVATED_FRAUD_SCORE" in [r.code for r in missing.reasons]
     assert "NEW_DEVICE" not in [r.code for r in missing.reasons]
-    assert "NEW_DEVICE" in [r.code for r in decider.decide("card_payment", _payment("true")).outcome.reasons]
+    assert "NEW_DEVICE" in [r.code for r in decider.decide("card_payment", _payment("true"), version="1").outcome.reasons]
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -78,9 +78,9 @@ def test_a_declared_default_is_what_the_model_receives(tmp_path: Path) -> None:
     _edit(root / "policies/card_payment/1/flow.yaml",
           "new_device: {type: boolean, description:", "new_device: {type: boolean, default: false, description:")
     d = load_decider(root)
-    absent = d.decide("card_payment", _payment("missing")).outcome
+    absent = d.decide("card_payment", _payment("missing"), version="1").outcome
     assert absent.features["new_device"] is False
-    assert absent.scores == d.decide("card_payment", _payment("false")).outcome.scores
+    assert absent.scores == d.decide("card_payment", _payment("false"), version="1").outcome.scores
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -44,7 +44,7 @@ def test_a_rule_on_a_model_without_explainer_gives_its_own_reason(tmp_path: Path
     """The rule reading anomaly_score fires and the decision carries its reason; no model reasons, no error."""
     root = _with_anomaly_model(tmp_path)
     decider = Decider(load_policies(root))  # compiled as loaded: the rule fires on every payment, so the bundled policy tests would hold the flow back
-    outcome = decider.decide("card_payment", PAYMENT).outcome
+    outcome = decider.decide("card_payment", PAYMENT, version="1").outcome
     assert "AN-001" in [f.id for f in outcome.fired]
     assert "UNUSUAL_PAYMENT" in [r.code for r in outcome.reasons]
     assert not [r for r in outcome.reasons if r.source == "model" and r.rule_id == "AN-001"]

@@ -24,7 +24,7 @@ from engine.runtime.idempotency import Fingerprinter
 from engine.runtime.privacy import HashKey
 from engine.runtime.service import Decider
 
-from .audit_helpers import PAN, card_payments, credit_applications, credit_statuses, decide_concurrently
+from .audit_helpers import PAN, credit_applications, credit_statuses, decide_concurrently, live_card_payments
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CREDIT = 400
@@ -87,7 +87,7 @@ def log(tmp_path_factory, policies) -> Path:
     decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)))
     masks.bind(lambda: decider.policies)
     work = [("credit_application", row, f"row-{i}") for i, row in enumerate(credit_applications(N_CREDIT))]
-    work += [("card_payment", {**row, "card_number": PAN}, f"card-{i}") for i, row in enumerate(card_payments(N_CARD))]
+    work += [("card_payment", {**row, "card_number": PAN}, f"card-{i}") for i, row in enumerate(live_card_payments(N_CARD))]
     decide_concurrently(decider, work)
     decider.close()
     writer.close()

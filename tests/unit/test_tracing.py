@@ -142,7 +142,7 @@ def test_a_fallback_decision_says_so_on_its_span(tmp_path):
     model = decider.policies.flows["card_payment"].versions["1"].models[0].model
     score = model.score
     model.score = lambda x: time.sleep(0.1) or score(x)
-    decider.decide("card_payment", PAYMENT)
+    decider.decide("card_payment", PAYMENT, version="1")
     decider.close()
     (span,) = [s for s in tracing.exporter.get_finished_spans() if s.name == "Decide"]
     assert span.attributes["verdict.fallback"] is True
