@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from engine.cases.errors import CaseNotFound, CaseStoreError, IllegalTransition
 from engine.cases.model import Case, CaseEvent, CaseQuery, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
+from engine.sqlite_wal import connect_wal
 
 __all__ = ["MAX_PAGE", "CaseStore", "SqlCaseStore", "as_mapping", "open_store"]
 
@@ -216,10 +217,7 @@ def _private_file(path: Path) -> None:
 def _sqlite(path: Path) -> Any:
     try:
         _private_file(path)
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn = connect_wal(path, timeout=30.0, synchronous="FULL")
     except (OSError, sqlite3.Error) as exc:
         raise CaseStoreError(f"cannot open the case store {path}: {exc}") from None
     return conn

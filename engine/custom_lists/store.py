@@ -40,6 +40,7 @@ from engine.custom_lists.kinds import MAX_VALUE_CHARS, ListKind, entry_key, show
 from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.errors import FieldError, InvalidInput
 from engine.runtime.privacy import HashKey, scrub_text, scrub_value
+from engine.sqlite_wal import connect_wal
 
 __all__ = ["DB_FILE", "MAX_IMPORT_ENTRIES", "Change", "ListStore", "StoredEntry"]
 
@@ -122,10 +123,8 @@ class ListStore:
         self.key = key
         self._clock = clock
         self._lock = threading.RLock()  # one connection, shared by the server's threads: one statement run at a time
-        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db = connect_wal(self.path, timeout=5.0, synchronous="FULL")
         os.chmod(self.path, 0o600)  # fingerprints and notes: the server's user only (as the decision log)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from engine.errors import StateUnavailable
+from engine.sqlite_wal import connect_wal
 from engine.state.plan import Slot
 from engine.state.series import Series
 from engine.state.store import Expand, MemoryStore, StateStore, Step
@@ -77,10 +78,7 @@ class SqliteStore:
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
+            conn = connect_wal(self.path, timeout=self._busy_ms / 1000, synchronous="NORMAL", check_same_thread=True)
             self._local.conn = conn
         return conn
 
