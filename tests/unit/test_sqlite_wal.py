@@ -20,14 +20,20 @@ def _hold_exclusive(path, seconds: float, ready: threading.Event) -> None:
     conn.close()
 
 
+def _locked_elsewhere(path, seconds: float) -> threading.Thread:
+    """An existing file at ``path`` that another connection holds exclusively for ``seconds`` (join the thread)."""
+    sqlite3.connect(str(path)).close()
+    ready = threading.Event()
+    holder = threading.Thread(target=_hold_exclusive, args=(path, seconds, ready))
+    holder.start()
+    ready.wait(5)
+    return holder
+
+
 def test_waits_for_a_lock_held_elsewhere_then_opens_in_wal(tmp_path):
     """A file held exclusively for 0.3 s: the connection waits, then is in WAL mode with the asked synchronous level."""
     path = tmp_path / "x.db"
-    sqlite3.connect(str(path)).close()
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_exclusive, args=(path, 0.3, ready))
-    holder.start()
-    ready.wait(5)
+    holder = _locked_elsewhere(path, 0.3)
     conn = connect_wal(path, timeout=5.0, synchronous="NORMAL")
     holder.join()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -39,11 +45,7 @@ def test_waits_for_a_lock_held_elsewhere_then_opens_in_wal(tmp_path):
 def test_a_lock_held_past_the_timeout_is_an_operational_error(tmp_path):
     """Held for longer than the timeout: sqlite3.OperationalError naming the lock, no connection left open."""
     path = tmp_path / "x.db"
-    sqlite3.connect(str(path)).close()
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_exclusive, args=(path, 1.0, ready))
-    holder.start()
-    ready.wait(5)
+    holder = _locked_elsewhere(path, 1.0)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         connect_wal(path, timeout=0.2)
     holder.join()
