@@ -25,7 +25,7 @@ from engine.runtime.service import Decider
 from tests.pg import fresh_schema
 from tests.unit.audit_helpers import decide_concurrently
 
-from .helpers import ROOT, ServeProcess, card_payments, credit_applications, request, service_address, verdict_command, wait_serving
+from .helpers import ROOT, ServeProcess, credit_applications, live_card_payments, request, service_address, verdict_command, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def log_decisions(dsn: str, policies, n_credit: int = 120, n_card: int = 60, sto
     masks.bind(lambda: decider.policies)
     work = [("credit_application", row, f"a{i}") for i, row in enumerate(credit_applications(n_credit))]
     if n_card:
-        work += [("card_payment", {**row, "card_number": PAN}, f"c{i}") for i, row in enumerate(card_payments(n_card))]
+        work += [("card_payment", {**row, "card_number": PAN}, f"c{i}") for i, row in enumerate(live_card_payments(n_card))]
     decide_concurrently(decider, work)
     decider.close()  # queued shadow evaluations are logged too
     writer.close()
