@@ -46,6 +46,7 @@ from engine.monitor.live import DriftMonitor
 from engine.policy.loader import PolicySet
 from engine.runtime.fallback import DEFAULT_WORKERS, Gate, StepGuard, StepMissed, WorkerPool
 from engine.runtime.flow import CompiledFlow
+from engine.runtime.idempotency import IdempotencyCache as Idempotency  # the one implementation (no Protocol copy of its signature)
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.validation import check_call
 from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
@@ -56,21 +57,6 @@ if TYPE_CHECKING:
     from engine.tracing import Tracing
 
 __all__ = ["Decider", "DecisionSink", "Idempotency", "Request", "load_decider", "new_decision_id"]
-
-
-class Idempotency(Protocol):
-    """Retries with the same request id get the stored decision (``engine.runtime.idempotency``)."""
-
-    def once(
-        self,
-        request_id: str,
-        flow: str,
-        version: str,
-        input: Mapping[str, Any],
-        decide: Callable[[], Decision],
-        *,
-        caller: str = "",
-    ) -> Decision: ...
 
 
 class Request(Protocol):
