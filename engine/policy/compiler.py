@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
-from engine.expr import ExprSyntaxError, ExprTypeError, names_in, parse
+from engine.expr import ExprSyntaxError, ExprTypeError, names_in
 from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
 from engine.expr.syntax import Literal, Node
@@ -21,7 +21,7 @@ from engine.policy.binding import bind_models
 from engine.policy.durable import NotExpressible, to_durable
 from engine.policy.durable_ruleset import DurableRuleset
 from engine.policy.schema import FlowFile, RuleSpec
-from engine.policy.sources import CompileContext, FlowSource, RuleSource, expr_problem
+from engine.policy.sources import CompileContext, FlowSource, ParseTrees, RuleSource, expr_problem
 from engine.policy.tables import RowRule, expand_tables
 from engine.runtime.fallback import STEPS, Budget, Budgets, step_of
 from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, ScoringModel
@@ -91,7 +91,7 @@ def _compile_derived(ctx: CompileContext, flow: FlowFile, env: dict[str, Symbol]
             ctx.add(f"derived feature {name!r} has the name of an input field", "duplicate_name", loc=("derived", name))
             continue
         try:
-            parsed[name] = parse(text)
+            parsed[name] = ctx.trees.parse(text)
         except ExprSyntaxError as exc:
             expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
     derived: list[tuple[str, Node]] = []
@@ -160,7 +160,7 @@ def _compile_rules(
         entries: list[tuple[RuleSpec | RowRule, tuple[str | int, ...], Node | None]] = [
             (spec, ("rules", k), None) for k, spec in enumerate(src.file.rules) if spec.enabled
         ]
-        table_rules, table_problems = expand_tables(src.file.tables, src.path, src.doc, env)
+        table_rules, table_problems = expand_tables(src.file.tables, src.path, src.doc, env, ctx.trees)
         ctx.problems.extend(table_problems)
         entries += [(row, row.row.loc, row.node) for row in table_rules]
         for spec, loc, prebuilt in entries:
@@ -181,7 +181,7 @@ def _compile_rules(
             if spec.action not in allowed_actions:
                 ctx.add(f"action {spec.action} is not among the flow's actions {sorted(allowed_actions)}", "action_not_allowed", loc=(*loc, "action"), src=src, rule=spec.id)
             try:
-                node = prebuilt if prebuilt is not None else parse(spec.when)
+                node = prebuilt if prebuilt is not None else ctx.trees.parse(spec.when)
                 t = check(node, env)
             except (ExprSyntaxError, ExprTypeError) as exc:
                 expr_problem(ctx, exc, loc=(*loc, "when"), src=src, rule=spec.id)
@@ -228,13 +228,16 @@ def compile_flow(
     lists: Mapping[tuple[str, str], ScreeningList] | None = None,
     custom_lists: ListView | None = None,
     events: Mapping[str, Mapping[str, str]] | None = None,
+    trees: ParseTrees | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """Compile a flow version; returns (flow, problems) and the flow is None if any problem is an error.
 
     ``custom_lists``: the view whose declared lists ``x in list('name')`` may read (none without it).
     ``events``: event type -> field -> "number"/"string", the types its stateful features may read.
+    ``trees``: the load's parse trees (``ParseTrees``): every expression is parsed there, once, and
+    lint reads the same trees; a fresh one when not given.
     """
-    ctx = CompileContext(source)
+    ctx = CompileContext(source, trees=trees if trees is not None else ParseTrees())
     flow = source.file
     env = flow_env(flow)
     if custom_lists is not None:

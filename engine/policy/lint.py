@@ -50,15 +50,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import Problem
-from engine.expr import ExprSyntaxError, Node, parse
+from engine.expr import Node
 from engine.expr.syntax import BoolOp, Call, Name
 from engine.expr.vocabulary import children, show
 from engine.policy.cleaning_lint import cleaning_mismatches
 from engine.policy.loader import LoadResult, load
 from engine.policy.protected import protected_uses
 from engine.policy.satisfy import Domain, covers, domains_of, never_true
-from engine.policy.sources import FlowSource, RuleSource
-from engine.policy.tables import TableRow, table_rows
+from engine.policy.sources import FlowSource, ParseTrees, RuleSource
+from engine.policy.tables import TableRow, row_tree, table_rows
 from engine.policy.testcase_lint import check_tests
 from engine.policy.testcases import TestSuite, discover
 
@@ -98,14 +98,7 @@ def _canon(node: Node) -> str:
     return show(node)
 
 
-def _parse(text: str) -> Node | None:
-    try:
-        return parse(text)
-    except ExprSyntaxError:
-        return None  # reported by the loader
-
-
-def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> list[Problem]:
+def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees) -> list[Problem]:
     """``rules_only_unguarded`` warnings of one flow version (see the module docstring)."""
     flow = src.file
     if flow.default.action != "APPROVE":
@@ -123,7 +116,7 @@ def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource]) -> l
             texts += [c for t in rs.file.tables if t.enabled for c in t.columns]
     tested: set[str] = set()
     for text in texts:
-        stack = [node] if (node := _parse(text)) is not None else []
+        stack = [node] if (node := trees.tree(text)) is not None else []
         while stack:
             n = stack.pop()
             if isinstance(n, Call) and n.func == "is_null" and len(n.args) == 1 and isinstance(n.args[0], Name):
@@ -152,9 +145,9 @@ class _Seen:
     where: str
 
 
-# Long (80 lines): one pass over a version's rules, table rows, models and reasons; it shortens when
-# compiled rules keep their parse trees (issue 13, item 2).
-def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines; to split with issue 13 item 2's compiled parse trees)
+# Long (80 lines): one pass over a version's rules, table rows, models and reasons (their parse trees are
+# the load's ParseTrees: nothing is parsed again here).
+def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees, out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines; to split with issue 13 item 2's compiled parse trees)
     flow = src.file
     domains = domains_of(flow.input.fields)
     inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
@@ -208,7 +201,7 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
             used.add(spec.reason)
             if spec.action == "DECLINE":
                 declines.setdefault(spec.reason, f"rule {spec.id}")
-            node = _parse(spec.when)
+            node = trees.tree(spec.when)
             if node is None:
                 continue
             unreachable(node, spec.id, rs, ("rules", k, "when"), f"rule {spec.id}")
@@ -221,7 +214,7 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
             if row.action == "DECLINE":
                 declines.setdefault(row.reason, f"table {row.table} row {row.index + 1}")
             by_table[row.table].append(row)
-            node = _parse(row.condition)
+            node = row_tree(row, trees)
             if node is None:
                 continue
             unreachable(node, row.id, rs, row.loc, f"table {row.table} row {row.index + 1}")
@@ -229,7 +222,7 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
                 same_condition(node, row.id, rs, row.loc)
         for table in rs.file.tables:
             if table.enabled and table.hit == "first":
-                _shadowed(table.columns, by_table[table.id], domains, rs, out)
+                _shadowed(table.columns, by_table[table.id], domains, rs, trees, out)
     # A ruleset that is missing, or a rule file with schema errors (its invalid rules left out), would
     # make its reasons read as unused: the problem is already reported, so say nothing more.
     invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
@@ -254,8 +247,10 @@ def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], out: list[P
     return count
 
 
-def _shadowed(columns: tuple[str, ...], rows: list[TableRow], domains: dict[str, Domain], rs: RuleSource, out: list[Problem]) -> None:
-    cells = [[_parse(c.condition) if c.condition is not None else None for c in row.cells] for row in rows]
+def _shadowed(
+    columns: tuple[str, ...], rows: list[TableRow], domains: dict[str, Domain], rs: RuleSource, trees: ParseTrees, out: list[Problem],
+) -> None:
+    cells = [[trees.tree(c.condition) if c.condition is not None else None for c in row.cells] for row in rows]
     broken = {
         k for k, row in enumerate(rows) if any(c.condition is not None and cells[k][n] is None for n, c in enumerate(row.cells))
     }  # a cell that does not parse is reported by the loader; it must not read as '-'
@@ -348,11 +343,11 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
         for _version, src in sorted(versions.items()):
             report.versions += 1
             applied.update(src.file.rulesets)
-            found += protected_uses(src.file, src.path, src.doc.line_of, features)
+            found += protected_uses(src.file, src.path, src.doc.line_of, features, result.trees)
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read (reported once): no cascade of guesses
-            report.rules += _check_version(src, result.rule_sources, found)
-            found += _unguarded_rules_only(src, result.rule_sources)
+            report.rules += _check_version(src, result.rule_sources, result.trees, found)
+            found += _unguarded_rules_only(src, result.rule_sources, result.trees)
         found[first:] = [replace(p, flow=p.flow or flow_name) for p in found[first:]]
     every_flow_read = not any(result.broken_versions.values())
     for name, rs in sorted(result.rule_sources.items()):

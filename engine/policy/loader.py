@@ -27,7 +27,7 @@ from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
 from engine.policy.release import Content, check_release, content_of
 from engine.policy.routing_file import Routing, read_routing
 from engine.policy.schema import FlowFile, RuleFile
-from engine.policy.sources import FlowSource, RuleSource
+from engine.policy.sources import FlowSource, ParseTrees, RuleSource
 from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger
@@ -94,6 +94,8 @@ class LoadResult:
     broken_versions: dict[str, set[str]] = field(default_factory=dict)  # flow -> versions whose flow.yaml failed
     custom_lists: ListView | None = None  # the view the compiled flows' list tests read
     events: dict[str, EventType] = field(default_factory=dict)  # event type -> its schema (events/<type>.yaml)
+    # The parse tree of every expression the compiler read: lint reads them instead of parsing again
+    trees: ParseTrees = field(default_factory=ParseTrees)
 
     @property
     def errors(self) -> list[Problem]:
@@ -249,7 +251,7 @@ def _compile_flows(
                 continue  # a rule file it needs could not be read: that file's problem says why
             revision = _revision(src, result.rule_sources, models, lists, result.events)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
-            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists, result.events)
+            flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists, result.events, result.trees)
             problems.extend(_model_hints(root, src, found))
             result.contents[(flow_name, version)] = content = content_of(
                 src, result.rule_sources, models, revision, lists=lists, events=result.events
@@ -305,11 +307,11 @@ def _approval_problems(
 def _compile_guarded(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel], revision: str,
     lists: Mapping[tuple[str, str], ScreeningList] | None = None, custom_lists: ListView | None = None,
-    events: Mapping[str, EventType] | None = None,
+    events: Mapping[str, EventType] | None = None, trees: ParseTrees | None = None,
 ) -> tuple[CompiledFlow | None, list[Problem]]:
     """compile_flow, with a crash (a bug, not a bad file) reported as a problem of this flow version only."""
     try:
-        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists, {n: e.kinds for n, e in (events or {}).items()})
+        flow, found = compile_flow(src, rulesets, models, revision, lists, custom_lists, {n: e.kinds for n, e in (events or {}).items()}, trees)
         return flow, list(found)
     except Exception as exc:  # noqa: BLE001 - one version's crash must not stop the other flows from loading
         message = f"the flow cannot be compiled: {type(exc).__name__}: {str(exc)[:300]}"

@@ -15,19 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from engine.errors import Problem
-from engine.expr import ExprSyntaxError, names_in, parse
+from engine.expr import ExprSyntaxError, names_in
 from engine.policy.schema import FlowFile
+from engine.policy.sources import ParseTrees
 
 __all__ = ["protected_inputs", "protected_uses"]
 
 
-def protected_inputs(flow: FlowFile) -> dict[str, frozenset[str]]:
+def protected_inputs(flow: FlowFile, trees: ParseTrees | None = None) -> dict[str, frozenset[str]]:
     """Each name a model could read (input or derived field) -> the protected input fields behind it.
 
     An input field marked ``protected: true`` stands for itself; a derived field carries every
     protected field its expression reads, through other derived fields too. Unparsable derived
-    expressions are skipped (the loader reports them).
+    expressions are skipped (the loader reports them). ``trees``: the load's parse trees (a fresh
+    ``ParseTrees`` when not given).
     """
+    parse = (trees if trees is not None else ParseTrees()).parse
     out: dict[str, frozenset[str]] = {
         name: frozenset({name}) for name, spec in flow.input.fields.items() if spec.protected
     }
@@ -44,14 +47,14 @@ def protected_inputs(flow: FlowFile) -> dict[str, frozenset[str]]:
 
 def protected_uses(
     flow: FlowFile, path: str, line_of: Callable[[tuple[str | int, ...]], int | None],
-    features: Callable[[str, str], tuple[str, ...] | None],
+    features: Callable[[str, str], tuple[str, ...] | None], trees: ParseTrees | None = None,
 ) -> list[Problem]:
     """One ``protected_feature`` error per model feature that is, or is derived from, a protected field.
 
     ``features(name, version)`` returns the model's feature names from its card (None when the model
     cannot be read, which the loader reports). ``line_of`` maps a key path of the flow file to its line.
     """
-    shielded: Mapping[str, frozenset[str]] = protected_inputs(flow)
+    shielded: Mapping[str, frozenset[str]] = protected_inputs(flow, trees)
     if not shielded:
         return []
     problems = []

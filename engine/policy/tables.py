@@ -32,13 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.errors import Problem
-from engine.expr import ExprSyntaxError, ExprTypeError, Node, parse
+from engine.expr import ExprSyntaxError, ExprTypeError, Node
 from engine.expr.check import Env, check
 from engine.expr.syntax import BoolOp, Call, Literal
 from engine.policy.schema import ActionName, TableSpec
+from engine.policy.sources import ParseTrees
 from engine.policy.yamlio import LoadedYaml
 
-__all__ = ["CellTest", "RowRule", "TableRow", "cell_condition", "expand_tables", "table_rows"]
+__all__ = ["CellTest", "RowRule", "TableRow", "cell_condition", "expand_tables", "row_tree", "table_rows"]
 
 _ANY = frozenset({"-", "any"})
 _OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
@@ -184,6 +185,23 @@ def table_rows(tables: Sequence[TableSpec], path: str, doc: LoadedYaml) -> tuple
     return rows, problems
 
 
+def row_tree(row: TableRow, trees: ParseTrees) -> Node | None:
+    """The tree of ``row.condition`` built from its cells' trees in ``trees`` (no text parsed again):
+    the cells' tests joined by one flat ``and``, as parsing the joined text gives; ``true`` for a row
+    of '-' cells. None when a cell does not parse (the loader reports it)."""
+    items: list[Node] = []
+    for cell in row.cells:
+        if cell.condition is None:
+            continue
+        node = trees.tree(cell.condition)
+        if node is None:
+            return None
+        items += node.items if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    if not items:
+        return Literal(True)
+    return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+
 def _not_matched(node: Node) -> Node:
     """'this row did not match' (its condition is false or could not be evaluated)."""
     return Call("if", (node, Literal(False), Literal(True)))
@@ -191,14 +209,18 @@ def _not_matched(node: Node) -> Node:
 
 # Long (67 lines): per-table, per-column and per-cell checks, collecting every error before any row is kept.
 def expand_tables(  # noqa: C901 (per-table, per-column and per-cell error collection: all-at-once reporting)
-    tables: Sequence[TableSpec], path: str, doc: LoadedYaml, env: Env
+    tables: Sequence[TableSpec], path: str, doc: LoadedYaml, env: Env, trees: ParseTrees | None = None,
 ) -> tuple[list[RowRule], list[Problem]]:
     """Type-check every cell against `env` and turn every row into a rule.
+
+    Columns and cells are parsed by ``trees`` (the load's ``ParseTrees``, which lint reads again;
+    a fresh one when not given).
 
     A row with an error in any cell (or whose table has an error in a column) is reported with
     its file, line, table id, row number and column, and left out.
     """
     rows, problems = table_rows(tables, path, doc)
+    parse = (trees if trees is not None else ParseTrees()).parse
     bad_columns: set[tuple[str, int]] = set()
     for t, table in enumerate(tables):
         if not table.enabled:
