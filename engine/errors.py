@@ -30,6 +30,7 @@ __all__ = [
     "VerdictError",
     "VersionNotFound",
     "clip",
+    "format_problem",
 ]
 
 
@@ -65,16 +66,24 @@ class Problem:
     flow: str | None = None  # the flow it holds back, when known (per-flow activation, engine.policy.activation)
 
     def __str__(self) -> str:
-        where = self.path + (f":{self.line}" if self.line else "")
-        parts = [where]
+        """The one text of a problem, as ``verdict lint``, the reload log and status print it:
+        ``path:line: rule X: [code] message (hint: ...)``, ``field F`` in place of a rule when it
+        names no rule, and ``warning:`` before a warning's code (docs/testing.md shows it)."""
+        parts = [self.path + (f":{self.line}" if self.line else "")]
         if self.rule:
             parts.append(f"rule {self.rule}")
-        if self.field:
+        elif self.field:
             parts.append(f"field {self.field}")
-        text = ": ".join([" ".join(parts), f"[{self.code}] {self.message}"])
+        parts.append(("warning: " if self.severity != "error" else "") + f"[{self.code}] {self.message}")
+        text = ": ".join(parts)
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
+
+
+def format_problem(p: Problem) -> str:
+    """``str(p)``: the one problem formatter, as a function for ``map`` and the callers of lint's old name."""
+    return str(p)
 
 
 class VerdictError(Exception):

@@ -135,6 +135,8 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         ("engine.audit.segments", name): "engine.audit.private_files"
         for name in ("DIR_MODE", "FILE_MODE", "private_dir")
     },
+    # issue 13, item 5: one problem formatter (Problem.__str__; format_problem is str as a function)
+    ("engine.policy.lint", "format_problem"): "engine.errors",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

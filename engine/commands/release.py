@@ -45,7 +45,8 @@ def _holds_back(problem: Problem, flow: str, result: LoadResult) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Release; 0 released (or already released unchanged), 1 refused, 2 bad usage."""
-    from engine.policy.lint import format_problem, lint
+    from engine.errors import format_problem
+    from engine.policy.lint import lint
     from engine.policy.loader import load
     from engine.policy.release import lock_path, read_lock, render_lock
     from engine.settings import SettingsError
@@ -108,7 +109,7 @@ def _reissue(root: Path, args: argparse.Namespace, result: Any) -> int:
     """Rewrite the lock of a released version after a model-serving fix; 0 done, 1 refused."""
     import datetime as dt
 
-    from engine.policy.lint import format_problem
+    from engine.errors import format_problem
     from engine.policy.release import Reissue, changed_files, lock_path, read_lock, reissue_refusals, render_lock
 
     key = (args.flow, args.version)

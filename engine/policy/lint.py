@@ -372,23 +372,9 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
     return report
 
 
-def format_problem(p: Problem) -> str:
-    """`path:line: rule X: [code] message (hint: ...)`, with 'warning:' before a warning's code."""
-    parts = [p.path + (f":{p.line}" if p.line else "")]
-    if p.rule:
-        parts.append(f"rule {p.rule}")
-    if p.field and not p.rule:
-        parts.append(f"field {p.field}")
-    parts.append(("warning: " if p.severity != "error" else "") + f"[{p.code}] {p.message}")
-    text = ": ".join(parts)
-    if p.hint:
-        text += f" (hint: {p.hint})"
-    return text
-
-
 def format_lint(report: LintReport) -> str:
     """One line per problem, then a summary line."""
-    lines = [format_problem(p) for p in report.problems]
+    lines = [str(p) for p in report.problems]
     n_err, n_warn = len(report.errors), len(report.warnings)
     checked = (
         f"{report.flows} flow{'s' if report.flows != 1 else ''}, {report.versions} version{'s' if report.versions != 1 else ''}, "

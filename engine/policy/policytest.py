@@ -17,8 +17,7 @@ from pathlib import Path
 
 from engine.custom_lists.kinds import entry_key
 from engine.custom_lists.snapshot import Entry, ListSnapshot
-from engine.errors import InvalidInput, Problem, VerdictError
-from engine.policy.lint import format_problem
+from engine.errors import InvalidInput, Problem, VerdictError, format_problem
 from engine.policy.loader import PolicySet, load, version_key
 from engine.policy.testcases import Case, Match, TestSuite, discover
 from engine.runtime.flow import CompiledFlow, CompiledRule

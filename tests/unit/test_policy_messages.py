@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.policy.lint import format_problem, lint
+from engine.errors import format_problem
+from engine.policy.lint import lint
 from engine.policy.loader import load
 
 from .policy_roots import demo_root, write
