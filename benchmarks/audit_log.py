@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.clients import timed_clients  # noqa: E402
 from engine.audit.segments import FileStore  # noqa: E402
-from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
+from engine.audit.sink import AuditSink  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
 from engine.policy.loader import load_policies  # noqa: E402
@@ -85,9 +85,7 @@ def run_case(policies: Any, sink_kind: str, threads: int, rows: list[dict[str, A
         else:
             store = FileStore(Path(tmp.name), fsync=sink_kind == "file")
         writer = GroupCommitWriter(store)
-        masks = MaskRegistry(key)
-        decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)))
-        masks.bind(lambda: decider.policies)
+        decider = Decider(policies, sink=AuditSink(writer, key, Fingerprinter(key)))
     for i, row in enumerate(rows[:WARMUP]):
         decider.decide("card_payment", row, request_id=f"warm-{i}")
     if writer is not None:

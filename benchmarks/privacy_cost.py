@@ -38,7 +38,7 @@ from engine.audit.segments import FileStore  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
 from engine.policy.loader import load_policies  # noqa: E402
 from engine.runtime.pan import mask_pans  # noqa: E402
-from engine.runtime.privacy import HashKey, Masker  # noqa: E402
+from engine.runtime.privacy import HashKey  # noqa: E402
 from engine.runtime.service import Decider  # noqa: E402
 
 
@@ -67,11 +67,11 @@ def record_cases(n: int) -> dict[str, Any]:
     decider = Decider(policies)
     decisions = [decider.decide("card_payment", rows[i], request_id=f"req-{i}") for i in range(len(rows))]
     decider.close()
-    masker = Masker(compiled.validator.fields, HashKey(b"b" * 32))
+    masker, key = compiled.masker, HashKey(b"b" * 32)
 
     def build(i: int) -> bytes:
         k = i % len(rows)
-        masked, fields = masker(rows[k])
+        masked, fields = masker(rows[k], key)
         return decision_payload(decisions[k], masked, fields, ts=1.7e9)
 
     decide = Decider(policies)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.suite.machine import git_commit, machine_info  # noqa: E402
 from engine.audit.segments import FileStore  # noqa: E402
-from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
+from engine.audit.sink import AuditSink  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
 from engine.datasets import read_credit_applications  # noqa: E402
 from engine.policy.loader import load_policies  # noqa: E402
@@ -66,10 +66,8 @@ def make_log(directory: Path, n: int) -> float:
     rows = read_credit_applications(ROOT / "data" / "credit_data.csv", integers=False)
     rng = random.Random(18)
     key = HashKey(b"bench-key")
-    masks = MaskRegistry(key)
     writer = GroupCommitWriter(FileStore(directory, fsync=False))
-    decider = Decider(load_policies(ROOT), sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(load_policies(ROOT), sink=AuditSink(writer, key, Fingerprinter(key)))
     began = time.monotonic()
     for i in range(n):
         decider.decide(FLOW, rows[rng.randrange(len(rows))], request_id=f"app-{i}")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.audit_log import machine, pct  # noqa: E402
 from benchmarks.clients import timed_clients  # noqa: E402
 from engine.audit.segments import FileStore  # noqa: E402
-from engine.audit.sink import AuditSink, MaskRegistry  # noqa: E402
+from engine.audit.sink import AuditSink  # noqa: E402
 from engine.audit.writer import GroupCommitWriter  # noqa: E402
 from engine.cases import CaseOpener, ReviewConfig, open_store  # noqa: E402
 from engine.datasets import read_credit_applications  # noqa: E402
@@ -43,9 +43,7 @@ def run_case(policies: Any, cases: bool, threads: int, rows: list[dict[str, Any]
     """Decide ``rows`` from ``threads`` threads with the file log (and the case opener when ``cases``)."""
     with tempfile.TemporaryDirectory() as tmp:
         writer = GroupCommitWriter(FileStore(Path(tmp) / "log", fsync=fsync))
-        masks = MaskRegistry(HashKey(b"benchmark"))
-        decider = Decider(policies, sink=AuditSink(writer, masks))
-        masks.bind(lambda: decider.policies)
+        decider = Decider(policies, sink=AuditSink(writer, HashKey(b"benchmark")))
         opener = None
         if cases:
             opener = CaseOpener(open_store(Path(tmp) / "cases.db"), "bench", ReviewConfig({}))

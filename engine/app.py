@@ -118,7 +118,6 @@ def _load(settings: Settings, audit: Audit, custom_lists: ListView | None = None
         _log.warning("state_unreachable", state=settings.state, error=store.unreachable,  # type: ignore[attr-defined]
                      detail="flows with stateful features answer their state fallback (docs/fallbacks.md) until it answers")
     decider = Decider(None, sink=audit.sink, idempotency=audit.idempotency, step_workers=settings.threads, state=store)
-    audit.bind(lambda: decider.policies)  # the decision log masks each flow's sensitive fields
     reloader = Reloader(settings.root, decider, interval=settings.reload_interval, custom_lists=custom_lists)
     reloader.reload("start")
     if audit.sink is not None:

@@ -11,7 +11,7 @@ from engine.audit.errors import AuditCorrupt, AuditError, AuditUnavailable, LogG
 from engine.audit.follow import Gap
 from engine.audit.record import GENESIS, Chain, decision_from_record
 from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import LogSource, open_source
 from engine.audit.verify import VerifyReport
 from engine.audit.writer import GroupCommitWriter
@@ -28,7 +28,6 @@ __all__ = [
     "GroupCommitWriter",
     "LogGap",
     "LogSource",
-    "MaskRegistry",
     "VerifyReport",
     "decision_from_record",
     "open_source",

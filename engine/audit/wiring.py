@@ -22,11 +22,10 @@ from engine.audit.keyfile import load_or_create_key
 from engine.audit.private_files import private_dir
 from engine.audit.record import decision_from_record, parse_time
 from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import LogSource, open_source
 from engine.audit.writer import GroupCommitWriter, Store
 from engine.extras import require
-from engine.policy.loader import PolicySet
 from engine.runtime.idempotency import Fingerprinter, IdempotencyCache
 from engine.runtime.privacy import HashKey
 from engine.settings import Settings
@@ -44,11 +43,6 @@ class Audit:
     sink: AuditSink | None
     idempotency: IdempotencyCache | None
     location: str
-
-    def bind(self, policies: Callable[[], PolicySet]) -> None:
-        """Let the sink find each flow's masking rules (e.g. ``lambda: decider.policies``)."""
-        if self.sink is not None:
-            self.sink.masks.bind(policies)
 
     def close(self) -> None:
         """Write what is queued and close the log."""
@@ -127,7 +121,7 @@ def open_audit(settings: Settings, *, worker: int | None = None, clock: Callable
         _log.warning("audit_off", idempotency_window_seconds=settings.idempotency_window_seconds)
         return Audit(None, idem, location)
     writer = GroupCommitWriter(store)
-    sink = AuditSink(writer, MaskRegistry(key), fingerprint)
+    sink = AuditSink(writer, key, fingerprint)
     if key.ephemeral:
         _log.warning(
             "audit_hash_key_ephemeral",

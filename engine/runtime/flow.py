@@ -28,6 +28,7 @@ from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
 from engine.runtime.fallback import Budgets, StepGuard, StepMissed
 from engine.runtime.notice import principal_reasons
+from engine.runtime.privacy import Masker
 from engine.runtime.validation import Validator
 from engine.types import Action, FallbackTaken, FiredRule, NoticeReason, Outcome, Reason
 
@@ -112,6 +113,7 @@ class CompiledFlow:
         "description",
         "durable",
         "flow",
+        "masker",
         "model_versions",
         "models",
         "notices",
@@ -154,6 +156,7 @@ class CompiledFlow:
         self.description = description
         self.revision = revision
         self.validator = validator
+        self.masker = Masker(validator.fields)  # what the decision log stores of an input (engine.runtime.privacy)
         self.program = program
         self.models = tuple(models)
         self.rules = tuple(rules)

@@ -9,7 +9,9 @@ A flow marks input fields ``sensitive: mask_pan | hash | redact`` (``engine.poli
   brute-forced without the key.
 - ``redact``: the value is replaced by ``[redacted]``.
 
-A ``Masker`` is built once per flow version from its input schema. Every other field, declared
+A ``Masker`` is built once per flow version from its input schema, when the flow is compiled
+(``CompiledFlow.masker``), and travels with the flow to the decision log, which calls it with the
+log's hash key (``engine.audit.sink``): the log never looks the flow up again. Every other field, declared
 or not, is kept, but any card number found in its name, its text or a whole number is masked
 (``engine.runtime.pan``: 13-19 digits passing Luhn, with or without separators, any Unicode digits).
 ``scrub_text``, ``scrub_value`` and ``scrub_event`` apply the same scanner to free text, JSON-like
@@ -134,32 +136,43 @@ def scrub_event(logger: Any, method_name: str, event_dict: MutableMapping[str, A
     return {k: scrub_value(v) for k, v in event_dict.items()}
 
 
-_Rule = Callable[[Any], Any]
+_Rule = Callable[[Any, HashKey], Any]
+
+
+def _mask_pan_rule(value: Any, key: HashKey) -> str:
+    return mask_pan(value)
+
+
+def _redact_rule(value: Any, key: HashKey) -> str:
+    return REDACTED
+
+
+# The rule of each ``sensitive:`` kind (engine.policy.schema.FieldSpec): value, log hash key -> stored value
+_RULES: dict[str, _Rule] = {"mask_pan": _mask_pan_rule, "hash": keyed_hash, "redact": _redact_rule}
 
 
 class Masker:
-    """Masks one flow version's input as its schema says; built once, called per record."""
+    """Masks one flow version's input as its schema says; built once (at compile time), called per record.
+
+    ``Masker(None)`` is the conservative masker of an input whose schema is not known: every field
+    is treated as undeclared, so only card numbers are masked.
+    """
 
     __slots__ = ("_known", "_rules", "sensitive")
 
-    def __init__(self, fields: Mapping[str, FieldSpec] | None, key: HashKey) -> None:
-        rules: dict[str, _Rule] = {}
-        for name, spec in (fields or {}).items():
-            if spec.sensitive == "mask_pan":
-                rules[name] = mask_pan
-            elif spec.sensitive == "hash":
-                rules[name] = lambda v: keyed_hash(v, key)
-            elif spec.sensitive == "redact":
-                rules[name] = lambda v: REDACTED
-        self._rules = rules
+    def __init__(self, fields: Mapping[str, FieldSpec] | None) -> None:
+        self._rules: dict[str, _Rule] = {
+            name: _RULES[spec.sensitive] for name, spec in (fields or {}).items() if spec.sensitive in _RULES
+        }
         self._known = frozenset(fields or ())
-        self.sensitive: tuple[str, ...] = tuple(sorted(rules))
+        self.sensitive: tuple[str, ...] = tuple(sorted(self._rules))
 
-    def __call__(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def __call__(self, raw: Mapping[str, Any], key: HashKey) -> tuple[dict[str, Any], list[str]]:
         """The input as it may be stored, and the names of the sensitive fields that were masked.
 
-        Sensitive fields get their rule; every other value and every undeclared field name has
-        its card numbers masked (a PAN sent as a customer id or an unknown field never survives).
+        Sensitive fields get their rule (``hash`` under ``key``, the decision log's hash key); every
+        other value and every undeclared field name has its card numbers masked (a PAN sent as a
+        customer id or an unknown field never survives).
         """
         rules = self._rules
         known = self._known
@@ -179,6 +192,6 @@ class Masker:
         for name, rule in rules.items():
             v = out.get(name)
             if v is not None:
-                out[name] = rule(v)
+                out[name] = rule(v, key)
                 masked.append(name)
         return out, masked

@@ -47,6 +47,7 @@ from engine.policy.loader import PolicySet
 from engine.runtime.fallback import DEFAULT_WORKERS, Gate, StepGuard, StepMissed, WorkerPool
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.idempotency import IdempotencyCache as Idempotency  # the one implementation (no Protocol copy of its signature)
+from engine.runtime.privacy import Masker
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.validation import check_call
 from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
@@ -80,10 +81,11 @@ class DecisionSink(Protocol):
 
     ``record`` returns only once the decision is durable (or raises, and the caller gets an error
     instead of an answer that was never logged). Shadow outcomes are recorded with route "shadow".
-    ``delivery="unknown"`` marks a decision finished after the caller's deadline.
+    ``delivery="unknown"`` marks a decision finished after the caller's deadline. ``masker`` is the
+    deciding flow version's (``CompiledFlow.masker``): the sink stores the input as it leaves it.
     """
 
-    def record(self, decision: Decision, raw_input: Mapping[str, Any], *, delivery: str = "") -> None: ...
+    def record(self, decision: Decision, raw_input: Mapping[str, Any], *, masker: Masker, delivery: str = "") -> None: ...
 
 
 def new_decision_id() -> str:
@@ -339,9 +341,9 @@ class Decider:
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered
-                self._sink.record(decision, input, delivery="unknown")
+                self._sink.record(decision, input, masker=compiled.masker, delivery="unknown")
             else:
-                self._sink.record(decision, input)
+                self._sink.record(decision, input, masker=compiled.masker)
             mark("log")
         self._count(compiled, decision, (time.perf_counter_ns() - start) / 1e9, steps)
         shadows = policies.flows[compiled.flow].shadow

@@ -23,20 +23,24 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from engine.limits import SHADOW_QUEUE_BYTES, mapping_bytes
 from engine.metrics import Metrics
 from engine.runtime.flow import CompiledFlow
+from engine.runtime.privacy import Masker
 from engine.types import Action, Decision
 
 __all__ = ["ShadowPool", "ShadowTask"]
 
 _log = structlog.get_logger("verdict.shadow")
 
-Record = Callable[[Decision, Mapping[str, Any]], None]
+class Record(Protocol):
+    """The decision sink's ``record`` (engine.runtime.service.DecisionSink): a shadow outcome with its flow's masker."""
+
+    def __call__(self, decision: Decision, raw_input: Mapping[str, Any], *, masker: Masker) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,7 @@ class ShadowPool:
             )
         if self._record is not None:
             try:
-                self._record(decision, task.input)
+                self._record(decision, task.input, masker=flow.masker)
             except Exception as exc:  # noqa: BLE001 - the caller was answered already; count and log
                 self._metrics.inc("shadow_record_errors", 1, **labels)
                 _log.warning("shadow_record_failed", **labels, request_id=task.request_id, error=f"{type(exc).__name__}: {exc}")

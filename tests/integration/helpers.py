@@ -81,16 +81,15 @@ def logged_server(directory: Path, policies: Any) -> Iterator[tuple[grpc.Channel
     """A real server on 127.0.0.1:0 serving ``policies`` with the file decision log in ``directory``:
     yields (channel to it, the Decider); stops both after."""
     from engine.audit.segments import FileStore
-    from engine.audit.sink import AuditSink, MaskRegistry
+    from engine.audit.sink import AuditSink
     from engine.audit.writer import GroupCommitWriter
     from engine.grpc.server import start_server
     from engine.runtime.privacy import HashKey
     from engine.runtime.service import Decider
     from engine.settings import Settings
 
-    sink = AuditSink(GroupCommitWriter(FileStore(directory)), MaskRegistry(HashKey(b"k" * 32)))
+    sink = AuditSink(GroupCommitWriter(FileStore(directory)), HashKey(b"k" * 32))
     decider = Decider(policies, sink=sink)
-    sink.masks.bind(lambda: decider.policies)
     running = start_server(Settings.load(env={}, port=0, root=ROOT, threads=8), decider)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

@@ -14,7 +14,7 @@ import pytest
 
 from engine.audit.errors import LogGap
 from engine.audit.postgres import PgSource, PgStore
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.writer import GroupCommitWriter
 from engine.errors import DecisionFailed
 from engine.grpc.gen.verdict.v1 import decision_pb2_grpc as pb_grpc
@@ -58,9 +58,7 @@ def log_decisions(dsn: str, policies, n_credit: int = 120, n_card: int = 60, sto
     """Decide real inputs from 8 threads through a PostgreSQL sink; returns the (closed) writer."""
     key = HashKey(b"pg-test")
     writer = GroupCommitWriter(store or PgStore(dsn))
-    masks = MaskRegistry(key)
-    decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(policies, sink=AuditSink(writer, key, Fingerprinter(key)))
     work = [("credit_application", row, f"a{i}") for i, row in enumerate(credit_applications(n_credit))]
     if n_card:
         work += [("card_payment", {**row, "card_number": PAN}, f"c{i}") for i, row in enumerate(live_card_payments(n_card))]
@@ -143,9 +141,7 @@ def test_failed_batch_starts_a_new_chain_and_logging_goes_on(dsn, policies):
     store = PgStore(dsn)
     key = HashKey(b"k")
     writer = GroupCommitWriter(store)
-    masks = MaskRegistry(key)
-    decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(policies, sink=AuditSink(writer, key, Fingerprinter(key)))
     apps = credit_applications(3)
     first = decider.decide("credit_application", apps[0])
     decider.drain_shadows()

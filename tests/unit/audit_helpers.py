@@ -101,15 +101,13 @@ def decide_concurrently(decider: Any, work: list[tuple[str, dict[str, Any], str]
 def logging_decider(directory: Path, policies: Any, **kw: Any) -> tuple[Any, Any]:
     """A Decider over ``policies`` logging to ``directory`` (unsynced FileStore, test key) and its writer."""
     from engine.audit.segments import FileStore
-    from engine.audit.sink import AuditSink, MaskRegistry
+    from engine.audit.sink import AuditSink
     from engine.audit.writer import GroupCommitWriter
     from engine.runtime.idempotency import Fingerprinter
     from engine.runtime.privacy import HashKey
     from engine.runtime.service import Decider
 
     key = HashKey(b"test-key")
-    masks = MaskRegistry(key)
     writer = GroupCommitWriter(FileStore(directory, fsync=False))
-    decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)), **kw)
-    masks.bind(lambda: decider.policies)
+    decider = Decider(policies, sink=AuditSink(writer, key, Fingerprinter(key)), **kw)
     return decider, writer

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.writer import GroupCommitWriter
 from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
@@ -48,10 +48,8 @@ def reload_log(root: Path, directory: Path) -> Path:
     """Credit applications pinned to versions 1 and 2 and routed live, a hot reload, the same again,
     plus card payments with a planted PAN; small segments so the log spans many files."""
     key = HashKey(b"test-key")
-    masks = MaskRegistry(key)
     writer = GroupCommitWriter(FileStore(directory, fsync=False, max_segment_bytes=96 * 1024))
-    decider = Decider(load_policies(root), sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(load_policies(root), sink=AuditSink(writer, key, Fingerprinter(key)))
     rows = credit_applications(N_PER_PHASE * 2)
     first, second = rows[:N_PER_PHASE], rows[N_PER_PHASE:]
     for version in ("1", "2", ""):

@@ -22,7 +22,7 @@ from engine.audit.errors import LogGap
 from engine.audit.follow import ChainFollower, Gap, links, seq_gaps
 from engine.audit.record import Chain, unseal
 from engine.audit.segments import FileStore, iter_lines, list_segments
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import FileSource
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
@@ -56,10 +56,8 @@ def log0(tmp_path_factory, root) -> Path:
     """N real credit decisions logged in 4 KiB segments (the case's mklog.py, scaled down)."""
     directory = tmp_path_factory.mktemp("log0")
     key = HashKey(b"bh2-key")
-    masks = MaskRegistry(key)
     writer = GroupCommitWriter(FileStore(directory, fsync=False, max_segment_bytes=4096))
-    decider = Decider(load_policies(root), sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(load_policies(root), sink=AuditSink(writer, key, Fingerprinter(key)))
     for i, row in enumerate(credit_applications(N)):
         decider.decide(FLOW, row, request_id=f"app-{i}")
     decider.close()

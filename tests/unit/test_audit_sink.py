@@ -1,4 +1,4 @@
-"""The Decider's decision-log sink: what a record holds, masking per flow revision, shadow records."""
+"""The Decider's decision-log sink: what a record holds, masking by the deciding flow's compiled masker, shadow records."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from engine.audit.segments import FileStore, list_segments
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
 from engine.policy.loader import load_policies
+from engine.policy.schema import FieldSpec
 from engine.runtime.idempotency import Fingerprinter
-from engine.runtime.privacy import HashKey
+from engine.runtime.privacy import REDACTED, HashKey, Masker, keyed_hash
 from engine.runtime.service import Decider
 
 from .audit_helpers import PAN, ROOT, live_card_payments
@@ -30,10 +31,8 @@ def policies():
 def logged(tmp_path, policies):
     """A decider whose decisions go to a log under tmp_path; yields (decider, sink, directory)."""
     writer = GroupCommitWriter(FileStore(tmp_path, fsync=False))
-    masks = MaskRegistry(KEY)
-    sink = AuditSink(writer, masks, Fingerprinter(KEY), clock=lambda: 1_700_000_000.25)
+    sink = AuditSink(writer, KEY, Fingerprinter(KEY), clock=lambda: 1_700_000_000.25)
     decider = Decider(policies, sink=sink)
-    masks.bind(lambda: decider.policies)
     yield decider, sink, tmp_path
     writer.close()
 
@@ -69,7 +68,8 @@ def test_shadow_records_are_masked_and_carry_no_fingerprint(logged):
     decider, sink, directory = logged
     payment = {**live_card_payments(2)[1], "card_number": PAN}
     decision = decider.decide("card_payment", payment, request_id="req-2")
-    sink.record(dataclasses.replace(decision, decision_id="shadow-1", route="shadow"), payment)
+    masker = policies_of(decider).flows["card_payment"].versions[decision.version].masker
+    sink.record(dataclasses.replace(decision, decision_id="shadow-1", route="shadow"), payment, masker=masker)
     sink.close()
     records = {r["decision_id"]: r for r in open_source(directory).decisions()}
     assert records["shadow-1"]["route"] == "shadow" and "fp" not in records["shadow-1"]
@@ -77,16 +77,44 @@ def test_shadow_records_are_masked_and_carry_no_fingerprint(logged):
     assert PAN.encode() not in disk(directory)
 
 
-def test_a_revision_no_longer_loaded_is_masked_conservatively(logged):
-    """A decision of a revision the registry cannot find still gets every card number masked."""
+def policies_of(decider):
+    return decider.policies
+
+
+def test_the_conservative_masker_masks_every_card_number(logged):
+    """Masker(None) (no schema known) still masks every card number, in declared and undeclared fields."""
     decider, sink, directory = logged
     payment = {**live_card_payments(1)[0], "card_number": PAN, "device_id": f"dev {PAN}"}
     decision = decider.decide("card_payment", {k: v for k, v in payment.items() if k != "device_id"})
-    sink.record(dataclasses.replace(decision, decision_id="old-rev", revision="0" * 64), payment)
+    sink.record(dataclasses.replace(decision, decision_id="old-rev", revision="0" * 64), payment, masker=Masker(None))
     sink.close()
     assert PAN.encode() not in disk(directory)
     (old,) = [r for r in open_source(directory).decisions() if r["decision_id"] == "old-rev"]
     assert old["input"]["card_number"] == "411111******1111" and old["input"]["device_id"] == "dev 411111******1111"
+
+
+def test_the_sink_masks_with_the_flows_compiled_masker_and_looks_nothing_up(tmp_path, policies):
+    """A sink with no policies at all stores hash and redact fields as the masker it is handed says (issue 13, item 3)."""
+    writer = GroupCommitWriter(FileStore(tmp_path, fsync=False))
+    sink = AuditSink(writer, KEY)  # knows no Decider and no policies
+    decision = Decider(policies).decide("card_payment", live_card_payments(1)[0])
+    fields = {
+        "email": FieldSpec.model_validate({"type": "string", "sensitive": "hash"}),
+        "name": FieldSpec.model_validate({"type": "string", "sensitive": "redact"}),
+    }
+    sink.record(decision, {"email": "a@b.c", "name": "Ann", "amount": 5.0}, masker=Masker(fields))
+    sink.close()
+    (record,) = list(open_source(tmp_path).decisions())
+    assert record["input"] == {"email": keyed_hash("a@b.c", KEY), "name": REDACTED, "amount": 5.0}
+    assert record["masked"] == ["email", "name"]
+
+
+def test_each_compiled_flow_carries_the_masker_of_its_input_schema(policies):
+    """CompiledFlow.masker is built at compile time from the version's sensitive fields (card_payment: card_number)."""
+    for compiled in policies.flows["card_payment"].versions.values():
+        assert compiled.masker.sensitive == ("card_number",)
+        out, masked = compiled.masker({"card_number": PAN}, KEY)
+        assert out == {"card_number": "411111******1111"} and masked == ["card_number"]
 
 
 def test_pinned_requests_are_fingerprinted_with_their_version(logged, policies):

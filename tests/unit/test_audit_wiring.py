@@ -33,9 +33,7 @@ def settings(**kw) -> Settings:
 
 
 def serve_once(policies, audit):
-    decider = Decider(policies, sink=audit.sink, idempotency=audit.idempotency)
-    audit.bind(lambda: decider.policies)
-    return decider
+    return Decider(policies, sink=audit.sink, idempotency=audit.idempotency)
 
 
 def decide_once(policies, audit, request_id: str):

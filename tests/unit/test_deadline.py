@@ -30,7 +30,7 @@ class ListSink:
     def __init__(self) -> None:
         self.records: list[tuple[str, str]] = []
 
-    def record(self, decision, raw_input, *, delivery: str = "") -> None:
+    def record(self, decision, raw_input, *, masker, delivery: str = "") -> None:
         self.records.append((decision.decision_id, delivery))
 
 

@@ -87,7 +87,7 @@ class Sink:
     def __init__(self) -> None:
         self.decisions = []
 
-    def record(self, decision, raw_input, *, delivery: str = "") -> None:
+    def record(self, decision, raw_input, *, masker, delivery: str = "") -> None:
         self.decisions.append(decision)
 
 

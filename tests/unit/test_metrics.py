@@ -29,7 +29,7 @@ APPLICATION = {
 class NullSink:
     """A decision log that keeps nothing (so that the log step is timed)."""
 
-    def record(self, decision, raw_input, *, delivery: str = "") -> None:
+    def record(self, decision, raw_input, *, masker, delivery: str = "") -> None:
         pass
 
 

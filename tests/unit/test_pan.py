@@ -93,8 +93,8 @@ def test_masker_scans_declared_non_sensitive_fields():
         "amount": FieldSpec.model_validate({"type": "number"}),
     }
     key = HashKey(b"k" * 32)
-    out, masked = Masker(fields, key)(
-        {"customer_id": PAN, "device_id": grouped(PAN, "."), "email": "a@b.c", "amount": 12.5, "note": to_fullwidth(PAN)}
+    out, masked = Masker(fields)(
+        {"customer_id": PAN, "device_id": grouped(PAN, "."), "email": "a@b.c", "amount": 12.5, "note": to_fullwidth(PAN)}, key
     )
     assert out["customer_id"] == MASKED and out["device_id"] == MASKED and out["note"] == MASKED
     assert out["amount"] == 12.5 and out["email"].startswith("hmac-sha256:") and masked == ["email"]

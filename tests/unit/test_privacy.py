@@ -82,9 +82,8 @@ def test_masker_applies_each_kind():
             name={"type": "string", "sensitive": "redact"},
             amount={"type": "number"},
         ),
-        key,
     )
-    out, masked = masker({"card": PAN, "email": "a@b.c", "name": "Ann", "amount": 5.0})
+    out, masked = masker({"card": PAN, "email": "a@b.c", "name": "Ann", "amount": 5.0}, key)
     assert out == {"card": "411111******1111", "email": keyed_hash("a@b.c", key), "name": REDACTED, "amount": 5.0}
     assert masked == ["card", "email", "name"]
     assert masker.sensitive == ("card", "email", "name")
@@ -92,22 +91,22 @@ def test_masker_applies_each_kind():
 
 def test_masker_leaves_absent_fields_absent():
     """A missing or null sensitive field is not invented nor listed as masked."""
-    masker = Masker(spec(card={"type": "string", "sensitive": "mask_pan"}), HashKey(b"k"))
-    assert masker({"card": None}) == ({"card": None}, [])
-    assert masker({}) == ({}, [])
+    masker = Masker(spec(card={"type": "string", "sensitive": "mask_pan"}))
+    assert masker({"card": None}, HashKey(b"k")) == ({"card": None}, [])
+    assert masker({}, HashKey(b"k")) == ({}, [])
 
 
 def test_masker_scrubs_undeclared_fields():
     """A field the flow does not declare keeps its value, but a card number in it is masked."""
-    masker = Masker(spec(amount={"type": "number"}), HashKey(b"k"))
-    out, _ = masker({"amount": 1.0, "note": f"pan {PAN}", PAN: "x", "ref": "abc"})
+    masker = Masker(spec(amount={"type": "number"}))
+    out, _ = masker({"amount": 1.0, "note": f"pan {PAN}", PAN: "x", "ref": "abc"}, HashKey(b"k"))
     assert PAN not in json.dumps(out)
     assert out["ref"] == "abc" and out["amount"] == 1.0
 
 
 def test_conservative_masker_without_schema_masks_card_numbers():
     """With no schema (a flow revision no longer loaded) every card number is still masked."""
-    out, _ = Masker(None, HashKey(b"k"))({"card_number": PAN, "amount": 3.0})
+    out, _ = Masker(None)({"card_number": PAN, "amount": 3.0}, HashKey(b"k"))
     assert out == {"card_number": "411111******1111", "amount": 3.0}
 
 

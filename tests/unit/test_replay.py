@@ -14,7 +14,7 @@ from engine.audit.record import unseal
 from engine.audit.replay import OutcomesError, load_outcomes, replay
 from engine.audit.report import render_table
 from engine.audit.segments import FileStore, list_segments
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
 from engine.cli import main
@@ -82,10 +82,8 @@ def log(tmp_path_factory, policies) -> Path:
     """A log of real credit applications (request ids = CSV rows) and card payments with a planted PAN."""
     directory = tmp_path_factory.mktemp("audit")
     key = HashKey(b"test-key")
-    masks = MaskRegistry(key)
     writer = GroupCommitWriter(FileStore(directory, fsync=False, max_segment_bytes=64 * 1024))
-    decider = Decider(policies, sink=AuditSink(writer, masks, Fingerprinter(key)))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(policies, sink=AuditSink(writer, key, Fingerprinter(key)))
     work = [("credit_application", row, f"row-{i}") for i, row in enumerate(credit_applications(N_CREDIT))]
     work += [("card_payment", {**row, "card_number": PAN}, f"card-{i}") for i, row in enumerate(live_card_payments(N_CARD))]
     decide_concurrently(decider, work)

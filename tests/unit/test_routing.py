@@ -11,6 +11,7 @@ import pytest
 from engine.datasets import read_card_payments
 from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load, load_policies
+from engine.runtime.privacy import Masker
 from engine.runtime.routing import Challenger, bucket, key_text
 from engine.runtime.service import Decider
 from engine.types import Decision
@@ -38,7 +39,7 @@ class ListSink:
         self.decisions: list[Decision] = []
         self._lock = threading.Lock()
 
-    def record(self, decision: Decision, raw_input: Mapping[str, Any]) -> None:
+    def record(self, decision: Decision, raw_input: Mapping[str, Any], *, masker: Masker) -> None:
         with self._lock:
             self.decisions.append(decision)
 
@@ -178,10 +179,10 @@ def test_a_full_shadow_queue_drops_and_counts_without_blocking(tmp_path):
     release = threading.Event()
 
     class StuckSink(ListSink):
-        def record(self, decision, raw_input):
+        def record(self, decision, raw_input, *, masker):
             if decision.route == "shadow":
                 release.wait(10)
-            super().record(decision, raw_input)
+            super().record(decision, raw_input, masker=masker)
 
     decider = Decider(load_policies(root), sink=StuckSink(), shadow_queue=2)
     answers = [decider.decide("demo", BASE) for _ in range(20)]

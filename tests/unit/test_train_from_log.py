@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit.segments import FileStore
-from engine.audit.sink import AuditSink, MaskRegistry
+from engine.audit.sink import AuditSink
 from engine.audit.source import open_source
 from engine.audit.writer import GroupCommitWriter
 from engine.cases import OutcomeKind, OutcomeLabel, open_store
@@ -33,9 +33,7 @@ def labelled_log(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("from_log")
     policies = load_policies(ROOT)
     writer = GroupCommitWriter(FileStore(base / "log", fsync=False))
-    masks = MaskRegistry(HashKey(b"from-log-test"))
-    decider = Decider(policies, sink=AuditSink(writer, masks))
-    masks.bind(lambda: decider.policies)
+    decider = Decider(policies, sink=AuditSink(writer, HashKey(b"from-log-test")))
     store = open_store(base / "cases.db")
     labels = []
     for i, (application, status) in enumerate(zip(credit_applications(N), credit_statuses(N), strict=True)):
