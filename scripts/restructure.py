@@ -137,6 +137,9 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     },
     # issue 13, item 5: one problem formatter (Problem.__str__; format_problem is str as a function)
     ("engine.policy.lint", "format_problem"): "engine.errors",
+    # issue 13, item 3: all of routing in engine/runtime/routing.py (version order, the routing file's checks, resolution)
+    ("engine.policy.loader", "version_key"): "engine.runtime.routing",
+    ("engine.policy.routing_file", "Routing"): "engine.runtime.routing",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

@@ -136,8 +136,8 @@ async def flows(request: Request, ctx: Console, session: Session, form: FormData
 
 
 def version_order(v: str) -> Any:
-    """The sort key of a version name (engine.policy.loader.version_key: 2 before 10)."""
-    from engine.policy.loader import version_key
+    """The sort key of a version name (engine.runtime.routing.version_key: 2 before 10)."""
+    from engine.runtime.routing import version_key
 
     return version_key(v)
 

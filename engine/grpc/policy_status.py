@@ -15,8 +15,9 @@ from engine.errors import FieldError, InvalidInput, NotReady, Problem
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import translate_errors
 from engine.grpc.wire import Malformed, tolerant_decoder
-from engine.policy.loader import PolicySet, version_key
+from engine.policy.loader import PolicySet
 from engine.runtime.privacy import scrub_text
+from engine.runtime.routing import version_key
 
 if TYPE_CHECKING:
     from engine.policy.activation import FlowHealth

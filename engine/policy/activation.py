@@ -38,9 +38,10 @@ from engine.custom_lists.declarations import DECLARATIONS_FILE
 from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.policy.lint import lint
-from engine.policy.loader import FlowVersions, LoadResult, PolicySet, load, version_key
+from engine.policy.loader import FlowVersions, LoadResult, PolicySet, load
 from engine.policy.policytest import run
 from engine.policy.testcases import discover
+from engine.runtime.routing import version_key
 
 __all__ = ["Activation", "FlowHealth", "check", "owners"]
 

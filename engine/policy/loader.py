@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.custom_lists.declarations import read_declarations
 from engine.custom_lists.snapshot import ListView
@@ -25,12 +25,12 @@ from engine.errors import ModelLoadError, PolicyError, Problem
 from engine.policy.compiler import compile_flow
 from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
 from engine.policy.release import Content, check_release, content_of
-from engine.policy.routing_file import Routing, read_routing
+from engine.policy.routing_file import read_routing
 from engine.policy.schema import FlowFile, RuleFile
 from engine.policy.sources import FlowSource, ParseTrees, RuleSource
 from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
-from engine.runtime.routing import Challenger
+from engine.runtime.routing import Challenger, Routing, version_key
 from engine.screening.lists import ScreeningList
 from engine.state.events import EventFile, EventType, compile_event
 from engine.suggest import did_you_mean
@@ -38,7 +38,7 @@ from engine.suggest import did_you_mean
 if TYPE_CHECKING:
     from engine.policy.approvals import Proposal
 
-__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies", "version_key"]
+__all__ = ["FlowVersions", "LoadResult", "PolicySet", "load", "load_policies"]
 
 
 
@@ -100,11 +100,6 @@ class LoadResult:
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
-
-
-def version_key(version: str) -> tuple[Any, ...]:
-    """Sort key that orders '2' before '10' and 'v2' before 'v10'."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", version))
 
 
 _RULESET_LINE = re.compile(rb"^ruleset:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)

@@ -18,9 +18,10 @@ from pathlib import Path
 from engine.custom_lists.kinds import entry_key
 from engine.custom_lists.snapshot import Entry, ListSnapshot
 from engine.errors import InvalidInput, Problem, VerdictError, format_problem
-from engine.policy.loader import PolicySet, load, version_key
+from engine.policy.loader import PolicySet, load
 from engine.policy.testcases import Case, Match, TestSuite, discover
 from engine.runtime.flow import CompiledFlow, CompiledRule
+from engine.runtime.routing import version_key
 from engine.suggest import did_you_mean
 from engine.types import Outcome
 

@@ -30,8 +30,6 @@ from engine.errors import (
     DeadlineExceeded,
     DecisionFailed,
     FieldError,
-    FlowNotFound,
-    FlowUnavailable,
     InvalidInput,
     NotReady,
     PolicyError,
@@ -39,11 +37,11 @@ from engine.errors import (
     StepFailed,
     StepTimedOut,
     VerdictError,
-    VersionNotFound,
 )
 from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.policy.loader import PolicySet
+from engine.runtime import routing
 from engine.runtime.fallback import DEFAULT_WORKERS, Gate, StepGuard, StepMissed, WorkerPool
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.idempotency import IdempotencyCache as Idempotency  # the one implementation (no Protocol copy of its signature)
@@ -157,9 +155,7 @@ class Decider:
                         self.state.retention[stream.sig] = max(known, stream.retention)
 
     def flows(self) -> dict[str, list[str]]:
-        from engine.policy.loader import version_key
-
-        return {name: sorted(f.versions, key=version_key) for name, f in self.policies.flows.items()}
+        return {name: sorted(f.versions, key=routing.version_key) for name, f in self.policies.flows.items()}
 
     def live_version(self, flow: str) -> str:
         return self.resolve(flow, "")[0].version
@@ -170,24 +166,7 @@ class Decider:
         A pinned `version` wins; otherwise the challenger takes its share of key values (see
         engine.runtime.routing) and the live version the rest.
         """
-        return self._resolve(self.policies, flow, version, input)
-
-    @staticmethod
-    def _resolve(policies: PolicySet, flow: str, version: str, input: Mapping[str, Any] | None) -> tuple[CompiledFlow, str]:
-        entry = policies.flows.get(flow)
-        if entry is None:
-            if flow in policies.unavailable:  # on disk, but no version of it loaded (per-flow activation)
-                raise FlowUnavailable(flow, policies.unavailable[flow])
-            raise FlowNotFound(flow, list(policies.flows))
-        if not version:
-            challenger = entry.challenger
-            if challenger is not None and input is not None and challenger.takes(flow, input):
-                return entry.versions[challenger.version], "challenger"
-            return entry.versions[entry.live], "live"
-        compiled = entry.versions.get(version)
-        if compiled is None:
-            raise VersionNotFound(flow, version, list(entry.versions))
-        return compiled, "pinned"
+        return routing.resolve(self.policies, flow, version, input)  # all of routing is in engine.runtime.routing
 
     def decide(
         self,
@@ -300,7 +279,7 @@ class Decider:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
         policies = self.policies  # read once: routing and shadows come from the same state
-        compiled, route = self._resolve(policies, flow, version, input)
+        compiled, route = routing.resolve(policies, flow, version, input)
         expired = None if deadline is None else (lambda: time.monotonic() >= deadline)
         if expired is not None and expired():
             raise DeadlineExceeded("the caller's deadline passed before evaluation")

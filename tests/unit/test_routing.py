@@ -283,3 +283,27 @@ def test_key_cleaned_differently_by_the_challenger_is_a_warning_and_live_cleanin
     # the live version (1) keeps case: "k7" and "K7" are two customers to it, and routing treats them so
     pairs = [(challenger.takes("demo", {"customer_id": f"k{i}"}), bucket("demo", "customer_id", f"k{i}") < 0.5) for i in range(200)]
     assert all(a == b for a, b in pairs)
+
+
+def test_routing_checks_are_pure_and_resolution_is_one_function():
+    """check_routing reports an unknown live and a shadow equal to live from the file's content alone; resolve pins, else routes live."""
+    from pathlib import Path
+
+    from engine.policy.schema import RoutingFile
+    from engine.runtime.routing import check_routing, resolve, version_key
+
+    assert sorted(["10", "2", "v10", "v2"], key=version_key) == ["2", "10", "v2", "v10"]
+    problems: list = []
+    parsed = RoutingFile.model_validate({"live": "3", "shadow": ["1"]})
+    routing = check_routing(parsed, "policies/demo/routing.yaml", lambda loc: 7, "abc", ["1", "2"], {}, problems, set())
+    assert (routing.live, routing.shadow, routing.revision) == ("3", ("1",), "abc")
+    assert [(p.code, p.line) for p in problems] == [("unknown_version", 7)]
+    problems.clear()
+    check_routing(RoutingFile.model_validate({"live": "1", "shadow": ["1"]}), "r.yaml", lambda loc: 2, "", ["1"], {}, problems, set())
+    assert [p.code for p in problems] == ["shadow_is_live"]
+    policies = load_policies(Path(__file__).resolve().parents[2])
+    flow = policies.flow_names()[0]
+    entry = policies.flows[flow]
+    assert resolve(policies, flow, "", None) == (entry.versions[entry.live], "live")
+    pinned = sorted(entry.versions, key=version_key)[0]
+    assert resolve(policies, flow, pinned, None) == (entry.versions[pinned], "pinned")
