@@ -2,21 +2,7 @@
 
 ``CaseStore`` is the API the server, the CLI, the gRPC ``CaseService`` and the console use;
 ``open_store(location)`` opens a SQLite file (a path) or PostgreSQL (a ``postgresql://`` DSN).
-Both run the same SQL (``_Dialect`` adapts placeholders and locking):
-
-- ``verdict_case``: one row per case (the decision id is its id), the logged decision record as
-  JSON, state, assignee, disposition.
-- ``verdict_case_link``: ``(field, value)`` pairs (as logged: masked or keyed-hashed) that tie a
-  case to earlier cases of the same customer, device or card.
-- ``verdict_case_step``: every step (opened, claimed, assigned, decided, note) with actor and time
-  (a note's text is the step's detail).
-- ``verdict_disposition``: the disposition stream; ``seq`` is the cursor calling systems resume
-  from. Commit order equals ``seq`` order (SQLite: one writer at a time, ``BEGIN IMMEDIATE``;
-  PostgreSQL: every write transaction takes one advisory lock), so a reader that saw ``seq`` N
-  never later finds a disposition below N.
-- ``verdict_outcome``: outcome labels, one per (decision id, kind); re-importing is a no-op.
-- ``verdict_case_cursor``: per decision-log chain, the last record seq whose REVIEW decisions
-  have cases (the catch-up point after a crash; ``engine.cases.opener``).
+Both run the same SQL: its tables, the dialects and the connections are ``engine.cases.sql``.
 
 Transitions are checked inside the write transaction (state read and changed under the lock), so
 two analysts, two CLI runs or ``verdict serve --workers N`` cannot both decide one case.
@@ -28,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,80 +22,12 @@ from typing import Any, Protocol
 
 from engine.cases.errors import CaseNotFound, CaseStoreError, IllegalTransition
 from engine.cases.model import Case, CaseEvent, CaseQuery, CaseState, Disposition, OutcomeKind, OutcomeLabel, Priority
-from engine.sqlite_wal import connect_wal
+from engine.cases.sql import CASE_COLUMNS, PG_LOCK, SCHEMA, Dialect, connect_postgres, connect_sqlite, db_errors
 
 __all__ = ["MAX_PAGE", "CaseStore", "SqlCaseStore", "as_mapping", "open_store"]
 
 MAX_PAGE = 1000  # the most rows one list call returns (bounded cost per call)
-_PG_LOCK = 0x7665726469637443  # pg_advisory_xact_lock key serialising the store's writes
 _DSN_RE = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS verdict_case (
-        case_id     TEXT PRIMARY KEY,
-        request_id  TEXT NOT NULL,
-        flow        TEXT NOT NULL,
-        version     TEXT NOT NULL,
-        route       TEXT NOT NULL,
-        queue       TEXT NOT NULL,
-        priority    INTEGER NOT NULL,
-        state       TEXT NOT NULL,
-        opened_at   DOUBLE PRECISION NOT NULL,
-        due_at      DOUBLE PRECISION NOT NULL,
-        assignee    TEXT NOT NULL DEFAULT '',
-        disposition TEXT,
-        note        TEXT NOT NULL DEFAULT '',
-        decided_by  TEXT NOT NULL DEFAULT '',
-        decided_at  DOUBLE PRECISION,
-        record      TEXT NOT NULL,
-        links       TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS verdict_case_queue ON verdict_case (state, queue, priority, due_at)",
-    "CREATE INDEX IF NOT EXISTS verdict_case_request ON verdict_case (request_id)",
-    """CREATE TABLE IF NOT EXISTS verdict_case_link (
-        field   TEXT NOT NULL,
-        value   TEXT NOT NULL,
-        case_id TEXT NOT NULL,
-        opened_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (field, value, case_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS verdict_case_link_case ON verdict_case_link (case_id)",
-    """CREATE TABLE IF NOT EXISTS verdict_case_step (
-        case_id TEXT NOT NULL,
-        at      DOUBLE PRECISION NOT NULL,
-        step    TEXT NOT NULL,
-        actor   TEXT NOT NULL,
-        detail  TEXT NOT NULL DEFAULT ''
-    )""",
-    "CREATE INDEX IF NOT EXISTS verdict_case_step_case ON verdict_case_step (case_id)",
-    """CREATE TABLE IF NOT EXISTS verdict_disposition (
-        seq         {serial},
-        case_id     TEXT NOT NULL UNIQUE,
-        disposition TEXT NOT NULL,
-        note        TEXT NOT NULL,
-        actor       TEXT NOT NULL,
-        decided_at  DOUBLE PRECISION NOT NULL,
-        logged      INTEGER NOT NULL DEFAULT 0,
-        claimed_at  DOUBLE PRECISION
-    )""",
-    """CREATE TABLE IF NOT EXISTS verdict_outcome (
-        decision_id TEXT NOT NULL,
-        kind        TEXT NOT NULL,
-        occurred    TEXT NOT NULL,
-        source      TEXT NOT NULL,
-        request_id  TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (decision_id, kind)
-    )""",
-    """CREATE TABLE IF NOT EXISTS verdict_case_cursor (
-        chain TEXT PRIMARY KEY,
-        seq   BIGINT NOT NULL
-    )""",
-)
-
-_CASE_COLUMNS = (
-    "case_id, request_id, flow, version, route, queue, priority, state, opened_at, due_at, assignee, "
-    "disposition, note, decided_by, decided_at, record, links"
-)
 
 
 class CaseStore(Protocol):
@@ -186,74 +102,14 @@ class CaseStore(Protocol):
     def close(self) -> None: ...
 
 
-class _Dialect:
-    """What differs between SQLite and PostgreSQL: placeholders, the serial column, write locking."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if name == "sqlite" else "BIGSERIAL PRIMARY KEY"
-
-    def sql(self, text: str) -> str:
-        return text if self.name == "sqlite" else text.replace("?", "%s")
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` as mode 0600 (and missing parent directories as 0700) when it does not exist:
-    the store holds decision records (masked, as the decision log does) and is kept as privately as
-    the log (docs/decision-log.md). SQLite gives its -wal and -shm files the database file's mode."""
-    missing = []
-    parent = path.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    for new in reversed(missing):
-        new.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(new, 0o700)  # mkdir's mode is reduced by the umask
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(path, 0o600)
-
-
-def _sqlite(path: Path) -> Any:
-    try:
-        _private_file(path)
-        conn = connect_wal(path, timeout=30.0, synchronous="FULL")
-    except (OSError, sqlite3.Error) as exc:
-        raise CaseStoreError(f"cannot open the case store {path}: {exc}") from None
-    return conn
-
-
-def _postgres(dsn: str) -> Any:
-    from engine.extras import require
-
-    require("postgres", "a case store in PostgreSQL")
-    import psycopg
-
-    from engine.audit.postgres import redact_dsn
-
-    try:
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise CaseStoreError(f"cannot connect to {redact_dsn(dsn)}: {exc}") from None
-
-
-def _db_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [sqlite3.Error]
-    with contextlib.suppress(ImportError):
-        import psycopg
-
-        errors.append(psycopg.Error)
-    return tuple(errors)
-
-
 class SqlCaseStore:
     """``CaseStore`` over one SQLite or PostgreSQL connection (thread-safe: one lock per store)."""
 
     def __init__(self, conn: Any, dialect: str, location: str) -> None:
         self._conn = conn
-        self._d = _Dialect(dialect)
+        self._d = Dialect(dialect)
         self._lock = threading.RLock()
-        self._errors = _db_errors()
+        self._errors = db_errors()
         self.location = location
         with self._write():
             for statement in SCHEMA:
@@ -268,7 +124,7 @@ class SqlCaseStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE" if self._d.name == "sqlite" else "BEGIN")
                 if self._d.name != "sqlite":
-                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
             except self._errors as exc:
                 raise CaseStoreError(f"the case store {self.location} cannot start a transaction: {exc}") from None
             try:
@@ -304,7 +160,7 @@ class SqlCaseStore:
         with self._write():
             for case in cases:
                 added += self._exec(
-                    f"INSERT INTO verdict_case ({_CASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"INSERT INTO verdict_case ({CASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (case_id) DO NOTHING",
                     (
                         case.case_id, case.request_id, case.flow, case.version, case.route, case.queue,
@@ -349,7 +205,7 @@ class SqlCaseStore:
         )
 
     def get(self, case_id: str) -> Case:
-        rows = self._rows(f"SELECT {_CASE_COLUMNS} FROM verdict_case WHERE case_id = ?", (case_id,))
+        rows = self._rows(f"SELECT {CASE_COLUMNS} FROM verdict_case WHERE case_id = ?", (case_id,))
         if not rows:
             raise CaseNotFound(case_id)
         row = rows[0]
@@ -378,7 +234,7 @@ class SqlCaseStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        sql = f"SELECT {_CASE_COLUMNS} FROM verdict_case"
+        sql = f"SELECT {CASE_COLUMNS} FROM verdict_case"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY priority, due_at, case_id LIMIT ? OFFSET ?"
@@ -526,8 +382,8 @@ def open_store(location: str | Path) -> SqlCaseStore:
     if _DSN_RE.match(text):
         from engine.audit.postgres import redact_dsn
 
-        return SqlCaseStore(_postgres(text), "postgres", redact_dsn(text))
-    return SqlCaseStore(_sqlite(Path(text)), "sqlite", text)
+        return SqlCaseStore(connect_postgres(text), "postgres", redact_dsn(text))
+    return SqlCaseStore(connect_sqlite(Path(text)), "sqlite", text)
 
 
 def as_mapping(case: Case) -> Mapping[str, Any]:
