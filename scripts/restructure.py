@@ -140,6 +140,12 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     # issue 13, item 3: all of routing in engine/runtime/routing.py (version order, the routing file's checks, resolution)
     ("engine.policy.loader", "version_key"): "engine.runtime.routing",
     ("engine.policy.routing_file", "Routing"): "engine.runtime.routing",
+    # issue 13, item 2(f): the expression tree out of the parser (engine/expr/syntax.py was 440 lines)
+    **{
+        ("engine.expr.syntax", name): "engine.expr.nodes"
+        for name in ("IN_LIST", "BinOp", "BoolOp", "Call", "Compare", "InList", "Literal", "Name", "Neg", "Node", "Not",
+                     "chain", "lists_in", "names_in", "_nodes")
+    },
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

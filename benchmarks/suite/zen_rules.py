@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.expr import check, names_in, parse
 from engine.expr.check import Env, Symbol
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, lists_in
+from engine.expr.nodes import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, lists_in
 from engine.policy.compiler import flow_env
 from engine.policy.schema import FlowFile, RuleFile
 from engine.policy.tables import expand_tables

@@ -14,8 +14,8 @@ feature its ``Symbol``:
 from __future__ import annotations
 
 from engine.expr.check import Env, Symbol, check
+from engine.expr.nodes import BinOp, Call, Literal, Name, Neg, Node, chain
 from engine.expr.numbers import CONTEXT, EXACT, is_number, is_plain, to_decimal
-from engine.expr.syntax import BinOp, Call, Literal, Name, Neg, Node, chain
 
 __all__ = ["bounds_of", "derived_symbol", "kind_of", "magnitude"]
 

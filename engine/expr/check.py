@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.expr.functions import FUNCTIONS
+from engine.expr.nodes import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 from engine.expr.numbers import is_number
-from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
 __all__ = ["LIST_PREFIX", "Env", "ExprTypeError", "Symbol", "Typed", "check", "list_symbol"]
 

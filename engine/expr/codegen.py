@@ -35,8 +35,8 @@ from engine.expr.analysis import bounds_of, derived_symbol, magnitude
 from engine.expr.check import Env
 from engine.expr.functions import RUNTIME
 from engine.expr.generator import Generator
+from engine.expr.nodes import Node
 from engine.expr.numbers import CONTEXT
-from engine.expr.syntax import Node
 
 if TYPE_CHECKING:
     from engine.custom_lists.snapshot import ListView

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.expr.analysis import bounds_of, kind_of, magnitude
 from engine.expr.check import Env, Typed, check
+from engine.expr.nodes import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 from engine.expr.numbers import is_number, is_plain, to_decimal
-from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 from engine.expr.vocabulary import NEGATED
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
-from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
+from engine.expr.nodes import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, chain
 
 __all__ = ["MIRRORED", "NEGATED", "children", "dnf", "negate", "nnf", "show"]
 

@@ -8,7 +8,7 @@ in ['de']`` on a ``case: upper`` field is true for every request. ``engine.polic
 
 from __future__ import annotations
 
-from engine.expr.syntax import Compare, InList, Literal, Name, Node
+from engine.expr.nodes import Compare, InList, Literal, Name, Node
 from engine.expr.vocabulary import children, show
 from engine.policy.schema import FieldSpec
 

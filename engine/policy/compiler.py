@@ -16,7 +16,7 @@ from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in
 from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
 from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
-from engine.expr.syntax import Literal, Node
+from engine.expr.nodes import Literal, Node
 from engine.policy.binding import bind_models
 from engine.policy.durable import NotExpressible, to_durable
 from engine.policy.durable_ruleset import DurableRuleset

@@ -28,8 +28,8 @@ from typing import Any
 
 from engine.errors import VerdictError
 from engine.expr.check import Env, check
+from engine.expr.nodes import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
 from engine.expr.numbers import bracket, is_number, is_plain, to_decimal
-from engine.expr.syntax import IN_LIST, BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Node, Not, names_in
 from engine.expr.vocabulary import MIRRORED, NEGATED
 
 __all__ = ["MARKER", "NotExpressible", "decimal_key", "field_key", "request_rule", "to_durable"]

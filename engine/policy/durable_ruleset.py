@@ -41,8 +41,8 @@ from durable.engine import Ruleset as _DurableRuleset
 
 from engine.errors import DecisionFailed
 from engine.expr.check import Env
+from engine.expr.nodes import Node, names_in
 from engine.expr.numbers import EXACT, bracket
-from engine.expr.syntax import Node, names_in
 from engine.policy.durable import MARKER, decimal_key, field_key, request_rule
 
 __all__ = ["DurableRuleset", "dumps"]

@@ -51,7 +51,7 @@ from pathlib import Path
 
 from engine.errors import Problem
 from engine.expr import Node
-from engine.expr.syntax import BoolOp, Call, Name
+from engine.expr.nodes import BoolOp, Call, Name
 from engine.expr.vocabulary import children, show
 from engine.policy.cleaning_lint import cleaning_mismatches
 from engine.policy.loader import LoadResult, load

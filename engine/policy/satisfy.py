@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from engine.expr.nodes import IN_LIST, Call, Compare, InList, Literal, Name, Node, Not
 from engine.expr.numbers import is_number, to_decimal
-from engine.expr.syntax import IN_LIST, Call, Compare, InList, Literal, Name, Node, Not
 from engine.expr.vocabulary import MIRRORED, dnf, nnf, show
 from engine.policy.schema import FieldSpec
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, Node
 from engine.expr.check import Env, check
-from engine.expr.syntax import BoolOp, Call, Literal
+from engine.expr.nodes import BoolOp, Call, Literal
 from engine.policy.schema import ActionName, TableSpec
 from engine.policy.sources import ParseTrees
 from engine.policy.yamlio import LoadedYaml

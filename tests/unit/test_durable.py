@@ -21,8 +21,8 @@ from engine.errors import InvalidInput
 from engine.expr import parse
 from engine.expr.check import LIST_PREFIX, Env, Symbol
 from engine.expr.codegen import compile_program
+from engine.expr.nodes import Literal, Node
 from engine.expr.numbers import to_decimal
-from engine.expr.syntax import Literal, Node
 from engine.policy import compiler
 from engine.policy.durable import MARKER, NotExpressible, field_key, to_durable
 from engine.policy.durable_ruleset import DurableRuleset, dumps

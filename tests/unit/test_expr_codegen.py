@@ -30,7 +30,7 @@ def fires(text, **values):
 
 def reference(text, values):  # noqa: C901 (a reference interpreter: one branch per node kind)
     """Kleene three-valued reference interpreter, independent of the code generator."""
-    from engine.expr.syntax import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Not
+    from engine.expr.nodes import BinOp, BoolOp, Call, Compare, InList, Literal, Name, Neg, Not
 
     def ev(n):  # noqa: C901 (one branch per node kind)
         if isinstance(n, Literal):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from engine.expr.syntax import BinOp, BoolOp, Call, Compare, ExprSyntaxError, InList, Literal, Not, names_in, parse
+from engine.expr.nodes import BinOp, BoolOp, Call, Compare, InList, Literal, Not, names_in
+from engine.expr.syntax import ExprSyntaxError, parse
 
 
 def test_precedence_of_arithmetic_and_comparison():

@@ -8,7 +8,7 @@ import operator
 import pytest
 
 from engine.expr import names_in, parse
-from engine.expr.syntax import BoolOp, Compare, InList, Name, Node, Not
+from engine.expr.nodes import BoolOp, Compare, InList, Name, Node, Not
 from engine.expr.vocabulary import MIRRORED, NEGATED, children, dnf, negate, nnf, show
 
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
