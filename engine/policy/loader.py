@@ -4,13 +4,12 @@ All file I/O of policy loading happens here. Every problem in every file is coll
 reported at once; if any is an error, nothing is returned to serve (``PolicyError``).
 
 ``load`` runs its steps in order: ``_load_rules`` and ``_read_flows`` (files, each read by
-``engine.policy.documents``), ``_load_models`` and ``_load_lists`` (what the flows name),
+``engine.policy.documents``), ``load_models`` and ``load_lists`` (what the flows name, ``engine.policy.references``),
 ``_compile_flows`` (every version, then its routing file, ``engine.policy.routing_file``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -21,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from engine.custom_lists.declarations import read_declarations
 from engine.custom_lists.snapshot import ListView
-from engine.errors import ModelLoadError, PolicyError, Problem
+from engine.errors import PolicyError, Problem
 from engine.policy.compiler import compile_flow
 from engine.policy.documents import read_doc, relative, sha256_hex, yaml_files
+from engine.policy.references import load_events, load_lists, load_models, model_hints
 from engine.policy.release import Content, check_release, content_of
 from engine.policy.routing_file import read_routing
 from engine.policy.schema import FlowFile, RuleFile
@@ -32,8 +32,7 @@ from engine.runtime.flow import CompiledFlow, ScoringModel
 from engine.runtime.privacy import HashKey
 from engine.runtime.routing import Challenger, Routing, version_key
 from engine.screening.lists import ScreeningList
-from engine.state.events import EventFile, EventType, compile_event
-from engine.suggest import did_you_mean
+from engine.state.events import EventType
 
 if TYPE_CHECKING:
     from engine.policy.approvals import Proposal
@@ -136,12 +135,6 @@ def _load_rules(root: Path, problems: list[Problem], broken: dict[str, str], nam
     return out
 
 
-def _load_model(root: Path, name: str, version: str) -> ScoringModel:
-    from engine.models.runtime import load_model
-
-    return load_model(root / "model_artifacts" / name / version)
-
-
 def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:
     """Read, validate and compile everything under `root`; never raises for bad files.
 
@@ -164,9 +157,9 @@ def load(root: Path, custom_lists: ListView | None = None) -> LoadResult:
     result = LoadResult(None, problems, custom_lists=custom_lists)
     result.rule_sources = _load_rules(root, problems, result.broken_rulesets, result.ruleset_paths)
     result.flow_sources = _read_flows(root, problems, result.broken_versions)
-    models = _load_models(root, result.flow_sources, problems)
-    lists = _load_lists(root, result.flow_sources, problems)
-    result.events = _load_events(root, problems)
+    models = load_models(root, result.flow_sources, problems)
+    lists = load_lists(root, result.flow_sources, problems)
+    result.events = load_events(root, problems)
     revision = _compile_flows(root, result, models, lists)
     if not any(p.severity == "error" for p in problems):
         warnings = tuple(p for p in problems if p.severity != "error")
@@ -203,30 +196,6 @@ def _read_flows(root: Path, problems: list[Problem], broken_versions: dict[str, 
     return flow_sources
 
 
-def _load_models(
-    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
-) -> dict[tuple[str, str], ScoringModel]:
-    """Every model a flow version names that exists under model_artifacts/, loaded and verified once.
-
-    A model that fails to load is reported once, at the first flow file naming it, and left out
-    (the compiler then reports the flows that need it).
-    """
-    models: dict[tuple[str, str], ScoringModel | None] = {}
-    for versions in flow_sources.values():
-        for src in versions.values():
-            for i, ref in enumerate(src.file.models):
-                key = (ref.name, ref.version)
-                if key in models or not (root / "model_artifacts" / ref.name / ref.version).is_dir():
-                    continue
-                try:
-                    models[key] = _load_model(root, ref.name, ref.version)
-                except ModelLoadError as exc:
-                    hint = f"referenced by {src.path}:{src.doc.line_of(('models', i))}"
-                    problems.extend(Problem(relative(root, Path(p.path)), p.message, p.code, hint=hint) for p in exc.problems)
-                    models[key] = None  # reported; do not retry
-    return {k: v for k, v in models.items() if v is not None}
-
-
 def _compile_flows(
     root: Path, result: LoadResult, models: Mapping[tuple[str, str], ScoringModel], lists: Mapping[tuple[str, str], ScreeningList],
 ) -> str:
@@ -247,7 +216,7 @@ def _compile_flows(
             revision = _revision(src, result.rule_sources, models, lists, result.events)
             state_hash.update(f"{flow_name}/{version}={revision}\n".encode())
             flow, found = _compile_guarded(src, result.rule_sources, models, revision, lists, result.custom_lists, result.events, result.trees)
-            problems.extend(_model_hints(root, src, found))
+            problems.extend(model_hints(root, src, found))
             result.contents[(flow_name, version)] = content = content_of(
                 src, result.rule_sources, models, revision, lists=lists, events=result.events
             )
@@ -314,24 +283,6 @@ def _compile_guarded(
                               hint="a bug in Verdict: please report it, with the files; simplify the expressions meanwhile")]
 
 
-def _model_hints(root: Path, src: FlowSource, found: list[Problem]) -> list[Problem]:
-    """``found`` with a "did you mean" (or the versions there are) on each unknown_model problem."""
-    out = []
-    artifacts = root / "model_artifacts"
-    names = sorted(p.name for p in artifacts.iterdir() if p.is_dir()) if artifacts.is_dir() else []
-    for p in found:
-        ref = next((r for i, r in enumerate(src.file.models) if src.doc.line_of(("models", i)) == p.line), None)
-        if p.code == "unknown_model" and ref is not None:
-            if ref.name in names:
-                versions = sorted((q.name for q in (artifacts / ref.name).iterdir() if q.is_dir()), key=version_key)
-                hint = did_you_mean(ref.version, versions) or f"versions of {ref.name}: {', '.join(versions) or 'none'}"
-            else:
-                hint = did_you_mean(ref.name, names) or f"models under model_artifacts/: {', '.join(names) or 'none'}"
-            p = dataclasses.replace(p, hint=hint)
-        out.append(p)
-    return out
-
-
 def _revision(
     src: FlowSource, rulesets: Mapping[str, RuleSource], models: Mapping[tuple[str, str], ScoringModel],
     lists: Mapping[tuple[str, str], ScreeningList] | None = None, events: Mapping[str, EventType] | None = None,
@@ -359,45 +310,6 @@ def _revision(
         schema = (events or {}).get(event)  # absent from flows without such features: their revisions are unchanged
         h.update(f"\0event\0{event}\0{schema.digest if schema else '-'}".encode())
     return h.hexdigest()
-
-
-def _load_events(root: Path, problems: list[Problem]) -> dict[str, EventType]:
-    """The event types under events/ (engine.state.events); each file is named after its type."""
-    out: dict[str, EventType] = {}
-    for path in yaml_files(root / "events"):
-        doc, parsed, raw = read_doc(root, path, EventFile, problems)
-        if parsed is None or doc is None:
-            continue
-        rel = relative(root, path)
-        if parsed.event != path.stem:
-            problems.append(Problem(rel, f"event {parsed.event!r} does not match its file name {path.stem!r}", "event_name_mismatch",
-                                    line=doc.line_of(("event",))))
-            continue
-        out[parsed.event] = compile_event(parsed, rel, sha256_hex(raw))
-    return out
-
-
-def _load_lists(
-    root: Path, flow_sources: Mapping[str, Mapping[str, FlowSource]], problems: list[Problem],
-) -> dict[tuple[str, str], ScreeningList]:
-    """Every screening list a flow version names, from lists/<list>/<version>/ (problems reported once)."""
-    from engine.screening.lists import ListLoadError, load_list
-
-    lists: dict[tuple[str, str], ScreeningList | None] = {}
-    for versions in flow_sources.values():
-        for src in versions.values():
-            for i, spec in enumerate(src.file.screening):
-                key = (spec.list, spec.version)
-                directory = root / "lists" / spec.list / spec.version
-                if key in lists or not directory.is_dir():
-                    continue  # an absent list is the compiler's unknown_list
-                try:
-                    lists[key] = load_list(directory, f"lists/{spec.list}/{spec.version}")
-                except ListLoadError as exc:
-                    where = f"referenced by {src.path}:{src.doc.line_of(('screening', i))}"
-                    problems.extend(dataclasses.replace(p, hint=where) for p in exc.problems)
-                    lists[key] = None
-    return {k: v for k, v in lists.items() if v is not None}
 
 
 def load_policies(root: Path) -> PolicySet:
