@@ -146,6 +146,7 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         for name in ("IN_LIST", "BinOp", "BoolOp", "Call", "Compare", "InList", "Literal", "Name", "Neg", "Node", "Not",
                      "chain", "lists_in", "names_in", "_nodes")
     },
+    ("engine.policy.compiler", "derived_reads"): "engine.policy.derived",
 }
 
 # The docstring of each new package's __init__.py (written only when the file is missing).

@@ -1,7 +1,10 @@
 """Compile one parsed flow version, with its rule files and models, into a CompiledFlow.
 
 Pure: takes parsed documents and loaded models, returns the compiled flow and every problem found
-(with file, line, rule id and a hint). The loader does the file I/O.
+(with file, line, rule id and a hint). The loader does the file I/O. Its steps, in
+``compile_flow``'s order: screening steps, the state plan, derived features
+(``engine.policy.derived``), model binding (``engine.policy.binding``), the default outcome,
+budgets, the rules and tables (``engine.policy.tables``), then the generated program.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in
 from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
-from engine.expr.codegen import CodegenLimit, compile_program, derived_symbol
+from engine.expr.codegen import CodegenLimit, compile_program
 from engine.expr.nodes import Literal, Node
 from engine.policy.binding import bind_models
+from engine.policy.derived import compile_derived, derived_reads
 from engine.policy.durable import NotExpressible, to_durable
 from engine.policy.durable_ruleset import DurableRuleset
 from engine.policy.schema import FlowFile, RuleSpec
@@ -53,64 +57,6 @@ def flow_env(flow: FlowFile) -> dict[str, Symbol]:
         optional = not spec.required and spec.default is None  # can it be missing?
         env[name] = Symbol(_FIELD_TYPES[spec.type], optional, "input", cats, bounds, identifies=spec.identifies)
     return env
-
-
-def _order_derived(ctx: CompileContext, parsed: dict[str, Node]) -> list[str]:
-    """Derived names in dependency order; reports cycles."""
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join([*trail[trail.index(name):], name])
-            ctx.add(f"derived features depend on each other in a cycle: {cycle}", "derived_cycle", loc=("derived", name))
-            return
-        state[name] = 1
-        for dep in sorted(names_in(parsed[name])):
-            if dep in parsed:
-                visit(dep, [*trail, name])
-        state[name] = 2
-        order.append(name)
-
-    for name in parsed:
-        visit(name, [])
-    return order
-
-
-def _compile_derived(ctx: CompileContext, flow: FlowFile, env: dict[str, Symbol]) -> tuple[list[tuple[str, Node]], set[str]]:
-    """Derived features: parse all, order by dependency, type-check in order, adding each to `env`.
-
-    Returns the (name, expression) pairs in evaluation order, and the names of those that can
-    never be missing; problems go to `ctx`.
-    """
-    parsed: dict[str, Node] = {}
-    for name, text in flow.derived.items():
-        if name in env:
-            ctx.add(f"derived feature {name!r} has the name of an input field", "duplicate_name", loc=("derived", name))
-            continue
-        try:
-            parsed[name] = ctx.trees.parse(text)
-        except ExprSyntaxError as exc:
-            expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
-    derived: list[tuple[str, Node]] = []
-    for name in _order_derived(ctx, parsed):
-        try:
-            env[name] = derived_symbol(parsed[name], env)  # type, can it be missing, bounds
-        except ExprTypeError as exc:
-            expr_problem(ctx, exc, loc=("derived", name), src=None, field=name)
-            env[name] = Symbol("number", True, "derived")  # keep going; errors already reported
-            continue
-        derived.append((name, parsed[name]))
-
-    # A derived number with finite bounds computed only from values that cannot be missing is never
-    # missing (``amount / price`` with price >= 1), although the checker calls every division nullable.
-    never_missing = {
-        name for name, node in derived
-        if env[name].bounds is not None and all(n in env and not env[n].nullable for n in names_in(node))
-    }
-    return derived, never_missing
 
 
 def _default_outcome(ctx: CompileContext, flow: FlowFile, catalogue: Mapping[str, str]) -> tuple[Action, Reason | None]:
@@ -245,7 +191,7 @@ def compile_flow(
     catalogue = dict(flow.reasons)
     screens = _screens(ctx, flow, env, lists or {})
     state = _state_plan(ctx, flow, env, events or {})
-    derived, never_missing = _compile_derived(ctx, flow, env)
+    derived, never_missing = compile_derived(ctx, flow, env)
     bound, model_index = bind_models(ctx, flow, models, env, catalogue, never_missing)
     default_action, default_reason = _default_outcome(ctx, flow, catalogue)
     budgets = compile_budgets(ctx, flow, catalogue)
@@ -285,20 +231,6 @@ def compile_flow(
         derived_reads=derived_reads(derived, screens),
     )
     return compiled, ctx.problems
-
-
-def derived_reads(derived: Sequence[tuple[str, Node]], screens: Sequence[CompiledScreen] = ()) -> dict[str, frozenset[str]]:
-    """Derived and screening feature -> the input names it reads, directly or through earlier
-    features (``derived`` in evaluation order, as ``_compile_derived`` returns it; ``screens`` run
-    first, each of its three features reading the step's name, date-of-birth and country fields)."""
-    reads: dict[str, frozenset[str]] = {}
-    for screen in screens:
-        fields = frozenset(f for f in (screen.name_field, screen.dob_field, screen.country_field) if f)
-        reads.update(dict.fromkeys(feature_names(screen.output), fields))
-    for name, node in derived:
-        direct = names_in(node)
-        reads[name] = frozenset(direct.union(*(reads[n] for n in direct if n in reads)))
-    return reads
 
 
 def compile_budgets(ctx: CompileContext, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:
