@@ -13,9 +13,10 @@ errors is reported (log, status, health) and not served until its files are fixe
 several loads first and only then joins the shared port. On SIGTERM or SIGINT health turns
 NOT_SERVING, new calls are refused and in-flight calls get ``grace_seconds`` to finish.
 
-``workers > 1`` forks that many processes that share the port through SO_REUSEPORT. gRPC Python
-supports ``fork`` only before any gRPC object exists, so the parent forks first and creates no
-server, channel or health object of its own (grpc/examples/python/multiprocessing).
+``workers > 1`` forks that many processes that share the port through SO_REUSEPORT
+(``engine.workers``). gRPC Python supports ``fork`` only before any gRPC object exists, so the
+parent forks first and creates no server, channel or health object of its own
+(grpc/examples/python/multiprocessing).
 
 Metrics (``metrics_port``): a lone server serves its own registry on ``/metrics``; with workers
 the parent makes a private directory for prometheus-client's multiprocess files before forking,
@@ -25,14 +26,9 @@ serves the sum over workers itself, and removes the directory when the workers h
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
-import socket
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +39,7 @@ from engine.extras import MissingExtra
 from engine.grpc.auth import Security
 from engine.grpc.server import BindError, RunningServer, start_server
 from engine.settings import Settings, is_loopback
+from engine.workers import on_signals, run_workers
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -321,90 +318,10 @@ def _start_reloading(reloader: Reloader, decider: Decider, running: RunningServe
     running.policy_status.attach(decider, reloader)
 
 
-def _on_signals(handler: Callable[[int], None]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: handler(signum))
-
-
-@contextlib.contextmanager
-def _reserved_port(host: str, port: int) -> Iterator[int]:
-    """Hold ``host:port`` (a free one when 0) with SO_REUSEPORT so that workers can share it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host.strip("[]"), port))
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def _run_workers(settings: Settings) -> int:
-    """Fork ``settings.workers`` server processes on one port; forward signals; 0 if all exit 0.
-
-    With ``metrics_port`` the workers keep their metrics in a fresh private directory and this
-    parent serves their sum; the directory is removed at the end.
-    """
-    if settings.metrics_port is None:
-        return _fork_workers(settings, None)
-    from engine.metrics import enable_multiprocess
-
-    directory = tempfile.mkdtemp(prefix="verdict-metrics-")  # mode 0700, empty: no stale worker files
-    try:
-        enable_multiprocess(directory)
-        return _fork_workers(settings, directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _fork_workers(settings: Settings, metrics_dir: str | None) -> int:
-    with _reserved_port(settings.host, settings.port) as port:
-        shared = settings.model_copy(update={"port": port})
-        children: list[int] = []
-        for index in range(settings.workers):
-            pid = os.fork()
-            if pid == 0:  # child: no gRPC object exists yet in this process
-                code = 1
-                try:
-                    structlog.contextvars.bind_contextvars(worker=index)
-                    stop = threading.Event()
-                    _on_signals(lambda signum: stop.set())  # noqa: B023 (a forked child runs one iteration: this `stop` is its own)
-                    code = _run_one(shared, reuse_port=True, stop=stop, worker=index)
-                finally:
-                    os._exit(code)
-            children.append(pid)
-        _log.info("workers_started", port=port, workers=len(children), pids=children)
-        exporter = None
-        if metrics_dir is not None:  # after forking: the children inherit no HTTP thread
-            from engine.metrics import multiprocess_registry
-
-            try:
-                exporter = _serve_metrics(settings, multiprocess_registry(metrics_dir), _log.bind(pid=os.getpid()))
-            except OSError:
-                for child in children:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child, signal.SIGTERM)
-
-        def forward(signum: int) -> None:
-            for child in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signum)
-
-        _on_signals(forward)
-        signal.signal(signal.SIGHUP, lambda signum, frame: forward(signum))  # each worker reloads
-        codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
-        if exporter is not None:
-            exporter.shutdown()
-        elif metrics_dir is not None:
-            codes.append(1)  # /metrics was asked for and could not be served
-    _log.info("workers_stopped", exit_codes=codes)
-    return 0 if all(code == 0 for code in codes) else 1
-
-
 def serve(settings: Settings) -> int:
     """Run the server until SIGTERM/SIGINT; the process exit code (0 after a clean stop)."""
     if settings.workers > 1:
-        return _run_workers(settings)
+        return run_workers(settings, _run_one, _serve_metrics)
     stop = threading.Event()
-    _on_signals(lambda signum: stop.set())
+    on_signals(lambda signum: stop.set())
     return _run_one(settings, reuse_port=False, stop=stop)
