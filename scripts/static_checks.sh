@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The static gate: ruff, mypy, the import direction, the folder layout and the duplicate budget. scripts/test.sh runs it before the tests;
+# The static gate: ruff, mypy, the import direction, the folder layout, module and function sizes and the duplicate budget. scripts/test.sh runs it before the tests;
 # run it alone with `bash scripts/static_checks.sh` (after `pip install -e '.[test]'`).
 # Exit 0 when all pass; 1 when any fails (every check runs, so one run shows every finding).
 # docs/testing.md, "Static checks", says what each check does and how to fix or lower it.
@@ -19,6 +19,9 @@ echo "== imports point down (lint-imports: pyproject.toml [tool.importlinter]; d
 
 echo "== layout (scripts/restructure.py --check: no module at an old path, no reference to one)"
 "$BIN/python" scripts/restructure.py --check || failed+=(layout)
+
+echo "== sizes (scripts/check_sizes.py: modules <= 400 lines, long functions say why)"
+"$BIN/python" scripts/check_sizes.py || failed+=(sizes)
 
 echo "== duplicates (budget: scripts/duplicates_budget.txt)"
 # `duplicates` is a tool of the developers' workplace, not a package: where it is missing (a clean

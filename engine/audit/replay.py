@@ -186,6 +186,36 @@ def _evaluate(record: Mapping[str, Any], compiled: CompiledFlow, history: Memory
     return decide_with_state(history, plan, values, when, compiled.evaluate_clean)[0]
 
 
+def _count_outcome(
+    report: ReplayReport, record: Mapping[str, Any], outcomes: Mapping[str, bool] | None, before: Action, after: Action,
+) -> bool | None:
+    """Count the logged and the new action against the record's known outcome (by decision id, else
+    request id); the outcome (True: bad), or None when none is known."""
+    if outcomes is None:
+        return None
+    did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
+    key = did if did in outcomes else rid if rid and rid in outcomes else None
+    if key is None:
+        return None
+    report.matched_outcomes.add(key)
+    is_bad = outcomes[key]
+    report.metrics_before.add(before, is_bad)
+    report.metrics_after.add(after, is_bad)
+    return is_bad
+
+
+def _count_groups(
+    report: ReplayReport, record: Mapping[str, Any], protected: Protected, before: Action, after: Action, is_bad: bool | None,
+) -> None:
+    """Count the logged and the new approval in the record's protected groups (joined on its request id)."""
+    groups = protected.groups.get(str(record.get("request_id", "")))
+    if groups is None:
+        report.unmatched_protected += 1
+        return
+    report.groups_before.add(groups, before is Action.APPROVE, is_bad)
+    report.groups_after.add(groups, after is Action.APPROVE, is_bad)
+
+
 def replay(
     records: Iterable[Mapping[str, Any]],
     compiled: CompiledFlow,
@@ -233,22 +263,9 @@ def replay(
         report.compare(before, after, str(record.get("decision_id", "")), n if order is None else order(record))
         if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
             report.reproduce(before, after, fallback=bool(record.get("fallback")))
-        is_bad: bool | None = None
-        if outcomes is not None:
-            did, rid = str(record.get("decision_id", "")), str(record.get("request_id", ""))
-            key = did if did in outcomes else rid if rid and rid in outcomes else None
-            if key is not None:
-                report.matched_outcomes.add(key)
-                is_bad = outcomes[key]
-                report.metrics_before.add(b_action, is_bad)
-                report.metrics_after.add(a_action, is_bad)
+        is_bad = _count_outcome(report, record, outcomes, b_action, a_action)
         if protected is not None:
-            groups = protected.groups.get(str(record.get("request_id", "")))
-            if groups is None:
-                report.unmatched_protected += 1
-            else:
-                report.groups_before.add(groups, b_action is Action.APPROVE, is_bad)
-                report.groups_after.add(groups, a_action is Action.APPROVE, is_bad)
+            _count_groups(report, record, protected, b_action, a_action, is_bad)
     report.count_unmatched(outcomes)
     report.gaps = list(gaps or ())
     return report

@@ -37,6 +37,7 @@ def parse_monotone(text: str) -> dict[str, int]:
     return out
 
 
+# Long (74 lines): the argparse registration of two commands, one flag after another.
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``models rebuild``."""
     p: argparse.ArgumentParser = subparsers.add_parser(

@@ -18,7 +18,7 @@ from engine.custom_lists.snapshot import ListView
 from engine.errors import Problem
 from engine.expr import ExprSyntaxError, ExprTypeError, names_in
 from engine.expr.check import LIST_PREFIX, Symbol, check, list_symbol
-from engine.expr.codegen import CodegenLimit, compile_program
+from engine.expr.codegen import CodegenLimit, Program, compile_program
 from engine.expr.nodes import Literal, Node
 from engine.policy.binding import bind_models
 from engine.policy.derived import compile_derived, derived_reads
@@ -199,16 +199,10 @@ def compile_flow(
 
     if any(p.severity == "error" for p in ctx.problems):
         return None, ctx.problems
-    try:
-        program = compile_program(env, derived, conditions, label=f"{flow.flow} {flow.version}", lists=custom_lists)
-        durable = DurableRuleset(durable_rules, env, label=f"{flow.flow}_{flow.version}") if durable_rules else None
-    except CodegenLimit as exc:
-        _codegen_problem(ctx, exc, derived, condition_at)
+    generated = _generate(ctx, env, derived, _Rules(rules, conditions, condition_at, durable_rules), custom_lists)
+    if generated is None:
         return None, ctx.problems
-    except Exception as exc:  # noqa: BLE001 - any failure to compile is a problem with the flow, never a crash
-        ctx.add(f"the flow cannot be compiled: {type(exc).__name__}: {exc}", "compile_failed", loc=("flow",),
-                hint="simplify the longest expressions (split them into derived features) and report this as a bug")
-        return None, ctx.problems
+    program, durable = generated
     compiled = CompiledFlow(
         flow=flow.flow,
         version=flow.version,
@@ -231,6 +225,25 @@ def compile_flow(
         derived_reads=derived_reads(derived, screens),
     )
     return compiled, ctx.problems
+
+
+def _generate(
+    ctx: CompileContext, env: dict[str, Symbol], derived: list[tuple[str, Node]], rules: _Rules, custom_lists: ListView | None,
+) -> tuple[Program, DurableRuleset | None] | None:
+    """The flow's generated program (engine.expr.codegen) and its durable-rules network, if any;
+    None when either cannot be built (an ``expression_too_complex`` or ``compile_failed`` problem in ``ctx``)."""
+    flow = ctx.flow.file
+    try:
+        program = compile_program(env, derived, rules.conditions, label=f"{flow.flow} {flow.version}", lists=custom_lists)
+        durable = DurableRuleset(rules.durable_rules, env, label=f"{flow.flow}_{flow.version}") if rules.durable_rules else None
+    except CodegenLimit as exc:
+        _codegen_problem(ctx, exc, derived, rules.condition_at)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure to compile is a problem with the flow, never a crash
+        ctx.add(f"the flow cannot be compiled: {type(exc).__name__}: {exc}", "compile_failed", loc=("flow",),
+                hint="simplify the longest expressions (split them into derived features) and report this as a bug")
+        return None
+    return program, durable
 
 
 def compile_budgets(ctx: CompileContext, flow: FlowFile, catalogue: Mapping[str, str]) -> Budgets:

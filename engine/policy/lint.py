@@ -145,9 +145,9 @@ class _Seen:
     where: str
 
 
-# Long (80 lines): one pass over a version's rules, table rows, models and reasons (their parse trees are
+# Long (98 lines): one pass over a version's rules, table rows, models and reasons (their parse trees are
 # the load's ParseTrees: nothing is parsed again here).
-def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees, out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines; to split with issue 13 item 2's compiled parse trees)
+def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees, out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines, sharing the version's seen conditions)
     flow = src.file
     domains = domains_of(flow.input.fields)
     inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
