@@ -3,7 +3,8 @@
 The loader already reports, with file and line, every schema error, expression error (unknown
 field, type mismatch, unknown category, ...), unknown reason code, action outside the flow's
 actions, model feature the flow does not supply, model that fails verification, and change to a
-released version. Lint adds:
+released version. Lint adds (the checks of each version's rules and table rows are
+engine.policy.rules_lint):
 
 - ``unreachable_rule``: a rule (or table row) whose condition can never be true, e.g. contradictory
   ranges (``age < 18 and age > 65``) or a range outside the input schema (``age > 200``);
@@ -44,21 +45,17 @@ its name (``Problem.flow``).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import Problem
-from engine.expr import Node
-from engine.expr.nodes import BoolOp, Call, Name
-from engine.expr.vocabulary import children, show
-from engine.policy.cleaning_lint import cleaning_mismatches
+from engine.expr.nodes import Call, Name
+from engine.expr.vocabulary import children
 from engine.policy.loader import LoadResult, load
 from engine.policy.protected import protected_uses
-from engine.policy.satisfy import Domain, covers, domains_of, never_true
+from engine.policy.rules_lint import check_version
 from engine.policy.sources import FlowSource, ParseTrees, RuleSource
-from engine.policy.tables import TableRow, row_tree, table_rows
 from engine.policy.testcase_lint import check_tests
 from engine.policy.testcases import TestSuite, discover
 
@@ -89,13 +86,6 @@ class LintReport:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def _canon(node: Node) -> str:
-    """A text of the condition that is the same for `a and b` and `b and a`."""
-    if isinstance(node, BoolOp):
-        return f"{node.op}(" + ",".join(sorted(_canon(i) for i in node.items)) + ")"
-    return show(node)
 
 
 def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees) -> list[Problem]:
@@ -137,144 +127,6 @@ def _unguarded_rules_only(src: FlowSource, rulesets: dict[str, RuleSource], tree
             line=src.doc.line_of(("budgets",)), severity="warning",
             hint=f"add a rule `when: is_null({features[0]})` with action REVIEW, or use on_miss: action (docs/fallbacks.md)"))
     return out
-
-
-@dataclass(frozen=True)
-class _Seen:
-    rule: str
-    where: str
-
-
-# Long (98 lines): one pass over a version's rules, table rows, models and reasons (their parse trees are
-# the load's ParseTrees: nothing is parsed again here).
-def _check_version(src: FlowSource, rulesets: dict[str, RuleSource], trees: ParseTrees, out: list[Problem]) -> int:  # noqa: C901 (one pass over a version's parts, each check a few lines, sharing the version's seen conditions)
-    flow = src.file
-    domains = domains_of(flow.input.fields)
-    inputs = {name: spec for name, spec in flow.input.fields.items() if name not in flow.derived}
-    used = {code for ref in flow.models for code in ref.reasons.values()}
-    used.update(b.reason for b in flow.budgets.values() if b.reason)  # a fallback's fixed action gives it
-    if flow.default.reason:
-        used.add(flow.default.reason)
-    conditions: dict[str, _Seen] = {}
-    count = 0
-    # code -> what gives it, for every reason a DECLINE can carry (adverse-action notices)
-    declines: dict[str, str] = {code: f"model {ref.name}/{ref.version}" for ref in flow.models for code in ref.reasons.values()}
-    if flow.default.reason and flow.default.action == "DECLINE":
-        declines.setdefault(flow.default.reason, "the default")
-
-    def same_condition(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...]) -> None:
-        key = _canon(node)
-        where = f"{rs.path}:{rs.doc.line_of(loc)}"
-        earlier = conditions.get(key)
-        if earlier is None:
-            conditions[key] = _Seen(rid, where)
-            return
-        out.append(
-            Problem(
-                rs.path, f"rule {rid} has the same condition as rule {earlier.rule} ({earlier.where}): {show(node)}",
-                "duplicate_condition", line=rs.doc.line_of(loc), rule=rid,
-                hint="merge the two rules, or change one of the conditions",
-            )
-        )
-
-    def unreachable(node: Node, rid: str, rs: RuleSource, loc: tuple[str | int, ...], what: str) -> None:
-        why = never_true(node, domains)
-        if why is not None:
-            out.append(
-                Problem(rs.path, f"{what} can never fire in {flow.flow} {flow.version}: {why}", "unreachable_rule",
-                        line=rs.doc.line_of(loc), rule=rid, hint="fix the condition, or remove it")
-            )
-        out.extend(
-            Problem(rs.path, f"{what} in {flow.flow} {flow.version}: {why}", "cleaning_mismatch",
-                    line=rs.doc.line_of(loc), rule=rid, hint="write the literal as cleaning leaves the value")
-            for why in cleaning_mismatches(node, inputs)
-        )
-
-    for name in flow.rulesets:
-        rs = rulesets.get(name)
-        if rs is None:
-            continue  # reported by the loader
-        for k, spec in enumerate(rs.file.rules):
-            if not spec.enabled:
-                continue
-            count += 1
-            used.add(spec.reason)
-            if spec.action == "DECLINE":
-                declines.setdefault(spec.reason, f"rule {spec.id}")
-            node = trees.tree(spec.when)
-            if node is None:
-                continue
-            unreachable(node, spec.id, rs, ("rules", k, "when"), f"rule {spec.id}")
-            same_condition(node, spec.id, rs, ("rules", k, "when"))
-        rows, _ = table_rows(rs.file.tables, rs.path, rs.doc)
-        by_table: dict[str, list[TableRow]] = defaultdict(list)
-        for row in rows:
-            count += 1
-            used.add(row.reason)
-            if row.action == "DECLINE":
-                declines.setdefault(row.reason, f"table {row.table} row {row.index + 1}")
-            by_table[row.table].append(row)
-            node = row_tree(row, trees)
-            if node is None:
-                continue
-            unreachable(node, row.id, rs, row.loc, f"table {row.table} row {row.index + 1}")
-            if row.hit == "collect":
-                same_condition(node, row.id, rs, row.loc)
-        for table in rs.file.tables:
-            if table.enabled and table.hit == "first":
-                _shadowed(table.columns, by_table[table.id], domains, rs, trees, out)
-    # A ruleset that is missing, or a rule file with schema errors (its invalid rules left out), would
-    # make its reasons read as unused: the problem is already reported, so say nothing more.
-    invalid = {p.path for p in out if p.code == "schema" and p.severity == "error"}
-    if any(name not in rulesets or rulesets[name].path in invalid for name in flow.rulesets):
-        return count
-    if flow.notices:
-        for code, what in sorted(declines.items()):
-            if code not in flow.notices:
-                out.append(
-                    Problem(src.path, f"{flow.flow} {flow.version} can DECLINE with reason {code} ({what}) but its notices: "
-                            "catalogue has no applicant-facing text for it", "missing_notice",
-                            line=src.doc.line_of(("notices",)),
-                            hint=f"add '{code}: <text for the applicant>' under notices: (docs/compliance.md)")
-                )
-    out.extend(
-        Problem(src.path, f"reason code {code} is in the catalogue of {flow.flow} {flow.version} but no rule, table row, model or default gives it",
-                "unused_reason", line=src.doc.line_of(("reasons", code)), severity="warning",
-                hint="remove it, or give it from a rule")
-        for code in flow.reasons
-        if code not in used
-    )
-    return count
-
-
-def _shadowed(
-    columns: tuple[str, ...], rows: list[TableRow], domains: dict[str, Domain], rs: RuleSource, trees: ParseTrees, out: list[Problem],
-) -> None:
-    cells = [[trees.tree(c.condition) if c.condition is not None else None for c in row.cells] for row in rows]
-    broken = {
-        k for k, row in enumerate(rows) if any(c.condition is not None and cells[k][n] is None for n, c in enumerate(row.cells))
-    }  # a cell that does not parse is reported by the loader; it must not read as '-'
-    for j, later in enumerate(rows):
-        if j in broken:
-            continue
-        for i in range(j):
-            if i in broken:
-                continue
-            earlier = rows[i]
-            if all(
-                covers(cells[i][c], cells[j][c], column.strip(), domains.get(column.strip()))
-                for c, column in enumerate(columns)
-            ):
-                out.append(
-                    Problem(
-                        rs.path,
-                        f"table {later.table} row {later.index + 1} can never fire: row {earlier.index + 1} "
-                        f"(line {rs.doc.line_of(earlier.loc)}) matches every input it matches, and the table fires only the first matching row",
-                        "shadowed_row", line=rs.doc.line_of(later.loc), rule=later.id,
-                        hint="move the narrower row above the wider one, or remove it",
-                    )
-                )
-                break
 
 
 def _card_features(root: Path) -> Callable[[str, str], tuple[str, ...] | None]:
@@ -346,7 +198,7 @@ def lint(root: Path, result: LoadResult | None = None, suites: tuple[list[TestSu
             found += protected_uses(src.file, src.path, src.doc.line_of, features, result.trees)
             if any(name in result.broken_rulesets for name in src.file.rulesets):
                 continue  # a rule file it needs could not be read (reported once): no cascade of guesses
-            report.rules += _check_version(src, result.rule_sources, result.trees, found)
+            report.rules += check_version(src, result.rule_sources, result.trees, found)
             found += _unguarded_rules_only(src, result.rule_sources, result.trees)
         found[first:] = [replace(p, flow=p.flow or flow_name) for p in found[first:]]
     every_flow_read = not any(result.broken_versions.values())
