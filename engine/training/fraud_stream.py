@@ -183,7 +183,7 @@ def _customers(b: _Builder) -> list[_Customer]:
     for i in range(p.customers):
         cid = f"C{i:06d}"
         young = rng.random() < 0.06
-        opened = p.start + rng.uniform(0, p.days - 5) * DAY if young else p.start - rng.uniform(30, 3650) * DAY
+        opened = p.start + rng.uniform(0, max(1, p.days - 5)) * DAY if young else p.start - rng.uniform(30, 3650) * DAY
         shift = 0 if rng.random() < 0.85 else int(rng.integers(-2, 4))
         out.append(_Customer(
             cid, _choice(rng, HOME_COUNTRIES, HOME_WEIGHTS), float(opened), float(np.exp(rng.normal(3.5, 0.55))),
