@@ -14,6 +14,15 @@ never changes what the server's requests see.
 
 Null semantics: a missing value (absent or null) is in no list, and, as every test on a missing
 value in the expression language, ``x not in list('L')`` is false for it too (docs/lists.md).
+
+Replays: a decision reads the lists as they were when it was decided, and they change without a new
+flow version, so a replay of it against today's (or a replay process's empty) lists would not
+reproduce it. ``recording()`` makes every look-up of the current context answer through a
+``ListTape``: the decision service records, per list name, the answers in the order the flow asked
+(``Decision.lists``, written to the decision log: names and member/not, never the value looked up),
+and a replay of the same version and revision plays them back in the same order
+(``recording(logged)``), since the same compiled flow on the same input asks the same questions in
+the same order. The tape travels to a step worker with the context (engine.runtime.fallback).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import contextvars
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -31,7 +40,7 @@ from engine.custom_lists.declarations import ListDeclaration
 from engine.custom_lists.kinds import ListKind, parse_network, probe_key
 from engine.runtime.privacy import HashKey
 
-__all__ = ["Entry", "ListSnapshot", "ListView"]
+__all__ = ["Entry", "ListSnapshot", "ListTape", "ListView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,34 @@ class ListSnapshot:
 _EMPTY = ListSnapshot((), {})
 
 
+class ListTape:
+    """One decision's list answers: per list name, True/False in the order the flow asked.
+
+    Live (``logged`` None) every answer comes from the snapshot and is recorded. In a replay
+    (``logged``: a decision record's ``lists``) the n-th question to a list gets the n-th logged
+    answer; a question the log does not hold (a record written before lists were logged) is answered
+    by the snapshot, and recorded like the others.
+    """
+
+    __slots__ = ("_logged", "answers")
+
+    def __init__(self, logged: Mapping[str, Sequence[bool]] | None = None) -> None:
+        self._logged = logged
+        self.answers: dict[str, list[bool]] = {}
+
+    def answer(self, name: str, ask: Callable[[], bool]) -> bool:
+        """The answer for list ``name`` (``ask()`` reads the snapshot), recorded."""
+        seen = self.answers.setdefault(name, [])
+        logged = self._logged.get(name) if self._logged is not None else None
+        value = bool(logged[len(seen)]) if logged is not None and len(seen) < len(logged) else ask()
+        seen.append(value)
+        return value
+
+    def read(self) -> dict[str, tuple[bool, ...]]:
+        """What was asked: list name -> answers in order (empty when no list was read)."""
+        return {name: tuple(values) for name, values in self.answers.items()}
+
+
 class ListView:
     """The current snapshot of a policy root's custom lists, and a look-up function per list.
 
@@ -112,6 +149,7 @@ class ListView:
         self._clock = clock
         self._snapshot = _EMPTY
         self._override: contextvars.ContextVar[ListSnapshot | None] = contextvars.ContextVar("verdict_lists", default=None)
+        self._tape: contextvars.ContextVar[ListTape | None] = contextvars.ContextVar("verdict_list_tape", default=None)
 
     def declare(self, declarations: Mapping[str, ListDeclaration]) -> None:
         """Take the lists a (re)load of the policy root declares; look-ups already bound keep their kind."""
@@ -137,6 +175,17 @@ class ListView:
         finally:
             self._override.reset(token)
 
+    @contextlib.contextmanager
+    def recording(self, logged: Mapping[str, Sequence[bool]] | None = None) -> Iterator[ListTape]:
+        """Answer and record every look-up of this context through a new ``ListTape`` (``logged``: a
+        replay's answers to play back, see the module docstring)."""
+        tape = ListTape(logged)
+        token = self._tape.set(tape)
+        try:
+            yield tape
+        finally:
+            self._tape.reset(token)
+
     def lookup(self, name: str) -> Callable[[object], bool | None]:
         """``value -> in list name?``: None for a missing value (three-valued, as every test), else a bool.
 
@@ -146,15 +195,22 @@ class ListView:
         key = self.key
         clock = self._clock
         override = self._override.get
+        taped = self._tape.get
 
-        def member(value: object) -> bool | None:
-            if value is None:
-                return None
+        def contains(value: object) -> bool:
             probe = probe_key(kind, value, key)
             if probe is None:
                 return False
             snapshot = override()
             return (snapshot if snapshot is not None else self._snapshot).contains(name, probe, clock())
+
+        def member(value: object) -> bool | None:
+            if value is None:
+                return None
+            tape = taped()
+            if tape is None:
+                return contains(value)
+            return tape.answer(name, lambda: contains(value))
 
         member.__name__ = f"in_list_{name}"
         return member
