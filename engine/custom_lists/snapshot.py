@@ -122,17 +122,38 @@ class ListTape:
         self._logged = logged
         self.answers: dict[str, list[bool]] = {}
 
-    def answer(self, name: str, ask: Callable[[], bool]) -> bool:
-        """The answer for list ``name`` (``ask()`` reads the snapshot), recorded."""
-        seen = self.answers.setdefault(name, [])
+    def answer(self, name: str, ask: Callable[[object], bool], value: object) -> bool:
+        """The answer for list ``name`` (``ask(value)`` reads the snapshot), recorded."""
+        seen = self.answers.get(name)
+        if seen is None:
+            seen = self.answers[name] = []
         logged = self._logged.get(name) if self._logged is not None else None
-        value = bool(logged[len(seen)]) if logged is not None and len(seen) < len(logged) else ask()
-        seen.append(value)
-        return value
+        member = bool(logged[len(seen)]) if logged is not None and len(seen) < len(logged) else ask(value)
+        seen.append(member)
+        return member
 
     def read(self) -> dict[str, tuple[bool, ...]]:
         """What was asked: list name -> answers in order (empty when no list was read)."""
         return {name: tuple(values) for name, values in self.answers.items()}
+
+
+class _Recording:
+    """``ListView.recording``'s context manager: the tape is current between enter and exit."""
+
+    __slots__ = ("_tape", "_token", "_var")
+
+    def __init__(self, var: contextvars.ContextVar[ListTape | None], tape: ListTape) -> None:
+        self._var = var
+        self._tape = tape
+        self._token: contextvars.Token[ListTape | None] | None = None
+
+    def __enter__(self) -> ListTape:
+        self._token = self._var.set(self._tape)
+        return self._tape
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            self._var.reset(self._token)
 
 
 class ListView:
@@ -175,16 +196,11 @@ class ListView:
         finally:
             self._override.reset(token)
 
-    @contextlib.contextmanager
-    def recording(self, logged: Mapping[str, Sequence[bool]] | None = None) -> Iterator[ListTape]:
-        """Answer and record every look-up of this context through a new ``ListTape`` (``logged``: a
-        replay's answers to play back, see the module docstring)."""
-        tape = ListTape(logged)
-        token = self._tape.set(tape)
-        try:
-            yield tape
-        finally:
-            self._tape.reset(token)
+    def recording(self, logged: Mapping[str, Sequence[bool]] | None = None) -> _Recording:
+        """A context manager that answers and records every look-up of this context through a new
+        ``ListTape``, which it returns on entry (``logged``: a replay's answers to play back, see the
+        module docstring). A small class, not a generator: it runs on every decision."""
+        return _Recording(self._tape, ListTape(logged))
 
     def lookup(self, name: str) -> Callable[[object], bool | None]:
         """``value -> in list name?``: None for a missing value (three-valued, as every test), else a bool.
@@ -210,7 +226,7 @@ class ListView:
             tape = taped()
             if tape is None:
                 return contains(value)
-            return tape.answer(name, lambda: contains(value))
+            return tape.answer(name, contains, value)
 
         member.__name__ = f"in_list_{name}"
         return member

@@ -81,11 +81,11 @@ def test_a_tape_plays_back_in_order_then_asks_the_snapshot() -> None:
     tape = ListTape({"l": [True, False]})
     asked: list[str] = []
 
-    def ask() -> bool:
+    def ask(value: object) -> bool:
         asked.append("snapshot")
-        return True
+        return value == "x"
 
-    assert [tape.answer("l", ask) for _ in range(3)] == [True, False, True]
-    assert tape.answer("m", ask) is True
+    assert [tape.answer("l", ask, "x") for _ in range(3)] == [True, False, True]
+    assert tape.answer("m", ask, "y") is False
     assert asked == ["snapshot", "snapshot"]
-    assert tape.read() == {"l": (True, False, True), "m": (True,)}
+    assert tape.read() == {"l": (True, False, True), "m": (False,)}
