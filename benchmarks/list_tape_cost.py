@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.metrics_cost import machine, report  # noqa: E402  (one way to stamp and write a result)
 from engine.custom_lists.snapshot import ListView  # noqa: E402
 from engine.datasets import read_card_payments  # noqa: E402
 from engine.policy.loader import load_policies  # noqa: E402
@@ -107,15 +104,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg(), "commit": commit}}
-    result.update(cases(args.iterations, args.rounds))
-    result["machine"]["load_end"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return report({"machine": machine(), **cases(args.iterations, args.rounds)}, args.out)
 
 
 if __name__ == "__main__":
