@@ -64,9 +64,9 @@ def behaviour_plan(flow_path: Path, root: Path | None = None) -> StatePlan:
     problems: list[Problem] = []
     _, flow = read_document(root or flow_path.parent, flow_path, FlowFile, problems)
     if flow is None or problems:
-        raise DataError("; ".join(str(p) for p in problems) or f"{flow_path} could not be read")
+        raise DataError("; ".join(str(p) for p in problems) or f"{flow_path} could not be read", "flow_invalid")
     if flow.behaviour is None:
-        raise DataError(f"{flow_path} has no behaviour: section to compute features with")
+        raise DataError(f"{flow_path} has no behaviour: section to compute features with", "flow_without_behaviour")
     found: list[str] = []
 
     def report(message: str, code: str, loc: tuple[str | int, ...], hint: str | None) -> None:
@@ -74,10 +74,10 @@ def behaviour_plan(flow_path: Path, root: Path | None = None) -> StatePlan:
 
     plan = compile_plan(flow.behaviour, flow.flow, flow_env(flow), report)
     if found:
-        raise DataError(f"{flow_path}: " + "; ".join(found))
+        raise DataError(f"{flow_path}: " + "; ".join(found), "flow_invalid")
     if plan.events != "attempts":
         raise DataError(f"{flow_path}: behaviour.events is {plan.events!r}; a training replay counts every attempt "
-                        "(it cannot know the action a decision would get)")
+                        "(it cannot know the action a decision would get)", "events_not_attempts")
     return plan
 
 
@@ -97,14 +97,14 @@ def replay_features(events: Iterable[Mapping[str, Any]], plan: StatePlan, salt: 
     """
     field = plan.time_field
     if field is None:
-        raise DataError("the flow's behaviour has no time_field: a stream replay needs each event's time")
+        raise DataError("the flow's behaviour has no time_field: a stream replay needs each event's time", "no_time_field")
     store = MemoryStore(salt)
     rows: list[dict[str, Any]] = []
     last = float("-inf")
     for n, event in enumerate(events, start=1):
         at = event.get(field)
         if not isinstance(at, (int, float)) or at < last:
-            raise DataError(f"event {n}: {field} must be Unix seconds, not before the previous event's")
+            raise DataError(f"event {n}: {field} must be Unix seconds, not before the previous event's", "event_order")
         last = float(at)
         values = {k: v for k, v in event.items() if k not in LABELS}
         _, features = decide_with_state(store, plan, values, last, _record_only)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit.replay import replay
+from engine.cli import main
 from engine.audit.source import open_source
 from engine.custom_lists.kinds import entry_key
 from engine.custom_lists.snapshot import Entry, ListSnapshot, ListTape
@@ -28,9 +29,9 @@ STOLEN = "D-stolen-7"
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory) -> list[dict]:
-    """Two live card_payment decisions logged while STOLEN was on blocked_devices (one from it, one not);
-    then the entry is removed."""
+def log_dir(tmp_path_factory) -> Path:
+    """A decision log of two live card_payment decisions made while STOLEN was on blocked_devices (one
+    from it, one not); then the entry is removed."""
     directory = tmp_path_factory.mktemp("audit")
     policies = load_policies(ROOT)
     view = policies.custom_lists
@@ -46,7 +47,13 @@ def logged(tmp_path_factory) -> list[dict]:
     assert other.outcome.action is Action.APPROVE
     # version 3 has a state budget: its rules run on a step worker, and the answers still reach the decision
     assert blocked.lists == {"blocked_cards": (False,), "blocked_devices": (True,)}
-    return list(open_source(directory).decisions(flow="card_payment"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def logged(log_dir: Path) -> list[dict]:
+    """The records of ``log_dir``."""
+    return list(open_source(log_dir).decisions(flow="card_payment"))
 
 
 def test_the_log_holds_list_names_and_answers_never_the_value(logged: list[dict]) -> None:
@@ -61,6 +68,13 @@ def test_a_block_list_decline_replays_identically_after_the_entry_is_removed(log
     report = replay(logged, load_policies(ROOT).flows["card_payment"].versions["3"])
     assert (report.same_version, report.same_version_differs) == (2, 0)
     assert report.as_dict()["transitions"]["DECLINE"]["DECLINE"] == 1
+
+
+def test_verdict_replay_reproduces_the_block_list_decline(log_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`verdict replay LOG --version 3` (a process whose lists are empty) reports both logged decisions reproduced."""
+    assert main(["replay", str(log_dir), "--flow", "card_payment", "--version", "3", "--root", str(ROOT), "--no-progress", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reproduction"] == {"logged_by_this_version": 2, "differs": 0, "fallbacks_left_out": 0}
 
 
 def test_without_the_logged_answers_the_replay_reads_the_current_lists(logged: list[dict]) -> None:

@@ -79,14 +79,16 @@ def test_a_stream_going_back_in_time_is_refused(plan) -> None:
     """An event earlier than the one before it raises DataError naming its position."""
     events = generate_stream(StreamParams(seed=5, customers=40, days=3, bursts=2, card_tests=1, rings=1))[:3]
     events[2] = {**events[2], "event_time": events[1]["event_time"] - 1}
-    with pytest.raises(DataError, match="event 3"):
+    with pytest.raises(DataError, match="event 3") as refused:
         replay_features(events, plan)
+    assert refused.value.code == "event_order"
 
 
 def test_a_flow_without_behaviour_is_refused() -> None:
     """Training rows need a behaviour section: version 1 of card_payment has none, and says so."""
-    with pytest.raises(DataError, match="no behaviour"):
+    with pytest.raises(DataError, match="no behaviour") as refused:
         behaviour_plan(ROOT / "policies/card_payment/1/flow.yaml", ROOT)
+    assert refused.value.code == "flow_without_behaviour"
 
 
 def test_committed_stream_data_is_the_generator_output(plan) -> None:
