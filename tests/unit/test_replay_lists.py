@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.audit.replay import replay
-from engine.cli import main
 from engine.audit.source import open_source
+from engine.cli import main
 from engine.custom_lists.kinds import entry_key
 from engine.custom_lists.snapshot import Entry, ListSnapshot, ListTape
 from engine.policy.loader import load_policies
