@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -181,11 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--compare", action="store_true",
                     help="write nothing: print the AUC of card_fraud/1 and /2 on the held-out stream (seed 8)")
     args = ap.parse_args(argv)
-    if args.compare:
-        for name, value in holdout_auc(args.root).items():
-            print(f"{name}: AUC {value:.4f} on the held-out stream (seed {HOLDOUT.seed}, {HOLDOUT.customers} customers)")
-        return 0
-    path = write_stream_csv(args.out, args.root, StreamParams(seed=args.seed, customers=args.customers, days=args.days))
+    try:
+        if args.compare:
+            for name, value in holdout_auc(args.root).items():
+                print(f"{name}: AUC {value:.4f} on the held-out stream (seed {HOLDOUT.seed}, {HOLDOUT.customers} customers)")
+            return 0
+        path = write_stream_csv(args.out, args.root, StreamParams(seed=args.seed, customers=args.customers, days=args.days))
+    except (ValueError, DataError) as exc:  # bad parameters, a flow that cannot give the features
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 

@@ -21,6 +21,7 @@ from engine.training.stream_features import (
     TRAINING_SALT,
     behaviour_plan,
     holdout_auc,
+    main,
     replay_features,
     to_csv,
 )
@@ -89,6 +90,13 @@ def test_a_flow_without_behaviour_is_refused() -> None:
     with pytest.raises(DataError, match="no behaviour") as refused:
         behaviour_plan(ROOT / "policies/card_payment/1/flow.yaml", ROOT)
     assert refused.value.code == "flow_without_behaviour"
+
+
+def test_the_command_refuses_bad_parameters_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m engine.training.stream_features --customers 3` exits 2 with one line naming the rule, writing nothing."""
+    out = tmp_path / "s.csv"
+    assert main(["--customers", "3", "--out", str(out), "--root", str(ROOT)]) == 2
+    assert "at least 10 customers" in capsys.readouterr().err and not out.exists()
 
 
 def test_committed_stream_data_is_the_generator_output(plan) -> None:
