@@ -100,6 +100,9 @@ class Decision:
     # Stateful features (engine.state) the decision read, as of ``event_time`` (Unix seconds); logged for replay
     state: Mapping[str, object] = field(default_factory=dict)
     event_time: float | None = None
+    # Custom-list answers the decision read: list name -> member or not, in the order asked (never the
+    # value looked up); logged so a replay reproduces it after the lists changed (engine.custom_lists.snapshot)
+    lists: Mapping[str, tuple[bool, ...]] = field(default_factory=dict)
 
     @property
     def action(self) -> Action:

@@ -232,6 +232,8 @@ def decision_payload(
     if decision.event_time is not None:  # a flow with stateful features: what it read, as of when (engine.state)
         data["event_time"] = decision.event_time
         data["state"] = dict(decision.state)
+    if decision.lists:  # the custom lists it read: name -> answers in the order asked (never the value)
+        data["lists"] = {name: list(answers) for name, answers in decision.lists.items()}
     return payload(data)
 
 

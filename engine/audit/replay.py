@@ -6,6 +6,12 @@ action rates before and after, the transition matrix, which rules drive the chan
 counts, mean scores and — with known outcomes (good/bad per decision or request id) — precision,
 recall and the bad rate of approved business for both.
 
+Custom lists (block and allow lists, engine.custom_lists) change without a new version: a decision
+replayed by the version and revision that made it reads the lists' answers its record logged
+(``lists``: per list, member or not in the order asked), so a decision that hit a block list replays
+the same after the entry was removed; another version reads the replaying process's lists (its
+questions may differ), and a record written before lists were logged falls back to them too.
+
 Inputs are replayed as they were logged. Sensitive fields were masked before logging, so they are
 replayed as their mask (a masked PAN, a keyed hash, ``[redacted]``): a rule that reads a sensitive
 field cannot be backtested faithfully, and a masked value that no longer fits the field's schema
@@ -165,8 +171,23 @@ def comparable(outcome: Outcome) -> Compared:
 
 
 
+def _same_version(record: Mapping[str, Any], compiled: CompiledFlow) -> bool:
+    return record.get("version") == compiled.version and record.get("revision") == compiled.revision
+
+
 def _evaluate(record: Mapping[str, Any], compiled: CompiledFlow, history: MemoryStore | None) -> Outcome:
-    """The outcome of ``compiled`` on a logged decision's input.
+    """The outcome of ``compiled`` on a logged decision's input; the same version and revision read
+    the custom-list answers the decision logged (see the module docstring)."""
+    logged = record.get("lists")
+    view = compiled.custom_lists
+    if view is None or not isinstance(logged, Mapping) or not _same_version(record, compiled):
+        return _decide_again(record, compiled, history)
+    with view.recording({str(k): v for k, v in logged.items() if isinstance(v, list)}):
+        return _decide_again(record, compiled, history)
+
+
+def _decide_again(record: Mapping[str, Any], compiled: CompiledFlow, history: MemoryStore | None) -> Outcome:
+    """The outcome of ``compiled`` on a logged decision's input, its stateful features as below.
 
     A flow with stateful features (engine.state): the same version and revision take the feature
     values the decision logged (so the replay is bit for bit); another version recomputes its own
@@ -178,7 +199,7 @@ def _evaluate(record: Mapping[str, Any], compiled: CompiledFlow, history: Memory
     logged = record.get("state")
     if plan is None or history is None:  # a version that takes such values as input fields gets the logged ones
         return compiled.evaluate(compiled.with_state(raw, logged) if isinstance(logged, Mapping) else raw)
-    if isinstance(logged, Mapping) and record.get("version") == compiled.version and record.get("revision") == compiled.revision:
+    if isinstance(logged, Mapping) and _same_version(record, compiled):
         return compiled.evaluate(compiled.with_state(raw, logged))
     at = record.get("event_time")
     when = float(at) if isinstance(at, (int, float)) else parse_time(str(record.get("ts", "")))
@@ -261,7 +282,7 @@ def replay(
         after = _new_outcome(outcome)
         b_action, a_action = before[0], after[0]
         report.compare(before, after, str(record.get("decision_id", "")), n if order is None else order(record))
-        if record.get("version") == compiled.version and record.get("revision") == compiled.revision:
+        if _same_version(record, compiled):
             report.reproduce(before, after, fallback=bool(record.get("fallback")))
         is_bad = _count_outcome(report, record, outcomes, b_action, a_action)
         if protected is not None:

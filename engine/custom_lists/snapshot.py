@@ -14,6 +14,15 @@ never changes what the server's requests see.
 
 Null semantics: a missing value (absent or null) is in no list, and, as every test on a missing
 value in the expression language, ``x not in list('L')`` is false for it too (docs/lists.md).
+
+Replays: a decision reads the lists as they were when it was decided, and they change without a new
+flow version, so a replay of it against today's (or a replay process's empty) lists would not
+reproduce it. ``recording()`` makes every look-up of the current context answer through a
+``ListTape``: the decision service records, per list name, the answers in the order the flow asked
+(``Decision.lists``, written to the decision log: names and member/not, never the value looked up),
+and a replay of the same version and revision plays them back in the same order
+(``recording(logged)``), since the same compiled flow on the same input asks the same questions in
+the same order. The tape travels to a step worker with the context (engine.runtime.fallback).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import contextvars
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -31,7 +40,7 @@ from engine.custom_lists.declarations import ListDeclaration
 from engine.custom_lists.kinds import ListKind, parse_network, probe_key
 from engine.runtime.privacy import HashKey
 
-__all__ = ["Entry", "ListSnapshot", "ListView"]
+__all__ = ["Entry", "ListSnapshot", "ListTape", "ListView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,55 @@ class ListSnapshot:
 _EMPTY = ListSnapshot((), {})
 
 
+class ListTape:
+    """One decision's list answers: per list name, True/False in the order the flow asked.
+
+    Live (``logged`` None) every answer comes from the snapshot and is recorded. In a replay
+    (``logged``: a decision record's ``lists``) the n-th question to a list gets the n-th logged
+    answer; a question the log does not hold (a record written before lists were logged) is answered
+    by the snapshot, and recorded like the others.
+    """
+
+    __slots__ = ("_logged", "answers")
+
+    def __init__(self, logged: Mapping[str, Sequence[bool]] | None = None) -> None:
+        self._logged = logged
+        self.answers: dict[str, list[bool]] = {}
+
+    def answer(self, name: str, ask: Callable[[object], bool], value: object) -> bool:
+        """The answer for list ``name`` (``ask(value)`` reads the snapshot), recorded."""
+        seen = self.answers.get(name)
+        if seen is None:
+            seen = self.answers[name] = []
+        logged = self._logged.get(name) if self._logged is not None else None
+        member = bool(logged[len(seen)]) if logged is not None and len(seen) < len(logged) else ask(value)
+        seen.append(member)
+        return member
+
+    def read(self) -> dict[str, tuple[bool, ...]]:
+        """What was asked: list name -> answers in order (empty when no list was read)."""
+        return {name: tuple(values) for name, values in self.answers.items()}
+
+
+class _Recording:
+    """``ListView.recording``'s context manager: the tape is current between enter and exit."""
+
+    __slots__ = ("_tape", "_token", "_var")
+
+    def __init__(self, var: contextvars.ContextVar[ListTape | None], tape: ListTape) -> None:
+        self._var = var
+        self._tape = tape
+        self._token: contextvars.Token[ListTape | None] | None = None
+
+    def __enter__(self) -> ListTape:
+        self._token = self._var.set(self._tape)
+        return self._tape
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            self._var.reset(self._token)
+
+
 class ListView:
     """The current snapshot of a policy root's custom lists, and a look-up function per list.
 
@@ -112,6 +170,7 @@ class ListView:
         self._clock = clock
         self._snapshot = _EMPTY
         self._override: contextvars.ContextVar[ListSnapshot | None] = contextvars.ContextVar("verdict_lists", default=None)
+        self._tape: contextvars.ContextVar[ListTape | None] = contextvars.ContextVar("verdict_list_tape", default=None)
 
     def declare(self, declarations: Mapping[str, ListDeclaration]) -> None:
         """Take the lists a (re)load of the policy root declares; look-ups already bound keep their kind."""
@@ -137,6 +196,12 @@ class ListView:
         finally:
             self._override.reset(token)
 
+    def recording(self, logged: Mapping[str, Sequence[bool]] | None = None) -> _Recording:
+        """A context manager that answers and records every look-up of this context through a new
+        ``ListTape``, which it returns on entry (``logged``: a replay's answers to play back, see the
+        module docstring). A small class, not a generator: it runs on every decision."""
+        return _Recording(self._tape, ListTape(logged))
+
     def lookup(self, name: str) -> Callable[[object], bool | None]:
         """``value -> in list name?``: None for a missing value (three-valued, as every test), else a bool.
 
@@ -146,15 +211,22 @@ class ListView:
         key = self.key
         clock = self._clock
         override = self._override.get
+        taped = self._tape.get
 
-        def member(value: object) -> bool | None:
-            if value is None:
-                return None
+        def contains(value: object) -> bool:
             probe = probe_key(kind, value, key)
             if probe is None:
                 return False
             snapshot = override()
             return (snapshot if snapshot is not None else self._snapshot).contains(name, probe, clock())
+
+        def member(value: object) -> bool | None:
+            if value is None:
+                return None
+            tape = taped()
+            if tape is None:
+                return contains(value)
+            return tape.answer(name, contains, value)
 
         member.__name__ = f"in_list_{name}"
         return member

@@ -46,6 +46,7 @@ with no guard and no cost.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -195,7 +196,9 @@ class WorkerPool:
                     self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="verdict-step")
                 executor = self._executor
         try:
-            future = executor.submit(fn, *args)
+            # in the caller's context: what it set for this request (a custom-list tape, a policy test's
+            # lists) holds on the worker too
+            future = executor.submit(contextvars.copy_context().run, fn, *args)
         except BaseException:
             self._free.release()
             raise

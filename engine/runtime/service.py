@@ -20,6 +20,7 @@ Traces: with ``tracing`` (engine.tracing) each decision, or error, is recorded a
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -292,8 +293,10 @@ class Decider:
             steps[step] = (now - last[0]) / 1e9
             last[0] = now
 
+        view = compiled.custom_lists  # its answers are recorded for the log (replays: Decision.lists)
         try:
-            outcome, state, at = self._evaluate(compiled, input, expired, mark, deadline)
+            with view.recording() if view is not None else contextlib.nullcontext() as tape:
+                outcome, state, at = self._evaluate(compiled, input, expired, mark, deadline)
         except (StepTimedOut, StepFailed) as exc:  # an `error` fallback: counted, then answered as the error
             reason = exc.reason if isinstance(exc, StepFailed) else "budget"
             self.metrics.inc("verdict_fallbacks", flow=compiled.flow, version=compiled.version, step=exc.step, reason=reason)
@@ -317,6 +320,7 @@ class Decider:
             steps=steps,
             state=state,
             event_time=at,
+            lists=tape.read() if tape is not None else {},
         )
         if self._sink is not None:
             if expired is not None and expired():  # the caller may be gone: not known as delivered

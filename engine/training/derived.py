@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CARD_FRAUD_DERIVED",
+    "CARD_FRAUD_STREAM_DERIVED",
     "CREDIT_DEFAULT_DERIVED",
     "DerivedFeature",
     "add_derived",
@@ -72,6 +73,14 @@ def _differs(a_key: str, b_key: str) -> Callable[[Row], object]:
     return compute
 
 
+def _is_zero(key: str) -> Callable[[Row], object]:
+    def compute(row: Row) -> object:
+        a = _num(row, key)
+        return None if a is None else a == 0
+
+    return compute
+
+
 CREDIT_DEFAULT_DERIVED: tuple[DerivedFeature, ...] = (
     DerivedFeature(
         "loan_to_price", "numeric", ("amount", "price"), "amount / price",
@@ -102,6 +111,17 @@ CARD_FRAUD_DERIVED: tuple[DerivedFeature, ...] = (
         "ip_country != card_country", "either country missing",
         _differs("ip_country", "card_country"),
     ),
+)
+
+
+# card_fraud/2 (card_payment version 3): its rows carry the stateful features the serving code computed
+# (engine.training.stream_features), and the flow derives new_device from one of them.
+CARD_FRAUD_STREAM_DERIVED: tuple[DerivedFeature, ...] = (
+    DerivedFeature(
+        "new_device", "boolean", ("device_txn_90d",), "device_txn_90d == 0",
+        "device_txn_90d missing (no device_id)", _is_zero("device_txn_90d"),
+    ),
+    *CARD_FRAUD_DERIVED,
 )
 
 

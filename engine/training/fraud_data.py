@@ -23,6 +23,11 @@ and for 3% of card-not-present ones (10% of fraud: proxies hide the location); `
 of fraud: fraudsters block device fingerprinting). The gaps are drawn from their own seeded stream,
 so every other cell is what the same seed gave before they were added.
 
+The rows are independent: their counters (``txn_count_1h``, ``new_device``, ...) are drawn per row,
+not counted from a history. ``card_fraud/1`` (card_payment versions 1 and 2) and ``account_anomaly/1``
+are trained on them, and tests read ``data/card_payments.csv`` as inputs; ``card_fraud/2`` is trained
+on event streams instead (``engine.training.fraud_stream``), its counters computed by the serving code.
+
 Run ``python -m engine.training.fraud_data --rows 60000 --seed 7 --out data/card_payments.csv``.
 Deterministic for a seed (and a NumPy version).
 """

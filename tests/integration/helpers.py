@@ -34,12 +34,12 @@ def credit_applications(limit: int | None = None) -> list[dict[str, Any]]:
 
 def card_payments(limit: int) -> list[dict[str, Any]]:
     """Transactions from data/card_payments.csv as card_payment version 1 inputs (label dropped; with
-    the counters: pin version "1", or use live_card_payments for the live version 2)."""
+    the counters: pin version "1", or use live_card_payments for versions 2 and 3)."""
     return read_card_payments(CARD_CSV, limit)
 
 
 def live_card_payments(limit: int) -> list[dict[str, Any]]:
-    """Transactions from data/card_payments.csv as inputs of the live card_payment (version 2: no counters)."""
+    """Transactions from data/card_payments.csv as inputs of card_payment versions 2 and 3 (live): without the counters."""
     return [{k: v for k, v in row.items() if k not in V1_COUNTERS} for row in card_payments(limit)]
 
 

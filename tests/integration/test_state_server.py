@@ -20,11 +20,11 @@ PAYMENT = {
 
 
 def _pay(target: str, customer: str) -> tuple[str, list[str]]:
-    """One card_payment v2 decision on a fresh channel (so worker processes take turns): action, reason codes."""
+    """One decision of the live card_payment (version 3) on a fresh channel (so worker processes take turns):
+    action, reason codes."""
     with grpc.insecure_channel(target) as channel:
-        reply = pb_grpc.DecisionServiceStub(channel).Decide(
-            request("card_payment", {**PAYMENT, "customer_id": customer}, version="2"), timeout=10,
-        )
+        reply = pb_grpc.DecisionServiceStub(channel).Decide(request("card_payment", {**PAYMENT, "customer_id": customer}), timeout=10)
+    assert (reply.version, reply.route) == ("3", "live"), (reply.version, reply.route)
     return reply.action, [r.code for r in reply.reasons]
 
 

@@ -74,11 +74,11 @@ def card_payments(limit: int) -> list[dict[str, Any]]:
     return read_card_payments(CARD_CSV, limit)
 
 
-V1_COUNTERS = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")  # version 2 computes them
+V1_COUNTERS = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")  # versions 2 and 3 compute them
 
 
 def live_card_payments(limit: int) -> list[dict[str, Any]]:
-    """Rows of data/card_payments.csv as inputs of the live card_payment (version 2): without the counters."""
+    """Rows of data/card_payments.csv as inputs of card_payment versions 2 and 3 (live): without the counters."""
     return [{k: v for k, v in row.items() if k not in V1_COUNTERS} for row in card_payments(limit)]
 
 
