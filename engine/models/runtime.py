@@ -168,8 +168,9 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
-        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
-        return self._contributions_with_bias(x)[0, : self._width]
+        if not (type(x) is np.ndarray and x.dtype == np.float64 and self.dtype is np.float64):  # a scored row is used as is
+            x = np.asarray(x, dtype=self.dtype).astype(np.float64)
+        return self._contributions_with_bias(x.reshape(1, self._width))[0, : self._width]
 
     def contributions_batch(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of many rows, shape (rows, n)."""
