@@ -80,6 +80,9 @@ class Outcome:
     features: Mapping[str, object] = field(default_factory=dict)
     notice: tuple[NoticeReason, ...] = ()  # a DECLINE's principal reasons when the flow has notices: (engine.runtime.notice)
     fallbacks: tuple[FallbackTaken, ...] = ()  # the declared fallbacks taken, in step order (engine.runtime.fallback)
+    # Each model's encoded (1, n) row as it was scored, in CompiledFlow.models order (numpy arrays; the
+    # drift monitor reads them instead of encoding again); () when this evaluation encoded none.
+    rows: tuple[object, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.errors import ModelLoadError
 from engine.models.card import CARD_FILE, CardArtifact, ModelCard, parse_card, read_file
-from engine.models.encoding import LIGHTGBM_ZERO, FeatureSpec, make_encoder
+from engine.models.encoding import LIGHTGBM_ZERO, FeatureSpec, compile_row_encoder
 from engine.models.explainers import Explainer, build_explainer
 from engine.models.onnx_runtime import ort
 
@@ -94,10 +94,11 @@ class Model:
         # order: ties keep name order, as sorting on (-contribution, name) would, in a third of the time.
         self._by_name = np.array(sorted(range(len(self.features)), key=self.feature_names.__getitem__), dtype=np.int64)
         self._names_by_name = tuple(self.feature_names[i] for i in self._by_name)
-        self._encoders = tuple((f.name, make_encoder(f)) for f in self.features)
         self._width = len(self.features)
         self._zero = LIGHTGBM_ZERO if card.algorithm == "lightgbm" else 0.0
         self._session, self._input_name, self.dtype = _checked_session(card, directory / card.artifacts.onnx.file, onnx_bytes)
+        # One generated function per model version: the features' encodings inline (engine.models.encoding)
+        self._encode = compile_row_encoder(self.features, self._zero, self.dtype, f"{card.name} {card.version}")
         self._output_names = [card.output.onnx_output]
         # The single-row path calls the session's native run directly with run options made once:
         # InferenceSession.run re-validates the feed names and builds default options on every
@@ -123,15 +124,10 @@ class Model:
     # hot path -----------------------------------------------------------------------------
 
     def encode(self, values: Mapping[str, object]) -> np.ndarray:
-        """One (1, n) row (dtype ``self.dtype``) for ``values``; absent keys are missing (NaN)."""
-        row = np.empty((1, self._width), dtype=self.dtype)
-        out = row[0]
-        get = values.get
-        zero = self._zero
-        for i, (name, enc) in enumerate(self._encoders):
-            v = enc(get(name))
-            out[i] = 0.0 if -zero <= v <= zero else v  # NaN compares false and stays NaN
-        return row
+        """One (1, n) row (dtype ``self.dtype``) for ``values``; absent keys are missing (NaN).
+
+        Raises InvalidInput naming a feature whose value has the wrong type (engine.models.encoding)."""
+        return self._encode(values)
 
     def score(self, x: np.ndarray) -> float:
         """The score of one encoded (1, n) row (see ``card.output.meaning``); other dtypes are converted."""
@@ -172,8 +168,9 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of one row, in feature order, shape (n,)."""
-        x = np.asarray(x, dtype=self.dtype).astype(np.float64).reshape(1, self._width)
-        return self._contributions_with_bias(x)[0, : self._width]
+        if not (type(x) is np.ndarray and x.dtype == np.float64 and self.dtype is np.float64):  # a scored row is used as is
+            x = np.asarray(x, dtype=self.dtype).astype(np.float64)
+        return self._contributions_with_bias(x.reshape(1, self._width))[0, : self._width]
 
     def contributions_batch(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions (log-odds) of many rows, shape (rows, n)."""

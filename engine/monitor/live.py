@@ -1,9 +1,10 @@
 """Rolling windows of the inputs and scores each served model sees, and their PSI gauges.
 
-The request path only appends (model, values, score) to a queue of at most ``window`` entries
-(``observe``: a deque append, no encoding, no numpy; past it the oldest is dropped). ``drain`` —
-every second on a daemon thread of the server — encodes the queued rows as the model does
-(``Model.encode``); ``refresh`` — every ``interval`` seconds, or called by tests — drains, keeps
+The request path only appends (model, values, score, row) to a queue of at most ``window`` entries
+(``observe``: a deque append, no encoding, no numpy; past it the oldest is dropped): ``row`` is the
+encoded row the model scored (``Outcome.rows``), so nothing is encoded twice. ``drain`` — every
+second on a daemon thread of the server — copies the queued rows into the windows (encoding, as
+``Model.encode`` does, only an outcome that carries no row); ``refresh`` — every ``interval`` seconds, or called by tests — drains, keeps
 the last ``window`` of them per model version, and sets ``verdict_feature_psi``,
 ``verdict_score_psi``, ``verdict_psi_sample_size`` and the missing and unseen-category shares
 (``engine.metrics``) against the model's training baseline (``engine.monitor.baseline``). A
@@ -70,10 +71,11 @@ class ModelWindow:
         self.count = 0  # rows held, at most size
         self._names = tuple(f.name for f in baseline.features)
 
-    def add(self, values: Mapping[str, Any], score: float) -> None:
-        """Encode one decision's values as the model does and keep it (the oldest row goes)."""
+    def add(self, values: Mapping[str, Any], score: float, row: Any = None) -> None:
+        """Keep one decision's encoded row (``row``, the (1, n) array the model scored; None: encode
+        ``values`` as the model does) and score; the oldest row goes."""
         i = self._next
-        self._x[i] = self.model.encode(values)[0]
+        self._x[i] = (self.model.encode(values) if row is None else row)[0]
         self._absent[i] = [values.get(name) is None for name in self._names]
         self._scores[i] = score
         self._next = (i + 1) % self._size
@@ -103,7 +105,7 @@ class DriftMonitor:
         self._metrics = metrics
         self._window = window
         self._interval = interval
-        self._queue: deque[tuple[ModelWindow, Mapping[str, Any], float]] = deque(maxlen=window)
+        self._queue: deque[tuple[ModelWindow, Mapping[str, Any], float, Any]] = deque(maxlen=window)
         self._windows: dict[int, ModelWindow] = {}  # id(model) -> its window
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -145,18 +147,19 @@ class DriftMonitor:
         windows = self._windows
         if not windows:
             return
-        for bound in compiled.models:
+        rows = outcome.rows
+        for m, bound in enumerate(compiled.models):
             w = windows.get(id(bound.model))
             if w is not None and bound.output in outcome.scores:
-                self._queue.append((w, outcome.features, outcome.scores[bound.output]))
+                self._queue.append((w, outcome.features, outcome.scores[bound.output], rows[m] if m < len(rows) else None))
 
     def drain(self) -> None:
         """Move the queued rows into the windows (encoding them), so the queue holds no input long."""
         with self._lock:
             queue = self._queue
             while queue:
-                w, values, score = queue.popleft()
-                w.add(values, score)
+                w, values, score, row = queue.popleft()
+                w.add(values, score, row)
 
     def refresh(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Drain the queue and set the gauges; the stability by (model, version)."""

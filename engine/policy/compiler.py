@@ -208,7 +208,7 @@ def compile_flow(
         version=flow.version,
         description=flow.description,
         revision=revision,
-        validator=compile_validator(flow.input),
+        validator=compile_validator(flow.input, f"{flow.flow} {flow.version}"),
         program=program,
         models=bound,
         rules=rules,

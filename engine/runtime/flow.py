@@ -18,9 +18,9 @@ in ``Outcome.fallbacks``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +28,10 @@ from engine.errors import DeadlineExceeded
 from engine.expr.codegen import Program
 from engine.runtime.fallback import Budgets, StepGuard, StepMissed
 from engine.runtime.notice import principal_reasons
+from engine.runtime.parts import CompiledModel, CompiledRule, ScoringModel
 from engine.runtime.privacy import Masker
 from engine.runtime.validation import Validator
-from engine.types import Action, FallbackTaken, FiredRule, NoticeReason, Outcome, Reason
+from engine.types import Action, FallbackTaken, NoticeReason, Outcome, Reason
 
 if TYPE_CHECKING:
     from engine.custom_lists.snapshot import ListView
@@ -41,64 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["CompiledFlow", "CompiledModel", "CompiledRule", "ScoringModel"]
 
 MAX_DECLINE_REASONS = 4
-
-
-class ScoringModel(Protocol):
-    """What the flow needs of a loaded model (see engine.models.runtime.Model).
-
-    ``sha256`` is the graph's; ``content_sha256`` covers every file that decides (card, graph,
-    explainer) and ``files`` lists them (file name -> sha256). ``has_explainer`` is False for a
-    model that gives no reasons (an anomaly detector): a rule reading its score gives its own
-    reason only.
-    """
-
-    name: str
-    version: str
-    sha256: str
-    content_sha256: str
-    files: Mapping[str, str]
-    feature_names: tuple[str, ...]  # the model's inputs, in the order ``encode`` lays them out
-
-    @property
-    def has_explainer(self) -> bool: ...
-
-    def encode(self, values: Mapping[str, object]) -> np.ndarray: ...
-
-    def score(self, x: np.ndarray) -> float: ...
-
-    def explain(self, x: np.ndarray) -> tuple[tuple[str, float], ...]: ...
-
-    def score_batch(self, x: np.ndarray) -> np.ndarray: ...
-
-    def explain_batch(self, x: np.ndarray) -> list[tuple[tuple[str, float], ...]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    """A rule ready to fire: its identity, outcome, and the models its condition reads."""
-
-    id: str
-    ruleset: str
-    action: Action
-    reason_code: str
-    message: str
-    priority: int
-    models: tuple[int, ...]  # indexes into CompiledFlow.models
-    source: str  # file:line, for messages and traces
-    condition: str
-    fired: FiredRule  # what the outcome lists when this rule fires (built once)
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledModel:
-    """A model bound into a flow: where its score goes and which feature reasons it gives."""
-
-    model: ScoringModel
-    output: str
-    max_reasons: int
-    reasons: Mapping[str, tuple[str, str]]  # feature -> (code, message)
-    explains: bool = True  # False: the model has no explainer; a rule reading its score gives its own reason only
-    positions: Mapping[str, int] = field(default_factory=dict)  # feature -> column of the encoded row
 
 
 class CompiledFlow:
@@ -398,7 +341,7 @@ class CompiledFlow:
     ) -> Outcome:
         if not hits:
             default_notice = principal_reasons(self.default_action, self._default_reasons, (), self.notices)
-            return Outcome(self.default_action, self._default_reasons, (), scores, values, default_notice)
+            return Outcome(self.default_action, self._default_reasons, (), scores, values, default_notice, rows=tuple(rows or ()))
         rules = self.rules
         fired = sorted((rules[i] for i in hits), key=lambda r: (-r.action, -r.priority, r.id))
         action = fired[0].action
@@ -420,7 +363,7 @@ class CompiledFlow:
         if action == Action.DECLINE:
             del reasons[MAX_DECLINE_REASONS:]
             notice = principal_reasons(action, reasons, [r.fired for r in fired], self.notices)
-        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values, notice)
+        return Outcome(action, tuple(reasons), tuple(r.fired for r in fired), scores, values, notice, rows=tuple(rows or ()))
 
     def _model_reasons(
         self, m: int, x: np.ndarray, rule_id: str, out: list[Reason], seen: set[str],

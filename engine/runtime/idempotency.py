@@ -130,10 +130,10 @@ class _Entry:
 
 
 def _slim(decision: Decision) -> Decision:
-    """The decision without the evaluation's feature values (not needed to answer again)."""
-    if not decision.outcome.features:
+    """The decision without the evaluation's feature values and encoded model rows (not needed to answer again)."""
+    if not decision.outcome.features and not decision.outcome.rows:
         return decision
-    return dataclasses.replace(decision, outcome=dataclasses.replace(decision.outcome, features={}))
+    return dataclasses.replace(decision, outcome=dataclasses.replace(decision.outcome, features={}, rows=()))
 
 
 class IdempotencyCache:

@@ -153,3 +153,17 @@ def test_a_model_without_a_baseline_is_not_monitored(tmp_path, applications):
     decider.decide("credit_application", applications[0], version="1")
     decider.close()
     assert decider.drift.refresh() == {}
+
+
+def test_the_window_keeps_the_row_the_model_scored_without_encoding_again(applications, monkeypatch):
+    """The drift window takes each decision's scored row (Outcome.rows): equal to the model's encoding, and nothing is encoded a second time."""
+    decider = Decider(load_policies(ROOT), metrics=Metrics())
+    decisions = [decider.decide("credit_application", a, version="1") for a in applications[:20]]
+    model = decider.resolve("credit_application", "1")[0].models[0].model
+    expected = np.vstack([model.encode(d.outcome.features) for d in decisions])
+    monkeypatch.setattr(model, "encode", lambda values: pytest.fail("the drift monitor encoded a row again"))
+    decider.drift.drain()
+    decider.close()
+    window = decider.drift._windows[id(model)]
+    assert window.count == 20
+    assert window._x[:20].tobytes() == expected.tobytes()
