@@ -31,6 +31,7 @@ from typing import TypeVar
 
 from engine.errors import StateUnavailable
 from engine.sqlite_wal import connect_wal
+from engine.state.intent import Intent
 from engine.state.plan import Slot
 from engine.state.series import Series
 from engine.state.store import Expand, MemoryStore, StateStore, Step
@@ -82,9 +83,10 @@ class SqliteStore:
             self._local.conn = conn
         return conn
 
-    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T:
-        """Run ``step`` on the slots' series in one write transaction; raises StateUnavailable when the
-        file stays locked past the busy timeout or cannot be written (nothing is recorded then)."""
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intent | None = None) -> T:
+        """Run ``step`` on the slots' series in one write transaction (``intent`` is not needed: the step
+        records under the lock); raises StateUnavailable when the file stays locked past the busy
+        timeout or cannot be written (nothing is recorded then)."""
         with self._turn:
             return self._transact(slots, step, expand)
 

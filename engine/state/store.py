@@ -6,6 +6,10 @@ series: one more read in the same transaction), runs ``step`` on them and saves 
 decision or event of the same deployment reads or writes between the fetch and the save, so
 counts are exact under concurrency (threads, ``--workers`` processes sharing one file).
 
+``intent`` (engine.state.intent), when given, says before the read what the step will record: a
+remote store may read and record in one round trip with it (engine.state.redis_store); the
+in-process stores ignore it.
+
 ``decide_with_state`` is that call for a decision: features as of just before it (every event
 recorded so far at or before its time), then the evaluation, then the decision itself recorded as
 an event when the flow counts it (``behaviour.events``). An evaluation that raises records
@@ -21,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from engine.state.intent import Intent
 from engine.state.plan import Slot, StatePlan
 from engine.state.series import Series
 from engine.types import Action, Outcome
@@ -47,7 +52,7 @@ class StateStore(Protocol):
 
     retention: dict[str, float]  # stream signature -> seconds of history kept (for sweeping idle keys)
 
-    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T: ...
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intent | None = None) -> T: ...
 
     def close(self) -> None: ...
 
@@ -61,7 +66,7 @@ class MemoryStore:
         self._series: dict[Slot, Series] = {}
         self._lock = threading.Lock()
 
-    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None) -> T:
+    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intent | None = None) -> T:
         with self._lock:
             found = {s: self._series.get(s) or Series() for s in slots}
             if expand is not None:
@@ -107,7 +112,8 @@ def decide_with_state(
     def expand(series: dict[Slot, Series]) -> Sequence[Slot]:
         return plan.expand(series, slots, values, at, store.salt)
 
-    return store.transact([s for s in slots if s is not None], step, expand if plan.linked else None)
+    intent = plan.intent(slots, values, at, store.salt)
+    return store.transact([s for s in slots if s is not None], step, expand if plan.linked else None, intent)
 
 
 def record_event(store: StateStore, plans: Sequence[StatePlan], event: str, values: Mapping[str, Any], at: float) -> int:
@@ -132,4 +138,6 @@ def record_event(store: StateStore, plans: Sequence[StatePlan], event: str, valu
             changed += plan.record(series, slots, values, at, store.salt, event=event)
         return len(changed), changed
 
-    return store.transact(sorted(seen), step)
+    intents = [plan.intent(slots, values, at, store.salt, event=event, read=False) for plan, slots in work]
+    intent = Intent([a for i in intents for a in i.appends], [s for i in intents for s in i.seen], [], eager=True)
+    return store.transact(sorted(seen), step, None, intent)

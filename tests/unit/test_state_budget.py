@@ -51,12 +51,12 @@ class SlowStore(MemoryStore):
         self.error = error
         self.ended = threading.Event()
 
-    def transact(self, slots, step, expand=None):  # type: ignore[no-untyped-def]
+    def transact(self, slots, step, expand=None, intent=None):  # type: ignore[no-untyped-def]
         try:
             if self.error is not None:
                 raise self.error
             time.sleep(self.delay)
-            return super().transact(slots, step, expand)
+            return super().transact(slots, step, expand, intent)
         finally:
             self.ended.set()
 
