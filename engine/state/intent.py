@@ -16,12 +16,12 @@ field a key used, by latest time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.state.series import Value
 
-__all__ = ["Append", "Intent", "Link", "Seen", "Slot"]
+__all__ = ["Append", "Intended", "Intent", "Link", "Seen", "Slot"]
 
 Slot = tuple[str, str]  # (stream signature, hashed key)
 
@@ -75,3 +75,6 @@ class Intent:
     seen: Sequence[Seen]
     links: Sequence[Link]
     eager: bool
+
+
+Intended = Callable[[], Intent]  # computes the intent when a store asks (the in-process stores never do)

@@ -58,7 +58,7 @@ import structlog
 
 from engine.errors import StateConflict, StateUnavailable
 from engine.state import redis_scripts as lua
-from engine.state.intent import Append, Intent, Link, Seen, Slot
+from engine.state.intent import Append, Intended, Intent, Link, Seen, Slot
 from engine.state.series import Series
 from engine.state.store import Expand, Step
 
@@ -232,14 +232,19 @@ class RedisStore:
         """Deferred commands that failed or went unconfirmed, by kind (see the module docstring)."""
         return self._wire.failures
 
-    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intent | None = None) -> T:
+    inline = False  # it waits on the network: a ``state`` budget runs it on a step worker
+
+    def transact(
+        self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intended | None = None,
+        wait: float | None = None,
+    ) -> T:
         """``step`` on the series of ``slots`` (see the module docstring); raises StateUnavailable when
         Redis does not answer or refuses (a script sent just before a break may have run, whole)."""
         try:
             if intent is None:
                 with self._turn:
                     return self._read_modify_write(slots, step, expand)
-            return self._transact(slots, step, expand, intent)
+            return self._transact(slots, step, expand, intent())
         except self._down as exc:
             raise StateUnavailable(f"Redis does not answer: {exc}") from exc
         except self._refused as exc:

@@ -31,10 +31,10 @@ from typing import TypeVar
 
 from engine.errors import StateUnavailable
 from engine.sqlite_wal import connect_wal
-from engine.state.intent import Intent
+from engine.state.intent import Intended
 from engine.state.plan import Slot
 from engine.state.series import Series
-from engine.state.store import Expand, MemoryStore, StateStore, Step
+from engine.state.store import Abandoned, Expand, MemoryStore, StateStore, Step
 
 __all__ = ["SWEEP_EVERY", "SqliteStore", "open_store"]
 
@@ -58,6 +58,8 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', randomblob(32));
 
 class SqliteStore:
     """Series as rows of one SQLite file (see the module docstring); ``retention`` by signature."""
+
+    inline = True  # its waits are for its own locks (this process's turn, the file's write lock), bounded by ``wait``
 
     def __init__(self, path: Path, *, busy_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
@@ -83,18 +85,37 @@ class SqliteStore:
             self._local.conn = conn
         return conn
 
-    def transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intent | None = None) -> T:
+    def transact(
+        self, slots: Sequence[Slot], step: Step[T], expand: Expand | None = None, intent: Intended | None = None,
+        wait: float | None = None,
+    ) -> T:
         """Run ``step`` on the slots' series in one write transaction (``intent`` is not needed: the step
         records under the lock); raises StateUnavailable when the file stays locked past the busy
-        timeout or cannot be written (nothing is recorded then)."""
-        with self._turn:
-            return self._transact(slots, step, expand)
+        timeout or cannot be written (nothing is recorded then), and ``Abandoned`` (nothing read)
+        when ``wait`` seconds pass before this process's turn and the file's write lock are had."""
+        if wait is None:
+            with self._turn:
+                return self._transact(slots, step, expand, None)
+        end = time.monotonic() + max(wait, 0.0)
+        if not self._turn.acquire(timeout=max(wait, 0.0)):
+            raise Abandoned(f"the state store's turn was not had within {wait:.3f} s")
+        try:
+            return self._transact(slots, step, expand, end)
+        finally:
+            self._turn.release()
 
-    def _transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None) -> T:
+    def _transact(self, slots: Sequence[Slot], step: Step[T], expand: Expand | None, end: float | None) -> T:
         conn = self._connect()
+        left = None if end is None else max(1, int((end - time.monotonic()) * 1000))
+        busy = self._busy_ms if left is None else min(self._busy_ms, left)
+        if getattr(self._local, "busy", self._busy_ms) != busy:
+            conn.execute(f"PRAGMA busy_timeout = {busy}")  # an int: nothing from outside in the text
+            self._local.busy = busy
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout, a read-only or full disk
+            if left is not None and left < self._busy_ms and "locked" in str(exc):  # the wait, not the busy timeout, ran out
+                raise Abandoned(f"the state file {self.path.name} stayed locked past the wait: {exc}") from exc
             raise StateUnavailable(f"the state file {self.path.name} is unavailable: {exc}") from exc
         try:
             found = _fetch(conn, slots, {})
@@ -140,6 +161,7 @@ class SqliteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            self._local.busy = self._busy_ms
 
 
 def _fetch(conn: sqlite3.Connection, slots: Sequence[Slot], found: dict[Slot, Series]) -> dict[Slot, Series]:

@@ -43,7 +43,10 @@ def v2_root(tmp: Path, budgets: str) -> Path:
 
 class SlowStore(MemoryStore):
     """A memory store whose transactions wait ``delay`` seconds for the series (a held lock, a slow
-    network) or raise ``error``; ``ended`` is set when a transaction returns or raises."""
+    network) or raise ``error``; ``ended`` is set when a transaction returns or raises. Not ``inline``: it
+    waits outside its lock, as a remote store does, so a budget runs it on a step worker."""
+
+    inline = False
 
     def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
         super().__init__(b"k" * 32)
