@@ -249,3 +249,13 @@ def test_events_recorded_through_redis_read_by_a_payout(redis_url):
     assert decision.state["since_password_reset"] == 900 and decision.state["since_new_device_login"] == 300
     assert decision.action.name == "DECLINE"
     decider.close()
+
+
+def test_the_state_bench_case_measures_redis_against_a_ping(tmp_path, redis_url):
+    """benchmarks/suite's state_decide with a Redis URL gives the Redis and PING rows and what Redis adds in PINGs."""
+    from benchmarks.suite.state_cases import run_state_decide
+
+    rows = run_state_decide(ROOT, ROOT, tmp_path, rows=50, warmup=5, iterations=20, rounds=1, redis_url=redis_url)
+    by_kind = {r["kind"]: r for r in rows}
+    assert set(by_kind) == {"v1_counters_sent", "v2_memory", "v2_sqlite", "v2_redis", "redis_ping", "linked_read"}
+    assert by_kind["redis_ping"]["p50_us"] > 0 and "added_in_pings_p50" in by_kind["v2_redis"]
