@@ -200,6 +200,12 @@ def _state_decide(root: Path, work: Path, manifest: Manifest, profile: Profile, 
 
     rows = run_state_decide(root, PROJECT, work, rows=manifest.inputs_per_flow, warmup=profile.warmup,
                             iterations=profile.iterations, rounds=profile.rounds, redis_url=redis_url)
+    if redis_url:  # gRPC with Redis behind the server, against the embedded store and a bare PING
+        from benchmarks.suite.state_cases import run_state_grpc
+
+        rows += run_state_grpc(root, PROJECT, work, PROJECT, rows=manifest.inputs_per_flow, warmup=profile.grpc_warmup,
+                               requests=profile.grpc_requests, rounds=profile.grpc_rounds,
+                               round_seconds=profile.grpc_round_seconds, redis_url=redis_url)
     for row in rows:
         _say(f"  {row['name']:<18} {row['kind']:<20} p50 {row['p50_us']:9.1f} µs  p99 {row['p99_us']:9.1f} µs")
     return rows

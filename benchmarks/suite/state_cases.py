@@ -13,6 +13,11 @@ alternating round by round in one run:
 - ``linked_read``: the linked feature alone (``linked_customers_7d``: the reverse series of each
   device the customer used, and their union), read from the memory store's series after its rounds.
 
+``state_grpc`` (with a Redis URL): the same v2 payments over gRPC, ``Decide`` at concurrency 1 on
+two ``verdict serve`` processes alternated round by round by one load generator, one with the
+embedded SQLite store (``v2_sqlite``) and one with ``--state`` Redis (``v2_redis``), and a bare
+``PING`` to that Redis from this process in the same run (``redis_ping``).
+
 Payments carry no event time, so each is recorded at the server's clock: a customer's history grows
 over the run, as in production.
 """
@@ -32,7 +37,7 @@ from engine.state.series import Series
 from engine.state.sqlite import SqliteStore
 from engine.state.store import MemoryStore
 
-__all__ = ["V1_ONLY", "run_state_decide"]
+__all__ = ["V1_ONLY", "run_state_decide", "run_state_grpc"]
 
 FLOW = "card_payment"
 V1_ONLY = ("txn_count_1h", "txn_count_24h", "amount_avg_30d", "new_device")  # version 1's counters, computed by version 2
@@ -101,4 +106,44 @@ def _linked_read(plan: Any, store: MemoryStore, inputs: list[dict[str, Any]], it
         return int(plan._linked(linked, everything, slots, raw, at, store.salt))
 
     per_round = [summarize(time_call(one, prepared, iterations, start=r * iterations)) for r in range(rounds)]
-    return median_of_rounds(per_round)
+    stats: dict[str, Any] = median_of_rounds(per_round)
+    return stats
+
+
+def run_state_grpc(
+    root: Path, data_root: Path, work: Path, project: Path, *, rows: int, warmup: int, requests: int, rounds: int,
+    round_seconds: float, redis_url: str,
+) -> list[dict[str, Any]]:
+    """The ``state_grpc`` rows (see the module docstring)."""
+    import redis
+
+    from benchmarks.suite.grpc_cases import DECIDE, _loadgen
+    from benchmarks.suite.loadgen import write_payloads
+    from benchmarks.suite.server import ServeProcess
+    from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
+
+    payloads = []
+    for raw in card_rows(data_root, rows):
+        message = pb.DecideRequest(flow=FLOW, version="2")
+        message.input.update({k: v for k, v in raw.items() if k not in V1_ONLY})
+        payloads.append(message.SerializeToString())
+    file = write_payloads(work / "state-decide.bin", payloads)
+    client = redis.Redis.from_url(redis_url)
+    with ServeProcess(root, workdir=work / "serve-sqlite", project=project) as sqlite_server, \
+            ServeProcess(root, workdir=work / "serve-redis", project=project, extra=("--state", redis_url)) as redis_server:
+        methods = [
+            {"name": kind, "path": DECIDE, "payloads": str(file), "check": "decide", "target": server.target, "server_pids": server.pids}
+            for kind, server in (("v2_sqlite", sqlite_server), ("v2_redis", redis_server))
+        ]
+        spec = {"target": sqlite_server.target, "server_pids": sqlite_server.pids, "concurrency": 1, "channels": 1,
+                "warmup": warmup, "requests": requests, "rounds": rounds, "round_seconds": round_seconds, "methods": methods}
+        pings = [summarize(time_call(lambda _i: client.ping(), payloads, requests))]
+        result = _loadgen(spec, project)
+        pings.append(summarize(time_call(lambda _i: client.ping(), payloads, requests)))
+    out = [{"name": "state_grpc", "flow": FLOW, "kind": kind, "concurrency": 1, **median_of_rounds(per_round),
+            "errors": sum(int(r["errors"]) for r in per_round)} for kind, per_round in result["rounds"].items()]
+    out.append({"name": "state_grpc", "flow": FLOW, "kind": "redis_ping", **median_of_rounds(pings)})
+    by_kind = {row["kind"]: row for row in out}
+    by_kind["v2_redis"]["added_in_pings_p50"] = round(
+        (by_kind["v2_redis"]["p50_us"] - by_kind["v2_sqlite"]["p50_us"]) / by_kind["redis_ping"]["p50_us"], 2)
+    return out
