@@ -331,13 +331,7 @@ class StepGuard:
         budget = self._budgets.get(key)
         if budget is None:
             return fn(_OPEN.enter, None)
-        wait, by_deadline = budget.seconds, False
-        if self._deadline is not None:
-            left = self._deadline - self._clock()
-            if left <= 0:
-                raise DeadlineExceeded(f"the caller's deadline passed before step {key}")
-            if left < wait:
-                wait, by_deadline = left, True
+        wait, by_deadline = self._wait(budget, key)
         start = self._clock()
         try:
             return fn(lambda: self._clock() - start <= wait, wait)
@@ -356,16 +350,21 @@ class StepGuard:
         except (StateUnavailable, StateConflict) as exc:
             raise StepMissed(budget, key, "error", f"{type(exc).__name__}: {exc}") from exc
 
-    def _submit(self, budget: Budget, key: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[float, bool, float, Any]:
-        """Hand ``fn(*args)`` to a worker: (seconds to wait, whether the deadline set them, start, future)."""
-        wait = budget.seconds
-        by_deadline = False
+    def _wait(self, budget: Budget, key: str) -> tuple[float, bool]:
+        """Seconds step ``key`` may wait, ``min(budget, time left before the deadline)``, and whether the
+        deadline set them; raises DeadlineExceeded when it has passed already."""
+        wait, by_deadline = budget.seconds, False
         if self._deadline is not None:
             left = self._deadline - self._clock()
             if left <= 0:
                 raise DeadlineExceeded(f"the caller's deadline passed before step {key}")
             if left < wait:
                 wait, by_deadline = left, True
+        return wait, by_deadline
+
+    def _submit(self, budget: Budget, key: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[float, bool, float, Any]:
+        """Hand ``fn(*args)`` to a worker: (seconds to wait, whether the deadline set them, start, future)."""
+        wait, by_deadline = self._wait(budget, key)
         start = self._clock()
         future = self._pool.try_submit(fn, *args, wait=wait)
         if future is None:
