@@ -14,7 +14,8 @@ Cases, each against a baseline measured in the same run (trust the ratios; the m
 - ``keys``: one payment for each of N customers (10,000, 100,000 and ``--max-keys``) recorded
   through card_payment v2's plan (its three streams: per customer, per customer and device, per
   device), without the model: resident memory added per key with ``MemoryStore``, and bytes per
-  key of the SQLite file (after a checkpoint), with the time per recorded payment.
+  key of the SQLite file (after a checkpoint), Redis ``used_memory`` per key (``--stores redis``: the
+  database of ``--redis`` is emptied first), with the time per recorded payment.
 
     python benchmarks/state_cost.py [--iterations 5000] [--max-keys 1000000] [--redis redis://127.0.0.1:6379/0] [--out r.json]
 """
@@ -95,16 +96,28 @@ def redis_case(iterations: int, url: str) -> dict[str, Any]:
 
 
 def record_one(store: Any, plan: Any, values: dict[str, Any], at: float) -> None:
-    """Record one payment in every stream of ``plan`` (no read, no model): the state's own cost."""
+    """Record one payment in every stream of ``plan`` (no read, no model): the state's own cost, through
+    the path a decision takes (with its intent: one round trip on Redis)."""
     slots = plan.slots(values, store.salt)
 
     def step(series: Any) -> tuple[None, Any]:
         return None, plan.record(series, slots, values, at, store.salt)
 
-    store.transact([s for s in slots if s is not None], step)
+    store.transact([s for s in slots if s is not None], step, None, lambda: plan.intent(slots, values, at, store.salt))
 
 
-def keys_case(counts: list[int], work: Path, stores: list[str]) -> list[dict[str, Any]]:
+def _fresh_redis(url: str | None) -> Any:
+    """A Redis store on an emptied database of ``url`` (the keys case measures what it adds)."""
+    from engine.state.redis_store import RedisStore
+
+    if not url:
+        raise SystemExit("the keys case's redis store needs --redis URL (its database is emptied)")
+    store = RedisStore(url)
+    store._redis.flushdb()
+    return RedisStore(url)
+
+
+def keys_case(counts: list[int], work: Path, stores: list[str], redis_url: str | None = None) -> list[dict[str, Any]]:
     """Memory and disk per key as the number of customers grows."""
     plan = load_policies(ROOT).flows["card_payment"].versions["2"].state
     assert plan is not None
@@ -114,7 +127,11 @@ def keys_case(counts: list[int], work: Path, stores: list[str]) -> list[dict[str
         for kind in stores:
             gc.collect()
             before = _rss_bytes()
-            store: Any = MemoryStore(b"k" * 32) if kind == "memory" else SqliteStore(work / f"keys-{n}.db")
+            if kind == "redis":
+                store: Any = _fresh_redis(redis_url)
+                used = store._redis.info("memory")["used_memory"]
+            else:
+                store = MemoryStore(b"k" * 32) if kind == "memory" else SqliteStore(work / f"keys-{n}.db")
             t0 = time.perf_counter()
             for i in range(n):
                 values = {**base, "customer_id": f"C{i:07d}", "device_id": f"D{i // 3:07d}"}
@@ -124,6 +141,10 @@ def keys_case(counts: list[int], work: Path, stores: list[str]) -> list[dict[str
             if kind == "memory":
                 row["series"] = len(store)
                 row["rss_bytes_per_customer"] = round((_rss_bytes() - before) / n)
+            elif kind == "redis":
+                row["redis_keys"] = store._redis.dbsize()
+                row["used_memory_bytes_per_customer"] = round((store._redis.info("memory")["used_memory"] - used) / n)
+                store.close()
             else:
                 conn = store._connect()
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -147,7 +168,7 @@ def main() -> int:
     p.add_argument("--max-keys", type=int, default=1_000_000)
     p.add_argument("--redis", metavar="URL", help="also measure the Redis store against a bare PING on this server")
     p.add_argument("--cases", default="decide,redis,keys", help="comma-separated subset of decide, redis, keys")
-    p.add_argument("--stores", default="memory,sqlite", help="stores of the keys case (memory, sqlite)")
+    p.add_argument("--stores", default="memory,sqlite", help="stores of the keys case (memory, sqlite, redis: empties --redis's database)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     cases = set(args.cases.split(","))
@@ -157,7 +178,7 @@ def main() -> int:
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
             "decide": decide_case(args.iterations, work) if "decide" in cases else None,
             "redis": redis_case(args.iterations, args.redis) if args.redis and "redis" in cases else None,
-            "keys": keys_case(sorted({10_000, 100_000, args.max_keys}), work, args.stores.split(",")) if "keys" in cases else None,
+            "keys": keys_case(sorted({10_000, 100_000, args.max_keys}), work, args.stores.split(","), args.redis) if "keys" in cases else None,
         }
     text = json.dumps(result, indent=2)
     print(text)

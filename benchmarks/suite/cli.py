@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -59,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_ints, help="server process counts, e.g. 1,2")
     g.add_argument("--scaling-rules", type=_ints, help="rule counts of the rule-scaling flow")
     g.add_argument("--scaling-trees", type=_ints, help="tree counts of the model-scaling models")
+    p.add_argument("--redis", metavar="URL", default=os.environ.get("VERDICT_BENCH_REDIS"),
+                   help="state_decide also measures the Redis store and a bare PING on this server (default: $VERDICT_BENCH_REDIS)")
 
 
 def _profile(manifest: Manifest, args: argparse.Namespace) -> Profile:
@@ -149,8 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 (one branch p
                 _say(f"  {row['name']:<18} {row['kind']:<6} {row['rows']:,} rows  {row['rps'] or 0:9.0f} rows/s"
                      + (f"  peak RSS {row['peak_rss_mb']} MB" if "peak_rss_mb" in row else f"  start-up {row['startup_seconds']} s"))
                 cases.append(row)
-        if "list_lookup" in selected:
-            cases += _list_lookup(root, work, manifest, profile, inputs)
+        cases += _list_lookup(root, work, manifest, profile, inputs) if "list_lookup" in selected else []
+        cases += _state_decide(root, work, manifest, profile, args.redis) if "state_decide" in selected else []
         if "scaling_rules" in selected or "scaling_models" in selected:
             from benchmarks.suite.scaling import scale_models, scale_rules
 
@@ -186,6 +189,23 @@ def _list_lookup(root: Path, work: Path, manifest: Manifest, profile: Profile, i
 
     card = inputs.get("card_payment") or flow_inputs(root, "card_payment", manifest.inputs_per_flow, data_root=PROJECT)
     rows = run_list_lookup(root, work, card, warmup=profile.warmup, iterations=profile.iterations, rounds=profile.rounds)
+    for row in rows:
+        _say(f"  {row['name']:<18} {row['kind']:<20} p50 {row['p50_us']:9.1f} µs  p99 {row['p99_us']:9.1f} µs")
+    return rows
+
+
+def _state_decide(root: Path, work: Path, manifest: Manifest, profile: Profile, redis_url: str | None) -> list[dict[str, Any]]:
+    """The state_decide case's rows (benchmarks/suite/state_cases.py)."""
+    from benchmarks.suite.state_cases import run_state_decide
+
+    rows = run_state_decide(root, PROJECT, work, rows=manifest.inputs_per_flow, warmup=profile.warmup,
+                            iterations=profile.iterations, rounds=profile.rounds, redis_url=redis_url)
+    if redis_url:  # gRPC with Redis behind the server, against the embedded store and a bare PING
+        from benchmarks.suite.state_cases import run_state_grpc
+
+        rows += run_state_grpc(root, PROJECT, work, PROJECT, rows=manifest.inputs_per_flow, warmup=profile.grpc_warmup,
+                               requests=profile.grpc_requests, rounds=profile.grpc_rounds,
+                               round_seconds=profile.grpc_round_seconds, redis_url=redis_url)
     for row in rows:
         _say(f"  {row['name']:<18} {row['kind']:<20} p50 {row['p50_us']:9.1f} µs  p99 {row['p99_us']:9.1f} µs")
     return rows

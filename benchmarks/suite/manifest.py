@@ -14,7 +14,7 @@ __all__ = ["CASE_NAMES", "Case", "Manifest", "Profile", "Ref", "Target", "load_m
 CASE_NAMES = (
     "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
     "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
-    "bad_request_cost", "batch_local", "batch_spark", "list_lookup",
+    "bad_request_cost", "batch_local", "batch_spark", "list_lookup", "state_decide",
 )
 
 
@@ -47,7 +47,7 @@ class Case(_Frozen):
     name: Literal[
         "inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
         "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "scaling_rules", "scaling_models",
-        "bad_request_cost", "batch_local", "batch_spark", "list_lookup",
+        "bad_request_cost", "batch_local", "batch_spark", "list_lookup", "state_decide",
     ]
     description: str
 
@@ -58,7 +58,7 @@ class Ref(_Frozen):
     case: str
     stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request", "peak_rss_mb"]
     flow: str | None = None
-    kind: str | None = None  # bad_request_cost: good, worst or one bad kind; batch_local: small or large; list_lookup: with_lists or without_list_rules
+    kind: str | None = None  # bad_request_cost: good, worst or one bad kind; batch_local: small or large; list_lookup: with_lists or without_list_rules; state_decide: its stores (benchmarks/suite/state_cases.py)
     concurrency: int | None = None
     workers: int | None = None
 

@@ -27,8 +27,11 @@ class ServerStartError(RuntimeError):
 class ServeProcess:
     """``with ServeProcess(root, workers=2) as s: s.target, s.pids``."""
 
-    def __init__(self, root: Path, *, workers: int = 1, workdir: Path, project: Path, timeout: float = 180.0) -> None:
+    def __init__(
+        self, root: Path, *, workers: int = 1, workdir: Path, project: Path, timeout: float = 180.0, extra: tuple[str, ...] = (),
+    ) -> None:
         self.root = root
+        self.extra = extra  # more ``verdict serve`` options (e.g. ``--state redis://...``)
         self.workers = workers
         self.workdir = workdir
         self.project = project
@@ -70,7 +73,7 @@ class ServeProcess:
         return [
             sys.executable, "-m", "engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
             "--root", str(self.root), "--workers", str(self.workers), "--audit", "off",
-            "--idempotency-window", "0", "--log-format", "json", "--log-level", "info",
+            "--idempotency-window", "0", "--log-format", "json", "--log-level", "info", *self.extra,
         ]
 
     def __enter__(self) -> ServeProcess:

@@ -45,7 +45,16 @@ def evaluate_with_state(
     if guard is None:
         outcome, state = decide_with_state(store, plan, values, at, lambda v: compiled.evaluate_clean(v, expired, mark=mark))
         return outcome, state, at
-    checked, mine = guard, dict(values)  # the worker's own copy: an abandoned one must not touch ``values``
+    checked = guard
+    if store.inline:  # its only wait is its lock: in this thread, the lock wait bounded by the budget
+        try:
+            outcome, state = guard.inline("state", lambda enter, wait: decide_with_state(
+                store, plan, values, at, lambda v: compiled.evaluate_guarded(v, expired, mark, checked), enter, wait,
+            ))
+        except StepMissed as missed:
+            outcome, state = compiled.without_state(missed, values, expired, mark, guard)
+        return outcome, state, at
+    mine = dict(values)  # the worker's own copy: an abandoned one must not touch ``values``
 
     def transaction(gate: Gate) -> tuple[Outcome, dict[str, Any]]:
         return decide_with_state(

@@ -35,14 +35,14 @@ from engine.errors import FieldError, InvalidInput
 from engine.expr import ExprSyntaxError, ExprTypeError, Node, check, parse
 from engine.expr.check import Symbol
 from engine.expr.codegen import Program, compile_program
-from engine.state.series import Series, Value, distinct_count
+from engine.state.intent import Append, Intent, Link, Seen, Slot
+from engine.state.series import Series, Value, distinct_count, item_of
 from engine.state.spec import BehaviourSpec, StateFeatureSpec
 from engine.suggest import did_you_mean
 
-__all__ = ["LINK_FANOUT", "Report", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
+__all__ = ["LINK_FANOUT", "Report", "Slot", "StateFeature", "StatePlan", "Stream", "compile_plan", "hash_key"]
 
 Report = Callable[[str, str, tuple[str | int, ...], str | None], None]  # (message, code, location, hint)
-Slot = tuple[str, str]  # (stream signature, hashed key)
 _NUMERIC_AGGREGATES = frozenset({"sum", "avg", "min", "max"})
 _NEVER_MISSING = frozenset({"count", "distinct", "sum", "linked"})  # 0 without history (when the key is present)
 LINK_FANOUT = 64  # shared values (e.g. devices) a linked feature follows per decision, the most recent first
@@ -194,19 +194,58 @@ class StatePlan:
         """Add the event (``event`` type; default this flow's decision) to every stream of that type
         whose ``where`` holds; returns the slots changed. A series absent from ``series`` is skipped
         (the store passes one, empty or not, for every slot)."""
+        changed: list[Slot] = []
+        for i, row in self.pending(slots, values, salt, event):
+            s, slot = self.streams[i], slots[i]
+            if slot is not None and slot in series and series[slot].record(at, row, s.numeric, s.resolution, self.lateness, s.retention):
+                changed.append(slot)
+        return changed
+
+    def pending(
+        self, slots: Sequence[Slot | None], values: Mapping[str, Any], salt: bytes, event: str | None = None,
+    ) -> list[tuple[int, tuple[Value, ...]]]:
+        """(stream index, row) of every stream the event (``event`` type; default this flow's
+        decision) goes to: of that type, with its key present and its ``where`` holding. The row
+        holds one value per field of the stream (numbers, item hashes of text, None when absent)."""
         kind = event or self.flow
         program = self.where.get(kind)
         holds = set(program.fired(dict(values))) if program is not None else set()
-        changed: list[Slot] = []
-        for s, slot in zip(self.streams, slots, strict=True):
-            if slot is None or s.event != kind or (s.where >= 0 and s.where not in holds) or slot not in series:
+        out: list[tuple[int, tuple[Value, ...]]] = []
+        for i, (s, slot) in enumerate(zip(self.streams, slots, strict=True)):
+            if slot is None or s.event != kind or (s.where >= 0 and s.where not in holds):
                 continue
-            row = tuple(_value(values.get(f), n, salt) for f, n in zip(s.fields, s.numeric, strict=True))
-            target = series[slot]
-            if target.add(at, row, s.numeric, s.resolution, self.lateness):
-                target.expire(target.high - s.retention, s.resolution)
-                changed.append(slot)
-        return changed
+            out.append((i, tuple(_value(values.get(f), n, salt) for f, n in zip(s.fields, s.numeric, strict=True))))
+        return out
+
+    def intent(
+        self, slots: Sequence[Slot | None], values: Mapping[str, Any], at: float, salt: bytes, event: str | None = None,
+        read: bool = True,
+    ) -> Intent:
+        """What recording the event at ``at`` will append (engine.state.intent), before any read:
+        eager for another event type and for a flow counting every attempt; with ``read``, the
+        linked features' reads (the reverse series of the shared values each key used in its window)."""
+        appends: list[Append] = []
+        seen: list[Seen] = []
+        rows = dict(self.pending(slots, values, salt, event))
+        for i, row in rows.items():
+            s, slot = self.streams[i], slots[i]
+            assert slot is not None  # pending skips missing keys
+            appends.append(Append(slot, at, row, s.numeric, s.resolution, self.lateness, s.retention))
+        links: list[Link] = []
+        for f in self.features:
+            slot = slots[f.stream]
+            if f.link < 0 or slot is None:
+                continue
+            recorded = rows.get(f.stream)
+            item = item_of(recorded[f.field]) if recorded is not None else None
+            retention = self.streams[f.stream].retention
+            if item is not None:
+                seen.append(Seen(slot, f.field, _item_key(item), at, retention))
+            if read:
+                own = values.get(self.streams[f.stream].fields[f.field])
+                links.append(Link(slot, f.field, self.streams[f.link].sig, at - f.window, _item_key(_item(own, salt)) if own is not None else None))
+        eager = event is not None or self.events == "attempts"
+        return Intent(appends, seen, links, eager)
 
     def given(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Split ``raw`` into the input fields and this plan's feature values given beside them.

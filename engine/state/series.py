@@ -154,6 +154,18 @@ class Series:
             self._fold(numeric, resolution)
         return True
 
+    def record(
+        self, ts: float, values: tuple[Value, ...], numeric: Sequence[bool], resolution: float, lateness: float, retention: float,
+    ) -> bool:
+        """``add`` the event, then forget what lies past ``retention`` seconds before the latest
+        event (``expire``): what recording one event into a stream does, wherever it is replayed
+        (engine.state.plan, and a Redis key's pending events, engine.state.redis_store). False, and
+        nothing changed, for an event too late to place."""
+        if not self.add(ts, values, numeric, resolution, lateness):
+            return False
+        self.expire(self.high - retention, resolution)
+        return True
+
     def _bucket(self, ts: float, resolution: float, n_fields: int) -> Bucket:
         start = (ts // resolution) * resolution
         starts = [b.start for b in self.buckets]

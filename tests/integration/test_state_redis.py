@@ -86,3 +86,176 @@ def test_linked_customers_count_one_hop_in_redis(redis_url):
     store = RedisStore(redis_url)
     assert run_steps(store) == EXPECTED
     store.close()
+
+
+def _counting(store):  # type: ignore[no-untyped-def]
+    """``store``'s round trips that a caller waits on (engine.state.redis_store._Wire.call), counted in a list."""
+    calls: list[int] = []
+    wire = store._wire
+    original = wire.call
+
+    def call(script, keys, args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(script, keys, args)
+
+    wire.call = call
+    return calls
+
+
+def _events_of(store, redis_url: str, slot) -> int:  # type: ignore[no-untyped-def]
+    """How many events wait on top of ``slot``'s snapshot in Redis."""
+    import redis
+
+    from engine.state.redis_scripts import events_key
+
+    return int(redis.Redis.from_url(redis_url).llen(events_key(*slot)))
+
+
+def test_a_decision_waits_on_one_round_trip_and_counts_exactly(redis_url):
+    """40 card_payment v2 decisions of one customer (every feature, the linked one too) wait on 40 round
+    trips in all; counts are exact and the events folded into the snapshot stay under COMPACT_AT + 1."""
+    from engine.state.redis_store import COMPACT_AT, RedisStore
+
+    store = RedisStore(redis_url)
+    decider = Decider(load_policies(ROOT), state=store)
+    calls = _counting(store)
+    customer = f"C-{uuid.uuid4().hex}"
+    seen = []
+    for i in range(40):
+        payment = {**PAYMENT, "customer_id": customer, "event_time": T0 + i * 60}
+        seen.append(decider.decide("card_payment", payment, version="2").state["txn_count_24h"])
+    plan = decider.policies.flows["card_payment"].versions["2"].state
+    slot = plan.slots({**PAYMENT, "customer_id": customer}, store.salt)[0]
+    assert seen == list(range(40)) and len(calls) == 40
+    assert _events_of(store, redis_url, slot) <= COMPACT_AT + 1 and not store.failures
+    decider.close()
+
+
+def _plan_and_values(store):  # type: ignore[no-untyped-def]
+    plan = load_policies(ROOT).flows["card_payment"].versions["2"].state
+    return plan, {**PAYMENT, "customer_id": f"C-{uuid.uuid4().hex}"}
+
+
+def test_an_evaluation_that_raises_takes_its_events_back(redis_url):
+    """The script records an attempt before the evaluation; the evaluation raising takes it back, so the
+    next read counts nothing and no event is left in Redis."""
+    from engine.state.redis_store import RedisStore
+    from engine.state.store import decide_with_state
+
+    store = RedisStore(redis_url)
+    plan, values = _plan_and_values(store)
+
+    def fail(_values):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the model broke")
+
+    with pytest.raises(RuntimeError):
+        decide_with_state(store, plan, dict(values), T0, fail)
+    features = {}
+
+    def keep(v):  # type: ignore[no-untyped-def]
+        features.update(v)
+        raise RuntimeError("read only")
+
+    with pytest.raises(RuntimeError):
+        decide_with_state(store, plan, dict(values), T0 + 1, keep)
+    slot = plan.slots(values, store.salt)[0]
+    assert features["txn_count_1h"] == 0 and _events_of(store, redis_url, slot) == 0
+    store.close()
+
+
+def test_an_abandoned_transaction_records_nothing(redis_url):
+    """A request that stopped waiting (the state budget's gate says no once the series are read): Abandoned,
+    and the attempt the script appended is taken back (the next decision counts 0)."""
+    from engine.state.redis_store import RedisStore
+    from engine.state.store import Abandoned, decide_with_state
+
+    store = RedisStore(redis_url)
+    plan, values = _plan_and_values(store)
+    with pytest.raises(Abandoned):
+        decide_with_state(store, plan, dict(values), T0, lambda v: pytest.fail("evaluated"), lambda: False)
+    decider = Decider(load_policies(ROOT), state=store)
+    assert decider.decide("card_payment", {**values, "event_time": T0 + 1}, version="2").state["txn_count_1h"] == 0
+    decider.close()
+
+
+def test_approved_payouts_are_recorded_after_the_reply(redis_url):
+    """account_payout counts approved payouts only: each waits on one round trip (the read), its record goes
+    out after it unawaited, and the next payout counts it; a declined one is not counted."""
+    from engine.state.redis_store import RedisStore
+
+    store = RedisStore(redis_url)
+    decider = Decider(load_policies(ROOT), state=store)
+    calls = _counting(store)
+    customer = f"C-{uuid.uuid4().hex}"
+    payout = {"customer_id": customer, "currency": "EUR", "destination": "own_account"}
+    counts, actions = [], []
+    for i, amount in enumerate([100.0, 120.0, 90.0]):
+        d = decider.decide("account_payout", {**payout, "amount": amount, "event_time": T0 + i * 60})
+        counts.append(d.state["payout_count_90d"])
+        actions.append(d.action.name)
+    decider.record_event("password_reset", {"customer_id": customer}, event_time=T0 + 200)
+    decider.record_event("login", {"customer_id": customer, "device_id": "D9", "new_device": True}, event_time=T0 + 250)
+    declined = decider.decide("account_payout", {**payout, "amount": 5000.0, "event_time": T0 + 300})
+    after = decider.decide("account_payout", {**payout, "amount": 100.0, "event_time": T0 + 86400}).state
+    assert actions == ["APPROVE"] * 3 and counts == [0, 1, 2] and declined.action.name == "DECLINE"
+    assert after["payout_count_90d"] == 3 and after["payout_avg_90d"] == pytest.approx(310 / 3)
+    assert len(calls) == 3 + 2 + 2 and not store.failures
+    decider.close()
+
+
+def test_a_redis_that_forgot_its_scripts_is_sent_them_again(redis_url):
+    """SCRIPT FLUSH (a restarted Redis) between decisions: NOSCRIPT is answered by loading the script
+    again, and the count goes on."""
+    import redis
+
+    from engine.state.redis_store import RedisStore
+
+    store = RedisStore(redis_url)
+    decider = Decider(load_policies(ROOT), state=store)
+    customer = f"C-{uuid.uuid4().hex}"
+    got = []
+    for i in range(3):
+        redis.Redis.from_url(redis_url).script_flush()
+        got.append(decider.decide("card_payment", {**PAYMENT, "customer_id": customer, "event_time": T0 + i}, version="2").state["txn_count_1h"])
+    assert got == [0, 1, 2]
+    decider.close()
+
+
+def test_linked_values_past_the_prefetch_are_read_in_a_second_round_trip(redis_url):
+    """With a prefetch of one shared value, a customer who used more devices in the window reads the rest in
+    a second round trip, with the same counts as every other store."""
+    from engine.state.redis_store import RedisStore
+    from tests.unit.state_links import EXPECTED, STEPS, run_steps
+
+    store = RedisStore(redis_url)
+    store.link_prefetch = 1
+    calls = _counting(store)
+    assert run_steps(store) == EXPECTED and len(calls) > len(STEPS)
+    store.close()
+
+
+def test_events_recorded_through_redis_read_by_a_payout(redis_url):
+    """RecordEvent's path (eager, one round trip) on Redis: a reset and a new-device login, then a large payout
+    reads the times since each and is declined."""
+    from engine.state.redis_store import RedisStore
+
+    store = RedisStore(redis_url)
+    decider = Decider(load_policies(ROOT), state=store)
+    customer = f"C-{uuid.uuid4().hex}"
+    assert decider.record_event("password_reset", {"customer_id": customer}, event_time=T0)[1] == 1
+    assert decider.record_event("login", {"customer_id": customer, "device_id": "D9", "new_device": True}, event_time=T0 + 600)[1] == 1
+    payout = {"customer_id": customer, "amount": 900.0, "currency": "EUR", "destination": "own_account", "event_time": T0 + 900}
+    decision = decider.decide("account_payout", payout)
+    assert decision.state["since_password_reset"] == 900 and decision.state["since_new_device_login"] == 300
+    assert decision.action.name == "DECLINE"
+    decider.close()
+
+
+def test_the_state_bench_case_measures_redis_against_a_ping(tmp_path, redis_url):
+    """benchmarks/suite's state_decide with a Redis URL gives the Redis and PING rows and what Redis adds in PINGs."""
+    from benchmarks.suite.state_cases import run_state_decide
+
+    rows = run_state_decide(ROOT, ROOT, tmp_path, rows=50, warmup=5, iterations=20, rounds=1, redis_url=redis_url)
+    by_kind = {r["kind"]: r for r in rows}
+    assert set(by_kind) == {"v1_counters_sent", "v2_memory", "v2_sqlite", "v2_redis", "redis_ping", "linked_read"}
+    assert by_kind["redis_ping"]["p50_us"] > 0 and "added_in_pings_p50" in by_kind["v2_redis"]

@@ -31,7 +31,9 @@ def test_quick_subset_writes_json_table_and_plots(tmp_path: Path) -> None:
     names = {c["name"] for c in result["cases"]}
     assert names == {"inprocess_decide", "rules_verdict", "rules_zen", "model_onnx", "model_lightgbm", "model_explain",
                      "model_explain_lightgbm", "grpc_echo", "grpc_echo_plain", "grpc_decide", "bad_request_cost", "batch_local",
-                     "list_lookup"}
+                     "list_lookup", "state_decide"}
+    state = {c["kind"] for c in result["cases"] if c["name"] == "state_decide"}
+    assert state == {"v1_counters_sent", "v2_memory", "v2_sqlite", "linked_read"}  # Redis only with --redis URL
     lookups = {c["kind"]: c for c in result["cases"] if c["name"] == "list_lookup"}
     assert set(lookups) == {"with_lists", "without_list_rules"} and 0 < lookups["with_lists"]["listed_share"] < 0.1
     batch = {c["kind"]: c for c in result["cases"] if c["name"] == "batch_local"}

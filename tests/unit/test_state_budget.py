@@ -43,7 +43,10 @@ def v2_root(tmp: Path, budgets: str) -> Path:
 
 class SlowStore(MemoryStore):
     """A memory store whose transactions wait ``delay`` seconds for the series (a held lock, a slow
-    network) or raise ``error``; ``ended`` is set when a transaction returns or raises."""
+    network) or raise ``error``; ``ended`` is set when a transaction returns or raises. Not ``inline``: it
+    waits outside its lock, as a remote store does, so a budget runs it on a step worker."""
+
+    inline = False
 
     def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
         super().__init__(b"k" * 32)
@@ -51,12 +54,12 @@ class SlowStore(MemoryStore):
         self.error = error
         self.ended = threading.Event()
 
-    def transact(self, slots, step, expand=None):  # type: ignore[no-untyped-def]
+    def transact(self, slots, step, expand=None, intent=None):  # type: ignore[no-untyped-def]
         try:
             if self.error is not None:
                 raise self.error
             time.sleep(self.delay)
-            return super().transact(slots, step, expand)
+            return super().transact(slots, step, expand, intent)
         finally:
             self.ended.set()
 

@@ -178,3 +178,34 @@ def test_an_unreachable_redis_is_unavailable_not_a_crash():
 
     with pytest.raises(StateUnavailable, match=r"127\.0\.0\.1:1\b"):
         RedisStore("redis://127.0.0.1:1/0")
+
+
+def test_two_sqlite_stores_on_one_file_see_each_others_payments(tmp_path):
+    """Two stores on one file (two ``--workers`` processes, each with its cache of parsed series) alternating
+    payments of one customer count every one: a commit by the other empties the cache (data_version)."""
+    a, b = SqliteStore(tmp_path / "s.db"), SqliteStore(tmp_path / "s.db")
+    da, db = _decider(a), _decider(b)
+    seen = [(da if i % 2 == 0 else db).decide("card_payment", {**PAYMENT, "event_time": T0 + i}, version="2").state["txn_count_1h"]
+            for i in range(8)]
+    assert seen == list(range(8))
+    a.close()
+    b.close()
+
+
+def test_a_failed_sqlite_transaction_leaves_no_changed_series_in_the_cache(tmp_path):
+    """A step that changes series in place and then raises rolls back, and the next read comes from the file,
+    not from the cached objects it changed: the count is unchanged."""
+    store = SqliteStore(tmp_path / "s.db")
+    d = _decider(store)
+    d.decide("card_payment", {**PAYMENT, "event_time": T0}, version="2")
+    plan = d.policies.flows["card_payment"].versions["2"].state
+    slots = plan.slots(PAYMENT, store.salt)
+
+    def record_then_fail(series):  # type: ignore[no-untyped-def]
+        plan.record(series, slots, PAYMENT, T0 + 1, store.salt)
+        raise RuntimeError("after the record, before the commit")
+
+    with pytest.raises(RuntimeError):
+        store.transact([s for s in slots if s is not None], record_then_fail)
+    assert d.decide("card_payment", {**PAYMENT, "event_time": T0 + 2}, version="2").state["txn_count_1h"] == 1
+    store.close()
