@@ -8,20 +8,22 @@ backtests, what-ifs), not decisions delivered to a caller; ``Summary`` is the ru
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.batch.core import decide_rows
-from engine.batch.records import OutputColumns, to_record
+from engine.batch.records import OutputColumns, to_columns
 from engine.batch.table import Chunk, InputTable, Writer
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.service import Decider
 
-__all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_file", "flow_fields", "resolver"]
+__all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_chunk_columns", "decide_file", "flow_fields", "paused_gc", "resolver"]
 
 DEFAULT_CHUNK = 10_000  # rows held at a time: ~10 MB of Python objects for a 15-field flow
 
@@ -39,6 +41,17 @@ class Summary:
     versions: Counter[str] = field(default_factory=Counter)
     ignored_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def add_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Count the output columns of one chunk (engine.batch.records.to_columns)."""
+        codes = columns["error_code"]
+        failed = len(codes) - codes.count(None)
+        self.rows += len(codes)
+        self.failed += failed
+        self.decided += len(codes) - failed
+        self.errors.update(c for c in codes if c is not None)
+        self.actions.update(a for a in columns["action"] if a is not None)
+        self.versions.update(v for v in columns["version"] if v is not None)
 
     def add(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Count the output records of one chunk."""
@@ -63,12 +76,24 @@ class Summary:
         }
 
 
-def resolver(decider: Decider, flow: str, version: str = "") -> Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]]:
-    """``Decider.resolve`` for one flow and version (the routing of the online service)."""
-    def resolve(raw: Mapping[str, Any]) -> tuple[CompiledFlow, str]:
-        return decider.resolve(flow, version, raw)
+class resolver:  # noqa: N801 - used as the function it was (a Resolve), with the fixed answer beside it
+    """``Decider.resolve`` for one flow and version (the routing of the online service).
 
-    return resolve
+    ``fixed`` is the one (version, route) of every row when no row's input can change it (a pinned
+    version, or a flow without a challenger): the batch core then routes a chunk once, not each row.
+    Raises FlowNotFound, FlowUnavailable or VersionNotFound as the service does, when built.
+    """
+
+    __slots__ = ("_decider", "_flow", "_version", "fixed")
+
+    def __init__(self, decider: Decider, flow: str, version: str = "") -> None:
+        self._decider, self._flow, self._version = decider, flow, version
+        compiled, route = decider.resolve(flow, version)
+        entry = decider.policies.flows[flow]
+        self.fixed: tuple[CompiledFlow, str] | None = (compiled, route) if version or entry.challenger is None else None
+
+    def __call__(self, raw: Mapping[str, Any]) -> tuple[CompiledFlow, str]:
+        return self._decider.resolve(self._flow, self._version, raw)
 
 
 def flow_fields(decider: Decider, flow: str, version: str = "") -> tuple[dict[str, Any], list[CompiledFlow]]:
@@ -85,12 +110,34 @@ def flow_fields(decider: Decider, flow: str, version: str = "") -> tuple[dict[st
     return fields, versions
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No automatic cyclic garbage collection while a chunk is decided (restored after).
+
+    A chunk allocates ~100 objects a row that reference counting frees (no cycles); the collector,
+    triggered every 700 allocations, would scan them and every long-lived object of the loaded
+    flows again and again: ~20% of a batch row's CPU time (measured, 30,000 credit rows).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def decide_chunk(resolve: Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]], columns: OutputColumns,
                  chunk: Chunk) -> list[dict[str, Any]]:
     """The output records of one chunk, in input order."""
-    results = decide_rows(resolve, chunk.rows)
-    ids = chunk.ids or [None] * len(results)
-    return [to_record(columns, chunk.start + k, r, ids[k]) for k, r in enumerate(results)]
+    out = decide_chunk_columns(resolve, columns, chunk)
+    return [dict(zip(out, row, strict=True)) for row in zip(*out.values(), strict=True)]
+
+
+def decide_chunk_columns(resolve: Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]], columns: OutputColumns,
+                         chunk: Chunk) -> dict[str, list[Any]]:
+    """The output columns of one chunk (engine.batch.records.to_columns), rows in input order."""
+    return to_columns(columns, chunk.start, decide_rows(resolve, chunk.rows), chunk.ids)
 
 
 def decide_file(
@@ -121,9 +168,10 @@ def decide_file(
     try:
         for chunk in table.chunks():
             summary.ignored_columns = table.ignored
-            records = decide_chunk(resolve, columns, chunk)
-            writer.write(records)
-            summary.add(records)
+            with paused_gc():
+                out = decide_chunk_columns(resolve, columns, chunk)
+            writer.write_columns(out)
+            summary.add_columns(out)
             summary.seconds = clock() - began
             if progress is not None:
                 progress(summary)

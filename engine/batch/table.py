@@ -213,7 +213,16 @@ class Writer:
 
     def write(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Append ``records`` (dicts with every column) to the file, creating it on the first call."""
-        table = self._pa.Table.from_pylist(list(records), schema=self.schema)
+        self.write_table(self._pa.Table.from_pylist(list(records), schema=self.schema))
+
+    def write_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Append rows given as columns (name -> values, every column of the schema; engine.batch.records.to_columns):
+        one ``pyarrow.array`` per column, about a tenth of the cost of ``write`` for the same rows."""
+        pa = self._pa
+        self.write_table(pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in self.schema], schema=self.schema))
+
+    def write_table(self, table: Any) -> None:
+        """Append a ``pyarrow.Table`` of this writer's schema."""
         if self._writer is None:
             self._writer = self._open()
         self._writer.write_table(table)
