@@ -301,7 +301,7 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
     for chunk in table.chunks():
         decided = {v: decide_chunk(resolves[v], columns[v], chunk) for v in versions}
         labels = chunk.carried.get(outcome_column, []) if outcome_column else []
-        for k in range(len(chunk.rows)):
+        for k in range(chunk.n):
             key = str(chunk.ids[k]) if chunk.ids else str(chunk.start + k)
             yield (key, {v: decided[v][k] for v in versions}, labels[k] if labels else None,
                    tuple(chunk.carried[a][k] for a in attributes))

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from engine.batch.encode import ChunkEncoder
+from engine.batch.validate import validate_columns
 from engine.errors import VerdictError
 from engine.runtime.flow import CompiledFlow
 from engine.types import Outcome
 
-__all__ = ["Decided", "Failed", "Resolve", "RowResult", "decide_rows"]
+__all__ = ["Decided", "Failed", "Resolve", "RowResult", "decide_columns", "decide_rows"]
 
 #: Routes one raw input to (compiled flow version, route): ``Decider.resolve`` bound to a flow and version.
 Resolve = Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]]
@@ -65,21 +66,66 @@ def decide_rows(resolve: Resolve, rows: Sequence[Mapping[str, Any]]) -> list[Row
     Never raises for a row: a routing, validation or evaluation error becomes that row's
     ``Failed``; an error of a model's batch call fails the rows of that flow version only.
     """
-    results: list[RowResult | None] = [None] * len(rows)
-    groups: dict[int, tuple[CompiledFlow, list[_Member]]] = {}
+    names = dict.fromkeys(k for raw in rows for k in raw)
+    return decide_columns(resolve, {k: [raw.get(k) for raw in rows] for k in names}, len(rows), rows)
+
+
+def decide_columns(
+    resolve: Resolve, columns: Mapping[str, Sequence[Any]], n: int, rows: Sequence[Mapping[str, Any]] | None = None,
+) -> list[RowResult]:
+    """``decide_rows`` of ``n`` rows given as columns (input field -> one value per row, None:
+    missing), validated column by column (``engine.batch.validate``). ``rows``: the same rows as
+    dicts when the caller has them (else each is built from the columns when needed: routing by a
+    challenger's key, the error of a bad row)."""
+    def raw(i: int) -> Mapping[str, Any]:
+        if rows is not None:
+            return rows[i]
+        return {k: column[i] for k, column in columns.items() if column[i] is not None}
+
+    results: list[RowResult | None] = [None] * n
     fixed = getattr(resolve, "fixed", None)  # (compiled, route) when every row goes to one version
-    for i, raw in enumerate(rows):
+    groups: dict[int, tuple[CompiledFlow, list[int], list[str]]] = {}
+    for i in range(n):
         try:
-            compiled, route = fixed if fixed is not None else resolve(raw)
-            values = compiled.validator(raw)
-            compiled.derive(values)
+            compiled, route = fixed if fixed is not None else resolve(raw(i))
         except Exception as exc:  # noqa: BLE001 - a row's fault (or a bug) fails that row, never the batch
             results[i] = _failed(exc)
             continue
-        groups.setdefault(id(compiled), (compiled, []))[1].append((i, route, values))
-    for compiled, members in groups.values():
+        group = groups.setdefault(id(compiled), (compiled, [], []))
+        group[1].append(i)
+        group[2].append(route)
+    for compiled, indexes, routes in groups.values():
+        whole = len(indexes) == n
+        part = columns if whole else {k: [column[i] for i in indexes] for k, column in columns.items()}
+        members = _validated(compiled, part, indexes, routes, raw, results)
         _decide_group(compiled, members, results)
     return [r if r is not None else Failed("decision_failed", "not decided") for r in results]
+
+
+def _validated(
+    compiled: CompiledFlow, columns: Mapping[str, Sequence[Any]], indexes: list[int], routes: list[str],
+    raw: Callable[[int], Mapping[str, Any]], results: list[RowResult | None],
+) -> list[_Member]:
+    """The group's rows validated (column by column; a row that is not good by the validator itself,
+    for its error) and derived; a row that fails is put in ``results``."""
+    validator = compiled.validator
+    values, bad = validate_columns(validator, columns, len(indexes))
+    for j in bad:
+        try:
+            values[j] = validator(raw(indexes[j]))
+        except Exception as exc:  # noqa: BLE001 - a row's fault fails that row, never the batch
+            results[indexes[j]] = _failed(exc)
+    members: list[_Member] = []
+    for i, route, clean in zip(indexes, routes, values, strict=True):
+        if clean is None:
+            continue
+        try:
+            compiled.derive(clean)
+        except Exception as exc:  # noqa: BLE001 - a row's fault (or a bug) fails that row, never the batch
+            results[i] = _failed(exc)
+            continue
+        members.append((i, route, clean))
+    return members
 
 
 def _encode(compiled: CompiledFlow, m: int, encoder: ChunkEncoder, members: list[_Member]) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.batch.core import decide_rows
+from engine.batch.core import decide_columns
 from engine.batch.records import OutputColumns, to_columns
 from engine.batch.table import Chunk, InputTable, Writer
 from engine.runtime.flow import CompiledFlow
@@ -137,7 +137,7 @@ def decide_chunk(resolve: Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]
 def decide_chunk_columns(resolve: Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]], columns: OutputColumns,
                          chunk: Chunk) -> dict[str, list[Any]]:
     """The output columns of one chunk (engine.batch.records.to_columns), rows in input order."""
-    return to_columns(columns, chunk.start, decide_rows(resolve, chunk.rows), chunk.ids)
+    return to_columns(columns, chunk.start, decide_columns(resolve, chunk.columns, chunk.n), chunk.ids)
 
 
 def decide_file(

@@ -115,3 +115,74 @@ def test_shared_resolution_keeps_each_rows_scores(decider):
     shared = max(by_fired.values(), key=len)
     assert len(shared) > 10
     assert len({r.outcome.scores["pd"] for r in shared}) > 1
+
+
+def _bad_rows():
+    """Credit inputs with every kind of bad value a column check must catch, beside good ones."""
+    good = read_credit_applications(ROOT / "data" / "credit_data.csv", 8, integers=False)
+    return [
+        good[0],
+        dict(good[1], age=17.5, home="castle"),  # not whole; not an allowed category
+        dict(good[2], seniority=-1.0, amount=float("inf")),  # below min; not finite
+        {k: v for k, v in good[3].items() if k not in ("price", "time")},  # required fields missing
+        dict(good[4], income=2e6, records="perhaps"),  # above max; not a boolean
+        dict(good[5], home=" OWNER ", customer_id="  c-1 "),  # cleaned: category spelling, trimmed text
+        dict(good[6], age=40, amount=1500),  # ints beside floats: checked cell by cell
+        dict(good[7], nickname="x"),  # not a field of the flow
+    ]
+
+
+def test_column_validation_equals_the_validator(decider):
+    """Column-wise validation gives the validator's clean values for good rows and leaves exactly the bad ones to it."""
+    from engine.batch.validate import validate_columns
+    from engine.errors import InvalidInput
+
+    compiled, _ = decider.resolve("credit_application", "3")
+    rows = _bad_rows()
+    names = dict.fromkeys(k for r in rows for k in r)
+    values, bad = validate_columns(compiled.validator, {k: [r.get(k) for r in rows] for k in names}, len(rows))
+    for i, raw in enumerate(rows):
+        try:
+            online = compiled.validator(raw)
+        except InvalidInput:
+            assert i in bad and values[i] is None
+            continue
+        assert i not in bad
+        assert values[i] == online
+        assert [type(v) for v in values[i].values()] == [type(v) for v in online.values()]
+    assert bad == [1, 2, 3, 4, 7]
+
+
+def test_bad_rows_fail_with_the_online_message(decider):
+    """A batch row that fails validation carries the exact message and code the online evaluation raises."""
+    from engine.errors import InvalidInput
+
+    compiled, _ = decider.resolve("credit_application", "3")
+    rows = _bad_rows()
+    results = decide_rows(resolver(decider, "credit_application", "3"), rows)
+    for raw, result in zip(rows, results, strict=True):
+        try:
+            online = compiled.evaluate(raw)
+        except InvalidInput as exc:
+            assert (result.code, result.message) == (exc.code, str(exc))
+            continue
+        assert isinstance(result, Decided)
+        assert (result.outcome.action, result.outcome.reasons) == (online.action, online.reasons)
+
+
+def test_csv_columns_convert_as_cells():
+    """A CSV column converted at once equals its cells converted one by one, under each number convention."""
+    from engine.batch.table import ColumnPlan, convert_cell, convert_column
+
+    cases = [
+        (ColumnPlan("c", "f", "number", "plain"), ["1", None, "-2.5e3", ".5", "1."]),
+        (ColumnPlan("c", "f", "number", "plain"), ["1", "NA", "abc", "1e999", None]),  # falls back cell by cell
+        (ColumnPlan("c", "f", "integer", "thousands_comma"), ["1,234", "12", None]),
+        (ColumnPlan("c", "f", "number", "decimal_comma"), ["1.234,5", "0,25"]),
+        (ColumnPlan("c", "f", "boolean"), ["yes", "No", "TRUE", "maybe", None]),
+        (ColumnPlan("c", "f", "category"), ["rent", None, "x"]),
+    ]
+    for plan, cells in cases:
+        got = convert_column(cells, plan)
+        want = [convert_cell(c, plan) for c in cells]
+        assert got == want and [type(v) for v in got] == [type(v) for v in want]
