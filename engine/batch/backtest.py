@@ -36,7 +36,8 @@ from engine.audit.replay import outcome_label
 from engine.audit.replay_report import ACTIONS, Compared, Metrics, ReplayReport
 from engine.audit.report import comparison_lines, fairness_lines, pct, table
 from engine.batch.records import OutputColumns
-from engine.batch.run import decide_chunk, flow_fields, resolver
+from engine.batch.run import decided_chunks, flow_fields, resolver
+from engine.batch.stateful import time_field
 from engine.batch.table import InputTable
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.service import Decider
@@ -342,11 +343,16 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
                 attributes: Sequence[str] = ()) -> _Rows:
     """(row key, version -> record, outcome label, protected values) for every row, a chunk at a time."""
     carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
-    table = InputTable(source, fields, id_column, chunk_rows, carry=carry)
-    columns = {v: OutputColumns.of([decider.resolve(flow, v)[0]], id_column) for v in versions}
-    resolves = {v: resolver(decider, flow, v) for v in versions}
-    for chunk in table.chunks():
-        decided = {v: decide_chunk(resolves[v], columns[v], chunk) for v in versions}
+    streams = []
+    for v in versions:  # each version reads the history itself, in step; a stateful one holds it whole, in event-time order
+        compiled = decider.resolve(flow, v)[0]
+        table = InputTable(source, fields, id_column, chunk_rows, carry=carry)
+        columns = OutputColumns.of([compiled], id_column)
+        streams.append(decided_chunks(resolver(decider, flow, v), columns, table, time_field(flow, [compiled])))
+    for parts in zip(*streams, strict=True):
+        chunk = parts[0][0]
+        decided = {v: [dict(zip(out, row, strict=True)) for row in zip(*out.values(), strict=True)]
+                   for v, (_, out) in zip(versions, parts, strict=True)}
         labels = chunk.carried.get(outcome_column, []) if outcome_column else []
         for k in range(chunk.n):
             key = str(chunk.ids[k]) if chunk.ids else str(chunk.start + k)

@@ -27,7 +27,7 @@ from engine.errors import VerdictError
 from engine.runtime.flow import CompiledFlow
 from engine.types import Outcome
 
-__all__ = ["Decided", "Failed", "Resolve", "RowResult", "decide_columns", "decide_rows"]
+__all__ = ["Decided", "Failed", "Resolve", "RowResult", "decide_columns", "decide_rows", "failed_result"]
 
 #: Routes one raw input to (compiled flow version, route): ``Decider.resolve`` bound to a flow and version.
 Resolve = Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]]
@@ -54,7 +54,8 @@ RowResult = Decided | Failed
 _Member = tuple[int, str, dict[str, Any]]  # (row index in the chunk, route, validated and derived values)
 
 
-def _failed(exc: Exception) -> Failed:
+def failed_result(exc: Exception) -> Failed:
+    """The ``Failed`` of an exception: a VerdictError's stable code and message, else ``decision_failed``."""
     if isinstance(exc, VerdictError):
         return Failed(exc.code, str(exc))
     return Failed("decision_failed", f"{type(exc).__name__}: {exc}")
@@ -89,7 +90,7 @@ def decide_columns(
         try:
             compiled, route = fixed if fixed is not None else resolve(raw(i))
         except Exception as exc:  # noqa: BLE001 - a row's fault (or a bug) fails that row, never the batch
-            results[i] = _failed(exc)
+            results[i] = failed_result(exc)
             continue
         group = groups.setdefault(id(compiled), (compiled, [], []))
         group[1].append(i)
@@ -114,7 +115,7 @@ def _validated(
         try:
             values[j] = validator(raw(indexes[j]))
         except Exception as exc:  # noqa: BLE001 - a row's fault fails that row, never the batch
-            results[indexes[j]] = _failed(exc)
+            results[indexes[j]] = failed_result(exc)
     members: list[_Member] = []
     for i, route, clean in zip(indexes, routes, values, strict=True):
         if clean is None:
@@ -122,7 +123,7 @@ def _validated(
         try:
             compiled.derive(clean)
         except Exception as exc:  # noqa: BLE001 - a row's fault (or a bug) fails that row, never the batch
-            results[i] = _failed(exc)
+            results[i] = failed_result(exc)
             continue
         members.append((i, route, clean))
     return members
@@ -145,13 +146,13 @@ def _decide_group(compiled: CompiledFlow, members: list[_Member], results: list[
         encoded, hits, needs, explanations = _score_and_explain(compiled, members)
     except VerdictError as exc:  # a value a model refuses: find the row by deciding the group's rows one by one
         if len(members) == 1:
-            results[members[0][0]] = _failed(exc)
+            results[members[0][0]] = failed_result(exc)
             return
         for member in members:
             _decide_group(compiled, [member], results)
         return
     except Exception as exc:  # noqa: BLE001 - a broken model or ruleset fails this version's rows, the others go on
-        failed = _failed(exc)
+        failed = failed_result(exc)
         for i, _, _ in members:
             results[i] = failed
         return
@@ -165,7 +166,7 @@ def _decide_group(compiled: CompiledFlow, members: list[_Member], results: list[
                 outcome = resolutions.outcome(values, hits[j])
             results[i] = Decided(compiled, route, outcome)
         except Exception as exc:  # noqa: BLE001 - one row's failure is that row's error column, never the batch's
-            results[i] = _failed(exc)
+            results[i] = failed_result(exc)
 
 
 _Explained = dict[int, tuple[tuple[str, float], ...]]  # model index -> Model.explain of one row

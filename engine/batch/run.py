@@ -19,11 +19,12 @@ from typing import Any
 
 from engine.batch.core import decide_columns
 from engine.batch.records import OutputColumns, to_columns
+from engine.batch.stateful import decide_in_event_order, split, time_field
 from engine.batch.table import Chunk, InputTable, Writer
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.service import Decider
 
-__all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_chunk_columns", "decide_file", "flow_fields", "paused_gc", "resolver"]
+__all__ = ["DEFAULT_CHUNK", "Summary", "decide_chunk", "decide_chunk_columns", "decide_file", "decided_chunks", "flow_fields", "paused_gc", "resolver"]
 
 DEFAULT_CHUNK = 10_000  # rows held at a time: ~10 MB of Python objects for a 15-field flow
 
@@ -140,6 +141,28 @@ def decide_chunk_columns(resolve: Callable[[Mapping[str, Any]], tuple[CompiledFl
     return to_columns(columns, chunk.start, decide_columns(resolve, chunk.columns, chunk.n), chunk.ids)
 
 
+def decided_chunks(
+    resolve: Callable[[Mapping[str, Any]], tuple[CompiledFlow, str]], columns: OutputColumns, table: InputTable,
+    field: str | None,
+) -> Iterator[tuple[Chunk, dict[str, list[Any]]]]:
+    """Each chunk of ``table`` with its output columns, in input order.
+
+    ``field``: the event-time column when a version has stateful features (``time_field``): then
+    every chunk is read first and the rows decided in event-time order (engine.batch.stateful);
+    else chunk by chunk, memory flat. Raises as ``InputTable.chunks`` and ``decide_in_event_order``.
+    """
+    if field is None:
+        for chunk in table.chunks():
+            with paused_gc():
+                out = decide_chunk_columns(resolve, columns, chunk)
+            yield chunk, out
+        return
+    chunks = list(table.chunks())
+    results = decide_in_event_order(resolve, chunks, field, str(table.path))
+    for chunk, part in split(results, chunks):
+        yield chunk, to_columns(columns, chunk.start, part, chunk.ids)
+
+
 def decide_file(
     decider: Decider,
     flow: str,
@@ -154,11 +177,14 @@ def decide_file(
 ) -> Summary:
     """Decide every row of ``source`` (CSV or Parquet) into ``dest`` (CSV or Parquet); the run's summary.
 
-    ``progress`` is called after each chunk. Raises FlowNotFound / VersionNotFound /
+    ``progress`` is called after each chunk. A flow version with stateful features is decided in
+    event-time order (engine.batch.stateful). Raises FlowNotFound / VersionNotFound /
     FlowUnavailable for the flow, ``TableError`` or ``TableFormatError`` for an unreadable input or
-    unwritable output; a row's own fault never raises (it is that row's ``error``).
+    unwritable output (``StatefulBatchError``, one of them, for a missing or unreadable event
+    time); a row's own fault never raises (it is that row's ``error``).
     """
     fields, versions = flow_fields(decider, flow, version)
+    field = time_field(flow, versions)
     columns = OutputColumns.of(versions, id_column)
     table = InputTable(Path(source), fields, id_column, chunk_rows)
     writer = Writer(Path(dest), columns.names, columns.float_columns)
@@ -166,10 +192,8 @@ def decide_file(
     resolve = resolver(decider, flow, version)
     began = clock()
     try:
-        for chunk in table.chunks():
+        for _, out in decided_chunks(resolve, columns, table, field):
             summary.ignored_columns = table.ignored
-            with paused_gc():
-                out = decide_chunk_columns(resolve, columns, chunk)
             writer.write_columns(out)
             summary.add_columns(out)
             summary.seconds = clock() - began
