@@ -46,6 +46,7 @@ from engine.types import Action
 
 __all__ = [
     "Backtest", "OutcomeError", "ProtectedColumnError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes",
+    "target",
 ]
 
 
@@ -287,7 +288,8 @@ def backtest(
     OutcomeError for a bad label. ``protected`` columns (and ``age``, in age bands; a missing or
     non-numeric age is ``(missing)``) are reported per group and never sent to the flow: raises
     ProtectedColumnError when a version declares one as an input field (names match ignoring case,
-    as columns feed fields).
+    as columns feed fields). An entry ``OTHER@V`` of ``versions`` is version V of another flow
+    (``target``): a new flow compared with the one it would replace.
     """
     if not versions or len(set(versions)) != len(versions):
         raise ValueError(f"a backtest needs one or more distinct versions, got {', '.join(versions) or 'none'}")
@@ -296,7 +298,7 @@ def backtest(
     compiled: dict[str, CompiledFlow] = {}
     fields: dict[str, Any] = {}
     for v in versions:
-        f, (c,) = flow_fields(decider, flow, v)
+        f, (c,) = flow_fields(decider, *target(flow, v))
         compiled[v] = c
         fields.update({k: spec for k, spec in f.items() if k not in fields})
     attributes = tuple(dict.fromkeys([*protected, *([age] if age else [])]))
@@ -319,6 +321,13 @@ def backtest(
         if progress is not None:
             progress(result.rows)
     return result
+
+
+def target(flow: str, label: str) -> tuple[str, str]:
+    """(flow, version) of one entry of ``--versions``: ``V`` is version V of ``flow``; ``OTHER@V`` is
+    version V of flow OTHER (a new flow against the one it would replace, on the same history)."""
+    other, at, version = label.rpartition("@")
+    return (other, version) if at and other else (flow, label)
 
 
 def _check_protected(flow: str, versions: Sequence[str], attributes: Sequence[str], fields: Mapping[str, Any],
@@ -345,10 +354,10 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
     carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
     streams = []
     for v in versions:  # each version reads the history itself, in step; a stateful one holds it whole, in event-time order
-        compiled = decider.resolve(flow, v)[0]
-        table = InputTable(source, fields, id_column, chunk_rows, carry=carry)
+        own, (compiled,) = flow_fields(decider, *target(flow, v))
+        table = InputTable(source, own, id_column, chunk_rows, carry=carry)  # its own fields: no column it would refuse
         columns = OutputColumns.of([compiled], id_column)
-        streams.append(decided_chunks(resolver(decider, flow, v), columns, table, time_field(flow, [compiled])))
+        streams.append(decided_chunks(resolver(decider, *target(flow, v)), columns, table, time_field(flow, [compiled])))
     for parts in zip(*streams, strict=True):
         chunk = parts[0][0]
         decided = {v: [dict(zip(out, row, strict=True)) for row in zip(*out.values(), strict=True)]
@@ -371,7 +380,7 @@ def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
     spark = verdict_spark.session()
     df = verdict_spark.read_table(spark, source, fields, id_column)
     carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
-    streams = [verdict_spark.decide(df, flow, v, root=root, id_column=id_column, carry=carry,
+    streams = [verdict_spark.decide(df, *target(flow, v), root=root, id_column=id_column, carry=carry,
                                     csv_plans=verdict_spark.csv_plans(source, fields, id_column)).toLocalIterator()
                for v in versions]
     for n, rows in enumerate(zip(*streams, strict=True), start=1):

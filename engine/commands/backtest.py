@@ -37,7 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("flow", help="flow name, e.g. credit_application")
     p.add_argument("--versions", required=True,
                    help="comma-separated versions, the baseline first, e.g. 1,2; one version alone (e.g. a new flow's 1) "
-                        "gives its rates, rules fired and reasons")
+                        "gives its rates, rules fired and reasons; OTHER@V is version V of another flow, "
+                        "e.g. 1,credit_application@3 for a new flow against the one it would replace")
     p.add_argument("--input", "-i", required=True, type=Path, help="history: .csv or .parquet")
     p.add_argument("--outcome-column", default=None, help="column of the history holding the outcome (good/bad, 0/1)")
     p.add_argument("--outcomes", type=Path, default=None, metavar="CSV",

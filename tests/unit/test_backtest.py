@@ -171,7 +171,7 @@ cases:
 
 
 def test_a_new_flow_backtested_alone(history, tmp_path, capsys):
-    """One version of a brand-new flow: its rates, rules fired with their bad rates and reasons equal evaluate row by row."""
+    """A brand-new flow alone (rates, rules fired with their bad rates, reasons equal evaluate row by row), then against the flow it would replace."""
     from tests.unit.policy_roots import flows_copy, write
 
     root = flows_copy(tmp_path, ("credit_application",))
@@ -193,6 +193,10 @@ def test_a_new_flow_backtested_alone(history, tmp_path, capsys):
     fired = [b for o, b in zip(outcomes, bad, strict=True) if any(f.id == "Q-001" for f in o.fired)]
     assert q1["hits"] == len(fired) and q1["bad_rate"] == sum(fired) / len(fired) and q1["action"] == "DECLINE"
     assert result.comparisons == {}
+    against = backtest(decider, "quick_credit", ["1", "credit_application@3"], history, outcome_column="Status")
+    three, _ = _by_hand(decider, "3")
+    assert against.versions["1"].actions == one.actions and against.versions["credit_application@3"].actions == Counter(three)
+    assert against.comparisons["credit_application@3"].replayed == ROWS  # every row decided by both flows
     assert main(["backtest", "quick_credit", "--versions", "1", "-i", str(history), "--outcome-column", "Status",
                  "--root", str(root)]) == 0
     text = capsys.readouterr().out
