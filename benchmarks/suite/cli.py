@@ -62,6 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scaling-trees", type=_ints, help="tree counts of the model-scaling models")
     p.add_argument("--redis", metavar="URL", default=os.environ.get("VERDICT_BENCH_REDIS"),
                    help="state_decide also measures the Redis store and a bare PING on this server (default: $VERDICT_BENCH_REDIS)")
+    g.add_argument("--batch-rows", type=int, help="rows of the batch cases' large file (a tenth for the small one)")
 
 
 def _profile(manifest: Manifest, args: argparse.Namespace) -> Profile:
@@ -74,7 +75,7 @@ def _profile(manifest: Manifest, args: argparse.Namespace) -> Profile:
                        batch_rows=max(n, 10))
     if args.rounds:
         changes.update(rounds=args.rounds, grpc_rounds=args.rounds)
-    for key in ("concurrency", "workers", "scaling_rules", "scaling_trees"):
+    for key in ("concurrency", "workers", "scaling_rules", "scaling_trees", "batch_rows"):
         if getattr(args, key):
             changes[key] = getattr(args, key)
     return profile.model_copy(update=changes)

@@ -56,7 +56,7 @@ class Ref(_Frozen):
     """One statistic of one case result, e.g. grpc_decide p50 at concurrency 1 with 1 worker."""
 
     case: str
-    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request", "peak_rss_mb"]
+    stat: Literal["p50_us", "p99_us", "p999_us", "mean_us", "rps", "server_cpu_us_per_request", "peak_rss_mb", "cpu_us_per_row"]
     flow: str | None = None
     kind: str | None = None  # bad_request_cost: good, worst or one bad kind; batch_local: small or large; list_lookup: with_lists or without_list_rules; state_decide: its stores (benchmarks/suite/state_cases.py)
     concurrency: int | None = None

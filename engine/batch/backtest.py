@@ -1,9 +1,10 @@
 """Backtests from history: decide the same rows with several flow versions side by side and compare.
 
-``verdict backtest FLOW --versions A,B[,C...] --input HISTORY`` decides every row of a CSV or
+``verdict backtest FLOW --versions A[,B,C...] --input HISTORY`` decides every row of a CSV or
 Parquet history with each version (pinned: no routing), streamed a chunk at a time through the
-batch core, and reports for each version its action counts and rates and the rows it could not
-decide; for each later version against the first (the baseline) the comparison of ``verdict
+batch core, and reports for each version its action counts and rates, the rules that fired and
+the reasons given (with outcomes, the bad rate of each rule's hits) and the rows it could not
+decide (one version alone is a backtest too: a new flow before it serves); for each later version against the first (the baseline) the comparison of ``verdict
 replay`` (``ReplayReport.compare`` and ``engine.audit.report.comparison_lines``: rates before and
 after, the transition matrix, the rules behind the changes, rule hits, mean scores, example rows);
 and, with known outcomes (an outcome column of the history, or an outcomes file joined on an id
@@ -35,7 +36,8 @@ from engine.audit.replay import outcome_label
 from engine.audit.replay_report import ACTIONS, Compared, Metrics, ReplayReport
 from engine.audit.report import comparison_lines, fairness_lines, pct, table
 from engine.batch.records import OutputColumns
-from engine.batch.run import decide_chunk, flow_fields, resolver
+from engine.batch.run import decided_chunks, flow_fields, resolver
+from engine.batch.stateful import time_field
 from engine.batch.table import InputTable
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.service import Decider
@@ -44,6 +46,7 @@ from engine.types import Action
 
 __all__ = [
     "Backtest", "OutcomeError", "ProtectedColumnError", "VersionResult", "backtest", "compared_of", "plot", "read_outcomes",
+    "target",
 ]
 
 
@@ -85,6 +88,32 @@ class VersionResult:
     errors: Counter[str] = field(default_factory=Counter)
     metrics: Metrics = field(default_factory=Metrics)
     groups: GroupTally = field(default_factory=GroupTally)  # decided rows per protected attribute and group
+    reasons: Counter[str] = field(default_factory=Counter)  # reason code -> decisions giving it
+    rules: Counter[str] = field(default_factory=Counter)  # rule id -> decisions it fired in
+    bad_by_rule: Counter[str] = field(default_factory=Counter)  # rule id -> labelled bad decisions it fired in
+    labelled_by_rule: Counter[str] = field(default_factory=Counter)  # rule id -> labelled decisions it fired in
+
+    def count(self, compared: Compared, is_bad: bool | None) -> None:
+        """Count one decided row's reasons and fired rules (and, labelled, the bad rate of each rule's hits)."""
+        self.reasons.update(list(dict.fromkeys(r[0] for r in compared[1])))  # a code once per decision
+        fired = [f[0] for f in compared[2]]
+        self.rules.update(fired)
+        if is_bad is not None:
+            self.labelled_by_rule.update(fired)
+            if is_bad:
+                self.bad_by_rule.update(fired)
+
+    def rule_table(self, rules: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every rule that fired, most hits first: its action, hits, share of decided rows and, with
+        outcomes, the bad rate among its labelled hits (how well it singles out bad business)."""
+        out = []
+        for rid, hits in sorted(self.rules.items(), key=lambda kv: (-kv[1], kv[0])):
+            rule = rules.get(rid)
+            labelled = self.labelled_by_rule[rid]
+            out.append({"rule": rid, "action": rule.action.name if rule is not None else None, "hits": hits,
+                        "share": hits / self.decided if self.decided else None, "labelled": labelled,
+                        "bad_rate": self.bad_by_rule[rid] / labelled if labelled else None})
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         rates = {a.name: (self.actions[a.name] / self.decided if self.decided else None) for a in ACTIONS}
@@ -92,6 +121,7 @@ class VersionResult:
             "version": self.version, "revision": self.revision, "decided": self.decided, "failed": self.failed,
             "actions": {a.name: self.actions[a.name] for a in ACTIONS}, "rates": rates,
             "errors": dict(self.errors.most_common()), "outcomes": self.metrics.as_dict(),
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         }
 
 
@@ -109,6 +139,7 @@ class Backtest:
     keyed: bool = False  # rows are named by an id column (else by their 1-based number)
     protected: tuple[str, ...] = ()  # protected attributes reported per group (the age column last)
     age: str | None = None  # the protected column grouped into age bands
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # version -> rule id -> CompiledRule
 
     @property
     def baseline(self) -> str:
@@ -130,6 +161,7 @@ class Backtest:
             result.decided += 1
             result.actions[rec["action"]] += 1
             compared[version] = compared_of(rec, rules[version])
+            result.count(compared[version], is_bad)
             if is_bad is not None:
                 result.metrics.add(Action[rec["action"]], is_bad)
             if attributes:
@@ -148,7 +180,7 @@ class Backtest:
         return {
             "flow": self.flow, "input": self.source, "rows": self.rows, "baseline": self.baseline,
             "labelled": self.labelled if self.outcomes_given else None,
-            "versions": {v: r.as_dict() for v, r in self.versions.items()},
+            "versions": {v: {**r.as_dict(), "rules": r.rule_table(self.rules.get(v, {}))} for v, r in self.versions.items()},
             "comparisons": {v: _comparison_dict(r) for v, r in self.comparisons.items()},
             **({"fairness": self.fairness()} if self.protected else {}),
         }
@@ -162,6 +194,21 @@ class Backtest:
             "attributes": list(self.protected),
             "versions": {v: r.groups.table(order) for v, r in self.versions.items()},
         }
+
+    def _rule_lines(self, top: int = 12) -> list[str]:
+        """Per version: the rules that fired most (hits, share, bad rate of their labelled hits) and the reasons given most."""
+        out: list[str] = []
+        for v, r in self.versions.items():
+            rows = [[t["rule"], t["action"] or "", f"{t['hits']:,}", pct(t["share"]),
+                     *([pct(t["bad_rate"])] if self.outcomes_given else [])] for t in r.rule_table(self.rules.get(v, {}))[:top]]
+            if rows:
+                head = ["rule", "action", "hits", "share of decided", *(["bad rate of hits"] if self.outcomes_given else [])]
+                out += ["", f"rules fired, version {v} (top {min(top, len(rows))} of {len(r.rules)})", *table(head, rows)]
+            reasons = [[code, f"{n:,}", pct(n / r.decided if r.decided else None)] for code, n in
+                       sorted(r.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+            if reasons:
+                out += ["", f"reasons given, version {v}", *table(["reason", "decisions", "share of decided"], reasons)]
+        return out
 
     def _fairness_lines(self) -> list[str]:
         out = []
@@ -186,6 +233,7 @@ class Backtest:
                   pct(m["decline_precision"]), pct(m["decline_recall"]), pct(m["flag_precision"]),
                   pct(m["flag_recall"])] for v, m, raw in metrics],
             )
+        out += self._rule_lines()
         if self.protected:
             out += self._fairness_lines()
         for version, report in self.comparisons.items():
@@ -234,22 +282,23 @@ def backtest(
     """Decide ``source`` with every version of ``versions`` (the first is the baseline) and compare.
 
     Outcomes come from ``outcome_column`` of the history or from ``outcomes`` (id -> is_bad,
-    ``engine.audit.replay.load_outcomes``) joined on ``id_column``. Raises ValueError for fewer
-    than two distinct versions or outcomes without an id column, VersionNotFound / FlowNotFound
+    ``engine.audit.replay.load_outcomes``) joined on ``id_column``. Raises ValueError for no versions, a repeated one
+    or outcomes without an id column, VersionNotFound / FlowNotFound
     for the flow, TableError / TableFormatError for the input (a missing protected column too),
     OutcomeError for a bad label. ``protected`` columns (and ``age``, in age bands; a missing or
     non-numeric age is ``(missing)``) are reported per group and never sent to the flow: raises
     ProtectedColumnError when a version declares one as an input field (names match ignoring case,
-    as columns feed fields).
+    as columns feed fields). An entry ``OTHER@V`` of ``versions`` is version V of another flow
+    (``target``): a new flow compared with the one it would replace.
     """
-    if len(versions) < 2 or len(set(versions)) != len(versions):
-        raise ValueError(f"a backtest needs at least two distinct versions, got {', '.join(versions) or 'none'}")
+    if not versions or len(set(versions)) != len(versions):
+        raise ValueError(f"a backtest needs one or more distinct versions, got {', '.join(versions) or 'none'}")
     if outcomes is not None and id_column is None:
         raise ValueError("an outcomes file is joined on an id column: name it (--id-column)")
     compiled: dict[str, CompiledFlow] = {}
     fields: dict[str, Any] = {}
     for v in versions:
-        f, (c,) = flow_fields(decider, flow, v)
+        f, (c,) = flow_fields(decider, *target(flow, v))
         compiled[v] = c
         fields.update({k: spec for k, spec in f.items() if k not in fields})
     attributes = tuple(dict.fromkeys([*protected, *([age] if age else [])]))
@@ -260,8 +309,9 @@ def backtest(
          for v in versions[1:]},
         outcomes_given=outcomes is not None or outcome_column is not None,
         keyed=id_column is not None, protected=attributes, age=age,
+        rules={v: {r.id: r for r in c.rules} for v, c in compiled.items()},
     )
-    rules = {v: {r.id: r for r in c.rules} for v, c in compiled.items()}
+    rules = result.rules
     rows = _spark_rows if engine == "spark" else _local_rows
     for key, records, label, groups in rows(decider, flow, versions, Path(source), fields, id_column, outcome_column,
                                             chunk_rows, root, attributes):
@@ -271,6 +321,13 @@ def backtest(
         if progress is not None:
             progress(result.rows)
     return result
+
+
+def target(flow: str, label: str) -> tuple[str, str]:
+    """(flow, version) of one entry of ``--versions``: ``V`` is version V of ``flow``; ``OTHER@V`` is
+    version V of flow OTHER (a new flow against the one it would replace, on the same history)."""
+    other, at, version = label.rpartition("@")
+    return (other, version) if at and other else (flow, label)
 
 
 def _check_protected(flow: str, versions: Sequence[str], attributes: Sequence[str], fields: Mapping[str, Any],
@@ -295,13 +352,18 @@ def _local_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
                 attributes: Sequence[str] = ()) -> _Rows:
     """(row key, version -> record, outcome label, protected values) for every row, a chunk at a time."""
     carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
-    table = InputTable(source, fields, id_column, chunk_rows, carry=carry)
-    columns = {v: OutputColumns.of([decider.resolve(flow, v)[0]], id_column) for v in versions}
-    resolves = {v: resolver(decider, flow, v) for v in versions}
-    for chunk in table.chunks():
-        decided = {v: decide_chunk(resolves[v], columns[v], chunk) for v in versions}
+    streams = []
+    for v in versions:  # each version reads the history itself, in step; a stateful one holds it whole, in event-time order
+        own, (compiled,) = flow_fields(decider, *target(flow, v))
+        table = InputTable(source, own, id_column, chunk_rows, carry=carry)  # its own fields: no column it would refuse
+        columns = OutputColumns.of([compiled], id_column)
+        streams.append(decided_chunks(resolver(decider, *target(flow, v)), columns, table, time_field(flow, [compiled])))
+    for parts in zip(*streams, strict=True):
+        chunk = parts[0][0]
+        decided = {v: [dict(zip(out, row, strict=True)) for row in zip(*out.values(), strict=True)]
+                   for v, (_, out) in zip(versions, parts, strict=True)}
         labels = chunk.carried.get(outcome_column, []) if outcome_column else []
-        for k in range(len(chunk.rows)):
+        for k in range(chunk.n):
             key = str(chunk.ids[k]) if chunk.ids else str(chunk.start + k)
             yield (key, {v: decided[v][k] for v in versions}, labels[k] if labels else None,
                    tuple(chunk.carried[a][k] for a in attributes))
@@ -318,7 +380,7 @@ def _spark_rows(decider: Decider, flow: str, versions: Sequence[str], source: Pa
     spark = verdict_spark.session()
     df = verdict_spark.read_table(spark, source, fields, id_column)
     carry = tuple(dict.fromkeys([*([outcome_column] if outcome_column else []), *attributes]))
-    streams = [verdict_spark.decide(df, flow, v, root=root, id_column=id_column, carry=carry,
+    streams = [verdict_spark.decide(df, *target(flow, v), root=root, id_column=id_column, carry=carry,
                                     csv_plans=verdict_spark.csv_plans(source, fields, id_column)).toLocalIterator()
                for v in versions]
     for n, rows in enumerate(zip(*streams, strict=True), start=1):

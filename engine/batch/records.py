@@ -28,14 +28,16 @@ Columns (``OutputColumns.names``), in order:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.batch.core import Decided, Failed, RowResult
+from engine.batch.core import Failed, RowResult
 from engine.runtime.flow import CompiledFlow
+from engine.types import Reason
 
-__all__ = ["OutputColumns", "to_record"]
+__all__ = ["OutputColumns", "reasons_json", "to_columns", "to_record"]
 
 
 @dataclass(frozen=True)
@@ -63,30 +65,70 @@ class OutputColumns:
         return frozenset(f"score_{s}" for s in self.scores)
 
 
+def reasons_json(reasons: Sequence[Reason]) -> str:
+    """The ``reasons`` column of one row: ``json.dumps`` of ``[{code, source, rule_id, feature,
+    contribution}]`` with compact separators, built from a cached text per reason and the
+    contribution's ``repr`` (what ``json.dumps`` writes for a finite float; a test compares them)."""
+    if not reasons:
+        return "[]"
+    parts = []
+    for r in reasons:
+        head = _HEADS.get((r.code, r.source, r.rule_id, r.feature))
+        if head is None:
+            head = _HEADS[(r.code, r.source, r.rule_id, r.feature)] = json.dumps(
+                {"code": r.code, "source": r.source, "rule_id": r.rule_id, "feature": r.feature, "contribution": 0},
+                separators=(",", ":"),
+            )[:-2]
+        contribution = r.contribution
+        parts.append(head + (repr(float(contribution)) if math.isfinite(contribution) else json.dumps(contribution)) + "}")
+    return "[" + ",".join(parts) + "]"
+
+
+# (code, source, rule id, feature) -> the reason's JSON up to its contribution; bounded by the rules and features of the flows
+_HEADS: dict[tuple[str, str, str, str], str] = {}
+
+
+def to_columns(
+    columns: OutputColumns, start: int, results: Sequence[RowResult], ids: Sequence[Any] | None = None,
+) -> dict[str, list[Any]]:
+    """The output columns (``columns.names``) of consecutive rows, the first being input row ``start``
+    (1-based); ``ids`` are the id column's values (one per row, when ``columns.id_column``)."""
+    out: dict[str, list[Any]] = {name: [] for name in columns.names}
+    out["row"] = list(range(start, start + len(results)))
+    if columns.id_column:
+        out["id"] = [None if v is None else str(v) for v in (ids if ids else [None] * len(results))]
+    action, codes, reasons, fired = out["action"], out["reason_codes"], out["reasons"], out["fired_rules"]
+    scores = [(s, out[f"score_{s}"]) for s in columns.scores]
+    flow, version, revision, route = out["flow"], out["version"], out["revision"], out["route"]
+    error_code, error = out["error_code"], out["error"]
+    for result in results:
+        if isinstance(result, Failed):
+            for column in (action, codes, reasons, fired, flow, version, revision, route):
+                column.append(None)
+            for _, column in scores:
+                column.append(None)
+            error_code.append(result.code)
+            error.append(result.message)
+            continue
+        outcome = result.outcome
+        action.append(outcome.action.name)
+        codes.append(";".join(r.code for r in outcome.reasons))
+        reasons.append(reasons_json(outcome.reasons))
+        fired.append(";".join(f.id for f in outcome.fired))
+        given = outcome.scores
+        for s, column in scores:
+            v = given.get(s)
+            column.append(None if v is None else float(v))
+        compiled = result.flow
+        flow.append(compiled.flow)
+        version.append(compiled.version)
+        revision.append(compiled.revision)
+        route.append(result.route)
+        error_code.append(None)
+        error.append(None)
+    return out
+
+
 def to_record(columns: OutputColumns, row: int, result: RowResult, row_id: Any = None) -> dict[str, Any]:
     """The output record of input row ``row`` (1-based); ``row_id`` is the id column's value."""
-    rec: dict[str, Any] = {"row": row}
-    if columns.id_column:
-        rec["id"] = None if row_id is None else str(row_id)
-    if isinstance(result, Failed):
-        rec.update({"action": None, "reason_codes": None, "reasons": None, "fired_rules": None})
-        rec.update({f"score_{s}": None for s in columns.scores})
-        rec.update({"flow": None, "version": None, "revision": None, "route": None,
-                    "error_code": result.code, "error": result.message})
-        return rec
-    assert isinstance(result, Decided)
-    outcome = result.outcome
-    rec["action"] = outcome.action.name
-    rec["reason_codes"] = ";".join(r.code for r in outcome.reasons)
-    rec["reasons"] = json.dumps(
-        [{"code": r.code, "source": r.source, "rule_id": r.rule_id, "feature": r.feature, "contribution": r.contribution}
-         for r in outcome.reasons],
-        separators=(",", ":"),
-    )
-    rec["fired_rules"] = ";".join(f.id for f in outcome.fired)
-    for s in columns.scores:
-        v = outcome.scores.get(s)
-        rec[f"score_{s}"] = None if v is None else float(v)
-    rec.update({"flow": result.flow.flow, "version": result.flow.version, "revision": result.flow.revision,
-                "route": result.route, "error_code": None, "error": None})
-    return rec
+    return {name: values[0] for name, values in to_columns(columns, row, [result], [row_id]).items()}

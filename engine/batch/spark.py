@@ -40,15 +40,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.batch.core import decide_rows
-from engine.batch.records import OutputColumns, to_record
-from engine.batch.run import Summary, flow_fields, resolver
+from engine.batch.core import decide_columns
+from engine.batch.records import OutputColumns, to_columns
+from engine.batch.run import Summary, flow_fields, paused_gc, resolver
+from engine.batch.stateful import refuse_on_spark
 from engine.batch.table import (
     ColumnPlan,
     InputTable,
     TableFormatError,
     Writer,
-    convert_cell,
+    convert_column,
     match_columns,
     table_format,
 )
@@ -120,23 +121,21 @@ def _spark_schema(names: Sequence[str], float_columns: frozenset[str]) -> str:
     return ", ".join(f"`{n}` {'double' if n in float_columns else 'bigint' if n == 'row' else 'string'}" for n in names)
 
 
-def _rows_of(pdf: pd.DataFrame, used: Mapping[str, str], plans: Mapping[str, ColumnPlan] | None) -> list[dict[str, Any]]:
-    """Raw inputs from a pandas batch: columns renamed to fields, missing values left out, text cells typed."""
+def _columns_of(pdf: pd.DataFrame, used: Mapping[str, str], plans: Mapping[str, ColumnPlan] | None) -> dict[str, list[Any]]:
+    """A pandas batch as the batch core's columns: renamed to fields, missing values (None, NaN, NaT) as None,
+    text cells typed by ``plans`` as ``verdict batch`` types a CSV's (``convert_column``)."""
     import pandas as pd
 
-    rows: list[dict[str, Any]] = [{} for _ in range(len(pdf))]
+    out: dict[str, list[Any]] = {}
     for column, name in used.items():
+        values = [None if v is None or (isinstance(v, float) and v != v) or v is pd.NaT else v for v in pdf[column].tolist()]
         plan = plans.get(column) if plans is not None else None
-        values = pdf[column].tolist()
-        for row, v in zip(rows, values, strict=True):
-            if v is None or (isinstance(v, float) and v != v) or v is pd.NaT:
-                continue
-            if plan is not None and isinstance(v, str):
-                v = convert_cell(v.strip() or None, plan)
-                if v is None:
-                    continue
-            row[name] = v
-    return rows
+        if plan is not None and all(v is None or isinstance(v, str) for v in values):
+            values = convert_column([v.strip() or None if v is not None else None for v in values], plan)
+        elif plan is not None:  # text among typed values: each text cell as a CSV's
+            values = [convert_column([v.strip() or None], plan)[0] if isinstance(v, str) else v for v in values]
+        out[name] = values
+    return out
 
 
 def decide(
@@ -158,8 +157,10 @@ def decide(
     name (exactly, else ignoring case); the others are not sent. Typed columns (numbers, booleans,
     strings) are sent as they are; ``csv_plans`` types text columns as ``verdict batch`` types a
     CSV's cells. Without ``version`` rows are routed as online. Raises FlowNotFound /
-    VersionNotFound / FlowUnavailable, PolicyError for a broken root, or TableFormatError when
-    ``id_column`` or a ``carry`` column is not in ``df``, at once (in the driver).
+    VersionNotFound / FlowUnavailable, PolicyError for a broken root, TableFormatError when
+    ``id_column`` or a ``carry`` column is not in ``df``, or StatefulBatchError when a version
+    computes stateful features (decided in event-time order by ``--engine local`` only), at once
+    (in the driver).
     """
     from engine.runtime.service import load_decider
 
@@ -169,6 +170,7 @@ def decide(
     root = Path(root).resolve()
     local = load_decider(root)  # in the driver: fail fast, and the flow's fields and outputs
     fields, versions = flow_fields(local, flow, version)
+    refuse_on_spark(flow, versions)
     columns = OutputColumns.of(versions, id_column)
     used, _ = match_columns(df.columns, fields, id_column)
     names = tuple(n for n in columns.names if n != "row")
@@ -183,10 +185,12 @@ def decide(
 
         resolve = resolver(_decider(name, digest), flow, version)
         for pdf in batches:
-            results = decide_rows(resolve, _rows_of(pdf, used, plans))
-            ids = pdf[id_column].tolist() if id_column else [None] * len(results)
-            records = [to_record(columns, 0, r, ids[k]) for k, r in enumerate(results)]
-            out = pd.DataFrame.from_records(records, columns=list(columns.names)).drop(columns=["row"])
+            with paused_gc():
+                results = decide_columns(resolve, _columns_of(pdf, used, plans), len(pdf))
+                ids = pdf[id_column].tolist() if id_column else None
+                data = to_columns(columns, 0, results, ids)
+            del data["row"]
+            out = pd.DataFrame(data, columns=list(data))
             for c in carry:
                 out[c] = [_carried(v, c in whole) for v in pdf[c].tolist()]
             yield out
@@ -314,6 +318,7 @@ def decide_file_spark(
     began = time.monotonic()
     local = load_decider(Path(root))
     fields, versions = flow_fields(local, flow, version)
+    refuse_on_spark(flow, versions)  # before a session starts
     plans = csv_plans(source, fields, id_column)
     own = False
     if spark is None:

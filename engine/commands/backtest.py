@@ -1,10 +1,10 @@
 """``verdict backtest``: decide a history file with several flow versions side by side and compare them.
 
-``verdict backtest FLOW --versions A,B[,...] --input HISTORY.csv|parquet [--outcome-column COL |
+``verdict backtest FLOW --versions A[,B,...] --input HISTORY.csv|parquet [--outcome-column COL |
 --outcomes CSV --id-column COL] [--protected COL[,COL]] [--age COL] [--engine local|spark] [--json FILE|-]
 [--plots DIR] [--root DIR]``
 prints every version's action rates (and, with outcomes, approval rate, bad rate of approved
-business, precision and recall), then each later version against the first: the transition
+business, precision and recall), the rules it fired and the reasons it gave, then each later version against the first: the transition
 matrix, the rules behind the changes, rule hits and mean scores (engine.batch.backtest); with
 ``--protected``/``--age``, each version's approval rate, adverse impact ratio and bad rate of
 approved per group (docs/compliance.md). Nothing is written to the decision log. Exit codes: 0 done,
@@ -29,13 +29,16 @@ def register(subparsers: Any) -> None:
     """Add ``backtest FLOW --versions A,B --input FILE [...]``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "backtest",
-        help="decide a history file with several versions side by side and report what changes",
+        help="decide a history file with one version, or several side by side, and report what they do",
         description="Backtest: decide every row of --input with each of --versions (the first is the baseline) "
         "and compare rates, transitions, the rules behind the changes and, with outcomes, precision/recall "
         "and the bad rate of approved business. See docs/batch.md.",
     )
     p.add_argument("flow", help="flow name, e.g. credit_application")
-    p.add_argument("--versions", required=True, help="comma-separated versions, the baseline first, e.g. 1,2")
+    p.add_argument("--versions", required=True,
+                   help="comma-separated versions, the baseline first, e.g. 1,2; one version alone (e.g. a new flow's 1) "
+                        "gives its rates, rules fired and reasons; OTHER@V is version V of another flow, "
+                        "e.g. 1,credit_application@3 for a new flow against the one it would replace")
     p.add_argument("--input", "-i", required=True, type=Path, help="history: .csv or .parquet")
     p.add_argument("--outcome-column", default=None, help="column of the history holding the outcome (good/bad, 0/1)")
     p.add_argument("--outcomes", type=Path, default=None, metavar="CSV",

@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--engine", choices=("local", "spark"), default="local", help="local (default) or spark")
     p.add_argument("--id-column", default=None, help="input column copied to the output's id column (not sent to the flow)")
     p.add_argument("--chunk-rows", type=int, default=10_000, help="rows decided at a time (default 10000)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes for --engine local (default 1; e.g. the number of cores); "
+                        "a flow with stateful features is decided in one")
     p.add_argument("--master", default="local[2]", help="Spark master for --engine spark (default local[2])")
     p.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p.set_defaults(run=run)
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.settings import SettingsError
     from engine.tabular import TableError
 
-    if args.chunk_rows < 1:
-        report(f"--chunk-rows must be at least 1, not {args.chunk_rows}")
+    if args.chunk_rows < 1 or args.jobs < 1:
+        report(f"--chunk-rows and --jobs must be at least 1, not {args.chunk_rows} and {args.jobs}")
         return 2
     try:
         root = policy_root(args.root)
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             summary = decide_file(
                 decider, args.flow, args.input, args.output, version=args.version, id_column=args.id_column,
-                chunk_rows=args.chunk_rows, progress=progress,
+                chunk_rows=args.chunk_rows, progress=progress, jobs=args.jobs,
             )
     except FlowUnavailable as exc:
         report(f"{exc.flow} is not loaded; its problems:\n" + "\n".join(f"  {p}" for p in exc.problems))

@@ -240,7 +240,8 @@ def _parse(path: Path, reader: Any, delimiter: str) -> Iterator[tuple[tuple[str,
     try:
         for record in reader:
             start, last_line = last_line + 1, reader.line_num
-            if _blank(record):
+            cells = [c.strip() for c in record]
+            if not any(cells):  # a blank line (``_blank``), found on the cells stripped once for the row
                 continue
             if header is None:
                 names = [_clean_name(n) for n in record]
@@ -251,7 +252,6 @@ def _parse(path: Path, reader: Any, delimiter: str) -> Iterator[tuple[tuple[str,
                 _check_header(path, start, names)
                 header, width = tuple(names), len(names)
                 continue
-            cells = [c.strip() for c in record]
             if len(cells) > width and not any(cells[width:]):
                 cells = cells[:width]  # a trailing delimiter, as under an unnamed trailing column
             if len(cells) != width:
@@ -259,7 +259,7 @@ def _parse(path: Path, reader: Any, delimiter: str) -> Iterator[tuple[tuple[str,
                     f"{path}:{start}: this row has {len(cells)} cells, the header has {width} "
                     f"(delimiter {_show(delimiter)})", "data_ragged",
                 )
-            yield header, tuple(c or None for c in cells), start
+            yield header, tuple([c or None for c in cells]), start
     except csv.Error as exc:
         raise TableError(f"{path}:{reader.line_num}: not valid CSV: {exc}", "data_unreadable") from None
     if header is None or not any(header):
