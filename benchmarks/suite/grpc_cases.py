@@ -97,7 +97,7 @@ def run_grpc(
                     stats = median_of_rounds(per_round)
                     extra = {
                         key: sorted(float(r[key]) for r in per_round)[len(per_round) // 2]
-                        for key in ("client_cpu_us_per_request", "server_cpu_us_per_request") if key in per_round[0]
+                        for key in ("client_cpu_us_per_request", "server_cpu_us_per_request", "server_switches_per_request") if key in per_round[0]
                     }
                     rows.append({
                         "name": name, "flow": label if name == "grpc_decide" else None, **stats,

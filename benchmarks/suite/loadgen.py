@@ -6,7 +6,10 @@ them alike. Concurrency 1 uses the blocking client (the lowest client overhead);
 concurrency uses ``grpc.aio`` with that many coroutines, each waiting for its answer before
 sending again (closed loop). Every round is bounded by a request count and a time limit. Besides
 latencies it reports the CPU time the client and the server processes spent per request, read
-from ``os.times`` and ``/proc/<pid>/stat``, so a client-bound result can be told apart.
+from ``os.times`` and ``/proc/<pid>/stat``, so a client-bound result can be told apart, and the
+server's context switches per request (voluntary and involuntary, summed over the server's threads
+from ``/proc/<pid>/task/*/status``): thread hand-offs and contention for the interpreter lock show
+there, whatever the load of the machine.
 
 The spec (JSON on stdin)::
 
@@ -71,6 +74,23 @@ def _server_cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def _server_switches(pids: Sequence[int]) -> float:
+    """Context switches so far of every thread of the server processes (NaN when unreadable)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return float("nan")
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+    return float(total)
+
+
 def _client_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -105,7 +125,7 @@ class _Round:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
 
-    def result(self, latencies: list[int], elapsed: float, errors: int, cpu: tuple[float, float]) -> dict[str, Any]:
+    def result(self, latencies: list[int], elapsed: float, errors: int, cpu: tuple[float, float], switches: float) -> dict[str, Any]:
         n = len(latencies)
         stats: dict[str, Any] = summarize(latencies) if n else {"n": 0}
         stats["rps"] = n / elapsed if elapsed > 0 else 0.0
@@ -114,6 +134,7 @@ class _Round:
         if n:
             stats["client_cpu_us_per_request"] = cpu[0] / n * 1e6
             stats["server_cpu_us_per_request"] = cpu[1] / n * 1e6
+            stats["server_switches_per_request"] = switches / n
         return stats
 
 
@@ -136,7 +157,7 @@ def _run_sync(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, 
             lat: list[int] = []
             errors = 0
             pids = _pids(spec, m)
-            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(pids)
+            c0, s0, w0 = _client_cpu_seconds(), _server_cpu_seconds(pids), _server_switches(pids)
             start = time.perf_counter()
             deadline = start + spec["round_seconds"]
             for i in range(spec["requests"]):
@@ -152,7 +173,7 @@ def _run_sync(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[str, 
                     break
             elapsed = time.perf_counter() - start
             cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(pids) - s0)
-            out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu))
+            out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu, _server_switches(pids) - w0))
     for channel in by_target.values():
         channel.close()
     return out
@@ -204,10 +225,10 @@ async def _run_aio(spec: dict[str, Any], methods: list[dict[str, Any]]) -> dict[
     for _ in range(spec["rounds"]):
         for m in methods:
             pids = _pids(spec, m)
-            c0, s0 = _client_cpu_seconds(), _server_cpu_seconds(pids)
+            c0, s0, w0 = _client_cpu_seconds(), _server_cpu_seconds(pids), _server_switches(pids)
             lat, errors, elapsed = await one_round(m, spec["requests"], spec["round_seconds"], check=False)
             cpu = (_client_cpu_seconds() - c0, _server_cpu_seconds(pids) - s0)
-            out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu))
+            out[m["name"]].append(rounds.result(lat, elapsed, errors, cpu, _server_switches(pids) - w0))
     for ch in channels:
         await ch.close()
     return out

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["PlainEchoProcess", "ServeProcess", "ServerStartError"]
+__all__ = ["ConfigServerProcess", "PlainEchoProcess", "ServeProcess", "ServerStartError"]
 
 
 class ServerStartError(RuntimeError):
@@ -28,11 +28,13 @@ class ServeProcess:
     """``with ServeProcess(root, workers=2) as s: s.target, s.pids``."""
 
     def __init__(
-        self, root: Path, *, workers: int = 1, workdir: Path, project: Path, timeout: float = 180.0, extra: tuple[str, ...] = (),
+        self, root: Path, *, workers: int = 1, workdir: Path, project: Path, timeout: float = 180.0,
+        threads: int | None = None, extra: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.extra = extra  # more ``verdict serve`` options (e.g. ``--state redis://...``)
         self.workers = workers
+        self.threads = threads  # --threads (None: verdict serve's default)
         self.workdir = workdir
         self.project = project
         self.timeout = timeout
@@ -74,6 +76,7 @@ class ServeProcess:
             sys.executable, "-m", "engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
             "--root", str(self.root), "--workers", str(self.workers), "--audit", "off",
             "--idempotency-window", "0", "--log-format", "json", "--log-level", "info", *self.extra,
+            *(["--threads", str(self.threads)] if self.threads is not None else []),
         ]
 
     def __enter__(self) -> ServeProcess:
@@ -111,3 +114,14 @@ class PlainEchoProcess(ServeProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "benchmarks.suite.plain_echo"]
+
+
+class ConfigServerProcess(ServeProcess):
+    """A candidate server configuration (benchmarks/suite/config_server.py): ``mode`` sync or aio, one process."""
+
+    def __init__(self, root: Path, *, mode: str, threads: int, workdir: Path, project: Path, timeout: float = 180.0) -> None:
+        super().__init__(root, workers=1, workdir=workdir, project=project, timeout=timeout, threads=threads)
+        self.mode = mode
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.suite.config_server", self.mode, str(self.threads), str(self.root)]

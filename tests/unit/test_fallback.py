@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import grpc
@@ -17,7 +19,7 @@ from engine.grpc.encoder import ResponseEncoder
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import status_for
 from engine.policy.loader import load, load_policies
-from engine.runtime.fallback import STEPS, Budget, Budgets, StepGuard, StepMissed, WorkerPool
+from engine.runtime.fallback import STEPS, Budget, Budgets, StepCall, StepGuard, StepMissed, WorkerPool
 from engine.runtime.service import Decider
 from engine.types import Action
 
@@ -361,3 +363,70 @@ def test_lint_warns_when_rules_only_would_approve_a_request_without_its_score(tm
     assert len(bare) == 1 and bare[0].severity == "warning" and "is_null(fraud_score)" in bare[0].message
     assert bare[0].path.endswith("card_payment/1/flow.yaml") and bare[0].line
     assert guarded == []
+
+
+def test_step_call_returns_raises_and_times_out():
+    """A step worker's call gives its result, re-raises its exception, and times out while it runs."""
+    pool = WorkerPool(2)
+    assert pool.try_submit(lambda a, b: a + b, 2, 3).result(timeout=5) == 5
+    failing = pool.try_submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=5)
+    release = threading.Event()
+    slow = pool.try_submit(release.wait)
+    with pytest.raises(FutureTimeout):
+        slow.result(timeout=0.01)
+    release.set()
+    assert slow.result(timeout=5) is True
+    pool.close()
+
+
+def test_step_call_callbacks_run_once_whenever_added():
+    """A done callback added before the end runs when the call ends; one added after runs at once."""
+    pool = WorkerPool(1)
+    release = threading.Event()
+    call = pool.try_submit(release.wait)
+    seen: list[str] = []
+    call.add_done_callback(lambda _c: seen.append("before"))
+    assert seen == []
+    release.set()
+    call.result(timeout=5)
+    deadline = time.monotonic() + 5
+    while seen != ["before"] and time.monotonic() < deadline:  # the worker runs it just after the result
+        time.sleep(0.001)
+    call.add_done_callback(lambda _c: seen.append("after"))
+    assert seen == ["before", "after"]
+    pool.close()
+
+
+def test_a_call_cancelled_before_it_starts_never_runs_and_frees_its_worker():
+    """Cancelling a queued call stops it; its result raises CancelledError; the worker serves the next call."""
+    ran: list[int] = []
+    queued = StepCall(lambda: ran.append(1), ())
+    assert queued.cancel() is True
+    queued.run()  # what the worker does when it reaches it
+    assert ran == []
+    with pytest.raises(CancelledError):
+        queued.result(timeout=1)
+    pool = WorkerPool(1)
+    assert pool.try_submit(lambda: 7).result(timeout=5) == 7
+    started = pool.try_submit(time.sleep, 0.05)
+    time.sleep(0.01)
+    assert started.cancel() is False  # already running: it runs to its end
+    started.result(timeout=5)
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.try_submit(lambda: 1)
+
+
+def test_at_most_workers_calls_run_at_once():
+    """The pool never runs more calls at once than it has workers; the next waits for a free one."""
+    pool = WorkerPool(2)
+    release = threading.Event()
+    held = [pool.try_submit(release.wait) for _ in range(2)]
+    assert all(h is not None for h in held)
+    assert pool.try_submit(lambda: 1) is None  # no wait: refused at once
+    threading.Timer(0.05, release.set).start()
+    third = pool.try_submit(lambda: 3, wait=5)
+    assert third is not None and third.result(timeout=5) == 3
+    pool.close()
