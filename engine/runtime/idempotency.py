@@ -130,7 +130,10 @@ class _Entry:
 
 
 def _slim(decision: Decision) -> Decision:
-    """The decision without the evaluation's feature values and encoded model rows (not needed to answer again)."""
+    """The decision without the evaluation's feature values, encoded model rows and custom-list
+    answers (not needed to answer again: the decision log already holds them)."""
+    if decision.lists:
+        decision = dataclasses.replace(decision, lists={})
     if not decision.outcome.features and not decision.outcome.rows:
         return decision
     return dataclasses.replace(decision, outcome=dataclasses.replace(decision.outcome, features={}, rows=()))
