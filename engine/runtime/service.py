@@ -144,7 +144,11 @@ class Decider:
         A pinned `version` wins; otherwise the challenger takes its share of key values (see
         engine.runtime.routing) and the live version the rest.
         """
-        return routing.resolve(self.policies, flow, version, input)  # all of routing is in engine.runtime.routing
+        return self._resolve(self.policies, flow, version, input)
+
+    @staticmethod
+    def _resolve(policies: PolicySet, flow: str, version: str, input: Mapping[str, Any] | None) -> tuple[CompiledFlow, str]:
+        return routing.resolve(policies, flow, version, input)  # all of routing is in engine.runtime.routing
 
     def decide(
         self,
@@ -239,7 +243,7 @@ class Decider:
         if not flow:
             raise InvalidInput([FieldError("flow", "is required", "required")])
         policies = self.policies  # read once: routing and shadows come from the same state
-        compiled, route = routing.resolve(policies, flow, version, input)
+        compiled, route = self._resolve(policies, flow, version, input)
         expired = None if deadline is None else (lambda: time.monotonic() >= deadline)
         if expired is not None and expired():
             raise DeadlineExceeded("the caller's deadline passed before evaluation")
