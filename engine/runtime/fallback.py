@@ -306,6 +306,8 @@ class WorkerPool:
             if self._closed:
                 return
             self._idle.put(inbox)  # free again
+            if self._closed:  # closed while it ran: ``close`` may have drained the queue before this put
+                self.close()  # ends the idle workers, this one included
 
     def close(self) -> None:
         """Stop accepting work; running calls finish in the background and their threads end."""

@@ -430,3 +430,21 @@ def test_at_most_workers_calls_run_at_once():
     third = pool.try_submit(lambda: 3, wait=5)
     assert third is not None and third.result(timeout=5) == 3
     pool.close()
+
+
+def test_close_ends_every_worker_thread_including_busy_ones():
+    """After close, idle workers end at once and a worker busy at the time ends when its call does."""
+    before = set(threading.enumerate())  # other tests' pools may still have workers
+    pool = WorkerPool(3)
+    release = threading.Event()
+    busy = pool.try_submit(release.wait)
+    for call in [pool.try_submit(lambda: 1) for _ in range(2)]:
+        call.result(timeout=5)
+    mine = [t for t in threading.enumerate() if t not in before and t.name.startswith("verdict-step_")]
+    assert len(mine) == 3
+    pool.close()
+    release.set()
+    busy.result(timeout=5)
+    for t in mine:
+        t.join(timeout=5)
+    assert not [t.name for t in mine if t.is_alive()]
