@@ -30,7 +30,8 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from engine.runtime.fallback import Budget, Budgets, StepGuard, WorkerPool  # noqa: E402
+from engine.runtime.fallback import Budget, Budgets, StepGuard  # noqa: E402
+from engine.runtime.step_pool import WorkerPool  # noqa: E402
 
 
 class ExecutorPool:

@@ -128,6 +128,10 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
     ("engine.training.binary", "faithfulness_section"): "engine.training.report",
     ("engine.training.binary", "fairness_section"): "engine.training.report",
     ("engine.training.binary", "_figure"): "engine.training.report",
+    **{
+        ("engine.runtime.fallback", name): "engine.runtime.step_pool"
+        for name in ("DEFAULT_WORKERS", "StepCall", "WorkerPool")
+    },
     ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
     ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
     ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",

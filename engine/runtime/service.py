@@ -43,11 +43,12 @@ from engine.metrics import Metrics
 from engine.monitor.live import DriftMonitor
 from engine.policy.loader import PolicySet
 from engine.runtime import routing
-from engine.runtime.fallback import DEFAULT_WORKERS, StepGuard, WorkerPool
+from engine.runtime.fallback import StepGuard
 from engine.runtime.flow import CompiledFlow
 from engine.runtime.ports import DecisionSink, Idempotency, Request
 from engine.runtime.shadow import ShadowPool
 from engine.runtime.stateful import evaluate_with_state, record_declared_event
+from engine.runtime.step_pool import DEFAULT_WORKERS, WorkerPool
 from engine.runtime.validation import check_call
 from engine.state.store import MemoryStore, StateStore
 from engine.types import Decision, Outcome

@@ -19,8 +19,9 @@ from engine.grpc.encoder import ResponseEncoder
 from engine.grpc.gen.verdict.v1 import decision_pb2 as pb
 from engine.grpc.status import status_for
 from engine.policy.loader import load, load_policies
-from engine.runtime.fallback import STEPS, Budget, Budgets, StepCall, StepGuard, StepMissed, WorkerPool
+from engine.runtime.fallback import STEPS, Budget, Budgets, StepGuard, StepMissed
 from engine.runtime.service import Decider
+from engine.runtime.step_pool import StepCall, WorkerPool
 from engine.types import Action
 
 from .policy_roots import flows_copy
