@@ -2,7 +2,9 @@
 
 Pure: no file I/O, no clock, no decision log. A row is routed exactly as the service routes a
 request (``Decider.resolve``: a pinned version, else the challenger's share by its key, else the
-live version), validated and derived one by one; then, per flow version, each model's rows are
+live version), validated column by column (``engine.batch.validate``: a row that is not good is
+validated by the flow's validator itself, for the online error) and derived one by one; then, per
+flow version, each model's rows are
 encoded column by column (``engine.batch.encode``) and scored in one ONNX call
 (``Model.score_batch``), each row's rules run through the generated code (``CompiledFlow.hits``),
 the rows whose outcome gives a model's reasons are explained in one batched TreeSHAP call per
