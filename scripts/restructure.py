@@ -132,6 +132,7 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         ("engine.runtime.fallback", name): "engine.runtime.step_pool"
         for name in ("DEFAULT_WORKERS", "StepCall", "WorkerPool")
     },
+    ("engine.batch.backtest", "plot"): "engine.batch.backtest_plots",
     ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
     ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
     ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",

@@ -61,7 +61,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the backtest and print the report."""
     from engine.audit.replay import OutcomesError
-    from engine.batch.backtest import OutcomeError, backtest, plot, read_outcomes
+    from engine.batch.backtest import OutcomeError, backtest, read_outcomes
+    from engine.batch.backtest_plots import plot
     from engine.batch.table import TableFormatError
     from engine.commands.outcomes import with_store_outcomes
     from engine.errors import FlowNotFound, FlowUnavailable, VersionNotFound

@@ -52,8 +52,11 @@ def test_sixth_payment_declined_for_velocity_as_online(tmp_path):
     """From a shuffled CSV, the 6th payment in event time is declined for VELOCITY and every row equals the online answer."""
     rows = _payments()
     src = _csv(tmp_path / "payments.csv", rows)
-    summary = decide_file(load_decider(ROOT), "card_payment", src, tmp_path / "out.parquet")
-    assert summary.failed == 0 and summary.versions == {"2": 6}
+    decider = load_decider(ROOT)
+    live = decider.live_version("card_payment")  # a stateful version (2, then 3 once live)
+    assert decider.policies.flows["card_payment"].versions[live].state is not None
+    summary = decide_file(decider, "card_payment", src, tmp_path / "out.parquet")
+    assert summary.failed == 0 and summary.versions == {live: 6}
     out = pq.read_table(tmp_path / "out.parquet").to_pylist()
     by_time = sorted(zip(rows, out, strict=True), key=lambda p: p[0]["event_time"])
     online = _online(rows)
