@@ -2,7 +2,9 @@
 
 ``spec`` is the flow file's ``behaviour:`` section, ``plan`` its compiled form (pure: read features
 from a key's history as of a time, record an event), ``series`` a key's bounded history and
-``hll`` the distinct-count sketch; ``store`` and ``sqlite`` keep the histories (I/O at the edge).
+``hll`` the distinct-count sketch; ``store``, ``sqlite`` and ``redis_store`` (with its Lua in
+``redis_scripts``) keep the histories (I/O at the edge); ``intent`` is what a transaction will
+record, known before it reads (so Redis reads and records in one round trip).
 See docs/behaviour.md.
 """
 
