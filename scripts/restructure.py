@@ -133,6 +133,7 @@ SYMBOL_MOVES: dict[tuple[str, str], str] = {
         for name in ("DEFAULT_WORKERS", "StepCall", "WorkerPool")
     },
     ("engine.batch.backtest", "plot"): "engine.batch.backtest_plots",
+    ("engine.state.plan", "compile_plan"): "engine.state.plan_compile",
     ("engine.expr.codegen", "_SAFE"): "engine.expr.generator",
     ("engine.expr.codegen", "_STEP"): "engine.expr.generator",
     ("engine.expr.codegen", "_INLINE_STEPS"): "engine.expr.generator",

@@ -32,7 +32,8 @@ from engine.runtime.flow import CompiledFlow, CompiledModel, CompiledRule, Scori
 from engine.runtime.validation import compile_validator, field_bounds
 from engine.screening.lists import ScreeningList
 from engine.screening.step import CompiledScreen, feature_names
-from engine.state.plan import StatePlan, compile_plan
+from engine.state.plan import StatePlan
+from engine.state.plan_compile import compile_plan
 from engine.suggest import did_you_mean
 from engine.types import Action, FiredRule, Reason
 

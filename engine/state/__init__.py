@@ -8,7 +8,8 @@ record, known before it reads (so Redis reads and records in one round trip).
 See docs/behaviour.md.
 """
 
-from engine.state.plan import StatePlan, compile_plan
+from engine.state.plan import StatePlan
+from engine.state.plan_compile import compile_plan
 from engine.state.spec import BehaviourSpec
 from engine.state.store import MemoryStore, StateStore, decide_with_state, record_event
 

@@ -35,7 +35,8 @@ from engine.models.runtime import load_model
 from engine.policy.compiler import flow_env
 from engine.policy.documents import read_document
 from engine.policy.schema import FlowFile
-from engine.state.plan import StatePlan, compile_plan
+from engine.state.plan import StatePlan
+from engine.state.plan_compile import compile_plan
 from engine.state.store import MemoryStore, decide_with_state
 from engine.training.derived import CARD_FRAUD_STREAM_DERIVED, add_derived
 from engine.training.errors import DataError

@@ -89,7 +89,7 @@ def test_linked_customers_count_one_hop_in_redis(redis_url):
 
 
 def _counting(store):  # type: ignore[no-untyped-def]
-    """``store``'s round trips that a caller waits on (engine.state.redis_store._Wire.call), counted in a list."""
+    """``store``'s round trips that a caller waits on (engine.state.redis_wire.Wire.call), counted in a list."""
     calls: list[int] = []
     wire = store._wire
     original = wire.call
