@@ -12,12 +12,25 @@ from benchmarks.suite.server import ConfigServerProcess, ServeProcess
 
 
 def test_server_switches_count_every_thread_of_the_process():
-    """Context switches are summed over all threads: a thread that sleeps and wakes adds to the total."""
+    """Context switches are summed over all live threads: a thread that sleeps and wakes adds to the total.
+
+    Read while the thread still lives: Linux keeps a thread's counts in /proc/PID/task/TID only while
+    it exists (the server's request and worker threads live as long as the server)."""
     before = _server_switches([os.getpid()])
-    worker = threading.Thread(target=lambda: [threading.Event().wait(0.001) for _ in range(20)])
+    slept, done = threading.Event(), threading.Event()
+
+    def work() -> None:
+        for _ in range(20):
+            threading.Event().wait(0.001)
+        slept.set()
+        done.wait(10)
+
+    worker = threading.Thread(target=work)
     worker.start()
-    worker.join()
+    assert slept.wait(10)
     after = _server_switches([os.getpid()])
+    done.set()
+    worker.join()
     assert before > 0
     assert after - before >= 20
 
