@@ -2,7 +2,7 @@
 # The static gate: ruff, mypy, the import direction, the folder layout, module and function sizes and the duplicate budget. scripts/test.sh runs it before the tests;
 # run it alone with `bash scripts/static_checks.sh` (after `pip install -e '.[test]'`).
 # Exit 0 when all pass; 1 when any fails (every check runs, so one run shows every finding).
-# docs/testing.md, "Static checks", says what each check does and how to fix or lower it.
+# docs/architecture.md, "Static checks", says what each check does and how to fix or lower it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV_BIN:-.venv/bin}

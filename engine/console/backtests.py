@@ -44,14 +44,17 @@ async def backtests(request: Request, ctx: Console, session: Session, form: Form
 _PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?$")
 
 
-def _versions(form: FormData, flows: Mapping[str, Any], errors: list[str], least: int) -> tuple[str, tuple[str, ...]]:
-    """The form's flow and versions (at least `least`, distinct, existing), each problem appended to `errors`."""
+def _versions(form: FormData, flows: Mapping[str, Any], errors: list[str], most: int) -> tuple[str, tuple[str, ...]]:
+    """The form's flow and versions (one to `most`, distinct, existing), each problem appended to `errors`.
+
+    A backtest takes a baseline and, to compare, a different candidate (one version alone is a
+    backtest too: a new flow before it serves); a replay takes the one version to replay with."""
     flow_name = str(form.get("flow", ""))
-    versions = tuple(str(v).strip() for v in form.getlist("versions") if str(v).strip())[: 2 if least == 2 else 1]
+    versions = tuple(str(v).strip() for v in form.getlist("versions") if str(v).strip())[:most]
     if flow_name not in flows:
         errors.append(f"flow: {flow_name!r} is not a flow")
-    elif len(versions) < least or len(set(versions)) != len(versions):
-        errors.append("versions: pick a baseline and a different candidate" if least == 2 else "versions: pick the version to replay with")
+    elif not versions or len(set(versions)) != len(versions):
+        errors.append("versions: pick a baseline (and, to compare, a different candidate)" if most == 2 else "versions: pick the version to replay with")
     elif unknown := [v for v in versions if v not in flows[flow_name]]:
         errors.append(f"versions: {flow_name} has no version {', '.join(unknown)}")
     return flow_name, versions

@@ -1,6 +1,6 @@
 """Backtests run by the console: one worker thread and a bounded queue, so pages stay responsive.
 
-A backtest decides a whole history file with two or more versions (``engine.batch.backtest``,
+A backtest decides a whole history file with one version or more (``engine.batch.backtest``,
 the code behind ``verdict backtest``): seconds to minutes of CPU. The console runs at most one at
 a time in a worker thread and queues at most ``max_pending`` more; a further request is refused
 (``Busy``, HTTP 429) rather than queued without bound. Pages poll a job's state (htmx). Finished

@@ -234,6 +234,26 @@ def test_backtest_v2_against_v1_with_outcomes_matches_the_cli(setup: dict[str, A
     assert f"{rate * 100:.1f} %" in page and "Transitions" in page
 
 
+def test_backtest_of_one_version_alone(setup: dict[str, Any], clients: dict[str, tuple[TestClient, str]]) -> None:
+    """A console backtest with the candidate left empty decides the history with the baseline alone, as `verdict backtest --versions 3` does."""
+    from engine.batch.backtest import backtest
+    from engine.runtime.service import load_decider
+
+    client, token = clients["policy_owner"]
+    r = client.post("/backtests", data={"csrf_token": token, "flow": "credit_application", "versions": ["3", ""],
+                                        "history": "credit_sample.csv", "outcome_column": "Status"})
+    assert r.status_code == 303, r.text
+    job = r.headers["location"]
+    deadline = time.monotonic() + 120
+    while "done:" not in (page := client.get(job).text):
+        assert "failed:" not in page and time.monotonic() < deadline, page[-2000:]
+        time.sleep(0.3)
+    expected = backtest(load_decider(setup["root"]), "credit_application", ["3"], setup["root"] / "data" / "credit_sample.csv",
+                        outcome_column="Status").as_dict()
+    got = client.get(job, params={"format": "json"}).json()
+    assert list(got["versions"]) == ["3"] and got["versions"] == expected["versions"]
+
+
 def test_backtest_form_names_every_bad_field(clients: dict[str, tuple[TestClient, str]]) -> None:
     """A backtest with an unknown flow and history is refused with 400 naming both fields."""
     client, token = clients["analyst"]
