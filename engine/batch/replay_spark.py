@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.audit.columns import record_of
+from engine.audit.columns import CARRIED_SINCE_2, record_of
 from engine.audit.exported import ExportedLog
 from engine.audit.replay import Protected, replay
 from engine.audit.replay_report import ReplayReport
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["replay_export"]
 
-_COLUMNS = ("log_order", "flow", "route", "version", "revision", "decision_id", "request_id", "action", "reasons", "fired")
+_COLUMNS = ("log_order", "ts", "flow", "route", "version", "revision", "decision_id", "request_id", "action", "reasons", "fired",
+            *CARRIED_SINCE_2)  # the last: what the decision read (stateful features, custom lists), absent before format /2
 
 
 def replay_export(
@@ -88,6 +89,7 @@ def replay_export(
     total.location = export.describe()
     total.count_unmatched(outcomes)
     total.gaps = export.gaps()
+    total.notes = export.notes()
     if total.flow != compiled.flow or total.revision != compiled.revision:  # the executors loaded other files
         raise RuntimeError(f"the executors replayed revision {total.revision[:12]}, the driver loaded {compiled.revision[:12]}")
     return total
@@ -104,8 +106,9 @@ def _run(spark: SparkSession, export: ExportedLog, compiled: CompiledFlow, root:
     files = [p for p in export.path.rglob("*.parquet")] if export.path.is_dir() else [export.path]
     split_by_size(spark, sum(p.stat().st_size for p in files))
     df = spark.read.parquet(str(export.path))
-    wanted = [*_COLUMNS, *(c for c in df.columns if c.startswith("score_")), *(c for c in df.columns if c in kinds)]
-    selected = [sf.col(f"`{c}`").cast("string").alias(c) if kinds.get(c) == "int" else sf.col(f"`{c}`") for c in wanted]
+    wanted = [*(c for c in _COLUMNS if c in df.columns), *(c for c in df.columns if c.startswith("score_")), *(c for c in df.columns if c in kinds)]
+    selected = [sf.col(f"`{c}`").cast("string").alias(c) if kinds.get(c) == "int"
+                else sf.unix_micros(sf.col(c)).alias(c) if c == "ts" else sf.col(f"`{c}`") for c in wanted]
     context = spark.sparkContext
     shared = context.broadcast((outcomes, protected))
 
