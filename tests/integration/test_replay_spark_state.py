@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit.export import export_log
 from engine.audit.exported import ExportedLog
 from engine.audit.replay import replay
 from engine.audit.source import open_source
@@ -21,7 +20,7 @@ from engine.batch.replay_spark import replay_export
 from engine.cli import main
 from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
-from tests.unit.test_export_replay_state import ROOT, make_log, old_format
+from tests.unit.test_export_replay_state import ROOT, make_exports, old_format
 
 from . import test_batch_spark
 
@@ -38,15 +37,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     root = base / "root"
     for part in ROOT_DIRS:
         shutil.copytree(ROOT / part, root / part)
-    log = make_log(base)
-    source = open_source(log)
-    try:
-        export_log(source, base / "log.parquet", row_group_rows=1)
-        export_log(source, base / "parts", partition_by=("flow", "date"), row_group_rows=1)
-    finally:
-        source.close()
-    return {"root": root, "log": log, "file": base / "log.parquet", "parts": base / "parts",
-            "old": old_format(base / "log.parquet", base / "old.parquet")}
+    return {**make_exports(base, 1), "root": root, "old": old_format(base / "log.parquet", base / "old.parquet")}
 
 
 def _local(made: dict[str, Path]):

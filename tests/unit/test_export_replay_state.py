@@ -68,18 +68,22 @@ def make_log(base: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> dict[str, Path]:
-    """The log, its export to one file and to partitions (row groups of 2 rows: several batches)."""
-    base = tmp_path_factory.mktemp("export-state")
+def make_exports(base: Path, row_group_rows: int) -> dict[str, Path]:
+    """``make_log``'s log under ``base`` and its export to one file and to partitions (``row_group_rows`` a row group)."""
     log = make_log(base)
     source = open_source(log)
     try:
-        export_log(source, base / "log.parquet", row_group_rows=2)
-        export_log(source, base / "parts", partition_by=("flow", "date"), row_group_rows=2)
+        export_log(source, base / "log.parquet", row_group_rows=row_group_rows)
+        export_log(source, base / "parts", partition_by=("flow", "date"), row_group_rows=row_group_rows)
     finally:
         source.close()
     return {"log": log, "file": base / "log.parquet", "parts": base / "parts", "base": base}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> dict[str, Path]:
+    """The log, its export to one file and to partitions (row groups of 2 rows: several batches)."""
+    return make_exports(tmp_path_factory.mktemp("export-state"), 2)
 
 
 def _logged(log: Path) -> list[dict]:
