@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from engine.audit.columns import CARRIED_SINCE_2, FORMATS, META_KEY
+from engine.audit.columns import CARRIED_SINCE_2, FORMATS, META_KEY, FieldKinds, input_kinds, record_of
 from engine.audit.export import export_log
 from engine.audit.export_check import check_export
 from engine.audit.exported import ExportedLog
@@ -197,3 +197,19 @@ def test_decision_from_record_leaves_out_what_the_decision_read(made):
     assert decision.outcome.action is Action.DECLINE and record["lists"] and record["state"]
     assert (decision.state, decision.lists, decision.event_time) == ({}, {}, None)
 
+
+
+def test_a_fallback_decision_is_left_out_of_reproduction_from_the_export_as_from_the_log(made):
+    """A record's ``fallback`` survives the export, so its replay counts it apart ("not expected to reproduce") as the log's does."""
+    records = _logged(made["log"])
+    records[0] = {**records[0], "fallback": [{"step": "card_fraud", "reason": "deadline", "mode": "skip"}]}
+    kinds = FieldKinds()
+    for record in records:
+        kinds.observe(record)
+    columns = kinds.columns()
+    names = columns.names
+    back = [record_of(dict(zip(names, columns.row(i, "c", r), strict=True)), input_kinds(columns.inputs))
+            for i, r in enumerate(records)]
+    assert back[0]["fallback"] == records[0]["fallback"] and "fallback" not in back[1]
+    from_export, from_log = replay(back, _version3()), replay(records, _version3())
+    assert (from_export.same_version_fallbacks, from_export.same_version) == (from_log.same_version_fallbacks, from_log.same_version) == (1, 2)
