@@ -12,7 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from engine.audit.export import export_log
 from engine.audit.exported import ExportedLog
 from engine.audit.replay import replay
 from engine.audit.source import open_source
@@ -20,6 +22,8 @@ from engine.batch.replay_spark import replay_export
 from engine.cli import main
 from engine.policy.documents import ROOT_DIRS
 from engine.policy.loader import load_policies
+from engine.state.store import MemoryStore
+from tests.unit.audit_helpers import PAN, live_card_payments, logging_decider
 from tests.unit.test_export_replay_state import ROOT, make_exports, old_format
 
 from . import test_batch_spark
@@ -74,3 +78,42 @@ def test_cli_engine_spark_reports_every_decision_reproduced(session, made, capsy
                  "--root", str(made["root"]), "--no-progress", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["reproduction"] == {"logged_by_this_version": 3, "differs": 0, "fallbacks_left_out": 0}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> dict[str, Path]:
+    """card_payment 2 decisions of 12 customers on 5 devices, 2.5 minutes apart (bursts hit VELOCITY), exported, and a
+    root with '2b' (version 2 with a longer lateness: another revision, so its features are recomputed), as in
+    tests/unit/test_replay_state.py."""
+    base = tmp_path_factory.mktemp("spark-replay-history")
+    root = base / "root"
+    for part in ROOT_DIRS:
+        shutil.copytree(ROOT / part, root / part)
+    flow = yaml.safe_load((root / "policies/card_payment/2/flow.yaml").read_text())
+    flow["version"], flow["behaviour"]["lateness"] = "2b", "20m"
+    (root / "policies/card_payment/2b").mkdir()
+    (root / "policies/card_payment/2b/flow.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
+    decider, writer = logging_decider(base / "audit", load_policies(root), state=MemoryStore(b"s" * 32))
+    for i, row in enumerate(live_card_payments(60)):
+        row.update(customer_id=f"C{i % 12}", device_id=f"D{i % 5}", card_number=PAN, event_time=1_800_000_000.0 + 150 * i)
+        decider.decide("card_payment", row, version="2", request_id=f"card-{i}")
+    decider.close()
+    writer.close()
+    source = open_source(base / "audit")
+    try:
+        export_log(source, base / "log.parquet", row_group_rows=7)
+    finally:
+        source.close()
+    return {"root": root, "log": base / "audit", "file": base / "log.parquet"}
+
+
+def test_another_stateful_version_recomputes_features_over_the_whole_log_on_spark(session, history):
+    """Version 2b recomputes its features on Spark from every decision before each one (not per partition): the local report."""
+    on_spark = replay_export(ExportedLog(history["file"]), "card_payment", "2b", root=history["root"], spark=session, partitions=3)
+    source = open_source(history["log"])
+    try:
+        local = replay(source.decisions(flow="card_payment"), load_policies(history["root"]).flows["card_payment"].versions["2b"])
+    finally:
+        source.close()
+    assert local.replayed == on_spark.replayed == 60 and on_spark.same_version == 0
+    assert _body(on_spark) == _body(local)
