@@ -11,13 +11,12 @@ replay reads back (``engine.audit.columns.record_of``; from format /2 on also ``
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Mapping
 from itertools import zip_longest
 from typing import Any
 
-from engine.audit.columns import CARRIED_SINCE_2, record_of
-from engine.audit.exported import BATCH_ROWS, ExportedLog
+from engine.audit.columns import CARRIED_SINCE_2
+from engine.audit.exported import ExportedLog
 from engine.audit.follow import Gap
 from engine.audit.source import LogSource
 
@@ -26,25 +25,6 @@ __all__ = ["MAX_PROBLEMS", "check_export"]
 MAX_PROBLEMS = 10  # differences named at most; the rest are counted
 _COMPARED = ("decision_id", "request_id", "flow", "version", "revision", "route", "action", "reasons", "fired",
              "scores", "input", "seq", "hash", "ts")
-
-
-def _rows(export: ExportedLog) -> Iterator[dict[str, Any]]:
-    """The export's records in ``log_order``."""
-    import pyarrow.dataset as ds
-
-    if not export.path.is_dir():
-        yield from export.decisions()
-        return
-    files = sorted(str(p) for p in export.path.rglob("*.parquet"))
-    streams = [_file_records(ds.dataset([f], format="parquet", partitioning="hive", partition_base_dir=str(export.path)),
-                             export.kinds) for f in files]
-    yield from heapq.merge(*streams, key=lambda r: int(r["log_order"]))
-
-
-def _file_records(data: Any, kinds: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-    for batch in data.to_batches(batch_size=BATCH_ROWS):
-        for row in batch.to_pylist():
-            yield record_of(row, kinds)
 
 
 def _logged(export: ExportedLog, source: LogSource, ends: Mapping[str, int], last: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -78,7 +58,7 @@ def check_export(export: ExportedLog, source: LogSource) -> tuple[int, list[str]
     more = 0
     checked = 0
     compared = (*_COMPARED, *CARRIED_SINCE_2) if export.carries_state else _COMPARED
-    for pair in zip_longest(_logged(export, source, ends, last), _rows(export)):
+    for pair in zip_longest(_logged(export, source, ends, last), export.decisions(in_log_order=True)):
         logged, row = pair
         checked += row is not None
         found = _difference(logged, row, compared)

@@ -12,6 +12,7 @@ reproduce.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,12 +104,25 @@ class ExportedLog:
 
         return None if flow is None else ds.field("flow") == flow
 
-    def decisions(self, flow: str | None = None) -> Iterator[dict[str, Any]]:
+    def decisions(self, flow: str | None = None, *, in_log_order: bool = False) -> Iterator[dict[str, Any]]:
         """Decision records (of ``flow``) as the log's readers give them, with ``log_order``; the order
-        of the files (a partitioned export's are not in log order: ``log_order`` is)."""
+        of the files (a partitioned export's are not in log order: ``log_order`` is), or with
+        ``in_log_order`` the partition files merged by ``log_order`` (each file is in log order; a
+        batch per file in memory), for a replay whose stateful features need the decisions before each."""
         try:
-            for batch in self.dataset().to_batches(filter=self._filter(flow), batch_size=BATCH_ROWS):
-                for row in batch.to_pylist():
-                    yield record_of(row, self.kinds)
+            if in_log_order and self.path.is_dir():
+                import pyarrow.dataset as ds
+
+                files = sorted(str(p) for p in self.path.rglob("*.parquet"))
+                streams = [self._records(ds.dataset([f], format="parquet", partitioning="hive", partition_base_dir=str(self.path)), flow)
+                           for f in files]
+                yield from heapq.merge(*streams, key=lambda r: int(r["log_order"]))
+            else:
+                yield from self._records(self.dataset(), flow)
         except OSError as exc:
             raise AuditError(f"cannot read the export {self.path}: {exc}") from None
+
+    def _records(self, data: Any, flow: str | None) -> Iterator[dict[str, Any]]:
+        for batch in data.to_batches(filter=self._filter(flow), batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield record_of(row, self.kinds)
