@@ -21,6 +21,14 @@ One row per decision record; columns, in order (docs/decision-log.md, "Export to
 ``eval_us`` (double), ``masked`` (string: ``;``-separated masked field names), ``caller``,
 ``fingerprint``, ``key_id``, ``delivery`` (string)
     as logged (empty values are null);
+``event_time`` (double, Unix seconds)
+    the event time a flow with stateful features decided as of (null for other flows);
+``state``, ``lists``, ``fallback`` (string: JSON text, null when the record has none)
+    the stateful feature values the decision read (feature -> value), the custom-list answers it
+    read (list -> member or not, in the order asked; never the value looked up) and the declared
+    fallbacks it took: JSON text because their keys differ per flow and version (a typed column per
+    key would make every flow's export carry every other flow's columns); a replay with the same
+    version and revision reads them back (engine.audit.replay), as from the log;
 ``score_<name>`` (double)
     one column per model output logged by any exported record (null where a record has none);
 ``input_<field>``
@@ -31,6 +39,9 @@ One row per decision record; columns, in order (docs/decision-log.md, "Export to
     record did not have is null. Which is which is in the export's metadata (``input_columns``).
 
 The log does not hold the derived features (a replay recomputes them), so neither does the export.
+Exports of format ``/1`` (before ``event_time``, ``state``, ``lists`` and ``fallback`` were
+exported) are still read: their records lack those fields, so a replay of them reads the replaying
+process's lists and recomputes state (``engine.audit.exported.ExportedLog.notes`` says so).
 Masked fields stay as the log holds them (a masked PAN, a keyed hash, ``[redacted]``).
 """
 
@@ -43,13 +54,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["FORMAT", "META_KEY", "ExportColumns", "FieldKinds", "input_kinds", "record_of"]
+__all__ = ["CARRIED_SINCE_2", "FORMAT", "FORMATS", "META_KEY", "ExportColumns", "FieldKinds", "input_kinds", "record_of"]
 
-FORMAT = "verdict-decision-log-export/1"
+FORMAT = "verdict-decision-log-export/2"  # /2 added event_time, state, lists and fallback
+FORMATS = ("verdict-decision-log-export/1", FORMAT)  # the formats ExportedLog reads
+CARRIED_SINCE_2 = ("event_time", "state", "lists", "fallback")  # the record fields format /2 added
 META_KEY = b"verdict.export"  # the Parquet key-value metadata holding the export's JSON description
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _TEXT = ("decision_id", "request_id", "flow", "version", "revision", "route", "action")
 _OPTIONAL = (("caller", "caller"), ("fingerprint", "fp"), ("key_id", "key_id"), ("delivery", "delivery"))
+_JSON = CARRIED_SINCE_2[1:]  # exported as JSON text
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -102,7 +116,7 @@ class ExportColumns:
     inputs: tuple[tuple[str, str], ...]  # (field, kind), sorted by field
 
     FIXED = ("log_order", "chain", "seq", "prev", "hash", "ts", *_TEXT, "reason_codes", "fired_rules", "reasons",
-             "fired", "models", "eval_us", "masked", *(c for c, _ in _OPTIONAL))
+             "fired", "models", "eval_us", "masked", *(c for c, _ in _OPTIONAL), *CARRIED_SINCE_2)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -113,7 +127,7 @@ class ExportColumns:
         import pyarrow as pa
 
         types: dict[str, Any] = {"log_order": pa.int64(), "seq": pa.int64(), "ts": pa.timestamp("us", tz="UTC"),
-                                 "eval_us": pa.float64()}
+                                 "eval_us": pa.float64(), "event_time": pa.float64()}
         fields = [pa.field(n, types.get(n, pa.string())) for n in self.FIXED]
         fields += [pa.field(f"score_{s}", pa.float64()) for s in self.scores]
         fields += [pa.field(f"input_{f}", getattr(pa, _ARROW[k])()) for f, k in self.inputs]
@@ -133,6 +147,8 @@ class ExportColumns:
             _number((record.get("timings") or {}).get("eval_us")),
             ";".join(map(str, record.get("masked") or [])) or None,
             *(_text(record.get(key)) for _, key in _OPTIONAL),
+            _number(record.get("event_time")),
+            *(_encode(record[k]) if k in record else None for k in _JSON),
         ]
         scores = record.get("scores") or {}
         row += [_number(scores.get(s)) for s in self.scores]
@@ -154,6 +170,13 @@ def _micros(ts: str) -> int:
     return (datetime.fromisoformat(ts) - _EPOCH) // _MICRO
 
 
+def _ts_text(value: Any) -> str:
+    """The log's ``ts`` text (``engine.audit.record.iso_time``) of an exported ``ts`` cell: a UTC datetime
+    (pyarrow) or microseconds since the epoch (Spark reads it as ``unix_micros``: exact, whatever its time zone)."""
+    micros = int(value) if not isinstance(value, datetime) else (value - _EPOCH) // _MICRO
+    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -167,7 +190,8 @@ def record_of(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any
 
     ``row`` maps column names to values (nulls as None or NaN); ``kinds`` maps each ``input_<field>``
     column to its kind (the export's ``input_columns``). The chain fields come back as ``seq``,
-    ``prev``, ``hash`` and the row's place as ``log_order``.
+    ``prev``, ``hash``, the row's place as ``log_order`` and ``ts`` as the log's text (when the row
+    has it); ``event_time``, ``state``, ``lists`` and ``fallback`` when the row has them (format /2).
     """
     values: dict[str, Any] = {}
     scores: dict[str, float] = {}
@@ -190,6 +214,11 @@ def record_of(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any
         "timings": {"eval_us": 0.0 if _null(row.get("eval_us")) else float(row["eval_us"])},
         "input": values, "masked": [m for m in str(row.get("masked") or "").split(";") if m],
     })
+    if not _null(row.get("ts")):  # a replay of another version with stateful features places a decision without event_time at it
+        record["ts"] = _ts_text(row["ts"])
+    if not _null(row.get("event_time")):
+        record["event_time"] = float(row["event_time"])
+    record.update({k: json.loads(row[k]) for k in _JSON if not _null(row.get(k))})
     return record
 
 

@@ -4,19 +4,19 @@ The log's decision records that the export says it covers (its filters, each cha
 ``last_seq`` it states) are read in log order beside the export's rows in ``log_order`` (a
 partitioned export's files merged: each file is in log order), and each pair must be the same
 record: the same chain, ``seq`` and ``hash`` (so the same bytes in the log), and the same fields a
-replay reads back (``engine.audit.columns.record_of``). Each chain's record at the stated
+replay reads back (``engine.audit.columns.record_of``; from format /2 on also ``event_time``,
+``state``, ``lists`` and ``fallback``). Each chain's record at the stated
 ``last_seq`` must have the stated ``last_hash``. Memory: a batch of rows per file.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Mapping
 from itertools import zip_longest
 from typing import Any
 
-from engine.audit.columns import record_of
-from engine.audit.exported import BATCH_ROWS, ExportedLog
+from engine.audit.columns import CARRIED_SINCE_2
+from engine.audit.exported import ExportedLog
 from engine.audit.follow import Gap
 from engine.audit.source import LogSource
 
@@ -24,26 +24,7 @@ __all__ = ["MAX_PROBLEMS", "check_export"]
 
 MAX_PROBLEMS = 10  # differences named at most; the rest are counted
 _COMPARED = ("decision_id", "request_id", "flow", "version", "revision", "route", "action", "reasons", "fired",
-             "scores", "input", "seq", "hash")
-
-
-def _rows(export: ExportedLog) -> Iterator[dict[str, Any]]:
-    """The export's records in ``log_order``."""
-    import pyarrow.dataset as ds
-
-    if not export.path.is_dir():
-        yield from export.decisions()
-        return
-    files = sorted(str(p) for p in export.path.rglob("*.parquet"))
-    streams = [_file_records(ds.dataset([f], format="parquet", partitioning="hive", partition_base_dir=str(export.path)),
-                             export.kinds) for f in files]
-    yield from heapq.merge(*streams, key=lambda r: int(r["log_order"]))
-
-
-def _file_records(data: Any, kinds: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-    for batch in data.to_batches(batch_size=BATCH_ROWS):
-        for row in batch.to_pylist():
-            yield record_of(row, kinds)
+             "scores", "input", "seq", "hash", "ts")
 
 
 def _logged(export: ExportedLog, source: LogSource, ends: Mapping[str, int], last: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -76,10 +57,11 @@ def check_export(export: ExportedLog, source: LogSource) -> tuple[int, list[str]
     problems: list[str] = []
     more = 0
     checked = 0
-    for pair in zip_longest(_logged(export, source, ends, last), _rows(export)):
+    compared = (*_COMPARED, *CARRIED_SINCE_2) if export.carries_state else _COMPARED
+    for pair in zip_longest(_logged(export, source, ends, last), export.decisions(in_log_order=True)):
         logged, row = pair
         checked += row is not None
-        found = _difference(logged, row)
+        found = _difference(logged, row, compared)
         if found is None:
             continue
         if len(problems) < MAX_PROBLEMS:
@@ -95,14 +77,14 @@ def check_export(export: ExportedLog, source: LogSource) -> tuple[int, list[str]
     return checked, problems
 
 
-def _difference(logged: tuple[str, dict[str, Any]] | None, row: dict[str, Any] | None) -> str | None:
+def _difference(logged: tuple[str, dict[str, Any]] | None, row: dict[str, Any] | None, compared: tuple[str, ...]) -> str | None:
     if row is None:
         assert logged is not None
         return f"{logged[0]} seq {logged[1].get('seq')}: in the log, not in the export"
     if logged is None:
         return f"log_order {row['log_order']} ({row.get('chain')} seq {row.get('seq')}): in the export, not in the log"
     chain, record = logged
-    fields = [k for k in _COMPARED if record.get(k) != row.get(k)] + (["chain"] if chain != row.get("chain") else [])
+    fields = [k for k in compared if record.get(k) != row.get(k)] + (["chain"] if chain != row.get("chain") else [])
     if not fields:
         return None
     return f"log_order {row['log_order']} ({chain} seq {record.get('seq')}): {', '.join(fields)} differ from the log"

@@ -5,17 +5,20 @@ finished export (no description: the export did not finish, or the file is some 
 ``decisions(flow)`` yields the records as ``engine.audit.source`` yields them from the log (with
 each row's ``log_order``), in batches of at most ``BATCH_ROWS`` rows, so ``engine.audit.replay``
 replays an export exactly as it replays the log it came from. ``gaps()`` are the gaps the export
-stated (it was made with ``--allow-gaps``): a replay of it states them too.
+stated (it was made with ``--allow-gaps``): a replay of it states them too, and ``notes()`` what an
+older export (format ``/1``, without ``event_time``, ``state``, ``lists`` and ``fallback``) cannot
+reproduce.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.audit.columns import FORMAT, META_KEY, input_kinds, record_of
+from engine.audit.columns import CARRIED_SINCE_2, FORMAT, FORMATS, META_KEY, input_kinds, record_of
 from engine.audit.errors import AuditError
 from engine.audit.export import MANIFEST
 from engine.audit.follow import Gap
@@ -39,8 +42,8 @@ class ExportedLog:
         require("batch", "reading a decision log exported to Parquet")
         self.path = Path(path)
         self.meta = self._description()
-        if self.meta.get("format") != FORMAT or "chains" not in self.meta:
-            raise AuditError(f"{self.path}: not a finished decision-log export (no {FORMAT} description)")
+        if self.meta.get("format") not in FORMATS or "chains" not in self.meta:
+            raise AuditError(f"{self.path}: not a finished decision-log export (no {' or '.join(FORMATS)} description)")
         self.kinds = input_kinds([tuple(p) for p in self.meta.get("input_columns", [])])
 
     def _description(self) -> dict[str, Any]:
@@ -66,6 +69,19 @@ class ExportedLog:
     def describe(self) -> str:
         return f"{self.path} (export of {self.meta.get('log', '?')})"
 
+    @property
+    def carries_state(self) -> bool:
+        """Whether the export has ``event_time``, ``state``, ``lists`` and ``fallback`` (format /2 on)."""
+        return self.meta.get("format") != FORMATS[0]
+
+    def notes(self) -> list[str]:
+        """What a replay of this export must state about it: an older export's missing columns."""
+        if self.carries_state:
+            return []
+        return [f"{self.path} is an export of format {FORMATS[0]}, without {', '.join(CARRIED_SINCE_2)}: decisions of flows "
+                f"with stateful features or list rules are replayed against this process's lists and recomputed state, "
+                f"not as logged; export the log again (format {FORMAT}) to reproduce them"]
+
     def gaps(self) -> list[Gap]:
         """The gaps the export stated: the parts of the log it could not read."""
         return [_gap(g) for g in self.meta.get("gaps", [])]
@@ -88,12 +104,25 @@ class ExportedLog:
 
         return None if flow is None else ds.field("flow") == flow
 
-    def decisions(self, flow: str | None = None) -> Iterator[dict[str, Any]]:
+    def decisions(self, flow: str | None = None, *, in_log_order: bool = False) -> Iterator[dict[str, Any]]:
         """Decision records (of ``flow``) as the log's readers give them, with ``log_order``; the order
-        of the files (a partitioned export's are not in log order: ``log_order`` is)."""
+        of the files (a partitioned export's are not in log order: ``log_order`` is), or with
+        ``in_log_order`` the partition files merged by ``log_order`` (each file is in log order; a
+        batch per file in memory), for a replay whose stateful features need the decisions before each."""
         try:
-            for batch in self.dataset().to_batches(filter=self._filter(flow), batch_size=BATCH_ROWS):
-                for row in batch.to_pylist():
-                    yield record_of(row, self.kinds)
+            if in_log_order and self.path.is_dir():
+                import pyarrow.dataset as ds
+
+                files = sorted(str(p) for p in self.path.rglob("*.parquet"))
+                streams = [self._records(ds.dataset([f], format="parquet", partitioning="hive", partition_base_dir=str(self.path)), flow)
+                           for f in files]
+                yield from heapq.merge(*streams, key=lambda r: int(r["log_order"]))
+            else:
+                yield from self._records(self.dataset(), flow)
         except OSError as exc:
             raise AuditError(f"cannot read the export {self.path}: {exc}") from None
+
+    def _records(self, data: Any, flow: str | None) -> Iterator[dict[str, Any]]:
+        for batch in data.to_batches(filter=self._filter(flow), batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield record_of(row, self.kinds)

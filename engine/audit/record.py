@@ -275,7 +275,14 @@ def disposition_payload(
 
 
 def decision_from_record(data: Mapping[str, Any]) -> Decision:
-    """The Decision a decision record describes (without the evaluation's feature values)."""
+    """The Decision a decision record describes (without the evaluation's feature values).
+
+    ``state``, ``event_time`` and ``lists`` (what the decision read) are left out on purpose: its
+    users answer a retry again (engine.audit.wiring's idempotency preload, whose cache drops the
+    list answers and whose ``entry_bytes`` estimate counts neither) or explain the decision
+    (``verdict notice``); a replay reads them from the record itself (engine.audit.replay).
+    Raises KeyError / ValueError on a record that lacks a field or names an unknown action.
+    """
     outcome = Outcome(
         action=Action[data["action"]],
         reasons=tuple(

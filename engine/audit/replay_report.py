@@ -162,6 +162,7 @@ class ReplayReport:
     metrics_before: Metrics = field(default_factory=Metrics)
     metrics_after: Metrics = field(default_factory=Metrics)
     gaps: list[Gap] = field(default_factory=list)  # parts of the log that were not there to read
+    notes: list[str] = field(default_factory=list)  # what the replayed source cannot reproduce (an older export)
     protected: Protected | None = None  # protected attributes joined by request id (never from the log)
     groups_before: GroupTally = field(default_factory=GroupTally)  # logged decisions per group
     groups_after: GroupTally = field(default_factory=GroupTally)  # new decisions per group
@@ -219,7 +220,7 @@ class ReplayReport:
     def merge(self, other: ReplayReport) -> None:
         """Add ``other``, a report of another part of the same log (``replay`` over each part, e.g. a
         Spark partition): the sum is the report of the whole, the same as one replay in log order
-        (examples by ``order``, sums exact, ``ranked`` orders). Gaps and ``location`` stay ``self``'s."""
+        (examples by ``order``, sums exact, ``ranked`` orders). Gaps, notes and ``location`` stay ``self``'s."""
         for name in ("considered", "replayed", "rejected", "failed", "same_version", "same_version_differs", "changed",
                      "differs", "unmatched_protected"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -301,6 +302,8 @@ class ReplayReport:
             "scores": scores,
             "examples": dict(sorted(self.examples.items())),
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
         if self.outcomes_given:
             out["outcomes"] = {
                 "unmatched_ids": self.unmatched_outcomes,

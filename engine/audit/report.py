@@ -49,6 +49,7 @@ def render_table(report: ReplayReport) -> str:
         f"log: {r.location}: {r.considered:,} decisions of {r.flow} (logged by {logged})",
         f"replayed: {r.replayed:,}   rejected by version {r.version}: {r.rejected:,}   failed: {r.failed:,}",
     ]
+    out += [f"note: {n}" for n in r.notes]
     if r.gaps:
         out.append(
             f"INCOMPLETE LOG: {len(r.gaps)} gap{'s' if len(r.gaps) != 1 else ''}; this report covers only the "

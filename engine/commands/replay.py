@@ -217,10 +217,11 @@ def _replay_export(args: argparse.Namespace, root: Path, compiled: CompiledFlow,
         from engine.batch.replay_spark import replay_export
 
         return replay_export(export, args.flow, args.version, root=root, outcomes=outcomes, protected=protected,
-                             master=args.master)
+                             master=args.master)  # states export.notes() itself
     progress = None if args.no_progress else Progress(export.count_hint(args.flow), sys.stderr)
-    result = replay(export.decisions(args.flow), compiled, outcomes=outcomes, location=export.describe(),
+    result = replay(export.decisions(args.flow, in_log_order=compiled.state is not None), compiled, outcomes=outcomes, location=export.describe(),
                     progress=progress, gaps=export.gaps(), protected=protected, order=lambda r: int(r["log_order"]))
     if progress is not None:
         progress.finish()
+    result.notes = export.notes()
     return result
