@@ -39,7 +39,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -54,6 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.metrics_cost import machine, report  # noqa: E402  (one way to stamp and write a result)
 from engine.policy.loader import load_policies  # noqa: E402
 from engine.state.plan import Slot, StatePlan  # noqa: E402
 from engine.state.series import Series  # noqa: E402
@@ -290,7 +290,7 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    result: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_start": os.getloadavg()}}
+    result: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for kind in args.stores.split(","):
