@@ -302,12 +302,7 @@ def main() -> int:
             finally:
                 if server is not None:
                     server.stop()
-    result["machine"]["load_end"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return report(result, args.out)
 
 
 if __name__ == "__main__":
