@@ -158,7 +158,8 @@ class SqliteStore:
         except BaseException as exc:
             for slot in found:  # the step may have changed them in place: not what the file holds
                 self._cache.pop(slot, None)
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite has already rolled back on some errors (a full disk: SQLITE_FULL)
+                conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):
                 raise StateUnavailable(f"the state file {self.path.name} is unavailable: {exc}") from exc
             raise
