@@ -213,13 +213,9 @@ def test_model_page_shows_card_plots_and_psi(setup: dict[str, Any], clients: dic
     assert client.get("/models/credit_default/2/..%2F..%2F..%2Fpyproject.toml").status_code == 404
 
 
-def test_backtest_v2_against_v1_with_outcomes_matches_the_cli(setup: dict[str, Any], clients: dict[str, tuple[TestClient, str]]) -> None:
-    """A console backtest of credit_application 1 -> 2 with the Status outcomes shows the same rates as `verdict backtest --json`."""
-    from engine.batch.backtest import backtest
-    from engine.runtime.service import load_decider
-
-    client, token = clients["policy_owner"]
-    r = client.post("/backtests", data={"csrf_token": token, "flow": "credit_application", "versions": ["1", "2"],
+def _finished_backtest(client: TestClient, token: str, versions: list[str]) -> tuple[str, str]:
+    """Run a credit_application backtest of the sample history with its Status outcomes from the form; (job URL, finished page)."""
+    r = client.post("/backtests", data={"csrf_token": token, "flow": "credit_application", "versions": versions,
                                         "history": "credit_sample.csv", "outcome_column": "Status"})
     assert r.status_code == 303, r.text
     job = r.headers["location"]
@@ -227,6 +223,16 @@ def test_backtest_v2_against_v1_with_outcomes_matches_the_cli(setup: dict[str, A
     while "done:" not in (page := client.get(job).text):
         assert "failed:" not in page and time.monotonic() < deadline, page[-2000:]
         time.sleep(0.3)
+    return job, page
+
+
+def test_backtest_v2_against_v1_with_outcomes_matches_the_cli(setup: dict[str, Any], clients: dict[str, tuple[TestClient, str]]) -> None:
+    """A console backtest of credit_application 1 -> 2 with the Status outcomes shows the same rates as `verdict backtest --json`."""
+    from engine.batch.backtest import backtest
+    from engine.runtime.service import load_decider
+
+    client, token = clients["policy_owner"]
+    job, page = _finished_backtest(client, token, ["1", "2"])
     expected = backtest(load_decider(setup["root"]), "credit_application", ["1", "2"], setup["root"] / "data" / "credit_sample.csv",
                         outcome_column="Status").as_dict()
     assert client.get(job, params={"format": "json"}).json()["versions"] == expected["versions"]
@@ -240,14 +246,7 @@ def test_backtest_of_one_version_alone(setup: dict[str, Any], clients: dict[str,
     from engine.runtime.service import load_decider
 
     client, token = clients["policy_owner"]
-    r = client.post("/backtests", data={"csrf_token": token, "flow": "credit_application", "versions": ["3", ""],
-                                        "history": "credit_sample.csv", "outcome_column": "Status"})
-    assert r.status_code == 303, r.text
-    job = r.headers["location"]
-    deadline = time.monotonic() + 120
-    while "done:" not in (page := client.get(job).text):
-        assert "failed:" not in page and time.monotonic() < deadline, page[-2000:]
-        time.sleep(0.3)
+    job, _page = _finished_backtest(client, token, ["3", ""])
     expected = backtest(load_decider(setup["root"]), "credit_application", ["3"], setup["root"] / "data" / "credit_sample.csv",
                         outcome_column="Status").as_dict()
     got = client.get(job, params={"format": "json"}).json()
