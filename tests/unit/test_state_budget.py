@@ -186,7 +186,6 @@ def test_a_state_file_held_locked_takes_the_fallback_within_the_budget(tmp_path)
 def test_a_lazy_redis_store_starts_without_redis_and_fails_each_use_until_it_answers():
     """RedisStore(lazy=True) on a port nothing listens on: built, says why in ``unreachable``, and reading
     its salt (every transaction does) raises StateUnavailable naming the address."""
-    pytest.importorskip("redis")
     from engine.state.redis_store import RedisStore
 
     store = RedisStore("redis://127.0.0.1:1/0", lazy=True)
